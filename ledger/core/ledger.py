@@ -1,0 +1,424 @@
+"""The :class:`Ledger`: the core's public face (see ``shared/CORE_API.md``).
+
+A ``Ledger`` validates arguments (a malformed one raises ``ValueError`` before anything
+is written), coalesces concurrent ``create_transfers`` calls into one database
+transaction (group commit), and answers each call only after its transfers are
+committed. Ledgers opened on the same URL in one process share one store (one
+connection pool); each keeps its own clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ledger.core import store as store_rows
+from ledger.core.engine import LINKED
+from ledger.core.errors import LedgerError, MalformedRequest, StorageError
+from ledger.core.store import Store, from_us, to_us
+from ledger.core.values import (
+    AMOUNT_LIMIT,
+    BATCH_SIZE_MAX,
+    CODE_MAX,
+    PAGE_SIZE_MAX,
+    TIMEOUT_S_MAX,
+    Account,
+    AccountFlags,
+    Balance,
+    Result,
+    Status,
+    Transfer,
+    TransferFlags,
+)
+
+Clock = Callable[[], datetime]
+
+METADATA_ENTRIES_MAX = 32
+METADATA_KEY_LENGTH_MAX = 64
+METADATA_VALUE_LENGTH_MAX = 512
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    """The outcome of :meth:`Ledger.check_integrity`: ``ok`` when ``problems`` is empty."""
+
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# -- argument checks ------------------------------------------------------------------
+
+
+def _check_uuid(value: object, name: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, uuid.UUID):
+        raise MalformedRequest(f"{name} must be a UUID, not {type(value).__name__}")
+
+
+def _check_int(value: object, name: str, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedRequest(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise MalformedRequest(f"{name} must be within {low}..{high}, not {value}")
+
+
+def _check_metadata(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or len(value) > METADATA_ENTRIES_MAX:
+        raise MalformedRequest(f"metadata must be a dict of at most {METADATA_ENTRIES_MAX}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise MalformedRequest("metadata keys and values must be str")
+        if len(key) > METADATA_KEY_LENGTH_MAX or len(item) > METADATA_VALUE_LENGTH_MAX:
+            raise MalformedRequest("metadata key or value too long")
+
+
+def _check_batch(items: object, kind: type, name: str) -> None:
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        raise MalformedRequest(f"{name} must be a sequence of {kind.__name__}")
+    if len(items) > BATCH_SIZE_MAX:
+        raise MalformedRequest(f"at most {BATCH_SIZE_MAX} {name} per call, not {len(items)}")
+    for item in items:
+        if not isinstance(item, kind):
+            raise MalformedRequest(f"{name} must hold {kind.__name__}, not {type(item).__name__}")
+
+
+def check_account(a: Account) -> None:
+    _check_uuid(a.id, "account id")
+    if not isinstance(a.currency, str):
+        raise MalformedRequest("currency must be a str")
+    _check_int(a.code, "code", 0, CODE_MAX)
+    if not isinstance(a.flags, AccountFlags):
+        raise MalformedRequest("flags must be AccountFlags")
+    _check_metadata(a.metadata)
+
+
+def check_transfer(t: Transfer) -> None:
+    _check_uuid(t.id, "transfer id")
+    if not isinstance(t.flags, TransferFlags):
+        raise MalformedRequest("flags must be TransferFlags")
+    resolving = bool(t.flags & (TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING))
+    _check_uuid(t.debit_account_id, "debit_account_id", optional=resolving)
+    _check_uuid(t.credit_account_id, "credit_account_id", optional=resolving)
+    if t.amount is not None or not resolving:
+        _check_int(t.amount, "amount", 0, AMOUNT_LIMIT - 1)
+    if t.currency is not None or not resolving:
+        if not isinstance(t.currency, str):
+            raise MalformedRequest("currency must be a str")
+    _check_int(t.code, "code", 0, CODE_MAX)
+    _check_uuid(t.pending_id, "pending_id", optional=True)
+    _check_int(t.timeout_s, "timeout_s", 0, TIMEOUT_S_MAX)
+    _check_uuid(t.reverses_id, "reverses_id", optional=True)
+    _check_metadata(t.metadata)
+
+
+# -- group commit ---------------------------------------------------------------------
+
+
+class _Request:
+    __slots__ = ("done", "error", "results", "transfers")
+
+    def __init__(self, transfers: Sequence[Transfer]) -> None:
+        self.transfers = transfers
+        self.results: list[Result] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommit:
+    """Coalesces concurrent callers' batches into one transaction.
+
+    The first caller to find no transaction running becomes the leader: it takes every
+    queued request (up to the batch limit), runs them as one batch, hands each its
+    results, and wakes the others; one of them leads the next group. Requests are
+    concatenated in arrival order, which answers exactly as running them one after
+    another would: a chain never spans two requests (an open chain at the end of a
+    request is answered ``linked_event_chain_open`` before it is queued).
+    """
+
+    def __init__(self, run: Callable[[Sequence[Transfer]], list[Result]]) -> None:
+        self._run = run
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._busy = False
+
+    def submit(self, transfers: Sequence[Transfer]) -> list[Result]:
+        request = _Request(transfers)
+        with self._cond:
+            self._queue.append(request)
+            while not request.done:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._busy = True
+                group = self._take()
+                self._cond.release()
+                try:
+                    self._run_group(group)
+                finally:
+                    self._cond.acquire()
+                    self._busy = False
+                    self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.results
+
+    def _take(self) -> list[_Request]:
+        group: list[_Request] = []
+        size = 0
+        while self._queue and (not group or size + len(self._queue[0].transfers) <= BATCH_SIZE_MAX):
+            request = self._queue.pop(0)
+            group.append(request)
+            size += len(request.transfers)
+        return group
+
+    def _run_group(self, group: list[_Request]) -> None:
+        if len(group) == 1:
+            self._run_alone(group[0])
+            return
+        combined: list[Transfer] = []
+        offsets: list[int] = []
+        for request in group:
+            offsets.append(len(combined))
+            combined.extend(request.transfers)
+        try:
+            results = self._run(combined)
+        except LedgerError:
+            # One request's trouble must not fail the others: run each on its own.
+            for request in group:
+                self._run_alone(request)
+            return
+        except BaseException as exc:
+            for request in group:
+                request.error = exc
+                request.done = True
+            raise
+        for request, offset in zip(group, offsets, strict=True):
+            request.results = [
+                Result(r.index - offset, r.status)
+                for r in results[offset : offset + len(request.transfers)]
+            ]
+            request.done = True
+
+    def _run_alone(self, request: _Request) -> None:
+        try:
+            request.results = self._run(request.transfers)
+        except BaseException as exc:
+            request.error = exc
+        request.done = True
+
+
+def _trailing_open_chain(transfers: Sequence[Transfer]) -> int:
+    """The index where a chain left open at the end of the batch starts (len if none)."""
+    start = len(transfers)
+    while start > 0 and transfers[start - 1].flags.value & LINKED:
+        start -= 1
+    return start
+
+
+# -- the ledger -----------------------------------------------------------------------
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, tuple[Store, int]] = {}
+
+
+def _acquire_store(url: str) -> Store:
+    with _registry_lock:
+        if url in _registry:
+            found, count = _registry[url]
+            _registry[url] = (found, count + 1)
+            return found
+        created = _new_store(url)
+        _registry[url] = (created, 1)
+        return created
+
+
+def _release_store(url: str) -> None:
+    with _registry_lock:
+        found, count = _registry[url]
+        if count > 1:
+            _registry[url] = (found, count - 1)
+            return
+        del _registry[url]
+    found.close()
+
+
+def _new_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path or path == ":memory:":
+            raise MalformedRequest("SQLite needs a file path: sqlite:///village.db")
+        from ledger.core.sqlite_store import SqliteStore
+
+        return SqliteStore(path.split("?", 1)[0])
+    if url.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
+        from ledger.core.postgres_store import PostgresStore
+
+        return PostgresStore(url)
+    raise MalformedRequest(
+        f"unsupported database URL {url.split(':', 1)[0]!r}:"
+        " use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+    )
+
+
+class Ledger:
+    """Accounts and transfers on one database. Safe to share between threads."""
+
+    def __init__(self, url: str, *, clock: Clock = system_clock) -> None:
+        self.url = url
+        self._clock = clock
+        self._store = _acquire_store(url)
+        self._closed = False
+        self._group = GroupCommit(self._commit_transfers)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._store.dialect
+
+    def _now_us(self) -> int:
+        return to_us(self._clock())
+
+    def close(self) -> None:
+        """Give back the store (the last Ledger on a URL closes its connections)."""
+        if not self._closed:
+            self._closed = True
+            _release_store(self.url)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("this Ledger is closed")
+
+    # -- writes -----------------------------------------------------------------------
+
+    def create_accounts(self, accounts: Sequence[Account]) -> list[Result]:
+        """One result per account, in order (``created``, ``exists``, ...)."""
+        self._check_open()
+        _check_batch(accounts, Account, "accounts")
+        for a in accounts:
+            check_account(a)
+        if not accounts:
+            return []
+        return self._store.create_accounts(accounts, self._now_us())
+
+    def create_transfers(self, transfers: Sequence[Transfer]) -> list[Result]:
+        """One result per transfer, in order; answers once the batch is committed."""
+        self._check_open()
+        _check_batch(transfers, Transfer, "transfers")
+        for t in transfers:
+            check_transfer(t)
+        open_from = _trailing_open_chain(transfers)
+        results: list[Result] = []
+        if open_from:
+            results = self._group.submit(transfers[:open_from])
+        return results + [
+            Result(index, Status.LINKED_EVENT_CHAIN_OPEN)
+            for index in range(open_from, len(transfers))
+        ]
+
+    def _commit_transfers(self, transfers: Sequence[Transfer]) -> list[Result]:
+        return self._store.apply_transfers(transfers, self._now_us).results
+
+    def expire_pending(self, now: datetime | None = None) -> int:
+        """Void every hold whose timeout has passed at ``now``; how many were voided."""
+        self._check_open()
+        now_us = self._now_us() if now is None else to_us(now)
+        total = 0
+        while True:
+            count = self._store.expire(now_us, store_rows.EXPIRE_BATCH_MAX)
+            total += count
+            if count == 0:
+                return total
+
+    # -- reads ------------------------------------------------------------------------
+
+    def lookup_accounts(self, ids: Sequence[uuid.UUID]) -> list[Account]:
+        """The accounts asked for, in order, unknown ids left out; expired holds excluded."""
+        self._check_open()
+        for i in ids:
+            _check_uuid(i, "account id")
+        if not ids:
+            return []
+        return self._store.lookup_accounts(ids, self._now_us())
+
+    def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:
+        self._check_open()
+        for i in ids:
+            _check_uuid(i, "transfer id")
+        if not ids:
+            return []
+        return self._store.lookup_transfers(ids)
+
+    def account_transfers(
+        self, account_id: uuid.UUID, *, after: uuid.UUID | None = None, limit: int = 100
+    ) -> list[Transfer]:
+        """Transfers touching the account, in the order applied, after the cursor."""
+        self._check_open()
+        _check_uuid(account_id, "account_id")
+        _check_uuid(after, "after", optional=True)
+        _check_int(limit, "limit", 1, PAGE_SIZE_MAX)
+        return self._store.account_transfers(account_id, after, limit)
+
+    def balance_at(self, account_id: uuid.UUID, at: datetime) -> Balance | None:
+        """Posted counters as of ``at`` (inclusive); ``None`` for an unknown account."""
+        self._check_open()
+        _check_uuid(account_id, "account_id")
+        if not isinstance(at, datetime):
+            raise MalformedRequest("at must be a datetime")
+        found = self._store.balance_at(account_id, to_us(at))
+        if found is None:
+            return None
+        return Balance(account_id, found[0], found[1], at)
+
+    def check_integrity(self) -> IntegrityReport:
+        """Debits = credits per currency, counters = sums over transfers, holds, limits."""
+        self._check_open()
+        return IntegrityReport(self._store.integrity_problems())
+
+    def now(self) -> datetime:
+        """The ledger's clock."""
+        return from_us(self._now_us())
+
+
+def open_ledger(url: str, *, migrate: bool = False, clock: Clock | None = None) -> Ledger:
+    """Open the ledger at ``url`` (``sqlite:///FILE`` or ``postgresql+psycopg://...``).
+
+    ``migrate=True`` first brings the schema to the newest revision.
+    """
+    if not isinstance(url, str):
+        raise MalformedRequest("url must be a str")
+    from ledger.core import migrations
+
+    if migrate:
+        try:
+            migrations.upgrade(url)
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"could not migrate {url.split('@')[-1]}: {exc}") from exc
+    led = Ledger(url, clock=clock or system_clock)
+    try:
+        led._store.check_schema(migrations.head_revision())
+    except BaseException:
+        led.close()
+        raise
+    return led

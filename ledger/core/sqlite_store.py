@@ -1,0 +1,446 @@
+"""The ledger on a SQLite file: the embedded default.
+
+SQLite has one writer at a time per file, so a batch takes the write lock up front
+(``BEGIN IMMEDIATE``) and needs no row locks. The file runs in WAL mode with
+``synchronous=FULL``: a commit is on disk before a call answers, and readers never block
+the writer. UUIDs are stored as 16-byte BLOBs.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ledger.core import store
+from ledger.core.engine import (
+    Loaded,
+    Outcome,
+    StoredTransfer,
+    TransferBatch,
+    create_accounts_in_memory,
+    ids_named,
+)
+from ledger.core.errors import StorageError
+from ledger.core.values import Account, Result, Transfer
+
+BUSY_TIMEOUT_MS = 30_000
+READERS_MAX = 8
+
+
+def _uuid(value: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=value)
+
+
+def _blob(value: uuid.UUID | None) -> bytes | None:
+    return None if value is None else value.bytes
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SqliteStore:
+    """One SQLite file: one writer connection (behind a lock), a few reader connections."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer = _connect(path)
+        self._write_lock = threading.Lock()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reader_count = 0
+        self._reader_lock = threading.Lock()
+        self._closed = False
+
+    # -- connections ------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the file's write lock is held from the start."""
+        with self._write_lock:
+            conn = self._writer
+            for attempt in range(store.MAX_ATTEMPTS):
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == store.MAX_ATTEMPTS - 1:
+                        raise StorageError(f"SQLite write lock not acquired: {exc}") from exc
+                    time.sleep(0.01 * (attempt + 1))
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on a snapshot (WAL readers do not block the writer)."""
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            with self._reader_lock:
+                self._reader_count += 1
+            conn = _connect(self.path)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+            if self._readers.qsize() < READERS_MAX:
+                self._readers.put(conn)
+            else:
+                conn.close()
+
+    def check_schema(self, head: str) -> None:
+        """Refuse a database that is not migrated to ``head``."""
+        with self._read() as conn:
+            try:
+                row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+        if row is None or row[0] != head:
+            raise StorageError(
+                f"{self.path} is at schema {row[0] if row else 'none'}, not {head}:"
+                " run `vledger migrate` (or open_ledger(url, migrate=True))"
+            )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
+        ids = list({a.id for a in accounts})
+        with self._write() as conn:
+            existing = {
+                stored.id: stored
+                for stored in (
+                    store.stored_account(row, _uuid)
+                    for row in self._select_in(
+                        conn, "SELECT id, currency, code, flags FROM accounts WHERE id IN ({})",
+                        [i.bytes for i in ids],
+                    )
+                )
+            }
+            results, new = create_accounts_in_memory(accounts, existing)
+            if new:
+                conn.executemany(
+                    "INSERT INTO accounts (id, currency, code, flags, metadata, created_at_us,"
+                    " timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(a.id.bytes, *store.account_row(a, now_us)[1:]) for a in new],
+                )
+        return results
+
+    @staticmethod
+    def _select_in(
+        conn: sqlite3.Connection, sql: str, values: Sequence[Any], *before: Any
+    ) -> list[Any]:
+        """Rows of ``sql`` whose ``IN ({})`` is filled with one mark per value."""
+        if not values:
+            return []
+        return conn.execute(sql.format(_marks(len(values))), (*before, *values)).fetchall()
+
+    # -- transfers --------------------------------------------------------------------
+
+    def apply_transfers(self, transfers: Sequence[Transfer], now_us: Callable[[], int]) -> Outcome:
+        account_ids, pending_ids = ids_named(transfers)
+        transfer_ids = list({t.id.bytes for t in transfers})
+        with self._write() as conn:
+            now = now_us()
+            loaded = self._load(conn, account_ids, pending_ids, transfer_ids, now)
+            outcome = TransferBatch(loaded, now).run(transfers)
+            self._write_outcome(conn, outcome)
+        return outcome
+
+    def expire(self, now_us: int, limit: int) -> int:
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT debit_account_id, credit_account_id FROM pending_holds"
+                " WHERE expires_at_us <= ? ORDER BY expires_at_us LIMIT ?",
+                (now_us, limit),
+            ).fetchall()
+            if not rows:
+                return 0
+            account_ids = {_uuid(v) for row in rows for v in row}
+            loaded = self._load(conn, account_ids, set(), [], now_us)
+            outcome = TransferBatch(loaded, now_us).run([])
+            self._write_outcome(conn, outcome)
+        return outcome.expired_count
+
+    def _load(
+        self,
+        conn: sqlite3.Connection,
+        account_ids: set[uuid.UUID],
+        pending_ids: set[uuid.UUID],
+        transfer_ids: list[bytes],
+        now_us: int,
+    ) -> Loaded:
+        pending = [p.bytes for p in pending_ids]
+        holds = {
+            stored.id: stored
+            for stored in (
+                store.stored_transfer(row, _uuid)
+                for row in self._select_in(
+                    conn,
+                    f"SELECT {store.STORED_TRANSFER_COLUMNS}, t.amount, r.id, r.flags"
+                    " FROM transfers t LEFT JOIN transfers r ON r.pending_id = t.id"
+                    " WHERE t.id IN ({})",
+                    pending,
+                )
+            )
+        }
+        named = set(account_ids)
+        for hold in holds.values():
+            named.add(hold.debit_account_id)
+            named.add(hold.credit_account_id)
+        named_blobs = [a.bytes for a in named]
+        expired: list[StoredTransfer] = []
+        if named_blobs:
+            marks = _marks(len(named_blobs))
+            expired = [
+                store.stored_transfer(row, _uuid)
+                for row in conn.execute(
+                    f"SELECT {store.STORED_TRANSFER_COLUMNS} FROM pending_holds p"
+                    " JOIN transfers t ON t.id = p.hold_id WHERE p.expires_at_us <= ?"
+                    f" AND (p.debit_account_id IN ({marks}) OR p.credit_account_id IN ({marks}))"
+                    " ORDER BY p.expires_at_us",
+                    (now_us, *named_blobs, *named_blobs),
+                ).fetchall()
+            ]
+        for hold in expired:
+            named.add(hold.debit_account_id)
+            named.add(hold.credit_account_id)
+        accounts = {
+            state.id: state
+            for state in (
+                store.account_state(row, _uuid)
+                for row in self._select_in(
+                    conn,
+                    f"SELECT {store.ACCOUNT_STATE_COLUMNS} FROM accounts WHERE id IN ({{}})",
+                    [a.bytes for a in named],
+                )
+            )
+        }
+        existing = {
+            stored.id: stored
+            for stored in (
+                store.stored_transfer(row, _uuid)
+                for row in self._select_in(
+                    conn,
+                    f"SELECT {store.STORED_TRANSFER_COLUMNS}, h.amount FROM transfers t"
+                    " LEFT JOIN transfers h ON h.id = t.pending_id WHERE t.id IN ({})",
+                    transfer_ids,
+                )
+            )
+        }
+        spent = {
+            _uuid(row[0])
+            for row in self._select_in(
+                conn, "SELECT id FROM transfer_failures WHERE id IN ({})", transfer_ids
+            )
+        }
+        return Loaded(accounts, existing, holds, spent, expired)
+
+    @staticmethod
+    def _write_outcome(conn: sqlite3.Connection, outcome: Outcome) -> None:
+        if outcome.transfer_rows:
+            conn.executemany(
+                f"INSERT INTO transfers ({store.INSERT_TRANSFER_COLUMNS})"
+                f" VALUES ({_marks(18)})",
+                [
+                    (
+                        r[0].bytes,
+                        r[1].bytes,
+                        r[2].bytes,
+                        r[3],
+                        r[4],
+                        r[5],
+                        r[6],
+                        r[7],
+                        _blob(r[8]),
+                        r[9],
+                        r[10],
+                        _blob(r[11]),
+                        *r[12:],
+                    )
+                    for r in outcome.transfer_rows
+                ],
+            )
+        if outcome.spent_ids:
+            conn.executemany(
+                "INSERT INTO transfer_failures (id, status, created_at_us) VALUES (?, ?, ?)",
+                [(i.bytes, status, outcome.timestamp_us) for i, status in outcome.spent_ids],
+            )
+        if outcome.holds_closed:
+            conn.executemany(
+                "DELETE FROM pending_holds WHERE hold_id = ?",
+                [(h.bytes,) for h in outcome.holds_closed],
+            )
+        if outcome.holds_opened:
+            conn.executemany(
+                "INSERT INTO pending_holds (hold_id, debit_account_id, credit_account_id,"
+                " amount, expires_at_us) VALUES (?, ?, ?, ?, ?)",
+                [(h[0].bytes, h[1].bytes, h[2].bytes, h[3], h[4]) for h in outcome.holds_opened],
+            )
+        if outcome.accounts_changed:
+            timestamp = outcome.timestamp_us
+            conn.executemany(
+                "UPDATE accounts SET debits_pending = ?, debits_posted = ?,"
+                " credits_pending = ?, credits_posted = ?, timestamp_us = ? WHERE id = ?",
+                [(*a.counters(), timestamp, a.id.bytes) for a in outcome.accounts_changed],
+            )
+
+    # -- reads ------------------------------------------------------------------------
+
+    def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
+        blobs = [i.bytes for i in dict.fromkeys(ids)]
+        with self._read() as conn:
+            found = {
+                a.id: a
+                for a in (
+                    store.account(row, _uuid)
+                    for row in self._select_in(
+                        conn, f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({{}})",
+                        blobs,
+                    )
+                )
+            }
+            expired: list[tuple[uuid.UUID, uuid.UUID, int]] = []
+            if blobs:
+                marks = _marks(len(blobs))
+                expired = [
+                    (_uuid(row[0]), _uuid(row[1]), row[2])
+                    for row in conn.execute(
+                        "SELECT debit_account_id, credit_account_id, amount FROM pending_holds"
+                        " WHERE expires_at_us <= ?"
+                        f" AND (debit_account_id IN ({marks}) OR credit_account_id IN ({marks}))",
+                        (now_us, *blobs, *blobs),
+                    )
+                ]
+        store.subtract_expired(list(found.values()), expired)
+        return [found[i] for i in ids if i in found]
+
+    def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:
+        with self._read() as conn:
+            found = {
+                t.id: t
+                for t in (
+                    store.transfer(row, _uuid)
+                    for row in self._select_in(
+                        conn,
+                        f"SELECT {store.TRANSFER_COLUMNS} FROM transfers t WHERE t.id IN ({{}})",
+                        [i.bytes for i in dict.fromkeys(ids)],
+                    )
+                )
+            }
+        return [found[i] for i in ids if i in found]
+
+    def account_transfers(
+        self, account_id: uuid.UUID, after: uuid.UUID | None, limit: int
+    ) -> list[Transfer]:
+        a = account_id.bytes
+        with self._read() as conn:
+            cursor = (-1, -1)
+            if after is not None:
+                row = conn.execute(
+                    "SELECT created_at_us, seq FROM transfers WHERE id = ?"
+                    " AND (debit_account_id = ? OR credit_account_id = ?)",
+                    (after.bytes, a, a),
+                ).fetchone()
+                if row is None:
+                    return []
+                cursor = (row[0], row[1])
+            rows = conn.execute(
+                f"SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
+                " WHERE t.debit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)"
+                " ORDER BY t.created_at_us, t.seq LIMIT ?)"
+                f" UNION ALL SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
+                " WHERE t.credit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)"
+                " ORDER BY t.created_at_us, t.seq LIMIT ?)"
+                " ORDER BY 12, 13 LIMIT ?",
+                (a, *cursor, limit, a, *cursor, limit, limit),
+            ).fetchall()
+        return [store.transfer(row, _uuid) for row in rows]
+
+    def balance_at(self, account_id: uuid.UUID, at_us: int) -> tuple[int, int] | None:
+        a = account_id.bytes
+        with self._read() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (a,)).fetchone() is None:
+                return None
+            row = conn.execute(
+                "SELECT dp, cp FROM ("
+                " SELECT * FROM (SELECT created_at_us, seq, debit_account_debits_posted AS dp,"
+                "  debit_account_credits_posted AS cp FROM transfers"
+                "  WHERE debit_account_id = ? AND created_at_us <= ?"
+                "  ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
+                " UNION ALL"
+                " SELECT * FROM (SELECT created_at_us, seq, credit_account_debits_posted,"
+                "  credit_account_credits_posted FROM transfers"
+                "  WHERE credit_account_id = ? AND created_at_us <= ?"
+                "  ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
+                ") ORDER BY created_at_us DESC, seq DESC LIMIT 1",
+                (a, at_us, a, at_us),
+            ).fetchone()
+        return (0, 0) if row is None else (row[0], row[1])
+
+    # -- integrity --------------------------------------------------------------------
+
+    def integrity_problems(self) -> list[str]:
+        problems: list[str] = []
+        with self._read() as conn:
+            totals: dict[str, list[int]] = {}
+            for code, dpe, dpo, cpe, cpo in conn.execute(
+                "SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted"
+                " FROM accounts"
+            ):
+                total = totals.setdefault(code, [0, 0, 0, 0])
+                total[0] += dpo
+                total[1] += cpo
+                total[2] += dpe
+                total[3] += cpe
+            problems.extend(store.per_currency_problems(totals))
+            for rule, sql in store.INTEGRITY_QUERIES:
+                ids = [_uuid(row[0]) for row in conn.execute(sql)]
+                if ids:
+                    problems.append(store.describe_problem(rule, ids))
+            broken = [
+                _uuid(row[0])
+                for row in conn.execute(store.LAST_BALANCES_QUERY)
+                if store.last_balance_problem(row)
+            ]
+            if broken:
+                problems.append(
+                    store.describe_problem(
+                        "account's posted counters differ from its last transfer's record", broken
+                    )
+                )
+        return problems
