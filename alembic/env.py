@@ -8,6 +8,7 @@ the schema's single source of truth.
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from alembic import context
 
 config = context.config

@@ -18,6 +18,7 @@ Create Date: 2026-11-28
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0001"
@@ -118,8 +119,6 @@ def upgrade() -> None:
             "(flags & 12) = 0 OR pending_id IS NOT NULL", name="ck_transfers_resolution_names_hold"
         ),
     )
-    if op.get_context().dialect.name == "postgresql":
-        op.execute("ALTER TABLE transfers ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY")
     op.create_index(
         "uq_transfers_pending_id",
         "transfers",
@@ -179,20 +178,6 @@ def _create_guards(dialect: str) -> None:
             END $$
             """
         )
-        op.execute(
-            """
-            CREATE FUNCTION vledger_refuse_account_identity_change() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.id <> OLD.id OR NEW.currency <> OLD.currency OR NEW.code <> OLD.code
-                   OR NEW.flags <> OLD.flags OR NEW.created_at_us <> OLD.created_at_us THEN
-                    RAISE EXCEPTION 'an account''s id, currency, code and flags never change'
-                        USING ERRCODE = 'restrict_violation';
-                END IF;
-                RETURN NEW;
-            END $$
-            """
-        )
         for table in ("transfers", "transfer_failures"):
             op.execute(
                 f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table}"
@@ -210,9 +195,12 @@ def _create_guards(dialect: str) -> None:
             "CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts"
             " FOR EACH STATEMENT EXECUTE FUNCTION vledger_refuse_change()"
         )
+        # The WHEN clause is checked in C on every update; the function runs only to refuse.
         op.execute(
-            "CREATE TRIGGER accounts_identity_fixed BEFORE UPDATE ON accounts"
-            " FOR EACH ROW EXECUTE FUNCTION vledger_refuse_account_identity_change()"
+            "CREATE TRIGGER accounts_identity_fixed BEFORE UPDATE ON accounts FOR EACH ROW"
+            " WHEN (NEW.id <> OLD.id OR NEW.currency <> OLD.currency OR NEW.code <> OLD.code"
+            " OR NEW.flags <> OLD.flags OR NEW.created_at_us <> OLD.created_at_us)"
+            " EXECUTE FUNCTION vledger_refuse_change()"
         )
         return
     for table in ("transfers", "transfer_failures"):
@@ -245,4 +233,3 @@ def downgrade() -> None:
     op.drop_table("accounts")
     if dialect == "postgresql":
         op.execute("DROP FUNCTION vledger_refuse_change()")
-        op.execute("DROP FUNCTION vledger_refuse_account_identity_change()")

@@ -114,9 +114,8 @@ def check_transfer(t: Transfer) -> None:
     _check_uuid(t.credit_account_id, "credit_account_id", optional=resolving)
     if t.amount is not None or not resolving:
         _check_int(t.amount, "amount", 0, AMOUNT_LIMIT - 1)
-    if t.currency is not None or not resolving:
-        if not isinstance(t.currency, str):
-            raise MalformedRequest("currency must be a str")
+    if (t.currency is not None or not resolving) and not isinstance(t.currency, str):
+        raise MalformedRequest("currency must be a str")
     _check_int(t.code, "code", 0, CODE_MAX)
     _check_uuid(t.pending_id, "pending_id", optional=True)
     _check_int(t.timeout_s, "timeout_s", 0, TIMEOUT_S_MAX)
@@ -215,7 +214,7 @@ class GroupCommit:
     def _run_alone(self, request: _Request) -> None:
         try:
             request.results = self._run(request.transfers)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread, re-raised)
             request.error = exc
         request.done = True
 
@@ -414,7 +413,9 @@ def open_ledger(url: str, *, migrate: bool = False, clock: Clock | None = None) 
         except LedgerError:
             raise
         except Exception as exc:
-            raise StorageError(f"could not migrate {url.split('@')[-1]}: {exc}") from exc
+            raise StorageError(
+                f"could not migrate {url.rsplit('@', maxsplit=1)[-1]}: {exc}"
+            ) from exc
     led = Ledger(url, clock=clock or system_clock)
     try:
         led._store.check_schema(migrations.head_revision())

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from alembic import command
 
 MIGRATION_LOCK_KEY = 0x766C6564676572  # "vledger": one migrator at a time per database
 

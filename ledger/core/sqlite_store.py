@@ -146,7 +146,8 @@ class SqliteStore:
                 for stored in (
                     store.stored_account(row, _uuid)
                     for row in self._select_in(
-                        conn, "SELECT id, currency, code, flags FROM accounts WHERE id IN ({})",
+                        conn,
+                        "SELECT id, currency, code, flags FROM accounts WHERE id IN ({})",
                         [i.bytes for i in ids],
                     )
                 )
@@ -274,8 +275,7 @@ class SqliteStore:
     def _write_outcome(conn: sqlite3.Connection, outcome: Outcome) -> None:
         if outcome.transfer_rows:
             conn.executemany(
-                f"INSERT INTO transfers ({store.INSERT_TRANSFER_COLUMNS})"
-                f" VALUES ({_marks(18)})",
+                f"INSERT INTO transfers ({store.INSERT_TRANSFER_COLUMNS}) VALUES ({_marks(18)})",
                 [
                     (
                         r[0].bytes,
@@ -329,7 +329,8 @@ class SqliteStore:
                 for a in (
                     store.account(row, _uuid)
                     for row in self._select_in(
-                        conn, f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({{}})",
+                        conn,
+                        f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({{}})",
                         blobs,
                     )
                 )

@@ -331,13 +331,15 @@ def last_balance_problem(row: Sequence[Any]) -> bool:
     """True when the account's posted counters differ from what its last transfer recorded."""
     _, debits_posted, credits_posted, d_at, d_seq, d_dp, d_cp, c_at, c_seq, c_dp, c_cp = row
     if d_at is None and c_at is None:
-        return debits_posted != 0 or credits_posted != 0
+        return bool(debits_posted != 0 or credits_posted != 0)
     if c_at is None or (d_at is not None and (d_at, d_seq) > (c_at, c_seq)):
-        return (d_dp, d_cp) != (debits_posted, credits_posted)
-    return (c_dp, c_cp) != (debits_posted, credits_posted)
+        return bool((d_dp, d_cp) != (debits_posted, credits_posted))
+    return bool((c_dp, c_cp) != (debits_posted, credits_posted))
 
 
 def describe_problem(rule: str, ids: Sequence[uuid.UUID]) -> str:
     shown = ", ".join(str(i) for i in ids[:PROBLEM_IDS_SHOWN_MAX])
-    more = f" and {len(ids) - PROBLEM_IDS_SHOWN_MAX} more" if len(ids) > PROBLEM_IDS_SHOWN_MAX else ""
+    more = (
+        f" and {len(ids) - PROBLEM_IDS_SHOWN_MAX} more" if len(ids) > PROBLEM_IDS_SHOWN_MAX else ""
+    )
     return f"{rule}: {shown}{more}"

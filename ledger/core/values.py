@@ -78,7 +78,9 @@ class Status(enum.StrEnum):
     CURRENCY_MUST_MATCH_ACCOUNTS = "currency_must_match_accounts"
     PENDING_TRANSFER_NOT_FOUND = "pending_transfer_not_found"
     PENDING_TRANSFER_NOT_PENDING = "pending_transfer_not_pending"
-    PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID = "pending_transfer_has_different_debit_account_id"
+    PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID = (
+        "pending_transfer_has_different_debit_account_id"
+    )
     PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID = (
         "pending_transfer_has_different_credit_account_id"
     )
