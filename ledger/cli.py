@@ -39,7 +39,8 @@ EXIT_USAGE = 2
 def _migrate(url: str) -> int:
     open_ledger(url, migrate=True).close()
     revision = migrations.current_revision(url)
-    print(f"migrated {_display(url)} to revision {revision} (head)")
+    head = " (head)" if revision == migrations.head_revision() else ""
+    print(f"migrated {_display(url)} to revision {revision}{head}")
     return EXIT_OK
 
 

@@ -211,7 +211,9 @@ class VillageDay:
         ]
         if refused:
             raise UnexpectedAnswer(f"opening accounts: {'; '.join(refused)}")
-        self.say(f"opened {len(day)} {CURRENCY} accounts: " + ", ".join(self.accounts))
+        wallets = sum(1 for account in day if account.code == CODE_WALLET)
+        others = ", ".join(account.name for account in day if account.code != CODE_WALLET)
+        self.say(f"opened {len(day)} {CURRENCY} accounts: {wallets} villager wallets, {others}")
 
     def top_up_float(self, amount_minor: int) -> None:
         status = self.submit(

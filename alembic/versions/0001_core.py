@@ -220,7 +220,7 @@ def _create_guards(dialect: str) -> None:
         " created_at_us ON accounts WHEN NEW.id IS NOT OLD.id OR NEW.currency IS NOT"
         " OLD.currency OR NEW.code IS NOT OLD.code OR NEW.flags IS NOT OLD.flags OR"
         " NEW.created_at_us IS NOT OLD.created_at_us"
-        " BEGIN SELECT RAISE(ABORT, 'an account''s id, currency, code and flags never change');"
+        " BEGIN SELECT RAISE(ABORT, 'UPDATE of an account''s id, currency, code or flags refused');"
         " END"
     )
 

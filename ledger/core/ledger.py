@@ -255,22 +255,31 @@ def _release_store(url: str) -> None:
     found.close()
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that names no engine we run on (before touching anything)."""
+    if not isinstance(url, str) or not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
+        scheme = url.split(":", 1)[0] if isinstance(url, str) else type(url).__name__
+        raise MalformedRequest(
+            f"unsupported database URL {scheme!r}:"
+            " use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
+        )
+    if url.startswith(SQLITE_PREFIX) and url.removeprefix(SQLITE_PREFIX) in ("", ":memory:"):
+        raise MalformedRequest("SQLite needs a file path: sqlite:///village.db")
+
+
 def _new_store(url: str) -> Store:
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if not path or path == ":memory:":
-            raise MalformedRequest("SQLite needs a file path: sqlite:///village.db")
+    check_url(url)
+    if url.startswith(SQLITE_PREFIX):
         from ledger.core.sqlite_store import SqliteStore
 
-        return SqliteStore(path.split("?", 1)[0])
-    if url.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
-        from ledger.core.postgres_store import PostgresStore
+        return SqliteStore(url.removeprefix(SQLITE_PREFIX).split("?", 1)[0])
+    from ledger.core.postgres_store import PostgresStore
 
-        return PostgresStore(url)
-    raise MalformedRequest(
-        f"unsupported database URL {url.split(':', 1)[0]!r}:"
-        " use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB"
-    )
+    return PostgresStore(url)
 
 
 class Ledger:
@@ -403,8 +412,7 @@ def open_ledger(url: str, *, migrate: bool = False, clock: Clock | None = None) 
 
     ``migrate=True`` first brings the schema to the newest revision.
     """
-    if not isinstance(url, str):
-        raise MalformedRequest("url must be a str")
+    check_url(url)
     from ledger.core import migrations
 
     if migrate:

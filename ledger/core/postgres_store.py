@@ -97,7 +97,7 @@ WITH new_transfers AS (
         credits_pending = u.cpe, credits_posted = u.cpo, timestamp_us = %(ts)s
     FROM unnest(%(a1)s::uuid[], %(a2)s::int8[], %(a3)s::int8[], %(a4)s::int8[],
                 %(a5)s::int8[]) AS u(id, dpe, dpo, cpe, cpo)
-    WHERE a.id = u.id
+    WHERE a.id = ANY(%(a1)s::uuid[]) AND a.id = u.id
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM new_transfers), (SELECT count(*) FROM changed)
@@ -145,6 +145,11 @@ class PostgresStore:
 
     def __init__(self, url: str) -> None:
         self._conninfo = conninfo(url)
+        where = url.rsplit("@", 1)[-1]
+        try:  # fail fast (the pool would keep retrying until its timeout)
+            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL at {where} is not reachable: {exc}") from exc
         self._pool = ConnectionPool(
             self._conninfo,
             min_size=1,
@@ -463,15 +468,7 @@ class PostgresStore:
                     return []
                 cursor = (row[0], row[1])
             rows = conn.execute(
-                f"(SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
-                " WHERE t.debit_account_id = %(a)s"
-                " AND (t.created_at_us, t.seq) > (%(ts)s, %(seq)s)"
-                " ORDER BY t.created_at_us, t.seq LIMIT %(n)s)"
-                f" UNION ALL (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
-                " WHERE t.credit_account_id = %(a)s"
-                " AND (t.created_at_us, t.seq) > (%(ts)s, %(seq)s)"
-                " ORDER BY t.created_at_us, t.seq LIMIT %(n)s)"
-                " ORDER BY 12, 13 LIMIT %(n)s",
+                ACCOUNT_TRANSFERS,
                 {"a": account_id, "ts": cursor[0], "seq": cursor[1], "n": limit},
             ).fetchall()
         return [store.transfer(row, _same) for row in rows]
@@ -514,6 +511,18 @@ class PostgresStore:
                 )
         return problems
 
+
+ACCOUNT_TRANSFERS = f"""
+(SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t
+ WHERE t.debit_account_id = %(a)s AND (t.created_at_us, t.seq) > (%(ts)s, %(seq)s)
+ ORDER BY t.created_at_us, t.seq LIMIT %(n)s)
+UNION ALL
+(SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t
+ WHERE t.credit_account_id = %(a)s AND (t.created_at_us, t.seq) > (%(ts)s, %(seq)s)
+ ORDER BY t.created_at_us, t.seq LIMIT %(n)s)
+ORDER BY 12, 13 LIMIT %(n)s
+"""
+"""A page of an account's statement: two index range scans merged."""
 
 BALANCE_AT = """
 SELECT last.dp, last.cp FROM accounts a LEFT JOIN LATERAL (

@@ -56,6 +56,34 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+BALANCE_AT = """
+SELECT dp, cp FROM (
+    SELECT * FROM (SELECT created_at_us, seq, debit_account_debits_posted AS dp,
+                          debit_account_credits_posted AS cp
+                   FROM transfers WHERE debit_account_id = ? AND created_at_us <= ?
+                   ORDER BY created_at_us DESC, seq DESC LIMIT 1)
+    UNION ALL
+    SELECT * FROM (SELECT created_at_us, seq, credit_account_debits_posted,
+                          credit_account_credits_posted
+                   FROM transfers WHERE credit_account_id = ? AND created_at_us <= ?
+                   ORDER BY created_at_us DESC, seq DESC LIMIT 1)
+) ORDER BY created_at_us DESC, seq DESC LIMIT 1
+"""
+"""An account's posted counters as of a moment: two index lookups, never a sum."""
+
+ACCOUNT_TRANSFERS = f"""
+SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t
+               WHERE t.debit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)
+               ORDER BY t.created_at_us, t.seq LIMIT ?)
+UNION ALL
+SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t
+               WHERE t.credit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)
+               ORDER BY t.created_at_us, t.seq LIMIT ?)
+ORDER BY 12, 13 LIMIT ?
+"""
+"""A page of an account's statement: two index range scans merged."""
+
+
 class SqliteStore:
     """One SQLite file: one writer connection (behind a lock), a few reader connections."""
 
@@ -63,7 +91,10 @@ class SqliteStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer = _connect(path)
+        try:
+            self._writer = _connect(path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite file {path}: {exc}") from exc
         self._write_lock = threading.Lock()
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._reader_count = 0
@@ -381,14 +412,7 @@ class SqliteStore:
                     return []
                 cursor = (row[0], row[1])
             rows = conn.execute(
-                f"SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
-                " WHERE t.debit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)"
-                " ORDER BY t.created_at_us, t.seq LIMIT ?)"
-                f" UNION ALL SELECT * FROM (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t"
-                " WHERE t.credit_account_id = ? AND (t.created_at_us, t.seq) > (?, ?)"
-                " ORDER BY t.created_at_us, t.seq LIMIT ?)"
-                " ORDER BY 12, 13 LIMIT ?",
-                (a, *cursor, limit, a, *cursor, limit, limit),
+                ACCOUNT_TRANSFERS, (a, *cursor, limit, a, *cursor, limit, limit)
             ).fetchall()
         return [store.transfer(row, _uuid) for row in rows]
 
@@ -397,20 +421,7 @@ class SqliteStore:
         with self._read() as conn:
             if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (a,)).fetchone() is None:
                 return None
-            row = conn.execute(
-                "SELECT dp, cp FROM ("
-                " SELECT * FROM (SELECT created_at_us, seq, debit_account_debits_posted AS dp,"
-                "  debit_account_credits_posted AS cp FROM transfers"
-                "  WHERE debit_account_id = ? AND created_at_us <= ?"
-                "  ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
-                " UNION ALL"
-                " SELECT * FROM (SELECT created_at_us, seq, credit_account_debits_posted,"
-                "  credit_account_credits_posted FROM transfers"
-                "  WHERE credit_account_id = ? AND created_at_us <= ?"
-                "  ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
-                ") ORDER BY created_at_us DESC, seq DESC LIMIT 1",
-                (a, at_us, a, at_us),
-            ).fetchone()
+            row = conn.execute(BALANCE_AT, (a, at_us, a, at_us)).fetchone()
         return (0, 0) if row is None else (row[0], row[1])
 
     # -- integrity --------------------------------------------------------------------

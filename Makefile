@@ -1,0 +1,79 @@
+# Village Ledger: the commands a fresh machine needs (GNU make and Python 3.11+).
+#
+#   make run     set up .venv, migrate village.db, run the demo
+#   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
+#   make lint    ruff check, ruff format --check, mypy --strict ledger/
+#   make bench   workload W1 against $(BENCH_DATABASE)
+#   make clean   remove .venv and caches (village.db is data: it is left alone)
+#
+# Variables: DATABASE (make run), BENCH_DATABASE (make bench), PYTEST_ARGS (make test),
+# PYTHON (the interpreter that creates .venv).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+VLEDGER := $(BIN)/vledger
+
+DATABASE ?= sqlite:///village.db
+BENCH_DATABASE ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+# Stamps: reinstall only when pyproject.toml changes.
+INSTALLED := $(VENV)/.installed
+INSTALLED_TEST := $(VENV)/.installed-test
+
+.PHONY: help run migrate demo test lint bench clean
+
+help:
+	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
+
+# --- environment -------------------------------------------------------------------
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "make: no python3.11 or python3 on PATH" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "make: $(PYTHON) is older than Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(INSTALLED_TEST): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	@touch $@ $(INSTALLED)
+
+# --- run ---------------------------------------------------------------------------
+
+# `make run` is the one command on a bare machine. Today it shows the core on a SQLite
+# file; when the HTTP service exists, point `run` at a `serve` target instead.
+run: demo
+
+migrate: $(INSTALLED)
+	$(VLEDGER) migrate --database '$(DATABASE)'
+
+demo: migrate
+	$(VLEDGER) demo --database '$(DATABASE)'
+
+# --- checks ------------------------------------------------------------------------
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict ledger/
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.w1 --database '$(BENCH_DATABASE)'
+
+# --- housekeeping ------------------------------------------------------------------
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,223 @@
+"""`vledger` end to end: the demo, migrate, expire and bad input, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import Account, AccountFlags, Status, Transfer, TransferFlags, open_ledger
+from ledger.cli import main
+from ledger.demo import format_amount
+
+REPO = Path(__file__).resolve().parent.parent
+UNREACHABLE_PG_URL = "postgresql+psycopg://postgres:secret@127.0.0.1:1/test"
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def run_vledger(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m ledger.cli ARGS`` in a child process, as a user would run it."""
+    env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# -- demo ---------------------------------------------------------------------------
+
+
+def test_demo_runs_and_ends_with_a_clean_integrity_check(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--database", db_url]) == 0
+    out = capsys.readouterr().out
+    assert last_line(out) == "integrity: ok"
+    assert "exceeds_credits" in out
+    assert "linked_event_failed" in out
+    assert "exists" in out
+    assert "expire_pending voided 1 hold(s)" in out
+
+
+def test_demo_runs_again_on_the_same_database(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--database", db_url]) == 0
+    first = capsys.readouterr().out
+    assert main(["demo", "--database", db_url]) == 0
+    second = capsys.readouterr().out
+    assert last_line(second) == "integrity: ok"
+    # Fresh ids each run: the second day is the same story, not a replay of the first.
+    assert first.splitlines()[1:] == second.splitlines()[1:]
+
+
+def test_demo_as_a_child_process(db_url: str) -> None:
+    done = run_vledger("demo", "--database", db_url)
+    assert done.returncode == 0, done.stderr
+    assert last_line(done.stdout) == "integrity: ok"
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_reports_a_tampered_database_and_fails(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--database", sqlite_url]) == 0
+    capsys.readouterr()
+    # Money appears from nowhere: a counter that no transfer explains.
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE flags = 0")
+    conn.close()
+    assert main(["demo", "--database", sqlite_url]) == 1
+    out = capsys.readouterr().out
+    assert "integrity: FAILED" in out
+    assert last_line(out) != "integrity: ok"
+
+
+def test_demo_uses_vledger_database_when_no_option_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "from-env.db"
+    monkeypatch.setenv("VLEDGER_DATABASE", f"sqlite:///{path}")
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    assert last_line(capsys.readouterr().out) == "integrity: ok"
+    assert path.is_file()
+    assert not (tmp_path / "village.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "text"),
+    [
+        (0, "KES 0.00"),
+        (5, "KES 0.05"),
+        (120_000, "KES 1,200.00"),
+        (123_456_789, "KES 1,234,567.89"),
+        (-150, "KES -1.50"),
+        (2**63 - 1, "KES 92,233,720,368,547,758.07"),
+    ],
+)
+def test_amounts_are_formatted_from_minor_units(amount_minor: int, text: str) -> None:
+    assert format_amount(amount_minor) == text
+
+
+# -- migrate and expire ---------------------------------------------------------------
+
+
+def test_migrate_prints_the_revision_and_is_repeatable(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--database", db_url]) == 0
+    first = capsys.readouterr().out
+    assert "to revision" in first
+    assert main(["migrate", "--database", db_url]) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_expire_voids_the_holds_whose_timeout_has_passed(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--database", db_url]) == 0
+    assert main(["expire", "--database", db_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "expired holds voided: 0"
+
+    # Two holds placed an hour ago: one timed out after a minute, one has a day to go.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    wallet, shop = uuid.uuid4(), uuid.uuid4()
+    stale, fresh = uuid.uuid4(), uuid.uuid4()
+    with open_ledger(db_url, clock=lambda: hour_ago) as led:
+        accounts = [
+            Account(wallet, "KES", 1, AccountFlags(0)),
+            Account(shop, "KES", 4, AccountFlags(0)),
+        ]
+        assert {r.status for r in led.create_accounts(accounts)} == {Status.CREATED}
+        holds = [
+            Transfer(stale, wallet, shop, 1_000, "KES", 1, TransferFlags.PENDING, timeout_s=60),
+            Transfer(fresh, wallet, shop, 2_000, "KES", 1, TransferFlags.PENDING, timeout_s=86_400),
+        ]
+        assert {r.status for r in led.create_transfers(holds)} == {Status.CREATED}
+
+    assert main(["expire", "--database", db_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "expired holds voided: 1"
+    assert main(["expire", "--database", db_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "expired holds voided: 0"
+    with open_ledger(db_url) as led:
+        [account] = led.lookup_accounts([wallet])
+        assert account.debits_pending == 2_000
+
+
+def test_expire_on_a_database_not_migrated_says_so(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["expire", "--database", sqlite_url]) == 2
+    err = capsys.readouterr().err
+    assert "migrate" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["migrate", "demo", "expire"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root@localhost/ledger",
+        "not a url",
+        "sqlite:///no/such/folder/anywhere/ledger.db",
+    ],
+)
+def test_bad_database_url_exits_2_with_one_line(
+    command: str, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--database", url]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"vledger {command}: ")
+
+
+def test_unreachable_postgresql_exits_2_without_traceback_or_password() -> None:
+    done = run_vledger("migrate", "--database", UNREACHABLE_PG_URL)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("vledger migrate: ")
+    assert "secret" not in done.stderr
+
+
+def test_bad_url_in_a_child_process_has_no_traceback() -> None:
+    done = run_vledger("demo", "--database", "mysql://root@localhost/ledger")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [[], ["fly"], ["demo", "--databse", "x"]])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "usage: vledger" in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("migrate", "demo", "expire"):
+        assert command in out
