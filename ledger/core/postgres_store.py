@@ -417,25 +417,16 @@ class PostgresStore:
     # -- reads ------------------------------------------------------------------------
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
-        unique = list(dict.fromkeys(ids))
         with self._pool.connection() as conn:
-            found = {
-                a.id: a
-                for a in (
-                    store.account(row, _same)
-                    for row in conn.execute(
-                        f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s::uuid[])",
-                        (unique,),
-                    ).fetchall()
-                )
-            }
-            expired = conn.execute(
-                "SELECT debit_account_id, credit_account_id, amount FROM pending_holds"
-                " WHERE expires_at_us <= %s"
-                " AND (debit_account_id = ANY(%s::uuid[]) OR credit_account_id = ANY(%s::uuid[]))",
-                (now_us, unique, unique),
+            rows = conn.execute(
+                LOOKUP_ACCOUNTS, {"ids": _array(list(dict.fromkeys(ids)), "u"), "now": now_us}
             ).fetchall()
-        store.subtract_expired(list(found.values()), expired)
+        found = {}
+        for row in rows:
+            account = store.account(row, _same)
+            account.debits_pending -= row[-2]
+            account.credits_pending -= row[-1]
+            found[account.id] = account
         return [found[i] for i in ids if i in found]
 
     def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:
@@ -511,6 +502,17 @@ class PostgresStore:
                 )
         return problems
 
+
+LOOKUP_ACCOUNTS = f"""
+SELECT {store.ACCOUNT_COLUMNS},
+    (SELECT COALESCE(SUM(p.amount), 0) FROM pending_holds p
+     WHERE p.debit_account_id = a.id AND p.expires_at_us <= %(now)s)::int8,
+    (SELECT COALESCE(SUM(p.amount), 0) FROM pending_holds p
+     WHERE p.credit_account_id = a.id AND p.expires_at_us <= %(now)s)::int8
+FROM accounts a WHERE a.id = ANY(%(ids)s::uuid[])
+"""
+"""Accounts as the clock sees them, in one statement (one snapshot): the amounts of holds
+past their timeout, not yet voided by a sweep, are taken out of the pending counters."""
 
 ACCOUNT_TRANSFERS = f"""
 (SELECT {store.TRANSFER_COLUMNS}, t.seq FROM transfers t
