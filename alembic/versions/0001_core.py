@@ -178,6 +178,18 @@ def _create_guards(dialect: str) -> None:
             END $$
             """
         )
+        op.execute(
+            """
+            CREATE FUNCTION vledger_assert(ok boolean, message text) RETURNS boolean
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF ok IS NOT TRUE THEN
+                    RAISE EXCEPTION 'ledger invariant broken: %', message USING ERRCODE = 'VL001';
+                END IF;
+                RETURN true;
+            END $$
+            """
+        )
         for table in ("transfers", "transfer_failures"):
             op.execute(
                 f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table}"
@@ -233,3 +245,4 @@ def downgrade() -> None:
     op.drop_table("accounts")
     if dialect == "postgresql":
         op.execute("DROP FUNCTION vledger_refuse_change()")
+        op.execute("DROP FUNCTION vledger_assert(boolean, text)")

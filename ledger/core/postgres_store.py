@@ -100,9 +100,17 @@ WITH new_transfers AS (
     WHERE a.id = ANY(%(a1)s::uuid[]) AND a.id = u.id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM new_transfers), (SELECT count(*) FROM changed)
+SELECT vledger_assert(
+    (SELECT count(*) FROM new_transfers) = %(n_transfers)s
+    AND (SELECT count(*) FROM changed) = %(n_accounts)s,
+    'a batch wrote other counts of transfers or accounts than it decided')
 """
-"""Everything a batch writes, in one statement."""
+"""Everything a batch writes, in one statement. It checks its own row counts inside the
+database, so that COMMIT can follow in the same round trip: a mismatch (a bug) aborts the
+transaction and the COMMIT turns into a rollback."""
+
+ASSERTION_SQLSTATE = "VL001"
+"""Raised by ``vledger_assert`` (migration 0001) when a write breaks an invariant."""
 
 RETRYABLE = (
     pg_errors.DeadlockDetected,
@@ -226,6 +234,8 @@ class PostgresStore:
                     if attempt >= 3:
                         raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
                 except psycopg.Error as exc:
+                    if exc.sqlstate == ASSERTION_SQLSTATE:
+                        _invariant(exc)
                     raise StorageError(f"PostgreSQL refused the batch: {exc}") from exc
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise StorageError("batch not committed after retries (contention)")
@@ -408,11 +418,10 @@ class PostgresStore:
         params["a3"] = _array([a.debits_posted for a in changed], "i")
         params["a4"] = _array([a.credits_pending for a in changed], "i")
         params["a5"] = _array([a.credits_posted for a in changed], "i")
-        inserted, updated = conn.execute(WRITE, params).fetchone() or (0, 0)
-        if inserted != len(rows) or updated != len(changed):
-            raise InvariantViolation(
-                f"wrote {inserted} of {len(rows)} transfers, {updated} of {len(changed)} accounts"
-            )
+        params["n_transfers"] = len(rows)
+        params["n_accounts"] = len(changed)
+        # Not fetched here: the result comes back with the COMMIT, in the same round trip.
+        conn.execute(WRITE, params)
 
     # -- reads ------------------------------------------------------------------------
 
