@@ -276,3 +276,16 @@ def test_history_reads_are_index_lookups_on_sqlite(sqlite_url: str) -> None:
         assert "SCAN t\n" not in plan + "\n" and "SCAN transfers" not in plan, (name, plan)
         assert "USING INDEX ix_transfers_debit_account_id_created_at_us" in plan, (name, plan)
         assert "USING INDEX ix_transfers_credit_account_id_created_at_us" in plan, (name, plan)
+
+
+def test_a_write_that_breaks_its_own_counts_aborts_inside_postgresql(pg_url: str) -> None:
+    """The batch's write statement asserts its row counts in the database (so COMMIT can
+    ride in the same round trip); the assertion raises and aborts the transaction."""
+    with open_ledger(pg_url, migrate=True):
+        pass
+    with psycopg.connect(conninfo(pg_url), autocommit=True) as conn:
+        assert conn.execute("SELECT vledger_assert(true, 'fine')").fetchone() == (True,)
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT vledger_assert(1 = 2, 'counts differ')")
+        assert caught.value.sqlstate == postgres_store.ASSERTION_SQLSTATE
+        assert "counts differ" in str(caught.value)
