@@ -598,3 +598,18 @@ def test_integrity_holds_after_a_mixed_day(
     ledger.expire_pending()
     report = ledger.check_integrity()
     assert report.ok, report.problems
+
+
+def test_posting_a_plain_transfer_of_the_same_call_is_not_pending(
+    ledger: Ledger, wallets: tuple[uuid.UUID, ...]
+) -> None:
+    """Found by the stateful test: it once answered pending_transfer_not_found (and spent
+    the id) when the plain transfer had been created earlier in the same call."""
+    bank, alice, bob = wallets
+    plain = move(alice, bob, 10)
+    post = move(None, None, None, flags=F.POST_PENDING, pending_id=plain.id, currency=None)
+    assert statuses(ledger.create_transfers([plain, post])) == [
+        S.CREATED,
+        S.PENDING_TRANSFER_NOT_PENDING,
+    ]
+    assert statuses(ledger.create_transfers([post])) == [S.PENDING_TRANSFER_NOT_PENDING]

@@ -434,7 +434,7 @@ class TransferBatch:
     def _resolve(self, t: Transfer, flags: int) -> Status:
         """A post or void of a hold."""
         assert t.pending_id is not None
-        hold = self._holds.get(t.pending_id)
+        hold = self._holds.get(t.pending_id) or self._created.get(t.pending_id)
         if hold is None:
             return Status.PENDING_TRANSFER_NOT_FOUND
         if not hold.flags & PENDING:
