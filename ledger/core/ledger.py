@@ -139,36 +139,40 @@ class _Request:
 class GroupCommit:
     """Coalesces concurrent callers' batches into one transaction.
 
-    The first caller to find no transaction running becomes the leader: it takes every
-    queued request (up to the batch limit), runs them as one batch, hands each its
-    results, and wakes the others; one of them leads the next group. Requests are
+    A caller that finds fewer than ``leaders_max`` transactions running becomes a leader:
+    it takes every queued request (up to the batch limit), runs them as one batch, hands
+    each its results, and wakes the others; one of them leads the next group. With two
+    leaders, one group is locked and applied while the other waits for its commit. Requests are
     concatenated in arrival order, which answers exactly as running them one after
     another would: a chain never spans two requests (an open chain at the end of a
     request is answered ``linked_event_chain_open`` before it is queued).
     """
 
-    def __init__(self, run: Callable[[Sequence[Transfer]], list[Result]]) -> None:
+    def __init__(
+        self, run: Callable[[Sequence[Transfer]], list[Result]], *, leaders_max: int = 1
+    ) -> None:
         self._run = run
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
-        self._busy = False
+        self._leaders = 0
+        self._leaders_max = leaders_max
 
     def submit(self, transfers: Sequence[Transfer]) -> list[Result]:
         request = _Request(transfers)
         with self._cond:
             self._queue.append(request)
             while not request.done:
-                if self._busy:
+                if self._leaders >= self._leaders_max or not self._queue:
                     self._cond.wait()
                     continue
-                self._busy = True
+                self._leaders += 1
                 group = self._take()
                 self._cond.release()
                 try:
                     self._run_group(group)
                 finally:
                     self._cond.acquire()
-                    self._busy = False
+                    self._leaders -= 1
                     self._cond.notify_all()
         if request.error is not None:
             raise request.error
@@ -290,7 +294,7 @@ class Ledger:
         self._clock = clock
         self._store = _acquire_store(url)
         self._closed = False
-        self._group = GroupCommit(self._commit_transfers)
+        self._group = GroupCommit(self._commit_transfers, leaders_max=self._store.writers_max)
 
     @property
     def dialect(self) -> str:

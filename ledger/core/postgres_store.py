@@ -15,8 +15,8 @@ serialization failures and races on a transfer id are retried here, never surfac
 
 from __future__ import annotations
 
+import queue
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +33,12 @@ from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.values import Account, Result, Transfer
 
 POOL_SIZE_MAX = 16
+WRITERS_MAX = 2
+"""Write transactions a process keeps in flight at once: while one waits for its commit
+to reach the disk, the next group of callers is already being locked and applied."""
 CONNECT_TIMEOUT_S = 10
+RETRY_BACKOFF_S = 0.005
+"""A deadlock's or serialization failure's retry waits up to this times the attempt."""
 
 
 def _same(value: uuid.UUID) -> uuid.UUID:
@@ -82,7 +87,7 @@ WITH new_transfers AS (
     RETURNING 1
 ), spent AS (
     INSERT INTO transfer_failures (id, status, created_at_us)
-    SELECT i, s, %(ts)s FROM unnest(%(f1)s::uuid[], %(f2)s::text[]) AS u(i, s)
+    SELECT i, s, %(ts)s FROM unnest(%(f1)s::uuid[], %(f2)s::text[]) AS u(i, s) ORDER BY i
     RETURNING 1
 ), closed AS (
     DELETE FROM pending_holds WHERE hold_id = ANY(%(closed)s::uuid[]) RETURNING 1
@@ -116,6 +121,9 @@ RETRYABLE = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
     pg_errors.LockNotAvailable,
+    # psycopg may believe a statement prepared whose Parse an aborted pipeline skipped;
+    # the writer that answered this is dropped (below), and its successor prepares anew.
+    pg_errors.InvalidSqlStatementName,
 )
 
 
@@ -146,10 +154,32 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET application_name = 'vledger'")
 
 
+class _Writer:
+    """A connection kept for write transactions (opened on first use, reopened if lost)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+            _configure(self._conn)
+        return self._conn
+
+    def drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class PostgresStore:
-    """One PostgreSQL database behind a connection pool."""
+    """One PostgreSQL database: writer connections, and a pool for reads."""
 
     dialect = "postgresql"
+    writers_max = WRITERS_MAX
 
     def __init__(self, url: str) -> None:
         self._conninfo = conninfo(url)
@@ -173,15 +203,14 @@ class PostgresStore:
             self._pool.close()
             where = url.rsplit("@", maxsplit=1)[-1]
             raise StorageError(f"PostgreSQL at {where} is not reachable: {exc}") from exc
-        self._writer: psycopg.Connection[Any] | None = None
-        self._writer_lock = threading.Lock()
+        self._writers: queue.LifoQueue[_Writer] = queue.LifoQueue()
+        for _ in range(self.writers_max):
+            self._writers.put(_Writer(self._conninfo))
         self._hold_accounts: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
 
     def close(self) -> None:
-        with self._writer_lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+        for _ in range(self.writers_max):
+            self._writers.get().drop()
         self._pool.close()
 
     def check_schema(self, head: str) -> None:
@@ -210,15 +239,18 @@ class PostgresStore:
         commit answers ``exists`` on the retry); anything else maps to our errors.
         """
         lock = set(lock or ())
-        with self._writer_lock:
+        writer = self._writers.get()
+        try:
             for attempt in range(store.MAX_ATTEMPTS):
                 try:
-                    return self._run_once(work, lock)
+                    return self._run_once(writer, work, lock)
                 except _Relock as relock:
                     lock |= relock.more
                     continue
                 except RETRYABLE:
-                    pass
+                    # Spread the retries of a cycle's victims so they do not meet again.
+                    time.sleep(random.uniform(0, RETRY_BACKOFF_S * (attempt + 1)))
+                    continue
                 except pg_errors.UniqueViolation as exc:
                     # Two transactions created one id at once: the retry sees the winner.
                     if attempt == store.MAX_ATTEMPTS - 1:
@@ -230,7 +262,7 @@ class PostgresStore:
                 ) as exc:
                     _invariant(exc)
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self._drop_writer()
+                    writer.drop()
                     if attempt >= 3:
                         raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
                 except psycopg.Error as exc:
@@ -238,38 +270,36 @@ class PostgresStore:
                         _invariant(exc)
                     raise StorageError(f"PostgreSQL refused the batch: {exc}") from exc
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        finally:
+            self._writers.put(writer)
         raise StorageError("batch not committed after retries (contention)")
 
+    @staticmethod
     def _run_once(
-        self, work: Callable[[psycopg.Connection[Any], set[uuid.UUID]], Any], lock: set[uuid.UUID]
+        writer: _Writer,
+        work: Callable[[psycopg.Connection[Any], set[uuid.UUID]], Any],
+        lock: set[uuid.UUID],
     ) -> Any:
-        conn = self._writer_connection()
+        conn = writer.connection()
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
+                conn.execute("BEGIN", prepare=False)
                 result = work(conn, lock)
-                conn.execute("COMMIT")
+                conn.execute("COMMIT", prepare=False)
+        except psycopg.Error:
+            # A statement failed inside a pipeline: the statements queued after it were
+            # skipped, and psycopg's record of what it prepared on this connection may no
+            # longer match the server's. Start the next transaction on a fresh connection.
+            writer.drop()
+            raise
         except BaseException:
             if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                 try:
-                    conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK", prepare=False)
                 except psycopg.Error:
-                    self._drop_writer()
+                    writer.drop()
             raise
         return result
-
-    def _writer_connection(self) -> psycopg.Connection[Any]:
-        if self._writer is None or self._writer.closed:
-            self._writer = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
-            _configure(self._writer)
-        return self._writer
-
-    def _drop_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     # -- accounts ---------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class SqliteStore:
     """One SQLite file: one writer connection (behind a lock), a few reader connections."""
 
     dialect = "sqlite"
+    writers_max = 1  # SQLite has one writer per file
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -191,6 +191,8 @@ class Store(Protocol):
     """One database, as the :class:`~ledger.Ledger` uses it."""
 
     dialect: str
+    writers_max: int
+    """How many write transactions may be in flight at once from this process."""
 
     def check_schema(self, head: str) -> None: ...
 
