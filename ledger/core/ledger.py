@@ -14,11 +14,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from ledger.core import store as store_rows
 from ledger.core.engine import LINKED
 from ledger.core.errors import LedgerError, MalformedRequest, StorageError
 from ledger.core.store import Store, from_us, to_us
+from ledger.core.tx import StoreTx, Tx
 from ledger.core.values import (
     AMOUNT_LIMIT,
     BATCH_SIZE_MAX,
@@ -35,6 +37,7 @@ from ledger.core.values import (
 )
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 METADATA_ENTRIES_MAX = 32
 METADATA_KEY_LENGTH_MAX = 64
@@ -124,6 +127,20 @@ def check_transfer(t: Transfer) -> None:
 
 
 # -- group commit ---------------------------------------------------------------------
+
+
+def _check_accounts(accounts: Sequence[Account]) -> None:
+    _check_batch(accounts, Account, "accounts")
+    for a in accounts:
+        check_account(a)
+
+
+def _check_transfers(transfers: Sequence[Transfer]) -> int:
+    """Refuse a malformed batch; answer where its trailing open chain starts."""
+    _check_batch(transfers, Transfer, "transfers")
+    for t in transfers:
+        check_transfer(t)
+    return _trailing_open_chain(transfers)
 
 
 class _Request:
@@ -325,9 +342,7 @@ class Ledger:
     def create_accounts(self, accounts: Sequence[Account]) -> list[Result]:
         """One result per account, in order (``created``, ``exists``, ...)."""
         self._check_open()
-        _check_batch(accounts, Account, "accounts")
-        for a in accounts:
-            check_account(a)
+        _check_accounts(accounts)
         if not accounts:
             return []
         return self._store.create_accounts(accounts, self._now_us())
@@ -335,10 +350,7 @@ class Ledger:
     def create_transfers(self, transfers: Sequence[Transfer]) -> list[Result]:
         """One result per transfer, in order; answers once the batch is committed."""
         self._check_open()
-        _check_batch(transfers, Transfer, "transfers")
-        for t in transfers:
-            check_transfer(t)
-        open_from = _trailing_open_chain(transfers)
+        open_from = _check_transfers(transfers)
         results: list[Result] = []
         if open_from:
             results = self._group.submit(transfers[:open_from])
@@ -349,6 +361,17 @@ class Ledger:
 
     def _commit_transfers(self, transfers: Sequence[Transfer]) -> list[Result]:
         return self._store.apply_transfers(transfers, self._now_us).results
+
+    def transact(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one database transaction with the ledger (see
+        :mod:`ledger.core.tx`): a flow's own rows and its transfers commit together, when
+        ``work`` returns, and only then does this answer. ``work`` may run more than once."""
+        self._check_open()
+
+        def run(inner: StoreTx) -> T:
+            return work(Tx(inner, self._now_us(), _check_accounts, _check_transfers))
+
+        return self._store.transaction(run)
 
     def expire_pending(self, now: datetime | None = None) -> int:
         """Void every hold whose timeout has passed at ``now``; how many were voided."""

@@ -19,18 +19,26 @@ import queue
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from ledger.core import store
-from ledger.core.engine import Loaded, Outcome, TransferBatch, ids_named
+from ledger.core import store, tx
+from ledger.core.engine import (
+    Loaded,
+    Outcome,
+    TransferBatch,
+    create_accounts_in_memory,
+    ids_named,
+)
 from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.values import Account, Result, Transfer
+
+T = TypeVar("T")
 
 POOL_SIZE_MAX = 16
 WRITERS_MAX = 2
@@ -304,36 +312,37 @@ class PostgresStore:
     # -- accounts ---------------------------------------------------------------------
 
     def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
-        from ledger.core.engine import create_accounts_in_memory
-
-        ids = list({a.id for a in accounts})
-
-        def work(conn: psycopg.Connection[Any], _lock: set[uuid.UUID]) -> list[Result]:
-            existing = {
-                stored.id: stored
-                for stored in (
-                    store.stored_account(row, _same)
-                    for row in conn.execute(
-                        "SELECT id, currency, code, flags FROM accounts"
-                        " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-                        (_array(ids, "u"),),
-                    ).fetchall()
-                )
-            }
-            results, new = create_accounts_in_memory(accounts, existing)
-            if new:
-                rows = [store.account_row(a, now_us) for a in new]
-                cols = _columns(rows)
-                conn.execute(
-                    "INSERT INTO accounts (id, currency, code, flags, metadata, created_at_us,"
-                    " timestamp_us) SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int4[],"
-                    " %s::int4[], %s::text[], %s::int8[], %s::int8[])",
-                    cols,
-                )
-            return results
-
-        result: list[Result] = self._transaction(work)
+        result: list[Result] = self._transaction(
+            lambda conn, _lock: self._create_accounts_in(conn, accounts, now_us)
+        )
         return result
+
+    @staticmethod
+    def _create_accounts_in(
+        conn: psycopg.Connection[Any], accounts: Sequence[Account], now_us: int
+    ) -> list[Result]:
+        ids = list({a.id for a in accounts})
+        existing = {
+            stored.id: stored
+            for stored in (
+                store.stored_account(row, _same)
+                for row in conn.execute(
+                    "SELECT id, currency, code, flags FROM accounts"
+                    " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+                    (_array(ids, "u"),),
+                ).fetchall()
+            )
+        }
+        results, new = create_accounts_in_memory(accounts, existing)
+        if new:
+            rows = [store.account_row(a, now_us) for a in new]
+            conn.execute(
+                "INSERT INTO accounts (id, currency, code, flags, metadata, created_at_us,"
+                " timestamp_us) SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int4[],"
+                " %s::int4[], %s::text[], %s::int8[], %s::int8[])",
+                _columns(rows),
+            )
+        return results
 
     # -- transfers --------------------------------------------------------------------
 
@@ -357,6 +366,62 @@ class PostgresStore:
         outcome: Outcome = self._transaction(work, account_ids)
         self._remember_holds(outcome)
         return outcome
+
+    def _apply_in(
+        self, conn: psycopg.Connection[Any], transfers: Sequence[Transfer], now_us: int
+    ) -> Outcome:
+        """Apply a batch inside a transaction someone else opened (a flow's)."""
+        account_ids, pending_ids = ids_named(transfers)
+        self._learn_holds([p for p in pending_ids if p not in self._hold_accounts])
+        lock = set(account_ids)
+        for pending_id in pending_ids:
+            lock.update(self._hold_accounts.get(pending_id, ()))
+        params = {
+            "pids": _array(list(pending_ids), "u"),
+            "tids": _array(list({t.id for t in transfers}), "u"),
+            "now": now_us,
+        }
+        while True:
+            try:
+                loaded = self._load(conn, {**params, "lock": _array(list(lock), "u")}, lock)
+                break
+            except _Relock as relock:  # rows locked so far stay locked: lock the rest too
+                lock |= relock.more
+        outcome = TransferBatch(loaded, now_us).run(transfers)
+        self._write(conn, outcome)
+        self._remember_holds(outcome)
+        return outcome
+
+    def transaction(self, work: Callable[[tx.StoreTx], T]) -> T:
+        """Run a flow's ``work`` in one transaction on a pooled connection.
+
+        Deadlocks, serialization failures and unique-key races roll back and run ``work``
+        again (the rerun sees the winner's rows); anything else maps to our errors.
+        """
+        for attempt in range(store.MAX_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return work(_PgTx(self, conn))
+            except (*RETRYABLE, pg_errors.UniqueViolation) as exc:
+                if attempt == store.MAX_ATTEMPTS - 1:
+                    if isinstance(exc, pg_errors.UniqueViolation):
+                        _invariant(exc)
+                    break
+            except (
+                pg_errors.CheckViolation,
+                pg_errors.RestrictViolation,
+                pg_errors.ForeignKeyViolation,
+            ) as exc:
+                _invariant(exc)
+            except psycopg.OperationalError as exc:
+                if attempt >= 3:
+                    raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
+            except psycopg.Error as exc:
+                if exc.sqlstate == ASSERTION_SQLSTATE:
+                    _invariant(exc)
+                raise StorageError(f"PostgreSQL refused the transaction: {exc}") from exc
+            time.sleep(random.uniform(0, RETRY_BACKOFF_S * (attempt + 1)))
+        raise StorageError("transaction not committed after retries (contention)")
 
     def _learn_holds(self, pending_ids: list[uuid.UUID]) -> None:
         """Read the accounts of holds this process has not seen (immutable, no lock)."""
@@ -457,16 +522,7 @@ class PostgresStore:
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                LOOKUP_ACCOUNTS, {"ids": _array(list(dict.fromkeys(ids)), "u"), "now": now_us}
-            ).fetchall()
-        found = {}
-        for row in rows:
-            account = store.account(row, _same)
-            account.debits_pending -= row[-2]
-            account.credits_pending -= row[-1]
-            found[account.id] = account
-        return [found[i] for i in ids if i in found]
+            return _lookup_accounts(conn, ids, now_us)
 
     def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:
         with self._pool.connection() as conn:
@@ -605,3 +661,52 @@ def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 def _invariant(exc: psycopg.Error) -> NoReturn:
     raise InvariantViolation(f"the database refused a write the engine allowed: {exc}") from exc
+
+
+def _lookup_accounts(
+    conn: psycopg.Connection[Any], ids: Sequence[uuid.UUID], now_us: int
+) -> list[Account]:
+    rows = conn.execute(
+        LOOKUP_ACCOUNTS, {"ids": _array(list(dict.fromkeys(ids)), "u"), "now": now_us}
+    ).fetchall()
+    found = {}
+    for row in rows:
+        account = store.account(row, _same)
+        account.debits_pending -= row[-2]
+        account.credits_pending -= row[-1]
+        found[account.id] = account
+    return [found[i] for i in ids if i in found]
+
+
+class _PgTx:
+    """A flow's transaction on one pooled connection."""
+
+    dialect = "postgresql"
+
+    def __init__(self, owner: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+        self._owner = owner
+        self._conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row]:
+        cursor = self._conn.execute(_flow_sql(sql), params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def apply_transfers(self, transfers: Sequence[Transfer], now_us: int) -> Outcome:
+        return self._owner._apply_in(self._conn, transfers, now_us)
+
+    def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
+        return self._owner._create_accounts_in(self._conn, accounts, now_us)
+
+    def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
+        return _lookup_accounts(self._conn, ids, now_us)
+
+
+_FLOW_SQL: dict[str, str] = {}
+
+
+def _flow_sql(sql: str) -> str:
+    """A flow's ``:name`` SQL in psycopg's style, converted once per statement."""
+    converted = _FLOW_SQL.get(sql)
+    if converted is None:
+        converted = _FLOW_SQL[sql] = tx.pyformat(sql)
+    return converted

@@ -13,11 +13,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from ledger.core import store
+from ledger.core import store, tx
 from ledger.core.engine import (
     Loaded,
     Outcome,
@@ -26,8 +26,10 @@ from ledger.core.engine import (
     create_accounts_in_memory,
     ids_named,
 )
-from ledger.core.errors import StorageError
+from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.values import Account, Result, Transfer
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
 READERS_MAX = 8
@@ -171,26 +173,31 @@ class SqliteStore:
     # -- accounts ---------------------------------------------------------------------
 
     def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
-        ids = list({a.id for a in accounts})
         with self._write() as conn:
-            existing = {
-                stored.id: stored
-                for stored in (
-                    store.stored_account(row, _uuid)
-                    for row in self._select_in(
-                        conn,
-                        "SELECT id, currency, code, flags FROM accounts WHERE id IN ({})",
-                        [i.bytes for i in ids],
-                    )
+            return self._create_accounts(conn, accounts, now_us)
+
+    def _create_accounts(
+        self, conn: sqlite3.Connection, accounts: Sequence[Account], now_us: int
+    ) -> list[Result]:
+        ids = list({a.id for a in accounts})
+        existing = {
+            stored.id: stored
+            for stored in (
+                store.stored_account(row, _uuid)
+                for row in self._select_in(
+                    conn,
+                    "SELECT id, currency, code, flags FROM accounts WHERE id IN ({})",
+                    [i.bytes for i in ids],
                 )
-            }
-            results, new = create_accounts_in_memory(accounts, existing)
-            if new:
-                conn.executemany(
-                    "INSERT INTO accounts (id, currency, code, flags, metadata, created_at_us,"
-                    " timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(a.id.bytes, *store.account_row(a, now_us)[1:]) for a in new],
-                )
+            )
+        }
+        results, new = create_accounts_in_memory(accounts, existing)
+        if new:
+            conn.executemany(
+                "INSERT INTO accounts (id, currency, code, flags, metadata, created_at_us,"
+                " timestamp_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.id.bytes, *store.account_row(a, now_us)[1:]) for a in new],
+            )
         return results
 
     @staticmethod
@@ -205,14 +212,23 @@ class SqliteStore:
     # -- transfers --------------------------------------------------------------------
 
     def apply_transfers(self, transfers: Sequence[Transfer], now_us: Callable[[], int]) -> Outcome:
+        with self._write() as conn:
+            return self._apply(conn, transfers, now_us())
+
+    def _apply(
+        self, conn: sqlite3.Connection, transfers: Sequence[Transfer], now_us: int
+    ) -> Outcome:
         account_ids, pending_ids = ids_named(transfers)
         transfer_ids = list({t.id.bytes for t in transfers})
-        with self._write() as conn:
-            now = now_us()
-            loaded = self._load(conn, account_ids, pending_ids, transfer_ids, now)
-            outcome = TransferBatch(loaded, now).run(transfers)
-            self._write_outcome(conn, outcome)
+        loaded = self._load(conn, account_ids, pending_ids, transfer_ids, now_us)
+        outcome = TransferBatch(loaded, now_us).run(transfers)
+        self._write_outcome(conn, outcome)
         return outcome
+
+    def transaction(self, work: Callable[[tx.StoreTx], T]) -> T:
+        """Run ``work`` in one write transaction (the file's single writer: no retries)."""
+        with self._write() as conn:
+            return work(_SqliteTx(self, conn))
 
     def expire(self, now_us: int, limit: int) -> int:
         with self._write() as conn:
@@ -354,31 +370,36 @@ class SqliteStore:
     # -- reads ------------------------------------------------------------------------
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
-        blobs = [i.bytes for i in dict.fromkeys(ids)]
         with self._read() as conn:
-            found = {
-                a.id: a
-                for a in (
-                    store.account(row, _uuid)
-                    for row in self._select_in(
-                        conn,
-                        f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({{}})",
-                        blobs,
-                    )
+            return self._lookup_accounts(conn, ids, now_us)
+
+    def _lookup_accounts(
+        self, conn: sqlite3.Connection, ids: Sequence[uuid.UUID], now_us: int
+    ) -> list[Account]:
+        blobs = [i.bytes for i in dict.fromkeys(ids)]
+        found = {
+            a.id: a
+            for a in (
+                store.account(row, _uuid)
+                for row in self._select_in(
+                    conn,
+                    f"SELECT {store.ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({{}})",
+                    blobs,
                 )
-            }
-            expired: list[tuple[uuid.UUID, uuid.UUID, int]] = []
-            if blobs:
-                marks = _marks(len(blobs))
-                expired = [
-                    (_uuid(row[0]), _uuid(row[1]), row[2])
-                    for row in conn.execute(
-                        "SELECT debit_account_id, credit_account_id, amount FROM pending_holds"
-                        " WHERE expires_at_us <= ?"
-                        f" AND (debit_account_id IN ({marks}) OR credit_account_id IN ({marks}))",
-                        (now_us, *blobs, *blobs),
-                    )
-                ]
+            )
+        }
+        expired: list[tuple[uuid.UUID, uuid.UUID, int]] = []
+        if blobs:
+            marks = _marks(len(blobs))
+            expired = [
+                (_uuid(row[0]), _uuid(row[1]), row[2])
+                for row in conn.execute(
+                    "SELECT debit_account_id, credit_account_id, amount FROM pending_holds"
+                    " WHERE expires_at_us <= ?"
+                    f" AND (debit_account_id IN ({marks}) OR credit_account_id IN ({marks}))",
+                    (now_us, *blobs, *blobs),
+                )
+            ]
         store.subtract_expired(list(found.values()), expired)
         return [found[i] for i in ids if i in found]
 
@@ -457,3 +478,37 @@ class SqliteStore:
                     )
                 )
         return problems
+
+
+class _SqliteTx:
+    """A flow's transaction on the file's writer connection."""
+
+    dialect = "sqlite"
+
+    def __init__(self, owner: SqliteStore, conn: sqlite3.Connection) -> None:
+        self._owner = owner
+        self._conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row]:
+        bound = {k: v.bytes if isinstance(v, uuid.UUID) else v for k, v in params.items()}
+        try:
+            rows = self._conn.execute(sql, bound).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise InvariantViolation(f"SQLite refused a flow's write: {exc}") from exc
+        return [tuple(_from_sqlite(v) for v in row) for row in rows]
+
+    def apply_transfers(self, transfers: Sequence[Transfer], now_us: int) -> Outcome:
+        return self._owner._apply(self._conn, transfers, now_us)
+
+    def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
+        return self._owner._create_accounts(self._conn, accounts, now_us)
+
+    def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
+        return self._owner._lookup_accounts(self._conn, ids, now_us)
+
+
+def _from_sqlite(value: Any) -> Any:
+    """A 16-byte BLOB is a UUID (flow tables store no other 16-byte values)."""
+    if isinstance(value, bytes) and len(value) == 16:
+        return uuid.UUID(bytes=value)
+    return value

@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ledger.core.engine import (
     EXPIRED,
@@ -26,6 +26,11 @@ from ledger.core.engine import (
     expiry_void_id,
 )
 from ledger.core.values import Account, AccountFlags, Balance, Result, Transfer, TransferFlags
+
+if TYPE_CHECKING:
+    from ledger.core.tx import StoreTx
+
+T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -200,6 +205,10 @@ class Store(Protocol):
 
     def apply_transfers(self, transfers: Sequence[Transfer], now_us: Callable[[], int]) -> Outcome:
         """Runs ``transfers`` as one transaction (retrying races); answers once committed."""
+        ...
+
+    def transaction(self, work: Callable[[StoreTx], T]) -> T:
+        """Runs a flow's ``work`` in one transaction (rerun on races); commits on return."""
         ...
 
     def expire(self, now_us: int, limit: int) -> int: ...

@@ -1,0 +1,105 @@
+"""The outbox: events written in the same transaction as the money they report.
+
+A flow calls :func:`emit` inside its :class:`~ledger.core.tx.Tx`; the row commits with
+the transfers or not at all. Rows are immutable (a trigger refuses UPDATE and DELETE);
+the API's webhook worker reads them in ``seq`` order and tracks delivery in its own
+table. ``payload`` is JSON with integer minor units and ISO 8601 UTC times.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.core.store import from_us
+from ledger.core.tx import Tx
+
+ORDER_PAID = "order.paid"
+ORDER_DISPATCHED = "order.dispatched"
+ORDER_DELIVERED = "order.delivered"
+ORDER_RELEASED = "order.released"
+ORDER_DISPUTED = "order.disputed"
+ORDER_CANCELLED = "order.cancelled"
+ORDER_REFUNDED = "order.refunded"
+CASHIN_COMPLETED = "cashin.completed"
+CASHOUT_RESERVED = "cashout.reserved"
+CASHOUT_COMPLETED = "cashout.completed"
+CASHOUT_CANCELLED = "cashout.cancelled"
+FLOAT_TOPPED_UP = "float.topped_up"
+FLOAT_TRANSFERRED = "float.transferred"
+FLOAT_LOW = "float.low"
+PAYOUT_CREATED = "payout.created"
+PAYOUT_CONFIRMED = "payout.confirmed"
+PAYOUT_FAILED = "payout.failed"
+SUSPENSE_PARKED = "suspense.parked"
+SUSPENSE_REASSIGNED = "suspense.reassigned"
+OFFLINE_SYNCED = "offline.synced"
+OFFLINE_EXCEPTION = "offline.exception"
+
+EVENTS_PAGE_MAX = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    id: uuid.UUID
+    type: str
+    party_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+def emit(
+    tx: Tx,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    party_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write one event into the outbox of ``tx``; its id."""
+    event_id = uuid.uuid4()
+    tx.execute(
+        "INSERT INTO events (id, type, party_id, subject_id, payload, created_at_us)"
+        " VALUES (:id, :type, :party_id, :subject_id, :payload, :now)",
+        {
+            "id": event_id,
+            "type": event_type,
+            "party_id": party_id,
+            "subject_id": subject_id,
+            "payload": json.dumps(payload, sort_keys=True, separators=(",", ":")),
+            "now": tx.now_us,
+        },
+    )
+    return event_id
+
+
+def read_events(
+    tx: Tx,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    party_id: uuid.UUID | None = None,
+    subject_id: uuid.UUID | None = None,
+) -> list[Event]:
+    """Events after ``after_seq`` in order, optionally of one party or subject."""
+    if not 1 <= limit <= EVENTS_PAGE_MAX:
+        raise ValueError(f"limit must be 1..{EVENTS_PAGE_MAX}")
+    where = "seq > :after"
+    if party_id is not None:
+        where += " AND party_id = :party_id"
+    if subject_id is not None:
+        where += " AND subject_id = :subject_id"
+    rows = tx.execute(
+        "SELECT seq, id, type, party_id, subject_id, payload, created_at_us FROM events"
+        f" WHERE {where} ORDER BY seq LIMIT :limit",
+        {"after": after_seq, "party_id": party_id, "subject_id": subject_id, "limit": limit},
+    )
+    return [
+        Event(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), from_us(row[6]))
+        for row in rows
+    ]

@@ -1,0 +1,190 @@
+"""``Ledger.transact``: a flow's own rows and its transfers commit together, on both
+engines; and parties onboard idempotently with their accounts."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from ledger import Account, AccountFlags, Ledger, Status, Transfer, open_ledger
+from ledger.core.tx import Tx, pyformat
+from ledger.flows import events, parties
+from ledger.flows.errors import Conflict, Refused
+from ledger.flows.parties import Kind, Role
+from tests.conftest import Clock
+
+KES = "KES"
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def open_pair(led: Ledger, limited: bool = True) -> tuple[uuid.UUID, uuid.UUID]:
+    a, b = new_id(), new_id()
+    flags = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS if limited else AccountFlags(0)
+    assert [r.status for r in led.create_accounts([Account(a, KES, 1, flags)])] == ["created"]
+    assert [r.status for r in led.create_accounts([Account(b, KES, 1)])] == ["created"]
+    return a, b
+
+
+def test_pyformat_keeps_casts_and_percent_signs() -> None:
+    assert pyformat("SELECT :a::uuid, '5%' WHERE x = :b_2") == (
+        "SELECT %(a)s::uuid, '5%%' WHERE x = %(b_2)s"
+    )
+
+
+def test_rows_and_transfers_commit_together(ledger: Ledger) -> None:
+    funding, wallet = open_pair(ledger, limited=False)
+    transfer = Transfer(new_id(), funding, wallet, 500, KES, 1)
+
+    def work(tx: Tx) -> list[Status]:
+        results = tx.create_transfers([transfer])
+        events.emit(tx, "test.moved", {"amount_minor": 500}, subject_id=transfer.id)
+        return [r.status for r in results]
+
+    assert ledger.transact(work) == [Status.CREATED]
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == 500
+    got = ledger.transact(lambda tx: events.read_events(tx, subject_id=transfer.id))
+    assert [(e.type, e.payload) for e in got] == [("test.moved", {"amount_minor": 500})]
+    assert ledger.check_integrity().ok
+
+
+def test_raising_rolls_back_rows_and_transfers(ledger: Ledger) -> None:
+    funding, wallet = open_pair(ledger, limited=False)
+    transfer = Transfer(new_id(), funding, wallet, 500, KES, 1)
+
+    def work(tx: Tx) -> None:
+        assert [r.status for r in tx.create_transfers([transfer])] == [Status.CREATED]
+        events.emit(tx, "test.moved", {}, subject_id=transfer.id)
+        raise Refused("test_refusal", "changed my mind")
+
+    with pytest.raises(Refused):
+        ledger.transact(work)
+    assert ledger.lookup_transfers([transfer.id]) == []
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == 0
+    assert ledger.transact(lambda tx: events.read_events(tx, subject_id=transfer.id)) == []
+    # The id was never spent: it can be created now.
+    assert [r.status for r in ledger.create_transfers([transfer])] == [Status.CREATED]
+
+
+def test_transfers_in_a_transaction_see_earlier_ones_and_keep_limits(ledger: Ledger) -> None:
+    wallet, sink = open_pair(ledger)
+    funding = new_id()
+    ledger.create_accounts([Account(funding, KES, 1)])
+
+    def work(tx: Tx) -> list[Status]:
+        first = tx.create_transfers([Transfer(new_id(), funding, wallet, 100, KES, 1)])
+        second = tx.create_transfers([Transfer(new_id(), wallet, sink, 150, KES, 1)])
+        third = tx.create_transfers([Transfer(new_id(), wallet, sink, 100, KES, 1)])
+        [account] = tx.lookup_accounts([wallet])
+        assert account.debits_posted == 100
+        return [r.status for r in first + second + third]
+
+    assert ledger.transact(work) == [Status.CREATED, Status.EXCEEDS_CREDITS, Status.CREATED]
+    assert ledger.check_integrity().ok
+
+
+def test_open_chain_at_the_end_answers_chain_open(ledger: Ledger) -> None:
+    funding, wallet = open_pair(ledger, limited=False)
+    from ledger import TransferFlags
+
+    linked = Transfer(new_id(), funding, wallet, 1, KES, 1, TransferFlags.LINKED)
+    statuses = ledger.transact(lambda tx: [r.status for r in tx.create_transfers([linked])])
+    assert statuses == [Status.LINKED_EVENT_CHAIN_OPEN]
+
+
+def test_malformed_transfer_raises_value_error_and_writes_nothing(ledger: Ledger) -> None:
+    funding, wallet = open_pair(ledger, limited=False)
+    bad = Transfer(new_id(), funding, wallet, -1, KES, 1)
+    with pytest.raises(ValueError):
+        ledger.transact(lambda tx: tx.create_transfers([bad]))
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == 0
+
+
+def test_flow_rows_that_must_not_change_are_refused(ledger: Ledger) -> None:
+    from ledger import InvariantViolation
+
+    ledger.transact(lambda tx: events.emit(tx, "test.kept", {}))
+    with pytest.raises(InvariantViolation):
+        ledger.transact(lambda tx: tx.execute("UPDATE events SET type = 'test.changed'"))
+    with pytest.raises(InvariantViolation):
+        ledger.transact(lambda tx: tx.execute("DELETE FROM events"))
+    assert [e.type for e in ledger.transact(events.read_events)] == ["test.kept"]
+
+
+# -- parties ------------------------------------------------------------------------------
+
+
+def test_onboarding_a_villager_opens_a_wallet_and_the_platform(ledger: Ledger) -> None:
+    villager_id = new_id()
+    villager = parties.onboard(
+        ledger, party_id=villager_id, kind=Kind.VILLAGER, name="Amina", currency=KES,
+        kyc_tier="basic",
+    )  # fmt: skip
+    assert villager.kind is Kind.VILLAGER and set(villager.accounts) == {Role.WALLET}
+    [wallet] = ledger.lookup_accounts([villager.account(Role.WALLET)])
+    assert wallet.code == parties.AccountCode.WALLET
+    assert wallet.flags == AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+    platform = ledger.transact(lambda tx: parties.get_party(tx, parties.platform_id(KES)))
+    assert set(platform.accounts) == set(parties.KIND_ROLES[Kind.PLATFORM])
+    # A replay answers the same party and changes nothing.
+    again = parties.onboard(
+        ledger, party_id=villager_id, kind=Kind.VILLAGER, name="Amina", currency=KES,
+        kyc_tier="basic",
+    )  # fmt: skip
+    assert again == villager
+    with pytest.raises(Conflict):
+        parties.onboard(ledger, party_id=villager_id, kind=Kind.AGENT, name="Amina", currency=KES)
+
+
+def test_onboarding_refuses_bad_input_and_writes_nothing(ledger: Ledger) -> None:
+    party_id = new_id()
+    with pytest.raises(Refused) as refused:
+        parties.onboard(ledger, party_id=party_id, kind=Kind.AGENT, name="Juma", currency="KSH")
+    assert refused.value.code == "currency_not_supported"
+    with pytest.raises(Refused):
+        parties.onboard(
+            ledger, party_id=party_id, kind=Kind.AGENT, name="Juma", currency=KES, kyc_tier="x"
+        )
+    assert ledger.transact(lambda tx: parties.find_party(tx, party_id)) is None
+    assert ledger.lookup_accounts([parties.account_id(party_id, Role.FLOAT)]) == []
+
+
+def test_provider_clearing_accounts_open_once(ledger: Ledger) -> None:
+    first = ledger.transact(lambda tx: parties.provider_clearing(tx, KES, "MPESA"))
+    second = ledger.transact(lambda tx: parties.provider_clearing(tx, KES, "MPESA"))
+    assert first == second
+    with pytest.raises(Refused):
+        ledger.transact(lambda tx: parties.provider_clearing(tx, KES, "m-pesa"))
+
+
+def test_racing_onboardings_of_one_party_make_one(ledger: Ledger, clock: Clock) -> None:
+    """Eight threads onboard the same agent at once (PostgreSQL: eight transactions race on
+    the same keys; the losers rerun and find the winner's rows)."""
+    party_id = new_id()
+    answers: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def racer() -> None:
+        led = open_ledger(ledger.url, clock=clock)
+        try:
+            barrier.wait()
+            answers.append(
+                parties.onboard(led, party_id=party_id, kind=Kind.AGENT, name="Juma", currency=KES)
+            )
+        except Exception as exc:  # collected, then asserted below
+            answers.append(exc)
+        finally:
+            led.close()
+
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(a, parties.Party) for a in answers), answers
+    assert len({a.accounts[Role.FLOAT] for a in answers if isinstance(a, parties.Party)}) == 1
+    assert ledger.check_integrity().ok
