@@ -21,6 +21,8 @@ agent         ``float``                        credit; e-money the agent can spe
               ``cash``                         debit; cash the agent should hold
               ``cash_control``                 credit; the other side of ``cash``
               ``commission``                   credit; commission earned
+              ``offline_allowance``            credit; float its devices may spend
+                                               offline (held there, pending)
 villager      ``wallet``                       credit; the villager's balance
 ============  ===============================  ======================================
 
@@ -66,6 +68,7 @@ class Role(StrEnum):
     CASH = "cash"
     CASH_CONTROL = "cash_control"
     COMMISSION = "commission"
+    OFFLINE_ALLOWANCE = "offline_allowance"
     WALLET = "wallet"
 
 
@@ -81,6 +84,7 @@ class AccountCode(IntEnum):
     AGENT_CASH = 202
     AGENT_CASH_CONTROL = 203
     AGENT_COMMISSION = 204
+    AGENT_OFFLINE_ALLOWANCE = 205
     ESCROW = 301
     SELLER_PROCEEDS = 302
     FEE_INCOME = 401
@@ -109,6 +113,7 @@ ROLE_ACCOUNTS: dict[str, tuple[AccountCode, AccountFlags]] = {
     Role.CASH: (AccountCode.AGENT_CASH, _NOT_BELOW_ZERO_DEBIT),
     Role.CASH_CONTROL: (AccountCode.AGENT_CASH_CONTROL, _NOT_BELOW_ZERO_CREDIT),
     Role.COMMISSION: (AccountCode.AGENT_COMMISSION, _NOT_BELOW_ZERO_CREDIT),
+    Role.OFFLINE_ALLOWANCE: (AccountCode.AGENT_OFFLINE_ALLOWANCE, _NOT_BELOW_ZERO_CREDIT),
     Role.WALLET: (AccountCode.WALLET, _NOT_BELOW_ZERO_CREDIT),
 }
 
@@ -122,7 +127,13 @@ KIND_ROLES: dict[Kind, tuple[Role, ...]] = {
         Role.SETTLEMENT,
     ),
     Kind.STOREFRONT: (Role.ESCROW, Role.PROCEEDS),
-    Kind.AGENT: (Role.FLOAT, Role.CASH, Role.CASH_CONTROL, Role.COMMISSION),
+    Kind.AGENT: (
+        Role.FLOAT,
+        Role.CASH,
+        Role.CASH_CONTROL,
+        Role.COMMISSION,
+        Role.OFFLINE_ALLOWANCE,
+    ),
     Kind.VILLAGER: (Role.WALLET,),
 }
 

@@ -1,0 +1,297 @@
+"""Fees and commissions: versioned schedules in data, quoted in integer minor units.
+
+A schedule is published per product (``order``, ``cash_in``, ``cash_out`` ...) and
+currency, with the moment it takes effect; a published version is never edited (a
+change is a new version, effective from a later moment). The version in effect at the
+moment of an operation prices it, and the quote names that version.
+
+Rules (a JSON object)::
+
+    {
+      "bands": [                                  # first band whose up_to_minor >= amount
+        {"up_to_minor": 10000, "fixed_minor": 0},
+        {"up_to_minor": 100000, "fixed_minor": 1100},
+        {"up_to_minor": null, "bps": 100, "min_minor": 1500, "max_minor": 20000}
+      ],
+      "split_bps": {"tax": 1500, "agent_commission": 2000},   # shares of the fee
+      "platform_commission": {"fixed_minor": 0, "bps": 50, "max_minor": 5000}  # optional
+    }
+
+The rounding rule, stated once: every basis-point computation rounds **down** (floor of
+an integer division by 10,000). The fee is the band's fixed amount, or
+``floor(amount * bps / 10000)`` clamped to the band's minimum and maximum. It splits into
+``tax = floor(fee * tax_bps / 10000)``, ``agent_commission = floor(fee * commission_bps
+/ 10000)`` and ``platform_income = floor(fee * (10000 - tax_bps - commission_bps) /
+10000)``; what the three floors leave of the fee (0 to 2 minor units) is the
+``rounding`` remainder and goes to the platform's ``rounding`` account. So the legs
+always add up to the fee exactly: fees never create or destroy money.
+
+``platform_commission`` is what the platform pays an agent for an operation out of its
+``commission_expense`` account (e.g. on a cash-in, which carries no fee):
+``min(fixed + floor(amount * bps / 10000), max)``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.core.ledger import Ledger
+from ledger.core.store import to_us
+from ledger.core.tx import Tx
+from ledger.core.values import Transfer
+from ledger.flows import parties
+from ledger.flows.errors import Refused
+from ledger.flows.parties import Role
+
+BPS_DENOMINATOR = 10_000
+BANDS_MAX = 64
+PRODUCT_LENGTH_MAX = 48
+FEE_CODE = 501
+"""Core transfer ``code`` of fee, tax, rounding and commission legs."""
+
+LEG_NAMESPACE = uuid.UUID("0b7f1f6e-9a8e-4f43-8a3e-2f7d3c1f9b21")
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    up_to_minor: int | None
+    fixed_minor: int = 0
+    bps: int = 0
+    min_minor: int = 0
+    max_minor: int | None = None
+
+    def fee(self, amount_minor: int) -> int:
+        if not self.bps:
+            return self.fixed_minor
+        fee = amount_minor * self.bps // BPS_DENOMINATOR
+        fee = max(fee, self.min_minor)
+        return fee if self.max_minor is None else min(fee, self.max_minor)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    bands: tuple[Band, ...]
+    tax_bps: int = 0
+    agent_commission_bps: int = 0
+    platform_commission_fixed_minor: int = 0
+    platform_commission_bps: int = 0
+    platform_commission_max_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What an operation of ``amount_minor`` costs under one schedule version."""
+
+    product: str
+    currency: str
+    version: int
+    amount_minor: int
+    fee_minor: int
+    tax_minor: int
+    agent_commission_minor: int
+    platform_income_minor: int
+    rounding_minor: int
+    platform_commission_minor: int
+
+
+def parse_rules(raw: object) -> Rules:
+    """Validate a rules object (see the module docstring); ``Refused`` if malformed."""
+
+    def bad(why: str) -> Refused:
+        return Refused("fee_rules_invalid", why)
+
+    def integer(value: object, name: str, *, low: int = 0, high: int = 2**53 - 1) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise bad(f"{name} must be an integer in {low}..{high}")
+        return value
+
+    if not isinstance(raw, dict) or set(raw) - {"bands", "split_bps", "platform_commission"}:
+        raise bad("rules are an object of bands, split_bps and platform_commission")
+    bands_raw = raw.get("bands")
+    if not isinstance(bands_raw, list) or not 1 <= len(bands_raw) <= BANDS_MAX:
+        raise bad(f"bands must be a list of 1..{BANDS_MAX}")
+    bands: list[Band] = []
+    for i, b in enumerate(bands_raw):
+        if not isinstance(b, dict) or set(b) - {
+            "up_to_minor",
+            "fixed_minor",
+            "bps",
+            "min_minor",
+            "max_minor",
+        }:
+            raise bad(f"band {i} has unknown fields")
+        up_to = b.get("up_to_minor")
+        up_to = None if up_to is None else integer(up_to, f"band {i} up_to_minor", low=1)
+        if bands:
+            previous = bands[-1].up_to_minor
+            if previous is None or (up_to is not None and up_to <= previous):
+                raise bad("bands must rise, and only the last may be open-ended")
+        if "bps" in b and "fixed_minor" in b:
+            raise bad(f"band {i} is either fixed or basis points")
+        max_minor = b.get("max_minor")
+        band = Band(
+            up_to_minor=up_to,
+            fixed_minor=integer(b.get("fixed_minor", 0), f"band {i} fixed_minor"),
+            bps=integer(b.get("bps", 0), f"band {i} bps", high=BPS_DENOMINATOR),
+            min_minor=integer(b.get("min_minor", 0), f"band {i} min_minor"),
+            max_minor=None if max_minor is None else integer(max_minor, f"band {i} max_minor"),
+        )
+        if band.max_minor is not None and band.max_minor < band.min_minor:
+            raise bad(f"band {i}: max_minor below min_minor")
+        bands.append(band)
+    if bands[-1].up_to_minor is not None:
+        raise bad("the last band must be open-ended (up_to_minor null)")
+    split = raw.get("split_bps", {})
+    if not isinstance(split, dict) or set(split) - {"tax", "agent_commission"}:
+        raise bad("split_bps has tax and agent_commission")
+    tax_bps = integer(split.get("tax", 0), "split_bps.tax", high=BPS_DENOMINATOR)
+    commission_bps = integer(
+        split.get("agent_commission", 0), "split_bps.agent_commission", high=BPS_DENOMINATOR
+    )
+    if tax_bps + commission_bps > BPS_DENOMINATOR:
+        raise bad("tax and agent commission shares add up to more than the fee")
+    pc = raw.get("platform_commission", {})
+    if not isinstance(pc, dict) or set(pc) - {"fixed_minor", "bps", "max_minor"}:
+        raise bad("platform_commission has fixed_minor, bps and max_minor")
+    pc_max = pc.get("max_minor")
+    return Rules(
+        bands=tuple(bands),
+        tax_bps=tax_bps,
+        agent_commission_bps=commission_bps,
+        platform_commission_fixed_minor=integer(pc.get("fixed_minor", 0), "fixed_minor"),
+        platform_commission_bps=integer(pc.get("bps", 0), "bps", high=BPS_DENOMINATOR),
+        platform_commission_max_minor=None if pc_max is None else integer(pc_max, "max_minor"),
+    )
+
+
+def price(rules: Rules, amount_minor: int) -> tuple[int, int, int, int, int, int]:
+    """(fee, tax, agent commission, platform income, rounding, platform commission)."""
+    band = next(b for b in rules.bands if b.up_to_minor is None or amount_minor <= b.up_to_minor)
+    fee = band.fee(amount_minor)
+    tax = fee * rules.tax_bps // BPS_DENOMINATOR
+    commission = fee * rules.agent_commission_bps // BPS_DENOMINATOR
+    income = fee * (BPS_DENOMINATOR - rules.tax_bps - rules.agent_commission_bps) // BPS_DENOMINATOR
+    rounding = fee - tax - commission - income
+    paid = (
+        rules.platform_commission_fixed_minor
+        + amount_minor * rules.platform_commission_bps // BPS_DENOMINATOR
+    )
+    if rules.platform_commission_max_minor is not None:
+        paid = min(paid, rules.platform_commission_max_minor)
+    return fee, tax, commission, income, rounding, paid
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+def publish_schedule(
+    led: Ledger, *, product: str, currency: str, effective_from: datetime, rules: dict[str, Any]
+) -> int:
+    """Publish the next version of a product's schedule; its version number."""
+    return led.transact(
+        lambda tx: publish_schedule_in(
+            tx, product=product, currency=currency, effective_from=effective_from, rules=rules
+        )
+    )
+
+
+def publish_schedule_in(
+    tx: Tx, *, product: str, currency: str, effective_from: datetime, rules: dict[str, Any]
+) -> int:
+    if not product or len(product) > PRODUCT_LENGTH_MAX or not product.isascii():
+        raise Refused("product_invalid", f"a product is 1-{PRODUCT_LENGTH_MAX} ASCII characters")
+    parse_rules(rules)
+    if effective_from.tzinfo is None:
+        raise Refused("effective_from_naive", "effective_from must carry a time zone")
+    row = tx.one(
+        "SELECT MAX(version) FROM fee_schedules WHERE product = :p AND currency = :c",
+        {"p": product, "c": currency},
+    )
+    version = (row[0] if row and row[0] is not None else 0) + 1
+    tx.execute(
+        "INSERT INTO fee_schedules (id, product, currency, version, effective_from_us, rules,"
+        " created_at_us) VALUES (:id, :p, :c, :v, :eff, :rules, :now)",
+        {
+            "id": uuid.uuid5(LEG_NAMESPACE, f"schedule:{product}:{currency}:{version}"),
+            "p": product,
+            "c": currency,
+            "v": version,
+            "eff": to_us(effective_from),
+            "rules": json.dumps(rules, sort_keys=True, separators=(",", ":")),
+            "now": tx.now_us,
+        },
+    )
+    return version
+
+
+def schedule_in_effect(tx: Tx, *, product: str, currency: str) -> tuple[int, Rules]:
+    """The version in effect at ``tx.now`` (the newest one of the latest start)."""
+    row = tx.one(
+        "SELECT version, rules FROM fee_schedules WHERE product = :p AND currency = :c"
+        " AND effective_from_us <= :now ORDER BY effective_from_us DESC, version DESC LIMIT 1",
+        {"p": product, "c": currency, "now": tx.now_us},
+    )
+    if row is None:
+        raise Refused("fee_schedule_missing", f"no {product} fee schedule in {currency} in effect")
+    return row[0], parse_rules(json.loads(row[1]))
+
+
+def quote(tx: Tx, *, product: str, currency: str, amount_minor: int) -> Quote:
+    """Price an operation of ``amount_minor`` under the schedule in effect now."""
+    if type(amount_minor) is not int or amount_minor <= 0:
+        raise Refused("amount_invalid", "amount_minor must be a positive integer")
+    version, rules = schedule_in_effect(tx, product=product, currency=currency)
+    fee, tax, commission, income, rounding, paid = price(rules, amount_minor)
+    return Quote(
+        product, currency, version, amount_minor, fee, tax, commission, income, rounding, paid
+    )
+
+
+def fee_transfers(
+    tx: Tx,
+    quote: Quote,
+    *,
+    payer_account: uuid.UUID,
+    agent_id: uuid.UUID | None,
+    currency: str,
+    id_base: uuid.UUID,
+) -> list[Transfer]:
+    """The legs of a quote: the payer pays the fee into platform income, tax payable,
+    rounding and the agent's commission; the platform pays its commission to the agent.
+    Without an agent, the agent's share of the fee is platform income and the platform
+    pays no commission. Ids derive from ``id_base``: a replay builds the same legs."""
+    platform = parties.ensure_platform(tx, currency)
+    agent_account = parties.account_id(agent_id, Role.COMMISSION) if agent_id else None
+    income = quote.platform_income_minor + (0 if agent_id else quote.agent_commission_minor)
+    legs: list[tuple[str, uuid.UUID, uuid.UUID, int]] = [
+        ("fee", payer_account, platform.account(Role.FEE_INCOME), income),
+        ("tax", payer_account, platform.account(Role.TAX_PAYABLE), quote.tax_minor),
+        ("rounding", payer_account, platform.account(Role.ROUNDING), quote.rounding_minor),
+    ]
+    if agent_account is not None:
+        legs.append(("commission", payer_account, agent_account, quote.agent_commission_minor))
+        legs.append(
+            (
+                "platform_commission",
+                platform.account(Role.COMMISSION_EXPENSE),
+                agent_account,
+                quote.platform_commission_minor,
+            )
+        )
+    return [
+        Transfer(
+            id=uuid.uuid5(id_base, f"fee-leg:{name}"),
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            currency=currency,
+            code=FEE_CODE,
+            metadata={"leg": name, "product": quote.product, "version": str(quote.version)},
+        )
+        for name, debit, credit, amount in legs
+        if amount > 0
+    ]
