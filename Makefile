@@ -2,7 +2,7 @@
 #
 #   make run     set up .venv, migrate village.db, run the demo
 #   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
-#   make lint    ruff check, ruff format --check, mypy --strict ledger/
+#   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ reconciliation/
 #   make bench   workload W1 against $(BENCH_DATABASE)
 #   make clean   remove .venv and caches (village.db is data: it is left alone)
 #
@@ -67,7 +67,7 @@ test: lint
 lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict ledger/
+	$(BIN)/mypy --strict ledger/ api/ reconciliation/
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.w1 --database '$(BENCH_DATABASE)'

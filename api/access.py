@@ -1,0 +1,97 @@
+"""Who may see and move what: account ownership and the role rules.
+
+* storefront, agent: create accounts (they own them), see their own accounts and the
+  transfers touching them, and create transfers debiting their own accounts (a post or
+  void: the hold's debit account); crediting any existing account is allowed (paying);
+* auditor: reads everything, writes nothing (403 on every write);
+* operator: reads everything, writes any transfer, revokes keys.
+
+Another tenant's object answers exactly as an object that does not exist (404).
+Ownership rows never change, and neither do transfers, so checking them before the
+ledger call (outside its transaction) cannot race with anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from api.principals import ApiKey, Role
+from api.problems import ApiError
+from ledger import Ledger, Transfer, TransferFlags
+from ledger.core.tx import Tx
+
+READ_ALL = frozenset({Role.AUDITOR, Role.OPERATOR})
+WRITERS = frozenset({Role.STOREFRONT, Role.AGENT, Role.OPERATOR})
+
+
+def require_role(caller: ApiKey, allowed: frozenset[Role]) -> None:
+    if caller.role not in allowed:
+        raise ApiError("forbidden", f"a {caller.role.value} key may not do this")
+
+
+def owner_of(tx: Tx, account_id: uuid.UUID) -> uuid.UUID | None:
+    row = tx.one(
+        "SELECT principal_id FROM account_owners WHERE account_id = :account_id",
+        {"account_id": account_id},
+    )
+    if row is None:
+        return None
+    owner: uuid.UUID = row[0]
+    return owner
+
+
+def can_read_account(led: Ledger, caller: ApiKey, account_id: uuid.UUID) -> bool:
+    if caller.role in READ_ALL:
+        return True
+    return led.transact(lambda tx: owner_of(tx, account_id)) == caller.principal_id
+
+
+def owns_all(led: Ledger, caller: ApiKey, account_ids: Sequence[uuid.UUID]) -> uuid.UUID | None:
+    """The first account of ``account_ids`` the caller does not own, or None."""
+
+    def work(tx: Tx) -> uuid.UUID | None:
+        for account_id in dict.fromkeys(account_ids):
+            if owner_of(tx, account_id) != caller.principal_id:
+                return account_id
+        return None
+
+    return led.transact(work)
+
+
+def check_transfers(led: Ledger, caller: ApiKey, transfers: Sequence[Transfer]) -> None:
+    """Refuse (404, naming the index) a batch debiting an account the caller does not own."""
+    require_role(caller, WRITERS)
+    if caller.role is Role.OPERATOR:
+        return
+    resolving = TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING
+    pending_ids = [t.pending_id for t in transfers if t.flags & resolving and t.pending_id]
+    holds = {h.id: h for h in led.lookup_transfers(pending_ids)} if pending_ids else {}
+    debits: list[uuid.UUID] = []
+    for index, t in enumerate(transfers):
+        debit = t.debit_account_id
+        if t.flags & resolving:
+            hold = holds.get(t.pending_id) if t.pending_id else None
+            if hold is None or hold.debit_account_id is None:
+                raise ApiError("not_found", "no such pending transfer", extra={"index": index})
+            debit = hold.debit_account_id
+        if debit is None:
+            raise ApiError("not_found", "no such debit account", extra={"index": index})
+        debits.append(debit)
+    foreign = owns_all(led, caller, debits)
+    if foreign is not None:
+        raise ApiError("not_found", "no such debit account", extra={"index": debits.index(foreign)})
+
+
+def can_read_transfer(led: Ledger, caller: ApiKey, transfer: Transfer) -> bool:
+    if caller.role in READ_ALL:
+        return True
+
+    def work(tx: Tx) -> bool:
+        return any(
+            owner_of(tx, a) == caller.principal_id
+            for a in (transfer.debit_account_id, transfer.credit_account_id)
+            if a is not None
+        )
+
+    return led.transact(work)

@@ -1,0 +1,153 @@
+"""The FastAPI application: :func:`create_app` wires the ledger, the routes and the pipeline.
+
+Every answer carries ``Date`` (the server's clock, which signatures are checked against)
+and ``X-Request-Id``; every error is problem+json (:mod:`api.problems`); one JSON log
+line per request, with no header values, keys or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.context import Context, problem_response
+from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
+from api.openapi import install_openapi
+from api.problems import ApiError
+from api.routes import accounts, admin, system, transfers
+from api.settings import Settings
+from ledger import MalformedRequest, open_ledger
+
+log = logging.getLogger(LOGGER_NAME)
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+class _Pipeline:
+    """Pure ASGI wrapper: request id, Date, metrics and the access log line."""
+
+    def __init__(self, app: ASGIApp, ctx: Context) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+        request_id = given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = {"code": 500}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", self.ctx.http_date().encode("latin-1")))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope.get("method", "")
+            self.ctx.metrics.requests.labels(method, template, str(status["code"])).inc()
+            self.ctx.metrics.duration.labels(method, template).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": template,
+                    "status": status["code"],
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key_id": state.get("key_id"),
+                    "principal_id": state.get("principal_id"),
+                    "code": state.get("problem_code"),
+                },
+            )
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"pointer": "/" + "/".join(str(p) for p in e.get("loc", ())), "detail": e.get("msg")}
+            for e in list(exc.errors())[:20]
+        ]
+        detail = "; ".join(f"{e['pointer']}: {e['detail']}" for e in errors)
+        return problem_response(
+            request, ApiError("invalid_parameter", detail, extra={"errors": errors})
+        )
+
+    @app.exception_handler(MalformedRequest)
+    async def malformed(request: Request, exc: MalformedRequest) -> JSONResponse:
+        return problem_response(request, ApiError("validation_failed", str(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "not_found")
+        return problem_response(request, ApiError(code, str(exc.detail), status=exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"request_id": request.scope.get("state", {}).get("request_id")},
+        )
+        return problem_response(request, ApiError("internal_error", "see the server log"))
+
+
+def create_app(ledger_url: str, *, settings: Settings | None = None) -> FastAPI:
+    """The API on the ledger at ``ledger_url`` (migrated already; see ``/readyz``)."""
+    settings = settings or Settings()
+    led = open_ledger(ledger_url, clock=settings.clock)
+    ctx = Context(ledger=led, settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {}
+        finally:
+            led.close()
+
+    app = FastAPI(
+        title="Village Ledger API",
+        version="1",
+        summary="Signed REST API of the Village Ledger (accounts and transfers).",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    _install_errors(app)
+    for module in (system, accounts, transfers, admin):
+        app.include_router(module.router)
+    install_openapi(app)
+    app.add_middleware(_Pipeline, ctx=ctx)
+    return app

@@ -1,0 +1,230 @@
+"""What every route shares: the ledger, the settings, and the request pipeline.
+
+The pipeline of a request, in order:
+
+1. body size: a ``Content-Length`` over the limit answers 413 before reading, a body
+   that grows past it while read answers 413 too;
+2. signature (:mod:`api.signatures`): the digest against the raw bytes, then the
+   signature; 401 otherwise;
+3. rate limit of the key: 429 with ``Retry-After``;
+4. role check of the route: 403;
+5. POST only: ``Idempotency-Key`` (400 when missing), the claim (:mod:`api.idempotency`);
+6. strict parse of the body (:mod:`api.strictjson`): 400 / 422;
+7. one service call; the answer is stored for replay.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import http_sf
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from api import idempotency
+from api.observability import Metrics
+from api.principals import ApiKey, find_key
+from api.problems import PROBLEM_CONTENT_TYPE, ApiError
+from api.ratelimit import TokenBuckets
+from api.settings import Settings
+from api.signatures import verify_request
+from ledger import Ledger
+
+PURGE_EVERY_POSTS = 1000
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass
+class Context:
+    ledger: Ledger
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    buckets: TokenBuckets = field(init=False)
+    _posts: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.buckets = TokenBuckets(
+            rate_per_s=self.settings.rate_limit_per_s, burst=self.settings.rate_limit_burst
+        )
+
+    def http_date(self) -> str:
+        return email.utils.format_datetime(self.settings.clock(), usegmt=True)
+
+
+def context(request: Request) -> Context:
+    found: Context = request.app.state.ctx
+    return found
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def problem_response(request: Request, error: ApiError) -> JSONResponse:
+    ctx = context(request)
+    ctx.metrics.refusals.labels(error.code).inc()
+    request.scope.setdefault("state", {})["problem_code"] = error.code
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["Date"] = ctx.http_date()
+    return JSONResponse(
+        error.body(instance=request.url.path, request_id=request_id(request)),
+        status_code=error.status,
+        headers=headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request's bytes, read at most to the size limit (413 past it)."""
+    limit = context(request).settings.body_size_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise ApiError("invalid_parameter", "Content-Length is not a number", status=400)
+        if int(declared) > limit:
+            raise ApiError("body_too_large", f"the body limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("body_too_large", f"the body limit is {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request.scope.setdefault("state", {})["raw_body"] = body
+    return body
+
+
+def target_uri(request: Request, settings: Settings) -> str:
+    """The URI the client signed: the public origin (or Host) + the raw path and query."""
+    scope = request.scope
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string", b"")
+    path = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    if settings.public_origin:
+        return settings.public_origin.rstrip("/") + path
+    host = request.headers.get("host", "")
+    return f"{scope.get('scheme', 'http')}://{host}{path}"
+
+
+def authenticate(request: Request, body: bytes) -> ApiKey:
+    """Verify the signature, then the key's rate limit; the caller's key."""
+    ctx = context(request)
+    settings = ctx.settings
+    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    verified = verify_request(
+        method=request.method,
+        url=target_uri(request, settings),
+        fields=fields,
+        body=body,
+        lookup=lambda key_id: find_key(ctx.ledger, key_id),
+        now=settings.clock(),
+        tag=settings.signature_tag,
+        age_max_s=settings.signature_age_max_s,
+        ahead_max_s=settings.signature_future_skew_max_s,
+    )
+    key = verified.key
+    state = request.scope.setdefault("state", {})
+    state["key_id"] = key.key_id
+    state["principal_id"] = str(key.principal_id)
+    wait_s = ctx.buckets.take(key.key_id)
+    if wait_s:
+        raise ApiError("rate_limited", "slow down", headers={"Retry-After": str(wait_s)})
+    return key
+
+
+def idempotency_key(request: Request, settings: Settings) -> str:
+    values = request.headers.getlist("idempotency-key")
+    if not values:
+        raise ApiError("idempotency_key_missing", "send Idempotency-Key on every POST")
+    raw = ", ".join(values)
+    try:
+        parsed = http_sf.parse(raw.encode("latin-1"), tltype="item")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ApiError("idempotency_key_invalid", "Idempotency-Key is not a string") from None
+    value = parsed[0] if isinstance(parsed, tuple) else None
+    if isinstance(value, http_sf.Token):
+        value = str(value)
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= settings.idempotency_key_length_max
+        or not value.isascii()
+    ):
+        raise ApiError(
+            "idempotency_key_invalid",
+            f"Idempotency-Key is a string of 1..{settings.idempotency_key_length_max} characters",
+        )
+    return value
+
+
+def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != JSON_CONTENT_TYPE:
+        raise ApiError("unsupported_media_type", "send Content-Type: application/json")
+
+
+def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(body, status_code=status, headers=headers, media_type=JSON_CONTENT_TYPE)
+
+
+STORED_HEADERS = ("content-type", "location", "retry-after")
+
+
+def run_post(
+    request: Request, caller: ApiKey, body: bytes, handle: Callable[[], Response]
+) -> Response:
+    """Run a POST once per Idempotency-Key; replay its stored answer after that."""
+    ctx = context(request)
+    settings = ctx.settings
+    key = idempotency_key(request, settings)
+    scope = idempotency.Scope(caller.principal_id, request.method, request.url.path, key)
+    claim = idempotency.claim(
+        ctx.ledger,
+        scope,
+        digest=hashlib.sha256(body).hexdigest(),
+        ttl_s=settings.idempotency_ttl_s,
+        lock_s=settings.idempotency_lock_s,
+    )
+    if claim.outcome == "reused":
+        raise ApiError("idempotency_key_reused", "this key was sent with another body")
+    if claim.outcome == "in_progress":
+        raise ApiError(
+            "idempotency_in_progress",
+            "the first request with this key is still running",
+            headers={"Retry-After": str(claim.retry_after_s)},
+        )
+    if claim.answer is not None:
+        stored = claim.answer
+        headers = {**stored.headers, "Idempotency-Replayed": "true"}
+        media = headers.pop("content-type", JSON_CONTENT_TYPE)
+        return Response(
+            stored.body, status_code=stored.status_code, headers=headers, media_type=media
+        )
+    try:
+        try:
+            response = handle()
+        except ApiError as error:
+            response = problem_response(request, error)
+    except BaseException:
+        idempotency.release(ctx.ledger, scope)
+        raise
+    if response.status_code >= 500:
+        idempotency.release(ctx.ledger, scope)
+        return response
+    headers = {k: response.headers[k] for k in STORED_HEADERS if k in response.headers}
+    idempotency.complete(
+        ctx.ledger,
+        scope,
+        idempotency.StoredAnswer(response.status_code, headers, bytes(response.body)),
+    )
+    if next(ctx._posts) % PURGE_EVERY_POSTS == PURGE_EVERY_POSTS - 1:
+        idempotency.purge_expired(ctx.ledger)
+    return response

@@ -1,0 +1,1 @@
+"""The API's routes: authenticate, check the role, parse, call one service, answer."""

@@ -1,0 +1,78 @@
+"""Pieces every route uses: the signed-caller dependency, paging, shaping answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from api.context import authenticate, context, raw_body
+from api.principals import ApiKey
+from api.problems import ApiError
+from api.schemas import account_flag_names, transfer_flag_names
+from ledger import Account, Transfer
+
+PAGE_SIZE_MAX = 100
+
+
+async def signed(request: Request) -> ApiKey:
+    """The caller, once the body is read (size-limited) and the signature verified."""
+    body = await raw_body(request)
+    return await run_in_threadpool(authenticate, request, body)
+
+
+def body_of(request: Request) -> bytes:
+    found: bytes = request.scope["state"]["raw_body"]
+    return found
+
+
+def page_limit(request: Request, limit: int | None) -> int:
+    settings = context(request).settings
+    if limit is None:
+        return settings.page_size_default
+    if not 1 <= limit <= min(settings.page_size_max, PAGE_SIZE_MAX):
+        raise ApiError("invalid_parameter", f"limit is 1..{settings.page_size_max}")
+    return limit
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def account_out(a: Account) -> dict[str, Any]:
+    return {
+        "id": str(a.id),
+        "currency": a.currency,
+        "code": a.code,
+        "flags": account_flag_names(a.flags),
+        "metadata": a.metadata,
+        "debits_pending": a.debits_pending,
+        "debits_posted": a.debits_posted,
+        "credits_pending": a.credits_pending,
+        "credits_posted": a.credits_posted,
+        "created_at": _time(a.created_at),
+    }
+
+
+def transfer_out(t: Transfer) -> dict[str, Any]:
+    return {
+        "id": str(t.id),
+        "debit_account_id": _id(t.debit_account_id),
+        "credit_account_id": _id(t.credit_account_id),
+        "amount": t.amount,
+        "currency": t.currency,
+        "code": t.code,
+        "flags": transfer_flag_names(t.flags),
+        "pending_id": _id(t.pending_id),
+        "timeout_s": t.timeout_s,
+        "reverses_id": _id(t.reverses_id),
+        "metadata": t.metadata,
+        "created_at": _time(t.created_at),
+    }

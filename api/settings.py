@@ -1,0 +1,44 @@
+"""The API's limits and knobs, each named with its unit last."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What one API process enforces. The defaults are the issue's profile."""
+
+    signature_age_max_s: int = 300
+    """A signature whose ``created`` is older than this is refused."""
+    signature_future_skew_max_s: int = 60
+    """A signature whose ``created`` is further ahead of the server's clock is refused."""
+    signature_tag: str = "vledger"
+    """The ``tag`` every request signature must carry."""
+    body_size_max_bytes: int = 1_048_576
+    """Larger request bodies answer 413 before they are read in full."""
+    page_size_max: int = 100
+    """The largest ``limit`` of a list."""
+    page_size_default: int = 20
+    transfers_per_request_max: int = 500
+    """The most transfers one ``POST /v1/transfers`` may carry."""
+    idempotency_ttl_s: int = 86_400
+    """How long a POST's answer is kept for replay (the draft asks for at least 24 h)."""
+    idempotency_lock_s: int = 60
+    """How long an unfinished request holds its key before another attempt may take it."""
+    idempotency_key_length_max: int = 255
+    rate_limit_per_s: float = 50.0
+    """Requests per second each key may sustain (an in-process token bucket)."""
+    rate_limit_burst: int = 100
+    """Requests a key may make at once before the rate applies."""
+    public_origin: str | None = None
+    """``https://api.example`` when behind a proxy: the origin clients sign in
+    ``@target-uri`` (default: the request's scheme and Host)."""
+    clock: Callable[[], datetime] = field(default=system_clock)
+    """The clock signatures and idempotency records are checked against (UTC)."""
