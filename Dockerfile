@@ -1,5 +1,5 @@
-# Village Ledger: the core and its command line on Python 3.11.
-# docker compose up runs `vledger migrate` then `vledger demo` against the compose PostgreSQL.
+# Village Ledger: the ledger, its signed API and its command line on Python 3.11.
+# docker compose up runs `vledger serve` (which migrates first) against the compose PostgreSQL.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY ledger ./ledger
 COPY api ./api
 COPY reconciliation ./reconciliation
+COPY vledger ./vledger
 COPY bench ./bench
 COPY alembic ./alembic
 COPY alembic.ini ./
@@ -26,4 +27,5 @@ RUN useradd --create-home --uid 10001 vledger && chown vledger /app
 USER vledger
 
 # The database comes from $VLEDGER_DATABASE (default: sqlite:///village.db in /app).
-CMD ["sh", "-c", "vledger migrate && vledger demo"]
+EXPOSE 8000
+CMD ["vledger", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,12 +1,14 @@
 # Village Ledger: the commands a fresh machine needs (GNU make and Python 3.11+).
 #
-#   make run     set up .venv, migrate village.db, run the demo
+#   make run     set up .venv, migrate village.db, serve the API on 127.0.0.1:8000
+#   make demo    set up .venv, migrate village.db, run one village day and the integrity check
 #   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
-#   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ reconciliation/
+#   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ reconciliation/ vledger/
 #   make bench   workload W1 against $(BENCH_DATABASE)
 #   make clean   remove .venv and caches (village.db is data: it is left alone)
 #
-# Variables: DATABASE (make run), BENCH_DATABASE (make bench), PYTEST_ARGS (make test),
+# Variables: DATABASE (make run, make demo), HOST and PORT (make run), BENCH_DATABASE
+# (make bench), PYTEST_ARGS (make test),
 # PYTHON (the interpreter that creates .venv).
 
 SHELL := /bin/bash
@@ -49,9 +51,12 @@ $(INSTALLED_TEST): pyproject.toml | $(BIN)/python
 
 # --- run ---------------------------------------------------------------------------
 
-# `make run` is the one command on a bare machine. Today it shows the core on a SQLite
-# file; when the HTTP service exists, point `run` at a `serve` target instead.
-run: demo
+# `make run` is the one command on a bare machine: the signed API on a SQLite file.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+run: migrate
+	$(VLEDGER) serve --host '$(HOST)' --port '$(PORT)' --database '$(DATABASE)'
 
 migrate: $(INSTALLED)
 	$(VLEDGER) migrate --database '$(DATABASE)'
@@ -67,7 +72,7 @@ test: lint
 lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict ledger/ api/ reconciliation/
+	$(BIN)/mypy --strict ledger/ api/ reconciliation/ vledger/
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.w1 --database '$(BENCH_DATABASE)'

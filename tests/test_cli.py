@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Account, AccountFlags, Status, Transfer, TransferFlags, open_ledger
-from ledger.cli import main
 from ledger.demo import format_amount
+from vledger.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 UNREACHABLE_PG_URL = "postgresql+psycopg://postgres:secret@127.0.0.1:1/test"
@@ -26,10 +26,10 @@ def last_line(text: str) -> str:
 
 
 def run_vledger(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m ledger.cli ARGS`` in a child process, as a user would run it."""
+    """``python -m vledger ARGS`` in a child process, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
     return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args],
+        [sys.executable, "-m", "vledger", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -30,8 +30,22 @@ def index_of(lines: list[str], needle: str) -> int:
     return next(i for i, line in enumerate(lines) if needle in line)
 
 
-def test_run_installs_migrates_then_runs_the_demo() -> None:
+def test_run_installs_migrates_then_serves_the_api() -> None:
     lines = dry_run("run")
+    steps = [
+        index_of(lines, "-m venv .venv"),
+        index_of(lines, "pip --quiet --disable-pip-version-check install -e ."),
+        index_of(lines, "vledger migrate --database 'sqlite:///village.db'"),
+        index_of(
+            lines,
+            "vledger serve --host '127.0.0.1' --port '8000' --database 'sqlite:///village.db'",
+        ),
+    ]
+    assert steps == sorted(steps)
+
+
+def test_demo_installs_migrates_then_runs_the_demo() -> None:
+    lines = dry_run("demo")
     steps = [
         index_of(lines, "-m venv .venv"),
         index_of(lines, "pip --quiet --disable-pip-version-check install -e ."),

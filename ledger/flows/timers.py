@@ -1,0 +1,21 @@
+"""The flows' timers, run together: what ``vledger sweep`` and the service's sweeper do.
+
+Every timer lives in the database (UTC microseconds), so a sweep is a plain function of
+the rows and the clock: running it twice, or from two processes, changes nothing more
+than running it once. The flows sweep first, so that a flow whose hold times out records
+why (an order auto-released, a cash-out expired); the core's ``expire_pending`` then
+voids any other hold past its timeout.
+"""
+
+from __future__ import annotations
+
+from ledger.core.ledger import Ledger
+from ledger.flows import orders
+
+
+def sweep_all(led: Ledger) -> dict[str, int]:
+    """Run every timer once at the ledger's clock; how many objects each one moved."""
+    return {
+        "orders released": orders.sweep_orders(led),
+        "expired holds voided": led.expire_pending(),
+    }

@@ -1,0 +1,131 @@
+"""`vledger serve`, `vledger keys` and `vledger sweep`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ledger import open_ledger
+from vledger.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SERVE_WAIT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+def test_serve_migrates_then_answers_healthz_and_readyz(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"sqlite:///{tmp_path}/served.db"
+    env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
+    log = tmp_path / "serve.log"
+    with (
+        log.open("wb") as log_file,
+        subprocess.Popen(
+            [sys.executable, "-m", "vledger", "serve", "--port", str(port), "--database", url],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        ) as server,
+    ):
+        try:
+            deadline = time.monotonic() + SERVE_WAIT_S
+            while True:
+                try:
+                    status, body = get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except OSError:
+                    assert server.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, "vledger serve did not answer"
+                    time.sleep(0.2)
+            assert (status, body) == (200, {"status": "ok"})
+            status, body = get(f"http://127.0.0.1:{port}/readyz")
+            assert status == 200
+            assert body["status"] == "ready"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    with open_ledger(url) as led:  # serve migrated the new file
+        assert led.check_integrity().ok
+
+
+def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--port", "70000", "--database", "sqlite:///unused.db"]) == 2
+    assert "--port must be 1..65535" in capsys.readouterr().err
+
+
+def test_keys_create_writes_a_pkcs8_key_and_prints_the_principal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/keys.db"
+    assert main(["migrate", "--database", url]) == 0
+    capsys.readouterr()
+    out = tmp_path / "agent.pem"
+    argv = ["keys", "create", "--role", "agent", "--name", "Amina's shop"]
+    assert main([*argv, "--out", str(out), "--database", url]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert set(created) == {"key_id", "principal_id", "role"}
+    assert created["role"] == "agent"
+    private = serialization.load_pem_private_key(out.read_bytes(), password=None)
+    assert isinstance(private, ed25519.Ed25519PrivateKey)
+    assert out.stat().st_mode & 0o777 == 0o600
+
+    # A second key for the same principal (rotation), then the first one revoked.
+    second = tmp_path / "agent-2.pem"
+    assert main([*argv, "--out", str(second), "--database", url]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["principal_id"] == created["principal_id"]
+    assert rotated["key_id"] != created["key_id"]
+    assert main(["keys", "revoke", created["key_id"], "--database", url]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "revoked"
+    assert main(["keys", "revoke", created["key_id"], "--database", url]) == 2
+    assert "no active key" in capsys.readouterr().err
+
+
+def test_keys_create_refuses_hmac_for_an_agent_and_an_existing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/keys.db"
+    assert main(["migrate", "--database", url]) == 0
+    hmac = ["keys", "create", "--role", "agent", "--name", "a", "--alg", "hmac-sha256"]
+    assert main([*hmac, "--out", str(tmp_path / "a.key"), "--database", url]) == 2
+    assert not (tmp_path / "a.key").exists()
+    existing = tmp_path / "taken.pem"
+    existing.write_text("keep me")
+    shop = ["keys", "create", "--role", "storefront", "--name", "s"]
+    assert main([*shop, "--out", str(existing), "--database", url]) == 2
+    assert existing.read_text() == "keep me"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert all(line.startswith("vledger keys: ") for line in err)
+
+
+def test_sweep_reports_each_timer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/sweep.db"
+    assert main(["migrate", "--database", url]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "--database", url]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "orders released: 0" in lines
+    assert "expired holds voided: 0" in lines

@@ -1,0 +1,1 @@
+"""The ``vledger`` command line: an edge over ``ledger``, ``api`` and ``reconciliation``."""

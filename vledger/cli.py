@@ -1,0 +1,207 @@
+"""`vledger`: the ledger's command line (an edge, like the HTTP API).
+
+::
+
+    vledger migrate [--database URL]   bring the schema to the newest revision
+    vledger demo    [--database URL]   run one village day, then the integrity check
+    vledger expire  [--database URL]   void every hold whose timeout has passed
+    vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
+    vledger serve   [--host H] [--port P] [--database URL]   the signed HTTP API
+    vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
+    vledger keys revoke KEY_ID [--database URL]
+
+The database is ``--database``, else ``$VLEDGER_DATABASE``, else ``sqlite:///village.db``.
+
+Exit codes: 0 done; 1 the demo found a problem (it says which); 2 bad input or a
+database that cannot be used (an unsupported URL, an unreachable server, a database
+that is not migrated), reported as one line on stderr without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+import sqlalchemy as sa
+
+from ledger import MalformedRequest, StorageError, open_ledger
+from ledger.core import migrations
+from ledger.demo import run_demo
+
+DATABASE_DEFAULT = "sqlite:///village.db"
+DATABASE_ENV = "VLEDGER_DATABASE"
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input a command found after parsing: one line on stderr, exit 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    run: Callable[[argparse.Namespace], int]
+    summary: str
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda _parser: None
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    url: str = args.database
+    open_ledger(url, migrate=True).close()
+    revision = migrations.current_revision(url)
+    head = " (head)" if revision == migrations.head_revision() else ""
+    print(f"migrated {_display(url)} to revision {revision}{head}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(args.database)
+
+
+def _expire(args: argparse.Namespace) -> int:
+    with open_ledger(args.database) as led:
+        voided = led.expire_pending()
+    print(f"expired holds voided: {voided}")
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ledger.flows.timers import sweep_all
+
+    with open_ledger(args.database) as led:
+        counts = sweep_all(led)
+    for name, count in counts.items():
+        print(f"{name}: {count}")
+    return EXIT_OK
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1..65535, not {args.port}")
+    serve(args.host, args.port, args.database, migrate=True)
+    return EXIT_OK
+
+
+def _keys_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="create a principal (or add a key to it); write the private key"
+    )
+    create.add_argument(
+        "--role", required=True, choices=("storefront", "agent", "auditor", "operator")
+    )
+    create.add_argument("--name", required=True, help="the principal's name")
+    create.add_argument("--alg", default="ed25519", choices=("ed25519", "hmac-sha256"))
+    create.add_argument("--out", required=True, metavar="FILE", help="a new file for the key")
+    _database_argument(create)
+    revoke = actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    _database_argument(revoke)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from api.keys import create_key, revoke
+
+    if args.keys_action == "create":
+        try:
+            created = create_key(args.database, args.role, args.name, args.alg, args.out)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        print(json.dumps(created))
+        return EXIT_OK
+    if not revoke(args.database, args.key_id):
+        raise UsageError(f"no active key {args.key_id!r}")
+    print(json.dumps({"key_id": args.key_id, "state": "revoked"}))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "migrate": Command(_migrate, "bring the database schema to the newest revision"),
+    "demo": Command(_demo, "run one village day through the ledger, then check integrity"),
+    "expire": Command(_expire, "void every pending transfer whose timeout has passed"),
+    "sweep": Command(_sweep, "run the flows' timers once: expired holds, orders, cash-outs"),
+    "serve": Command(_serve, "run the signed HTTP API (migrates first)", _serve_arguments),
+    "keys": Command(_keys, "create and revoke API keys", _keys_arguments),
+}
+
+
+def _database_argument(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(DATABASE_ENV) or DATABASE_DEFAULT
+    parser.add_argument(
+        "--database",
+        default=default,
+        metavar="URL",
+        help=(
+            "sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB "
+            f"(default: ${DATABASE_ENV} or {DATABASE_DEFAULT}; now {_display(default)})"
+        ),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vledger",
+        description="Village Ledger: accounts and transfers on PostgreSQL and SQLite.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.summary, description=command.summary)
+        command.arguments(sub)
+        if name != "keys":  # each keys action takes its own --database
+            _database_argument(sub)
+    return parser
+
+
+def _display(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's text: database drivers add SQL and links below it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``vledger`` with ``argv`` (default: the process arguments); answer the exit code."""
+    # Errors only: a connection pool's retry warnings would bury the one-line message.
+    logging.basicConfig(level=logging.ERROR, format="vledger: %(name)s: %(message)s")
+    logging.getLogger("psycopg").setLevel(logging.ERROR)  # psycopg sets WARNING itself
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    url: str = args.database
+    try:
+        return COMMANDS[args.command].run(args)
+    except (MalformedRequest, StorageError, UsageError) as exc:
+        message = _one_line(exc)
+    except (sqlite3.OperationalError, psycopg.OperationalError, sa.exc.OperationalError) as exc:
+        # A database that cannot be reached or opened, reported by its driver.
+        message = f"cannot use {_display(url)}: {_one_line(exc)}"
+    print(f"vledger {args.command}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
