@@ -40,6 +40,13 @@ SUSPENSE_PARKED = "suspense.parked"
 SUSPENSE_REASSIGNED = "suspense.reassigned"
 OFFLINE_SYNCED = "offline.synced"
 OFFLINE_EXCEPTION = "offline.exception"
+CASHOUT_EXPIRED = "cashout.expired"
+KYC_TIER_CHANGED = "kyc.tier_changed"
+WINDOW_OPENED = "window.opened"
+WINDOW_CLOSED = "window.closed"
+WINDOW_SETTLED = "window.settled"
+SUSPENSE_RETURNED = "suspense.returned"
+CHECKPOINT_SEALED = "checkpoint.sealed"
 
 EVENTS_PAGE_MAX = 1000
 
