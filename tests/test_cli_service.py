@@ -128,4 +128,55 @@ def test_sweep_reports_each_timer(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["sweep", "--database", url]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "orders released: 0" in lines
+    assert "cash-outs expired: 0" in lines
     assert "expired holds voided: 0" in lines
+
+
+def test_seal_export_and_verify_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/journal.db"
+    assert main(["demo", "--database", url]) == 0
+    key = tmp_path / "service-key.pem"
+    assert main(["seal", "--key", str(key), "--database", url]) == 0
+    assert capsys.readouterr().out.strip().endswith("blocks sealed: 1")
+    assert main(["seal", "--key", str(key), "--database", url]) == 0  # nothing new
+    assert capsys.readouterr().out.strip() == "blocks sealed: 0"
+
+    out = tmp_path / "export"
+    assert main(["audit", "export", "--out", str(out), "--database", url]) == 0
+    assert "exported blocks 1..1" in capsys.readouterr().out
+    public = out / "public-key.pem"
+    assert main(["verify", str(out), "--public-key", str(public)]) == 0
+    assert capsys.readouterr().out.startswith("OK: 1 blocks")
+
+    # One byte of one amount changed: exit 1, and the fault names the line.
+    journal = out / "transfers.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"amount": ', '"amount": 1', 1)
+    assert lines[2] != journal.read_text().splitlines(keepends=True)[2]
+    journal.write_text("".join(lines))
+    assert main(["verify", str(out), "--public-key", str(public)]) == 1
+    report = capsys.readouterr().out
+    assert report.startswith("FAILED")
+    assert "changed_transfer" in report
+
+    assert main(["verify", str(tmp_path / "nowhere"), "--public-key", str(public)]) == 1
+    assert "transfers.jsonl is missing" in capsys.readouterr().out
+    assert main(["audit", "export", "--out", str(out), "--from", "yesterday"]) == 2
+    assert "not a block number or a time" in capsys.readouterr().err
+
+
+def test_reconcile_integrity_after_the_demo_is_ok_and_sees_the_seal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/recon.db"
+    assert main(["demo", "--database", url]) == 0
+    assert main(["seal", "--key", str(tmp_path / "k.pem"), "--database", url]) == 0
+    capsys.readouterr()
+    reports = tmp_path / "reports"
+    assert main(["reconcile", "integrity", "--out", str(reports), "--database", url]) == 0
+    out = capsys.readouterr().out
+    assert ": ok, 0 break(s)" in out
+    [summary] = reports.glob("integrity/*/*/summary.json")
+    assert json.loads(summary.read_text())["seal"]["blocks"] == 1

@@ -262,3 +262,55 @@ def test_offline_allowance_held_on_the_float_is_not_available(village: Village) 
         300_000,
         700_000,
     )
+
+
+def test_an_order_paid_in_cash_at_the_agent_can_ring_and_its_refund_re_arms(
+    village: Village,
+) -> None:
+    """Float 6,000 KES, threshold 5,000: a 2,000 KES seed order paid in cash at the agent
+    moves 2,000 of float into escrow (4,000 left: rings); refunding it brings the float
+    back and re-arms the alarm."""
+    from ledger.flows import orders
+
+    agent = village.agent(float_minor=600_000)
+    agent_float.set_float_threshold(village.led, agent_id=agent.id, threshold_minor=500_000)
+    shop = new_id()
+    parties.onboard(village.led, party_id=shop, kind=Kind.STOREFRONT, name="Mbegu", currency=KES)
+    order_id = new_id()
+    orders.create_order(
+        village.led,
+        order_id=order_id,
+        storefront_id=shop,
+        currency=KES,
+        amount_minor=200_000,
+        delivery_method="agent_delivery",
+        agent_id=agent.id,
+    )
+    orders.pay_order(village.led, step_id=new_id(), order_id=order_id, source=orders.Source.CASH)
+    assert len(village.events_of(events.FLOAT_LOW, agent.id)) == 1
+    assert float_of(village, agent).low_armed is False
+    orders.refund_order(village.led, step_id=new_id(), order_id=order_id)
+    assert float_of(village, agent).low_armed is True
+    assert village.led.check_integrity().ok
+
+
+def test_registering_a_device_holds_float_and_can_ring(village: Village) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from ledger.flows import offline
+
+    agent = village.agent(float_minor=600_000)
+    agent_float.set_float_threshold(village.led, agent_id=agent.id, threshold_minor=500_000)
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    device_id = new_id()
+    offline.register_device(
+        village.led,
+        device_id=device_id,
+        agent_id=agent.id,
+        public_key=public,
+        allowance_minor=200_000,
+    )
+    assert len(village.events_of(events.FLOAT_LOW, agent.id)) == 1
+    offline.set_allowance(village.led, device_id=device_id, allowance_minor=50_000)
+    assert float_of(village, agent).low_armed is True  # 5,500 available again

@@ -92,7 +92,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import events, parties
+from ledger.flows import agent_float, events, parties
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
@@ -526,6 +526,7 @@ def register_device_in(
     )
     row = _locked_device(tx, device_id)
     _set_held(tx, device_id, allowance_minor, _hold(tx, row, allowance_minor))
+    agent_float.check_float_low(tx, agent_id)  # the held allowance lowers available float
     return _reread(tx, device_id)
 
 
@@ -550,6 +551,7 @@ def set_allowance_in(tx: Tx, *, device_id: uuid.UUID, allowance_minor: int) -> D
         return device
     _void(tx, device.allowance_hold_id)
     _set_held(tx, device_id, allowance_minor, _hold(tx, row, allowance_minor))
+    agent_float.check_float_low(tx, device.agent_id)
     return _reread(tx, device_id)
 
 

@@ -81,7 +81,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import events, fees, parties
+from ledger.flows import agent_float, events, fees, parties
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
@@ -662,6 +662,8 @@ def _refund_legs(rec: Rec, step_id: uuid.UUID, amount: int) -> list[_Leg]:
 def _refund_from_escrow(tx: Tx, rec: Rec, step_id: uuid.UUID, amount: int) -> list[_Leg]:
     legs = _submit(tx, _refund_legs(rec, step_id, amount), _shortages(rec))
     rec["refunded_minor"] += amount
+    if rec["payment_source"] == Source.CASH:
+        agent_float.check_float_low(tx, rec["agent_id"])  # float back: re-arm the alarm
     return legs
 
 
@@ -880,6 +882,8 @@ def pay_order_in(
             paid_minor=amount,
         )
         _emit(tx, events.ORDER_PAID, rec, payment_source=source.value)
+        if source is Source.CASH:
+            agent_float.check_float_low(tx, rec["agent_id"])
         return legs
 
     return _run(

@@ -10,12 +10,13 @@ voids any other hold past its timeout.
 from __future__ import annotations
 
 from ledger.core.ledger import Ledger
-from ledger.flows import orders
+from ledger.flows import cash, orders
 
 
 def sweep_all(led: Ledger) -> dict[str, int]:
     """Run every timer once at the ledger's clock; how many objects each one moved."""
     return {
         "orders released": orders.sweep_orders(led),
+        "cash-outs expired": cash.sweep_cash_outs(led),
         "expired holds voided": led.expire_pending(),
     }
