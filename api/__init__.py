@@ -1,4 +1,4 @@
-"""Village Ledger's signed REST API (FastAPI): accounts and transfers for now.
+"""Village Ledger's signed REST API (FastAPI): accounts, transfers and the village flows.
 
 ``api/`` imports ``ledger/``; ``ledger/`` never imports ``api/``.
 
@@ -21,6 +21,8 @@ module              what it is for
 ``observability``   JSON logs with a request id; Prometheus metrics
 ``ratelimit``       per-key token bucket (in-process)
 ``settings``        every limit, named with its unit
+``webhooks``        the outbox delivered to endpoints, signed (Standard Webhooks), retried
+``routes``          one module per resource; each route calls one service function
 ==================  ====================================================================
 
 Exceptions: :class:`api.problems.ApiError` is the one root of expected refusals (each

@@ -4,7 +4,11 @@
   transfers touching them, and create transfers debiting their own accounts (a post or
   void: the hold's debit account); crediting any existing account is allowed (paying);
 * auditor: reads everything, writes nothing (403 on every write);
-* operator: reads everything, writes any transfer, revokes keys.
+* operator: reads everything, writes any transfer, revokes keys, onboards parties.
+
+A storefront's or an agent's party (``ledger.flows.parties``) has its principal's id:
+the principal reads the party's accounts (escrow, float ...) but moves their money only
+through the flows (orders, devices), never with a raw transfer.
 
 Another tenant's object answers exactly as an object that does not exist (404).
 Ownership rows never change, and neither do transfers, so checking them before the
@@ -20,6 +24,7 @@ from api.principals import ApiKey, Role
 from api.problems import ApiError
 from ledger import Ledger, Transfer, TransferFlags
 from ledger.core.tx import Tx
+from ledger.flows import parties
 
 READ_ALL = frozenset({Role.AUDITOR, Role.OPERATOR})
 WRITERS = frozenset({Role.STOREFRONT, Role.AGENT, Role.OPERATOR})
@@ -41,10 +46,26 @@ def owner_of(tx: Tx, account_id: uuid.UUID) -> uuid.UUID | None:
     return owner
 
 
+def reads(tx: Tx, caller: ApiKey, account_id: uuid.UUID) -> bool:
+    """Whether the caller owns the account, or it is an account of the caller's party."""
+    if owner_of(tx, account_id) == caller.principal_id:
+        return True
+    held = parties.owner_of(tx, account_id)
+    return held is not None and held[0] == caller.principal_id
+
+
 def can_read_account(led: Ledger, caller: ApiKey, account_id: uuid.UUID) -> bool:
     if caller.role in READ_ALL:
         return True
-    return led.transact(lambda tx: owner_of(tx, account_id)) == caller.principal_id
+    return led.transact(lambda tx: reads(tx, caller, account_id))
+
+
+def principal_role(led: Ledger, principal_id: uuid.UUID) -> Role | None:
+    """The role of the principal with this id, or None."""
+    row = led.transact(
+        lambda tx: tx.one("SELECT role FROM principals WHERE id = :id", {"id": principal_id})
+    )
+    return None if row is None else Role(row[0])
 
 
 def owns_all(led: Ledger, caller: ApiKey, account_ids: Sequence[uuid.UUID]) -> uuid.UUID | None:
@@ -89,7 +110,7 @@ def can_read_transfer(led: Ledger, caller: ApiKey, transfer: Transfer) -> bool:
 
     def work(tx: Tx) -> bool:
         return any(
-            owner_of(tx, a) == caller.principal_id
+            reads(tx, caller, a)
             for a in (transfer.debit_account_id, transfer.credit_account_id)
             if a is not None
         )

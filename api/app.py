@@ -23,10 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.context import Context, problem_response
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
 from api.openapi import install_openapi
-from api.problems import ApiError
-from api.routes import accounts, admin, system, transfers
+from api.problems import ApiError, flow_problem
+from api.routes import accounts, admin, devices, orders, parties, system, transfers, webhooks
 from api.settings import Settings
+from api.webhooks import WebhookSettings, Worker
 from ledger import MalformedRequest, open_ledger
+from ledger.flows.errors import FlowError
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -104,6 +106,10 @@ def _install_errors(app: FastAPI) -> None:
             request, ApiError("invalid_parameter", detail, extra={"errors": errors})
         )
 
+    @app.exception_handler(FlowError)
+    async def flow_refused(request: Request, exc: FlowError) -> JSONResponse:
+        return problem_response(request, flow_problem(exc))
+
     @app.exception_handler(MalformedRequest)
     async def malformed(request: Request, exc: MalformedRequest) -> JSONResponse:
         return problem_response(request, ApiError("validation_failed", str(exc)))
@@ -123,31 +129,44 @@ def _install_errors(app: FastAPI) -> None:
         return problem_response(request, ApiError("internal_error", "see the server log"))
 
 
-def create_app(ledger_url: str, *, settings: Settings | None = None) -> FastAPI:
-    """The API on the ledger at ``ledger_url`` (migrated already; see ``/readyz``)."""
+def create_app(
+    ledger_url: str,
+    *,
+    settings: Settings | None = None,
+    webhook_settings: WebhookSettings | None = None,
+) -> FastAPI:
+    """The API on the ledger at ``ledger_url`` (migrated already; see ``/readyz``), with
+    the webhook worker running while it serves (unless ``worker_enabled`` is off)."""
     settings = settings or Settings()
+    hooks = webhook_settings or WebhookSettings()
     led = open_ledger(ledger_url, clock=settings.clock)
     ctx = Context(ledger=led, settings=settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        worker = Worker(led, hooks).start() if hooks.worker_enabled else None
         try:
             yield {}
         finally:
+            if worker is not None:
+                worker.stop()
             led.close()
 
     app = FastAPI(
         title="Village Ledger API",
         version="1",
-        summary="Signed REST API of the Village Ledger (accounts and transfers).",
+        summary="Signed REST API of the Village Ledger: accounts, transfers, parties, orders,"
+        " devices and webhooks.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.webhooks = hooks
     _install_errors(app)
-    for module in (system, accounts, transfers, admin):
+    for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
         app.include_router(module.router)
+    app.include_router(devices.exceptions_router)
     install_openapi(app)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app

@@ -15,10 +15,24 @@ from pydantic import BaseModel
 from api.problems import PROBLEM_CONTENT_TYPE, all_codes
 from api.schemas import (
     AccountCreate,
+    DeviceAllowance,
+    DeviceCreate,
+    DeviceSync,
     KeyRevoked,
+    OrderCreate,
+    OrderDeliver,
+    OrderDispute,
+    OrderPay,
+    OrderRefund,
+    OrderResolve,
+    OrderStep,
+    PartyCreate,
     Problem,
+    SignedRecordIn,
     TransferBatchCreate,
     TransferCreate,
+    WebhookEndpointCreate,
+    WebhookSecretRotate,
 )
 
 SECURITY_DESCRIPTION = """\
@@ -30,13 +44,31 @@ RFC 9530, `sha-256`), plus `"idempotency-key"` when present; parameters `created
 `hmac-sha256`, the key's registered algorithm), `tag="vledger"`, optional `nonce`."""
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "AccountCreate": AccountCreate,
-    "TransferBatchCreate": TransferBatchCreate,
+    model.__name__: model
+    for model in (
+        AccountCreate,
+        TransferBatchCreate,
+        PartyCreate,
+        OrderCreate,
+        OrderStep,
+        OrderPay,
+        OrderDeliver,
+        OrderDispute,
+        OrderResolve,
+        OrderRefund,
+        DeviceCreate,
+        DeviceAllowance,
+        DeviceSync,
+        WebhookEndpointCreate,
+        WebhookSecretRotate,
+    )
 }
+OPTIONAL_BODIES = frozenset({"OrderStep", "OrderDeliver", "OrderRefund", "WebhookSecretRotate"})
+"""Request models whose every field has a default: the body may be left out."""
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (
-    AccountCreate,
+    *REQUEST_MODELS.values(),
     TransferCreate,
-    TransferBatchCreate,
+    SignedRecordIn,
     Problem,
     KeyRevoked,
 )
@@ -55,11 +87,14 @@ PROBLEMS_WRITE = {
     "400": "Idempotency-Key missing or malformed, or the body is not strict JSON"
     " (idempotency_key_missing, idempotency_key_invalid, invalid_json)",
     "409": "A request with this Idempotency-Key is still running (idempotency_in_progress,"
-    " Retry-After), or the account id exists (exists, exists_with_different_*)",
+    " Retry-After), the client's id exists (exists, exists_with_different_*,"
+    " *_exists_different, step_id_reused), or the object's state refuses the step"
+    " (order_not_*, device_revoked ...)",
     "413": "Body over the size limit (body_too_large)",
     "415": "Content-Type is not application/json (unsupported_media_type)",
     "422": "The body breaks the schema (validation_failed), the key was used with another"
-    " body (idempotency_key_reused), or the ledger refused it (one code per core status)",
+    " body (idempotency_key_reused), or the ledger refused it (one code per core status"
+    " and per flow refusal: float_short, wallet_short, currency_mismatch ...)",
 }
 
 
@@ -137,7 +172,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                 if example:
                     body["example"] = example[0]
                 operation["requestBody"] = {
-                    "required": True,
+                    "required": model not in OPTIONAL_BODIES,
                     "content": {"application/json": body},
                 }
             if not path.startswith("/v1/"):

@@ -7,16 +7,24 @@ Every error the API answers is an :class:`ApiError` rendered by one handler as
      "title": "...", "status": 422, "detail": "...", "instance": "/v1/...",
      "request_id": "..."}
 
-The codes are the core's statuses (:class:`ledger.Status`) plus the API's own
-(:data:`API_CODES`); ``type`` is ``urn:vledger:problem:<code>`` for each.
+The codes are the core's statuses (:class:`ledger.Status`), the API's own
+(:data:`API_CODES`) and the village flows' (:data:`FLOW_CODES`, raised as
+:class:`~ledger.flows.errors.FlowError`); ``type`` is ``urn:vledger:problem:<code>`` for
+each. A flow's refusal maps by its class, never by its code: ``NotFound`` is 404,
+``Conflict`` 409, ``Refused`` 422, except a refusal because of the object's state (an
+order that is not payable now, a revoked device: :data:`STATE_CODES`), which is 409.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger import Status
+from ledger.flows.errors import Conflict, FlowError, NotFound
+
+T = TypeVar("T")
 
 PROBLEM_TYPE_PREFIX = "urn:vledger:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -38,6 +46,8 @@ API_CODES: dict[str, tuple[int, str]] = {
     "idempotency_in_progress": (409, "A request with this Idempotency-Key is in progress"),
     "body_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "The body must be application/json"),
+    "principal_mismatch": (422, "A storefront or agent party is named by a principal of its role"),
+    "target_refused": (422, "The webhook URL is not a public http(s) target"),
     "idempotency_key_reused": (422, "This Idempotency-Key was used with another request"),
     "validation_failed": (422, "The request does not match the schema"),
     "rate_limited": (429, "Too many requests for this key"),
@@ -45,6 +55,93 @@ API_CODES: dict[str, tuple[int, str]] = {
     "not_ready": (503, "The database is unreachable or not migrated"),
 }
 """The API's own problem codes: HTTP status and title."""
+
+FLOW_CODES: dict[str, str] = {
+    # not found (404)
+    "order_not_found": "No such order",
+    "device_not_found": "No such device",
+    "record_not_found": "No such offline record",
+    "party_not_found": "No such party",
+    "storefront_not_found": "No such storefront (onboard it first)",
+    "agent_not_found": "No such agent",
+    "villager_not_found": "No such villager",
+    "platform_not_found": "No platform party for this currency",
+    "account_not_found": "The party has no account in that role",
+    # conflicts of a client's id (409)
+    "order_exists_different": "The order id exists with other details",
+    "step_id_reused": "The step id was used for another request",
+    "party_exists_different": "The party id exists with other details",
+    "party_id_reserved": "The party id is reserved",
+    "account_exists_different": "A party account exists with other details",
+    "device_exists_different": "The device id exists with other details",
+    "public_key_in_use": "Another device is registered with that key",
+    "record_exists_different": "A synced record id came with other bytes",
+    # the object's state (409)
+    "order_not_payable": "Only a created order is paid",
+    "order_not_dispatchable": "Only a paid order is dispatched",
+    "order_not_deliverable": "Only a dispatched order is delivered",
+    "order_not_releasable": "Only a dispatched or delivered order is released",
+    "order_not_disputable": "Only a paid, dispatched or delivered order is disputed",
+    "order_not_disputed": "Only a disputed order is resolved",
+    "order_not_cancellable": "Only an order not yet dispatched is cancelled",
+    "order_not_refundable": "The order holds nothing in escrow",
+    "order_not_released": "A refund after release needs a released order",
+    "order_released": "The order was released: refund it with after_release",
+    "order_disputed": "A disputed order is resolved, not refunded",
+    "order_timer_not_running": "The order's auto-release timer is not running",
+    "device_revoked": "The device is revoked",
+    # refused by the rules (422)
+    "amount_invalid": "The amount is out of range",
+    "amount_exceeds_escrow": "The amount exceeds what the order holds in escrow",
+    "currency_mismatch": "The parties hold another currency",
+    "currency_not_supported": "Not an active ISO 4217 currency",
+    "delivery_method_invalid": "Unknown delivery method",
+    "payment_source_invalid": "A payment source is wallet or cash",
+    "villager_required": "A wallet payment needs the order's villager",
+    "agent_required": "A cash payment is taken by an agent",
+    "agent_mismatch": "The order names another agent",
+    "decision_invalid": "A decision is refund, release or resume",
+    "reason_invalid": "A reason is 1..500 characters",
+    "extension_invalid": "An extension is 1..30 days",
+    "extensions_exceeded": "Too many extensions of this order",
+    "partial_deliveries_exceeded": "Too many partial deliveries of this order",
+    "refund_window_closed": "The refund window of this order has closed",
+    "fee_schedule_missing": "No fee schedule is in effect",
+    "fee_exceeds_release": "The fee exceeds the amount released",
+    "funds_short": "An account of the operation is short",
+    "wallet_short": "The villager's wallet is short",
+    "float_short": "The agent's float is short",
+    "escrow_short": "The storefront's escrow is short",
+    "proceeds_short": "The storefront's proceeds are short",
+    "agent_cash_short": "The agent's cash on hand is short",
+    "agent_commission_short": "The agent's commission is short",
+    "fee_income_short": "The platform's fee income is short",
+    "tax_payable_short": "The platform's tax payable is short",
+    "commission_expense_short": "The platform's commission expense is short",
+    "name_invalid": "A name is 1..200 characters",
+    "kyc_tier_invalid": "A villager has a KYC tier; nobody else has one",
+    "provider_invalid": "A provider is 1..32 upper-case ASCII letters or digits",
+    "public_key_invalid": "Not a raw 32-byte Ed25519 public key",
+    "record_invalid": "An offline record is not well formed",
+    "record_device_mismatch": "A record names another device",
+    "record_signature_invalid": "A record's device signature does not verify",
+    "records_out_of_order": "Records must come in increasing seq",
+    "record_seq_reused": "A new record reuses a stored seq",
+    "record_gap": "The records skip a seq: send the missing one first",
+    "batch_too_large": "Too many records in one sync",
+}
+"""The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
+``tests/test_api_orders.py`` checks every code the exposed flows raise is here."""
+
+FLOW_CODE_ALIASES = {"signature_invalid": "record_signature_invalid"}
+"""Flow codes that would mean something else as API codes, and the code they answer as
+(an offline record's device signature is not the request's signature)."""
+
+STATE_CODES = frozenset(
+    {code for code in FLOW_CODES if code.startswith("order_not_") and code != "order_not_found"}
+    | {"order_released", "order_disputed", "order_timer_not_running", "device_revoked"}
+)
+"""Refusals because of the object's current state: 409 rather than 422."""
 
 STATUS_HTTP: dict[Status, int] = {s: 422 for s in Status}
 STATUS_HTTP.update({Status.CREATED: 201, Status.EXISTS: 409})
@@ -56,7 +153,7 @@ def problem_type(code: str) -> str:
 
 def all_codes() -> list[str]:
     """Every problem code, the core's statuses included (for the OpenAPI document)."""
-    return sorted({*API_CODES, *(s.value for s in Status if s is not Status.CREATED)})
+    return sorted({*API_CODES, *FLOW_CODES, *(s.value for s in Status if s is not Status.CREATED)})
 
 
 @dataclass
@@ -78,6 +175,8 @@ class ApiError(Exception):
     def title(self) -> str:
         if self.code in API_CODES:
             return API_CODES[self.code][1]
+        if self.code in FLOW_CODES:
+            return FLOW_CODES[self.code]
         return self.code.replace("_", " ").capitalize()
 
     def body(self, *, instance: str, request_id: str) -> dict[str, Any]:
@@ -98,3 +197,22 @@ class ApiError(Exception):
 def status_error(status: Status, detail: str = "", **extra: Any) -> ApiError:
     """The problem for a core status that refuses a whole request."""
     return ApiError(status.value, detail, STATUS_HTTP[status], extra=extra)
+
+
+def flow_problem(error: FlowError) -> ApiError:
+    """The problem for a flow's refusal: 404, 409 or 422 by its class (see the module)."""
+    if isinstance(error, NotFound):
+        status = 404
+    elif isinstance(error, Conflict) or error.code in STATE_CODES:
+        status = 409
+    else:
+        status = 422
+    return ApiError(FLOW_CODE_ALIASES.get(error.code, error.code), error.detail, status)
+
+
+def flow_call(call: Callable[[], T]) -> T:
+    """``call()``, its :class:`FlowError` turned into the problem (see :func:`flow_problem`)."""
+    try:
+        return call()
+    except FlowError as error:
+        raise flow_problem(error) from None

@@ -230,3 +230,339 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[dict[str, Any]] | None = None
+
+
+# -- village flows: parties, orders, devices ----------------------------------------------
+
+StepId = Annotated[
+    uuid.UUID | None,
+    Field(
+        description="The client's permanent id of this step (idempotent beyond the"
+        " Idempotency-Key's 24 h); default: derived from the caller, the path and the key"
+    ),
+]
+Name = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=200)]
+DeliveryMethodName = Literal["courier", "pickup_point", "agent_delivery"]
+PartyKindName = Literal["storefront", "agent", "villager"]
+Base64Key = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$"),
+    Field(description="Raw 32-byte Ed25519 public key, standard base64"),
+]
+AllowanceMinor = Annotated[int, Strict(), Field(ge=0, le=AMOUNT_MAX, examples=[500_000])]
+
+
+class PartyCreate(Request):
+    """Onboard a party (operators only). A storefront's or an agent's ``id`` is the id of
+    an existing principal of that role (``vledger keys create`` prints it): that principal
+    then acts as the party. A villager's ``id`` is any new UUID and needs a ``kyc_tier``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6d1c1a8e-2b7f-4c3d-9e0a-5f4b3c2d1e0f",
+                    "kind": "storefront",
+                    "name": "Duka Online",
+                    "currency": "KES",
+                }
+            ]
+        }
+    )
+
+    id: uuid.UUID
+    kind: PartyKindName
+    name: Name
+    currency: Currency
+    kyc_tier: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=32)] | None = None
+
+
+class PartyOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    currency: str
+    kyc_tier: str | None
+    accounts: dict[str, uuid.UUID] = Field(description="The party's account ids by role")
+
+
+class OrderCreate(Request):
+    """A storefront's order (the caller's storefront); no money moves yet. ``id`` is the
+    client's permanent id: resubmitting the same order is safe."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3e9b6f0c-8a1d-4e2f-b3c4-d5e6f7a8b9c0",
+                    "currency": "KES",
+                    "amount_minor": 120_000,
+                    "delivery_method": "agent_delivery",
+                    "villager_id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+                }
+            ]
+        }
+    )
+
+    id: uuid.UUID
+    currency: Currency
+    amount_minor: AmountMinor
+    delivery_method: DeliveryMethodName
+    villager_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+
+
+class OrderStep(Request):
+    """A step with no parameters (dispatch, release, cancel); the body may be empty."""
+
+    step_id: StepId = None
+
+
+class OrderPay(Request):
+    """Pay the order in full into escrow: from the villager's wallet or in cash at the
+    agent. An agent pays as itself; an operator names the agent of a cash payment."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"source": "cash"}]})
+
+    step_id: StepId = None
+    source: Literal["wallet", "cash"]
+    agent_id: uuid.UUID | None = None
+
+
+class OrderDeliver(Request):
+    """Goods arrived: all (no ``amount_minor``) or a part, which is released now."""
+
+    step_id: StepId = None
+    amount_minor: AmountMinor | None = None
+
+
+class OrderDispute(Request):
+    step_id: StepId = None
+    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+
+
+class OrderResolve(Request):
+    step_id: StepId = None
+    decision: Literal["refund", "release", "resume"]
+
+
+class OrderRefund(Request):
+    """Refund the payer: a part or all of what is left in escrow, or after release
+    (``after_release``) all that was released, within the refund window."""
+
+    step_id: StepId = None
+    amount_minor: AmountMinor | None = None
+    after_release: Annotated[bool, Strict()] = False
+
+
+class OrderOut(BaseModel):
+    """An order; amounts are minor units of ``currency``."""
+
+    id: uuid.UUID
+    storefront_id: uuid.UUID
+    villager_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    currency: str
+    amount_minor: int
+    delivery_method: str
+    state: Literal[
+        "created",
+        "paid",
+        "dispatched",
+        "delivered",
+        "released",
+        "cancelled",
+        "disputed",
+        "refunded",
+    ]
+    payment_source: Literal["wallet", "cash"] | None
+    paid_minor: int
+    released_minor: int
+    refunded_minor: int
+    reversed_minor: int
+    escrow_minor: int = Field(description="What the order holds in escrow now")
+    deliveries: int
+    extensions: int
+    disputed_from: str | None
+    auto_release_at: datetime | None
+    refund_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    released_at: datetime | None
+
+
+class OrderList(BaseModel):
+    data: list[OrderOut]
+    has_more: bool
+
+
+class DeviceCreate(Request):
+    """Register the calling agent's phone: its Ed25519 key, and the allowance of the
+    agent's float held for its offline cash-ins (minor units)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9",
+                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                    "allowance_minor": 500_000,
+                }
+            ]
+        }
+    )
+
+    id: uuid.UUID
+    public_key: Base64Key
+    allowance_minor: AllowanceMinor
+
+
+class DeviceAllowance(Request):
+    """What the device may spend offline from now on (replenishes a spent allowance)."""
+
+    allowance_minor: AllowanceMinor
+
+
+class DeviceOut(BaseModel):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    public_key: str = Field(description="standard base64")
+    state: Literal["active", "revoked"]
+    allowance_registered_minor: int
+    allowance_minor: int
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SignedRecordIn(Request):
+    """One offline record: its canonical bytes as a string (ASCII JSON, see
+    ``ledger.flows.offline``) and the device's Ed25519 signature over them (base64)."""
+
+    payload: Annotated[str, Strict(), StringConstraints(min_length=2, max_length=1024)]
+    signature: Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class DeviceSync(Request):
+    """A device's records in capture order (at most 500)."""
+
+    records: Annotated[list[SignedRecordIn], Field(min_length=1, max_length=500)]
+
+
+class SyncedRecordOut(BaseModel):
+    record_id: uuid.UUID
+    device_id: uuid.UUID
+    agent_id: uuid.UUID
+    villager_id: uuid.UUID
+    seq: int
+    kind: Literal["cash_in", "cash_out"]
+    amount_minor: int
+    currency: str
+    state: Literal["applied", "exception"]
+    reason: str | None
+    cash_operation_id: uuid.UUID | None
+    captured_at: datetime
+    synced_at: datetime
+
+
+class SyncReportOut(BaseModel):
+    device_id: uuid.UUID
+    records: list[SyncedRecordOut]
+    stored_now: int
+    applied: int
+    exceptions: int
+    replayed: int
+
+
+class SyncedRecordList(BaseModel):
+    data: list[SyncedRecordOut]
+    has_more: bool
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+EventTypeName = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$", max_length=64),
+    Field(examples=["order.paid", "order.*", "*"]),
+]
+
+
+class WebhookEndpointCreate(Request):
+    """A URL to POST the caller's events to (Standard Webhooks), for these event types
+    (``order.paid``, ``order.*`` or ``*``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://shop.example/hooks/vledger",
+                    "event_types": ["order.paid", "order.released", "order.refunded"],
+                }
+            ]
+        }
+    )
+
+    url: Annotated[str, Strict(), StringConstraints(min_length=8, max_length=2048)]
+    event_types: Annotated[list[EventTypeName], Field(min_length=1, max_length=50)]
+    description: Annotated[str, Strict(), StringConstraints(max_length=200)] | None = None
+
+
+class WebhookSecretRotate(Request):
+    """Rotate the signing secret; the old one keeps signing beside the new for
+    ``grace_s`` seconds (0..7 days; default one day)."""
+
+    grace_s: Annotated[int, Strict(), Field(ge=0, le=7 * 86_400)] = 86_400
+
+
+class WebhookEndpointOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str | None
+    state: Literal["enabled", "disabled"]
+    disabled_reason: str | None
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until then deliveries carry a second signature, by the previous secret"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(description="whsec_<base64>: shown only now and on rotation")
+
+
+class WebhookEndpointList(BaseModel):
+    data: list[WebhookEndpointOut]
+    has_more: bool
+
+
+class WebhookSecretOut(BaseModel):
+    endpoint_id: uuid.UUID
+    secret: str = Field(description="The new whsec_ secret")
+    previous_secret_expires_at: datetime | None
+
+
+class WebhookDeliveryOut(BaseModel):
+    """One event to one endpoint; ``webhook-id`` is ``event_id`` on every attempt."""
+
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    state: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+
+
+class WebhookDeliveryList(BaseModel):
+    data: list[WebhookDeliveryOut]
+    has_more: bool
