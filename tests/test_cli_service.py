@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -180,3 +181,24 @@ def test_reconcile_integrity_after_the_demo_is_ok_and_sees_the_seal(
     assert ": ok, 0 break(s)" in out
     [summary] = reports.glob("integrity/*/*/summary.json")
     assert json.loads(summary.read_text())["seal"]["blocks"] == 1
+
+
+def test_worker_runs_until_interrupted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/worker.db"
+    assert main(["migrate", "--database", url]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
+    log = tmp_path / "worker.log"
+    with (
+        log.open("wb") as log_file,
+        subprocess.Popen(
+            [sys.executable, "-m", "vledger", "worker", "--database", url],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        ) as worker,
+    ):
+        time.sleep(2)
+        assert worker.poll() is None, log.read_text()  # still delivering
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=30) == 0, log.read_text()

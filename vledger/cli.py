@@ -7,12 +7,18 @@
     vledger expire  [--database URL]   void every hold whose timeout has passed
     vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
     vledger serve   [--host H] [--port P] [--database URL]   the signed HTTP API
+    vledger worker  [--database URL]   deliver webhooks (also inside serve) until stopped
     vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
     vledger keys revoke KEY_ID [--database URL]
+    vledger reconcile JOB [--date D] [--out DIR] [--threshold N] [--database URL]
+    vledger seal    [--key FILE] [--database URL]   seal committed transfers into blocks
+    vledger audit export --out DIR [--from F] [--to T] [--database URL]
+    vledger verify DIR --public-key FILE            check an export offline
 
 The database is ``--database``, else ``$VLEDGER_DATABASE``, else ``sqlite:///village.db``.
 
-Exit codes: 0 done; 1 the demo found a problem (it says which); 2 bad input or a
+Exit codes: 0 done; 1 the demo found a problem (it says which), a reconciliation
+found more breaks than its threshold, or an export did not verify; 2 bad input or a
 database that cannot be used (an unsupported URL, an unreachable server, a database
 that is not migrated), reported as one line on stderr without a traceback.
 """
@@ -27,6 +33,8 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -39,6 +47,7 @@ DATABASE_DEFAULT = "sqlite:///village.db"
 DATABASE_ENV = "VLEDGER_DATABASE"
 
 EXIT_OK = 0
+EXIT_BREAKS = 1
 EXIT_USAGE = 2
 
 
@@ -97,6 +106,13 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from api.webhooks import run_worker
+
+    run_worker(args.database)
+    return EXIT_OK
+
+
 def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
     create = actions.add_parser(
@@ -130,14 +146,158 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", metavar="JOB", choices=("integrity",), help="integrity")
+    parser.add_argument(
+        "--date",
+        type=_business_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the business date reconciled (default: today, UTC)",
+    )
+    parser.add_argument(
+        "--out", default="reports", metavar="DIR", help="where run files go (default: reports)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=int,
+        default=0,
+        metavar="N",
+        help="exit 1 when the run finds more than N breaks (default 0)",
+    )
+
+
+def _business_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from reconciliation.jobs import run_job
+
+    if args.threshold < 0:
+        raise UsageError("--threshold must be 0 or more")
+    with open_ledger(args.database) as led:
+        day = args.date or led.now().date()
+        done = run_job(led, args.job, business_date=day, out=Path(args.out))
+    run = done.run
+    print(
+        f"{run.job} {run.business_date}: {run.status}, {run.breaks} break(s) in"
+        f" {run.checked} checked; run {run.id} (attempt {run.attempt})"
+    )
+    for kind, count in sorted(run.summary.get("breaks_by_kind", {}).items()):
+        print(f"  {kind}: {count}")
+    print(f"files: {done.folder}")
+    return EXIT_BREAKS if run.breaks > args.threshold else EXIT_OK
+
+
+def _seal_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        default=None,
+        metavar="FILE",
+        help="the service's Ed25519 key (PKCS#8 PEM; default: $VLEDGER_SERVICE_KEY, else"
+        " one kept beside the database, made on first use)",
+    )
+
+
+def _seal(args: argparse.Namespace) -> int:
+    from reconciliation.seal import seal_pending
+    from reconciliation.service_key import ServiceKeyError, load_service_key
+
+    try:
+        key = load_service_key(args.database, args.key)
+    except ServiceKeyError as exc:
+        raise UsageError(str(exc)) from exc
+    with open_ledger(args.database) as led:
+        blocks = seal_pending(led, key)
+    print(f"blocks sealed: {blocks}")
+    return EXIT_OK
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="audit_action", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export", help="write sealed transfers, checkpoints and the public key to a folder"
+    )
+    export.add_argument("--out", required=True, metavar="DIR")
+    for bound in ("from", "to"):
+        export.add_argument(
+            f"--{bound}",
+            dest=f"{bound}_",
+            type=_bound,
+            default=None,
+            metavar="BLOCK|TIME",
+            help=f"a block number or an ISO 8601 time with its offset ({bound}"
+            + (", inclusive)" if bound == "from" else ", exclusive for a time)"),
+        )
+    _database_argument(export)
+
+
+def _bound(text: str) -> int | datetime:
+    if text.isascii() and text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a block number or a time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"a time needs its UTC offset: {text!r}")
+    return moment
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from reconciliation.export import export
+
+    done = export(args.database, args.out, from_=args.from_, to=args.to_)
+    print(
+        f"exported blocks {done.first_block}..{done.last_block} ({done.blocks} blocks,"
+        f" {done.transfers} transfers, tree size {done.tree_size}) to {done.out_dir}"
+    )
+    return EXIT_OK
+
+
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="a folder written by vledger audit export")
+    parser.add_argument(
+        "--public-key",
+        required=True,
+        metavar="FILE",
+        help="the service's public key, from a channel you trust (PEM)",
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from reconciliation.verify import verify
+
+    report = verify(args.folder, args.public_key)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_BREAKS
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": Command(_migrate, "bring the database schema to the newest revision"),
     "demo": Command(_demo, "run one village day through the ledger, then check integrity"),
     "expire": Command(_expire, "void every pending transfer whose timeout has passed"),
     "sweep": Command(_sweep, "run the flows' timers once: expired holds, orders, cash-outs"),
     "serve": Command(_serve, "run the signed HTTP API (migrates first)", _serve_arguments),
+    "worker": Command(_worker, "deliver webhooks from the outbox until interrupted"),
     "keys": Command(_keys, "create and revoke API keys", _keys_arguments),
+    "reconcile": Command(
+        _reconcile, "run a reconciliation job and record the run", _reconcile_arguments
+    ),
+    "seal": Command(_seal, "seal committed transfers into signed blocks", _seal_arguments),
+    "audit": Command(_audit, "export the sealed journal for auditors", _audit_arguments),
+    "verify": Command(_verify, "verify an audit export offline", _verify_arguments),
 }
+
+NO_DATABASE = frozenset({"verify"})
+"""Commands that never open a database."""
+OWN_DATABASE = frozenset({"keys", "audit"})
+"""Commands whose actions each take their own ``--database``."""
 
 
 def _database_argument(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         sub = commands.add_parser(name, help=command.summary, description=command.summary)
         command.arguments(sub)
-        if name != "keys":  # each keys action takes its own --database
+        if name not in NO_DATABASE | OWN_DATABASE:
             _database_argument(sub)
     return parser
 
@@ -191,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    url: str = args.database
+    url: str = getattr(args, "database", "")
     try:
         return COMMANDS[args.command].run(args)
     except (MalformedRequest, StorageError, UsageError) as exc:
@@ -199,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.OperationalError, psycopg.OperationalError, sa.exc.OperationalError) as exc:
         # A database that cannot be reached or opened, reported by its driver.
         message = f"cannot use {_display(url)}: {_one_line(exc)}"
+    except (OSError, ValueError) as exc:  # a file that cannot be read or written, bad input
+        message = _one_line(exc)
     print(f"vledger {args.command}: {message}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -1,0 +1,110 @@
+"""The HTML report of a run, for people (the detail CSV stays the source of truth).
+
+One self-contained page: the run's facts, its summary figures, a bar chart of breaks by
+kind (inline SVG, no script, nothing fetched), and the first :data:`DETAIL_ROWS_SHOWN`
+detail lines. Rendered with Jinja2, autoescaped: every value from the database is text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from reconciliation.runs import Findings, Run
+
+DETAIL_ROWS_SHOWN = 1000
+BAR_WIDTH_MAX_PX = 400
+BAR_HEIGHT_PX = 18
+
+_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{ run.job }} {{ run.business_date }}: {{ run.status }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; }
+td, th { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #146c2e; } .breaks { color: #a4161a; }
+</style>
+</head>
+<body>
+<h1>{{ run.job }} &middot; {{ run.business_date }} &middot;
+<span class="{{ run.status }}">{{ run.status }}</span></h1>
+<table>
+<tr><th>run</th><td>{{ run.id }} (attempt {{ run.attempt }})</td></tr>
+<tr><th>scope</th><td>{{ run.scope }}</td></tr>
+<tr><th>rule version</th><td>{{ run.rule_version }}</td></tr>
+<tr><th>input SHA-256</th><td><code>{{ run.input_sha256 }}</code></td></tr>
+<tr><th>checked</th><td class="n">{{ run.checked }}</td></tr>
+<tr><th>breaks</th><td class="n">{{ run.breaks }}</td></tr>
+</table>
+{% for title, rows in tables %}
+<h2>{{ title }}</h2>
+<table>
+<tr>{% for cell in rows[0] %}<th>{{ cell }}</th>{% endfor %}</tr>
+{% for row in rows[1:] %}<tr>{% for cell in row %}
+<td{% if cell is number %} class="n"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endfor %}
+<h2>Breaks by kind</h2>
+{% if bars %}
+<svg width="{{ bar_width + 220 }}" height="{{ bars|length * (bar_height + 6) }}"
+ role="img" aria-label="breaks by kind">
+{% for kind, count, width in bars %}
+<text x="0" y="{{ loop.index0 * (bar_height + 6) + bar_height - 4 }}">{{ kind }}</text>
+<rect x="140" y="{{ loop.index0 * (bar_height + 6) }}" width="{{ width }}"
+ height="{{ bar_height }}" fill="#a4161a"></rect>
+<text x="{{ 146 + width }}" y="{{ loop.index0 * (bar_height + 6) + bar_height - 4 }}">
+{{ count }}</text>
+{% endfor %}
+</svg>
+{% else %}
+<p class="ok">No breaks.</p>
+{% endif %}
+{% if detail %}
+<h2>Detail{% if shown < total %} (first {{ shown }} of {{ total }}; all in detail.csv)
+{% endif %}</h2>
+<table>
+<tr>{% for cell in header %}<th>{{ cell }}</th>{% endfor %}</tr>
+{% for row in detail %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+</body>
+</html>
+"""
+
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def render(
+    run: Run,
+    findings: Findings,
+    *,
+    tables: list[tuple[str, list[tuple[Any, ...]]]] | None = None,
+) -> str:
+    """The page for ``run``; ``tables`` are extra (title, [header, *rows]) sections."""
+    counts: dict[str, int] = {}
+    for line in findings.detail:
+        counts[str(line[0])] = counts.get(str(line[0]), 0) + 1
+    most = max(counts.values(), default=1)
+    bars = [
+        (kind, count, max(1, count * BAR_WIDTH_MAX_PX // most))
+        for kind, count in sorted(counts.items())
+    ]
+    shown = findings.detail[:DETAIL_ROWS_SHOWN]
+    return _ENV.from_string(_TEMPLATE).render(
+        run=run,
+        tables=tables or [],
+        bars=bars,
+        bar_width=BAR_WIDTH_MAX_PX,
+        bar_height=BAR_HEIGHT_PX,
+        header=findings.detail_header,
+        detail=shown,
+        shown=len(shown),
+        total=len(findings.detail),
+    )

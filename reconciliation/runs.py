@@ -1,0 +1,202 @@
+"""Runs are records: every reconciliation run leaves an immutable row and its files.
+
+A job reads the ledger in one consistent snapshot (:func:`snapshot`: REPEATABLE READ,
+READ ONLY on PostgreSQL; SQLite's one transaction is a snapshot already), works out its
+findings, then :func:`record` writes the run row (job, business date, scope, rule
+version, input SHA-256, counts, status and the JSON summary) in a transaction of its
+own. :func:`write_files` lays the run's files out under a folder of the caller's:
+
+``<out>/<job>/<business date>/<run id>/`` with ``summary.json`` (the row's summary),
+``detail.csv`` (one line per finding: the source of truth) and ``report.html`` (for
+people). A run is never edited; running a job again for the same date and scope is a
+new row with the next ``attempt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ledger import Ledger
+from ledger.core.tx import Tx
+
+T = TypeVar("T")
+
+STATUS_OK = "ok"
+STATUS_BREAKS = "breaks"
+SCOPE_ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """What a job found, before it is recorded."""
+
+    job: str
+    business_date: date
+    scope: str
+    rule_version: int
+    input_sha256: str
+    checked: int
+    detail_header: tuple[str, ...]
+    detail: list[tuple[object, ...]]
+    summary: dict[str, Any]
+
+    @property
+    def breaks(self) -> int:
+        return len(self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A recorded run."""
+
+    id: uuid.UUID
+    job: str
+    business_date: str
+    scope: str
+    attempt: int
+    rule_version: int
+    input_sha256: str
+    checked: int
+    breaks: int
+    status: str
+    summary: dict[str, Any]
+    started_at_us: int
+    finished_at_us: int
+
+
+def snapshot(led: Ledger, work: Callable[[Tx], T]) -> T:
+    """Run ``work`` over one consistent, read-only view of the ledger."""
+
+    def read(tx: Tx) -> T:
+        if tx.dialect == "postgresql":
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return work(tx)
+
+    return led.transact(read)
+
+
+def sha256_of(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record(led: Ledger, findings: Findings, *, started_at_us: int) -> Run:
+    """Write the run row for ``findings``: the next attempt for its job, date and scope."""
+    status = STATUS_OK if findings.breaks == 0 else STATUS_BREAKS
+    summary = {**findings.summary, "checked": findings.checked, "breaks": findings.breaks}
+    run_id = uuid.uuid4()
+    day = findings.business_date.isoformat()
+
+    def work(tx: Tx) -> Run:
+        row = tx.one(
+            "SELECT COALESCE(MAX(attempt), 0) FROM recon_runs"
+            " WHERE job = :job AND business_date = :day AND scope = :scope",
+            {"job": findings.job, "day": day, "scope": findings.scope},
+        )
+        attempt = int(row[0] if row else 0) + 1
+        run = Run(
+            id=run_id,
+            job=findings.job,
+            business_date=day,
+            scope=findings.scope,
+            attempt=attempt,
+            rule_version=findings.rule_version,
+            input_sha256=findings.input_sha256,
+            checked=findings.checked,
+            breaks=findings.breaks,
+            status=status,
+            summary={**summary, "run_id": str(run_id), "attempt": attempt, "status": status},
+            started_at_us=started_at_us,
+            finished_at_us=max(tx.now_us, started_at_us),
+        )
+        tx.execute(
+            "INSERT INTO recon_runs (id, job, business_date, scope, attempt, rule_version,"
+            " input_sha256, checked, breaks, status, summary, started_at_us, finished_at_us)"
+            " VALUES (:id, :job, :day, :scope, :attempt, :rule_version, :input, :checked,"
+            " :breaks, :status, :summary, :started, :finished)",
+            {
+                "id": run.id,
+                "job": run.job,
+                "day": run.business_date,
+                "scope": run.scope,
+                "attempt": run.attempt,
+                "rule_version": run.rule_version,
+                "input": run.input_sha256,
+                "checked": run.checked,
+                "breaks": run.breaks,
+                "status": run.status,
+                "summary": json.dumps(run.summary, sort_keys=True),
+                "started": run.started_at_us,
+                "finished": run.finished_at_us,
+            },
+        )
+        return run
+
+    return led.transact(work)
+
+
+_RUN_COLUMNS = (
+    "id, job, business_date, scope, attempt, rule_version, input_sha256, checked, breaks,"
+    " status, summary, started_at_us, finished_at_us"
+)
+
+
+def _run(row: Sequence[Any]) -> Run:
+    return Run(
+        id=row[0],
+        job=row[1],
+        business_date=row[2],
+        scope=row[3],
+        attempt=int(row[4]),
+        rule_version=int(row[5]),
+        input_sha256=row[6],
+        checked=int(row[7]),
+        breaks=int(row[8]),
+        status=row[9],
+        summary=json.loads(row[10]),
+        started_at_us=int(row[11]),
+        finished_at_us=int(row[12]),
+    )
+
+
+def list_runs(led: Ledger, *, job: str | None = None, limit: int = 100) -> list[Run]:
+    """The newest runs first (of one job, if given)."""
+    where = "WHERE job = :job" if job is not None else ""
+    rows = led.transact(
+        lambda tx: tx.execute(
+            f"SELECT {_RUN_COLUMNS} FROM recon_runs {where}"
+            " ORDER BY started_at_us DESC, attempt DESC LIMIT :limit",
+            {"job": job, "limit": limit},
+        )
+    )
+    return [_run(row) for row in rows]
+
+
+def get_run(led: Ledger, run_id: uuid.UUID) -> Run | None:
+    row = led.transact(
+        lambda tx: tx.one(f"SELECT {_RUN_COLUMNS} FROM recon_runs WHERE id = :id", {"id": run_id})
+    )
+    return None if row is None else _run(row)
+
+
+def write_files(out: Path, run: Run, findings: Findings, html: str) -> Path:
+    """Write the run's summary, detail and report; the folder they are in."""
+    folder = out / run.job / run.business_date / str(run.id)
+    folder.mkdir(parents=True, exist_ok=False)
+    (folder / "summary.json").write_text(json.dumps(run.summary, indent=2, sort_keys=True) + "\n")
+    with (folder / "detail.csv").open("w", newline="") as detail:
+        writer = csv.writer(detail, lineterminator="\n")
+        writer.writerow(findings.detail_header)
+        writer.writerows(findings.detail)
+    (folder / "report.html").write_text(html)
+    return folder
