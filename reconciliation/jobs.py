@@ -1,11 +1,16 @@
-"""Run a reconciliation job end to end: snapshot, findings, run row, files.
+"""Run a reconciliation job end to end: findings, run row, files.
 
-``vledger reconcile JOB`` calls :func:`run_job`. Jobs so far: ``integrity``.
+Each job is a :class:`JobSpec` in :data:`JOBS`: a function from the ledger and a
+:class:`JobRequest` (business date, an input file, a scope) to :class:`Findings`, and the
+extra tables its HTML report shows. :func:`run_job` records the run and writes its files;
+``vledger reconcile JOB`` calls it. A job reads the ledger through
+:func:`reconciliation.runs.snapshot`, never through ``api/``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,30 @@ from ledger.core.store import to_us
 from reconciliation import integrity, report
 from reconciliation.runs import Findings, Run, record, write_files
 
-JOBS = (integrity.JOB,)
+Tables = list[tuple[str, list[tuple[Any, ...]]]]
+"""Extra report sections: (title, [header, *rows])."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What a run is asked to reconcile."""
+
+    business_date: date
+    input_path: Path | None = None
+    """The outside record (a provider statement, a cash count ...), when the job needs one."""
+    scope: str | None = None
+    """What part of the ledger: a provider, an agent, a storefront (job-specific)."""
+    options: dict[str, str] = field(default_factory=dict)
+    """Job-specific settings given as ``--option NAME=VALUE`` (a column mapping ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    name: str
+    summary: str
+    run: Callable[[Ledger, JobRequest], Findings]
+    tables: Callable[[Findings], Tables] = lambda _findings: []
+    needs_input: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +53,11 @@ class JobResult:
     findings: Findings
 
 
-def _integrity_tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
+def _integrity(led: Ledger, request: JobRequest) -> Findings:
+    return integrity.run_checks(led, request.business_date)
+
+
+def _integrity_tables(findings: Findings) -> Tables:
     header: tuple[Any, ...] = (
         "currency",
         "accounts",
@@ -49,13 +81,29 @@ def _integrity_tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...
     return [("Trial balance (minor units)", rows)]
 
 
-def run_job(led: Ledger, job: str, *, business_date: date, out: Path) -> JobResult:
-    """Run ``job`` for ``business_date``; record it and write its files under ``out``."""
-    if job not in JOBS:
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec(
+            integrity.JOB,
+            "trial balance, counters against transfers, holds, limits, the seal chain",
+            _integrity,
+            _integrity_tables,
+        ),
+    )
+}
+
+
+def run_job(led: Ledger, job: str, request: JobRequest, *, out: Path) -> JobResult:
+    """Run ``job`` for ``request``; record it and write its files under ``out``."""
+    spec = JOBS.get(job)
+    if spec is None:
         raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+    if spec.needs_input and request.input_path is None:
+        raise ValueError(f"the {job} job needs --input FILE")
     started_at_us = to_us(led.now())
-    findings = integrity.run_checks(led, business_date)
-    tables = _integrity_tables(findings)
+    findings = spec.run(led, request)
     run = record(led, findings, started_at_us=started_at_us)
-    folder = write_files(out, run, findings, report.render(run, findings, tables=tables))
+    html = report.render(run, findings, tables=spec.tables(findings))
+    folder = write_files(out, run, findings, html)
     return JobResult(run, folder, findings)

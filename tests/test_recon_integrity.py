@@ -22,7 +22,7 @@ from ledger import (
     open_ledger,
 )
 from reconciliation import integrity
-from reconciliation.jobs import run_job
+from reconciliation.jobs import JobRequest, run_job
 from reconciliation.runs import get_run, list_runs
 from tests.conftest import Clock
 from vledger.cli import main
@@ -77,7 +77,7 @@ def test_a_clean_ledger_records_an_ok_run_with_its_files(ledger: Ledger, tmp_pat
     pay(ledger, a, b, 2_500)
     pay(ledger, b, c, 700, TransferFlags.PENDING)  # an open hold counts too
 
-    done = run_job(ledger, "integrity", business_date=DAY, out=tmp_path)
+    done = run_job(ledger, "integrity", JobRequest(DAY), out=tmp_path)
 
     run = done.run
     assert (run.job, run.business_date, run.status, run.breaks) == (
@@ -113,7 +113,7 @@ def test_money_from_nowhere_is_found_by_kind_and_the_run_says_breaks(
         )
     )
 
-    done = run_job(ledger, "integrity", business_date=DAY, out=tmp_path)
+    done = run_job(ledger, "integrity", JobRequest(DAY), out=tmp_path)
 
     assert done.run.status == "breaks"
     kinds = done.run.summary["breaks_by_kind"]
@@ -130,8 +130,8 @@ def test_a_run_is_immutable_and_running_again_is_a_new_attempt(
     ledger: Ledger, tmp_path: Path
 ) -> None:
     open_accounts(ledger, 1)
-    first = run_job(ledger, "integrity", business_date=DAY, out=tmp_path).run
-    second = run_job(ledger, "integrity", business_date=DAY, out=tmp_path).run
+    first = run_job(ledger, "integrity", JobRequest(DAY), out=tmp_path).run
+    second = run_job(ledger, "integrity", JobRequest(DAY), out=tmp_path).run
     assert (first.attempt, second.attempt) == (1, 2)
     assert first.input_sha256 == second.input_sha256  # the same state read twice
     assert [r.id for r in list_runs(ledger, job="integrity")] == [second.id, first.id]
@@ -197,9 +197,7 @@ def test_a_run_during_concurrent_writes_reads_one_snapshot(
         for t in threads:
             t.start()
         try:
-            runs = [
-                run_job(led, "integrity", business_date=DAY, out=tmp_path).run for _ in range(8)
-            ]
+            runs = [run_job(led, "integrity", JobRequest(DAY), out=tmp_path).run for _ in range(8)]
         finally:
             stop.set()
             for t in threads:

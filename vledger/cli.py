@@ -10,7 +10,8 @@
     vledger worker  [--database URL]   deliver webhooks (also inside serve) until stopped
     vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
     vledger keys revoke KEY_ID [--database URL]
-    vledger reconcile JOB [--date D] [--out DIR] [--threshold N] [--database URL]
+    vledger reconcile JOB [--date D] [--input FILE] [--scope S] [--option K=V ...]
+                          [--out DIR] [--threshold N] [--database URL]
     vledger seal    [--key FILE] [--database URL]   seal committed transfers into blocks
     vledger audit export --out DIR [--from F] [--to T] [--database URL]
     vledger verify DIR --public-key FILE            check an export offline
@@ -147,7 +148,23 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", metavar="JOB", choices=("integrity",), help="integrity")
+    from reconciliation.jobs import JOBS
+
+    parser.add_argument(
+        "job",
+        metavar="JOB",
+        choices=tuple(JOBS),
+        help="; ".join(f"{name}: {spec.summary}" for name, spec in JOBS.items()),
+    )
+    parser.add_argument("--input", default=None, metavar="FILE", help="the outside record")
+    parser.add_argument("--scope", default=None, help="a provider, agent or storefront")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a job's setting (repeatable)",
+    )
     parser.add_argument(
         "--date",
         type=_business_date,
@@ -175,13 +192,24 @@ def _business_date(text: str) -> date:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from reconciliation.jobs import run_job
+    from reconciliation.jobs import JobRequest, run_job
 
     if args.threshold < 0:
         raise UsageError("--threshold must be 0 or more")
+    options = {}
+    for option in args.option:
+        name, equals, value = option.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--option takes NAME=VALUE, not {option!r}")
+        options[name] = value
     with open_ledger(args.database) as led:
-        day = args.date or led.now().date()
-        done = run_job(led, args.job, business_date=day, out=Path(args.out))
+        request = JobRequest(
+            business_date=args.date or led.now().date(),
+            input_path=Path(args.input) if args.input else None,
+            scope=args.scope,
+            options=options,
+        )
+        done = run_job(led, args.job, request, out=Path(args.out))
     run = done.run
     print(
         f"{run.job} {run.business_date}: {run.status}, {run.breaks} break(s) in"
