@@ -90,6 +90,64 @@ JOBS: dict[str, JobSpec] = {
             _integrity,
             _integrity_tables,
         ),
+        JobSpec(
+            "statement",
+            "a provider's statement (CSV, camt.053, MT940) against its clearing account",
+            # imported on first use, to keep this change to one entry
+            lambda led, request: __import__("reconciliation.statement", fromlist=["run"]).run(
+                led, request
+            ),
+            lambda findings: __import__("reconciliation.statement", fromlist=["tables"]).tables(
+                findings
+            ),
+            needs_input=True,
+        ),
+        JobSpec(
+            "cash-count",
+            "an agent's counted cash against expected cash-on-hand; over/short proposes a variance",
+            # imported on first use, to keep this change to one entry
+            lambda led, request: __import__("reconciliation.cash_count", fromlist=["run"]).run(
+                led, request
+            ),
+            lambda findings: __import__("reconciliation.cash_count", fromlist=["tables"]).tables(
+                findings
+            ),
+            needs_input=True,
+        ),
+        JobSpec(
+            "orders",
+            "a storefront's orders (and its file) against its escrow account",
+            # imported on first use, to keep this change to one entry
+            lambda led, request: __import__("reconciliation.escrow", fromlist=["run"]).run(
+                led, request
+            ),
+            lambda findings: __import__("reconciliation.escrow", fromlist=["tables"]).tables(
+                findings
+            ),
+        ),
+        JobSpec(
+            "settlement",
+            "settlement payouts against a provider's credits (reference, window id, window total)",
+            # imported on first use, to keep this change to one entry
+            lambda led, request: __import__("reconciliation.payouts", fromlist=["run"]).run(
+                led, request
+            ),
+            lambda findings: __import__("reconciliation.payouts", fromlist=["tables"]).tables(
+                findings
+            ),
+            needs_input=True,
+        ),
+        JobSpec(
+            "ageing",
+            "open items in suspense and provider clearing accounts by age bucket",
+            # imported on first use, to keep this change to one entry
+            lambda led, request: __import__("reconciliation.ageing", fromlist=["run"]).run(
+                led, request
+            ),
+            lambda findings: __import__("reconciliation.ageing", fromlist=["tables"]).tables(
+                findings
+            ),
+        ),
     )
 }
 
