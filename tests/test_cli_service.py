@@ -198,7 +198,12 @@ def test_worker_runs_until_interrupted(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         ) as worker,
     ):
-        time.sleep(2)
+        deadline = time.monotonic() + SERVE_WAIT_S
+        while "Ctrl-C stops" not in log.read_text():
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "vledger worker did not start"
+            time.sleep(0.2)
+        time.sleep(1)
         assert worker.poll() is None, log.read_text()  # still delivering
         worker.send_signal(signal.SIGINT)
         assert worker.wait(timeout=30) == 0, log.read_text()

@@ -7,11 +7,14 @@
     vledger expire  [--database URL]   void every hold whose timeout has passed
     vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
     vledger serve   [--host H] [--port P] [--database URL]   the signed HTTP API
-    vledger worker  [--database URL]   deliver webhooks (also inside serve) until stopped
+    vledger worker  [--database URL]   deliver webhooks and run the reconciliation schedule
+                                       (procrastinate on PostgreSQL) until stopped
     vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
     vledger keys revoke KEY_ID [--database URL]
     vledger reconcile JOB [--date D] [--input FILE] [--scope S] [--option K=V ...]
                           [--out DIR] [--threshold N] [--database URL]
+    vledger variance list [--state S] [--agent ID] | approve ID --operator NAME
+                   | reject ID --operator NAME --reason TEXT   cash-count variances
     vledger seal    [--key FILE] [--database URL]   seal committed transfers into blocks
     vledger audit export --out DIR [--from F] [--to T] [--database URL]
     vledger verify DIR --public-key FILE            check an export offline
@@ -32,10 +35,12 @@ import logging
 import os
 import sqlite3
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -43,6 +48,7 @@ import sqlalchemy as sa
 from ledger import MalformedRequest, StorageError, open_ledger
 from ledger.core import migrations
 from ledger.demo import run_demo
+from ledger.flows.errors import FlowError
 
 DATABASE_DEFAULT = "sqlite:///village.db"
 DATABASE_ENV = "VLEDGER_DATABASE"
@@ -107,10 +113,35 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _worker(args: argparse.Namespace) -> int:
-    from api.webhooks import run_worker
+SCHEDULER_JOIN_S = 70
+"""How long ``vledger worker`` waits for the reconciliation scheduler to stop."""
 
-    run_worker(args.database)
+
+def _worker(args: argparse.Namespace) -> int:
+    import threading
+
+    from api.webhooks import run_worker
+    from reconciliation.tasks import run_scheduler
+
+    stop = threading.Event()
+    scheduler = threading.Thread(
+        target=run_scheduler,
+        args=(args.database,),
+        kwargs={"stop": stop},
+        name="vledger-recon-scheduler",
+        daemon=True,
+    )
+    scheduler.start()
+    print(
+        f"vledger worker on {_display(args.database)}: delivering webhooks, running the"
+        " reconciliation schedule; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        run_worker(args.database, stop=stop)
+    finally:
+        stop.set()
+        scheduler.join(timeout=SCHEDULER_JOIN_S)
     return EXIT_OK
 
 
@@ -148,13 +179,8 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
-    from reconciliation.jobs import JOBS
-
     parser.add_argument(
-        "job",
-        metavar="JOB",
-        choices=tuple(JOBS),
-        help="; ".join(f"{name}: {spec.summary}" for name, spec in JOBS.items()),
+        "job", metavar="JOB", help="integrity, statement, cash-count, orders, settlement, ageing"
     )
     parser.add_argument("--input", default=None, metavar="FILE", help="the outside record")
     parser.add_argument("--scope", default=None, help="a provider, agent or storefront")
@@ -192,8 +218,10 @@ def _business_date(text: str) -> date:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from reconciliation.jobs import JobRequest, run_job
+    from reconciliation.jobs import JOBS, JobRequest, run_job
 
+    if args.job not in JOBS:
+        raise UsageError(f"no job {args.job!r}; jobs: {', '.join(JOBS)}")
     if args.threshold < 0:
         raise UsageError("--threshold must be 0 or more")
     options = {}
@@ -219,6 +247,51 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(f"  {kind}: {count}")
     print(f"files: {done.folder}")
     return EXIT_BREAKS if run.breaks > args.threshold else EXIT_OK
+
+
+def _variance_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="variance_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="proposed, approved and rejected variances")
+    listing.add_argument("--state", choices=("proposed", "approved", "rejected"), default=None)
+    listing.add_argument("--agent", type=uuid.UUID, default=None, metavar="AGENT_ID")
+    _database_argument(listing)
+    approve = actions.add_parser("approve", help="post a proposed variance transfer")
+    reject = actions.add_parser("reject", help="close a proposed variance; nothing moves")
+    for action in (approve, reject):
+        action.add_argument("variance_id", type=uuid.UUID, metavar="VARIANCE_ID")
+        action.add_argument("--operator", required=True, help="who decides (recorded)")
+        _database_argument(action)
+    reject.add_argument("--reason", required=True)
+
+
+def _variance_line(v: Any) -> str:
+    return (
+        f"{v.id} {v.state} {v.direction} {v.amount_minor} {v.currency} agent {v.agent_id}"
+        + (f" transfer {v.transfer_id}" if v.transfer_id else "")
+        + (f" by {v.decided_by}" if v.decided_by else "")
+    )
+
+
+def _variance(args: argparse.Namespace) -> int:
+    from reconciliation import cash_count
+
+    with open_ledger(args.database) as led:
+        if args.variance_action == "list":
+            found = cash_count.list_variances(led, state=args.state, agent_id=args.agent)
+            for variance in found:
+                print(_variance_line(variance))
+            print(f"{len(found)} variance(s)")
+            return EXIT_OK
+        if args.variance_action == "approve":
+            done = cash_count.approve_variance(
+                led, variance_id=args.variance_id, operator=args.operator
+            )
+        else:
+            done = cash_count.reject_variance(
+                led, variance_id=args.variance_id, operator=args.operator, reason=args.reason
+            )
+    print(_variance_line(done))
+    return EXIT_OK
 
 
 def _seal_arguments(parser: argparse.ArgumentParser) -> None:
@@ -312,10 +385,15 @@ COMMANDS: dict[str, Command] = {
     "expire": Command(_expire, "void every pending transfer whose timeout has passed"),
     "sweep": Command(_sweep, "run the flows' timers once: expired holds, orders, cash-outs"),
     "serve": Command(_serve, "run the signed HTTP API (migrates first)", _serve_arguments),
-    "worker": Command(_worker, "deliver webhooks from the outbox until interrupted"),
+    "worker": Command(
+        _worker, "deliver webhooks and run scheduled reconciliations until interrupted"
+    ),
     "keys": Command(_keys, "create and revoke API keys", _keys_arguments),
     "reconcile": Command(
         _reconcile, "run a reconciliation job and record the run", _reconcile_arguments
+    ),
+    "variance": Command(
+        _variance, "list, approve or reject cash-count variances", _variance_arguments
     ),
     "seal": Command(_seal, "seal committed transfers into signed blocks", _seal_arguments),
     "audit": Command(_audit, "export the sealed journal for auditors", _audit_arguments),
@@ -324,7 +402,7 @@ COMMANDS: dict[str, Command] = {
 
 NO_DATABASE = frozenset({"verify"})
 """Commands that never open a database."""
-OWN_DATABASE = frozenset({"keys", "audit"})
+OWN_DATABASE = frozenset({"keys", "audit", "variance"})
 """Commands whose actions each take their own ``--database``."""
 
 
@@ -382,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     url: str = getattr(args, "database", "")
     try:
         return COMMANDS[args.command].run(args)
-    except (MalformedRequest, StorageError, UsageError) as exc:
+    except (MalformedRequest, StorageError, UsageError, FlowError) as exc:
         message = _one_line(exc)
     except (sqlite3.OperationalError, psycopg.OperationalError, sa.exc.OperationalError) as exc:
         # A database that cannot be reached or opened, reported by its driver.
