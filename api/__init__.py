@@ -22,6 +22,7 @@ module              what it is for
 ``ratelimit``       per-key token bucket (in-process)
 ``settings``        every limit, named with its unit
 ``webhooks``        the outbox delivered to endpoints, signed (Standard Webhooks), retried
+``background``      the service's sweeper (flows' timers) and sealer threads
 ``routes``          one module per resource; each route calls one service function
 ==================  ====================================================================
 

@@ -20,11 +20,23 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.background import start_background, stop_all
 from api.context import Context, problem_response
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
 from api.openapi import install_openapi
 from api.problems import ApiError, flow_problem
-from api.routes import accounts, admin, devices, orders, parties, system, transfers, webhooks
+from api.routes import (
+    accounts,
+    admin,
+    cash,
+    devices,
+    orders,
+    parties,
+    settlement,
+    system,
+    transfers,
+    webhooks,
+)
 from api.settings import Settings
 from api.webhooks import WebhookSettings, Worker
 from ledger import MalformedRequest, open_ledger
@@ -136,7 +148,9 @@ def create_app(
     webhook_settings: WebhookSettings | None = None,
 ) -> FastAPI:
     """The API on the ledger at ``ledger_url`` (migrated already; see ``/readyz``), with
-    the webhook worker running while it serves (unless ``worker_enabled`` is off)."""
+    the webhook worker (unless ``worker_enabled`` is off), the timers' sweeper and the
+    sealer (unless their intervals are ``None``: :mod:`api.background`) running while it
+    serves."""
     settings = settings or Settings()
     hooks = webhook_settings or WebhookSettings()
     led = open_ledger(ledger_url, clock=settings.clock)
@@ -145,9 +159,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         worker = Worker(led, hooks).start() if hooks.worker_enabled else None
+        background = start_background(led, ledger_url, settings)
         try:
             yield {}
         finally:
+            stop_all(background)
             if worker is not None:
                 worker.stop()
             led.close()
@@ -156,7 +172,7 @@ def create_app(
         title="Village Ledger API",
         version="1",
         summary="Signed REST API of the Village Ledger: accounts, transfers, parties, orders,"
-        " devices and webhooks.",
+        " cash at agents, agents' float, devices, settlement and webhooks.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -166,7 +182,15 @@ def create_app(
     _install_errors(app)
     for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
         app.include_router(module.router)
-    app.include_router(devices.exceptions_router)
+    for router in (
+        devices.exceptions_router,
+        cash.agents_router,
+        cash.cash_ins_router,
+        cash.cash_outs_router,
+        settlement.router,
+        settlement.payouts_router,
+    ):
+        app.include_router(router)
     install_openapi(app)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app

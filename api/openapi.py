@@ -15,9 +15,16 @@ from pydantic import BaseModel
 from api.problems import PROBLEM_CONTENT_TYPE, all_codes
 from api.schemas import (
     AccountCreate,
+    CashInCreate,
+    CashOutCancel,
+    CashOutConfirm,
+    CashOutCreate,
     DeviceAllowance,
     DeviceCreate,
     DeviceSync,
+    FloatThresholdSet,
+    FloatTopUpCreate,
+    FloatTransferCreate,
     KeyRevoked,
     OrderCreate,
     OrderDeliver,
@@ -27,12 +34,16 @@ from api.schemas import (
     OrderResolve,
     OrderStep,
     PartyCreate,
+    PayoutConfirm,
+    PayoutFail,
     Problem,
     SignedRecordIn,
     TransferBatchCreate,
     TransferCreate,
     WebhookEndpointCreate,
     WebhookSecretRotate,
+    WindowClose,
+    WindowOpen,
 )
 
 SECURITY_DESCRIPTION = """\
@@ -61,9 +72,29 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         DeviceSync,
         WebhookEndpointCreate,
         WebhookSecretRotate,
+        CashInCreate,
+        CashOutCreate,
+        CashOutConfirm,
+        CashOutCancel,
+        FloatTopUpCreate,
+        FloatTransferCreate,
+        FloatThresholdSet,
+        WindowOpen,
+        WindowClose,
+        PayoutConfirm,
+        PayoutFail,
     )
 }
-OPTIONAL_BODIES = frozenset({"OrderStep", "OrderDeliver", "OrderRefund", "WebhookSecretRotate"})
+OPTIONAL_BODIES = frozenset(
+    {
+        "OrderStep",
+        "OrderDeliver",
+        "OrderRefund",
+        "WebhookSecretRotate",
+        "CashOutConfirm",
+        "CashOutCancel",
+    }
+)
 """Request models whose every field has a default: the body may be left out."""
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (
     *REQUEST_MODELS.values(),
@@ -88,8 +119,8 @@ PROBLEMS_WRITE = {
     " (idempotency_key_missing, idempotency_key_invalid, invalid_json)",
     "409": "A request with this Idempotency-Key is still running (idempotency_in_progress,"
     " Retry-After), the client's id exists (exists, exists_with_different_*,"
-    " *_exists_different, step_id_reused), or the object's state refuses the step"
-    " (order_not_*, device_revoked ...)",
+    " *_exists_different, *_id_reused), or the object's state refuses the step"
+    " (order_not_*, device_revoked, cash_out_expired, payout_not_pending ...)",
     "413": "Body over the size limit (body_too_large)",
     "415": "Content-Type is not application/json (unsupported_media_type)",
     "422": "The body breaks the schema (validation_failed), the key was used with another"

@@ -12,7 +12,8 @@ The codes are the core's statuses (:class:`ledger.Status`), the API's own
 :class:`~ledger.flows.errors.FlowError`); ``type`` is ``urn:vledger:problem:<code>`` for
 each. A flow's refusal maps by its class, never by its code: ``NotFound`` is 404,
 ``Conflict`` 409, ``Refused`` 422, except a refusal because of the object's state (an
-order that is not payable now, a revoked device: :data:`STATE_CODES`), which is 409.
+order that is not payable now, a revoked device, a cash-out that expired, a payout
+already paid, a second open window: :data:`STATE_CODES`), which is 409.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ FLOW_CODES: dict[str, str] = {
     "villager_not_found": "No such villager",
     "platform_not_found": "No platform party for this currency",
     "account_not_found": "The party has no account in that role",
+    "cash_in_not_found": "No such cash-in",
+    "cash_out_not_found": "No such cash-out",
+    "window_not_found": "No such settlement window",
+    "payout_not_found": "No such payout",
     # conflicts of a client's id (409)
     "order_exists_different": "The order id exists with other details",
     "step_id_reused": "The step id was used for another request",
@@ -76,6 +81,15 @@ FLOW_CODES: dict[str, str] = {
     "device_exists_different": "The device id exists with other details",
     "public_key_in_use": "Another device is registered with that key",
     "record_exists_different": "A synced record id came with other bytes",
+    "cash_in_id_reused": "The cash-in id was used for another request",
+    "cash_out_id_reused": "The cash-out id was used for another request",
+    "topup_id_reused": "The top-up id was used for another request",
+    "transfer_id_reused": "The float transfer id was used for another request",
+    "window_id_reused": "The window id was used for another currency",
+    "window_closed_differently": "The window was closed through another provider",
+    "payout_confirmed_differently": "The payout was confirmed with another reference",
+    "payout_failed_differently": "The payout failed for another reason",
+    "provider_reference_used": "The provider reference confirmed another payout",
     # the object's state (409)
     "order_not_payable": "Only a created order is paid",
     "order_not_dispatchable": "Only a paid order is dispatched",
@@ -90,6 +104,11 @@ FLOW_CODES: dict[str, str] = {
     "order_disputed": "A disputed order is resolved, not refunded",
     "order_timer_not_running": "The order's auto-release timer is not running",
     "device_revoked": "The device is revoked",
+    "cash_out_completed": "The cash-out was completed (or posted at once)",
+    "cash_out_cancelled": "The cash-out was cancelled",
+    "cash_out_expired": "The cash-out expired before the agent confirmed it",
+    "window_already_open": "Another window of this currency is open",
+    "payout_not_pending": "The payout was already paid or failed",
     # refused by the rules (422)
     "amount_invalid": "The amount is out of range",
     "amount_exceeds_escrow": "The amount exceeds what the order holds in escrow",
@@ -99,7 +118,7 @@ FLOW_CODES: dict[str, str] = {
     "payment_source_invalid": "A payment source is wallet or cash",
     "villager_required": "A wallet payment needs the order's villager",
     "agent_required": "A cash payment is taken by an agent",
-    "agent_mismatch": "The order names another agent",
+    "agent_mismatch": "The order or cash-out names another agent",
     "decision_invalid": "A decision is refund, release or resume",
     "reason_invalid": "A reason is 1..500 characters",
     "extension_invalid": "An extension is 1..30 days",
@@ -129,9 +148,20 @@ FLOW_CODES: dict[str, str] = {
     "record_seq_reused": "A new record reuses a stored seq",
     "record_gap": "The records skip a seq: send the missing one first",
     "batch_too_large": "Too many records in one sync",
+    "below_minimum": "The amount is below the smallest cash-out",
+    "fee_exceeds_amount": "The fee takes all of the amount",
+    "kyc_tier_unknown": "The villager's KYC tier has no limits in this currency",
+    "limit_invalid": "A KYC limit is out of range",
+    "limit_exceeded_per_transaction": "The amount is above the villager's per-transaction limit",
+    "limit_exceeded_daily": "The amount would pass the villager's daily limit",
+    "limit_exceeded_balance": "The wallet would hold more than the villager's tier allows",
+    "agents_must_differ": "An agent cannot transfer float to itself",
+    "guarantee_cap_exceeded": "The float would pass the agent's guarantee cap",
+    "provider_reference_invalid": "A provider reference is 1..128 characters, not blank",
 }
 """The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
-``tests/test_api_orders.py`` checks every code the exposed flows raise is here."""
+``tests/test_api_orders.py`` and ``tests/test_api_cash.py`` check every code the exposed
+flows raise is here."""
 
 FLOW_CODE_ALIASES = {"signature_invalid": "record_signature_invalid"}
 """Flow codes that would mean something else as API codes, and the code they answer as
@@ -140,6 +170,8 @@ FLOW_CODE_ALIASES = {"signature_invalid": "record_signature_invalid"}
 STATE_CODES = frozenset(
     {code for code in FLOW_CODES if code.startswith("order_not_") and code != "order_not_found"}
     | {"order_released", "order_disputed", "order_timer_not_running", "device_revoked"}
+    | {"cash_out_completed", "cash_out_cancelled", "cash_out_expired"}
+    | {"window_already_open", "payout_not_pending"}
 )
 """Refusals because of the object's current state: 409 rather than 422."""
 

@@ -566,3 +566,334 @@ class WebhookDeliveryOut(BaseModel):
 class WebhookDeliveryList(BaseModel):
     data: list[WebhookDeliveryOut]
     has_more: bool
+
+
+# -- cash at the agent's counter and the agent's float ---------------------------------------
+
+OperationId = Annotated[
+    uuid.UUID,
+    Field(
+        description="The client's permanent id of this operation: resubmitting it, with"
+        " any Idempotency-Key and at any time, answers the same operation and moves no"
+        " money twice (an offline agent's retry after the key's 24 h still finds it)"
+    ),
+]
+Provider = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^[A-Z0-9_]{1,32}$"),
+    Field(
+        description="A provider: 1..32 upper-case ASCII letters, digits or _", examples=["MPESA"]
+    ),
+]
+CashOutTimeoutS = Annotated[
+    int,
+    Strict(),
+    Field(ge=60, le=86_400, description="Seconds the agent has to confirm (60..86400)"),
+]
+Reason = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+
+
+class CashInCreate(Request):
+    """A villager handed the calling agent cash: the agent's float pays her wallet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+                    "villager_id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+                    "amount_minor": 50_000,
+                }
+            ]
+        }
+    )
+
+    id: OperationId
+    villager_id: uuid.UUID
+    amount_minor: AmountMinor
+
+
+class CashInOut(BaseModel):
+    """A cash-in; amounts are minor units of ``currency``."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    villager_id: uuid.UUID
+    device_id: uuid.UUID | None = Field(description="The phone that captured it offline")
+    currency: str
+    amount_minor: int = Field(description="Cash handed over, and e-money credited")
+    fee_minor: int
+    commission_minor: int = Field(description="What the agent earned")
+    fee_version: int | None = Field(description="The cash_in fee schedule that priced it")
+    created_at: datetime
+
+
+class CashInList(BaseModel):
+    data: list[CashInOut]
+    has_more: bool
+
+
+class CashOutCreate(Request):
+    """A villager asks the calling agent for cash: ``amount_minor`` plus the fee of her
+    wallet and ``amount_minor`` of the agent's cash-on-hand are held until the agent
+    confirms (``/v1/cash-outs/{id}/confirm``), someone cancels, or ``timeout_s`` passes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091",
+                    "villager_id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+                    "amount_minor": 20_000,
+                }
+            ]
+        }
+    )
+
+    id: OperationId
+    villager_id: uuid.UUID
+    amount_minor: AmountMinor
+    timeout_s: CashOutTimeoutS = 900
+
+
+class CashOutConfirm(Request):
+    """No parameters: the agent handed the cash over. The body may be empty."""
+
+
+class CashOutCancel(Request):
+    """Cancel a requested cash-out (the body may be empty)."""
+
+    reason: Reason | None = None
+
+
+class CashOutOut(BaseModel):
+    """A cash-out; amounts are minor units of ``currency``."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    villager_id: uuid.UUID
+    device_id: uuid.UUID | None
+    currency: str
+    amount_minor: int = Field(description="Cash the agent hands over")
+    fee_minor: int = Field(description="Paid by the villager on top of the amount")
+    total_minor: int = Field(description="What leaves the wallet: amount and fee")
+    fee_version: int | None
+    mode: Literal["two_phase", "one_shot"]
+    state: Literal["requested", "completed", "cancelled", "expired"]
+    reason: str | None = Field(description="Why it was cancelled")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="When a requested cash-out expires")
+    resolved_at: datetime | None
+
+
+class CashOutList(BaseModel):
+    data: list[CashOutOut]
+    has_more: bool
+
+
+class FloatTopUpCreate(Request):
+    """Cash the agent deposited with ``provider`` (a bank or super-agent), confirmed by the
+    platform (operators): the provider's clearing account pays the agent's float."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "4c5d6e7f-8091-4a2b-b3c4-d5e6f7a8b9c0",
+                    "amount_minor": 1_000_000,
+                    "provider": "KCB",
+                }
+            ]
+        }
+    )
+
+    id: OperationId
+    amount_minor: AmountMinor
+    provider: Provider
+
+
+class FloatTopUpOut(BaseModel):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    provider: str
+    currency: str
+    amount_minor: int
+    transfer_id: uuid.UUID = Field(description="The core transfer that moved it")
+    created_at: datetime
+
+
+class FloatTransferCreate(Request):
+    """Pay ``amount_minor`` of the agent's float to another agent (same currency)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5d6e7f80-91a2-4b3c-8d4e-5f6a7b8c9d0e",
+                    "to_agent_id": "6e7f8091-a2b3-4c4d-9e5f-6a7b8c9d0e1f",
+                    "amount_minor": 200_000,
+                }
+            ]
+        }
+    )
+
+    id: OperationId
+    to_agent_id: uuid.UUID
+    amount_minor: AmountMinor
+
+
+class FloatTransferOut(BaseModel):
+    id: uuid.UUID
+    from_agent_id: uuid.UUID
+    to_agent_id: uuid.UUID
+    currency: str
+    amount_minor: int
+    transfer_id: uuid.UUID
+    created_at: datetime
+
+
+class FloatThresholdSet(Request):
+    """The float below which ``float.low`` is emitted (once per crossing); ``null``
+    clears it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"threshold_minor": 100_000}]})
+
+    threshold_minor: AmountMinor | None
+
+
+class FloatOut(BaseModel):
+    """An agent's float now (minor units of ``currency``)."""
+
+    agent_id: uuid.UUID
+    currency: str
+    balance_minor: int = Field(description="Credits posted less debits posted")
+    held_minor: int = Field(description="Held for devices' allowances and the like")
+    available_minor: int = Field(description="What the agent can spend now")
+    low_threshold_minor: int | None
+    low_armed: bool = Field(description="Whether the next fall below emits float.low")
+    guarantee_cap_minor: int | None
+
+
+# -- settlement -----------------------------------------------------------------------------
+
+
+class WindowOpen(Request):
+    """Open a settlement window for a currency (one open window per currency)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "7f8091a2-b3c4-4d5e-8f6a-7b8c9d0e1f2a", "currency": "KES"}]
+        }
+    )
+
+    id: OperationId
+    currency: Currency
+
+
+class WindowClose(Request):
+    """Close the window: every storefront's available proceeds become one payout each,
+    held towards ``provider``'s clearing account."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"provider": "MPESA"}]})
+
+    provider: Provider
+
+
+class WindowOut(BaseModel):
+    """A settlement window; amounts are minor units of ``currency``."""
+
+    id: uuid.UUID
+    currency: str
+    state: Literal["open", "closed", "settled"]
+    provider: str | None = Field(description="Set when the window closes")
+    payouts_count: int
+    payouts_total_minor: int
+    opened_at: datetime
+    closed_at: datetime | None
+    settled_at: datetime | None
+
+
+class WindowList(BaseModel):
+    data: list[WindowOut]
+    has_more: bool
+
+
+class PayoutConfirm(Request):
+    """The provider paid the payout: its statement reference (unique per provider)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"provider_reference": "QK71X2"}]})
+
+    provider_reference: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=128)]
+
+
+class PayoutFail(Request):
+    """The provider could not pay: the money is back in the storefront's proceeds and
+    the next window to close pays it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "account closed"}]})
+
+    reason: Reason
+
+
+class PayoutOut(BaseModel):
+    """What a closed window pays one storefront (minor units of ``currency``)."""
+
+    id: uuid.UUID
+    window_id: uuid.UUID
+    storefront_id: uuid.UUID
+    currency: str
+    provider: str
+    proceeds_account_id: uuid.UUID
+    clearing_account_id: uuid.UUID
+    proceeds_before_minor: int = Field(description="Available proceeds when the window closed")
+    amount_minor: int
+    state: Literal["pending", "paid", "failed"]
+    hold_transfer_id: uuid.UUID
+    resolve_transfer_id: uuid.UUID | None = Field(description="The post (paid) or void (failed)")
+    provider_reference: str | None
+    failure_reason: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class PayoutList(BaseModel):
+    data: list[PayoutOut]
+    has_more: bool
+
+
+class ReportLineOut(BaseModel):
+    """One payout beside what the core holds of it (minor units)."""
+
+    storefront_id: uuid.UUID
+    payout_id: uuid.UUID
+    state: Literal["pending", "paid", "failed"]
+    provider_reference: str | None
+    proceeds_before_minor: int
+    amount_minor: int
+    held_minor: int
+    posted_minor: int
+    voided_minor: int
+    proceeds_after_minor: int
+    ties: bool
+
+
+class WindowReportOut(BaseModel):
+    """A window's payouts and the ledger figures they must equal; ``ties`` when they all
+    do, else ``problems`` says what did not."""
+
+    window: WindowOut
+    clearing_account_id: uuid.UUID | None
+    lines: list[ReportLineOut]
+    proceeds_before_total_minor: int
+    payouts_total_minor: int
+    paid_total_minor: int
+    failed_total_minor: int
+    pending_total_minor: int
+    ledger_held_minor: int
+    ledger_posted_minor: int
+    ledger_voided_minor: int
+    clearing_movement_minor: int
+    proceeds_after_total_minor: int
+    ties: bool
+    problems: list[str]

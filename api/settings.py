@@ -40,5 +40,20 @@ class Settings:
     public_origin: str | None = None
     """``https://api.example`` when behind a proxy: the origin clients sign in
     ``@target-uri`` (default: the request's scheme and Host)."""
+    sweep_interval_s: float | None = 30.0
+    """How often the service runs the flows' timers (``ledger.flows.timers.sweep_all``:
+    orders auto-released, cash-outs expired, holds voided); ``None``: not in this process."""
+    seal_interval_s: float | None = 10.0
+    """How often the service seals committed transfers into signed blocks
+    (``reconciliation.seal.seal_pending``); ``None``: not in this process."""
+    reconcile_interval_s: float | None = 900.0
+    """On SQLite, how often the service runs the reconciliation schedule
+    (``reconciliation.tasks.run_pass``; on PostgreSQL ``vledger worker`` runs it through
+    procrastinate); ``None``: not in this process."""
+    reports_dir: str = "reports"
+    """Where scheduled reconciliation runs write their files."""
+    service_key_path: str | None = None
+    """The sealer's Ed25519 key file (default: ``$VLEDGER_SERVICE_KEY``, else next to the
+    database; see ``reconciliation.service_key``)."""
     clock: Callable[[], datetime] = field(default=system_clock)
     """The clock signatures and idempotency records are checked against (UTC)."""

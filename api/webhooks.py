@@ -4,7 +4,9 @@ Endpoints
     A storefront or an agent registers URLs for event types (``order.paid``, ``order.*``,
     ``*``) and gets a ``whsec_`` secret (32 random bytes, base64), shown only then and on
     rotation. An endpoint receives the events of its principal's party (the party id is
-    the principal id) that happened after it was created. Targets must be public:
+    the principal id) that happened after it was created; an event of no party
+    (``checkpoint.sealed``, from the sealer) goes to every storefront's endpoints that
+    subscribe to it. Targets must be public:
     private, loopback, link-local, reserved and multicast addresses are refused, when the
     endpoint is created and again before every attempt, unless a network is listed in
     :attr:`WebhookSettings.target_networks_allowed` (tests allow loopback).
@@ -489,21 +491,14 @@ def fan_out(led: Ledger, *, now_us: int, settings: WebhookSettings) -> int:
         watermark, held = cursor, False
         gap_old_us = now_us - int(settings.gap_wait_s * US_PER_S)
         made = 0
-        endpoints: dict[uuid.UUID, list[Endpoint]] = {}
+        endpoints: dict[uuid.UUID | None, list[Endpoint]] = {}
         for event in found:
             if not held and (event.seq == watermark + 1 or to_us(event.created_at) <= gap_old_us):
                 watermark = event.seq
             else:
                 held = True
-            if event.party_id is None:
-                continue
             if event.party_id not in endpoints:
-                rows = tx.execute(
-                    f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
-                    " WHERE principal_id = :p AND state = 'enabled' ORDER BY seq",
-                    {"p": event.party_id},
-                )
-                endpoints[event.party_id] = [_endpoint(r) for r in rows]
+                endpoints[event.party_id] = _audience(tx, event.party_id)
             for endpoint in endpoints[event.party_id]:
                 if endpoint.created_at > event.created_at or not matches(
                     endpoint.event_types, event.type
@@ -519,6 +514,27 @@ def fan_out(led: Ledger, *, now_us: int, settings: WebhookSettings) -> int:
         return made
 
     return led.transact(work)
+
+
+BROADCAST_ROLE = "storefront"
+"""Whose endpoints receive the events of no party (``checkpoint.sealed``)."""
+
+
+def _audience(tx: Tx, party_id: uuid.UUID | None) -> list[Endpoint]:
+    """The enabled endpoints an event of ``party_id`` goes to: its principal's, or, for an
+    event of no party, every storefront's."""
+    params: dict[str, object]
+    if party_id is not None:
+        where, params = "principal_id = :p", {"p": party_id}
+    else:
+        where = "principal_id IN (SELECT id FROM principals WHERE role = :role)"
+        params = {"role": BROADCAST_ROLE}
+    rows = tx.execute(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+        f" WHERE {where} AND state = 'enabled' ORDER BY seq",
+        params,
+    )
+    return [_endpoint(r) for r in rows]
 
 
 def _add_delivery(tx: Tx, endpoint_id: uuid.UUID, event: events.Event, now_us: int) -> int:

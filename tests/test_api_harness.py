@@ -28,7 +28,14 @@ from api.settings import Settings
 from ledger import Ledger, open_ledger
 from tests.conftest import drop_pg_schema, new_pg_schema_url, require_postgres
 
-FAST_TEST_SETTINGS = Settings(rate_limit_per_s=10_000.0, rate_limit_burst=10_000)
+FAST_TEST_SETTINGS = Settings(
+    rate_limit_per_s=10_000.0,
+    rate_limit_burst=10_000,
+    # The background threads have tests of their own (tests/test_api_background.py).
+    sweep_interval_s=None,
+    seal_interval_s=None,
+    reconcile_interval_s=None,
+)
 
 
 class ServerThread:

@@ -25,6 +25,7 @@ from api.webhooks import WebhookSettings, deliver_due
 from ledger import Ledger, open_ledger
 from ledger.flows import events
 from tests.conftest import drop_pg_schema
+from tests.test_api_cash import QUIET_SETTINGS
 from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread, fresh_database
 from tests.test_api_orders import ok, refused
 
@@ -100,7 +101,7 @@ def hooks_server(
     url, schema = fresh_database(request.param, tmp)
     try:
         led = open_ledger(url, migrate=True)
-        app = create_app(url, settings=FAST_TEST_SETTINGS, webhook_settings=HOOKS)
+        app = create_app(url, settings=QUIET_SETTINGS, webhook_settings=HOOKS)
         server = ServerThread(app).start()
         (tmp / "keys").mkdir()
         try:
@@ -388,6 +389,47 @@ def test_events_past_a_hole_are_delivered_and_the_cursor_waits_for_it(
         assert cursor is not None
     assert cursor[0] == last[0]
     assert [d["state"] for d in shop.deliveries(endpoint["id"])] == ["succeeded"]
+
+
+def test_an_event_of_no_party_goes_to_every_subscribed_storefront(
+    shop: Shop, receiver: Receiver
+) -> None:
+    led = shop.api.ledger
+    sealed = shop.endpoint(receiver.url, ["checkpoint.sealed"])
+    everything = new_shop(shop.api).endpoint(receiver.url, ["*"])
+    orders_only = new_shop(shop.api).endpoint(receiver.url, ["order.*"])
+    agents = new_shop(shop.api, "agent").endpoint(receiver.url, ["*"])
+    deliver(led, datetime.now(UTC))  # the cursor catches up with earlier tests
+    receiver.received.clear()
+
+    payload = {"block": 7, "tree_size": 42, "checkpoint": "vledger\n42\n..."}
+    event_id = led.transact(lambda tx: events.emit(tx, events.CHECKPOINT_SEALED, payload))
+    late = new_shop(shop.api).endpoint(receiver.url, ["checkpoint.*"])  # after the event
+    deliver(led, datetime.now(UTC))
+
+    def deliveries(endpoint: dict[str, Any]) -> list[tuple[uuid.UUID, str]]:
+        page = webhooks.list_deliveries(
+            led, endpoint_id=uuid.UUID(endpoint["id"]), principal_id=None, after=None, limit=10
+        )
+        assert page is not None
+        return [(d.event_id, d.state) for d in page[0]]
+
+    assert deliveries(sealed) == deliveries(everything) == [(event_id, "succeeded")]
+    assert deliveries(orders_only) == deliveries(agents) == deliveries(late) == []
+    assert len(receiver.received) == 2
+    secrets = {sealed["secret"], everything["secret"]}
+    for got in receiver.received:
+        assert got.headers["webhook-id"] == str(event_id)
+        [message] = [verified(s, got) for s in secrets if _verifies(s, got)]
+        assert (message["type"], message["data"]) == ("checkpoint.sealed", payload)
+
+
+def _verifies(secret: str, got: Received) -> bool:
+    try:
+        verified(secret, got)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def test_the_backoff_schedule_spans_about_three_days() -> None:

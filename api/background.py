@@ -1,0 +1,140 @@
+"""The service's background work, beside the webhook worker inside ``vledger serve``.
+
+- the **sweeper**, every :attr:`~api.settings.Settings.sweep_interval_s` (30 s):
+  :func:`ledger.flows.timers.sweep_all` (orders auto-released, cash-outs expired, other
+  holds past their timeout voided);
+- the **sealer**, every :attr:`~api.settings.Settings.seal_interval_s` (10 s):
+  :func:`reconciliation.seal.seal_pending` (committed transfers sealed into signed
+  blocks, each announced by a ``checkpoint.sealed`` event to every storefront);
+- on SQLite, the **reconciliation schedule**, every
+  :attr:`~api.settings.Settings.reconcile_interval_s` (15 min):
+  :func:`reconciliation.tasks.run_pass` (each scheduled job backfilled for the business
+  dates not yet reconciled; on PostgreSQL ``vledger worker`` runs it through procrastinate).
+
+Each runs one pass at once, then one every interval, until :meth:`Periodic.stop`; an
+interval of ``None`` starts no thread (tests). Both passes are safe to repeat and to run
+from several processes (their state is in the database), so a pass that fails is logged
+and the next one tries again: a background thread never takes the service down. The
+sealer needs the service key (:func:`reconciliation.service_key.load_service_key`); when
+it cannot be loaded the error is logged and nothing is sealed (``vledger seal`` can
+catch up later), the API serving on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from api.observability import LOGGER_NAME
+from api.settings import Settings
+from ledger import Ledger
+from ledger.flows.timers import sweep_all
+from reconciliation.seal import seal_pending
+from reconciliation.service_key import ServiceKey, ServiceKeyError, load_service_key
+from reconciliation.tasks import run_pass
+
+log = logging.getLogger(LOGGER_NAME)
+
+STOP_WAIT_S = 30.0
+"""How long stopping waits for a pass in progress to finish."""
+SEAL_SETTLE_WAIT_S = 1.0
+"""How long a sealer pass waits for PostgreSQL transactions in flight (the next pass
+seals what this one left), kept short so that stopping is prompt."""
+
+SWEEPER_THREAD = "vledger-sweeper"
+SEALER_THREAD = "vledger-sealer"
+RECONCILER_THREAD = "vledger-reconciler"
+
+
+class Periodic:
+    """``work()`` in a daemon thread: once at start, then every ``interval_s``."""
+
+    def __init__(self, name: str, interval_s: float, work: Callable[[], object]) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"{name}: interval_s must be positive, not {interval_s}")
+        self.name = name
+        self.interval_s = interval_s
+        self.work = work
+        self.passes = 0
+        """Passes finished, failed ones included."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def ask_to_stop(self) -> None:
+        """Stop after the pass in progress (without waiting for it)."""
+        self._stop.set()
+
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Stop, waiting up to ``timeout_s`` for the pass in progress."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.work()
+            except Exception:  # a dead thread does nothing silently: log, try next time
+                log.exception("background pass failed", extra={"background": self.name})
+            self.passes += 1
+            self._stop.wait(self.interval_s)
+
+
+def sweep_pass(led: Ledger) -> Mapping[str, int]:
+    """One sweep; logged when it moved anything."""
+    counts = sweep_all(led)
+    if any(counts.values()):
+        log.info("timers swept", extra={"counts": dict(counts)})
+    return counts
+
+
+def seal_pass(led: Ledger, key: ServiceKey) -> int:
+    """One sealing pass; logged when it sealed a block."""
+    blocks = seal_pending(led, key, settle_wait_s=SEAL_SETTLE_WAIT_S)
+    if blocks:
+        log.info("transfers sealed", extra={"blocks": blocks})
+    return blocks
+
+
+def service_key(database_url: str, path: str | None) -> ServiceKey | None:
+    """The sealer's key, or None (logged) when it cannot be loaded."""
+    try:
+        return load_service_key(database_url, path)
+    except (ServiceKeyError, OSError) as exc:
+        log.error("service key not loaded: sealing is off", extra={"error": str(exc)})
+        return None
+
+
+def start_background(led: Ledger, database_url: str, settings: Settings) -> list[Periodic]:
+    """The threads ``settings`` asks for, started (stop them with :func:`stop_all`)."""
+    threads: list[Periodic] = []
+    if settings.sweep_interval_s is not None:
+        threads.append(Periodic(SWEEPER_THREAD, settings.sweep_interval_s, lambda: sweep_pass(led)))
+    if settings.seal_interval_s is not None:
+        key = service_key(database_url, settings.service_key_path)
+        if key is not None:
+            found = key
+            threads.append(
+                Periodic(SEALER_THREAD, settings.seal_interval_s, lambda: seal_pass(led, found))
+            )
+    if settings.reconcile_interval_s is not None and led.dialect == "sqlite":
+        out = Path(settings.reports_dir)
+        threads.append(
+            Periodic(
+                RECONCILER_THREAD, settings.reconcile_interval_s, lambda: run_pass(led, out=out)
+            )
+        )
+    return [t.start() for t in threads]
+
+
+def stop_all(threads: list[Periodic]) -> None:
+    for thread in threads:
+        thread.ask_to_stop()  # all of them first, then wait for each
+    for thread in threads:
+        thread.stop()
