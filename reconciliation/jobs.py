@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger import Ledger
 from ledger.core.store import to_us
-from reconciliation import integrity, report
+from reconciliation import ageing, cash_count, escrow, integrity, payouts, report, statement
 from reconciliation.runs import Findings, Run, record, write_files
 
 Tables = list[tuple[str, list[tuple[Any, ...]]]]
@@ -93,60 +93,35 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(
             "statement",
             "a provider's statement (CSV, camt.053, MT940) against its clearing account",
-            # imported on first use, to keep this change to one entry
-            lambda led, request: __import__("reconciliation.statement", fromlist=["run"]).run(
-                led, request
-            ),
-            lambda findings: __import__("reconciliation.statement", fromlist=["tables"]).tables(
-                findings
-            ),
+            statement.run,
+            statement.tables,
             needs_input=True,
         ),
         JobSpec(
             "cash-count",
             "an agent's counted cash against expected cash-on-hand; over/short proposes a variance",
-            # imported on first use, to keep this change to one entry
-            lambda led, request: __import__("reconciliation.cash_count", fromlist=["run"]).run(
-                led, request
-            ),
-            lambda findings: __import__("reconciliation.cash_count", fromlist=["tables"]).tables(
-                findings
-            ),
+            cash_count.run,
+            cash_count.tables,
             needs_input=True,
         ),
         JobSpec(
             "orders",
             "a storefront's orders (and its file) against its escrow account",
-            # imported on first use, to keep this change to one entry
-            lambda led, request: __import__("reconciliation.escrow", fromlist=["run"]).run(
-                led, request
-            ),
-            lambda findings: __import__("reconciliation.escrow", fromlist=["tables"]).tables(
-                findings
-            ),
+            escrow.run,
+            escrow.tables,
         ),
         JobSpec(
             "settlement",
             "settlement payouts against a provider's credits (reference, window id, window total)",
-            # imported on first use, to keep this change to one entry
-            lambda led, request: __import__("reconciliation.payouts", fromlist=["run"]).run(
-                led, request
-            ),
-            lambda findings: __import__("reconciliation.payouts", fromlist=["tables"]).tables(
-                findings
-            ),
+            payouts.run,
+            payouts.tables,
             needs_input=True,
         ),
         JobSpec(
             "ageing",
             "open items in suspense and provider clearing accounts by age bucket",
-            # imported on first use, to keep this change to one entry
-            lambda led, request: __import__("reconciliation.ageing", fromlist=["run"]).run(
-                led, request
-            ),
-            lambda findings: __import__("reconciliation.ageing", fromlist=["tables"]).tables(
-                findings
-            ),
+            ageing.run,
+            ageing.tables,
         ),
     )
 }

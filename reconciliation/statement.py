@@ -1,0 +1,293 @@
+"""The ``statement`` job: a provider's statement against its clearing account.
+
+``vledger reconcile statement --scope MPESA --input FILE [--option K=V ...]``. The scope
+is the provider (``provider_clearing:<PROVIDER>`` of the platform is the account); the
+currency is the statement's (camt.053, MT940) or ``--option currency=KES`` (CSV; given
+for another format, it must agree). Formats and the CSV mapping:
+:mod:`reconciliation.statement_formats`. Options of the job itself:
+
+- ``tolerance``: the amount tolerance, as decimal text in the currency (``tolerance=50``
+  is KES 50.00); default :data:`TOLERANCE_MINOR_DEFAULT` for the currency, else 0;
+- ``window_days``: how many days apart a line and a transfer may be dated (default
+  :data:`WINDOW_DAYS_DEFAULT`, at most :data:`WINDOW_DAYS_MAX`).
+
+Order of work: the statement is streamed into a staging table while its arithmetic is
+summed; **opening + sum(lines) = closing** (and each line's running balance, when the
+statement has one) is checked first: a ``statement_arithmetic`` break stops the run
+there, nothing is matched. Then :func:`reconciliation.matching.match` runs its passes in
+SQL, and the breaks are read back in chunks. The statement's period is the span of its
+lines' dates (the business date when it has none); the business date must fall inside it.
+
+Detail kinds (every one is a break; matched lines are counted in the summary):
+``statement_arithmetic``, ``amount_break``, ``tie``, ``group_suggestion``,
+``statement_only`` (incoming money: "park in suspense"; the job never moves money),
+``ledger_only``. The run's ``input_sha256`` is the file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledger import Ledger
+from ledger.core.currency import format_minor
+from ledger.flows import parties
+from ledger.flows.errors import Refused
+from reconciliation import matching
+from reconciliation.runs import Findings, sha256_of
+from reconciliation.statement_formats import StatementLine, open_statement, to_minor
+
+if TYPE_CHECKING:
+    from reconciliation.jobs import JobRequest
+
+JOB = "statement"
+RULE_VERSION = 1
+DETAIL_HEADER = (
+    "kind",
+    "line",
+    "date",
+    "amount_minor",
+    "reference",
+    "transfer_id",
+    "transfer_amount_minor",
+    "difference_minor",
+    "note",
+)
+WINDOW_DAYS_DEFAULT = 2
+WINDOW_DAYS_MAX = 31
+TOLERANCE_MINOR_DEFAULT: dict[str, int] = {
+    "KES": 10_000,  # KES 100.00: M-Pesa and bank fees on a transfer stay under it
+    "UGX": 5_000,
+    "TZS": 200_000,
+    "RWF": 2_000,
+    "USD": 500,
+    "EUR": 500,
+}
+"""Per-currency amount tolerance in minor units; a currency not here matches exactly."""
+TOLERANCE_MINOR_MAX = 2**40
+READ_CHUNK_BYTES = 1 << 20
+PROGRESS_EVERY_LINES = 10_000
+_JOB_OPTIONS = frozenset({"tolerance", "window_days"})
+
+
+def _settings(request_options: dict[str, str], currency: str) -> tuple[int, int]:
+    text = request_options.get("tolerance")
+    tolerance = (
+        TOLERANCE_MINOR_DEFAULT.get(currency, 0)
+        if text is None
+        else to_minor(text, currency, where="option tolerance")
+    )
+    if not 0 <= tolerance <= TOLERANCE_MINOR_MAX:
+        raise ValueError(f"option tolerance must be 0..{TOLERANCE_MINOR_MAX} minor units")
+    window_text = request_options.get("window_days", str(WINDOW_DAYS_DEFAULT))
+    if not window_text.isdigit() or int(window_text) > WINDOW_DAYS_MAX:
+        raise ValueError(f"option window_days must be 0..{WINDOW_DAYS_MAX}")
+    return tolerance, int(window_text)
+
+
+def _file_sha256(path: Path) -> str:
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                yield chunk
+
+    return sha256_of(chunks())
+
+
+class _Progress:
+    """A ``rich`` progress line on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._current = "staging lines"
+        self._since = time.monotonic()
+        self.seconds: dict[str, float] = {}
+        """Wall time of each step, for the summary."""
+
+    @contextmanager
+    def shown(self) -> Iterator[_Progress]:
+        if not sys.stderr.isatty():
+            yield self
+            return
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} lines"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            self._bar = bar
+            self._task = bar.add_task("statement: staging lines", total=None)
+            yield self
+
+    def step(self, description: str) -> None:
+        now = time.monotonic()
+        self.seconds[self._current] = round(now - self._since, 2)
+        self._current, self._since = description, now
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"statement: {description}")
+
+    def lines(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=count)
+
+
+def run(led: Ledger, request: JobRequest) -> Findings:
+    """Reconcile the statement at ``request.input_path`` against ``request.scope``'s
+    clearing account; the findings (nothing is recorded here)."""
+    provider = request.scope
+    if not provider:
+        raise ValueError("the statement job needs --scope PROVIDER (MPESA, ...)")
+    try:
+        parties.provider_role(provider)
+    except Refused as exc:
+        raise ValueError(f"--scope {provider!r}: {exc}") from None
+    if request.input_path is None:
+        raise ValueError("the statement job needs --input FILE")
+    path = Path(request.input_path)
+    options: dict[str, str] = dict(request.options)
+    job_options = {k: options.pop(k) for k in list(options) if k in _JOB_OPTIONS}
+    digest = _file_sha256(path)
+    reader = open_statement(path, options)
+    currency = reader.currency
+    tolerance, window_days = _settings(job_options, currency)
+    account_id = parties.account_id(parties.platform_id(currency), parties.provider_role(provider))
+    day = request.business_date
+    progress = _Progress()
+    with progress.shown(), matching.open_staging(led.url) as st:
+        matching.create_tables(st)
+        total = [0, 0]  # lines, sum of amounts
+
+        def counted(lines: Iterator[StatementLine]) -> Iterator[StatementLine]:
+            for line in lines:
+                total[0] += 1
+                total[1] += line.amount_minor
+                if total[0] % PROGRESS_EVERY_LINES == 0:
+                    progress.lines(total[0])
+                yield line
+
+        st.load("recon_lines", matching.LINE_COLUMNS, matching.line_rows(counted(reader.lines())))
+        progress.lines(total[0])
+        line_count, lines_sum = total
+        opening, closing = reader.opening_minor, reader.closing_minor
+        assert opening is not None and closing is not None  # each reader ensures them
+        summary: dict[str, Any] = {
+            "job": JOB,
+            "business_date": request.business_date.isoformat(),
+            "rule_version": RULE_VERSION,
+            "provider": provider,
+            "currency": currency,
+            "format": reader.format,
+            "clearing_account_id": str(account_id),
+            "statement": {
+                "lines": line_count,
+                "skipped_not_booked": reader.skipped,
+                "opening_minor": opening,
+                "lines_sum_minor": lines_sum,
+                "closing_minor": closing,
+            },
+            "tolerance_minor": tolerance,
+            "window_days": window_days,
+        }
+
+        def findings(detail: list[tuple[object, ...]], checked: int) -> Findings:
+            by_kind: dict[str, int] = {}
+            for row in detail:
+                by_kind[str(row[0])] = by_kind.get(str(row[0]), 0) + 1
+            return Findings(
+                job=JOB,
+                business_date=request.business_date,
+                scope=provider,
+                rule_version=RULE_VERSION,
+                input_sha256=digest,
+                checked=checked,
+                detail_header=DETAIL_HEADER,
+                detail=detail,
+                summary={**summary, "breaks_by_kind": by_kind},
+            )
+
+        arithmetic = _arithmetic_break(reader.running_break, opening, lines_sum, closing, currency)
+        if arithmetic is not None:
+            summary["matching"] = "not run: the statement's arithmetic does not hold"
+            return findings([arithmetic], line_count)
+        period_from, period_to = matching.period_of(st) or (day, day)
+        if not period_from <= day <= period_to:
+            raise ValueError(
+                f"the statement's lines are dated {period_from}..{period_to}, not the business"
+                f" date {day}: give --date"
+            )
+        settings = matching.Settings(account_id, tolerance, window_days, period_from, period_to)
+        matching.match(st, settings, progress.step)
+        progress.step("reading breaks")
+        counts = matching.counts(st)
+        detail = list(matching.detail(st, tolerance))
+        progress.step("done")
+    transfers = sum(v for k, v in counts.items() if k.startswith("transfers_"))
+    summary["period"] = {"from": period_from.isoformat(), "to": period_to.isoformat()}
+    summary["counts"] = counts
+    summary["matched"] = counts.get("lines_matched", 0)
+    summary["seconds"] = progress.seconds
+    return findings(detail, line_count + transfers)
+
+
+def _arithmetic_break(
+    running: tuple[int, int, int] | None, opening: int, lines_sum: int, closing: int, currency: str
+) -> tuple[object, ...] | None:
+    if running is not None:
+        line_no, expected, stated = running
+        return (
+            "statement_arithmetic",
+            line_no,
+            "",
+            stated,
+            "",
+            "",
+            expected,
+            stated - expected,
+            f"running balance: previous balance + amount = {format_minor(expected, currency)},"
+            f" the statement says {format_minor(stated, currency)}; matching not run",
+        )
+    if opening + lines_sum != closing:
+        return (
+            "statement_arithmetic",
+            "",
+            "",
+            closing,
+            "",
+            "",
+            opening + lines_sum,
+            closing - (opening + lines_sum),
+            f"opening {format_minor(opening, currency)} + lines"
+            f" {format_minor(lines_sum, currency)} != closing {format_minor(closing, currency)};"
+            " matching not run",
+        )
+    return None
+
+
+def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The report's extra sections: the statement's arithmetic and the outcome counts."""
+    s = findings.summary
+    statement = s["statement"]
+    rows: list[tuple[Any, ...]] = [
+        ("", "minor units"),
+        ("opening", statement["opening_minor"]),
+        ("sum of lines", statement["lines_sum_minor"]),
+        ("closing", statement["closing_minor"]),
+        ("lines", statement["lines"]),
+    ]
+    sections: list[tuple[str, list[tuple[Any, ...]]]] = [
+        (f"Statement ({s['provider']}, {s['currency']}, {s['format']})", rows)
+    ]
+    counts = s.get("counts")
+    if counts:
+        sections.append(("Outcomes", [("outcome", "count"), *sorted(counts.items())]))
+    return sections

@@ -1,0 +1,586 @@
+"""Provider statements read as a stream of lines, in integer minor units.
+
+Three formats, each read by :func:`open_statement` into a :class:`StatementReader`:
+
+``csv``
+    A CSV export with a **declared** column mapping (nothing is guessed from headers).
+    The mapping comes from job options, or from a TOML or JSON file named by
+    ``mapping=FILE`` (options given beside it win). Keys:
+
+    - ``columns``: ``date:Date,amount:Amount,reference:Ref,description:Details`` in an
+      option; a table (``[columns]``) in a file. Fields: ``date`` (required), either
+      ``amount`` (signed: money into the provider account is positive) or both ``credit``
+      and ``debit`` (unsigned; a debit is an outflow whatever its sign), and optionally
+      ``reference`` (the provider's own reference), ``description`` and ``balance`` (the
+      running balance after the line, checked line by line).
+    - ``currency`` (ISO 4217; required for CSV), ``date_format`` (``strptime``, default
+      ``%Y-%m-%d``; a date-time format keeps the date), ``delimiter`` (default ``,``),
+      ``decimal`` (default ``.``), ``thousands`` (default: none allowed), ``encoding``
+      (default ``utf-8-sig``), ``opening`` and ``closing`` (the statement's balances, as
+      decimal text; needed unless a ``balance`` column gives them).
+
+``camt053``
+    ISO 20022 ``camt.053`` (versions 001.02 to 001.12), one ``Stmt`` per file. Parsed
+    with ``defusedxml`` (a DTD, an entity or an external reference is refused) as a
+    stream: each booked ``Ntry`` is one line (its entry amount and ``CdtDbtInd``; the
+    booking date, else the value date; the reference is ``AcctSvcrRef``), the balances
+    are the ``OPBD`` (else ``PRCD``) and ``CLBD`` ``Bal`` elements. Entries whose status
+    is not booked are skipped and counted.
+
+``mt940``
+    SWIFT MT940 through ``mt-940`` (one statement per file). A ``:61:`` line is one
+    line: the entry date if given (else the value date), the signed amount, and the
+    reference of the account servicing institution (after ``//``), else the account
+    owner's reference unless it is ``NONREF``. Balances are ``:60F:``/``:60M:`` and
+    ``:62F:``/``:62M:``.
+
+Amounts are decimal text turned into minor units with integer arithmetic
+(:func:`to_minor`); an amount with more decimals than its currency has is refused, as is
+a malformed date. Every fault is a :class:`ValueError` naming the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as safe_xml
+from defusedxml import DefusedXmlException
+
+from ledger.core import currency as iso4217
+
+__all__ = [
+    "FORMATS",
+    "REFERENCE_LENGTH_MAX",
+    "StatementLine",
+    "StatementReader",
+    "open_statement",
+    "to_minor",
+]
+
+FORMATS = ("csv", "camt053", "mt940")
+REFERENCE_LENGTH_MAX = 128
+"""As long as the ledger's ``provider_reference`` columns."""
+DESCRIPTION_LENGTH_MAX = 500
+LINES_MAX = 10_000_000
+"""Statement lines per file."""
+MT940_BYTES_MAX = 64 * 1024 * 1024
+"""``mt-940`` reads a file whole, so its size is bounded."""
+CSV_FIELD_LENGTH_MAX = 4096
+MAPPING_BYTES_MAX = 64 * 1024
+
+_EXTENSIONS = {".csv": "csv", ".xml": "camt053", ".sta": "mt940", ".mt940": "mt940"}
+_DECIMAL_TEXT = re.compile(r"([+-]?)(\d+)(?:\.(\d+))?")
+_CSV_FIELDS = ("date", "amount", "credit", "debit", "reference", "description", "balance")
+_CSV_KEYS = frozenset(
+    {
+        "format",
+        "mapping",
+        "columns",
+        "currency",
+        "date_format",
+        "delimiter",
+        "decimal",
+        "thousands",
+        "encoding",
+        "opening",
+        "closing",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One line of a provider statement; ``amount_minor`` is signed (into the provider
+    account positive) in minor units of the statement's currency."""
+
+    line_no: int
+    booked_on: date
+    amount_minor: int
+    reference: str | None
+    description: str | None
+
+
+@dataclass(slots=True)
+class StatementReader:
+    """A statement being read: :meth:`lines` streams it once; the balances and the
+    counts are complete after that."""
+
+    format: str
+    currency: str
+    _lines: Iterator[StatementLine]
+    opening_minor: int | None = None
+    closing_minor: int | None = None
+    running_break: tuple[int, int, int] | None = None
+    """The first line whose running balance disagrees: (line, expected, stated)."""
+    skipped: int = 0
+    """Entries that are not booked money (camt.053 ``Sts`` other than ``BOOK``)."""
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> Iterator[StatementLine]:
+        for count, line in enumerate(self._lines, start=1):
+            if count > LINES_MAX:
+                raise ValueError(f"statement has more than {LINES_MAX} lines")
+            yield line
+
+
+def to_minor(text: str | Decimal, currency: str, *, where: str = "amount") -> int:
+    """Decimal text (``-1234.50``) or a :class:`Decimal` as integer minor units of
+    ``currency``, exactly; more decimals than the currency has is a :class:`ValueError`."""
+    digits = iso4217.minor_digits(currency)
+    if isinstance(text, str):
+        found = _DECIMAL_TEXT.fullmatch(text.strip())
+        if found is None:
+            raise ValueError(f"{where}: not a decimal amount: {text!r}")
+        sign, whole, fraction = found.group(1), found.group(2), found.group(3) or ""
+        if len(fraction) > digits:
+            raise ValueError(f"{where}: {text!r} has more decimals than {currency} has ({digits})")
+        magnitude = int(whole + fraction + "0" * (digits - len(fraction)))
+        return -magnitude if sign == "-" else magnitude
+    if not text.is_finite():
+        raise ValueError(f"{where}: not a finite amount: {text!r}")
+    negative, figures, exponent = text.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    if exponent < -digits:
+        raise ValueError(f"{where}: {text} has more decimals than {currency} has ({digits})")
+    scale: int = 10 ** (exponent + digits)  # exponent >= -digits: an integer
+    magnitude = int("".join(map(str, figures)) or "0") * scale
+    return -magnitude if negative else magnitude
+
+
+def _check_currency(code: str | None, where: str) -> str:
+    if code is None or not iso4217.is_supported(code):
+        raise ValueError(f"{where}: {code!r} is not an active ISO 4217 currency")
+    return code
+
+
+def _reference(text: str | None, where: str) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > REFERENCE_LENGTH_MAX:
+        raise ValueError(f"{where}: reference longer than {REFERENCE_LENGTH_MAX} characters")
+    return text
+
+
+def _description(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text[:DESCRIPTION_LENGTH_MAX] or None
+
+
+def open_statement(path: Path, options: Mapping[str, str]) -> StatementReader:
+    """Open ``path`` as the format ``options['format']`` names (else by its extension:
+    ``.csv``, ``.xml`` camt.053, ``.sta``/``.mt940``); the statement's currency must
+    agree with ``options['currency']`` when both say one."""
+    settings = dict(options)
+    mapping_path = settings.get("mapping")
+    if mapping_path:
+        settings = {**_mapping_file(Path(mapping_path)), **settings}
+    fmt = settings.get("format") or _EXTENSIONS.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"statement format {fmt!r} unknown: give --option format=" + "|".join(FORMATS)
+        )
+    wanted = settings.get("currency")
+    if wanted is not None:
+        _check_currency(wanted, "option currency")
+    if fmt == "csv":
+        return _csv_reader(path, settings)
+    reader = _camt_reader(path) if fmt == "camt053" else _mt940_reader(path)
+    if wanted is not None and wanted != reader.currency:
+        raise ValueError(f"statement is in {reader.currency}, not {wanted} (option currency)")
+    return reader
+
+
+def _mapping_file(path: Path) -> dict[str, str]:
+    """A CSV mapping from TOML (``.toml``) or JSON: flat keys, ``columns`` a table."""
+    data = path.read_bytes()
+    if len(data) > MAPPING_BYTES_MAX:
+        raise ValueError(f"mapping {path}: larger than {MAPPING_BYTES_MAX} bytes")
+    try:
+        loaded: Any = tomllib.loads(data.decode()) if path.suffix == ".toml" else json.loads(data)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"mapping {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"mapping {path}: not a table of settings")
+    flat: dict[str, str] = {}
+    for key, value in loaded.items():
+        if key == "columns":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValueError(f"mapping {path}: columns is a table of field = header")
+            flat[key] = ",".join(f"{k}:{v}" for k, v in value.items())
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            flat[key] = str(value)
+        else:
+            raise ValueError(f"mapping {path}: {key} must be text")
+    return flat
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+
+def _columns(spec: str) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    for part in spec.split(","):
+        name, colon, header = part.partition(":")
+        name = name.strip()
+        if not colon or name not in _CSV_FIELDS or not header:
+            raise ValueError(
+                f"columns: {part!r} is not FIELD:HEADER with FIELD one of {', '.join(_CSV_FIELDS)}"
+            )
+        if name in columns:
+            raise ValueError(f"columns: {name} given twice")
+        columns[name] = header
+    if "date" not in columns:
+        raise ValueError("columns: the date column is required")
+    if ("amount" in columns) == ("credit" in columns or "debit" in columns):
+        raise ValueError("columns: give amount, or both credit and debit")
+    if ("credit" in columns) != ("debit" in columns):
+        raise ValueError("columns: credit and debit go together")
+    return columns
+
+
+def _csv_reader(path: Path, settings: dict[str, str]) -> StatementReader:
+    unknown = set(settings) - _CSV_KEYS
+    if unknown:
+        raise ValueError(f"CSV options unknown: {', '.join(sorted(unknown))}")
+    if "columns" not in settings:
+        raise ValueError("a CSV statement needs its columns declared: --option columns=...")
+    columns = _columns(settings["columns"])
+    currency = _check_currency(settings.get("currency"), "a CSV statement needs a currency")
+    date_format = settings.get("date_format", "%Y-%m-%d")
+    decimal_mark = settings.get("decimal", ".")
+    thousands = settings.get("thousands", "")
+    delimiter = settings.get("delimiter", ",")
+    if len(delimiter) != 1 or len(decimal_mark) != 1 or len(thousands) > 1:
+        raise ValueError("delimiter and decimal are one character; thousands one or none")
+    if decimal_mark == thousands:
+        raise ValueError("decimal and thousands marks must differ")
+    reader = StatementReader("csv", currency, iter(()))
+    if "opening" in settings:
+        reader.opening_minor = to_minor(settings["opening"], currency, where="option opening")
+    if "closing" in settings:
+        reader.closing_minor = to_minor(settings["closing"], currency, where="option closing")
+    if "balance" not in columns and (reader.opening_minor is None or reader.closing_minor is None):
+        raise ValueError(
+            "a CSV statement needs its balances: --option opening=... closing=..., or a"
+            " balance column"
+        )
+
+    def amount(text: str, where: str) -> int:
+        cleaned = text.strip().replace(thousands, "") if thousands else text.strip()
+        if decimal_mark != ".":
+            if "." in cleaned:
+                raise ValueError(
+                    f"{where}: {text!r} has '.' but the decimal mark is {decimal_mark!r}"
+                )
+            cleaned = cleaned.replace(decimal_mark, ".")
+        return to_minor(cleaned, currency, where=where)
+
+    def lines() -> Iterator[StatementLine]:
+        csv.field_size_limit(CSV_FIELD_LENGTH_MAX)
+        with path.open(newline="", encoding=settings.get("encoding", "utf-8-sig")) as handle:
+            rows = csv.reader(handle, delimiter=delimiter)
+            try:
+                header = next(rows)
+            except StopIteration:
+                raise ValueError(f"{path.name}: empty CSV file (no header row)") from None
+            index = {name: i for i, name in enumerate(header)}
+            missing = [h for h in columns.values() if h not in index]
+            if missing:
+                raise ValueError(
+                    f"{path.name}: header has no column {', '.join(map(repr, missing))}"
+                )
+            at = {name: index[h] for name, h in columns.items()}
+            previous = reader.opening_minor
+            line_no = 0
+            dates: dict[str, date] = {}
+            at_date = at["date"]
+            at_amount = at.get("amount")
+            at_reference = at.get("reference")
+            at_description = at.get("description")
+            fields = len(header)
+            try:
+                for row in rows:
+                    if not row:
+                        continue
+                    line_no += 1
+                    if len(row) != fields:
+                        raise ValueError(f"{len(row)} fields, header has {fields}")
+                    booked_on = _csv_date(row[at_date], date_format, dates)
+                    if at_amount is not None:
+                        amount_minor = amount(row[at_amount], "amount")
+                    else:
+                        credit, debit = row[at["credit"]].strip(), row[at["debit"]].strip()
+                        if bool(credit) == bool(debit):
+                            raise ValueError("give a credit or a debit, not both or none")
+                        amount_minor = (
+                            amount(credit, "credit") if credit else -abs(amount(debit, "debit"))
+                        )
+                    if "balance" in at:
+                        balance = amount(row[at["balance"]], "balance")
+                        if previous is None:
+                            previous = balance - amount_minor
+                            if reader.opening_minor is None:
+                                reader.opening_minor = previous
+                        if previous + amount_minor != balance and reader.running_break is None:
+                            reader.running_break = (line_no, previous + amount_minor, balance)
+                        previous = balance
+                        if "closing" not in settings:
+                            reader.closing_minor = balance
+                    yield StatementLine(
+                        line_no,
+                        booked_on,
+                        amount_minor,
+                        None
+                        if at_reference is None
+                        else _reference(row[at_reference], "reference"),
+                        None if at_description is None else _description(row[at_description]),
+                    )
+            except (ValueError, csv.Error) as exc:
+                raise ValueError(f"{path.name} line {rows.line_num}: {exc}") from None
+            if reader.opening_minor is None:  # a balance column and no lines
+                raise ValueError(f"{path.name}: no lines and no --option opening/closing")
+
+    reader._lines = lines()
+    return reader
+
+
+_DATES_CACHED_MAX = 4096
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _csv_date(text: str, date_format: str, cache: dict[str, date]) -> date:
+    """``text`` in ``date_format``; a statement repeats its dates, so they are cached."""
+    found = cache.get(text)
+    if found is not None:
+        return found
+    cleaned = text.strip()
+    try:
+        if date_format == "%Y-%m-%d":
+            if not _ISO_DATE.fullmatch(cleaned):
+                raise ValueError(cleaned)
+            found = date.fromisoformat(cleaned)
+        else:
+            found = datetime.strptime(cleaned, date_format).date()  # noqa: DTZ007 (a date)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date in the form {date_format}") from None
+    if len(cache) >= _DATES_CACHED_MAX:
+        cache.clear()
+    cache[text] = found
+    return found
+
+
+# -- camt.053 -----------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _child(element: Element | None, *path: str) -> Element | None:
+    """The first descendant along ``path`` of local names (namespaces ignored)."""
+    for name in path:
+        if element is None:
+            return None
+        element = next((c for c in element if _local(c.tag) == name), None)
+    return element
+
+
+def _text(element: Element | None, *path: str) -> str | None:
+    found = _child(element, *path)
+    return None if found is None or found.text is None else found.text.strip()
+
+
+def _iso_date(text: str | None, where: str) -> date:
+    if not text:
+        raise ValueError(f"{where}: no date")
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not an ISO date") from None
+
+
+def _signed_amount(element: Element, currency: str | None, where: str) -> tuple[int, str]:
+    amt = _child(element, "Amt")
+    if amt is None or amt.text is None:
+        raise ValueError(f"{where}: no Amt")
+    code = _check_currency(amt.get("Ccy"), f"{where} Amt/@Ccy")
+    if currency is not None and code != currency:
+        raise ValueError(f"{where}: amount in {code}, statement in {currency}")
+    indicator = _text(element, "CdtDbtInd")
+    if indicator not in ("CRDT", "DBIT"):
+        raise ValueError(f"{where}: CdtDbtInd is {indicator!r}, not CRDT or DBIT")
+    minor = to_minor(amt.text, code, where=f"{where} Amt")
+    if minor < 0:
+        raise ValueError(f"{where}: a camt amount is unsigned (CdtDbtInd gives the sign)")
+    return (minor if indicator == "CRDT" else -minor), code
+
+
+def _camt_reader(path: Path) -> StatementReader:
+    reader = StatementReader("camt053", "", iter(()))
+    # Read up to the first entry now: the currency (from the balances) must be known
+    # before the job stages anything.
+    events = _camt_events(path, reader)
+    first = next(events, None)
+    if not reader.currency:
+        raise ValueError(f"{path.name}: camt.053 statement without a balance or entry currency")
+
+    def lines() -> Iterator[StatementLine]:
+        if first is not None:
+            yield first
+        yield from events
+        if reader.opening_minor is None or reader.closing_minor is None:
+            raise ValueError(f"{path.name}: camt.053 statement without OPBD and CLBD balances")
+
+    reader._lines = lines()
+    return reader
+
+
+def _camt_events(path: Path, reader: StatementReader) -> Iterator[StatementLine]:
+    statements = 0
+    statement: Element | None = None
+    line_no = 0
+    opening_kind = ""
+    try:
+        parsed = safe_xml.iterparse(
+            str(path), events=("start", "end"), forbid_dtd=True, forbid_entities=True
+        )
+        for event, element in parsed:
+            name = _local(element.tag)
+            if event == "start":
+                if name in ("Stmt", "Rpt"):
+                    statements += 1
+                    if statements > 1:
+                        raise ValueError(f"{path.name}: more than one Stmt; one statement per run")
+                    statement = element
+                continue
+            if statement is None:
+                continue
+            if name == "Bal" and _child(element, "Tp", "CdOrPrtry", "Cd") is not None:
+                kind = _text(element, "Tp", "CdOrPrtry", "Cd")
+                where = f"{path.name} balance {kind}"
+                if kind in ("OPBD", "PRCD", "CLBD"):
+                    minor, code = _signed_amount(element, reader.currency or None, where)
+                    reader.currency = code
+                    if kind == "CLBD":
+                        reader.closing_minor = minor
+                    elif kind == "OPBD" or opening_kind != "OPBD":
+                        reader.opening_minor, opening_kind = minor, kind
+            elif name == "Ntry":
+                where = f"{path.name} entry {line_no + reader.skipped + 1}"
+                status = _text(element, "Sts", "Cd") or _text(element, "Sts")
+                if status is not None and status != "BOOK":
+                    reader.skipped += 1
+                else:
+                    line_no += 1
+                    minor, code = _signed_amount(element, reader.currency or None, where)
+                    reader.currency = code
+                    booked = _text(element, "BookgDt", "Dt") or _text(element, "BookgDt", "DtTm")
+                    valued = _text(element, "ValDt", "Dt") or _text(element, "ValDt", "DtTm")
+                    details = _child(element, "NtryDtls", "TxDtls")
+                    reference = _text(element, "AcctSvcrRef") or _text(
+                        details, "Refs", "AcctSvcrRef"
+                    )
+                    info = _text(element, "AddtlNtryInf") or _text(details, "RmtInf", "Ustrd")
+                    line = StatementLine(
+                        line_no,
+                        _iso_date(booked or valued, where),
+                        minor,
+                        _reference(reference, where),
+                        _description(info),
+                    )
+                    statement.remove(element)  # keep memory bounded on a long statement
+                    yield line
+                    continue
+                statement.remove(element)
+    except DefusedXmlException as exc:
+        raise ValueError(f"{path.name}: XML refused ({type(exc).__name__}: {exc})") from None
+    except SyntaxError as exc:  # ElementTree's ParseError
+        raise ValueError(f"{path.name}: not well-formed XML: {exc}") from None
+    if statements == 0:
+        raise ValueError(f"{path.name}: no camt.053 Stmt element")
+
+
+# -- MT940 --------------------------------------------------------------------------------
+
+
+def _mt940_reader(path: Path) -> StatementReader:
+    import mt940
+
+    size = path.stat().st_size
+    if size > MT940_BYTES_MAX:
+        raise ValueError(f"{path.name}: MT940 file larger than {MT940_BYTES_MAX} bytes")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    try:
+        statements = mt940.parse_statements(text)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"{path.name}: not an MT940 statement: {exc}") from None
+    statements = [s for s in statements if s.data or len(s)]
+    if len(statements) != 1:
+        raise ValueError(f"{path.name}: {len(statements)} MT940 statements; one per run")
+    parsed = statements[0]
+    opening = parsed.data.get("final_opening_balance") or parsed.data.get(
+        "intermediate_opening_balance"
+    )
+    closing = parsed.data.get("final_closing_balance") or parsed.data.get(
+        "intermediate_closing_balance"
+    )
+    if opening is None or closing is None:
+        raise ValueError(f"{path.name}: MT940 statement without :60: and :62: balances")
+    currency = _check_currency(opening.amount.currency, f"{path.name} :60:")
+    if closing.amount.currency != currency:
+        raise ValueError(f"{path.name}: :62: in {closing.amount.currency}, :60: in {currency}")
+    reader = StatementReader("mt940", currency, iter(()))
+    reader.opening_minor = to_minor(opening.amount.amount, currency, where=f"{path.name} :60:")
+    reader.closing_minor = to_minor(closing.amount.amount, currency, where=f"{path.name} :62:")
+
+    def lines() -> Iterator[StatementLine]:
+        for line_no, transaction in enumerate(parsed, start=1):
+            data: dict[str, Any] = transaction.data
+            where = f"{path.name} :61: number {line_no}"
+            amount = data.get("amount")
+            if amount is None:
+                raise ValueError(f"{where}: no amount")
+            if amount.currency not in (None, currency):
+                raise ValueError(f"{where}: amount in {amount.currency}, statement in {currency}")
+            booked_on = data.get("entry_date") or data.get("date")
+            if not isinstance(booked_on, date):
+                raise ValueError(f"{where}: no date")
+            reference = data.get("bank_reference") or data.get("customer_reference")
+            if reference is not None and str(reference).strip().upper() == "NONREF":
+                reference = None
+            yield StatementLine(
+                line_no,
+                booked_on,
+                to_minor(amount.amount, currency, where=f"{where} amount"),
+                _reference(None if reference is None else str(reference), where),
+                _description(data.get("transaction_details")),
+            )
+
+    reader._lines = lines()
+    return reader
+
+
+def read_all(reader: StatementReader) -> list[StatementLine]:
+    """Every line (tests and small files only: the job streams)."""
+    return list(reader.lines())
