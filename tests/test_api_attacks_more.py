@@ -8,6 +8,7 @@ answered with its 4xx (or corrected by the client) and moves nothing it should n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -18,10 +19,10 @@ import pytest
 
 from api.app import create_app
 from api.client import Client
-from api.settings import Settings
 from api.webhooks import WebhookSettings
 from tests.test_api_attacks import debits, refused, send, transfer_json
 from tests.test_api_harness import (
+    FAST_TEST_SETTINGS,
     Harness,
     ServerThread,
     account_body,
@@ -163,7 +164,9 @@ def test_a_rate_limited_write_moves_nothing_and_the_client_retries_after(api: Ha
     limited = ServerThread(
         create_app(
             api.db_url,
-            settings=Settings(rate_limit_per_s=2.0, rate_limit_burst=1),
+            settings=dataclasses.replace(
+                FAST_TEST_SETTINGS, rate_limit_per_s=2.0, rate_limit_burst=1
+            ),
             webhook_settings=WebhookSettings(worker_enabled=False),
         )
     ).start()

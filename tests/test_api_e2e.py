@@ -7,6 +7,7 @@ corrects its clock and retries safely.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -19,6 +20,7 @@ import pytest
 from api.client import Client, ProblemError
 from api.observability import JsonFormatter
 from tests.test_api_harness import (
+    FAST_TEST_SETTINGS,
     Harness,
     ServerThread,
     account_body,
@@ -294,10 +296,14 @@ def test_readyz_and_metrics(api: Harness) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(api: Harness) -> None:
     from api.app import create_app
-    from api.settings import Settings
 
     server = ServerThread(
-        create_app(api.db_url, settings=Settings(rate_limit_per_s=0.5, rate_limit_burst=3))
+        create_app(
+            api.db_url,
+            settings=dataclasses.replace(
+                FAST_TEST_SETTINGS, rate_limit_per_s=0.5, rate_limit_burst=3
+            ),
+        )
     ).start()
     try:
         made = api.key("storefront")
