@@ -24,6 +24,7 @@ module              what it is for
 ``webhooks``        the outbox delivered to endpoints, signed (Standard Webhooks), retried
 ``background``      the service's sweeper (flows' timers) and sealer threads
 ``routes``          one module per resource; each route calls one service function
+                    (``routes.audit``: reconciliation runs, checkpoints, the service key)
 ==================  ====================================================================
 
 Exceptions: :class:`api.problems.ApiError` is the one root of expected refusals (each

@@ -28,6 +28,7 @@ from api.problems import ApiError, flow_problem
 from api.routes import (
     accounts,
     admin,
+    audit,
     cash,
     devices,
     orders,
@@ -172,12 +173,13 @@ def create_app(
         title="Village Ledger API",
         version="1",
         summary="Signed REST API of the Village Ledger: accounts, transfers, parties, orders,"
-        " cash at agents, agents' float, devices, settlement and webhooks.",
+        " cash at agents, agents' float, devices, settlement, webhooks and audit.",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.ledger_url = ledger_url
     app.state.webhooks = hooks
     _install_errors(app)
     for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
@@ -189,6 +191,8 @@ def create_app(
         cash.cash_outs_router,
         settlement.router,
         settlement.payouts_router,
+        audit.runs_router,
+        audit.router,
     ):
         app.include_router(router)
     install_openapi(app)

@@ -897,3 +897,58 @@ class WindowReportOut(BaseModel):
     proceeds_after_total_minor: int
     ties: bool
     problems: list[str]
+
+
+# -- reconciliation runs, checkpoints (auditors, operators) -----------------------------
+
+
+class RunOut(BaseModel):
+    """A recorded reconciliation run (``reconciliation.runs``): immutable once written."""
+
+    id: uuid.UUID
+    job: str
+    business_date: str = Field(description="YYYY-MM-DD")
+    scope: str
+    attempt: int = Field(description="1 for the first run of this job, date and scope")
+    rule_version: int
+    input_sha256: str
+    checked: int
+    breaks: int
+    status: Literal["ok", "breaks"]
+    started_at: datetime
+    finished_at: datetime
+
+
+class RunList(BaseModel):
+    data: list[RunOut]
+    has_more: bool
+
+
+class RunDetailOut(RunOut):
+    """A run with its summary and the names of its files that are present."""
+
+    summary: dict[str, Any]
+    files: list[Literal["summary.json", "detail.csv", "report.html"]]
+
+
+class CheckpointOut(BaseModel):
+    """A sealed block: its signed checkpoint note (C2SP signed-note text) and what it
+    commits to."""
+
+    number: int
+    tree_size_before: int
+    tree_size: int
+    first_seq: int
+    last_seq: int
+    root_hash: str = Field(description="hex")
+    chain_head: str = Field(description="hex")
+    checkpoint: str = Field(description="the signed checkpoint note")
+    key_name: str
+    key_id: str
+    public_key: str = Field(description="base64 raw Ed25519 public key that signed it")
+    sealed_at: datetime
+
+
+class CheckpointList(BaseModel):
+    data: list[CheckpointOut]
+    has_more: bool

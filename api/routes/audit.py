@@ -1,0 +1,246 @@
+"""What auditors read: reconciliation runs and their files, the sealed journal's signed
+checkpoints, and the service's public key (to verify those checkpoints offline).
+
+Who may do what: auditors and operators read all of it (any other role: 403). Nothing
+here writes: the runs are written by the reconciliation jobs, the blocks by the sealer.
+
+A run's files are served from ``Settings.reports_dir`` as the jobs laid them out
+(``<reports_dir>/<job>/<business date>/<run id>/``), and only the three names a run has
+(``summary.json``, ``detail.csv``, ``report.html``): the path is built from the run's row,
+never from the client. ``GET /v1/service-key`` never creates a key: when none can be
+loaded it answers 404.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.access import READ_ALL, require_role
+from api.context import context, json_response
+from api.principals import ApiKey
+from api.problems import ApiError
+from api.routes.common import PAGE_SIZE_MAX, page_limit, signed
+from api.routes.steps import time_text
+from api.schemas import CheckpointList, RunDetailOut, RunList
+from reconciliation.runs import Run, get_run, list_runs
+from reconciliation.seal import BlockRow, read_blocks
+from reconciliation.service_key import (
+    ENV_VAR,
+    ServiceKeyError,
+    default_key_path,
+    load_service_key,
+)
+
+runs_router = APIRouter(prefix="/v1/reconciliation/runs", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+Caller = Annotated[ApiKey, Depends(signed)]
+Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)]
+
+FileName = Literal["summary.json", "detail.csv", "report.html"]
+FILE_TYPES: dict[str, str] = {
+    "summary.json": "application/json",
+    "detail.csv": "text/csv; charset=utf-8",
+    "report.html": "text/html; charset=utf-8",
+}
+PEM_CONTENT_TYPE = "application/x-pem-file"
+BLOCK_NUMBER_MAX = 2**62
+"""The largest ``starting_after`` (block numbers are 64-bit in the database)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _time_us(value: int) -> str | None:
+    return time_text(EPOCH + timedelta(microseconds=value))
+
+
+def run_out(run: Run) -> dict[str, Any]:
+    return {
+        "id": str(run.id),
+        "job": run.job,
+        "business_date": run.business_date,
+        "scope": run.scope,
+        "attempt": run.attempt,
+        "rule_version": run.rule_version,
+        "input_sha256": run.input_sha256,
+        "checked": run.checked,
+        "breaks": run.breaks,
+        "status": run.status,
+        "started_at": _time_us(run.started_at_us),
+        "finished_at": _time_us(run.finished_at_us),
+    }
+
+
+def checkpoint_out(block: BlockRow) -> dict[str, Any]:
+    return {
+        "number": block.number,
+        "tree_size_before": block.tree_size_before,
+        "tree_size": block.tree_size,
+        "first_seq": block.first_seq,
+        "last_seq": block.last_seq,
+        "root_hash": block.root_hash,
+        "chain_head": block.chain_head,
+        "checkpoint": block.checkpoint,
+        "key_name": block.key_name,
+        "key_id": block.key_id,
+        "public_key": block.public_key,
+        "sealed_at": _time_us(block.sealed_at_us),
+    }
+
+
+def _run(request: Request, run_id: uuid.UUID) -> Run:
+    found = get_run(context(request).ledger, run_id)
+    if found is None:
+        raise ApiError("not_found", f"no run {run_id}", 404)
+    return found
+
+
+def _folder(request: Request, run: Run) -> Path | None:
+    """The run's folder under ``reports_dir``, or None when it is not there (or the row's
+    names would lead out of it)."""
+    base = Path(context(request).settings.reports_dir).resolve()
+    folder = (base / run.job / run.business_date / str(run.id)).resolve()
+    if not folder.is_relative_to(base) or not folder.is_dir():
+        return None
+    return folder
+
+
+def _files(folder: Path | None) -> list[str]:
+    if folder is None:
+        return []
+    return [name for name in FILE_TYPES if (folder / name).is_file()]
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+@runs_router.get(
+    "", response_model=RunList, summary="Reconciliation runs, newest first (auditors, operators)"
+)
+def runs(
+    request: Request,
+    caller: Caller,
+    limit: Limit = None,
+    job: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z0-9_-]{1,64}$", description="only the runs of this job"),
+    ] = None,
+) -> Response:
+    require_role(caller, READ_ALL)
+    size = page_limit(request, limit)
+    found = list_runs(context(request).ledger, job=job, limit=size + 1)
+    return json_response(
+        200, {"data": [run_out(r) for r in found[:size]], "has_more": len(found) > size}
+    )
+
+
+@runs_router.get(
+    "/{run_id}",
+    response_model=RunDetailOut,
+    summary="A reconciliation run with its summary and the files it has",
+)
+def run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
+    require_role(caller, READ_ALL)
+    found = _run(request, run_id)
+    files = _files(_folder(request, found))
+    return json_response(200, {**run_out(found), "summary": found.summary, "files": files})
+
+
+@runs_router.get(
+    "/{run_id}/files/{name}",
+    summary="One of a run's files: its summary, its detail (the source of truth) or its report",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The file as the job wrote it",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+def run_file(request: Request, caller: Caller, run_id: uuid.UUID, name: FileName) -> Response:
+    require_role(caller, READ_ALL)
+    found = _run(request, run_id)
+    folder = _folder(request, found)
+    path = None if folder is None else folder / name
+    try:
+        data = None if path is None else path.read_bytes()
+    except OSError:
+        data = None
+    if data is None:
+        raise ApiError("not_found", f"run {run_id} has no {name} here", 404)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{found.id}-{name}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(data, media_type=FILE_TYPES[name], headers=headers)
+
+
+# -- checkpoints, the service key --------------------------------------------------------
+
+
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointList,
+    summary="The sealed blocks' signed checkpoints, in block order (auditors, operators)",
+)
+def checkpoints(
+    request: Request,
+    caller: Caller,
+    limit: Limit = None,
+    starting_after: Annotated[
+        int | None, Query(ge=0, le=BLOCK_NUMBER_MAX, description="last block number of a page")
+    ] = None,
+) -> Response:
+    require_role(caller, READ_ALL)
+    size = page_limit(request, limit)
+    first = (starting_after or 0) + 1
+    found = context(request).ledger.transact(lambda tx: read_blocks(tx, first, first + size))
+    return json_response(
+        200, {"data": [checkpoint_out(b) for b in found[:size]], "has_more": len(found) > size}
+    )
+
+
+def _key_file(database_url: str, path: str | None) -> Path | None:
+    """The file ``load_service_key`` would read, or None when it would have to create
+    one (or the environment names none)."""
+    if path is not None:
+        found = Path(path)
+    elif os.environ.get(ENV_VAR):
+        found = Path(os.environ[ENV_VAR])
+    else:
+        found = default_key_path(database_url)
+    return found if found.is_file() else None
+
+
+@router.get(
+    "/service-key",
+    summary="The service's Ed25519 public key (PEM), which signs the checkpoints",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "SubjectPublicKeyInfo PEM",
+            "content": {PEM_CONTENT_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
+)
+def service_key(request: Request, caller: Caller) -> Response:
+    require_role(caller, READ_ALL)
+    database_url: str = request.app.state.ledger_url
+    path = context(request).settings.service_key_path
+    if _key_file(database_url, path) is None:
+        raise ApiError("not_found", "no service key is configured here", 404)
+    try:
+        key = load_service_key(database_url, path)
+    except (ServiceKeyError, OSError):
+        raise ApiError("not_found", "the service key cannot be loaded", 404) from None
+    return Response(key.public_pem(), media_type=PEM_CONTENT_TYPE)

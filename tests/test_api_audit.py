@@ -1,0 +1,189 @@
+"""Auditors' routes over signed HTTP (SQLite): reconciliation runs and their files, the
+sealed blocks' checkpoints, and the service's public key; other roles are refused."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from api.app import create_app
+from ledger import open_ledger
+from reconciliation.checkpoint import key_id, open_checkpoint
+from reconciliation.jobs import JobRequest, run_job
+from reconciliation.seal import seal_pending
+from reconciliation.service_key import load_service_key
+from tests.test_api_harness import (
+    FAST_TEST_SETTINGS,
+    Harness,
+    ServerThread,
+    account_body,
+    transfer_body,
+)
+from tests.test_api_orders import ok, refused
+
+DAY = date(2024, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def audit_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    tmp = tmp_path_factory.mktemp("audit")
+    url = f"sqlite:///{tmp}/api.db"
+    settings = dataclasses.replace(
+        FAST_TEST_SETTINGS,
+        reports_dir=str(tmp / "reports"),
+        service_key_path=str(tmp / "service-key.pem"),
+    )
+    led = open_ledger(url, migrate=True)
+    server = ServerThread(create_app(url, settings=settings)).start()
+    key_dir = tmp / "keys"
+    key_dir.mkdir()
+    harness = Harness(url, server.base_url, led, key_dir)
+    try:
+        yield harness
+    finally:
+        harness.close_clients()
+        server.stop()
+        led.close()
+
+
+def reports_dir(api: Harness) -> Path:
+    return Path(api.db_url.removeprefix("sqlite:///")).parent / "reports"
+
+
+def key_file(api: Harness) -> Path:
+    return Path(api.db_url.removeprefix("sqlite:///")).parent / "service-key.pem"
+
+
+def test_an_auditor_lists_reads_and_downloads_a_run(audit_api: Harness) -> None:
+    made = run_job(audit_api.ledger, "integrity", JobRequest(DAY), out=reports_dir(audit_api))
+    auditor = audit_api.client("auditor")
+
+    page = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    assert page["has_more"] is False
+    assert page["data"][0]["id"] == str(made.run.id)
+    listed = page["data"][0]
+    assert (listed["job"], listed["business_date"], listed["attempt"]) == (
+        "integrity",
+        "2024-06-01",
+        made.run.attempt,
+    )
+    only = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"job": "statement"}))
+    assert str(made.run.id) not in {r["id"] for r in only["data"]}
+
+    got = ok(auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}"))
+    assert got["summary"] == made.run.summary
+    assert got["files"] == ["summary.json", "detail.csv", "report.html"]
+    assert got["status"] == made.run.status
+
+    answer = auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}/files/detail.csv")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.content == (made.folder / "detail.csv").read_bytes()
+    header = next(csv.reader(io.StringIO(answer.text)))
+    assert tuple(header) == made.findings.detail_header
+
+    summary = auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}/files/summary.json")
+    assert summary.headers["content-type"] == "application/json"
+    assert json.loads(summary.content) == made.run.summary
+    html = auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}/files/report.html")
+    assert html.headers["content-type"].startswith("text/html")
+
+    operator = audit_api.client("operator")
+    assert ok(operator.request("GET", f"/v1/reconciliation/runs/{made.run.id}"))["id"] == str(
+        made.run.id
+    )
+
+
+def test_other_roles_are_refused_and_unknown_runs_and_files_are_404(audit_api: Harness) -> None:
+    made = run_job(audit_api.ledger, "integrity", JobRequest(DAY), out=reports_dir(audit_api))
+    storefront, agent = audit_api.client("storefront"), audit_api.client("agent")
+    for who in (storefront, agent):
+        for path in (
+            "/v1/reconciliation/runs",
+            f"/v1/reconciliation/runs/{made.run.id}",
+            f"/v1/reconciliation/runs/{made.run.id}/files/detail.csv",
+            "/v1/checkpoints",
+            "/v1/service-key",
+        ):
+            refused(who.request("GET", path), 403, "forbidden")
+
+    auditor = audit_api.client("auditor")
+    unknown = uuid.uuid4()
+    refused(auditor.request("GET", f"/v1/reconciliation/runs/{unknown}"), 404, "not_found")
+    refused(
+        auditor.request("GET", f"/v1/reconciliation/runs/{unknown}/files/detail.csv"),
+        404,
+        "not_found",
+    )
+    for name in ("api.db", "..%2F..%2Fapi.db", "detail.txt"):
+        answer = auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}/files/{name}")
+        assert answer.status_code in (400, 404)
+    (made.folder / "report.html").unlink()
+    refused(
+        auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}/files/report.html"),
+        404,
+        "not_found",
+    )
+    got = ok(auditor.request("GET", f"/v1/reconciliation/runs/{made.run.id}"))
+    assert got["files"] == ["summary.json", "detail.csv"]
+    refused(
+        auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "101"}),
+        400,
+        "invalid_parameter",
+    )
+
+
+def test_service_key_is_404_until_there_is_one_then_checkpoints_verify(
+    audit_api: Harness,
+) -> None:
+    auditor = audit_api.client("auditor")
+    assert not key_file(audit_api).exists()
+    refused(auditor.request("GET", "/v1/service-key"), 404, "not_found")
+    assert not key_file(audit_api).exists()  # a GET never makes a key
+    assert ok(auditor.request("GET", "/v1/checkpoints")) == {"data": [], "has_more": False}
+
+    operator = audit_api.client("operator")
+    bank = operator.create_account(**account_body(code=999))["id"]
+    shop = operator.create_account(**account_body())["id"]
+    key = load_service_key(audit_api.db_url, key_file(audit_api))
+    for size in (1, 2, 3):
+        [moved] = operator.create_transfers([transfer_body(bank, shop, 100 * size)])
+        assert moved["status"] == "created"
+        assert seal_pending(audit_api.ledger, key) == 1
+
+    answer = auditor.request("GET", "/v1/service-key")
+    assert answer.status_code == 200
+    assert answer.content == key.public_pem()
+    public = load_pem_public_key(answer.content)
+
+    first = ok(auditor.request("GET", "/v1/checkpoints", params={"limit": "2"}))
+    assert [b["number"] for b in first["data"]] == [1, 2]
+    assert first["has_more"] is True
+    rest = ok(
+        auditor.request("GET", "/v1/checkpoints", params={"starting_after": "2", "limit": "2"})
+    )
+    assert [b["number"] for b in rest["data"]] == [3]
+    assert rest["has_more"] is False
+    blocks = first["data"] + rest["data"]
+    assert [b["tree_size"] for b in blocks] == [1, 2, 3]
+    for block in blocks:
+        assert isinstance(public, Ed25519PublicKey)
+        note = open_checkpoint(block["checkpoint"], public)
+        assert note.tree_size == block["tree_size"]
+        assert note.root_hash.hex() == block["root_hash"]
+        assert block["key_id"] == key_id(block["key_name"], key.public_key).hex()
+    refused(
+        auditor.request("GET", "/v1/checkpoints", params={"starting_after": "-1"}),
+        400,
+        "invalid_parameter",
+    )
