@@ -1,18 +1,19 @@
 """Schemathesis against ``/openapi.json``: no 5xx, and every answer is the one documented.
 
 The schema is the app's own document; the requests go over real HTTP to a live server
-on SQLite. A ``requests`` auth hook signs every generated request the way a client must
-(RFC 9421 ``vledger`` profile: Content-Digest, Signature-Input, Signature, and a fresh
-Idempotency-Key on every POST), so the generated data reaches the routes instead of
-stopping at 401. Each example draws the role that signs it (operator, storefront,
-agent, auditor), and path parameters are sometimes swapped for ids that exist (an
-account, a transfer, a party, an order, a device, a webhook endpoint), so the routes
+on each engine (SQLite, then PostgreSQL). A ``requests`` auth hook signs every generated
+request the way a client must (RFC 9421 ``vledger`` profile: Content-Digest,
+Signature-Input, Signature, and a fresh Idempotency-Key on every POST), so the generated
+data reaches the routes instead of stopping at 401. Each example draws the role that
+signs it (operator, storefront, agent, auditor), and path parameters are sometimes
+swapped for ids that exist (an account, a transfer, a party, an order, a device, a
+webhook endpoint), so the routes
 past the 404 are exercised too.
 
 Checks: ``not_a_server_error``, ``status_code_conformance``, ``response_schema_conformance``
 and ``content_type_conformance``. Bounded for CI: derandomized (fixed seed), the
 schema's examples, the coverage phase, then ``EXAMPLES_PER_OPERATION`` fuzzed examples
-per operation, positive and negative, no example database: about a minute on SQLite.
+per operation, positive and negative, no example database: about a minute per engine.
 
 The tests are built with ``schemathesis.pytest.lazy.get_all_tests`` and run in one
 pytest test (failures collected per operation) rather than with
@@ -53,11 +54,18 @@ from api.signatures import sign_request
 from api.webhooks import WebhookSettings
 from ledger import open_ledger
 from ledger.flows import fees
-from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread, transfer_body
+from tests.conftest import drop_pg_schema
+from tests.test_api_harness import (
+    FAST_TEST_SETTINGS,
+    Harness,
+    ServerThread,
+    fresh_database,
+    transfer_body,
+)
 from tests.test_api_orders import KES, ORDER_RULES, new_village
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("VLEDGER_SCHEMATHESIS_EXAMPLES", "15"))
-"""Fuzzed examples per operation (CI: 15, about a minute on SQLite; raise it locally)."""
+"""Fuzzed examples per operation (CI: 15, about a minute per engine; raise it locally)."""
 ROLES = ("operator", "storefront", "agent", "auditor")
 NATURAL_ROLES = (
     ("/v1/orders", "storefront"),
@@ -119,10 +127,12 @@ class Live:
     """How often each (operation, status) was answered: the run must reach past 401/404."""
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("schemathesis")
-    url = f"sqlite:///{tmp}/api.db"
+    url, schema = fresh_database(request.param, tmp)
     led = open_ledger(url, migrate=True)
     app = create_app(
         url,
@@ -157,6 +167,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         harness.close_clients()
         server.stop()
         led.close()
+        if schema is not None:
+            drop_pg_schema(schema)
 
 
 def _seed(harness: Harness, village: Any, clients: dict[str, Client]) -> dict[str, list[str]]:
