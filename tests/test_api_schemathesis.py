@@ -7,8 +7,7 @@ Signature-Input, Signature, and a fresh Idempotency-Key on every POST), so the g
 data reaches the routes instead of stopping at 401. Each example draws the role that
 signs it (operator, storefront, agent, auditor), and path parameters are sometimes
 swapped for ids that exist (an account, a transfer, a party, an order, a device, a
-webhook endpoint), so the routes
-past the 404 are exercised too.
+webhook endpoint), so the routes past the 404 are exercised too.
 
 Checks: ``not_a_server_error``, ``status_code_conformance``, ``response_schema_conformance``
 and ``content_type_conformance``. Bounded for CI: derandomized (fixed seed), the
