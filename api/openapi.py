@@ -37,6 +37,7 @@ from api.schemas import (
     PayoutConfirm,
     PayoutFail,
     Problem,
+    RunCreate,
     SignedRecordIn,
     TransferBatchCreate,
     TransferCreate,
@@ -83,6 +84,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         WindowClose,
         PayoutConfirm,
         PayoutFail,
+        RunCreate,
     )
 }
 OPTIONAL_BODIES = frozenset(

@@ -51,6 +51,8 @@ API_CODES: dict[str, tuple[int, str]] = {
     "target_refused": (422, "The webhook URL is not a public http(s) target"),
     "idempotency_key_reused": (422, "This Idempotency-Key was used with another request"),
     "validation_failed": (422, "The request does not match the schema"),
+    "unknown_job": (422, "No such reconciliation job runs over the API"),
+    "job_refused": (422, "The reconciliation job refused the request"),
     "rate_limited": (429, "Too many requests for this key"),
     "internal_error": (500, "Internal error"),
     "not_ready": (503, "The database is unreachable or not migrated"),

@@ -919,6 +919,29 @@ class RunOut(BaseModel):
     finished_at: datetime
 
 
+class RunCreate(Request):
+    """Run a reconciliation job now, for one business date (auditors, operators). The
+    jobs that read an outside record (``statement``, ``cash-count``) take it as a file
+    and run from ``vledger reconcile``; ``job`` lists the others."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"job": "integrity", "business_date": "2026-06-01"}]}
+    )
+
+    job: Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+    business_date: Annotated[
+        str, Strict(), StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    ] = Field(description="YYYY-MM-DD")
+    scope: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=200)] | None = None
+    options: Annotated[
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,64}$")],
+            Annotated[str, Strict(), StringConstraints(max_length=200)],
+        ],
+        Field(max_length=20, description="the job's settings, as ``--option NAME=VALUE``"),
+    ] = Field(default_factory=dict)
+
+
 class RunList(BaseModel):
     data: list[RunOut]
     has_more: bool

@@ -169,14 +169,25 @@ def _run(row: Sequence[Any]) -> Run:
     )
 
 
-def list_runs(led: Ledger, *, job: str | None = None, limit: int = 100) -> list[Run]:
-    """The newest runs first (of one job, if given)."""
-    where = "WHERE job = :job" if job is not None else ""
+def list_runs(
+    led: Ledger, *, job: str | None = None, limit: int = 100, after: Run | None = None
+) -> list[Run]:
+    """The newest runs first (of one job, if given); ``after`` a run, the ones older than
+    it in that order (a keyset cursor: started, attempt, id, all descending)."""
+    where = ["job = :job"] if job is not None else []
+    params: dict[str, object] = {"job": job, "limit": limit}
+    if after is not None:
+        where.append(
+            "(started_at_us < :at OR (started_at_us = :at AND (attempt < :attempt"
+            " OR (attempt = :attempt AND id < :id))))"
+        )
+        params.update(at=after.started_at_us, attempt=after.attempt, id=after.id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = led.transact(
         lambda tx: tx.execute(
-            f"SELECT {_RUN_COLUMNS} FROM recon_runs {where}"
-            " ORDER BY started_at_us DESC, attempt DESC LIMIT :limit",
-            {"job": job, "limit": limit},
+            f"SELECT {_RUN_COLUMNS} FROM recon_runs {clause}"
+            " ORDER BY started_at_us DESC, attempt DESC, id DESC LIMIT :limit",
+            params,
         )
     )
     return [_run(row) for row in rows]

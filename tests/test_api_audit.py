@@ -1,5 +1,6 @@
-"""Auditors' routes over signed HTTP (SQLite): reconciliation runs and their files, the
-sealed blocks' checkpoints, and the service's public key; other roles are refused."""
+"""Auditors' routes over signed HTTP, on each engine: reconciliation runs (run one now,
+list them page by page, read one and its files), the sealed blocks' checkpoints, and the
+service's public key; other roles are refused."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from reconciliation.checkpoint import key_id, open_checkpoint
 from reconciliation.jobs import JobRequest, run_job
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import load_service_key
+from tests.conftest import drop_pg_schema
 from tests.test_api_harness import (
     FAST_TEST_SETTINGS,
     Harness,
     ServerThread,
     account_body,
+    fresh_database,
     transfer_body,
 )
 from tests.test_api_orders import ok, refused
@@ -34,10 +37,12 @@ from tests.test_api_orders import ok, refused
 DAY = date(2024, 6, 1)
 
 
-@pytest.fixture(scope="module")
-def audit_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def audit_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
     tmp = tmp_path_factory.mktemp("audit")
-    url = f"sqlite:///{tmp}/api.db"
+    url, schema = fresh_database(request.param, tmp)
     settings = dataclasses.replace(
         FAST_TEST_SETTINGS,
         reports_dir=str(tmp / "reports"),
@@ -48,20 +53,27 @@ def audit_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     key_dir = tmp / "keys"
     key_dir.mkdir()
     harness = Harness(url, server.base_url, led, key_dir)
+    FOLDERS[url] = tmp
     try:
         yield harness
     finally:
         harness.close_clients()
         server.stop()
         led.close()
+        if schema is not None:
+            drop_pg_schema(schema)
+
+
+FOLDERS: dict[str, Path] = {}
+"""Each server's temporary folder, by database URL."""
 
 
 def reports_dir(api: Harness) -> Path:
-    return Path(api.db_url.removeprefix("sqlite:///")).parent / "reports"
+    return FOLDERS[api.db_url] / "reports"
 
 
 def key_file(api: Harness) -> Path:
-    return Path(api.db_url.removeprefix("sqlite:///")).parent / "service-key.pem"
+    return FOLDERS[api.db_url] / "service-key.pem"
 
 
 def test_an_auditor_lists_reads_and_downloads_a_run(audit_api: Harness) -> None:
@@ -187,3 +199,82 @@ def test_service_key_is_404_until_there_is_one_then_checkpoints_verify(
         400,
         "invalid_parameter",
     )
+
+
+def test_an_auditor_runs_a_job_and_pages_through_the_runs(audit_api: Harness) -> None:
+    auditor = audit_api.client("auditor")
+    body = {"job": "ageing", "business_date": "2024-06-02"}
+    answer = auditor.request("POST", "/v1/reconciliation/runs", json_body=body)
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert (made["job"], made["business_date"], made["status"]) == ("ageing", "2024-06-02", "ok")
+    assert answer.headers["location"] == f"/v1/reconciliation/runs/{made['id']}"
+    assert made["files"] == ["summary.json", "detail.csv", "report.html"]
+    folder = reports_dir(audit_api) / "ageing" / "2024-06-02" / made["id"]
+    assert json.loads((folder / "summary.json").read_text()) == made["summary"]
+
+    # the same request (same Idempotency-Key) is one run; a new key is the next attempt
+    again = auditor.request(
+        "POST",
+        "/v1/reconciliation/runs",
+        json_body=body,
+        idempotency_key=answer.request.headers["idempotency-key"].strip('"'),
+    )
+    assert again.headers.get("idempotency-replayed") == "true"
+    assert again.json()["id"] == made["id"]
+    second = ok(auditor.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
+    assert second["attempt"] == made["attempt"] + 1
+
+    # three ageing runs, newest first, one per page
+    ok(auditor.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        params = {"job": "ageing", "limit": "1"} | ({"starting_after": after} if after else {})
+        page = ok(auditor.request("GET", "/v1/reconciliation/runs", params=params))
+        seen += [r["id"] for r in page["data"]]
+        if not page["has_more"]:
+            break
+        after = page["data"][-1]["id"]
+    assert len(seen) == len(set(seen)) == 3
+    assert seen[-2:] == [second["id"], made["id"]]
+    attempts = [ok(auditor.request("GET", f"/v1/reconciliation/runs/{i}"))["attempt"] for i in seen]
+    assert attempts == sorted(attempts, reverse=True)
+    everything = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    assert set(seen) <= {r["id"] for r in everything["data"]}
+
+
+def test_bad_run_requests_are_refused_and_run_nothing(audit_api: Harness) -> None:
+    auditor = audit_api.client("auditor")
+    before = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    for body, status, code in (
+        ({"job": "statement", "business_date": "2024-06-01"}, 422, "unknown_job"),
+        ({"job": "no-such-job", "business_date": "2024-06-01"}, 422, "unknown_job"),
+        ({"job": "integrity", "business_date": "2024-02-30"}, 422, "validation_failed"),
+        ({"job": "integrity", "business_date": "1 June"}, 422, "validation_failed"),
+        ({"job": "integrity", "business_date": "2024-06-01", "status": "ok"}, 422, None),
+        ({"job": "orders", "business_date": "2024-06-01", "scope": "not-a-uuid"}, 422, None),
+    ):
+        answer = auditor.request("POST", "/v1/reconciliation/runs", json_body=body)
+        assert answer.status_code == status, (body, answer.text)
+        if code is not None:
+            assert answer.json()["code"] == code
+    for who in ("storefront", "agent"):
+        refused(
+            audit_api.client(who).request(
+                "POST",
+                "/v1/reconciliation/runs",
+                json_body={"job": "integrity", "business_date": "2024-06-01"},
+            ),
+            403,
+            "forbidden",
+        )
+    refused(
+        auditor.request(
+            "GET", "/v1/reconciliation/runs", params={"starting_after": str(uuid.uuid4())}
+        ),
+        400,
+        "invalid_parameter",
+    )
+    after = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    assert after == before

@@ -1,8 +1,11 @@
 """What auditors read: reconciliation runs and their files, the sealed journal's signed
 checkpoints, and the service's public key (to verify those checkpoints offline).
 
-Who may do what: auditors and operators read all of it (any other role: 403). Nothing
-here writes: the runs are written by the reconciliation jobs, the blocks by the sealer.
+Who may do what: auditors and operators read all of it and run the reconciliation jobs
+(``POST /v1/reconciliation/runs``: the job runs in the request and its run is the
+answer); any other role: 403. Nothing else here writes: the blocks are the sealer's.
+The jobs that read an outside record (a provider statement, a cash count) take a file
+and run from ``vledger reconcile``.
 
 A run's files are served from ``Settings.reports_dir`` as the jobs laid them out
 (``<reports_dir>/<job>/<business date>/<run id>/``), and only the three names a run has
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,12 +26,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
-from api.context import context, json_response
+from api.context import context, json_response, run_post
 from api.principals import ApiKey
 from api.problems import ApiError
-from api.routes.common import PAGE_SIZE_MAX, page_limit, signed
-from api.routes.steps import time_text
-from api.schemas import CheckpointList, RunDetailOut, RunList
+from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.routes.steps import parse, time_text
+from api.schemas import CheckpointList, RunCreate, RunDetailOut, RunList
+from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import Run, get_run, list_runs
 from reconciliation.seal import BlockRow, read_blocks
 from reconciliation.service_key import (
@@ -54,6 +58,8 @@ PEM_CONTENT_TYPE = "application/x-pem-file"
 BLOCK_NUMBER_MAX = 2**62
 """The largest ``starting_after`` (block numbers are 64-bit in the database)."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+API_JOBS = tuple(name for name, spec in JOBS.items() if not spec.needs_input)
+"""The jobs a request can run: those that read no outside file."""
 
 
 def _time_us(value: int) -> str | None:
@@ -61,6 +67,7 @@ def _time_us(value: int) -> str | None:
 
 
 def run_out(run: Run) -> dict[str, Any]:
+    """A run as the API shows it (its summary only in :func:`run_detail`)."""
     return {
         "id": str(run.id),
         "job": run.job,
@@ -131,13 +138,57 @@ def runs(
         str | None,
         Query(pattern=r"^[a-z0-9_-]{1,64}$", description="only the runs of this job"),
     ] = None,
+    starting_after: Annotated[
+        uuid.UUID | None, Query(description="the last run id of the previous page")
+    ] = None,
 ) -> Response:
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
-    found = list_runs(context(request).ledger, job=job, limit=size + 1)
+    led = context(request).ledger
+    after = None if starting_after is None else get_run(led, starting_after)
+    if starting_after is not None and (after is None or job not in (None, after.job)):
+        raise ApiError("invalid_parameter", "starting_after names no run of this list")
+    found = list_runs(led, job=job, limit=size + 1, after=after)
     return json_response(
         200, {"data": [run_out(r) for r in found[:size]], "has_more": len(found) > size}
     )
+
+
+@runs_router.post(
+    "",
+    status_code=201,
+    response_model=RunDetailOut,
+    summary="Run a reconciliation job for a business date now (auditors, operators)",
+    description="Jobs: " + ", ".join(API_JOBS) + ". Another run of the same job, date and"
+    " scope is a new attempt; the Idempotency-Key makes a retried request one run.",
+    openapi_extra={"x-request-model": "RunCreate"},
+)
+def start_run(request: Request, caller: Caller) -> Response:
+    require_role(caller, READ_ALL)
+    body = body_of(request)
+
+    def handle() -> Response:
+        data = parse(request, body, RunCreate)
+        if data.job not in API_JOBS:
+            raise ApiError(
+                "unknown_job",
+                f"no job {data.job!r} runs over the API; jobs: {', '.join(API_JOBS)}",
+            )
+        try:
+            day = date.fromisoformat(data.business_date)
+        except ValueError:
+            raise ApiError("validation_failed", f"not a date: {data.business_date!r}") from None
+        job_request = JobRequest(day, scope=data.scope, options=dict(data.options))
+        reports = Path(context(request).settings.reports_dir)
+        try:
+            done = run_job(context(request).ledger, data.job, job_request, out=reports)
+        except ValueError as refused:
+            raise ApiError("job_refused", str(refused)) from None
+        detail = {**run_out(done.run), "summary": done.run.summary}
+        detail["files"] = _files(_folder(request, done.run))
+        return json_response(201, detail, {"Location": f"/v1/reconciliation/runs/{done.run.id}"})
+
+    return run_post(request, caller, body, handle)
 
 
 @runs_router.get(
