@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +32,7 @@ from api.problems import ApiError
 from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
 from api.routes.steps import parse, time_text
 from api.schemas import CheckpointList, RunCreate, RunDetailOut, RunList
+from ledger.core.store import from_us
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import Run, get_run, list_runs
 from reconciliation.seal import BlockRow, read_blocks
@@ -57,17 +58,16 @@ FILE_TYPES: dict[str, str] = {
 PEM_CONTENT_TYPE = "application/x-pem-file"
 BLOCK_NUMBER_MAX = 2**62
 """The largest ``starting_after`` (block numbers are 64-bit in the database)."""
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 API_JOBS = tuple(name for name, spec in JOBS.items() if not spec.needs_input)
 """The jobs a request can run: those that read no outside file."""
 
 
 def _time_us(value: int) -> str | None:
-    return time_text(EPOCH + timedelta(microseconds=value))
+    return time_text(from_us(value))
 
 
 def run_out(run: Run) -> dict[str, Any]:
-    """A run as the API shows it (its summary only in :func:`run_detail`)."""
+    """A run as lists show it (one run's answer adds its summary and files)."""
     return {
         "id": str(run.id),
         "job": run.job,
