@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -46,6 +46,7 @@ from api.schemas import (
     OrderResolve,
     OrderStep,
 )
+from ledger import Ledger
 from ledger.flows import orders
 from ledger.flows.orders import Decision, Order, Source
 
@@ -175,220 +176,137 @@ def get_order(request: Request, caller: Caller, order_id: uuid.UUID) -> Response
     return json_response(200, order_out(_order(request, caller, order_id)))
 
 
-def _step(
-    request: Request,
-    caller: Caller,
-    order_id: uuid.UUID,
-    run: Callable[[uuid.UUID], Order],
-    step: uuid.UUID | None,
-) -> Response:
-    """A step on a visible order: ``run(step_id)`` answers the order it left."""
-    _order(request, caller, order_id)
-    sid = step_id(request, caller, step)
-    return json_response(200, order_out(flow_call(lambda: run(sid))))
+StepModel = TypeVar(
+    "StepModel", OrderStep, OrderPay, OrderDeliver, OrderDispute, OrderResolve, OrderRefund
+)
+StepCall = Callable[[Ledger, ApiKey, uuid.UUID, uuid.UUID, StepModel], Order]
+"""A step's flow call: (ledger, caller, order id, step id, the parsed body) -> the order."""
 
 
-def _post(
-    request: Request,
-    caller: ApiKey,
+def _step_route(
+    name: str,
+    summary: str,
+    model: type[StepModel],
     roles: frozenset[Role],
-    handle: Callable[[bytes], Response],
-) -> Response:
-    require_role(caller, roles)
-    body = body_of(request)
-    return run_post(request, caller, body, lambda: handle(body))
+    call: StepCall[StepModel],
+) -> None:
+    """Register ``POST /v1/orders/{order_id}/<name>``: the caller's role is checked, the
+    POST runs once per Idempotency-Key, the body is parsed as ``model`` (an empty body is
+    ``model()`` when every field has a default), the order must be visible to the caller,
+    and the step's permanent id is the client's ``step_id`` or one derived from the key."""
+    empty_ok = all(not field.is_required() for field in model.model_fields.values())
+
+    def route(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
+        require_role(caller, roles)
+        led = context(request).ledger
+        body = body_of(request)
+
+        def handle() -> Response:
+            data = parse(request, body, model, empty_ok=empty_ok)
+            _order(request, caller, order_id)
+            sid = step_id(request, caller, data.step_id)
+            done = flow_call(lambda: call(led, caller, order_id, sid, data))
+            return json_response(200, order_out(done))
+
+        return run_post(request, caller, body, handle)
+
+    router.add_api_route(
+        f"/{{order_id}}/{name}",
+        route,
+        methods=["POST"],
+        name=name,
+        response_model=OrderOut,
+        summary=summary,
+        openapi_extra={"x-request-model": model.__name__},
+    )
 
 
-@router.post(
-    "/{order_id}/pay",
-    response_model=OrderOut,
-    summary="Pay the order into escrow (an agent: in cash, or from the villager's wallet)",
-    openapi_extra={"x-request-model": "OrderPay"},
+def _paying_agent(caller: ApiKey, data: OrderPay) -> uuid.UUID | None:
+    """An agent pays as itself; an operator names the agent of a cash payment."""
+    if caller.role is not Role.AGENT:
+        return data.agent_id
+    if data.agent_id not in (None, caller.principal_id):
+        raise ApiError("validation_failed", "an agent pays as itself: leave agent_id out")
+    return caller.principal_id
+
+
+_step_route(
+    "pay",
+    "Pay the order into escrow (an agent: in cash, or from the villager's wallet)",
+    OrderPay,
+    AGENT,
+    lambda led, caller, order_id, sid, data: orders.pay_order(
+        led,
+        step_id=sid,
+        order_id=order_id,
+        source=Source(data.source),
+        agent_id=_paying_agent(caller, data),
+    ),
 )
-def pay(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderPay)
-        agent_id = data.agent_id
-        if caller.role is Role.AGENT:
-            if agent_id not in (None, caller.principal_id):
-                raise ApiError("validation_failed", "an agent pays as itself: leave agent_id out")
-            agent_id = caller.principal_id
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.pay_order(
-                led, step_id=sid, order_id=order_id, source=Source(data.source), agent_id=agent_id
-            ),
-            data.step_id,
-        )
-
-    return _post(request, caller, AGENT, handle)
-
-
-@router.post(
-    "/{order_id}/dispatch",
-    response_model=OrderOut,
-    summary="The storefront sent the goods: the auto-release timer starts",
-    openapi_extra={"x-request-model": "OrderStep"},
+_step_route(
+    "dispatch",
+    "The storefront sent the goods: the auto-release timer starts",
+    OrderStep,
+    SHOP,
+    lambda led, _caller, order_id, sid, _data: orders.dispatch_order(
+        led, step_id=sid, order_id=order_id
+    ),
 )
-def dispatch(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderStep, empty_ok=True)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.dispatch_order(led, step_id=sid, order_id=order_id),
-            data.step_id,
-        )
-
-    return _post(request, caller, SHOP, handle)
-
-
-@router.post(
-    "/{order_id}/deliver",
-    response_model=OrderOut,
-    summary="The goods arrived: all of them, or a part (which is released now)",
-    openapi_extra={"x-request-model": "OrderDeliver"},
+_step_route(
+    "deliver",
+    "The goods arrived: all of them, or a part (which is released now)",
+    OrderDeliver,
+    AGENT,
+    lambda led, _caller, order_id, sid, data: orders.deliver_order(
+        led, step_id=sid, order_id=order_id, amount_minor=data.amount_minor
+    ),
 )
-def deliver(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderDeliver, empty_ok=True)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.deliver_order(
-                led, step_id=sid, order_id=order_id, amount_minor=data.amount_minor
-            ),
-            data.step_id,
-        )
-
-    return _post(request, caller, AGENT, handle)
-
-
-@router.post(
-    "/{order_id}/release",
-    response_model=OrderOut,
-    summary="Release what is left in escrow (the villager confirms early)",
-    openapi_extra={"x-request-model": "OrderStep"},
+_step_route(
+    "release",
+    "Release what is left in escrow (the villager confirms early)",
+    OrderStep,
+    AGENT,
+    lambda led, _caller, order_id, sid, _data: orders.release_order(
+        led, step_id=sid, order_id=order_id
+    ),
 )
-def release(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderStep, empty_ok=True)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.release_order(led, step_id=sid, order_id=order_id),
-            data.step_id,
-        )
-
-    return _post(request, caller, AGENT, handle)
-
-
-@router.post(
-    "/{order_id}/dispute",
-    response_model=OrderOut,
-    summary="The villager disputes the order: its auto-release timer pauses",
-    openapi_extra={"x-request-model": "OrderDispute"},
+_step_route(
+    "dispute",
+    "The villager disputes the order: its auto-release timer pauses",
+    OrderDispute,
+    AGENT,
+    lambda led, _caller, order_id, sid, data: orders.dispute_order(
+        led, step_id=sid, order_id=order_id, reason=data.reason
+    ),
 )
-def dispute(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderDispute)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.dispute_order(
-                led, step_id=sid, order_id=order_id, reason=data.reason
-            ),
-            data.step_id,
-        )
-
-    return _post(request, caller, AGENT, handle)
-
-
-@router.post(
-    "/{order_id}/resolve",
-    response_model=OrderOut,
-    summary="End a dispute: refund, release or resume (operators)",
-    openapi_extra={"x-request-model": "OrderResolve"},
+_step_route(
+    "resolve",
+    "End a dispute: refund, release or resume (operators)",
+    OrderResolve,
+    OPERATOR,
+    lambda led, _caller, order_id, sid, data: orders.resolve_dispute(
+        led, step_id=sid, order_id=order_id, decision=Decision(data.decision)
+    ),
 )
-def resolve(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderResolve)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.resolve_dispute(
-                led, step_id=sid, order_id=order_id, decision=Decision(data.decision)
-            ),
-            data.step_id,
-        )
-
-    return _post(request, caller, OPERATOR, handle)
-
-
-@router.post(
-    "/{order_id}/cancel",
-    response_model=OrderOut,
-    summary="Cancel an order before dispatch; a paid one is refunded in full",
-    openapi_extra={"x-request-model": "OrderStep"},
+_step_route(
+    "cancel",
+    "Cancel an order before dispatch; a paid one is refunded in full",
+    OrderStep,
+    EITHER,
+    lambda led, _caller, order_id, sid, _data: orders.cancel_order(
+        led, step_id=sid, order_id=order_id
+    ),
 )
-def cancel(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderStep, empty_ok=True)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.cancel_order(led, step_id=sid, order_id=order_id),
-            data.step_id,
-        )
-
-    return _post(request, caller, EITHER, handle)
-
-
-@router.post(
-    "/{order_id}/refund",
-    response_model=OrderOut,
-    summary="Refund the payer (a part, all that is left, or after release)",
-    openapi_extra={"x-request-model": "OrderRefund"},
+_step_route(
+    "refund",
+    "Refund the payer (a part, all that is left, or after release)",
+    OrderRefund,
+    SHOP,
+    lambda led, _caller, order_id, sid, data: orders.refund_order(
+        led,
+        step_id=sid,
+        order_id=order_id,
+        amount_minor=data.amount_minor,
+        after_release=data.after_release,
+    ),
 )
-def refund(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
-    led = context(request).ledger
-
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, OrderRefund, empty_ok=True)
-        return _step(
-            request,
-            caller,
-            order_id,
-            lambda sid: orders.refund_order(
-                led,
-                step_id=sid,
-                order_id=order_id,
-                amount_minor=data.amount_minor,
-                after_release=data.after_release,
-            ),
-            data.step_id,
-        )
-
-    return _post(request, caller, SHOP, handle)
