@@ -139,6 +139,25 @@ class TransferCreate(Request):
 class TransferBatchCreate(Request):
     """Transfers applied in order in one call; ``linked`` chains them (all or none)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transfers": [
+                        {
+                            "id": "5c1b2a9e-3f34-4c2b-8d59-1a7c2e0f9b21",
+                            "debit_account_id": "0b4f6f2e-7f0e-4d61-9a53-0d3b8f1f5a10",
+                            "credit_account_id": "8a2d7c41-5b6e-4f0a-9c3d-2e1f0a9b8c7d",
+                            "amount": 150000,
+                            "currency": "KES",
+                            "code": 1,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     transfers: Annotated[
         list[TransferCreate], Field(min_length=1, max_length=TRANSFERS_PER_REQUEST_MAX)
     ]
@@ -316,6 +335,10 @@ class OrderCreate(Request):
 class OrderStep(Request):
     """A step with no parameters (dispatch, release, cancel); the body may be empty."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"step_id": "2b7e1f3c-8d4a-4c6e-9f0b-5a1d3e7c9b2f"}]}
+    )
+
     step_id: StepId = None
 
 
@@ -333,16 +356,24 @@ class OrderPay(Request):
 class OrderDeliver(Request):
     """Goods arrived: all (no ``amount_minor``) or a part, which is released now."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount_minor": 60000}]})
+
     step_id: StepId = None
     amount_minor: AmountMinor | None = None
 
 
 class OrderDispute(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "the goods arrived damaged"}]}
+    )
+
     step_id: StepId = None
     reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
 
 
 class OrderResolve(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"decision": "refund"}]})
+
     step_id: StepId = None
     decision: Literal["refund", "release", "resume"]
 
@@ -350,6 +381,8 @@ class OrderResolve(Request):
 class OrderRefund(Request):
     """Refund the payer: a part or all of what is left in escrow, or after release
     (``after_release``) all that was released, within the refund window."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount_minor": 30000}]})
 
     step_id: StepId = None
     amount_minor: AmountMinor | None = None
@@ -422,6 +455,8 @@ class DeviceCreate(Request):
 class DeviceAllowance(Request):
     """What the device may spend offline from now on (replenishes a spent allowance)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"allowance_minor": 500000}]})
+
     allowance_minor: AllowanceMinor
 
 
@@ -447,6 +482,30 @@ class SignedRecordIn(Request):
 
 class DeviceSync(Request):
     """A device's records in capture order (at most 500)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [
+                        {
+                            "payload": (
+                                '{"agent_id":"3f0d8c52-9d2e-4f7b-a1c4-6e2b9d0a7f13",'
+                                '"amount_minor":50000,"captured_at":"2026-06-01T09:15:00.000Z",'
+                                '"currency":"KES","device_id":"c7a1e9d4-2b3f-4e8a-9c6d-1f0e2a3b4c5d",'
+                                '"kind":"cash_in","record_id":"9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",'
+                                '"seq":1,"villager_id":"6b5a4f3e-2d1c-4b0a-9f8e-7d6c5b4a3f2e"}'
+                            ),
+                            "signature": (
+                                "8z3B5CFCRlXuC9PbKJTpmdGslDDZFqzrZtgw4wVKk84K"
+                                "Pdc8h/Osxvab+B5e/B2uG9II0e+hUQ+Ufpg7QhnvDw=="
+                            ),
+                        }
+                    ]
+                }
+            ]
+        }
+    )
 
     records: Annotated[list[SignedRecordIn], Field(min_length=1, max_length=500)]
 
@@ -514,6 +573,8 @@ class WebhookEndpointCreate(Request):
 class WebhookSecretRotate(Request):
     """Rotate the signing secret; the old one keeps signing beside the new for
     ``grace_s`` seconds (0..7 days; default one day)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"grace_s": 3600}]})
 
     grace_s: Annotated[int, Strict(), Field(ge=0, le=7 * 86_400)] = 86_400
 
@@ -660,9 +721,15 @@ class CashOutCreate(Request):
 class CashOutConfirm(Request):
     """No parameters: the agent handed the cash over. The body may be empty."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
+
 
 class CashOutCancel(Request):
     """Cancel a requested cash-out (the body may be empty)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "the villager changed their mind"}]}
+    )
 
     reason: Reason | None = None
 

@@ -19,6 +19,7 @@ import pytest
 
 from api.client import Client, ProblemError
 from api.observability import JsonFormatter
+from api.openapi import REQUEST_MODELS
 from tests.test_api_harness import (
     FAST_TEST_SETTINGS,
     Harness,
@@ -285,6 +286,21 @@ def test_openapi_is_3_1_and_documents_bodies_and_every_error(api: Harness) -> No
     assert (amount["type"], amount["minimum"], amount["maximum"]) == ("integer", 1, 2**53 - 1)
     assert schemas["TransferCreate"]["additionalProperties"] is False
     assert "exceeds_credits" in schemas["Problem"]["properties"]["code"]["enum"]
+
+
+def test_every_request_body_has_an_example_its_model_accepts(api: Harness) -> None:
+    doc = httpx.get(api.base_url + "/openapi.json").json()
+    used: set[str] = set()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" not in operation:
+                continue
+            content = operation["requestBody"]["content"]["application/json"]
+            assert "example" in content, (method, path)
+            name = content["schema"]["$ref"].rsplit("/", 1)[1]
+            REQUEST_MODELS[name].model_validate_json(json.dumps(content["example"]))
+            used.add(name)
+    assert used == set(REQUEST_MODELS)
 
 
 def test_readyz_and_metrics(api: Harness) -> None:
