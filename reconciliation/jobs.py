@@ -2,7 +2,8 @@
 
 Each job is a :class:`JobSpec` in :data:`JOBS`: a function from the ledger and a
 :class:`JobRequest` (business date, an input file, a scope) to :class:`Findings`, and the
-extra tables its HTML report shows. :func:`run_job` records the run and writes its files;
+extra tables its HTML report shows. :func:`run_job` records the run and writes its files
+(and the extra files a job made, like the ``pack`` job's ``pack/`` folder);
 ``vledger reconcile JOB`` calls it. A job reads the ledger through
 :func:`reconciliation.runs.snapshot`, never through ``api/``.
 """
@@ -17,7 +18,16 @@ from typing import Any
 
 from ledger import Ledger
 from ledger.core.store import to_us
-from reconciliation import ageing, cash_count, escrow, integrity, payouts, report, statement
+from reconciliation import (
+    ageing,
+    cash_count,
+    escrow,
+    integrity,
+    pack,
+    payouts,
+    report,
+    statement,
+)
 from reconciliation.runs import Findings, Run, record, write_files
 
 Tables = list[tuple[str, list[tuple[Any, ...]]]]
@@ -122,6 +132,13 @@ JOBS: dict[str, JobSpec] = {
             "open items in suspense and provider clearing accounts by age bucket",
             ageing.run,
             ageing.tables,
+        ),
+        JobSpec(
+            pack.JOB,
+            "an auditor pack for a period: CSVs, a JSON summary, a Beancount export and a"
+            " SHA-256 manifest signed with the service key",
+            pack.run,
+            pack.tables,
         ),
     )
 }

@@ -8,7 +8,8 @@ own. :func:`write_files` lays the run's files out under a folder of the caller's
 
 ``<out>/<job>/<business date>/<run id>/`` with ``summary.json`` (the row's summary),
 ``detail.csv`` (one line per finding: the source of truth) and ``report.html`` (for
-people). A run is never edited; running a job again for the same date and scope is a
+people), and the extra files a job made (:attr:`Findings.files`: the ``pack`` job's
+``pack/`` folder). A run is never edited; running a job again for the same date and scope is a
 new row with the next ``attempt``.
 """
 
@@ -19,16 +20,18 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from ledger import Ledger
+from ledger import InvariantViolation, Ledger
 from ledger.core.tx import Tx
 
 T = TypeVar("T")
 
+RUN_FILE_NAMES = ("summary.json", "detail.csv", "report.html")
+"""The files every run has; :attr:`Findings.files` may add others beside them."""
 STATUS_OK = "ok"
 STATUS_BREAKS = "breaks"
 SCOPE_ALL = "all"
@@ -47,6 +50,9 @@ class Findings:
     detail_header: tuple[str, ...]
     detail: list[tuple[object, ...]]
     summary: dict[str, Any]
+    files: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    """Extra files for the run's folder, by relative POSIX path (``pack/MANIFEST.sha256``);
+    written after the three every run has, never over them."""
 
     @property
     def breaks(self) -> int:
@@ -210,4 +216,22 @@ def write_files(out: Path, run: Run, findings: Findings, html: str) -> Path:
         writer.writerow(findings.detail_header)
         writer.writerows(findings.detail)
     (folder / "report.html").write_text(html)
+    for name, data in sorted(findings.files.items()):
+        path = folder.joinpath(*_relative_parts(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return folder
+
+
+def _relative_parts(name: str) -> tuple[str, ...]:
+    """The parts of an extra file's path; a path that could leave the run's folder, or
+    replace one of its three files, is a bug in the job."""
+    parts = PurePosixPath(name).parts
+    if (
+        not parts
+        or PurePosixPath(name).is_absolute()
+        or any(part in ("", ".", "..") or "\\" in part for part in parts)
+        or name in RUN_FILE_NAMES
+    ):
+        raise InvariantViolation(f"a run's extra file must be a plain relative path: {name!r}")
+    return parts
