@@ -1,7 +1,7 @@
 # Village Ledger: the commands a fresh machine needs (GNU make and Python 3.11+).
 #
 #   make run     set up .venv, migrate village.db, serve the API on 127.0.0.1:8000
-#   make demo    set up .venv, migrate village.db, run one village day and the integrity check
+#   make demo    set up .venv, migrate village.db, one village day over the signed API, integrity check
 #   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
 #   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ reconciliation/ vledger/
 #   make bench   workload W1 against $(BENCH_DATABASE)

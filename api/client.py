@@ -198,6 +198,24 @@ class Client:
                 return response
             self._sleep(self._backoff_s(attempt, response.headers.get("retry-after")))
 
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """:meth:`request`, then the answer's JSON; :class:`ProblemError` for a non-2xx.
+        UUIDs in ``json_body`` may be UUID objects."""
+        body = None if json_body is None else _plain(json_body)
+        return self._json(
+            self.request(
+                method, path, json_body=body, params=params, idempotency_key=idempotency_key
+            )
+        )
+
     def _backoff_s(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None and retry_after.isdigit():
             return min(float(retry_after), BACKOFF_MAX_S)

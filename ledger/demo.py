@@ -1,4 +1,4 @@
-"""`vledger demo`: one village day through the flows, on any ledger database.
+"""`vledger demo`: one village day, told once, taken through the flows or the signed API.
 
 Two storefronts, two agents and three villagers in Kenya shillings: fee schedules in
 data, float top-ups and an agent-to-agent float transfer with the low-float alarm,
@@ -10,6 +10,13 @@ timed out, one below the minimum), an agent's phone syncing a signed offline bat
 money parked in suspense and reassigned, and two settlement windows (a payout fails,
 and the next window pays it). Then the balances, the events the day wrote, and the
 integrity check, whose ``integrity: ok`` is the last line.
+
+The story (:class:`VillageDay`) takes its steps at a :class:`Desk`: :class:`DirectDesk`
+calls the flows in this process (``vledger demo --direct``, :func:`run_demo`);
+``vledger.demo_http.HttpDesk`` sends each step as a signed request to the API
+(``vledger demo``), which ``ledger/`` must not import. Steps that have no route (fee
+schedules, suspense, the sweepers, reading the outbox) run on the ledger in both cases,
+and the story says so when the rest of the day goes over HTTP.
 
 Every run uses fresh ids, so it runs again and again on the same database. The demo
 checks each answer against the one it expects and answers 0 only when all hold and the
@@ -24,11 +31,11 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, TextIO
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -99,15 +106,377 @@ class UnexpectedAnswer(Exception):
     """The ledger answered a demo step otherwise than the demo expects."""
 
 
+class StepRefused(Exception):
+    """A desk refused a step with a refusal ``code``: the API's problem+json ``code`` and
+    its HTTP ``status`` (the flows' own refusals are :class:`FlowError`)."""
+
+    def __init__(self, code: str, detail: str, *, status: int) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.code = code
+        self.status = status
+
+
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# -- what a desk answers: the fields the story reads, from a flow's object or the API's JSON
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSeen:
+    """An order as a step left it; ``state`` is an :class:`orders.State` value."""
+
+    state: str
+    paid_minor: int
+    released_minor: int
+    refunded_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class CashOutSeen:
+    """A cash-out; ``state`` is a :class:`cash.CashOutState` value."""
+
+    id: uuid.UUID
+    state: str
+    fee_minor: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FloatSeen:
+    """An agent's float now, and whether its low-float alarm is armed."""
+
+    available_minor: int
+    low_armed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSeen:
+    """What an offline sync answered."""
+
+    applied: int
+    exceptions: int
+    stored_now: int
+    replayed: int
+    reasons: tuple[str, ...]
+    """The exceptions' reasons, in the batch's order."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutSeen:
+    """One payout of a settlement window."""
+
+    id: uuid.UUID
+    storefront_id: uuid.UUID
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSeen:
+    """A settlement window's report: its state, payouts, what was paid, whether it ties."""
+
+    window_state: str
+    lines: int
+    paid_total_minor: int
+    ties: bool
+
+
+ORDER_ACTS: dict[str, Callable[..., orders.Order]] = {
+    "pay": orders.pay_order,
+    "dispatch": orders.dispatch_order,
+    "deliver": orders.deliver_order,
+    "release": orders.release_order,
+    "dispute": orders.dispute_order,
+    "resolve": orders.resolve_dispute,
+    "cancel": orders.cancel_order,
+}
+"""The order steps of the day, by their name in the API's path (``/v1/orders/{id}/pay``)."""
+
+
+class Desk(Protocol):
+    """Where the day's steps are taken. ``by`` names the storefront or agent (its party
+    id) that takes an order step; ``None`` is the operator. A refusal raises
+    :class:`FlowError` or :class:`StepRefused`; every id is the caller's, fresh per run."""
+
+    over_http: bool
+    """True when the steps go over the signed API (the story then says which do not)."""
+
+    def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party: ...
+    def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None: ...
+    def set_float_threshold(self, *, agent_id: uuid.UUID, threshold_minor: int) -> None: ...
+    def float_of(self, agent_id: uuid.UUID) -> FloatSeen: ...
+    def transfer_float(
+        self, *, from_agent_id: uuid.UUID, to_agent_id: uuid.UUID, amount_minor: int
+    ) -> None: ...
+    def cash_in(self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int) -> int:
+        """The agent's commission."""
+        ...
+
+    def create_order(
+        self,
+        *,
+        storefront_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        delivery_method: str,
+        agent_id: uuid.UUID | None,
+    ) -> uuid.UUID: ...
+    def order_step(
+        self,
+        step: str,
+        order_id: uuid.UUID,
+        *,
+        by: uuid.UUID | None,
+        step_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> OrderSeen:
+        """One of :data:`ORDER_ACTS`; the same ``step_id`` again is the same request."""
+        ...
+
+    def get_order(self, order_id: uuid.UUID) -> OrderSeen: ...
+    def request_cash_out(
+        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+    ) -> CashOutSeen: ...
+    def confirm_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen: ...
+    def cancel_cash_out(
+        self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID, reason: str
+    ) -> CashOutSeen: ...
+    def get_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen: ...
+    def register_device(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        public_key: bytes,
+        allowance_minor: int,
+    ) -> None: ...
+    def sync(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        records: Sequence[offline.SignedRecord],
+    ) -> SyncSeen: ...
+    def open_windows(self) -> list[uuid.UUID]:
+        """The ids of the currency's open settlement windows, oldest first."""
+        ...
+
+    def open_window(self, window_id: uuid.UUID) -> None: ...
+    def close_window(self, window_id: uuid.UUID) -> None: ...
+    def payouts(self, window_id: uuid.UUID) -> list[PayoutSeen]: ...
+    def fail_payout(self, payout_id: uuid.UUID, *, reason: str) -> None: ...
+    def confirm_payout(self, payout_id: uuid.UUID, *, provider_reference: str) -> None: ...
+    def window_report(self, window_id: uuid.UUID) -> ReportSeen: ...
+    def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
+        """The account's (debits posted, credits posted)."""
+        ...
+
+    def summary(self) -> list[str]:
+        """Lines printed after the day, before the integrity check."""
+        ...
+
+
+def order_seen(o: orders.Order) -> OrderSeen:
+    return OrderSeen(o.state.value, o.paid_minor, o.released_minor, o.refunded_minor)
+
+
+def cash_out_seen(c: cash.CashOut) -> CashOutSeen:
+    return CashOutSeen(c.id, c.state.value, c.fee_minor, c.expires_at)
+
+
 @dataclass
-class VillageDay:
-    """The parties of one demo run and the steps it takes on a ledger."""
+class DirectDesk:
+    """The steps as calls of the flows in this process (``vledger demo --direct``)."""
 
     led: Ledger
+    over_http: bool = False
+
+    def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party:
+        return parties.onboard(
+            self.led, party_id=new_id(), kind=kind, name=name, currency=CURRENCY, kyc_tier=kyc_tier
+        )
+
+    def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None:
+        agent_float.top_up_float(
+            self.led,
+            topup_id=new_id(),
+            agent_id=agent_id,
+            amount_minor=amount_minor,
+            provider=PROVIDER,
+        )
+
+    def set_float_threshold(self, *, agent_id: uuid.UUID, threshold_minor: int) -> None:
+        agent_float.set_float_threshold(
+            self.led, agent_id=agent_id, threshold_minor=threshold_minor
+        )
+
+    def float_of(self, agent_id: uuid.UUID) -> FloatSeen:
+        status = agent_float.get_float(self.led, agent_id=agent_id)
+        return FloatSeen(status.available_minor, status.low_armed)
+
+    def transfer_float(
+        self, *, from_agent_id: uuid.UUID, to_agent_id: uuid.UUID, amount_minor: int
+    ) -> None:
+        agent_float.transfer_float(
+            self.led,
+            transfer_id=new_id(),
+            from_agent_id=from_agent_id,
+            to_agent_id=to_agent_id,
+            amount_minor=amount_minor,
+        )
+
+    def cash_in(self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int) -> int:
+        done = cash.cash_in(
+            self.led,
+            cash_in_id=new_id(),
+            agent_id=agent_id,
+            villager_id=villager_id,
+            amount_minor=amount_minor,
+        )
+        return done.commission_minor
+
+    def create_order(
+        self,
+        *,
+        storefront_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        delivery_method: str,
+        agent_id: uuid.UUID | None,
+    ) -> uuid.UUID:
+        order_id = new_id()
+        orders.create_order(
+            self.led,
+            order_id=order_id,
+            storefront_id=storefront_id,
+            currency=CURRENCY,
+            amount_minor=amount_minor,
+            delivery_method=delivery_method,
+            villager_id=villager_id,
+            agent_id=agent_id,
+        )
+        return order_id
+
+    def order_step(
+        self,
+        step: str,
+        order_id: uuid.UUID,
+        *,
+        by: uuid.UUID | None,
+        step_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> OrderSeen:
+        act = ORDER_ACTS[step]
+        done = act(self.led, step_id=step_id or new_id(), order_id=order_id, **fields)
+        return order_seen(done)
+
+    def get_order(self, order_id: uuid.UUID) -> OrderSeen:
+        return order_seen(orders.get_order(self.led, order_id=order_id))
+
+    def request_cash_out(
+        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+    ) -> CashOutSeen:
+        made = cash.request_cash_out(
+            self.led,
+            cash_out_id=new_id(),
+            agent_id=agent_id,
+            villager_id=villager_id,
+            amount_minor=amount_minor,
+        )
+        return cash_out_seen(made)
+
+    def confirm_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen:
+        done = cash.confirm_cash_out(self.led, cash_out_id=cash_out_id, agent_id=agent_id)
+        return cash_out_seen(done)
+
+    def cancel_cash_out(
+        self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID, reason: str
+    ) -> CashOutSeen:
+        return cash_out_seen(cash.cancel_cash_out(self.led, cash_out_id=cash_out_id, reason=reason))
+
+    def get_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen:
+        return cash_out_seen(cash.get_cash_out(self.led, cash_out_id))
+
+    def register_device(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        public_key: bytes,
+        allowance_minor: int,
+    ) -> None:
+        offline.register_device(
+            self.led,
+            device_id=device_id,
+            agent_id=agent_id,
+            public_key=public_key,
+            allowance_minor=allowance_minor,
+        )
+
+    def sync(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        records: Sequence[offline.SignedRecord],
+    ) -> SyncSeen:
+        report = offline.sync(self.led, device_id=device_id, records=records)
+        reasons = tuple(r.reason for r in report.records if r.reason)
+        return SyncSeen(
+            report.applied, report.exceptions, report.stored_now, report.replayed, reasons
+        )
+
+    def open_windows(self) -> list[uuid.UUID]:
+        found = settlement.list_windows(
+            self.led, currency=CURRENCY, state=settlement.WindowState.OPEN
+        )
+        return [w.id for w in found]
+
+    def open_window(self, window_id: uuid.UUID) -> None:
+        settlement.open_window(self.led, window_id=window_id, currency=CURRENCY)
+
+    def close_window(self, window_id: uuid.UUID) -> None:
+        settlement.close_window(self.led, window_id=window_id, provider=PROVIDER)
+
+    def payouts(self, window_id: uuid.UUID) -> list[PayoutSeen]:
+        return [
+            PayoutSeen(p.id, p.storefront_id, p.amount_minor)
+            for p in settlement.list_payouts(self.led, window_id=window_id)
+        ]
+
+    def fail_payout(self, payout_id: uuid.UUID, *, reason: str) -> None:
+        settlement.fail_payout(self.led, payout_id=payout_id, reason=reason)
+
+    def confirm_payout(self, payout_id: uuid.UUID, *, provider_reference: str) -> None:
+        settlement.confirm_payout(
+            self.led, payout_id=payout_id, provider_reference=provider_reference
+        )
+
+    def window_report(self, window_id: uuid.UUID) -> ReportSeen:
+        report = settlement.window_report(self.led, window_id=window_id)
+        return ReportSeen(
+            report.window.state.value, len(report.lines), report.paid_total_minor, report.ties
+        )
+
+    def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
+        [account] = self.led.lookup_accounts([account_id])
+        return account.debits_posted, account.credits_posted
+
+    def summary(self) -> list[str]:
+        return []
+
+
+# -- the story ------------------------------------------------------------------------
+
+
+@dataclass
+class VillageDay:
+    """The parties of one demo run and the steps it takes at a desk. ``led`` is the
+    ledger itself: the steps without a route, the outbox and the integrity checks."""
+
+    led: Ledger
+    desk: Desk
     out: TextIO
     people: dict[str, Party] = field(default_factory=dict)
 
@@ -115,6 +484,11 @@ class VillageDay:
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
+
+    def on_the_ledger(self, what: str) -> None:
+        """Say, when the day goes over HTTP, that the next step does not (it has no route)."""
+        if self.desk.over_http:
+            self.say(f"[on the ledger directly, no HTTP route: {what}]")
 
     def expect(self, what: str, got: object, want: object) -> None:
         if got != want:
@@ -126,20 +500,23 @@ class VillageDay:
         before = self.led.check_integrity()
         try:
             yield
-        except FlowError as exc:
+        except (FlowError, StepRefused) as exc:
             self.expect(f"{what}: refusal", exc.code, code)
-            self.say(f"{what}: refused, {exc.code}")
+            how = f" (HTTP {exc.status} problem+json)" if isinstance(exc, StepRefused) else ""
+            self.say(f"{what}: refused, {exc.code}{how}")
             self.expect(f"{what}: integrity", self.led.check_integrity().ok, before.ok)
             return
         raise UnexpectedAnswer(f"{what}: went through, expected refusal {code}")
 
+    def id_of(self, who: str) -> uuid.UUID:
+        return self.people[who].id
+
     def balance(self, who: str, role: str) -> int:
         """The posted balance of a party's account, on its normal side."""
-        party = self.people[who]
-        [account] = self.led.lookup_accounts([party.account(role)])
+        debits, credits = self.desk.posted(self.people[who].account(role))
         if role == Role.CASH:
-            return account.debits_posted - account.credits_posted
-        return account.credits_posted - account.debits_posted
+            return debits - credits
+        return credits - debits
 
     # -- the day ------------------------------------------------------------------
 
@@ -154,18 +531,12 @@ class VillageDay:
             ("Chebet", Kind.VILLAGER, "tier0"),
         ]
         for name, kind, tier in cast:
-            self.people[name] = parties.onboard(
-                self.led,
-                party_id=new_id(),
-                kind=kind,
-                name=name,
-                currency=CURRENCY,
-                kyc_tier=tier,
-            )
+            self.people[name] = self.desk.onboard(kind=kind, name=name, kyc_tier=tier)
         self.say(
             "onboarded 2 storefronts (Mbegu Seeds, Duka Solar), 2 agents (Wanjiru's shop,"
             " Kamau's kiosk), 3 villagers (Amina and Baraka tier1, Chebet tier0)"
         )
+        self.on_the_ledger("the operator publishes the fee schedules")
         published = []
         for product, rules in FEE_SCHEDULES.items():
             if not self._schedule_in_effect(product):
@@ -193,18 +564,13 @@ class VillageDay:
         return True
 
     def float_morning(self) -> None:
-        wanjiru, kamau = self.people["Wanjiru's shop"], self.people["Kamau's kiosk"]
-        for agent, amount in ((wanjiru, kes(50_000)), (kamau, kes(10_000))):
-            agent_float.top_up_float(
-                self.led,
-                topup_id=new_id(),
-                agent_id=agent.id,
-                amount_minor=amount,
-                provider=PROVIDER,
-            )
-            self.say(f"{agent.name} deposits {format_amount(amount)} at the bank: float topped up")
-        agent_float.set_float_threshold(self.led, agent_id=kamau.id, threshold_minor=kes(8_000))
-        self.say(f"{kamau.name} sets a low-float alarm at {format_amount(kes(8_000))}")
+        for agent, amount in (("Wanjiru's shop", kes(50_000)), ("Kamau's kiosk", kes(10_000))):
+            self.desk.top_up_float(agent_id=self.id_of(agent), amount_minor=amount)
+            self.say(f"{agent} deposits {format_amount(amount)} at the bank: float topped up")
+        self.desk.set_float_threshold(
+            agent_id=self.id_of("Kamau's kiosk"), threshold_minor=kes(8_000)
+        )
+        self.say(f"Kamau's kiosk sets a low-float alarm at {format_amount(kes(8_000))}")
 
     def cash_ins(self) -> None:
         for villager, agent, amount in (
@@ -212,29 +578,25 @@ class VillageDay:
             ("Baraka", "Wanjiru's shop", kes(8_000)),
             ("Chebet", "Kamau's kiosk", kes(3_000)),
         ):
-            done = cash.cash_in(
-                self.led,
-                cash_in_id=new_id(),
-                agent_id=self.people[agent].id,
-                villager_id=self.people[villager].id,
-                amount_minor=amount,
+            commission = self.desk.cash_in(
+                agent_id=self.id_of(agent), villager_id=self.id_of(villager), amount_minor=amount
             )
             self.say(
                 f"cash-in: {villager} hands {format_amount(amount)} to {agent};"
-                f" wallet credited, agent earns {format_amount(done.commission_minor)}"
+                f" wallet credited, agent earns {format_amount(commission)}"
             )
         kamau = self.people["Kamau's kiosk"]
         rang = self._events_of(events.FLOAT_LOW, kamau.id)
         self.expect("low-float alarm", len(rang), 1)
-        self.say(f"float.low: {kamau.name}'s float is down to {format_amount(kes(7_000))}")
-        agent_float.transfer_float(
-            self.led,
-            transfer_id=new_id(),
-            from_agent_id=self.people["Wanjiru's shop"].id,
+        low = self.desk.float_of(kamau.id)
+        self.expect("alarm rung", low.low_armed, False)
+        self.say(f"float.low: {kamau.name}'s float is down to {format_amount(low.available_minor)}")
+        self.desk.transfer_float(
+            from_agent_id=self.id_of("Wanjiru's shop"),
             to_agent_id=kamau.id,
             amount_minor=kes(5_000),
         )
-        status = agent_float.get_float(self.led, agent_id=kamau.id)
+        status = self.desk.float_of(kamau.id)
         self.expect("alarm re-armed", status.low_armed, True)
         self.say(
             f"Wanjiru's shop passes {format_amount(kes(5_000))} of float to {kamau.name}:"
@@ -244,47 +606,39 @@ class VillageDay:
             f"cash-in of {format_amount(kes(6_000))} for Chebet (tier0)",
             "limit_exceeded_per_transaction",
         ):
-            cash.cash_in(
-                self.led,
-                cash_in_id=new_id(),
-                agent_id=kamau.id,
-                villager_id=self.people["Chebet"].id,
-                amount_minor=kes(6_000),
+            self.desk.cash_in(
+                agent_id=kamau.id, villager_id=self.id_of("Chebet"), amount_minor=kes(6_000)
             )
 
     def _order(
         self, shop: str, villager: str, amount: int, method: str, agent: str | None = None
     ) -> uuid.UUID:
-        order_id = new_id()
-        orders.create_order(
-            self.led,
-            order_id=order_id,
-            storefront_id=self.people[shop].id,
-            currency=CURRENCY,
+        return self.desk.create_order(
+            storefront_id=self.id_of(shop),
+            villager_id=self.id_of(villager),
             amount_minor=amount,
             delivery_method=method,
-            villager_id=self.people[villager].id,
-            agent_id=self.people[agent].id if agent else None,
+            agent_id=self.id_of(agent) if agent else None,
         )
-        return order_id
 
-    def _step(
-        self, act: Callable[..., orders.Order], order_id: uuid.UUID, **kw: Any
-    ) -> orders.Order:
-        return act(self.led, step_id=new_id(), order_id=order_id, **kw)
+    def _step(self, step: str, order_id: uuid.UUID, by: str | None, **kw: Any) -> OrderSeen:
+        """An order step taken by the storefront or agent ``by`` (None: the operator)."""
+        actor = self.id_of(by) if by else None
+        return self.desk.order_step(step, order_id, by=actor, **kw)
 
     def orders_of_the_day(self) -> uuid.UUID:
+        wallet, in_cash = orders.Source.WALLET, orders.Source.CASH
         # 1. Seeds paid from the wallet, delivered, released: the fee splits three ways.
+        # No agent takes the payment (over HTTP the operator acts for the wallet), so no
+        # agent's commission comes out of the fee.
         seeds = self._order("Mbegu Seeds", "Amina", kes(1_200), "courier")
         pay_step = new_id()
-        orders.pay_order(self.led, step_id=pay_step, order_id=seeds, source=orders.Source.WALLET)
+        self._step("pay", seeds, None, step_id=pay_step, source=wallet)
         self.say(
             f"order 1: Amina pays Mbegu Seeds {format_amount(kes(1_200))} from her wallet:"
             " held in escrow"
         )
-        again = orders.pay_order(
-            self.led, step_id=pay_step, order_id=seeds, source=orders.Source.WALLET
-        )
+        again = self._step("pay", seeds, None, step_id=pay_step, source=wallet)
         self.expect(
             "replayed payment", (again.state, again.paid_minor), (orders.State.PAID, kes(1_200))
         )
@@ -292,9 +646,9 @@ class VillageDay:
         self.say(
             "order 1: the same payment sent again (same step id): the same answer, nothing moved"
         )
-        self._step(orders.dispatch_order, seeds)
-        self._step(orders.deliver_order, seeds)
-        released = self._step(orders.release_order, seeds)
+        self._step("dispatch", seeds, "Mbegu Seeds")
+        self._step("deliver", seeds, "Wanjiru's shop")
+        released = self._step("release", seeds, "Wanjiru's shop")
         self.expect("order 1 state", released.state, orders.State.RELEASED)
         seller = self.balance("Mbegu Seeds", Role.PROCEEDS)
         self.say(
@@ -304,18 +658,18 @@ class VillageDay:
 
         # 2. A solar lamp paid in cash at the agent; half delivered, a dispute over the rest.
         lamp = self._order("Duka Solar", "Baraka", kes(4_500), "agent_delivery", "Wanjiru's shop")
-        self._step(orders.pay_order, lamp, source=orders.Source.CASH)
+        self._step("pay", lamp, "Wanjiru's shop", source=in_cash)
         self.say(
             f"order 2: Baraka pays Duka Solar {format_amount(kes(4_500))} in cash at Wanjiru's shop"
         )
-        self._step(orders.dispatch_order, lamp)
-        part = self._step(orders.deliver_order, lamp, amount_minor=kes(3_000))
+        self._step("dispatch", lamp, "Duka Solar")
+        part = self._step("deliver", lamp, "Wanjiru's shop", amount_minor=kes(3_000))
         self.expect("order 2 released part", part.released_minor, kes(3_000))
         self.say(
             f"order 2: the lamp arrives, the panel does not: {format_amount(kes(3_000))} released"
         )
-        self._step(orders.dispute_order, lamp, reason="solar panel missing")
-        refunded = self._step(orders.resolve_dispute, lamp, decision=orders.Decision.REFUND)
+        self._step("dispute", lamp, "Wanjiru's shop", reason="solar panel missing")
+        refunded = self._step("resolve", lamp, None, decision=orders.Decision.REFUND)
         self.expect("order 2 refunded", refunded.refunded_minor, kes(1_500))
         self.say(
             f"order 2: Baraka disputes the missing panel; resolved for him:"
@@ -324,8 +678,8 @@ class VillageDay:
 
         # 3. Cancelled before dispatch: the hold goes back whole.
         hoe = self._order("Mbegu Seeds", "Amina", kes(900), "courier")
-        self._step(orders.pay_order, hoe, source=orders.Source.WALLET)
-        cancelled = self._step(orders.cancel_order, hoe)
+        self._step("pay", hoe, None, source=wallet)
+        cancelled = self._step("cancel", hoe, "Mbegu Seeds")
         self.expect("order 3 state", cancelled.state, orders.State.CANCELLED)
         self.say(
             f"order 3: Amina orders a hoe for {format_amount(kes(900))}, then cancels:"
@@ -334,16 +688,17 @@ class VillageDay:
 
         # 4. A pickup-point order nobody confirms: the sweeper releases it after 5 days.
         beans = self._order("Mbegu Seeds", "Chebet", kes(500), "pickup_point")
-        self._step(orders.pay_order, beans, source=orders.Source.WALLET)
-        self._step(orders.dispatch_order, beans)
+        self._step("pay", beans, None, source=wallet)
+        self._step("dispatch", beans, "Mbegu Seeds")
         with self.refused("order 4 paid a second time (a new step id)", "order_not_payable"):
-            self._step(orders.pay_order, beans, source=orders.Source.WALLET)
+            self._step("pay", beans, None, source=wallet)
         return beans
 
     def sweep_orders(self, beans: uuid.UUID) -> None:
+        self.on_the_ledger("the operator's sweep of the order timers")
         as_of = self.led.now() + ORDER_AUTO_RELEASE_AFTER
         released = orders.sweep_orders(self.led, now=as_of)
-        order = orders.get_order(self.led, order_id=beans)
+        order = self.desk.get_order(beans)
         self.expect("order 4 auto-released", order.state, orders.State.RELEASED)
         self.say(
             f"sweeper as of 5 days later: {released} order(s) auto-released,"
@@ -351,65 +706,50 @@ class VillageDay:
         )
 
     def cash_outs(self) -> None:
-        wanjiru, kamau = self.people["Wanjiru's shop"], self.people["Kamau's kiosk"]
-        baraka = cash.request_cash_out(
-            self.led,
-            cash_out_id=new_id(),
-            agent_id=wanjiru.id,
-            villager_id=self.people["Baraka"].id,
-            amount_minor=kes(2_000),
+        wanjiru, kamau = self.id_of("Wanjiru's shop"), self.id_of("Kamau's kiosk")
+        baraka = self.desk.request_cash_out(
+            agent_id=wanjiru, villager_id=self.id_of("Baraka"), amount_minor=kes(2_000)
         )
-        done = cash.confirm_cash_out(self.led, cash_out_id=baraka.id, agent_id=wanjiru.id)
+        done = self.desk.confirm_cash_out(baraka.id, agent_id=wanjiru)
         self.expect("cash-out confirmed", done.state, cash.CashOutState.COMPLETED)
         self.say(
             f"cash-out: Baraka asks Wanjiru's shop for {format_amount(kes(2_000))}"
             f" (fee {format_amount(done.fee_minor)}): held, cash handed over, confirmed"
         )
-        amina = cash.request_cash_out(
-            self.led,
-            cash_out_id=new_id(),
-            agent_id=wanjiru.id,
-            villager_id=self.people["Amina"].id,
-            amount_minor=kes(1_000),
+        amina = self.desk.request_cash_out(
+            agent_id=wanjiru, villager_id=self.id_of("Amina"), amount_minor=kes(1_000)
         )
-        cancelled = cash.cancel_cash_out(self.led, cash_out_id=amina.id, reason="changed her mind")
+        cancelled = self.desk.cancel_cash_out(amina.id, agent_id=wanjiru, reason="changed her mind")
         self.expect("cash-out cancelled", cancelled.state, cash.CashOutState.CANCELLED)
         self.say(
             f"cash-out: Amina asks Wanjiru's shop for {format_amount(kes(1_000))}, then"
             " cancels: hold voided"
         )
-        chebet = cash.request_cash_out(
-            self.led,
-            cash_out_id=new_id(),
-            agent_id=kamau.id,
-            villager_id=self.people["Chebet"].id,
-            amount_minor=kes(1_000),
+        chebet = self.desk.request_cash_out(
+            agent_id=kamau, villager_id=self.id_of("Chebet"), amount_minor=kes(1_000)
         )
-        assert chebet.expires_at is not None  # a requested cash-out always has one
+        if chebet.expires_at is None:
+            raise UnexpectedAnswer("a requested cash-out has no expiry")
+        self.on_the_ledger("the operator's sweep of expired cash-outs")
         expired = cash.sweep_cash_outs(self.led, now=chebet.expires_at + timedelta(seconds=1))
-        state = cash.get_cash_out(self.led, chebet.id).state
+        state = self.desk.get_cash_out(chebet.id, agent_id=kamau).state
         self.expect("cash-out expired", state, cash.CashOutState.EXPIRED)
         self.say(
             f"cash-out: Chebet asks Kamau's kiosk for {format_amount(kes(1_000))} and never"
             f" comes; the sweeper past the timeout: {expired} expired, hold voided"
         )
         with self.refused(f"cash-out of {format_amount(kes(20))}", "below_minimum"):
-            cash.request_cash_out(
-                self.led,
-                cash_out_id=new_id(),
-                agent_id=kamau.id,
-                villager_id=self.people["Chebet"].id,
-                amount_minor=kes(20),
+            self.desk.request_cash_out(
+                agent_id=kamau, villager_id=self.id_of("Chebet"), amount_minor=kes(20)
             )
 
     def offline_batch(self) -> None:
-        wanjiru = self.people["Wanjiru's shop"]
+        wanjiru = self.id_of("Wanjiru's shop")
         phone = Ed25519PrivateKey.generate()
         device_id = new_id()
-        offline.register_device(
-            self.led,
+        self.desk.register_device(
             device_id=device_id,
-            agent_id=wanjiru.id,
+            agent_id=wanjiru,
             public_key=phone.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
             allowance_minor=kes(5_000),
         )
@@ -429,8 +769,8 @@ class VillageDay:
                 offline.OfflineRecord(
                     record_id=new_id(),
                     device_id=device_id,
-                    agent_id=wanjiru.id,
-                    villager_id=self.people[who].id,
+                    agent_id=wanjiru,
+                    villager_id=self.id_of(who),
                     kind=kind,
                     amount_minor=amount,
                     currency=CURRENCY,
@@ -440,19 +780,20 @@ class VillageDay:
             )
             for seq, (who, kind, amount) in enumerate(batch, start=1)
         ]
-        report = offline.sync(self.led, device_id=device_id, records=signed)
+        report = self.desk.sync(device_id=device_id, agent_id=wanjiru, records=signed)
         self.expect("offline applied", report.applied, 2)
         self.expect("offline exceptions", report.exceptions, 1)
-        reasons = [r.reason for r in report.records if r.reason]
         self.say(
             f"offline batch of 3 signed records synced: {report.applied} applied,"
-            f" {report.exceptions} exception ({', '.join(reasons)}) kept for reconciliation"
+            f" {report.exceptions} exception ({', '.join(report.reasons)}) kept for"
+            " reconciliation"
         )
-        again = offline.sync(self.led, device_id=device_id, records=signed)
+        again = self.desk.sync(device_id=device_id, agent_id=wanjiru, records=signed)
         self.expect("offline re-sent", (again.stored_now, again.replayed), (0, 3))
         self.say("the same batch sent again: 0 stored, 3 already known; nothing moved")
 
     def suspense(self) -> None:
+        self.on_the_ledger("the operator's suspense desk parks and reassigns")
         item = suspense.park(
             self.led,
             suspense_id=new_id(),
@@ -466,54 +807,45 @@ class VillageDay:
             f"{format_amount(item.amount_minor)} arrives at the bank with reference"
             f" {item.provider_reference} and no wallet: parked in suspense"
         )
-        moved = suspense.reassign(
-            self.led, suspense_id=item.id, to_villager_id=self.people["Amina"].id
-        )
+        moved = suspense.reassign(self.led, suspense_id=item.id, to_villager_id=self.id_of("Amina"))
         self.say(f"an operator finds it is Amina's: reassigned to her wallet ({moved.state})")
 
     def settle(self) -> None:
-        duka = self.people["Duka Solar"].id
+        duka = self.id_of("Duka Solar")
         first = self._close_window()
         failed = 0
-        for payout in settlement.list_payouts(self.led, window_id=first.id):
+        for payout in self.desk.payouts(first):
             if payout.storefront_id == duka:
-                settlement.fail_payout(
-                    self.led, payout_id=payout.id, reason="account number rejected"
-                )
+                self.desk.fail_payout(payout.id, reason="account number rejected")
                 failed = payout.amount_minor
             else:
-                settlement.confirm_payout(
-                    self.led, payout_id=payout.id, provider_reference=f"PAY-{payout.id.hex[:12]}"
-                )
+                self.desk.confirm_payout(payout.id, provider_reference=f"PAY-{payout.id.hex[:12]}")
         self.expect("Duka Solar's payout failed", failed > 0, True)
-        report = settlement.window_report(self.led, window_id=first.id)
+        report = self.desk.window_report(first)
         self.expect("window 1 ties", report.ties, True)
         self.say(
-            f"settlement window 1 closed: {len(report.lines)} payout(s),"
+            f"settlement window 1 closed: {report.lines} payout(s),"
             f" {format_amount(report.paid_total_minor)} paid,"
             f" Duka Solar's {format_amount(failed)} failed; report ties to the ledger"
         )
         second = self._close_window()
-        for payout in settlement.list_payouts(self.led, window_id=second.id):
-            settlement.confirm_payout(
-                self.led, payout_id=payout.id, provider_reference=f"PAY-{payout.id.hex[:12]}"
-            )
-        report = settlement.window_report(self.led, window_id=second.id)
+        for payout in self.desk.payouts(second):
+            self.desk.confirm_payout(payout.id, provider_reference=f"PAY-{payout.id.hex[:12]}")
+        report = self.desk.window_report(second)
         self.expect("window 2 ties", report.ties, True)
         self.expect("window 2 pays Duka Solar", report.paid_total_minor >= failed, True)
         self.say(
             f"settlement window 2 closed: Duka Solar's {format_amount(failed)} paid now;"
-            f" {report.window.state}, report ties"
+            f" {report.window_state}, report ties"
         )
 
-    def _close_window(self) -> settlement.Window:
-        open_now = settlement.list_windows(
-            self.led, currency=CURRENCY, state=settlement.WindowState.OPEN
-        )
-        window_id = open_now[0].id if open_now else new_id()
+    def _close_window(self) -> uuid.UUID:
+        open_now = self.desk.open_windows()
+        window_id = open_now[0] if open_now else new_id()
         if not open_now:
-            settlement.open_window(self.led, window_id=window_id, currency=CURRENCY)
-        return settlement.close_window(self.led, window_id=window_id, provider=PROVIDER)
+            self.desk.open_window(window_id)
+        self.desk.close_window(window_id)
+        return window_id
 
     def _events_of(self, kind: str | None, party_id: uuid.UUID) -> list[events.Event]:
         """The party's events (of one kind, if given); a demo party has fewer than a page."""
@@ -545,6 +877,7 @@ class VillageDay:
             self.say(f"  {name:<{width}}  {amount:>{number}}")
 
     def print_events(self) -> None:
+        self.on_the_ledger("reading the outbox (the API delivers events as webhooks)")
         counts: dict[str, int] = {}
         for party in self.people.values():
             for event in self._events_of(None, party.id):
@@ -553,39 +886,45 @@ class VillageDay:
         self.say(f"events in the outbox for today's parties: {shown}")
 
 
-def run_demo(url: str, out: TextIO | None = None) -> int:
-    """Run the village day on the ledger at ``url``; answer the process exit code.
+def run_day(led: Ledger, desk: Desk, out: TextIO) -> int:
+    """Tell the village day at ``desk``, then check the ledger's integrity; answer the
+    process exit code: 0 when every step answered as expected and the check is clean
+    (the last line printed is ``integrity: ok``), 1 otherwise, with the reason printed."""
+    day = VillageDay(led, desk, out)
+    try:
+        day.onboard()
+        day.float_morning()
+        day.cash_ins()
+        beans = day.orders_of_the_day()
+        day.cash_outs()
+        day.offline_batch()
+        day.suspense()
+        day.sweep_orders(beans)
+        day.settle()
+        day.print_balances()
+        day.print_events()
+    except (UnexpectedAnswer, FlowError, StepRefused) as exc:
+        print(f"demo failed: {exc}", file=out)
+        return 1
+    for line in desk.summary():
+        print(line, file=out)
+    report = led.check_integrity()
+    if not report.ok:
+        print("integrity: FAILED", file=out)
+        for problem in report.problems:
+            print(f"  {problem}", file=out)
+        return 1
+    print("integrity: ok", file=out)
+    return 0
 
-    0: every step answered as expected and the integrity check is clean (the last line
-    printed is ``integrity: ok``); 1: otherwise, with the reason printed.
-    """
+
+def run_demo(url: str, out: TextIO | None = None) -> int:
+    """Run the village day through the flows in this process on the ledger at ``url``
+    (migrated first); the exit code of :func:`run_day`."""
     out = out or sys.stdout
     led = open_ledger(url, migrate=True)
     try:
         print(f"Village Ledger demo: one village day on {led.dialect}", file=out)
-        day = VillageDay(led, out)
-        try:
-            day.onboard()
-            day.float_morning()
-            day.cash_ins()
-            beans = day.orders_of_the_day()
-            day.cash_outs()
-            day.offline_batch()
-            day.suspense()
-            day.sweep_orders(beans)
-            day.settle()
-            day.print_balances()
-            day.print_events()
-        except (UnexpectedAnswer, FlowError) as exc:
-            print(f"demo failed: {exc}", file=out)
-            return 1
-        report = led.check_integrity()
-        if not report.ok:
-            print("integrity: FAILED", file=out)
-            for problem in report.problems:
-                print(f"  {problem}", file=out)
-            return 1
-        print("integrity: ok", file=out)
-        return 0
+        return run_day(led, DirectDesk(led), out)
     finally:
         led.close()

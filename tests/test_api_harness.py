@@ -1,15 +1,13 @@
 """The API test harness: a real uvicorn server in a thread on a free port, per engine.
 
-Imported by the other ``test_api_*`` modules (its fixtures are re-exported there); it
-holds one smoke test of its own. Each module gets one server per engine on a fresh
+Imported by the other ``test_api_*`` modules (its fixtures are re-exported there, and
+``ServerThread``, which lives in :mod:`api.local_server` since ``vledger demo`` uses it
+too); it holds one smoke test of its own. Each module gets one server per engine on a fresh
 database; each test makes its own principals and keys, so tests never share objects.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,12 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.client import Client
 from api.keys import create_key
-from api.server import uvicorn_config
+from api.local_server import ServerThread
 from api.settings import Settings
 from ledger import Ledger, open_ledger
 from tests.conftest import drop_pg_schema, new_pg_schema_url, require_postgres
@@ -36,39 +33,6 @@ FAST_TEST_SETTINGS = Settings(
     seal_interval_s=None,
     reconcile_interval_s=None,
 )
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on 127.0.0.1 in a daemon thread until ``stop()``."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port))
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.server.run(sockets=[self.sock])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -42,32 +43,107 @@ def run_vledger(*args: str) -> subprocess.CompletedProcess[str]:
 # -- demo ---------------------------------------------------------------------------
 
 
-def test_demo_runs_and_ends_with_a_clean_integrity_check(
+DEMO_STORY = (
+    "fee schedules published: order, cash_in, cash_out",
+    "float.low: Kamau's kiosk's float is down to KES 7,000.00",
+    "alarm re-armed",
+    "refused, limit_exceeded_per_transaction",
+    "the same answer, nothing moved",
+    "seller KES 1,176.00",  # KES 1,200 less the 2% fee
+    "KES 3,000.00 released",
+    "refused, order_not_payable",
+    "1 expired, hold voided",
+    "refused, below_minimum",
+    "2 applied, 1 exception (allowance_spent)",
+    "0 stored, 3 already known; nothing moved",
+    "parked in suspense",
+    "1 order(s) auto-released",
+    "Duka Solar's KES 2,940.00 failed; report ties to the ledger",
+    "Duka Solar's KES 2,940.00 paid now; settled, report ties",
+    "Wanjiru's shop cash on hand  KES 21,500.00",
+)
+"""Lines (or parts) both ways of telling the day print."""
+
+HTTP_TRAFFIC = re.compile(
+    r"^over HTTP: (\d+) signed requests \((\d+) POSTs with an Idempotency-Key,"
+    r" (\d+) answered from the idempotency store, (\d+) refusals as problem\+json\)$",
+    re.MULTILINE,
+)
+
+
+def api_rows(db_url: str) -> tuple[int, int]:
+    """(idempotency records, principals) in the database: what only signed requests and
+    their keys leave behind."""
+    with open_ledger(db_url) as led:
+        return led.transact(
+            lambda tx: (
+                tx.one("SELECT count(*) FROM idempotency_records")[0],
+                tx.one("SELECT count(*) FROM principals")[0],
+            )
+        )
+
+
+def same_story(out: str) -> list[str]:
+    """The lines both ways tell alike: not the HTTP-only lines, nor how a refusal came."""
+    return [
+        re.sub(r" \(HTTP \d{3} problem\+json\)$", "", line)
+        for line in out.splitlines()[1:]
+        if not line.startswith(("[on the ledger directly", "keys: ", "over HTTP: "))
+        and "with reference DEP-" not in line
+    ]
+
+
+def test_demo_goes_through_the_signed_api_and_ends_with_a_clean_integrity_check(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo", "--database", db_url]) == 0
     out = capsys.readouterr().out
     assert last_line(out) == "integrity: ok"
-    for expected in (
-        "fee schedules published: order, cash_in, cash_out",
-        "float.low: Kamau's kiosk's float is down to KES 7,000.00",
-        "alarm re-armed",
-        "refused, limit_exceeded_per_transaction",
-        "the same answer, nothing moved",
-        "seller KES 1,176.00",  # KES 1,200 less the 2% fee
-        "KES 3,000.00 released",
-        "refused, order_not_payable",
-        "1 expired, hold voided",
-        "refused, below_minimum",
-        "2 applied, 1 exception (allowance_spent)",
-        "0 stored, 3 already known; nothing moved",
-        "parked in suspense",
-        "1 order(s) auto-released",
-        "Duka Solar's KES 2,940.00 failed; report ties to the ledger",
-        "Duka Solar's KES 2,940.00 paid now; settled, report ties",
-        "Wanjiru's shop cash on hand  KES 21,500.00",
-    ):
+    for expected in DEMO_STORY:
         assert expected in out, expected
+    assert "through the signed API at http://127.0.0.1:" in out.splitlines()[0]
+    # The refusals are the API's problem+json answers.
+    assert "refused, limit_exceeded_per_transaction (HTTP 422 problem+json)" in out
+    assert "refused, order_not_payable (HTTP 409 problem+json)" in out
+    assert "refused, below_minimum (HTTP 422 problem+json)" in out
+    # The steps without a route say that they ran on the ledger.
+    assert (
+        "[on the ledger directly, no HTTP route: the operator's sweep of the order timers]" in out
+    )
+    assert "[on the ledger directly, no HTTP route: the operator's suspense desk" in out
+    [traffic] = HTTP_TRAFFIC.findall(out)
+    requests, posts, replayed, problems = map(int, traffic)
+    assert requests >= 60
+    assert posts >= 40
+    assert (replayed, problems) == (1, 3)
+    # Every POST went through the API's idempotency store (one record per key; the replay
+    # reused its key), signed by a key of the day: a demo that called the flows directly
+    # would leave neither behind.
+    records, principals = api_rows(db_url)
+    assert records == posts - replayed
+    assert principals == 6  # an operator, an auditor, 2 storefronts, 2 agents
+
+
+def test_demo_direct_calls_the_flows_and_tells_the_same_day(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--direct", "--database", db_url]) == 0
+    direct = capsys.readouterr().out
+    assert last_line(direct) == "integrity: ok"
+    for expected in DEMO_STORY:
+        assert expected in direct, expected
+    assert "HTTP" not in direct
+    assert api_rows(db_url) == (0, 0)
+
+    assert main(["demo", "--database", db_url]) == 0
+    over_http = capsys.readouterr().out
+    assert last_line(over_http) == "integrity: ok"
+
+    # The same story, the same balances and the same events, told through the API.
+    def story(out: str) -> list[str]:
+        return [line for line in same_story(out) if not line.startswith("fee schedules")]
+
+    assert story(direct) == story(over_http)
 
 
 def test_demo_runs_again_on_the_same_database(
@@ -81,22 +157,27 @@ def test_demo_runs_again_on_the_same_database(
     assert "fee schedules already in effect: order, cash_in, cash_out" in second
 
     def story(out: str) -> list[str]:
-        """The lines that must repeat: not the schedules' line, not the bank's reference."""
+        """The lines that must repeat: not the schedules' line, not the bank's reference,
+        not the count of requests (a retried request counts again)."""
         return [
             line
             for line in out.splitlines()[1:]
-            if not line.startswith("fee schedules") and "with reference DEP-" not in line
+            if not line.startswith(("fee schedules", "over HTTP: "))
+            and "with reference DEP-" not in line
         ]
 
-    # Fresh ids each run: the second day is the same story, not a replay of the first.
+    # Fresh ids and fresh keys each run: the second day is the same story, not a replay.
     assert story(first) == story(second)
+    assert api_rows(db_url)[1] == 12
 
 
 def test_demo_as_a_child_process(db_url: str) -> None:
     done = run_vledger("demo", "--database", db_url)
     assert done.returncode == 0, done.stderr
     assert last_line(done.stdout) == "integrity: ok"
+    assert HTTP_TRAFFIC.search(done.stdout)
     assert "Traceback" not in done.stderr
+    assert done.stderr == ""
 
 
 def test_demo_reports_a_tampered_database_and_fails(

@@ -3,7 +3,9 @@
 ::
 
     vledger migrate [--database URL]   bring the schema to the newest revision
-    vledger demo    [--database URL]   run one village day, then the integrity check
+    vledger demo    [--database URL]   one village day through the signed API (served from
+                    [--direct]         this process), then the integrity check; --direct:
+                                       through the flows in process, no HTTP
     vledger expire  [--database URL]   void every hold whose timeout has passed
     vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
     vledger serve   [--host H] [--port P] [--database URL]   the signed HTTP API
@@ -78,8 +80,20 @@ def _migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="call the flows in this process instead of the signed API",
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
-    return run_demo(args.database)
+    if args.direct:
+        return run_demo(args.database)
+    from vledger.demo_http import run_demo_http
+
+    return run_demo_http(args.database)
 
 
 def _expire(args: argparse.Namespace) -> int:
@@ -180,7 +194,9 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "job", metavar="JOB", help="integrity, statement, cash-count, orders, settlement, ageing"
+        "job",
+        metavar="JOB",
+        help="integrity, statement, cash-count, orders, settlement, ageing, pack",
     )
     parser.add_argument("--input", default=None, metavar="FILE", help="the outside record")
     parser.add_argument("--scope", default=None, help="a provider, agent or storefront")
@@ -381,7 +397,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "migrate": Command(_migrate, "bring the database schema to the newest revision"),
-    "demo": Command(_demo, "run one village day through the ledger, then check integrity"),
+    "demo": Command(
+        _demo,
+        "run one village day through the signed API (served from this process),"
+        " then check integrity",
+        _demo_arguments,
+    ),
     "expire": Command(_expire, "void every pending transfer whose timeout has passed"),
     "sweep": Command(_sweep, "run the flows' timers once: expired holds, orders, cash-outs"),
     "serve": Command(_serve, "run the signed HTTP API (migrates first)", _serve_arguments),

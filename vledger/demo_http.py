@@ -1,0 +1,435 @@
+"""`vledger demo`: the village day of :mod:`ledger.demo`, taken through the signed API.
+
+:func:`run_demo_http` migrates the database, serves the API on it from a thread of this
+process (127.0.0.1, a port the system picks: :class:`api.local_server.ServerThread`),
+registers an Ed25519 key for an operator and an auditor, and one for each storefront and
+agent as it is onboarded (the private halves stay in memory), and then tells
+:class:`ledger.demo.VillageDay` at an :class:`HttpDesk`: every step it can is one
+request of :class:`api.client.Client`, signed (RFC 9421), with an Idempotency-Key on
+each POST, its clock corrected from the server's ``Date`` and retried when safe.
+
+Who acts: the operator onboards, tops up float (the bank's deposit confirmed by the
+platform), pays from a villager's wallet, resolves the dispute and runs settlement; each
+storefront creates, dispatches and cancels its own orders; each agent takes cash-ins and
+cash-outs, passes float, pays in cash, delivers, releases, disputes and syncs its phone;
+the auditor reads what the story checks (orders, balances, windows, payouts, reports).
+The operator's steps without a route (fee schedules, suspense, the timers' sweeps) and
+reading the outbox run on the ledger, and the story says so. A refusal is the API's
+problem+json ``code``. The last lines count the requests and say ``integrity: ok``.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from api import principals
+from api.app import create_app
+from api.client import Client, ProblemError
+from api.local_server import ServerThread
+from api.settings import Settings
+from api.webhooks import WebhookSettings
+from ledger import Ledger, open_ledger
+from ledger.demo import (
+    CURRENCY,
+    PROVIDER,
+    CashOutSeen,
+    FloatSeen,
+    OrderSeen,
+    PayoutSeen,
+    ReportSeen,
+    StepRefused,
+    SyncSeen,
+    UnexpectedAnswer,
+    new_id,
+    run_day,
+)
+from ledger.flows import offline
+from ledger.flows.parties import Kind, Party
+
+__all__ = ["DEMO_SETTINGS", "DEMO_WEBHOOKS", "HttpDesk", "Traffic", "run_demo_http"]
+
+DEMO_SETTINGS = Settings(sweep_interval_s=None, seal_interval_s=None, reconcile_interval_s=None)
+"""The API as ``vledger serve`` runs it, less its background threads: the demo runs the
+timers itself *as of* later moments, and sealing and scheduled reconciliation (which
+writes a service key and report files) belong to the service."""
+DEMO_WEBHOOKS = WebhookSettings(worker_enabled=False)
+"""No webhook worker: the day's events stay in the outbox for the service to deliver."""
+PAGE_SIZE = 100
+"""The ``limit`` of every list the demo reads (the API's largest page)."""
+
+PARTY_ROLES = {Kind.STOREFRONT: principals.Role.STOREFRONT, Kind.AGENT: principals.Role.AGENT}
+
+
+@dataclass
+class Traffic:
+    """What went over the wire, counted by :class:`CountingTransport`."""
+
+    requests: int = 0
+    """Signed requests sent (a retry counts again)."""
+    posts: int = 0
+    """Of them POSTs, each with an Idempotency-Key."""
+    replayed: int = 0
+    """Answers the API replayed from its idempotency store (``Idempotency-Replayed``)."""
+    problems: int = 0
+    """Answers that were problem+json."""
+
+    def line(self) -> str:
+        return (
+            f"over HTTP: {self.requests} signed requests ({self.posts} POSTs with an"
+            f" Idempotency-Key, {self.replayed} answered from the idempotency store,"
+            f" {self.problems} refusals as problem+json)"
+        )
+
+
+class CountingTransport(httpx.BaseTransport):
+    """An httpx transport that counts into :class:`Traffic` what ``inner`` carries."""
+
+    def __init__(self, inner: httpx.BaseTransport, traffic: Traffic) -> None:
+        self.inner = inner
+        self.traffic = traffic
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.traffic.requests += 1
+        self.traffic.posts += request.method == "POST"
+        self.traffic.replayed += response.headers.get("idempotency-replayed") == "true"
+        self.traffic.problems += "problem+json" in response.headers.get("content-type", "")
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _cash_out(answer: Mapping[str, Any]) -> CashOutSeen:
+    return CashOutSeen(
+        uuid.UUID(answer["id"]), answer["state"], answer["fee_minor"], _time(answer["expires_at"])
+    )
+
+
+def _order(answer: Mapping[str, Any]) -> OrderSeen:
+    return OrderSeen(
+        answer["state"], answer["paid_minor"], answer["released_minor"], answer["refunded_minor"]
+    )
+
+
+class HttpDesk:
+    """The day's steps as signed requests to the API at ``base_url`` (see the module).
+
+    ``led`` is the same database, used only to register the day's keys (as ``vledger
+    keys create`` does); every principal's name carries this run's tag, so each run has
+    principals of its own."""
+
+    over_http = True
+
+    def __init__(self, led: Ledger, base_url: str) -> None:
+        self.led = led
+        self.base_url = base_url
+        self.traffic = Traffic()
+        self.tag = uuid.uuid4().hex[:8]
+        self._clients: list[Client] = []
+        self._actors: dict[uuid.UUID, Client] = {}
+        """The client of each storefront and agent, by its party (= principal) id."""
+        _, self.operator = self._principal(principals.Role.OPERATOR, "operator")
+        _, self.auditor = self._principal(principals.Role.AUDITOR, "auditor")
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+
+    # -- keys and requests ------------------------------------------------------------
+
+    def _principal(self, role: principals.Role, name: str) -> tuple[uuid.UUID, Client]:
+        """A new principal with an Ed25519 key (kept in memory) and its client."""
+        private = Ed25519PrivateKey.generate()
+        key = principals.add_key(
+            self.led,
+            role=role,
+            name=f"demo {self.tag} {name}",
+            alg=principals.Alg.ED25519,
+            material=private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+        client = Client(
+            self.base_url,
+            key_id=key.key_id,
+            alg=principals.Alg.ED25519,
+            private_key=private,
+            transport=CountingTransport(httpx.HTTPTransport(), self.traffic),
+        )
+        self._clients.append(client)
+        return key.principal_id, client
+
+    def _as(self, party_id: uuid.UUID | None) -> Client:
+        """The client of a storefront or agent of the day; the operator's for None."""
+        return self.operator if party_id is None else self._actors[party_id]
+
+    def _call(
+        self,
+        client: Client,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        try:
+            return client.call(
+                method, path, json_body=body, params=params, idempotency_key=idempotency_key
+            )
+        except ProblemError as exc:
+            detail = str(exc.problem.get("detail", ""))
+            raise StepRefused(exc.code, detail, status=exc.status) from exc
+        except httpx.HTTPError as exc:
+            raise UnexpectedAnswer(f"{method} {path}: the API did not answer ({exc!r})") from exc
+
+    def _pages(self, client: Client, path: str, params: Mapping[str, str]) -> list[Any]:
+        """Every item of a list, page after page."""
+        found: list[Any] = []
+        after: str | None = None
+        while True:
+            page_params = {**params, "limit": str(PAGE_SIZE)}
+            if after is not None:
+                page_params["starting_after"] = after
+            page = self._call(client, "GET", path, params=page_params)
+            found += page["data"]
+            if not page["has_more"] or not page["data"]:
+                return found
+            after = page["data"][-1]["id"]
+
+    # -- the desk ---------------------------------------------------------------------
+
+    def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party:
+        if kind in PARTY_ROLES:
+            party_id, client = self._principal(PARTY_ROLES[kind], name)
+            self._actors[party_id] = client
+        else:
+            party_id = new_id()  # a villager is no principal: it acts through its agent
+        body: dict[str, Any] = {"id": party_id, "kind": kind.value, "name": name}
+        body["currency"] = CURRENCY
+        if kyc_tier is not None:
+            body["kyc_tier"] = kyc_tier
+        answer = self._call(self.operator, "POST", "/v1/parties", body)
+        return Party(
+            id=uuid.UUID(answer["id"]),
+            kind=Kind(answer["kind"]),
+            name=answer["name"],
+            currency=answer["currency"],
+            kyc_tier=answer["kyc_tier"],
+            accounts={role: uuid.UUID(a) for role, a in answer["accounts"].items()},
+        )
+
+    def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None:
+        body = {"id": new_id(), "amount_minor": amount_minor, "provider": PROVIDER}
+        self._call(self.operator, "POST", f"/v1/agents/{agent_id}/float-topups", body)
+
+    def set_float_threshold(self, *, agent_id: uuid.UUID, threshold_minor: int) -> None:
+        path = f"/v1/agents/{agent_id}/float-threshold"
+        self._call(self._as(agent_id), "POST", path, {"threshold_minor": threshold_minor})
+
+    def float_of(self, agent_id: uuid.UUID) -> FloatSeen:
+        answer = self._call(self._as(agent_id), "GET", f"/v1/agents/{agent_id}/float")
+        return FloatSeen(answer["available_minor"], answer["low_armed"])
+
+    def transfer_float(
+        self, *, from_agent_id: uuid.UUID, to_agent_id: uuid.UUID, amount_minor: int
+    ) -> None:
+        body = {"id": new_id(), "to_agent_id": to_agent_id, "amount_minor": amount_minor}
+        path = f"/v1/agents/{from_agent_id}/float-transfers"
+        self._call(self._as(from_agent_id), "POST", path, body)
+
+    def cash_in(self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int) -> int:
+        body = {"id": new_id(), "villager_id": villager_id, "amount_minor": amount_minor}
+        answer = self._call(self._as(agent_id), "POST", f"/v1/agents/{agent_id}/cash-ins", body)
+        commission: int = answer["commission_minor"]
+        return commission
+
+    def create_order(
+        self,
+        *,
+        storefront_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        delivery_method: str,
+        agent_id: uuid.UUID | None,
+    ) -> uuid.UUID:
+        order_id = new_id()
+        body: dict[str, Any] = {
+            "id": order_id,
+            "currency": CURRENCY,
+            "amount_minor": amount_minor,
+            "delivery_method": delivery_method,
+            "villager_id": villager_id,
+        }
+        if agent_id is not None:
+            body["agent_id"] = agent_id
+        self._call(self._as(storefront_id), "POST", "/v1/orders", body)
+        return order_id
+
+    def order_step(
+        self,
+        step: str,
+        order_id: uuid.UUID,
+        *,
+        by: uuid.UUID | None,
+        step_id: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> OrderSeen:
+        # A step with its own id is sent with that id as its Idempotency-Key: sending it
+        # again is the same request, answered from the API's idempotency store.
+        body = dict(fields) if step_id is None else {"step_id": step_id, **fields}
+        key = None if step_id is None else str(step_id)
+        path = f"/v1/orders/{order_id}/{step}"
+        return _order(self._call(self._as(by), "POST", path, body, idempotency_key=key))
+
+    def get_order(self, order_id: uuid.UUID) -> OrderSeen:
+        return _order(self._call(self.auditor, "GET", f"/v1/orders/{order_id}"))
+
+    def request_cash_out(
+        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+    ) -> CashOutSeen:
+        body = {"id": new_id(), "villager_id": villager_id, "amount_minor": amount_minor}
+        path = f"/v1/agents/{agent_id}/cash-outs"
+        return _cash_out(self._call(self._as(agent_id), "POST", path, body))
+
+    def confirm_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen:
+        path = f"/v1/cash-outs/{cash_out_id}/confirm"
+        return _cash_out(self._call(self._as(agent_id), "POST", path, {}))
+
+    def cancel_cash_out(
+        self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID, reason: str
+    ) -> CashOutSeen:
+        path = f"/v1/cash-outs/{cash_out_id}/cancel"
+        return _cash_out(self._call(self._as(agent_id), "POST", path, {"reason": reason}))
+
+    def get_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen:
+        return _cash_out(self._call(self._as(agent_id), "GET", f"/v1/cash-outs/{cash_out_id}"))
+
+    def register_device(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        public_key: bytes,
+        allowance_minor: int,
+    ) -> None:
+        body = {
+            "id": device_id,
+            "public_key": base64.b64encode(public_key).decode("ascii"),
+            "allowance_minor": allowance_minor,
+        }
+        self._call(self._as(agent_id), "POST", "/v1/devices", body)
+
+    def sync(
+        self,
+        *,
+        device_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        records: Sequence[offline.SignedRecord],
+    ) -> SyncSeen:
+        # The exact bytes the phone signed travel as they are; each sync is a new request
+        # (a new Idempotency-Key), so a re-sent batch reaches the ledger's own replay.
+        body = {
+            "records": [
+                {
+                    "payload": offline.canonical_bytes(r.record).decode("ascii"),
+                    "signature": base64.b64encode(r.signature).decode("ascii"),
+                }
+                for r in records
+            ]
+        }
+        path = f"/v1/devices/{device_id}/sync"
+        answer = self._call(self._as(agent_id), "POST", path, body)
+        reasons = tuple(r["reason"] for r in answer["records"] if r["reason"])
+        return SyncSeen(
+            answer["applied"],
+            answer["exceptions"],
+            answer["stored_now"],
+            answer["replayed"],
+            reasons,
+        )
+
+    def open_windows(self) -> list[uuid.UUID]:
+        params = {"currency": CURRENCY, "state": "open"}
+        found = self._pages(self.auditor, "/v1/settlement-windows", params)
+        return [uuid.UUID(w["id"]) for w in found]
+
+    def open_window(self, window_id: uuid.UUID) -> None:
+        body = {"id": window_id, "currency": CURRENCY}
+        self._call(self.operator, "POST", "/v1/settlement-windows", body)
+
+    def close_window(self, window_id: uuid.UUID) -> None:
+        path = f"/v1/settlement-windows/{window_id}/close"
+        self._call(self.operator, "POST", path, {"provider": PROVIDER})
+
+    def payouts(self, window_id: uuid.UUID) -> list[PayoutSeen]:
+        found = self._pages(self.auditor, f"/v1/settlement-windows/{window_id}/payouts", {})
+        return [
+            PayoutSeen(uuid.UUID(p["id"]), uuid.UUID(p["storefront_id"]), p["amount_minor"])
+            for p in found
+        ]
+
+    def fail_payout(self, payout_id: uuid.UUID, *, reason: str) -> None:
+        self._call(self.operator, "POST", f"/v1/payouts/{payout_id}/fail", {"reason": reason})
+
+    def confirm_payout(self, payout_id: uuid.UUID, *, provider_reference: str) -> None:
+        body = {"provider_reference": provider_reference}
+        self._call(self.operator, "POST", f"/v1/payouts/{payout_id}/confirm", body)
+
+    def window_report(self, window_id: uuid.UUID) -> ReportSeen:
+        path = f"/v1/settlement-windows/{window_id}/report"
+        answer = self._call(self.auditor, "GET", path)
+        return ReportSeen(
+            answer["window"]["state"],
+            len(answer["lines"]),
+            answer["paid_total_minor"],
+            answer["ties"],
+        )
+
+    def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
+        answer = self._call(self.auditor, "GET", f"/v1/accounts/{account_id}")
+        return answer["debits_posted"], answer["credits_posted"]
+
+    def summary(self) -> list[str]:
+        return [self.traffic.line()]
+
+
+def run_demo_http(url: str, out: TextIO | None = None) -> int:
+    """Migrate the ledger at ``url``, serve the API on it from a thread, and tell the
+    village day through it; the exit code of :func:`ledger.demo.run_day`."""
+    out = out or sys.stdout
+    led = open_ledger(url, migrate=True)
+    try:
+        app = create_app(url, settings=DEMO_SETTINGS, webhook_settings=DEMO_WEBHOOKS)
+        with ServerThread(app) as server:
+            print(
+                f"Village Ledger demo: one village day on {led.dialect},"
+                f" through the signed API at {server.base_url}",
+                file=out,
+            )
+            desk = HttpDesk(led, server.base_url)
+            try:
+                print(
+                    "keys: an operator and an auditor, then one per storefront and agent as"
+                    " it is onboarded (Ed25519, kept in memory); villagers act through agents",
+                    file=out,
+                )
+                return run_day(led, desk, out)
+            finally:
+                desk.close()
+    finally:
+        led.close()
