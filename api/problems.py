@@ -45,6 +45,7 @@ API_CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, "No such object"),
     "method_not_allowed": (405, "Method not allowed"),
     "idempotency_in_progress": (409, "A request with this Idempotency-Key is in progress"),
+    "run_file_changed": (409, "The file no longer has the SHA-256 its run recorded"),
     "body_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "The body must be application/json"),
     "principal_mismatch": (422, "A storefront or agent party is named by a principal of its role"),

@@ -1018,7 +1018,10 @@ class RunDetailOut(RunOut):
     """A run with its summary and the names of its files that are present."""
 
     summary: dict[str, Any]
-    files: list[Literal["summary.json", "detail.csv", "report.html"]]
+    files: list[str] = Field(
+        description="summary.json, detail.csv, report.html, then the job's own files"
+        " (the pack job's pack/...) that are present"
+    )
 
 
 class CheckpointOut(BaseModel):

@@ -45,6 +45,9 @@ class JobRequest:
     """What part of the ledger: a provider, an agent, a storefront (job-specific)."""
     options: dict[str, str] = field(default_factory=dict)
     """Job-specific settings given as ``--option NAME=VALUE`` (a column mapping ...)."""
+    service_key_path: Path | None = None
+    """The service key's file, for a job that signs (``pack``): the service's setting;
+    without it the key is found as ``vledger seal`` finds it."""
 
 
 @dataclass(frozen=True, slots=True)

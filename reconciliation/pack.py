@@ -304,10 +304,11 @@ def period_of(request: JobRequest) -> Period:
 # -- the service key ----------------------------------------------------------------------
 
 
-def signing_key(database_url: str) -> ServiceKey:
-    """The service key, as ``vledger seal`` finds it; never created here."""
+def signing_key(database_url: str, given: Path | None = None) -> ServiceKey:
+    """The service key at ``given``, else as ``vledger seal`` finds it; never created
+    here."""
     from_env = os.environ.get(ENV_VAR)
-    path = Path(from_env) if from_env else default_key_path(database_url)
+    path = given or (Path(from_env) if from_env else default_key_path(database_url))
     if not path.is_file():
         raise PackRefused(
             f"no service key at {path}: `vledger seal` makes one there, or set ${ENV_VAR}"
@@ -809,7 +810,7 @@ def build(period: Period, reading: _Reading, key: ServiceKey) -> _Pack:
 def run(led: Ledger, request: JobRequest) -> Findings:
     """Make the pack of the requested period from one snapshot (see the module)."""
     period = period_of(request)
-    key = signing_key(led.url)
+    key = signing_key(led.url, request.service_key_path)
     reading = snapshot(led, lambda tx: _read(tx, period))
     pack = build(period, reading, key)
     manifest = pack.files[MANIFEST]

@@ -21,6 +21,7 @@ from api.app import create_app
 from ledger import open_ledger
 from reconciliation.checkpoint import key_id, open_checkpoint
 from reconciliation.jobs import JobRequest, run_job
+from reconciliation.pack import verify_pack
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import load_service_key
 from tests.conftest import drop_pg_schema
@@ -278,3 +279,49 @@ def test_bad_run_requests_are_refused_and_run_nothing(audit_api: Harness) -> Non
     )
     after = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
     assert after == before
+
+
+def test_an_auditor_makes_a_pack_and_downloads_every_file_of_it(
+    audit_api: Harness, tmp_path: Path
+) -> None:
+    operator, auditor = audit_api.client("operator"), audit_api.client("auditor")
+    bank = operator.create_account(**account_body(code=999))["id"]
+    shop = operator.create_account(**account_body())["id"]
+    [moved] = operator.create_transfers([transfer_body(bank, shop, 12_345)])
+    assert moved["status"] == "created"
+    today = audit_api.ledger.now().date().isoformat()
+    body = {"job": "pack", "business_date": today}
+
+    # the pack is signed with the key the service is configured with (not a default one)
+    key = load_service_key(audit_api.db_url, key_file(audit_api))
+    made = ok(auditor.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
+    assert made["status"] == "ok", made["summary"]
+    packed = [name for name in made["files"] if name.startswith("pack/")]
+    assert {"pack/transfers.csv", "pack/MANIFEST.sha256", "pack/ledger.beancount"} <= set(packed)
+    assert packed == sorted(made["summary"]["files"])
+
+    copy = tmp_path / "pack"
+    for name in packed:
+        answer = auditor.request("GET", f"/v1/reconciliation/runs/{made['id']}/files/{name}")
+        assert answer.status_code == 200, (name, answer.text)
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(answer.content)
+    assert verify_pack(copy, key.public_key).ok
+    transfers = auditor.request(
+        "GET", f"/v1/reconciliation/runs/{made['id']}/files/pack/transfers.csv"
+    )
+    assert transfers.headers["content-type"].startswith("text/csv")
+    assert moved["id"] in transfers.text
+
+    # a changed file is not served; a name the run did not record is 404
+    folder = reports_dir(audit_api) / "pack" / today / made["id"]
+    (folder / "pack" / "transfers.csv").write_bytes(b"id\n")
+    refused(
+        auditor.request("GET", f"/v1/reconciliation/runs/{made['id']}/files/pack/transfers.csv"),
+        409,
+        "run_file_changed",
+    )
+    for name in ("pack%2F..%2Fsummary.json", "pack/..%2F..%2Fapi.db", "pack/nothing.csv", "pack"):
+        answer = auditor.request("GET", f"/v1/reconciliation/runs/{made['id']}/files/{name}")
+        assert answer.status_code in (400, 404), (name, answer.status_code)

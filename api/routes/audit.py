@@ -16,19 +16,21 @@ loaded it answers 404.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey
-from api.problems import ApiError
+from api.problems import PROBLEM_CONTENT_TYPE, ApiError
 from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
 from api.routes.steps import parse, time_text
 from api.schemas import CheckpointList, RunCreate, RunDetailOut, RunList
@@ -49,12 +51,19 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 Caller = Annotated[ApiKey, Depends(signed)]
 Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)]
 
-FileName = Literal["summary.json", "detail.csv", "report.html"]
 FILE_TYPES: dict[str, str] = {
     "summary.json": "application/json",
     "detail.csv": "text/csv; charset=utf-8",
     "report.html": "text/html; charset=utf-8",
 }
+"""The files every run has."""
+SUFFIX_TYPES: dict[str, str] = {
+    ".json": "application/json",
+    ".csv": "text/csv; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+"""Content types of a job's extra files by suffix; any other is plain text."""
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 PEM_CONTENT_TYPE = "application/x-pem-file"
 BLOCK_NUMBER_MAX = 2**62
 """The largest ``starting_after`` (block numbers are 64-bit in the database)."""
@@ -118,10 +127,28 @@ def _folder(request: Request, run: Run) -> Path | None:
     return folder
 
 
-def _files(folder: Path | None) -> list[str]:
+def _extra_files(run: Run) -> dict[str, str]:
+    """A job's extra files (the ``pack`` job's ``pack/...``) with the SHA-256 its
+    immutable run row recorded for each."""
+    listed = run.summary.get("files")
+    if not isinstance(listed, dict):
+        return {}
+    return {
+        name: facts["sha256"]
+        for name, facts in listed.items()
+        if isinstance(name, str) and isinstance(facts, dict) and "sha256" in facts
+    }
+
+
+def _files(folder: Path | None, run: Run) -> list[str]:
     if folder is None:
         return []
-    return [name for name in FILE_TYPES if (folder / name).is_file()]
+    names = [*FILE_TYPES, *sorted(_extra_files(run))]
+    return [name for name in names if (folder / name).is_file()]
+
+
+def _content_type(name: str) -> str:
+    return FILE_TYPES.get(name) or SUFFIX_TYPES.get(Path(name).suffix, TEXT_CONTENT_TYPE)
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -178,14 +205,18 @@ def start_run(request: Request, caller: Caller) -> Response:
             day = date.fromisoformat(data.business_date)
         except ValueError:
             raise ApiError("validation_failed", f"not a date: {data.business_date!r}") from None
-        job_request = JobRequest(day, scope=data.scope, options=dict(data.options))
-        reports = Path(context(request).settings.reports_dir)
+        settings = context(request).settings
+        key_path = None if settings.service_key_path is None else Path(settings.service_key_path)
+        job_request = JobRequest(
+            day, scope=data.scope, options=dict(data.options), service_key_path=key_path
+        )
+        reports = Path(settings.reports_dir)
         try:
             done = run_job(context(request).ledger, data.job, job_request, out=reports)
         except ValueError as refused:
             raise ApiError("job_refused", str(refused)) from None
         detail = {**run_out(done.run), "summary": done.run.summary}
-        detail["files"] = _files(_folder(request, done.run))
+        detail["files"] = _files(_folder(request, done.run), done.run)
         return json_response(201, detail, {"Location": f"/v1/reconciliation/runs/{done.run.id}"})
 
     return run_post(request, caller, body, handle)
@@ -199,13 +230,16 @@ def start_run(request: Request, caller: Caller) -> Response:
 def run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
     require_role(caller, READ_ALL)
     found = _run(request, run_id)
-    files = _files(_folder(request, found))
+    files = _files(_folder(request, found), found)
     return json_response(200, {**run_out(found), "summary": found.summary, "files": files})
 
 
 @runs_router.get(
-    "/{run_id}/files/{name}",
-    summary="One of a run's files: its summary, its detail (the source of truth) or its report",
+    "/{run_id}/files/{name:path}",
+    summary="One of a run's files: its summary, its detail (the source of truth), its report,"
+    " or a file the job made (the pack job's pack/...)",
+    description="A job's extra file is served only while its bytes have the SHA-256 that"
+    " the run's row recorded (409 run_file_changed otherwise).",
     response_class=Response,
     responses={
         200: {
@@ -214,26 +248,40 @@ def run(request: Request, caller: Caller, run_id: uuid.UUID) -> Response:
                 "application/json": {"schema": {"type": "object"}},
                 "text/csv": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
             },
-        }
+        },
+        409: {
+            "description": "The job's file changed since its run recorded it",
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
     },
 )
-def run_file(request: Request, caller: Caller, run_id: uuid.UUID, name: FileName) -> Response:
+def run_file(
+    request: Request,
+    caller: Caller,
+    run_id: uuid.UUID,
+    name: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._/-]{1,200}$")],
+) -> Response:
     require_role(caller, READ_ALL)
     found = _run(request, run_id)
+    extra = _extra_files(found)
     folder = _folder(request, found)
-    path = None if folder is None else folder / name
-    try:
-        data = None if path is None else path.read_bytes()
-    except OSError:
-        data = None
-    if data is None:
+    if folder is None or (name not in FILE_TYPES and name not in extra):
         raise ApiError("not_found", f"run {run_id} has no {name} here", 404)
+    try:
+        data = (folder / name).read_bytes()
+    except OSError:
+        raise ApiError("not_found", f"run {run_id} has no {name} here", 404) from None
+    if name in extra and hashlib.sha256(data).hexdigest() != extra[name]:
+        raise ApiError(
+            "run_file_changed", f"{name} no longer has the SHA-256 run {run_id} recorded"
+        )
     headers = {
-        "Content-Disposition": f'attachment; filename="{found.id}-{name}"',
+        "Content-Disposition": f'attachment; filename="{found.id}-{name.replace("/", "_")}"',
         "X-Content-Type-Options": "nosniff",
     }
-    return Response(data, media_type=FILE_TYPES[name], headers=headers)
+    return Response(data, media_type=_content_type(name), headers=headers)
 
 
 # -- checkpoints, the service key --------------------------------------------------------
