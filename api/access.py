@@ -11,13 +11,18 @@ the principal reads the party's accounts (escrow, float ...) but moves their mon
 through the flows (orders, devices), never with a raw transfer.
 
 Another tenant's object answers exactly as an object that does not exist (404).
-Ownership rows never change, and neither do transfers, so checking them before the
-ledger call (outside its transaction) cannot race with anything.
+Ownership rows never change (a trigger refuses UPDATE and DELETE on ``account_owners``),
+and neither do transfers, so checking them before the ledger call (outside its
+transaction) cannot race with anything. For the same reason an owner once read is true
+for ever: :class:`Owners` remembers the owners it read (a bounded LRU per process), and
+never remembers that an account has no owner (it may be created a moment later).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from api.principals import ApiKey, Role
@@ -28,6 +33,8 @@ from ledger.flows import parties
 
 READ_ALL = frozenset({Role.AUDITOR, Role.OPERATOR})
 WRITERS = frozenset({Role.STOREFRONT, Role.AGENT, Role.OPERATOR})
+OWNERS_CACHED_MAX = 100_000
+"""The most account owners one process remembers (least recently used forgotten first)."""
 
 
 def require_role(caller: ApiKey, allowed: frozenset[Role]) -> None:
@@ -68,19 +75,64 @@ def principal_role(led: Ledger, principal_id: uuid.UUID) -> Role | None:
     return None if row is None else Role(row[0])
 
 
-def owns_all(led: Ledger, caller: ApiKey, account_ids: Sequence[uuid.UUID]) -> uuid.UUID | None:
-    """The first account of ``account_ids`` the caller does not own, or None."""
+class Owners:
+    """The owners of accounts this process has read: ``account_owners`` rows never change,
+    so a remembered owner is never stale. Accounts without an owner row are not
+    remembered. Safe to share between threads."""
 
-    def work(tx: Tx) -> uuid.UUID | None:
-        for account_id in dict.fromkeys(account_ids):
-            if owner_of(tx, account_id) != caller.principal_id:
-                return account_id
-        return None
+    def __init__(self, size_max: int = OWNERS_CACHED_MAX) -> None:
+        if size_max < 1:
+            raise ValueError("size_max must be >= 1")
+        self._size_max = size_max
+        self._lock = threading.Lock()
+        self._owners: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
 
-    return led.transact(work)
+    def known(self, account_id: uuid.UUID) -> uuid.UUID | None:
+        """The account's owner when this process read it before; else None (unknown)."""
+        with self._lock:
+            owner = self._owners.get(account_id)
+            if owner is not None:
+                self._owners.move_to_end(account_id)
+            return owner
+
+    def learn(self, account_id: uuid.UUID, owner: uuid.UUID) -> None:
+        """Remember an owner read from ``account_owners`` (committed: it never changes)."""
+        with self._lock:
+            self._owners[account_id] = owner
+            self._owners.move_to_end(account_id)
+            while len(self._owners) > self._size_max:
+                self._owners.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._owners)
 
 
-def check_transfers(led: Ledger, caller: ApiKey, transfers: Sequence[Transfer]) -> None:
+def owns_all(
+    led: Ledger, caller: ApiKey, account_ids: Sequence[uuid.UUID], *, owners: Owners
+) -> uuid.UUID | None:
+    """The first account of ``account_ids`` the caller does not own, or None; the owners
+    not remembered yet are read in one transaction (and remembered)."""
+    wanted = list(dict.fromkeys(account_ids))
+    known = {a: owners.known(a) for a in wanted}
+    unknown = [a for a, owner in known.items() if owner is None]
+    if unknown:
+
+        def work(tx: Tx) -> dict[uuid.UUID, uuid.UUID | None]:
+            return {a: owner_of(tx, a) for a in unknown}
+
+        for account_id, owner in led.transact(work).items():
+            known[account_id] = owner
+            if owner is not None:
+                owners.learn(account_id, owner)
+    for account_id in wanted:
+        if known[account_id] != caller.principal_id:
+            return account_id
+    return None
+
+
+def check_transfers(
+    led: Ledger, caller: ApiKey, transfers: Sequence[Transfer], *, owners: Owners
+) -> None:
     """Refuse (404, naming the index) a batch debiting an account the caller does not own."""
     require_role(caller, WRITERS)
     if caller.role is Role.OPERATOR:
@@ -99,7 +151,7 @@ def check_transfers(led: Ledger, caller: ApiKey, transfers: Sequence[Transfer]) 
         if debit is None:
             raise ApiError("not_found", "no such debit account", extra={"index": index})
         debits.append(debit)
-    foreign = owns_all(led, caller, debits)
+    foreign = owns_all(led, caller, debits, owners=owners)
     if foreign is not None:
         raise ApiError("not_found", "no such debit account", extra={"index": debits.index(foreign)})
 

@@ -28,8 +28,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from api import idempotency
+from api.access import Owners
 from api.observability import Metrics
-from api.principals import ApiKey, find_key
+from api.principals import ApiKey, KeyCache, find_key
 from api.problems import PROBLEM_CONTENT_TYPE, ApiError
 from api.ratelimit import TokenBuckets
 from api.settings import Settings
@@ -46,11 +47,17 @@ class Context:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     buckets: TokenBuckets = field(init=False)
+    keys: KeyCache = field(init=False)
+    owners: Owners = field(default_factory=Owners)
     _posts: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(
             rate_per_s=self.settings.rate_limit_per_s, burst=self.settings.rate_limit_burst
+        )
+        led = self.ledger
+        self.keys = KeyCache(
+            lambda key_id: find_key(led, key_id), ttl_s=self.settings.key_cache_ttl_s
         )
 
     def http_date(self) -> str:
@@ -114,17 +121,35 @@ def target_uri(request: Request, settings: Settings) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 
-def authenticate(request: Request, body: bytes) -> ApiKey:
-    """Verify the signature, then the key's rate limit; the caller's key."""
+class KeyNotInMemory(Exception):
+    """:func:`authenticate` with ``from_memory``: the key is not in the process's cache."""
+
+
+def authenticate(request: Request, body: bytes, *, from_memory: bool = False) -> ApiKey:
+    """Verify the signature, then the key's rate limit; the caller's key.
+
+    ``from_memory``: look the key up in the process's cache only, and raise
+    :class:`KeyNotInMemory` (before anything is counted) when it is not there; this does
+    no I/O, so the event loop may run it without a worker thread.
+    """
     ctx = context(request)
     settings = ctx.settings
+
+    def lookup(key_id: str) -> ApiKey | None:
+        if not from_memory:
+            return ctx.keys.find(key_id)
+        found = ctx.keys.cached(key_id)
+        if found is None:
+            raise KeyNotInMemory(key_id)
+        return found
+
     fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
     verified = verify_request(
         method=request.method,
         url=target_uri(request, settings),
         fields=fields,
         body=body,
-        lookup=lambda key_id: find_key(ctx.ledger, key_id),
+        lookup=lookup,
         now=settings.clock(),
         tag=settings.signature_tag,
         age_max_s=settings.signature_age_max_s,

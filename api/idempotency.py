@@ -9,12 +9,35 @@ anything. The claim answers one of:
 * replay: the same body was answered before: the stored status, headers and body;
 * ``idempotency_key_reused`` (422): the key was used with another body;
 * ``idempotency_in_progress`` (409, ``Retry-After``): the first request is still
-  running. An ``in_progress`` record older than ``lock_s`` is taken over (its process
-  died between the ledger's commit and storing the answer; the ledger's ids answer
-  ``exists`` for what it had done).
+  running. A claim is a lease of ``lock_s`` seconds (``Settings.idempotency_lock_s``):
+  an ``in_progress`` record whose lease has run out is taken over by the next attempt
+  with the same body (its request died, or its answer was lost, between the ledger's
+  commit and storing the answer; the ledger's ids answer ``exists`` for what it had done).
+  So no record blocks its key for longer than ``lock_s``.
 
 The record and the ledger change are two transactions, not one: the group commit of
 transfers would otherwise be lost. What stays exact is the money (client ids).
+
+The records are a cache of answers, not the money: on PostgreSQL their transactions
+(claim, complete, release, purge) commit with ``synchronous_commit = off``, so a request
+waits for one disk flush only, the ledger's (which the group commit shares). What a
+crash of PostgreSQL can then lose, and why each loss is safe:
+
+* a claim not flushed yet: its request had not reached the ledger's commit (a durable
+  commit flushes the WAL up to itself, hence every record committed before it, the
+  claim included), or it had, and then the claim is on disk too. Its client got no
+  answer, retries, claims anew, and runs once (the transfer ids it sends are the same);
+* a completion (or a release) not flushed yet, after the transfer's commit was flushed:
+  the record is back to ``in_progress``; its client may already hold the answer. A
+  retry gets 409 until the lease of ``lock_s`` runs out, then takes the key over and
+  reruns: the transfers answer ``exists``, nothing moves twice. The answer replayed is
+  then the rerun's, not the first one (as after the API process dying at that point);
+* a purge not flushed: the expired records are deleted again by the next purge.
+
+A crash of the API process alone loses nothing committed (asynchronous commit is about
+the database's own crash); its unfinished claims wait out their lease, as before.
+Visibility does not change: another transaction sees a claim as soon as it commits, so
+two concurrent requests with one key still run one of them.
 """
 
 from __future__ import annotations
@@ -67,46 +90,78 @@ _WHERE = (
 )
 
 
+CLAIM_ATTEMPTS_MAX = 3
+"""Inserts a claim tries when the record it met keeps vanishing (released or purged in
+between); past that it answers ``in_progress`` (the key is being raced for)."""
+
+
+def _without_flush(tx: Tx) -> str:
+    """A condition that holds, and that on PostgreSQL makes the transaction evaluating it
+    commit without waiting for the disk: ``set_config(..., true)`` is ``SET LOCAL``, folded
+    into the statement that writes to save a round trip. A statement that writes no row
+    may not evaluate it, and needs not: a transaction that wrote nothing flushes nothing."""
+    if tx.dialect == "postgresql":
+        return "set_config('synchronous_commit', 'off', true) = 'off'"
+    return "1 = 1"
+
+
 def claim(led: Ledger, scope: Scope, *, digest: str, ttl_s: int, lock_s: int) -> Claim:
     def work(tx: Tx) -> Claim:
-        row = tx.one(
-            "SELECT request_digest, state, status_code, response_headers, response_body,"
-            f" locked_until_us, expires_at_us FROM idempotency_records{_WHERE}{tx.for_update}",
-            scope.params(),
-        )
         now = tx.now_us
-        if row is not None and row[6] <= now:
-            tx.execute(f"DELETE FROM idempotency_records{_WHERE}", scope.params())
-            row = None
-        if row is None:
-            tx.execute(
+        fresh = {
+            **scope.params(),
+            "digest": digest,
+            "now": now,
+            "locked_until": now + lock_s * US_PER_S,
+            "expires": now + ttl_s * US_PER_S,
+        }
+        for _ in range(CLAIM_ATTEMPTS_MAX):
+            inserted = tx.execute(
                 "INSERT INTO idempotency_records (principal_id, method, path, idempotency_key,"
                 " request_digest, state, created_at_us, locked_until_us, expires_at_us)"
-                " VALUES (:principal_id, :method, :path, :key, :digest, 'in_progress', :now,"
-                " :locked_until, :expires)",
-                {
-                    **scope.params(),
-                    "digest": digest,
-                    "now": now,
-                    "locked_until": now + lock_s * US_PER_S,
-                    "expires": now + ttl_s * US_PER_S,
-                },
+                " SELECT :principal_id, :method, :path, :key, :digest, 'in_progress', :now,"
+                f" :locked_until, :expires WHERE {_without_flush(tx)}"
+                " ON CONFLICT (principal_id, method, path, idempotency_key) DO NOTHING"
+                " RETURNING 1",
+                fresh,
+            )
+            if inserted:
+                return Claim("new")
+            row = tx.one(
+                "SELECT request_digest, state, status_code, response_headers, response_body,"
+                f" locked_until_us, expires_at_us FROM idempotency_records{_WHERE}"
+                f"{tx.for_update}",
+                scope.params(),
+            )
+            if row is None:
+                continue  # released or purged since the insert met it: insert again
+            if row[6] <= now:
+                tx.execute(
+                    "UPDATE idempotency_records SET request_digest = :digest,"
+                    " state = 'in_progress', status_code = NULL, response_headers = NULL,"
+                    " response_body = NULL, created_at_us = :now,"
+                    f" locked_until_us = :locked_until, expires_at_us = :expires{_WHERE}",
+                    fresh,
+                )
+                return Claim("new")
+            if row[0] != digest:
+                return Claim("reused")
+            if row[1] == "done":
+                return Claim(
+                    "replay",
+                    StoredAnswer(int(row[2]), json.loads(row[3]), str(row[4]).encode("utf-8")),
+                )
+            if row[5] > now:
+                return Claim(
+                    "in_progress", retry_after_s=max(1, min(5, (row[5] - now) // US_PER_S))
+                )
+            # The lease ran out: the request holding it died (or its answer was lost).
+            tx.execute(
+                f"UPDATE idempotency_records SET locked_until_us = :locked_until{_WHERE}",
+                fresh,
             )
             return Claim("new")
-        if row[0] != digest:
-            return Claim("reused")
-        if row[1] == "done":
-            return Claim(
-                "replay",
-                StoredAnswer(int(row[2]), json.loads(row[3]), str(row[4]).encode("utf-8")),
-            )
-        if row[5] > now:
-            return Claim("in_progress", retry_after_s=max(1, min(5, (row[5] - now) // US_PER_S)))
-        tx.execute(
-            f"UPDATE idempotency_records SET locked_until_us = :locked_until{_WHERE}",
-            {**scope.params(), "locked_until": now + lock_s * US_PER_S},
-        )
-        return Claim("new")
+        return Claim("in_progress", retry_after_s=1)
 
     return led.transact(work)
 
@@ -118,7 +173,7 @@ def complete(led: Ledger, scope: Scope, answer: StoredAnswer) -> None:
         tx.execute(
             "UPDATE idempotency_records SET state = 'done', status_code = :status,"
             f" response_headers = :headers, response_body = :body{_WHERE}"
-            " AND state = 'in_progress'",
+            f" AND state = 'in_progress' AND {_without_flush(tx)}",
             {
                 **scope.params(),
                 "status": answer.status_code,
@@ -132,11 +187,15 @@ def complete(led: Ledger, scope: Scope, answer: StoredAnswer) -> None:
 
 def release(led: Ledger, scope: Scope) -> None:
     """Forget a claimed request that failed (5xx): the client may retry with the key."""
-    led.transact(
-        lambda tx: tx.execute(
-            f"DELETE FROM idempotency_records{_WHERE} AND state = 'in_progress'", scope.params()
+
+    def work(tx: Tx) -> None:
+        tx.execute(
+            f"DELETE FROM idempotency_records{_WHERE} AND state = 'in_progress'"
+            f" AND {_without_flush(tx)}",
+            scope.params(),
         )
-    )
+
+    led.transact(work)
 
 
 def purge_expired(led: Ledger) -> int:
@@ -145,7 +204,8 @@ def purge_expired(led: Ledger) -> int:
     def work(tx: Tx) -> int:
         rows = tx.execute(
             "SELECT principal_id, method, path, idempotency_key FROM idempotency_records"
-            " WHERE expires_at_us <= :now ORDER BY expires_at_us LIMIT :limit",
+            f" WHERE expires_at_us <= :now AND {_without_flush(tx)}"
+            " ORDER BY expires_at_us LIMIT :limit",
             {"now": tx.now_us, "limit": PURGE_BATCH_MAX},
         )
         for row in rows:

@@ -33,6 +33,9 @@ class Settings:
     idempotency_lock_s: int = 60
     """How long an unfinished request holds its key before another attempt may take it."""
     idempotency_key_length_max: int = 255
+    key_cache_ttl_s: float = 2.0
+    """How long this process trusts a key it looked up (``api.principals.KeyCache``): a key
+    revoked by another process is refused here at most this long after; 0: no cache."""
     rate_limit_per_s: float = 50.0
     """Requests per second each key may sustain (an in-process token bucket)."""
     rate_limit_burst: int = 100

@@ -30,6 +30,7 @@ Nothing here needed ``cryptography`` directly beyond loading keys.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -60,6 +61,8 @@ BASE_COMPONENTS = ("@method", "@target-uri")
 BODY_COMPONENTS = ("content-type", "content-digest")
 IDEMPOTENCY_COMPONENT = "idempotency-key"
 SIGNATURE_LABEL = "vledger"
+PUBLIC_KEYS_CACHED_MAX = 10_000
+"""Ed25519 public keys kept loaded (loading one costs as much as a verification)."""
 
 
 class Sha256Digest(ContentDigest):
@@ -220,8 +223,13 @@ def required_components(fields: Sequence[tuple[str, str]], body: bytes) -> list[
 
 def public_key(key: ApiKey) -> Any:
     if key.alg is Alg.ED25519:
-        return ed25519.Ed25519PublicKey.from_public_bytes(key.material)
+        return _ed25519_public(key.material)
     return key.material
+
+
+@functools.lru_cache(maxsize=PUBLIC_KEYS_CACHED_MAX)
+def _ed25519_public(material: bytes) -> ed25519.Ed25519PublicKey:
+    return ed25519.Ed25519PublicKey.from_public_bytes(material)
 
 
 def verify_request(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from ledger import Account, Ledger, Result, Status, Transfer, TransferFlags
 from ledger.core.errors import StorageError
 from ledger.core.ledger import GroupCommit
+from ledger.core.values import BATCH_SIZE_MAX
 
 
 def transfers(count: int, tag: int) -> list[Transfer]:
@@ -154,3 +155,62 @@ def test_many_threads_sharing_one_ledger_each_get_their_answers(
     credited = [a.credits_posted for a in ledger.lookup_accounts(wallets)]
     assert credited == [sum(range(1, 26))] * threads
     assert ledger.check_integrity().ok
+
+
+class GatedRun:
+    """Stands in for the store: each batch waits for its own gate to open."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: list[int] = []
+        self.gates: dict[int, threading.Event] = {}
+
+    def gate(self, size: int) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(size, threading.Event())
+
+    def __call__(self, batch: Sequence[Transfer]) -> list[Result]:
+        with self.lock:
+            self.started.append(len(batch))
+        assert self.gate(len(batch)).wait(10)
+        return [Result(i, Status.CREATED) for i in range(len(batch))]
+
+
+def wait_until(check: Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if check():
+            return
+        threading.Event().wait(0.001)
+    raise AssertionError("timed out")
+
+
+def test_a_free_leaders_place_is_taken_while_callers_are_queued() -> None:
+    """Two callers' batches that do not fit in one group run side by side as soon as both
+    leaders' places are free (the caller first in the queue is woken to lead, and it wakes
+    the next one when a place is still free)."""
+    run = GatedRun()
+    group = GroupCommit(run, leaders_max=2)
+    big = BATCH_SIZE_MAX // 2 + 1
+    answers: dict[int, list[Result]] = {}
+
+    def call(tag: int, count: int) -> None:
+        answers[tag] = group.submit(transfers(count, tag))
+
+    threads = [threading.Thread(target=call, args=(tag, tag)) for tag in (1, 2)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: sorted(run.started) == [1, 2])  # both leaders busy
+    queued = [threading.Thread(target=call, args=(tag, big + tag)) for tag in (3, 4)]
+    for thread in queued:
+        thread.start()
+    wait_until(lambda: len(group._queue) == 2)
+    run.gate(1).set()
+    run.gate(2).set()
+    # Neither big batch may finish, yet both must start: two leaders, one batch each.
+    wait_until(lambda: sorted(run.started) == [1, 2, big + 3, big + 4])
+    run.gate(big + 3).set()
+    run.gate(big + 4).set()
+    for thread in [*threads, *queued]:
+        thread.join(10)
+    for tag, count in ((1, 1), (2, 2), (3, big + 3), (4, big + 4)):
+        assert answers[tag] == [Result(i, Status.CREATED) for i in range(count)]

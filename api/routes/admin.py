@@ -40,7 +40,10 @@ def revoke(
     require_role(caller, OPERATORS)
 
     def handle() -> Response:
-        if not revoke_key(context(request).ledger, key_id):
+        ctx = context(request)
+        revoked = revoke_key(ctx.ledger, key_id)
+        ctx.keys.forget(key_id)
+        if not revoked:
             raise ApiError("not_found", "no active key with this id")
         return json_response(200, {"key_id": key_id, "state": "revoked"})
 

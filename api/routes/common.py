@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from api.context import authenticate, context, raw_body
+from api.context import KeyNotInMemory, authenticate, context, raw_body
 from api.principals import ApiKey
 from api.problems import ApiError
 from api.schemas import account_flag_names, transfer_flag_names
@@ -19,9 +19,16 @@ PAGE_SIZE_MAX = 100
 
 
 async def signed(request: Request) -> ApiKey:
-    """The caller, once the body is read (size-limited) and the signature verified."""
+    """The caller, once the body is read (size-limited) and the signature verified.
+
+    A key this process looked up a moment ago is checked right here on the event loop
+    (a signature check is CPU only); otherwise a worker thread looks it up in the database.
+    """
     body = await raw_body(request)
-    return await run_in_threadpool(authenticate, request, body)
+    try:
+        return authenticate(request, body, from_memory=True)
+    except KeyNotInMemory:
+        return await run_in_threadpool(authenticate, request, body)
 
 
 def body_of(request: Request) -> bytes:

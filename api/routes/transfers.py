@@ -70,7 +70,7 @@ def create_transfers(request: Request, caller: Caller) -> Response:
                 f"at most {ctx.settings.transfers_per_request_max} transfers per request",
             )
         transfers = [_transfer(t) for t in data.transfers]
-        check_transfers(ctx.ledger, caller, transfers)
+        check_transfers(ctx.ledger, caller, transfers, owners=ctx.owners)
         results = ctx.ledger.create_transfers(transfers)
         return json_response(
             200,

@@ -144,13 +144,16 @@ def _check_transfers(transfers: Sequence[Transfer]) -> int:
 
 
 class _Request:
-    __slots__ = ("done", "error", "results", "transfers")
+    __slots__ = ("done", "error", "results", "transfers", "wake")
 
-    def __init__(self, transfers: Sequence[Transfer]) -> None:
+    def __init__(self, transfers: Sequence[Transfer], lock: threading.Lock) -> None:
         self.transfers = transfers
         self.results: list[Result] = []
         self.error: BaseException | None = None
         self.done = False
+        self.wake = threading.Condition(lock)
+        """Notified (under the group's lock) when this request is done, or when it is first
+        in the queue and a leader's place came free."""
 
 
 class GroupCommit:
@@ -158,7 +161,8 @@ class GroupCommit:
 
     A caller that finds fewer than ``leaders_max`` transactions running becomes a leader:
     it takes every queued request (up to the batch limit), runs them as one batch, hands
-    each its results, and wakes the others; one of them leads the next group. With two
+    each its results, and wakes their callers and the caller first in the queue, who leads
+    the next group (the others sleep on: one wake-up per caller, not one per group). With two
     leaders, one group is locked and applied while the other waits for its commit. Requests are
     concatenated in arrival order, which answers exactly as running them one after
     another would: a chain never spans two requests (an open chain at the end of a
@@ -169,28 +173,33 @@ class GroupCommit:
         self, run: Callable[[Sequence[Transfer]], list[Result]], *, leaders_max: int = 1
     ) -> None:
         self._run = run
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._leaders = 0
         self._leaders_max = leaders_max
 
     def submit(self, transfers: Sequence[Transfer]) -> list[Result]:
-        request = _Request(transfers)
-        with self._cond:
+        request = _Request(transfers, self._lock)
+        with self._lock:
             self._queue.append(request)
             while not request.done:
                 if self._leaders >= self._leaders_max or not self._queue:
-                    self._cond.wait()
+                    request.wake.wait()
                     continue
                 self._leaders += 1
                 group = self._take()
-                self._cond.release()
+                if self._queue and self._leaders < self._leaders_max:
+                    self._queue[0].wake.notify()  # what did not fit: another leader's place
+                self._lock.release()
                 try:
                     self._run_group(group)
                 finally:
-                    self._cond.acquire()
+                    self._lock.acquire()
                     self._leaders -= 1
-                    self._cond.notify_all()
+                    for done in group:
+                        done.wake.notify()
+                    if self._queue:
+                        self._queue[0].wake.notify()
         if request.error is not None:
             raise request.error
         return request.results
