@@ -94,7 +94,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import Ledger
 from ledger.core import currency as iso4217
-from ledger.core.store import from_us, to_us
+from ledger.core.store import from_us, last_transfer_column, to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows.parties import AccountCode
 from reconciliation.checkpoint import public_key_raw
@@ -351,17 +351,10 @@ class _Reading:
     sealed_seq: int
 
 
-def _last(side: str, column: str) -> str:
-    return (
-        f"(SELECT {column} FROM transfers WHERE {side}_account_id = a.id"
-        " AND created_at_us < :at ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
-    )
-
-
 _COUNTERS_BEFORE = (
     "SELECT a.id, "
     + ", ".join(
-        _last(side, column)
+        last_transfer_column(side, column, before="at")
         for side in ("debit", "credit")
         for column in (
             "created_at_us",

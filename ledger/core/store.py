@@ -313,9 +313,13 @@ def per_currency_problems(
     return problems
 
 
-def _last(side: str, column: str) -> str:
+def last_transfer_column(side: str, column: str, *, before: str | None = None) -> str:
+    """A scalar subquery: ``column`` of the last transfer on the ``side`` (``debit`` or
+    ``credit``) of account ``a`` (created before the parameter ``before`` names, if
+    given)."""
+    window = "" if before is None else f" AND created_at_us < :{before}"
     return (
-        f"(SELECT {column} FROM transfers WHERE {side}_account_id = a.id"
+        f"(SELECT {column} FROM transfers WHERE {side}_account_id = a.id{window}"
         " ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
     )
 
@@ -323,7 +327,7 @@ def _last(side: str, column: str) -> str:
 LAST_BALANCES_QUERY = (
     "SELECT a.id, a.debits_posted, a.credits_posted, "
     + ", ".join(
-        _last(side, column)
+        last_transfer_column(side, column)
         for side in ("debit", "credit")
         for column in (
             "created_at_us",
