@@ -188,16 +188,22 @@ def test_worker_runs_until_interrupted(tmp_path: Path) -> None:
     assert main(["migrate", "--database", url]) == 0
     env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
     log = tmp_path / "worker.log"
-    with (
-        log.open("wb") as log_file,
-        subprocess.Popen(
-            [sys.executable, "-m", "vledger", "worker", "--database", url],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        ) as worker,
-    ):
+    # A shell's background job (CI started with `&`) ignores SIGINT and a child inherits
+    # that, so Python would install no KeyboardInterrupt handler in the worker. A handled
+    # signal is reset to the default across exec: handle it here while the child starts.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with log.open("wb") as log_file:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "vledger", "worker", "--database", url],
+                cwd=REPO,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
         deadline = time.monotonic() + SERVE_WAIT_S
         while "Ctrl-C stops" not in log.read_text():
             assert worker.poll() is None, log.read_text()
@@ -207,3 +213,7 @@ def test_worker_runs_until_interrupted(tmp_path: Path) -> None:
         assert worker.poll() is None, log.read_text()  # still delivering
         worker.send_signal(signal.SIGINT)
         assert worker.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:  # a failed test leaves no worker behind
+            worker.kill()
+            worker.wait()
