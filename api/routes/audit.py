@@ -8,10 +8,14 @@ The jobs that read an outside record (a provider statement, a cash count) take a
 and run from ``vledger reconcile``.
 
 A run's files are served from ``Settings.reports_dir`` as the jobs laid them out
-(``<reports_dir>/<job>/<business date>/<run id>/``), and only the three names a run has
-(``summary.json``, ``detail.csv``, ``report.html``): the path is built from the run's row,
-never from the client. ``GET /v1/service-key`` never creates a key: when none can be
-loaded it answers 404.
+(``<reports_dir>/<job>/<business date>/<run id>/``), and only the names the run has: the
+three every run has (``summary.json``, ``detail.csv``, ``report.html``) and the files its
+job made, as its immutable row lists them with their SHA-256 (the ``pack`` job's
+``pack/...``; one whose bytes changed since is refused, 409 ``run_file_changed``). The
+folder comes from the run's row, the name must be one of those: a client's path never
+reaches the file system. The ``pack`` job signs with the service key this service is
+configured with. ``GET /v1/service-key`` never creates a key: when none can be loaded
+it answers 404.
 """
 
 from __future__ import annotations
