@@ -1,8 +1,23 @@
-"""``vledger serve``: the API under uvicorn, on SQLite by default or PostgreSQL by URL."""
+"""``vledger serve``: the API under uvicorn, on SQLite by default or PostgreSQL by URL.
+
+One process by default. ``workers`` > 1 (PostgreSQL only) runs that many processes under
+uvicorn's supervisor, sharing the listening socket: each builds its app from the database
+URL handed over in :data:`DATABASE_ENV` (:func:`app_from_env`). Everything the service
+does is safe from several processes at once (the group commit and the database's locks,
+the idempotency records, the sealer's lock, the sweeps, leased webhook deliveries,
+claimed reconciliation dates); what is per process: the per-key rate limit (each process
+allows the configured rate, so N processes allow up to N times it), and the caches of
+keys (2 s) and account owners (immutable).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
 from api.observability import configure_logging
@@ -11,14 +26,23 @@ from ledger import open_ledger
 
 HOST_DEFAULT = "127.0.0.1"
 PORT_DEFAULT = 8000
+DATABASE_ENV = "VLEDGER_SERVE_DATABASE"
+"""How :func:`serve` hands the database URL to its worker processes."""
 
 
-def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
-    """Uvicorn as the API wants it: our Date header and access log, not uvicorn's."""
+class ServeRefused(ValueError):
+    """``serve`` cannot run as asked (several processes on SQLite)."""
+
+
+def uvicorn_config(app: object, host: str, port: int, *, workers: int = 1) -> uvicorn.Config:
+    """Uvicorn as the API wants it: our Date header and access log, not uvicorn's. With
+    ``workers`` > 1, ``app`` is the import string of an app factory."""
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
+        workers=workers,
+        factory=workers > 1,
         date_header=False,
         server_header=False,
         access_log=False,
@@ -34,10 +58,42 @@ def serve(
     *,
     migrate: bool = True,
     settings: Settings | None = None,
+    workers: int = 1,
 ) -> None:
-    """Migrate (unless told not to), then serve until interrupted."""
+    """Migrate (unless told not to), then serve until interrupted, in ``workers``
+    processes (the default settings in each when more than one)."""
+    if workers < 1:
+        raise ServeRefused("workers must be 1 or more")
+    if workers > 1 and not database_url.startswith("postgresql"):
+        raise ServeRefused("several worker processes need PostgreSQL (SQLite has one writer)")
+    if workers > 1 and settings is not None:
+        raise ServeRefused("several worker processes run with the default settings")
     configure_logging()
     if migrate:
         open_ledger(database_url, migrate=True).close()
-    app = create_app(database_url, settings=settings)
-    uvicorn.Server(uvicorn_config(app, host, port)).run()
+    if workers == 1:
+        app = create_app(database_url, settings=settings)
+        uvicorn.Server(uvicorn_config(app, host, port)).run()
+        return
+    os.environ[DATABASE_ENV] = database_url
+    config = uvicorn_config(f"{__name__}:app_from_env", host, port, workers=workers)
+    Multiprocess(config, sockets=[tcp_socket(host, port)]).run()
+
+
+def tcp_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` that says it is TCP (``IPPROTO_TCP``, not 0, as
+    uvicorn's own ``bind_socket`` makes it): asyncio sets ``TCP_NODELAY`` only on such
+    sockets, and without it every answer waits about 40 ms for a delayed ACK. Inheritable,
+    for the worker processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def app_from_env() -> FastAPI:
+    """A worker process's app (``factory``): the database URL :func:`serve` handed over."""
+    configure_logging()
+    return create_app(os.environ[DATABASE_ENV])

@@ -1,10 +1,11 @@
 """The signed API under load, beside a trivial FastAPI route on the same server settings.
 
     python -m bench.http --database postgresql+psycopg://postgres@127.0.0.1:5432/test
-                         [--seconds 10] [--clients 16] [--runs 3] [--json]
+                         [--seconds 10] [--clients 16] [--runs 3] [--workers 1] [--json]
 
-Two servers run as subprocesses on 127.0.0.1, each one uvicorn process with
-:func:`api.server.uvicorn_config` (what ``vledger serve`` runs):
+Two servers run as subprocesses on 127.0.0.1, each ``--workers`` uvicorn processes
+(default 1) with :func:`api.server.uvicorn_config` (what ``vledger serve [--workers N]``
+runs):
 
 - **ledger**: :func:`api.server.serve` on a fresh database (PostgreSQL: a new database on
   the server the URL names, dropped afterwards; SQLite: a new file), default
@@ -95,18 +96,24 @@ def trivial_app() -> Any:
     return app
 
 
-def serve(kind: str, port: int, database: str) -> None:
-    """The server subprocess: ``vledger serve`` itself, or the trivial app."""
+def serve(kind: str, port: int, database: str, workers: int = 1) -> None:
+    """The server subprocess: ``vledger serve`` itself, or the trivial app, in ``workers``
+    processes each (uvicorn's supervisor, as ``vledger serve --workers``)."""
     if kind == "ledger":
         from api.server import serve as vledger_serve
 
-        vledger_serve(HOST, port, database, migrate=True)
+        vledger_serve(HOST, port, database, migrate=True, workers=workers)
         return
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from api.server import uvicorn_config
+    from api.server import tcp_socket, uvicorn_config
 
-    uvicorn.Server(uvicorn_config(trivial_app(), HOST, port)).run()
+    if workers == 1:
+        uvicorn.Server(uvicorn_config(trivial_app(), HOST, port)).run()
+        return
+    config = uvicorn_config(f"{__name__}:trivial_app", HOST, port, workers=workers)
+    Multiprocess(config, sockets=[tcp_socket(HOST, port)]).run()
 
 
 def free_port() -> int:
@@ -128,7 +135,7 @@ class Server:
 
 
 @contextmanager
-def server(kind: str, database: str, log_path: Path) -> Iterator[Server]:
+def server(kind: str, database: str, log_path: Path, workers: int) -> Iterator[Server]:
     port = free_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -142,6 +149,8 @@ def server(kind: str, database: str, log_path: Path) -> Iterator[Server]:
                 str(port),
                 "--database",
                 database,
+                "--workers",
+                str(workers),
             ],
             stdout=log_file,
             stderr=log_file,
@@ -323,6 +332,8 @@ class Report:
     database: dict[str, Any]
     clients: int
     seconds: float
+    workers: int = 1
+    """Server processes of each target."""
     windows: list[Window] = field(default_factory=list)
 
     def median(self, target: str, what: str) -> float:
@@ -346,6 +357,7 @@ class Report:
             "database": self.database,
             "clients": self.clients,
             "seconds": self.seconds,
+            "server_processes": self.workers,
             "signed_transfer_post": signed,
             "trivial_post": trivial,
             "ratio": ratio,
@@ -375,8 +387,9 @@ class Report:
     def table(self) -> str:
         data = self.as_json()
         lines = [
-            f"{self.clients} clients, {self.seconds:g} s windows, medians of "
-            f"{len(self.windows) // 2} runs ({data['database'].get('dialect')})",
+            f"{self.clients} clients, {self.workers} server process(es) each, {self.seconds:g} s"
+            f" windows, medians of {len(self.windows) // 2} runs"
+            f" ({data['database'].get('dialect')})",
             f"{'target':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}",
         ]
         for name, key in (
@@ -398,10 +411,12 @@ def debits_posted(shops: Sequence[Shop]) -> int:
     return sum(int(s.client.get_account(s.source)["debits_posted"]) for s in shops)
 
 
-def bench(database_url: str, *, clients: int, seconds: float, runs: int) -> Report:
+def bench(
+    database_url: str, *, clients: int, seconds: float, runs: int, workers: int = 1
+) -> Report:
     from bench.w1 import describe_database
 
-    report = Report(describe_database(database_url), clients, seconds)
+    report = Report(describe_database(database_url), clients, seconds, workers)
     with (
         fresh_ledger_url(database_url, BENCH_DATABASE) as database,
         tempfile.TemporaryDirectory(prefix="vledger-bench-http-") as tmp,
@@ -409,8 +424,8 @@ def bench(database_url: str, *, clients: int, seconds: float, runs: int) -> Repo
         folder = Path(tmp)
         pg.log(f"servers: ledger on {database.rsplit('@', 1)[-1]}, trivial; logs in {folder}")
         with (
-            server("ledger", database, folder / "ledger.log") as ledger,
-            server("trivial", database, folder / "trivial.log") as trivial,
+            server("ledger", database, folder / "ledger.log", workers) as ledger,
+            server("trivial", database, folder / "trivial.log", workers) as trivial,
         ):
             (folder / "keys").mkdir()
             shops = make_shops(database, ledger.base_url, clients, folder / "keys")
@@ -467,6 +482,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=CLIENTS_DEFAULT, help="threads")
     parser.add_argument("--runs", type=int, default=RUNS_DEFAULT, help="windows per target")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes of each target (default 1)"
+    )
     parser.add_argument("--serve", choices=("ledger", "trivial"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -476,15 +494,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--seconds must be in (0, 600]")
     if not 1 <= args.runs <= 20:
         parser.error("--runs must be 1..20")
+    if not 1 <= args.workers <= 16:
+        parser.error("--workers must be 1..16")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
-        serve(args.serve, args.port, args.database)
+        serve(args.serve, args.port, args.database, args.workers)
         return 0
-    report = bench(args.database, clients=args.clients, seconds=args.seconds, runs=args.runs)
+    report = bench(
+        args.database,
+        clients=args.clients,
+        seconds=args.seconds,
+        runs=args.runs,
+        workers=args.workers,
+    )
     print(json.dumps(report.as_json(), indent=2) if args.json else report.table())
     return 0
 

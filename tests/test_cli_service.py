@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from api.client import Client
+from api.keys import create_key
 from ledger import open_ledger
+from reconciliation.service_key import ENV_VAR as SERVICE_KEY_ENV
 from vledger.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +79,74 @@ def test_serve_migrates_then_answers_healthz_and_readyz(tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--port", "70000", "--database", "sqlite:///unused.db"]) == 2
     assert "--port must be 1..65535" in capsys.readouterr().err
+
+
+def test_serve_refuses_several_workers_on_sqlite_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/unused.db"
+    assert main(["serve", "--workers", "2", "--database", url]) == 2
+    assert "several worker processes need PostgreSQL" in capsys.readouterr().err
+    assert main(["serve", "--workers", "0", "--database", url]) == 2
+    assert "workers must be 1 or more" in capsys.readouterr().err
+    assert not (tmp_path / "unused.db").exists()  # refused before migrating
+
+
+def test_serve_with_two_workers_shares_the_port_and_the_money_adds_up(
+    tmp_path: Path, pg_url: str
+) -> None:
+    port = free_port()
+    assert main(["migrate", "--database", pg_url]) == 0
+    made = create_key(pg_url, "operator", "ops", out_path=tmp_path / "ops.pem")
+    env = {k: v for k, v in os.environ.items() if k != "VLEDGER_DATABASE"}
+    env[SERVICE_KEY_ENV] = str(tmp_path / "service-key.pem")  # the sealers' key, not ~
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "vledger", "serve", "--port", str(port), "--workers", "2"]
+    with (
+        log.open("wb") as log_file,
+        subprocess.Popen(
+            [*command, "--database", pg_url],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        ) as server,
+    ):
+        try:
+            deadline = time.monotonic() + SERVE_WAIT_S
+            while log.read_text().count("Application startup complete") < 2:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "vledger serve did not start two workers"
+                time.sleep(0.2)
+            base = f"http://127.0.0.1:{port}"
+            clients = [Client.from_key_file(base, made["key_id"], tmp_path / "ops.pem")]
+            clients.append(Client.from_key_file(base, made["key_id"], tmp_path / "ops.pem"))
+            bank = clients[0].create_account(id=str(uuid.uuid4()), currency="KES", code=999)
+            shop = clients[0].create_account(id=str(uuid.uuid4()), currency="KES", code=101)
+            for n in range(20):
+                [moved] = clients[n % 2].create_transfers(
+                    [
+                        {
+                            "id": str(uuid.uuid4()),
+                            "debit_account_id": bank["id"],
+                            "credit_account_id": shop["id"],
+                            "amount": n + 1,
+                            "currency": "KES",
+                            "code": 1,
+                        }
+                    ]
+                )
+                assert moved["status"] == "created"
+            assert clients[1].get_account(shop["id"])["credits_posted"] == sum(range(1, 21))
+            for client in clients:
+                client.close()
+            started = re.findall(r"Started server process \[(\d+)\]", log.read_text())
+            assert len(set(started)) == 2, log.read_text()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    with open_ledger(pg_url) as led:
+        assert led.check_integrity().ok
 
 
 def test_keys_create_writes_a_pkcs8_key_and_prints_the_principal(

@@ -8,7 +8,7 @@
                                        through the flows in process, no HTTP
     vledger expire  [--database URL]   void every hold whose timeout has passed
     vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
-    vledger serve   [--host H] [--port P] [--database URL]   the signed HTTP API
+    vledger serve   [--host H] [--port P] [--workers N] [--database URL]   the signed HTTP API
     vledger worker  [--database URL]   deliver webhooks and run the reconciliation schedule
                                        (procrastinate on PostgreSQL) until stopped
     vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
@@ -116,14 +116,24 @@ def _sweep(args: argparse.Namespace) -> int:
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (PostgreSQL only; default 1)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from api.server import serve
+    from api.server import ServeRefused, serve
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1..65535, not {args.port}")
-    serve(args.host, args.port, args.database, migrate=True)
+    try:
+        serve(args.host, args.port, args.database, migrate=True, workers=args.workers)
+    except ServeRefused as refused:
+        raise UsageError(f"--workers: {refused}") from None
     return EXIT_OK
 
 
