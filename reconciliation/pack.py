@@ -111,10 +111,10 @@ from reconciliation.seal import (
 from reconciliation.service_key import (
     ENV_VAR,
     ServiceKey,
-    default_key_path,
+    existing_service_key,
     load_public_key,
-    load_service_key,
     public_key_pem,
+    service_key_path,
 )
 
 if TYPE_CHECKING:
@@ -307,13 +307,13 @@ def period_of(request: JobRequest) -> Period:
 def signing_key(database_url: str, given: Path | None = None) -> ServiceKey:
     """The service key at ``given``, else as ``vledger seal`` finds it; never created
     here."""
-    from_env = os.environ.get(ENV_VAR)
-    path = given or (Path(from_env) if from_env else default_key_path(database_url))
-    if not path.is_file():
+    key = existing_service_key(database_url, given)
+    if key is None:
+        path = service_key_path(database_url, given)
         raise PackRefused(
             f"no service key at {path}: `vledger seal` makes one there, or set ${ENV_VAR}"
         )
-    return load_service_key(database_url, path)
+    return key
 
 
 def key_fingerprint(key: Ed25519PublicKey) -> str:

@@ -43,9 +43,11 @@ __all__ = [
     "ServiceKey",
     "ServiceKeyError",
     "default_key_path",
+    "existing_service_key",
     "load_public_key",
     "load_service_key",
     "public_key_pem",
+    "service_key_path",
 ]
 
 ENV_VAR = "VLEDGER_SERVICE_KEY"
@@ -90,17 +92,33 @@ def default_key_path(database_url: str) -> Path:
     return base / "vledger" / digest / KEY_FILE_NAME
 
 
+def service_key_path(database_url: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """The file the service key is (or is to be) in: ``path``, else ``$VLEDGER_SERVICE_KEY``,
+    else :func:`default_key_path`."""
+    if path is not None:
+        return Path(path)
+    from_env = os.environ.get(ENV_VAR)
+    return Path(from_env) if from_env else default_key_path(database_url)
+
+
 def load_service_key(database_url: str, path: str | os.PathLike[str] | None = None) -> ServiceKey:
     """The service key for the ledger at ``database_url`` (see the module docstring)."""
-    if path is not None:
-        return _load_or_create(Path(path))
-    from_env = os.environ.get(ENV_VAR)
-    if from_env:
-        env_path = Path(from_env)
-        if not env_path.is_file():
-            raise ServiceKeyError(f"${ENV_VAR} names {env_path}, which is not a file")
-        return ServiceKey(_read_private(env_path), env_path)
-    return _load_or_create(default_key_path(database_url))
+    found = service_key_path(database_url, path)
+    if path is None and os.environ.get(ENV_VAR):
+        if not found.is_file():
+            raise ServiceKeyError(f"${ENV_VAR} names {found}, which is not a file")
+        return ServiceKey(_read_private(found), found)
+    return _load_or_create(found)
+
+
+def existing_service_key(
+    database_url: str, path: str | os.PathLike[str] | None = None
+) -> ServiceKey | None:
+    """The service key when its file exists (as :func:`load_service_key` finds it), else
+    None: for readers and signers that must never create one."""
+    if not service_key_path(database_url, path).is_file():
+        return None
+    return load_service_key(database_url, path)
 
 
 def _load_or_create(path: Path) -> ServiceKey:

@@ -21,7 +21,6 @@ it answers 404.
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from datetime import date
 from pathlib import Path
@@ -42,12 +41,7 @@ from ledger.core.store import from_us
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import Run, get_run, list_runs
 from reconciliation.seal import BlockRow, read_blocks
-from reconciliation.service_key import (
-    ENV_VAR,
-    ServiceKeyError,
-    default_key_path,
-    load_service_key,
-)
+from reconciliation.service_key import ServiceKeyError, existing_service_key
 
 runs_router = APIRouter(prefix="/v1/reconciliation/runs", tags=["audit"])
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -313,18 +307,6 @@ def checkpoints(
     )
 
 
-def _key_file(database_url: str, path: str | None) -> Path | None:
-    """The file ``load_service_key`` would read, or None when it would have to create
-    one (or the environment names none)."""
-    if path is not None:
-        found = Path(path)
-    elif os.environ.get(ENV_VAR):
-        found = Path(os.environ[ENV_VAR])
-    else:
-        found = default_key_path(database_url)
-    return found if found.is_file() else None
-
-
 @router.get(
     "/service-key",
     summary="The service's Ed25519 public key (PEM), which signs the checkpoints",
@@ -340,10 +322,10 @@ def service_key(request: Request, caller: Caller) -> Response:
     require_role(caller, READ_ALL)
     database_url: str = request.app.state.ledger_url
     path = context(request).settings.service_key_path
-    if _key_file(database_url, path) is None:
-        raise ApiError("not_found", "no service key is configured here", 404)
     try:
-        key = load_service_key(database_url, path)
+        key = existing_service_key(database_url, path)
     except (ServiceKeyError, OSError):
         raise ApiError("not_found", "the service key cannot be loaded", 404) from None
+    if key is None:
+        raise ApiError("not_found", "no service key is configured here", 404)
     return Response(key.public_pem(), media_type=PEM_CONTENT_TYPE)
