@@ -47,6 +47,17 @@ WINDOW_CLOSED = "window.closed"
 WINDOW_SETTLED = "window.settled"
 SUSPENSE_RETURNED = "suspense.returned"
 CHECKPOINT_SEALED = "checkpoint.sealed"
+VILLAGER_REGISTERED = "villager.registered"
+VILLAGER_ACTIVATION_CODE = "villager.activation_code"
+VILLAGER_ACTIVATION_FAILED = "villager.activation_failed"
+VILLAGER_ACTIVATED = "villager.activated"
+VILLAGER_PIN_VERIFIED = "villager.pin_verified"
+VILLAGER_PIN_FAILED = "villager.pin_failed"
+VILLAGER_PIN_LOCKED = "villager.pin_locked"
+VILLAGER_PIN_CHANGED = "villager.pin_changed"
+VILLAGER_UNLOCKED = "villager.unlocked"
+VILLAGER_RESET = "villager.reset"
+VILLAGER_PHONE_CHANGED = "villager.phone_changed"
 
 EVENTS_PAGE_MAX = 1000
 

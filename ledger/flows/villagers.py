@@ -1,0 +1,770 @@
+"""Villagers as principals: a phone number, a PIN, a language, a KYC tier, a state.
+
+A villager is a party of kind ``villager`` (its ``wallet`` and KYC tier live in
+:mod:`ledger.flows.parties`) with a ``villagers`` row that makes it a principal:
+
+- **phone**: E.164, validated and normalised with ``phonenumbers``, unique; a number
+  without its country code is refused (``phone_invalid``), as is anything that is not a
+  phone number or longer than :data:`PHONE_INPUT_LENGTH_MAX`;
+- **PIN**: 4-6 ASCII digits, hashed with argon2id (``argon2-cffi``'s PasswordHasher);
+  the PIN in clear is never stored, logged, put in an event or in an exception message;
+  trivially weak PINs (one digit repeated, a straight run up or down: ``0000``,
+  ``1234``, ``654321``) are refused with ``pin_too_weak``;
+- **language** (``en``, ``sw``), the **KYC tier** (the party's, ``tier0`` on
+  registration) and a **state**: ``pending_activation`` -> ``active`` <-> ``locked``.
+
+Lifecycle:
+
+- :func:`register_villager`: an agent registers the villager at its station (the party,
+  the wallet and the villager row in one transaction, idempotent by the villager id); a
+  one-time activation code (:data:`ACTIVATION_CODE_DIGITS` digits, argon2id-hashed at
+  rest, single use, valid :data:`ACTIVATION_CODE_TTL_S`, void after
+  :data:`ACTIVATION_CODE_TRIES_MAX` wrong tries) goes **only** to the villager, as an
+  outbox event ``villager.activation_code`` addressed to it (the SMS issue sends it);
+  the agent's answer never holds it, or the agent could set the PIN.
+- :func:`activate`: the villager sets the PIN with the code -> ``active``.
+- :func:`verify_pin` / :func:`verify_pin_by_phone`: each its own transaction, so a wrong
+  try is committed even though the caller's money transaction will not run;
+  :data:`PIN_TRIES_MAX` wrong tries in a row lock the PIN. An unknown phone runs the same
+  path as a wrong PIN: one argon2 verify (against :data:`DUMMY_PIN_HASH`) and the same
+  ``pin_invalid``.
+- :func:`change_pin`: the PIN, then a new one.
+- :func:`unlock`: always forces a new PIN through a fresh activation code (state back to
+  ``pending_activation``); the registering agent may do a first unlock, an operator any;
+  a second unlock within :data:`UNLOCK_WINDOW_S` needs an operator. It also re-issues a
+  code to a villager whose code expired or went void before activation.
+- :func:`reset` (forgot PIN) and :func:`change_phone`: operators only.
+
+SIM-swap hold: a second unlock within :data:`UNLOCK_WINDOW_S`, a reset or a phone change
+holds wallet debits above the tier's per-transaction limit for :data:`SIM_SWAP_HOLD_S`
+(:func:`debit_hold_until_in`, :func:`check_debit_allowed_in` ``sim_swap_hold``).
+
+Events (``party_id`` = ``subject_id`` = the villager; no PIN, hash or code in any
+payload except the code in ``villager.activation_code``): ``villager.registered``,
+``villager.activation_code``, ``villager.activation_failed``, ``villager.activated``,
+``villager.pin_verified``, ``villager.pin_failed``, ``villager.pin_locked``,
+``villager.pin_changed``, ``villager.unlocked``, ``villager.reset``,
+``villager.phone_changed``.
+
+Villagers onboarded by an operator through ``POST /v1/parties`` (kind ``villager``) have
+no row here: they stay **receive-only wallets**. They have no PIN, so they can give no
+consent, so nothing may debit their wallet; registering them as principals is not
+possible under the same id (``villager_id_reused``): an agent could otherwise take over a
+wallet it did not open.
+
+Argon2 runs inside the transaction, under the villager's row lock: tries on one villager
+queue one after the other, so parallel guesses cannot pass :data:`PIN_TRIES_MAX`. The
+flows are synchronous; the API calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import phonenumbers
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ledger.core.ledger import Ledger
+from ledger.core.store import from_us
+from ledger.core.tx import Row, Tx
+from ledger.flows import events, limits, parties
+from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
+from ledger.flows.parties import Kind
+
+__all__ = [
+    "ACTIVATION_CODE_DIGITS",
+    "ACTIVATION_CODE_TRIES_MAX",
+    "ACTIVATION_CODE_TTL_S",
+    "DUMMY_PIN_HASH",
+    "PHONE_INPUT_LENGTH_MAX",
+    "PIN_LENGTH_MAX",
+    "PIN_LENGTH_MIN",
+    "PIN_TRIES_MAX",
+    "REGISTRATION_TIER",
+    "SIM_SWAP_HOLD_S",
+    "UNLOCK_WINDOW_S",
+    "Language",
+    "State",
+    "Villager",
+    "activate",
+    "change_phone",
+    "change_pin",
+    "check_debit_allowed_in",
+    "debit_hold_until_in",
+    "get_villager",
+    "get_villager_in",
+    "normalise_phone",
+    "register_villager",
+    "reset",
+    "unlock",
+    "verify_pin",
+    "verify_pin_by_phone",
+]
+
+PIN_LENGTH_MIN = 4
+PIN_LENGTH_MAX = 6
+PIN_TRIES_MAX = 3
+"""Wrong PIN tries in a row that lock the PIN."""
+ACTIVATION_CODE_DIGITS = 8
+ACTIVATION_CODE_TTL_S = 86_400
+"""How long an activation code stays valid: a day to receive the SMS and type it."""
+ACTIVATION_CODE_TRIES_MAX = 3
+"""Wrong tries that void an activation code."""
+UNLOCK_WINDOW_S = 30 * 86_400
+"""A second unlock within this long of the last one needs an operator (and a hold)."""
+SIM_SWAP_HOLD_S = 48 * 3_600
+"""How long wallet debits above the tier's per-transaction limit are held."""
+PHONE_INPUT_LENGTH_MAX = 32
+"""The longest phone number text accepted before parsing (spaces and dashes included)."""
+REGISTRATION_TIER = "tier0"
+"""The KYC tier of a villager an agent registers: a phone number, nothing more."""
+
+_HASHER = PasswordHasher()
+DUMMY_PIN_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$DaEpdmYQ0pRp+2U6bjG7iA"
+    "$5u7VrGLRtFAtLnnwAQ9wi2fvTcKvcx4glQpjKUr3lYQ"
+)
+"""A hash of a random secret nobody kept, with the hasher's parameters: an unknown phone
+is verified against it so that it costs what a wrong PIN costs."""
+
+_PHONE_CHARACTERS = frozenset("+0123456789 -()")
+_NAME_FORBIDDEN = frozenset("<>")
+_US = 1_000_000
+
+T = TypeVar("T")
+
+
+class Language(StrEnum):
+    EN = "en"
+    SW = "sw"
+
+
+class State(StrEnum):
+    PENDING_ACTIVATION = "pending_activation"
+    ACTIVE = "active"
+    LOCKED = "locked"
+
+
+class _CodeReason(StrEnum):
+    REGISTRATION = "registration"
+    UNLOCK = "unlock"
+    RESET = "reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Villager:
+    """A villager principal as it is now (no PIN hash, no code)."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    """The agent that registered it."""
+    name: str
+    currency: str
+    phone: str
+    """E.164."""
+    language: Language
+    kyc_tier: str
+    state: State
+    pin_tries_left: int
+    unlocked_at: datetime | None
+    debit_hold_until: datetime | None
+    """End of a SIM-swap hold (it may lie in the past)."""
+    created_at: datetime
+    updated_at: datetime
+    wallet_id: uuid.UUID
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def normalise_phone(raw: object) -> str:
+    """``raw`` as E.164 (``+254712345678``); :class:`Refused` ``phone_invalid``."""
+    if (
+        not isinstance(raw, str)
+        or not 1 <= len(raw) <= PHONE_INPUT_LENGTH_MAX
+        or not raw.startswith("+")
+        or not set(raw) <= _PHONE_CHARACTERS
+    ):
+        raise Refused(
+            "phone_invalid",
+            f"a phone number is + and its country code, then the number"
+            f" (at most {PHONE_INPUT_LENGTH_MAX} characters: digits, spaces, dashes)",
+        )
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise Refused("phone_invalid", "that is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise Refused("phone_invalid", "that is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _check_pin(pin: object, what: str = "a PIN") -> str:
+    if (
+        not isinstance(pin, str)
+        or not PIN_LENGTH_MIN <= len(pin) <= PIN_LENGTH_MAX
+        or not pin.isascii()
+        or not pin.isdigit()
+    ):
+        raise Refused("pin_format_invalid", f"{what} is {PIN_LENGTH_MIN}-{PIN_LENGTH_MAX} digits")
+    return pin
+
+
+def _check_new_pin(pin: object) -> str:
+    """A PIN to set: well formed and not trivially guessed."""
+    checked = _check_pin(pin, "a new PIN")
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(checked)}
+    if steps in ({0}, {1}, {-1}):
+        raise Refused("pin_too_weak", "one digit repeated or a straight run is too easy to guess")
+    return checked
+
+
+def _check_code(code: object) -> str:
+    if (
+        not isinstance(code, str)
+        or len(code) != ACTIVATION_CODE_DIGITS
+        or not code.isascii()
+        or not code.isdigit()
+    ):
+        raise Refused(
+            "activation_code_invalid", f"an activation code is {ACTIVATION_CODE_DIGITS} digits"
+        )
+    return code
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or any(c in _NAME_FORBIDDEN or not c.isprintable() for c in name):
+        raise Refused("name_invalid", "a name is printable text without < or >")
+    return name
+
+
+def _matches(hashed: str, secret: str) -> bool:
+    """Whether ``secret`` is what ``hashed`` hashes: one argon2 verify, always."""
+    try:
+        return _HASHER.verify(hashed, secret)
+    except VerifyMismatchError:
+        return False
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**ACTIVATION_CODE_DIGITS):0{ACTIVATION_CODE_DIGITS}d}"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "v.party_id, v.agent_id, p.name, p.currency, v.phone, v.language, p.kyc_tier, v.state,"
+    " v.pin_tries_failed, v.unlocked_at_us, v.debit_hold_until_us, v.created_at_us,"
+    " v.updated_at_us, v.pin_hash, v.registration_sha256"
+)
+_FROM = " FROM villagers v JOIN parties p ON p.id = v.party_id"
+
+
+def _villager(row: Row) -> Villager:
+    return Villager(
+        id=row[0],
+        agent_id=row[1],
+        name=row[2],
+        currency=row[3],
+        phone=row[4],
+        language=Language(row[5]),
+        kyc_tier=row[6],
+        state=State(row[7]),
+        pin_tries_left=max(PIN_TRIES_MAX - int(row[8]), 0),
+        unlocked_at=None if row[9] is None else from_us(row[9]),
+        debit_hold_until=None if row[10] is None else from_us(row[10]),
+        created_at=from_us(row[11]),
+        updated_at=from_us(row[12]),
+        wallet_id=parties.account_id(row[0], parties.Role.WALLET),
+    )
+
+
+def _row(tx: Tx, where: str, params: dict[str, Any], *, lock: bool) -> Row | None:
+    lock_sql = " FOR UPDATE OF v" if lock and tx.dialect == "postgresql" else ""
+    return tx.one(f"SELECT {_COLUMNS}{_FROM} WHERE {where}{lock_sql}", params)
+
+
+def get_villager_in(tx: Tx, villager_id: uuid.UUID) -> Villager | None:
+    """The villager principal, or ``None`` (also for a receive-only villager party)."""
+    row = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=False)
+    return None if row is None else _villager(row)
+
+
+def get_villager(led: Ledger, villager_id: uuid.UUID) -> Villager:
+    """The villager principal; :class:`NotFound` ``villager_not_found``."""
+    found = led.transact(lambda tx: get_villager_in(tx, villager_id))
+    if found is None:
+        raise NotFound("villager_not_found", f"no villager {villager_id}")
+    return found
+
+
+def _locked(tx: Tx, villager_id: uuid.UUID) -> Row:
+    row = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=True)
+    if row is None:
+        raise NotFound("villager_not_found", f"no villager {villager_id}")
+    return row
+
+
+def _emit(tx: Tx, event_type: str, villager_id: uuid.UUID, **payload: Any) -> None:
+    events.emit(
+        tx,
+        event_type,
+        {"villager_id": str(villager_id), **payload},
+        party_id=villager_id,
+        subject_id=villager_id,
+    )
+
+
+def _iso(at_us: int) -> str:
+    return from_us(at_us).isoformat().replace("+00:00", "Z")
+
+
+def _settle(led: Ledger, work: Callable[[Tx], T | FlowError]) -> T:
+    """Run ``work``, commit what it wrote, and raise the refusal it returned (a wrong
+    try is a refusal that must stay written)."""
+    outcome = led.transact(work)
+    if isinstance(outcome, FlowError):
+        raise outcome
+    return outcome
+
+
+# -- activation codes -----------------------------------------------------------------------
+
+
+def _issue_code(tx: Tx, row: Row, reason: _CodeReason, code: str, code_hash: str) -> None:
+    """Void any open code of the villager, store a new one and send it to the villager."""
+    villager_id = row[0]
+    tx.execute(
+        "UPDATE villager_activation_codes SET state = 'void', resolved_at_us = :now"
+        " WHERE villager_id = :v AND state = 'open'",
+        {"v": villager_id, "now": tx.now_us},
+    )
+    expires_at_us = tx.now_us + ACTIVATION_CODE_TTL_S * _US
+    tx.execute(
+        "INSERT INTO villager_activation_codes (id, villager_id, code_hash, reason, state,"
+        " tries_failed, created_at_us, expires_at_us)"
+        " VALUES (:id, :v, :hash, :reason, 'open', 0, :now, :expires)",
+        {
+            "id": uuid.uuid4(),
+            "v": villager_id,
+            "hash": code_hash,
+            "reason": reason.value,
+            "now": tx.now_us,
+            "expires": expires_at_us,
+        },
+    )
+    _emit(
+        tx,
+        events.VILLAGER_ACTIVATION_CODE,
+        villager_id,
+        phone=row[4],
+        language=row[5],
+        code=code,
+        reason=reason.value,
+        expires_at=_iso(expires_at_us),
+    )
+
+
+def _open_code(tx: Tx, villager_id: uuid.UUID) -> Row | None:
+    return tx.one(
+        "SELECT id, code_hash, tries_failed, expires_at_us FROM villager_activation_codes"
+        f" WHERE villager_id = :v AND state = 'open'{tx.for_update}",
+        {"v": villager_id},
+    )
+
+
+def _resolve_code(tx: Tx, code_id: uuid.UUID, state: str, tries_failed: int) -> None:
+    tx.execute(
+        "UPDATE villager_activation_codes SET state = :state, tries_failed = :tries,"
+        " resolved_at_us = :resolved WHERE id = :id",
+        {
+            "state": state,
+            "tries": tries_failed,
+            "resolved": None if state == "open" else tx.now_us,
+            "id": code_id,
+        },
+    )
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def _registration_sha256(**fields: str) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def register_villager(
+    led: Ledger,
+    *,
+    villager_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    phone: str,
+    name: str,
+    currency: str,
+    language: str,
+) -> Villager:
+    """An agent registers a villager at its station: the party (``tier0``), its wallet and
+    the villager row, and a first activation code sent to the villager alone. The same
+    request again answers the same villager and sends nothing; another request under the
+    same id is a :class:`Conflict` ``villager_id_reused``; a phone already registered is
+    ``phone_taken``."""
+    e164 = normalise_phone(phone)
+    if language not in set(Language):
+        raise Refused("language_not_supported", f"a language is one of {', '.join(Language)}")
+    _check_name(name)
+    digest = _registration_sha256(
+        agent=str(agent_id), phone=e164, name=name, currency=currency, language=language
+    )
+    code = _new_code()
+    code_hash = _HASHER.hash(code)
+
+    def work(tx: Tx) -> Villager:
+        existing = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=False)
+        if existing is not None:
+            if existing[14] != digest:
+                raise Conflict("villager_id_reused", f"villager {villager_id} was another request")
+            return _villager(existing)
+        _check_new_registration(tx, villager_id, agent_id, e164, currency)
+        parties.onboard_in(
+            tx,
+            party_id=villager_id,
+            kind=Kind.VILLAGER,
+            name=name,
+            currency=currency,
+            kyc_tier=REGISTRATION_TIER,
+        )
+        tx.execute(
+            "INSERT INTO villagers (party_id, agent_id, phone, language, state, pin_hash,"
+            " pin_tries_failed, registration_sha256, created_at_us, updated_at_us)"
+            " VALUES (:id, :agent, :phone, :language, 'pending_activation', NULL, 0,"
+            " :digest, :now, :now)",
+            {
+                "id": villager_id,
+                "agent": agent_id,
+                "phone": e164,
+                "language": language,
+                "digest": digest,
+                "now": tx.now_us,
+            },
+        )
+        row = _locked(tx, villager_id)
+        _emit(tx, events.VILLAGER_REGISTERED, villager_id, agent_id=str(agent_id))
+        _issue_code(tx, row, _CodeReason.REGISTRATION, code, code_hash)
+        return _villager(row)
+
+    return led.transact(work)
+
+
+def _check_new_registration(
+    tx: Tx, villager_id: uuid.UUID, agent_id: uuid.UUID, phone: str, currency: str
+) -> None:
+    agent = parties.get_party(tx, agent_id, Kind.AGENT)
+    if agent.currency != currency:
+        raise Refused("currency_mismatch", f"agent {agent_id} works in {agent.currency}")
+    if parties.find_party(tx, villager_id) is not None:
+        raise Conflict("villager_id_reused", f"party {villager_id} exists already")
+    if tx.one("SELECT 1 FROM villagers WHERE phone = :p", {"p": phone}) is not None:
+        raise Conflict("phone_taken", "that phone number is registered to another villager")
+
+
+# -- activation -------------------------------------------------------------------------------
+
+
+def activate(led: Ledger, *, phone: str, activation_code: str, pin: str) -> Villager:
+    """The villager sets the PIN with the activation code -> ``active``. A wrong code is
+    counted (and committed); the :data:`ACTIVATION_CODE_TRIES_MAX`-th voids it.
+    :class:`Refused` ``activation_code_invalid`` (also for an unknown phone),
+    ``activation_code_expired``, ``activation_code_void``, ``pin_format_invalid``,
+    ``pin_too_weak``."""
+    e164 = normalise_phone(phone)
+    _check_code(activation_code)
+    pin_hash = _HASHER.hash(_check_new_pin(pin))
+
+    def work(tx: Tx) -> Villager | FlowError:
+        row = _row(tx, "v.phone = :phone", {"phone": e164}, lock=True)
+        code = None if row is None else _open_code(tx, row[0])
+        if row is None or code is None:
+            _matches(DUMMY_PIN_HASH, activation_code)
+            return Refused("activation_code_invalid", "no such activation code for that phone")
+        if tx.now_us >= code[3]:
+            _resolve_code(tx, code[0], "void", code[2])
+            return Refused("activation_code_expired", "the code expired: ask for a new one")
+        if not _matches(code[1], activation_code):
+            return _wrong_code(tx, row[0], code)
+        _resolve_code(tx, code[0], "used", code[2])
+        _set_pin(tx, row[0], pin_hash, State.ACTIVE)
+        _emit(tx, events.VILLAGER_ACTIVATED, row[0])
+        return _villager(_locked(tx, row[0]))
+
+    return _settle(led, work)
+
+
+def _wrong_code(tx: Tx, villager_id: uuid.UUID, code: Row) -> Refused:
+    tries = int(code[2]) + 1
+    left = ACTIVATION_CODE_TRIES_MAX - tries
+    _resolve_code(tx, code[0], "open" if left > 0 else "void", tries)
+    _emit(tx, events.VILLAGER_ACTIVATION_FAILED, villager_id, tries_left=max(left, 0))
+    if left > 0:
+        return Refused("activation_code_invalid", f"wrong activation code; {left} tries left")
+    return Refused("activation_code_void", "wrong activation code; the code is now void")
+
+
+def _set_pin(tx: Tx, villager_id: uuid.UUID, pin_hash: str | None, state: State) -> None:
+    tx.execute(
+        "UPDATE villagers SET pin_hash = :hash, state = :state, pin_tries_failed = 0,"
+        " updated_at_us = :now WHERE party_id = :id",
+        {"hash": pin_hash, "state": state.value, "now": tx.now_us, "id": villager_id},
+    )
+
+
+# -- PIN checks ---------------------------------------------------------------------------
+
+
+def verify_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str) -> Villager:
+    """Check the villager's PIN in a transaction of its own (a wrong try stays counted);
+    the villager. :class:`Refused` ``pin_invalid`` (tries left in the detail),
+    ``pin_locked``, ``villager_not_active``, ``pin_format_invalid``; :class:`NotFound`
+    ``villager_not_found``."""
+    _check_pin(pin)
+
+    def work(tx: Tx) -> Villager | FlowError:
+        return _verify_in(tx, _locked(tx, villager_id), pin)
+
+    return _settle(led, work)
+
+
+def verify_pin_by_phone(led: Ledger, *, phone: str, pin: str) -> Villager:
+    """:func:`verify_pin` for the villager of ``phone``. An unknown phone takes the same
+    path as a wrong PIN: one argon2 verify, against :data:`DUMMY_PIN_HASH`, and
+    ``pin_invalid``."""
+    e164 = normalise_phone(phone)
+    _check_pin(pin)
+
+    def work(tx: Tx) -> Villager | FlowError:
+        row = _row(tx, "v.phone = :phone", {"phone": e164}, lock=True)
+        return _verify_in(tx, row, pin)
+
+    return _settle(led, work)
+
+
+def _verify_in(tx: Tx, row: Row | None, pin: str) -> Villager | Refused:
+    """Verify ``pin`` for ``row`` (``None``: an unknown phone) and record the try."""
+    if row is None:
+        _matches(DUMMY_PIN_HASH, pin)
+        return _pin_invalid(PIN_TRIES_MAX - 1)
+    state = State(row[7])
+    if state is State.LOCKED:
+        return Refused("pin_locked", "the PIN is locked: an agent or an operator unlocks it")
+    if state is not State.ACTIVE:
+        return Refused("villager_not_active", "the villager has not set a PIN yet")
+    if not _matches(row[13], pin):
+        return _wrong_pin(tx, row)
+    if int(row[8]) or _HASHER.check_needs_rehash(row[13]):
+        _rehash_and_clear(tx, row, pin)
+    _emit(tx, events.VILLAGER_PIN_VERIFIED, row[0])
+    return _villager(_locked(tx, row[0]))
+
+
+def _pin_invalid(left: int) -> Refused:
+    return Refused("pin_invalid", f"wrong PIN; {left} tries left")
+
+
+def _wrong_pin(tx: Tx, row: Row) -> Refused:
+    villager_id, tries = row[0], int(row[8]) + 1
+    left = max(PIN_TRIES_MAX - tries, 0)
+    state = State.LOCKED if left == 0 else State.ACTIVE
+    tx.execute(
+        "UPDATE villagers SET pin_tries_failed = :tries, state = :state, updated_at_us = :now"
+        " WHERE party_id = :id",
+        {"tries": tries, "state": state.value, "now": tx.now_us, "id": villager_id},
+    )
+    _emit(tx, events.VILLAGER_PIN_FAILED, villager_id, tries_left=left)
+    if state is State.LOCKED:
+        _emit(tx, events.VILLAGER_PIN_LOCKED, villager_id, tries_failed=tries)
+        return Refused("pin_locked", f"wrong PIN {tries} times: the PIN is now locked")
+    return _pin_invalid(left)
+
+
+def _rehash_and_clear(tx: Tx, row: Row, pin: str) -> None:
+    new_hash = _HASHER.hash(pin) if _HASHER.check_needs_rehash(row[13]) else row[13]
+    _set_pin(tx, row[0], new_hash, State.ACTIVE)
+
+
+def change_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str, new_pin: str) -> Villager:
+    """The villager changes the PIN: the current one is checked (and a wrong one counted,
+    as in :func:`verify_pin`), then the new one set. ``pin_unchanged`` when they match."""
+    _check_pin(pin)
+    if _check_new_pin(new_pin) == pin:
+        raise Refused("pin_unchanged", "the new PIN is the PIN")
+    new_hash = _HASHER.hash(new_pin)
+
+    def work(tx: Tx) -> Villager | FlowError:
+        checked = _verify_in(tx, _locked(tx, villager_id), pin)
+        if isinstance(checked, FlowError):
+            return checked
+        _set_pin(tx, villager_id, new_hash, State.ACTIVE)
+        _emit(tx, events.VILLAGER_PIN_CHANGED, villager_id)
+        return _villager(_locked(tx, villager_id))
+
+    return _settle(led, work)
+
+
+# -- unlock, reset, phone change ------------------------------------------------------------
+
+
+def _hold_until_us(tx: Tx) -> int:
+    return tx.now_us + SIM_SWAP_HOLD_S * _US
+
+
+def _recently_unlocked(tx: Tx, row: Row) -> bool:
+    return row[9] is not None and tx.now_us - int(row[9]) < UNLOCK_WINDOW_S * _US
+
+
+def unlock(
+    led: Ledger,
+    *,
+    villager_id: uuid.UUID,
+    agent_id: uuid.UUID | None = None,
+    operator_id: uuid.UUID | None = None,
+) -> Villager:
+    """Unlock a locked PIN (or re-issue the code of a villager not yet active): the PIN is
+    dropped and a fresh activation code sent, so the villager sets a new one. Exactly one
+    of ``agent_id`` (the registering agent, a first unlock only) or ``operator_id``. A
+    second unlock within :data:`UNLOCK_WINDOW_S` needs an operator (``operator_required``)
+    and starts the SIM-swap hold. ``villager_not_locked`` for an active villager."""
+    if (agent_id is None) == (operator_id is None):
+        raise Refused("actor_invalid", "an unlock is by one agent or one operator")
+    code = _new_code()
+    code_hash = _HASHER.hash(code)
+
+    def work(tx: Tx) -> Villager:
+        row = _locked(tx, villager_id)
+        if agent_id is not None and row[1] != agent_id:
+            raise NotFound("villager_not_found", f"no villager {villager_id}")
+        if State(row[7]) is State.ACTIVE:
+            raise Refused("villager_not_locked", "the villager is active: nothing to unlock")
+        second = _recently_unlocked(tx, row)
+        if second and operator_id is None:
+            raise Refused("operator_required", "a second unlock within 30 days needs an operator")
+        hold_us = _hold_until_us(tx) if second else row[10]
+        tx.execute(
+            "UPDATE villagers SET state = 'pending_activation', pin_hash = NULL,"
+            " pin_tries_failed = 0, unlocked_at_us = :now, debit_hold_until_us = :hold,"
+            " updated_at_us = :now WHERE party_id = :id",
+            {"now": tx.now_us, "hold": hold_us, "id": villager_id},
+        )
+        by = {"agent_id": str(agent_id)} if agent_id else {"operator_id": str(operator_id)}
+        hold = {"debit_hold_until": _iso(hold_us)} if second else {}
+        _emit(tx, events.VILLAGER_UNLOCKED, villager_id, **by, **hold)
+        _issue_code(tx, row, _CodeReason.UNLOCK, code, code_hash)
+        return _villager(_locked(tx, villager_id))
+
+    return led.transact(work)
+
+
+def reset(led: Ledger, *, villager_id: uuid.UUID, operator_id: uuid.UUID) -> Villager:
+    """An operator resets a forgotten PIN: a fresh activation code, the state back to
+    ``pending_activation``, and the SIM-swap hold."""
+    code = _new_code()
+    code_hash = _HASHER.hash(code)
+
+    def work(tx: Tx) -> Villager:
+        row = _locked(tx, villager_id)
+        hold_us = _hold_until_us(tx)
+        tx.execute(
+            "UPDATE villagers SET state = 'pending_activation', pin_hash = NULL,"
+            " pin_tries_failed = 0, debit_hold_until_us = :hold, updated_at_us = :now"
+            " WHERE party_id = :id",
+            {"now": tx.now_us, "hold": hold_us, "id": villager_id},
+        )
+        _emit(
+            tx,
+            events.VILLAGER_RESET,
+            villager_id,
+            operator_id=str(operator_id),
+            debit_hold_until=_iso(hold_us),
+        )
+        _issue_code(tx, row, _CodeReason.RESET, code, code_hash)
+        return _villager(_locked(tx, villager_id))
+
+    return led.transact(work)
+
+
+def change_phone(
+    led: Ledger, *, villager_id: uuid.UUID, operator_id: uuid.UUID, phone: str
+) -> Villager:
+    """An operator moves the villager to a new phone number; the PIN stays (whoever holds
+    the new SIM still needs it) and the SIM-swap hold starts. The event names both
+    numbers, so both can be told. The same number again changes nothing."""
+    e164 = normalise_phone(phone)
+
+    def work(tx: Tx) -> Villager:
+        row = _locked(tx, villager_id)
+        if row[4] == e164:
+            return _villager(row)
+        taken = tx.one("SELECT party_id FROM villagers WHERE phone = :p", {"p": e164})
+        if taken is not None:
+            raise Conflict("phone_taken", "that phone number is registered to another villager")
+        hold_us = _hold_until_us(tx)
+        tx.execute(
+            "UPDATE villagers SET phone = :phone, debit_hold_until_us = :hold,"
+            " updated_at_us = :now WHERE party_id = :id",
+            {"phone": e164, "hold": hold_us, "now": tx.now_us, "id": villager_id},
+        )
+        _emit(
+            tx,
+            events.VILLAGER_PHONE_CHANGED,
+            villager_id,
+            operator_id=str(operator_id),
+            old_phone=row[4],
+            new_phone=e164,
+            debit_hold_until=_iso(hold_us),
+        )
+        return _villager(_locked(tx, villager_id))
+
+    return led.transact(work)
+
+
+# -- the SIM-swap hold --------------------------------------------------------------------
+
+
+def debit_hold_until_in(tx: Tx, villager_id: uuid.UUID) -> int | None:
+    """When the villager's SIM-swap hold ends (microseconds since 1970 UTC), or ``None``
+    when no hold is in force now."""
+    row = tx.one(
+        "SELECT debit_hold_until_us FROM villagers WHERE party_id = :id", {"id": villager_id}
+    )
+    if row is None or row[0] is None or int(row[0]) <= tx.now_us:
+        return None
+    return int(row[0])
+
+
+def check_debit_allowed_in(tx: Tx, *, villager_id: uuid.UUID, amount_minor: int) -> None:
+    """:class:`Refused` ``sim_swap_hold`` when a SIM-swap hold is in force and
+    ``amount_minor`` is above the per-transaction limit of the villager's tier; a debit at
+    or below it, or with no hold, passes."""
+    until_us = debit_hold_until_in(tx, villager_id)
+    if until_us is None:
+        return
+    party = parties.get_party(tx, villager_id, Kind.VILLAGER)
+    assert party.kyc_tier is not None  # the database holds it for villagers
+    tier = limits.tier_limits_in(tx, currency=party.currency, tier=party.kyc_tier)
+    if amount_minor > tier.per_transaction_max_minor:
+        raise Refused(
+            "sim_swap_hold",
+            f"after a PIN reset or phone change, debits above"
+            f" {tier.per_transaction_max_minor} wait until {_iso(until_us)}",
+        )
