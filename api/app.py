@@ -36,6 +36,7 @@ from api.routes import (
     settlement,
     system,
     transfers,
+    villagers,
     webhooks,
 )
 from api.settings import Settings
@@ -193,6 +194,7 @@ def create_app(
         settlement.payouts_router,
         audit.runs_router,
         audit.router,
+        villagers.router,
     ):
         app.include_router(router)
     install_openapi(app)

@@ -41,6 +41,9 @@ from api.schemas import (
     SignedRecordIn,
     TransferBatchCreate,
     TransferCreate,
+    VillagerCreate,
+    VillagerPhoneChange,
+    VillagerStep,
     WebhookEndpointCreate,
     WebhookSecretRotate,
     WindowClose,
@@ -85,6 +88,9 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         PayoutConfirm,
         PayoutFail,
         RunCreate,
+        VillagerCreate,
+        VillagerStep,
+        VillagerPhoneChange,
     )
 }
 OPTIONAL_BODIES = frozenset(
@@ -95,6 +101,7 @@ OPTIONAL_BODIES = frozenset(
         "WebhookSecretRotate",
         "CashOutConfirm",
         "CashOutCancel",
+        "VillagerStep",
     }
 )
 """Request models whose every field has a default: the body may be left out."""

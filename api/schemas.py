@@ -1045,3 +1045,78 @@ class CheckpointOut(BaseModel):
 class CheckpointList(BaseModel):
     data: list[CheckpointOut]
     has_more: bool
+
+
+# -- villagers ------------------------------------------------------------------------------
+
+PhoneText = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=1, max_length=32),
+    Field(description="E.164 with its country code; spaces and dashes are dropped"),
+]
+LanguageName = Literal["en", "sw"]
+
+
+class VillagerCreate(Request):
+    """An agent registers a villager at its station. ``id`` is the client's permanent id
+    for the villager (a new UUID). An agent leaves ``agent_id`` out (it is the caller); an
+    operator names the agent. The activation code goes to the villager's phone, never into
+    this answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3e1b7c2a-9d4f-4a6b-8c0e-1f2a3b4c5d6e",
+                    "phone": "+254 712 345 678",
+                    "name": "Wanjiru Kamau",
+                    "currency": "KES",
+                    "language": "sw",
+                }
+            ]
+        }
+    )
+
+    id: uuid.UUID
+    agent_id: uuid.UUID | None = None
+    phone: PhoneText
+    name: Name
+    currency: Currency
+    language: LanguageName
+
+
+class VillagerStep(Request):
+    """No parameters (unlock, reset). The body may be empty."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
+
+
+class VillagerPhoneChange(Request):
+    """The villager's new phone number (operators only)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"phone": "+254 722 000 111"}]})
+
+    phone: PhoneText
+
+
+class VillagerOut(BaseModel):
+    """A villager principal: never its PIN, PIN hash or activation code."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID = Field(description="the agent that registered the villager")
+    name: str
+    currency: str
+    phone: str = Field(description="E.164")
+    language: LanguageName
+    kyc_tier: str
+    state: Literal["pending_activation", "active", "locked"]
+    pin_tries_left: int
+    wallet_id: uuid.UUID
+    unlocked_at: datetime | None
+    debit_hold_until: datetime | None = Field(
+        description="end of a SIM-swap hold on wallet debits above the tier's"
+        " per-transaction limit (may lie in the past)"
+    )
+    created_at: datetime
+    updated_at: datetime
