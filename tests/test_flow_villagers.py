@@ -5,6 +5,7 @@ debits for 48 hours. Every story runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -600,3 +601,55 @@ def test_eight_parallel_wrong_guesses_get_three_tries_and_no_more(
     assert sorted(outcomes) == ["pin_invalid"] * 2 + ["pin_locked"] * 6
     assert types_of(ledger, wanjiru.id).count(events.VILLAGER_PIN_FAILED) == villagers.PIN_TRIES_MAX
     assert villagers.get_villager(ledger, wanjiru.id).state is State.LOCKED
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_the_command_line_registers_unlocks_resets_and_rephones(
+    ledger: Ledger, db_url: str, agent: uuid.UUID, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vledger.cli import main
+
+    base = ["--database", db_url]
+    registered = [
+        "villagers", "register", "--agent", str(agent), "--phone", "+254 712 345 678",
+        "--name", "Wanjiru", "--currency", KES, "--language", "sw",
+    ]  # fmt: skip
+    assert main([*registered, *base]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    wanjiru = uuid.UUID(printed["id"])
+    assert (printed["phone"], printed["state"]) == (PHONE, "pending_activation")
+    assert activation_code(ledger, wanjiru) not in json.dumps(printed)
+
+    villagers.activate(
+        ledger, phone=PHONE, activation_code=activation_code(ledger, wanjiru), pin="2580"
+    )
+    lock(ledger, wanjiru)
+    assert main(["villagers", "unlock", str(wanjiru), "--agent", str(agent), *base]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "pending_activation"
+    operator = ["--operator", str(OPERATOR)]
+    assert main(["villagers", "reset", str(wanjiru), *operator, *base]) == 0
+    assert json.loads(capsys.readouterr().out)["debit_hold_until"] is not None
+    assert main(["villagers", "phone", str(wanjiru), "--phone", OTHER_PHONE, *operator, *base]) == 0
+    assert json.loads(capsys.readouterr().out)["phone"] == OTHER_PHONE
+
+
+def test_the_command_line_answers_bad_input_in_one_line_with_exit_2(
+    ledger: Ledger, db_url: str, agent: uuid.UUID, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vledger.cli import main
+
+    base = ["--database", db_url]
+    local = [
+        "villagers", "register", "--agent", str(agent), "--phone", "0712345678",
+        "--name", "Wanjiru", "--currency", KES, "--language", "en",
+    ]  # fmt: skip
+    assert main([*local, *base]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vledger villagers: phone_invalid") and err.count("\n") == 1
+    assert main(["villagers", "reset", str(uuid.uuid4()), *base]) == 2  # no --operator
+    capsys.readouterr()
+    assert main(["villagers", "reset", str(uuid.uuid4()), "--operator", str(OPERATOR), *base]) == 2
+    assert capsys.readouterr().err.startswith("vledger villagers: villager_not_found")
+    assert main(["villagers", "unlock", "not-a-uuid", "--agent", str(agent), *base]) == 2

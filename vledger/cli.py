@@ -17,6 +17,9 @@
                           [--out DIR] [--threshold N] [--database URL]
     vledger variance list [--state S] [--agent ID] | approve ID --operator NAME
                    | reject ID --operator NAME --reason TEXT   cash-count variances
+    vledger villagers register --agent ID --phone P --name N --currency C --language L [--id ID]
+                    | unlock ID (--agent ID | --operator ID) | reset ID --operator ID
+                    | phone ID --phone P --operator ID      villagers as principals
     vledger seal    [--key FILE] [--database URL]   seal committed transfers into blocks
     vledger audit export --out DIR [--from F] [--to T] [--database URL]
     vledger verify DIR --public-key FILE            check an export offline
@@ -320,6 +323,65 @@ def _variance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _villagers_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="villagers_action", required=True, metavar="ACTION")
+    register = actions.add_parser(
+        "register", help="register a villager at an agent's station (the code goes to her phone)"
+    )
+    register.add_argument("--agent", required=True, type=uuid.UUID, metavar="AGENT_ID")
+    register.add_argument("--phone", required=True, help="E.164, with the country code")
+    register.add_argument("--name", required=True)
+    register.add_argument("--currency", required=True, metavar="ISO4217")
+    register.add_argument("--language", required=True, choices=("en", "sw"))
+    register.add_argument(
+        "--id", type=uuid.UUID, default=None, metavar="UUID", help="the villager's id (new)"
+    )
+    unlock = actions.add_parser("unlock", help="unlock a PIN: a fresh activation code")
+    who = unlock.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent", type=uuid.UUID, metavar="AGENT_ID", help="a first unlock")
+    who.add_argument("--operator", type=uuid.UUID, metavar="OPERATOR_ID")
+    reset = actions.add_parser("reset", help="reset a forgotten PIN (48 h hold on large debits)")
+    reset.add_argument("--operator", required=True, type=uuid.UUID, metavar="OPERATOR_ID")
+    phone = actions.add_parser("phone", help="move to a new phone number (48 h hold)")
+    phone.add_argument("--operator", required=True, type=uuid.UUID, metavar="OPERATOR_ID")
+    phone.add_argument("--phone", required=True, help="E.164, with the country code")
+    for action in (register, unlock, reset, phone):
+        if action is not register:
+            action.add_argument("villager_id", type=uuid.UUID, metavar="VILLAGER_ID")
+        _database_argument(action)
+
+
+def _villagers(args: argparse.Namespace) -> int:
+    """One villager step through :mod:`ledger.flows.villagers`; the villager as JSON (never
+    a PIN, hash or activation code)."""
+    from api.routes.villagers import villager_out
+    from ledger.flows import villagers
+
+    with open_ledger(args.database) as led:
+        if args.villagers_action == "register":
+            done = villagers.register_villager(
+                led,
+                villager_id=args.id or uuid.uuid4(),
+                agent_id=args.agent,
+                phone=args.phone,
+                name=args.name,
+                currency=args.currency,
+                language=args.language,
+            )
+        elif args.villagers_action == "unlock":
+            done = villagers.unlock(
+                led, villager_id=args.villager_id, agent_id=args.agent, operator_id=args.operator
+            )
+        elif args.villagers_action == "reset":
+            done = villagers.reset(led, villager_id=args.villager_id, operator_id=args.operator)
+        else:
+            done = villagers.change_phone(
+                led, villager_id=args.villager_id, operator_id=args.operator, phone=args.phone
+            )
+    print(json.dumps(villager_out(done)))
+    return EXIT_OK
+
+
 def _seal_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
@@ -426,6 +488,9 @@ COMMANDS: dict[str, Command] = {
     "variance": Command(
         _variance, "list, approve or reject cash-count variances", _variance_arguments
     ),
+    "villagers": Command(
+        _villagers, "register villagers; unlock, reset or re-phone them", _villagers_arguments
+    ),
     "seal": Command(_seal, "seal committed transfers into signed blocks", _seal_arguments),
     "audit": Command(_audit, "export the sealed journal for auditors", _audit_arguments),
     "verify": Command(_verify, "verify an audit export offline", _verify_arguments),
@@ -433,7 +498,7 @@ COMMANDS: dict[str, Command] = {
 
 NO_DATABASE = frozenset({"verify"})
 """Commands that never open a database."""
-OWN_DATABASE = frozenset({"keys", "audit", "variance"})
+OWN_DATABASE = frozenset({"keys", "audit", "variance", "villagers"})
 """Commands whose actions each take their own ``--database``."""
 
 
