@@ -228,3 +228,14 @@ def test_openapi_documents_the_villager_routes_and_no_pin_route(api: Harness) ->
     }
     out = doc["components"]["schemas"]["VillagerOut"]["properties"]
     assert not {name for name in out if "hash" in name or "code" in name or name == "pin"}
+
+
+def test_a_villager_id_is_never_a_principals_id(api: Harness) -> None:
+    """Events addressed to the villager (its activation code among them) go to the webhooks
+    of the principal with its id: a storefront's id would hand the code to the shop."""
+    station = Station(api)
+    shop = api.key("storefront")["principal_id"]
+
+    refused(station.register(id=shop), 422, "principal_mismatch")
+    refused(station.register(id=station.agent_id), 422, "principal_mismatch")
+    assert api.ledger.transact(lambda tx: villagers.get_villager_in(tx, uuid.UUID(shop))) is None

@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import argon2
@@ -636,8 +637,13 @@ def test_the_command_line_registers_unlocks_resets_and_rephones(
 
 
 def test_the_command_line_answers_bad_input_in_one_line_with_exit_2(
-    ledger: Ledger, db_url: str, agent: uuid.UUID, capsys: pytest.CaptureFixture[str]
+    ledger: Ledger,
+    db_url: str,
+    agent: uuid.UUID,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
+    from api.keys import create_key
     from vledger.cli import main
 
     base = ["--database", db_url]
@@ -653,3 +659,8 @@ def test_the_command_line_answers_bad_input_in_one_line_with_exit_2(
     assert main(["villagers", "reset", str(uuid.uuid4()), "--operator", str(OPERATOR), *base]) == 2
     assert capsys.readouterr().err.startswith("vledger villagers: villager_not_found")
     assert main(["villagers", "unlock", "not-a-uuid", "--agent", str(agent), *base]) == 2
+    capsys.readouterr()
+    shop = create_key(db_url, "storefront", "shop", "ed25519", tmp_path / "shop.key")
+    taken = ["--phone", PHONE, "--id", shop["principal_id"]]
+    assert main([*local[:4], *taken, *local[6:], *base]) == 2
+    assert "no key principal's id" in capsys.readouterr().err

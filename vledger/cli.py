@@ -354,11 +354,14 @@ def _villagers_arguments(parser: argparse.ArgumentParser) -> None:
 def _villagers(args: argparse.Namespace) -> int:
     """One villager step through :mod:`ledger.flows.villagers`; the villager as JSON (never
     a PIN, hash or activation code)."""
-    from api.routes.villagers import villager_out
+    from api.access import principal_role
+    from api.routes.villagers import NOT_A_PRINCIPAL, villager_out
     from ledger.flows import villagers
 
     with open_ledger(args.database) as led:
         if args.villagers_action == "register":
+            if args.id is not None and principal_role(led, args.id) is not None:
+                raise UsageError(NOT_A_PRINCIPAL)
             done = villagers.register_villager(
                 led,
                 villager_id=args.id or uuid.uuid4(),

@@ -16,7 +16,9 @@ reset (forgot PIN), phone change    operators only (both start the SIM-swap hold
 No answer carries a PIN, its hash or an activation code: the code goes to the villager's
 phone as an outbox event. Setting, changing and checking a PIN are not routes: they are
 the villager's own steps (USSD, a later issue), flow functions until then. Registration is
-idempotent by the villager ``id`` as well as by the Idempotency-Key.
+idempotent by the villager ``id`` as well as by the Idempotency-Key. A villager's id is
+never a key principal's id (``principal_mismatch``): events addressed to the villager,
+its activation code among them, would otherwise reach that principal's webhooks.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from api.access import READ_ALL, require_role
+from api.access import READ_ALL, principal_role, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
 from api.problems import ApiError, flow_call
@@ -43,6 +45,7 @@ Caller = Annotated[ApiKey, Depends(signed)]
 REGISTRARS = frozenset({Role.AGENT, Role.OPERATOR})
 READERS = frozenset({Role.AGENT}) | READ_ALL
 OPERATORS = frozenset({Role.OPERATOR})
+NOT_A_PRINCIPAL = "a villager's id is no key principal's id (its events would go to that principal)"
 
 
 def villager_out(v: Villager) -> dict[str, Any]:
@@ -102,6 +105,8 @@ def register(request: Request, caller: Caller) -> Response:
     def handle() -> Response:
         data = parse(request, body, VillagerCreate)
         agent_id = _registering_agent(caller, data.agent_id)
+        if principal_role(led, data.id) is not None:
+            raise ApiError("principal_mismatch", NOT_A_PRINCIPAL)
         made = flow_call(
             lambda: villagers.register_villager(
                 led,
