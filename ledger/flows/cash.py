@@ -26,7 +26,19 @@ Money (each operation one linked batch, all or nothing, idempotent by the client
   quoted at request time. :func:`cancel_cash_out` voids both holds;
   :func:`sweep_cash_outs` voids the timed-out ones (``expired``).
   :func:`cash_out_in` is the **one-shot** cash-out an offline phone captured: the same
-  transfers, posted at once.
+  transfers, posted at once (the wallet's side by posting the hold its offline withdrawal
+  code made: :func:`hold_offline_withdrawal_in`).
+
+Consent (:mod:`ledger.flows.consent`): no cash-out without the villager's. A two-phase
+cash-out needs a ``withdrawal`` consent for that agent and exact amount: either the
+villager starts it with the PIN (:func:`start_withdrawal`; the agent then confirms the
+hand-over with :func:`confirm_cash_out`, M-Pesa's model) or the agent's request carries a
+code the villager made (:func:`request_cash_out` with ``consent_code``). A one-shot cash-out
+needs an ``offline_withdrawal`` code, whose hold it posts. Without consent:
+``consent_required`` and nothing held; a wrong code ``consent_invalid`` (counted, see
+:func:`ledger.flows.consent.check_code`), ``consent_expired``, ``consent_rate_limited``.
+A replayed request (same id, same request) answers the stored cash-out before any consent
+is looked at, so a spent code does not refuse its own replay.
 
 States of a cash-out: ``requested`` -> ``completed`` | ``cancelled`` | ``expired``; a
 one-shot cash-out is born ``completed``. Refusals (:class:`~ledger.flows.errors.Refused`
@@ -67,8 +79,17 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import events, fees, limits, parties
+from ledger.flows import events, fees, limits, parties, wallets
 from ledger.flows.agent_float import check_amount, check_float_low, check_id, submit_linked
+from ledger.flows.consent import (
+    Consent,
+    HeldWithdrawal,
+    Purpose,
+    by_pin,
+    check_code,
+    held_withdrawal_in,
+    require_in,
+)
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.limits import Direction
 from ledger.flows.parties import Kind, Party, Role
@@ -99,12 +120,15 @@ __all__ = [
     "confirm_cash_out_in",
     "get_cash_in",
     "get_cash_out",
+    "hold_offline_withdrawal_in",
     "list_cash_ins",
     "list_cash_outs",
     "minimum_cash_out_minor",
     "request_cash_out",
     "request_cash_out_in",
+    "start_withdrawal",
     "sweep_cash_outs",
+    "void_offline_withdrawal_in",
 ]
 
 CASH_IN_CODE = 701
@@ -388,8 +412,7 @@ def cash_in_in(
             currency=currency,
             id_base=uuid.uuid5(cash_in_id, "cash_in:fees"),
         )
-    submit_linked(tx, legs, _shortages(agent, villager))
-    limits.check_balance_in(tx, villager=villager)
+    submit_linked(tx, legs, _shortages(agent, villager))  # checks the wallet's KYC maximum
     commission = (
         0 if quote is None else quote.agent_commission_minor + quote.platform_commission_minor
     )
@@ -610,11 +633,23 @@ def cash_out(
     agent_id: uuid.UUID,
     villager_id: uuid.UUID,
     amount_minor: int,
+    consent_code: str | None,
     device_id: uuid.UUID | None = None,
+    caller_id: uuid.UUID | None = None,
 ) -> CashOut:
-    """A one-shot cash-out, posted at once (what an offline capture becomes): the
-    wallet pays ``amount_minor`` to the agent's float and the fee legs, and the agent's
-    cash-on-hand shrinks by ``amount_minor``."""
+    """A one-shot cash-out, posted at once (what an offline capture becomes), with the
+    villager's ``offline_withdrawal`` code: the hold the code made on the wallet posts
+    ``amount_minor`` to the agent's float, the fee legs are paid at the fee quoted when
+    the code was made, and the agent's cash-on-hand shrinks by ``amount_minor``.
+    ``caller_id`` (default: the agent) is whose wrong codes are counted."""
+    request = (agent_id, villager_id, amount_minor, device_id)
+    replayed = _replay_first(led, cash_out_id, CashOutMode.ONE_SHOT, request)
+    if replayed is not None:
+        return replayed
+    given = _checked(
+        led, caller_id or agent_id, villager_id, consent_code, Purpose.OFFLINE_WITHDRAWAL,
+        amount_minor, agent_id,
+    )  # fmt: skip
     return led.transact(
         lambda tx: cash_out_in(
             tx,
@@ -622,6 +657,7 @@ def cash_out(
             agent_id=agent_id,
             villager_id=villager_id,
             amount_minor=amount_minor,
+            consent=given,
             device_id=device_id,
         )
     )
@@ -634,9 +670,11 @@ def cash_out_in(
     agent_id: uuid.UUID,
     villager_id: uuid.UUID,
     amount_minor: int,
+    consent: Consent | None,
     device_id: uuid.UUID | None = None,
 ) -> CashOut:
-    """:func:`cash_out` inside a transaction someone else opened."""
+    """:func:`cash_out` inside a transaction someone else opened, with the consent
+    :func:`ledger.flows.consent.check_code` gave for the offline withdrawal code."""
     check_id(cash_out_id, "cash_out_id")
     check_id(agent_id, "agent_id")
     check_id(villager_id, "villager_id")
@@ -647,21 +685,23 @@ def cash_out_in(
     )
     if replayed is not None:
         return replayed
+    require_in(
+        tx,
+        consent,
+        villager_id=villager_id,
+        purpose=Purpose.OFFLINE_WITHDRAWAL,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+        used_for=cash_out_id,
+    )
+    assert consent is not None  # require_in refuses None
+    held = held_withdrawal_in(tx, consent)
     agent, villager = _parties(tx, agent_id, villager_id)
     currency = agent.currency
-    quote, _, day = _price_cash_out(tx, agent, villager, amount_minor)
+    quote = None if held.quote is None else fees.Quote(**json.loads(held.quote))
+    day = held.utc_day  # counted in the villager's usage when the code was made
     wallet = villager.account(Role.WALLET)
-    legs = [
-        _leg(
-            cash_out_id,
-            "cash_out:debit",
-            wallet,
-            agent.account(Role.FLOAT),
-            amount_minor,
-            currency,
-            CASH_OUT_CODE,
-        )
-    ]
+    legs = [_resolve(cash_out_id, "cash_out:post", held.hold_id, CASH_OUT_CODE, post=amount_minor)]
     if quote is not None:
         legs += fees.fee_transfers(
             tx,
@@ -701,7 +741,84 @@ def cash_out_in(
     return found
 
 
+def hold_offline_withdrawal_in(
+    tx: Tx,
+    *,
+    consent_id: uuid.UUID,
+    agent: Party,
+    villager: Party,
+    amount_minor: int,
+    timeout_s: int,
+) -> HeldWithdrawal:
+    """What an offline withdrawal code does when it is made
+    (:func:`ledger.flows.consent.make_code`): check the minimum, quote the fee, count the
+    amount in the villager's cash-out usage today, and hold ``amount_minor`` + fee of the
+    wallet towards the agent's float (core ``PENDING``, ``timeout_s``), as a two-phase
+    request holds it. ``wallet_short`` when the wallet cannot."""
+    quote, fee, day = _price_cash_out(tx, agent, villager, amount_minor)
+    hold = _leg(
+        consent_id,
+        "consent:offline_hold",
+        villager.account(Role.WALLET),
+        agent.account(Role.FLOAT),
+        amount_minor + fee,
+        agent.currency,
+        CASH_OUT_CODE,
+        pending_s=timeout_s,
+    )
+    submit_linked(tx, [hold], _shortages(agent, villager))
+    stored = None if quote is None else json.dumps(dataclasses.asdict(quote))
+    return HeldWithdrawal(hold.id, stored, day)
+
+
+def void_offline_withdrawal_in(tx: Tx, *, consent_id: uuid.UUID, hold_id: uuid.UUID) -> None:
+    """Give back the hold of an offline withdrawal code that will not be used (voided);
+    a hold the core already expired needs nothing more."""
+    void = _resolve(consent_id, "consent:offline_void", hold_id, CASH_OUT_CODE, post=None)
+    results = tx.create_transfers([void])
+    if results[0].status not in (Status.CREATED, Status.PENDING_TRANSFER_EXPIRED):
+        raise InvariantViolation(f"void of offline code hold {hold_id}: {results[0].status}")
+    wallets.after_transfers_in(tx, [void], results)  # the villager's release receipt
+
+
 # -- cash-out: two-phase ------------------------------------------------------------------
+
+
+def _replay_first(
+    led: Ledger,
+    cash_out_id: uuid.UUID,
+    mode: CashOutMode,
+    request: tuple[uuid.UUID, uuid.UUID, int, uuid.UUID | None],
+) -> CashOut | None:
+    """The stored cash-out of a replayed request, before any consent is looked at."""
+    check_id(cash_out_id, "cash_out_id")
+    return led.transact(lambda tx: _replayed_cash_out(tx, cash_out_id, mode, request))
+
+
+def _checked(
+    led: Ledger,
+    caller_id: uuid.UUID,
+    villager_id: uuid.UUID,
+    consent_code: str | None,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID,
+    *,
+    rate_limit: bool = True,
+) -> Consent | None:
+    """The consent ``consent_code`` gives (its own transaction), ``None`` for no code."""
+    if consent_code is None:
+        return None
+    return check_code(
+        led,
+        caller_id=caller_id,
+        villager_id=villager_id,
+        code=consent_code,
+        purpose=purpose,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+        rate_limit=rate_limit,
+    )
 
 
 def request_cash_out(
@@ -711,11 +828,23 @@ def request_cash_out(
     agent_id: uuid.UUID,
     villager_id: uuid.UUID,
     amount_minor: int,
+    consent_code: str | None,
     timeout_s: int = CASH_OUT_TIMEOUT_S,
+    caller_id: uuid.UUID | None = None,
 ) -> CashOut:
-    """Reserve a cash-out: hold ``amount_minor`` + fee of the wallet and ``amount_minor``
-    of the agent's cash-on-hand until the agent confirms, the villager cancels, or
-    ``timeout_s`` passes (see the module docstring)."""
+    """Reserve a cash-out with the villager's withdrawal code for this agent and amount:
+    hold ``amount_minor`` + fee of the wallet and ``amount_minor`` of the agent's
+    cash-on-hand until the agent confirms, the villager cancels, or ``timeout_s`` passes
+    (see the module docstring). ``caller_id`` (default: the agent) is whose wrong codes
+    are counted. No code: ``consent_required``, nothing held."""
+    request = (agent_id, villager_id, amount_minor, None)
+    replayed = _replay_first(led, cash_out_id, CashOutMode.TWO_PHASE, request)
+    if replayed is not None:
+        return replayed
+    given = _checked(
+        led, caller_id or agent_id, villager_id, consent_code, Purpose.WITHDRAWAL,
+        amount_minor, agent_id,
+    )  # fmt: skip
     return led.transact(
         lambda tx: request_cash_out_in(
             tx,
@@ -723,6 +852,45 @@ def request_cash_out(
             agent_id=agent_id,
             villager_id=villager_id,
             amount_minor=amount_minor,
+            consent=given,
+            timeout_s=timeout_s,
+        )
+    )
+
+
+def start_withdrawal(
+    led: Ledger,
+    *,
+    cash_out_id: uuid.UUID,
+    villager_id: uuid.UUID,
+    pin: str,
+    agent_id: uuid.UUID,
+    amount_minor: int,
+    timeout_s: int = CASH_OUT_TIMEOUT_S,
+) -> CashOut:
+    """The villager starts a withdrawal at ``agent_id`` with the PIN (USSD later; M-Pesa's
+    model): the same hold as :func:`request_cash_out`, and the agent confirms the
+    hand-over with :func:`confirm_cash_out`. A wrong PIN holds nothing."""
+    request = (agent_id, villager_id, amount_minor, None)
+    replayed = _replay_first(led, cash_out_id, CashOutMode.TWO_PHASE, request)
+    if replayed is not None:
+        return replayed
+    given = by_pin(
+        led,
+        villager_id=villager_id,
+        pin=pin,
+        purpose=Purpose.WITHDRAWAL,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+    )
+    return led.transact(
+        lambda tx: request_cash_out_in(
+            tx,
+            cash_out_id=cash_out_id,
+            agent_id=agent_id,
+            villager_id=villager_id,
+            amount_minor=amount_minor,
+            consent=given,
             timeout_s=timeout_s,
         )
     )
@@ -735,9 +903,11 @@ def request_cash_out_in(
     agent_id: uuid.UUID,
     villager_id: uuid.UUID,
     amount_minor: int,
+    consent: Consent | None,
     timeout_s: int = CASH_OUT_TIMEOUT_S,
 ) -> CashOut:
-    """:func:`request_cash_out` inside a transaction someone else opened."""
+    """:func:`request_cash_out` inside a transaction someone else opened, with the
+    villager's ``withdrawal`` consent for this agent and amount."""
     check_id(cash_out_id, "cash_out_id")
     check_id(agent_id, "agent_id")
     check_id(villager_id, "villager_id")
@@ -754,6 +924,15 @@ def request_cash_out_in(
     )
     if replayed is not None:
         return replayed
+    require_in(
+        tx,
+        consent,
+        villager_id=villager_id,
+        purpose=Purpose.WITHDRAWAL,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+        used_for=cash_out_id,
+    )
     agent, villager = _parties(tx, agent_id, villager_id)
     currency = agent.currency
     quote, fee, day = _price_cash_out(tx, agent, villager, amount_minor)
@@ -866,12 +1045,14 @@ def _void_holds(tx: Tx, cash_out_id: uuid.UUID, step: str) -> None:
         _resolve(cash_out_id, f"cash_out:{step}", hold_id, CASH_OUT_CODE, post=None),
         _resolve(cash_out_id, f"cash_out:{step}_cash", cash_hold_id, CASH_PAID_CODE, post=None),
     ]
-    for result in tx.create_transfers(voids):
+    results = tx.create_transfers(voids)
+    for result in results:
         if result.status not in (Status.CREATED, Status.PENDING_TRANSFER_EXPIRED):
             raise InvariantViolation(
                 f"void of cash-out {cash_out_id} hold {voids[result.index].pending_id}:"
                 f" {result.status}"
             )
+    wallets.after_transfers_in(tx, voids, results)  # the villager's release receipt
 
 
 def _give_back(tx: Tx, found: CashOut, row: Row) -> None:

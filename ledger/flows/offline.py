@@ -14,17 +14,53 @@ Devices
     online and low). :func:`revoke_device` voids the hold; a revoked device syncs nothing
     more (revoke is for a lost or compromised key: sync first to retire a phone in order).
     An offline **cash-out** does not spend float (it earns float), so it does not touch
-    the allowance; what can fail for it at sync is the villager's wallet (``wallet_short``).
+    the allowance, unless it had no valid consent (below).
+
+Consent for an offline cash-out (issue 11)
+    The villager makes an ``offline_withdrawal`` code for the agent and the exact amount
+    (:func:`ledger.flows.consent.make_code`), which holds ``amount + fee`` of the wallet
+    towards the agent's float for 24 h; the phone captures the cash-out with the code in
+    a **version 2** record. At sync the code is checked
+    (:func:`ledger.flows.consent.check_code`, the agent as caller; a wrong code counts
+    towards voiding the villager's codes, without the per-caller rate limit: the records
+    were captured before the sync) and the record's cash-out posts that hold
+    (:func:`ledger.flows.cash.cash_out_in`: the hold posted for the amount, the fee legs
+    out of the wallet at the fee quoted when the code was made, and the agent's cash leg
+    ``cash_control`` -> ``cash``), exactly once: the cash-out's id derives from the record
+    id and the code is used once.
+
+    A cash-out record whose code is wrong, spent, voided or expired, or that carries none
+    (every version 1 cash-out record, and a version 2 one with ``consent_code`` null)
+    becomes an exception (``consent_invalid``, ``consent_expired``,
+    ``consent_required``) that is **charged to the agent, never to the wallet**: the cash
+    left the agent's till against the device's allowance. In the exception's transaction:
+
+    1. ``cash_control`` -> ``cash`` of the agent, ``amount_minor``, code
+       :data:`UNCONSENTED_CASH_CODE` (transfer id ``uuid5(OFFLINE_NAMESPACE,
+       "unconsented:<record_id>")``): the agent's expected cash-on-hand shrinks by the
+       cash it handed over, so its cash count still ties; the float earns nothing for
+       it, which is the agent's loss. (When the agent's ``cash`` account cannot go that
+       low the leg is not written and ``charged_minor`` is 0.)
+    2. the allowance hold is voided and ``allowance - amount`` (at least 0) held again,
+       as an offline cash-in spends it (:data:`ALLOWANCE_HOLD_CODE`): the device may
+       risk that much less until :func:`set_allowance` replenishes it.
+
+    The wallet and the villager's codes are untouched (a held code stays held until it
+    is used or expires). The ``offline.exception`` event says ``charged_minor``.
 
 Canonical bytes of a record (what the phone signs)
-    The UTF-8 bytes of one JSON object, with exactly these nine keys, sorted, written with
-    no whitespace at all (separators ``,`` and ``:``), ASCII only::
+    The UTF-8 bytes of one JSON object, with exactly these nine keys (version 1), sorted,
+    written with no whitespace at all (separators ``,`` and ``:``), ASCII only::
 
         {"agent_id":"<uuid>","amount_minor":<int>,"captured_at":"<time>",
          "currency":"<ISO 4217>","device_id":"<uuid>","kind":"cash_in"|"cash_out",
          "record_id":"<uuid>","seq":<int>,"villager_id":"<uuid>"}
 
     (shown on three lines here; the bytes are one line with no newline at the end).
+    Version 2 has two keys more, in the same sorted order: ``"consent_code"``, the
+    villager's six-digit offline withdrawal code as a string for a cash-out (or
+    ``null``: no code), always ``null`` for a cash-in; and ``"version":2``. Version 1
+    records still verify and apply as before for cash-ins.
 
     - UUIDs: lower-case hexadecimal in the 8-4-4-4-12 hyphenated form;
     - ``amount_minor``: a JSON integer, 1 to 2**53-1, minor units of ``currency``;
@@ -92,12 +128,16 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import agent_float, events, parties
+from ledger.flows import agent_float, consent, events, parties
+from ledger.flows.consent import Consent
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
 __all__ = [
     "ALLOWANCE_HOLD_CODE",
+    "CONSENT_REASONS",
+    "RECORD_VERSIONS",
+    "UNCONSENTED_CASH_CODE",
     "EXCEPTIONS_PAGE_MAX",
     "OFFLINE_NAMESPACE",
     "SYNC_BATCH_MAX",
@@ -157,6 +197,19 @@ _FIELDS = frozenset(
         "villager_id",
     }
 )
+_FIELDS_V2 = _FIELDS | {"consent_code", "version"}
+
+RECORD_VERSIONS = (1, 2)
+"""Version 1: the nine keys; version 2 adds ``consent_code`` and ``version``."""
+
+UNCONSENTED_CASH_CODE = 802
+"""Core transfer ``code``: cash an agent handed over for an offline cash-out without a
+valid consent (``cash_control`` -> ``cash``; the agent's loss)."""
+
+CONSENT_REASONS = frozenset(
+    {"consent_required", "consent_invalid", "consent_expired", "consent_rate_limited"}
+)
+"""Exception reasons charged to the agent's allowance (module docstring)."""
 
 
 class RecordKind(StrEnum):
@@ -193,6 +246,10 @@ class OfflineRecord:
     """The device's capture counter: 1, 2, 3 ..."""
     captured_at: datetime
     """When the phone captured it (UTC, whole milliseconds)."""
+    consent_code: str | None = None
+    """Version 2: the villager's offline withdrawal code for a cash-out (never logged)."""
+    version: int = 1
+    """The canonical form: 1 (nine keys) or 2 (with ``consent_code``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +314,26 @@ def canonical_bytes(record: OfflineRecord) -> bytes:
         "seq": record.seq,
         "villager_id": str(record.villager_id),
     }
+    fields.update(_versioned(record))
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _versioned(record: OfflineRecord) -> dict[str, Any]:
+    """The keys a record's version adds (none for version 1)."""
+    rid, code = record.record_id, record.consent_code
+    if type(record.version) is not int or record.version not in RECORD_VERSIONS:
+        raise _invalid(rid, f"version must be one of {RECORD_VERSIONS}")
+    if record.version == 1:
+        if code is not None:
+            raise _invalid(rid, "a version 1 record carries no consent_code")
+        return {}
+    if code is not None and (
+        RecordKind(record.kind) is not RecordKind.CASH_OUT
+        or not isinstance(code, str)
+        or not (len(code) == 6 and code.isascii() and code.isdigit())
+    ):
+        raise _invalid(rid, "consent_code is six digits, on a cash_out only")
+    return {"consent_code": code, "version": record.version}
 
 
 def record_from_canonical(payload: bytes) -> OfflineRecord:
@@ -267,7 +343,7 @@ def record_from_canonical(payload: bytes) -> OfflineRecord:
         fields = json.loads(payload.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise _invalid("?", "payload is not ASCII JSON") from None
-    if not isinstance(fields, dict) or set(fields) != _FIELDS:
+    if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _FIELDS_V2):
         raise _invalid("?", f"payload must be an object with exactly {sorted(_FIELDS)}")
     rid = fields["record_id"]
     try:
@@ -292,6 +368,8 @@ def record_from_canonical(payload: bytes) -> OfflineRecord:
         currency=fields["currency"],
         seq=fields["seq"],
         captured_at=captured_at,
+        consent_code=fields.get("consent_code"),
+        version=fields.get("version", 1),
     )
     if canonical_bytes(record) != payload:
         raise _invalid(rid, "payload is not in canonical form")
@@ -748,7 +826,7 @@ def sync(led: Ledger, *, device_id: uuid.UUID, records: Sequence[SignedRecord]) 
         if known is not None:
             outcomes.append(known)
             continue
-        outcome, new = _apply_one(led, device_id, signed)
+        outcome, new = _apply_one(led, device, signed)
         outcomes.append(outcome)
         stored_now += new
     report = SyncReport(device_id, tuple(outcomes), stored_now)
@@ -824,14 +902,39 @@ def _check_batch(
         expected += 1
 
 
-def _apply_one(led: Ledger, device_id: uuid.UUID, signed: SignedRecord) -> tuple[SyncedRecord, int]:
+def _apply_one(led: Ledger, device: Device, signed: SignedRecord) -> tuple[SyncedRecord, int]:
     """Apply one record in its own transaction, or store it as an exception in another;
-    its stored outcome, and 1 if this call stored it (0 if someone else did first)."""
+    its stored outcome, and 1 if this call stored it (0 if someone else did first). A
+    cash-out's code is checked first, in a transaction of its own."""
+    device_id = device.id
     try:
-        return led.transact(lambda tx: _apply_in(tx, device_id, signed))
+        given = _consent_of(led, device, signed.record)
+        return led.transact(lambda tx: _apply_in(tx, device_id, signed, given))
     except _NotApplicable as refusal:
         reason = refusal
     return led.transact(lambda tx: _store_exception_in(tx, device_id, signed, reason))
+
+
+def _consent_of(led: Ledger, device: Device, record: OfflineRecord) -> Consent | None:
+    """The consent a cash-out record's code gives (``None`` for a cash-in); a missing,
+    wrong, spent or expired code is :class:`_NotApplicable`."""
+    if RecordKind(record.kind) is not RecordKind.CASH_OUT:
+        return None
+    if record.consent_code is None:
+        raise _NotApplicable("consent_required", "the cash-out carries no withdrawal code")
+    try:
+        return consent.check_code(
+            led,
+            caller_id=device.agent_id,
+            villager_id=record.villager_id,
+            code=record.consent_code,
+            purpose=consent.Purpose.OFFLINE_WITHDRAWAL,
+            amount_minor=record.amount_minor,
+            agent_id=record.agent_id,
+            rate_limit=False,
+        )
+    except FlowError as refusal:
+        raise _NotApplicable(refusal.code, refusal.detail) from refusal
 
 
 def _claim(
@@ -860,14 +963,16 @@ def _claim(
     return device, None
 
 
-def _apply_in(tx: Tx, device_id: uuid.UUID, signed: SignedRecord) -> tuple[SyncedRecord, int]:
+def _apply_in(
+    tx: Tx, device_id: uuid.UUID, signed: SignedRecord, given: Consent | None
+) -> tuple[SyncedRecord, int]:
     device, found = _claim(tx, device_id, signed)
     if found is not None:
         return found, 0
     record = signed.record
     operation_id = cash_operation_id(record.record_id)
     try:
-        _apply_money(tx, device, record, operation_id)
+        _apply_money(tx, device, record, operation_id, given)
     except FlowError as refusal:
         raise _NotApplicable(refusal.code, refusal.detail) from refusal
     _insert_record(tx, device, signed, RecordState.APPLIED, None, operation_id)
@@ -876,7 +981,13 @@ def _apply_in(tx: Tx, device_id: uuid.UUID, signed: SignedRecord) -> tuple[Synce
     return stored[0], 1
 
 
-def _apply_money(tx: Tx, device: Device, record: OfflineRecord, operation_id: uuid.UUID) -> None:
+def _apply_money(
+    tx: Tx,
+    device: Device,
+    record: OfflineRecord,
+    operation_id: uuid.UUID,
+    given: Consent | None,
+) -> None:
     agent = parties.get_party(tx, device.agent_id, Kind.AGENT)
     if record.agent_id != device.agent_id:
         raise _NotApplicable(
@@ -903,6 +1014,7 @@ def _apply_money(tx: Tx, device: Device, record: OfflineRecord, operation_id: uu
             agent_id=device.agent_id,
             villager_id=record.villager_id,
             amount_minor=record.amount_minor,
+            consent=given,
             device_id=device.id,
         )
         return
@@ -965,6 +1077,9 @@ def _store_exception_in(
     if found is not None:
         return found, 0
     record = signed.record
+    charged = 0
+    if RecordKind(record.kind) is RecordKind.CASH_OUT and refusal.reason in CONSENT_REASONS:
+        charged = _charge_agent(tx, device, record)
     _insert_record(tx, device, signed, RecordState.EXCEPTION, refusal.reason, None)
     events.emit(
         tx,
@@ -981,6 +1096,7 @@ def _store_exception_in(
             "captured_at": _time_text(record.captured_at.astimezone(UTC)),
             "reason": refusal.reason,
             "detail": refusal.detail,
+            "charged_minor": charged,
         },
         party_id=device.agent_id,
         subject_id=record.record_id,
@@ -988,6 +1104,35 @@ def _store_exception_in(
     stored = _stored(tx, record.record_id)
     assert stored is not None  # just written
     return stored[0], 1
+
+
+def _charge_agent(tx: Tx, device: Device, record: OfflineRecord) -> int:
+    """An offline cash-out without a valid consent: the cash left the agent's till
+    against the device's allowance (module docstring, the two steps); what was charged."""
+    agent = parties.get_party(tx, device.agent_id, Kind.AGENT)
+    if record.currency != agent.currency:
+        return 0
+    leg = Transfer(
+        uuid.uuid5(OFFLINE_NAMESPACE, f"unconsented:{record.record_id}"),
+        agent.account(Role.CASH_CONTROL),
+        agent.account(Role.CASH),
+        record.amount_minor,
+        agent.currency,
+        UNCONSENTED_CASH_CODE,
+        metadata={"record_id": str(record.record_id), "device_id": str(device.id)},
+    )
+    [result] = tx.create_transfers([leg])
+    if result.status in (Status.EXCEEDS_CREDITS, Status.EXCEEDS_DEBITS):
+        return 0
+    if result.status != Status.CREATED:
+        raise InvariantViolation(f"unconsented cash leg {leg.id}: {result.status}")
+    row = _locked_device(tx, device.id)
+    held = _device(row)
+    if held.state is DeviceState.ACTIVE and held.allowance_minor > 0:
+        remaining = max(0, held.allowance_minor - record.amount_minor)
+        _void(tx, held.allowance_hold_id)
+        _set_held(tx, device.id, remaining, _hold(tx, row, remaining))
+    return record.amount_minor
 
 
 def _emit_synced(tx: Tx, device: Device, report: SyncReport) -> None:

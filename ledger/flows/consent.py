@@ -1,0 +1,790 @@
+"""The villager's consent to a debit of the wallet: one-time codes and the PIN.
+
+No money leaves a villager's wallet without the villager's say (issue 11). A flow that
+debits a wallet asks for a :class:`Consent` and hands it to :func:`require_in` inside its
+money transaction. A consent is got in one of two ways:
+
+- **by PIN** (:func:`by_pin`): the villager starts the step from their own phone with the
+  PIN (USSD later); the PIN is checked by :func:`ledger.flows.villagers.verify_pin`;
+- **by code** (:func:`make_code`, then :func:`check_code`): the villager makes a one-time
+  code (the PIN first) and tells it to the agent or enters it at the storefront; the
+  agent's or storefront's request carries it.
+
+A code is :data:`CODE_DIGITS` digits from :mod:`secrets`, answered once, to the villager's
+own channel (the :class:`IssuedCode`); at rest only a salted argon2id hash is kept. It is
+looked up by villager **and** code, never by code alone; it is for one :class:`Purpose`,
+an exact amount (minor units), and one agent (withdrawals) or one order (payments); it
+lasts :data:`CODE_TTL_S` (an offline withdrawal code :data:`OFFLINE_CODE_TTL_S`); it is
+used once. An amount above the villager's tier per-transaction maximum is refused when
+the code is made (``limit_exceeded_per_transaction``), and so is a
+:data:`OPEN_CODES_MAX` + 1st open code of one purpose (``consent_codes_too_many``).
+
+Wrong tries: a code that matches no open code of the villager and purpose, or matches one
+made for another amount, agent or order, is a wrong try. :func:`check_code` runs in a
+transaction of its own and commits the wrong try before it refuses (so the rollback of
+the money transaction cannot undo it): every open code of that villager and purpose
+counts it, and one that reaches :data:`WRONG_TRIES_MAX` is voided (the right digits then
+fail too); the caller's wrong tries are rate-limited (:data:`CALLER_FAILURES_MAX` in
+:data:`CALLER_FAILURE_WINDOW_S`, then ``consent_rate_limited`` before any code is looked
+at).
+
+:func:`require_in` (inside the money transaction) locks the consent's row, checks that it
+is still open and unexpired and is for this villager, purpose, amount, agent and order,
+marks it ``used`` (two racing requests with one code cannot both use it: the second finds
+it used, ``consent_invalid``), and calls
+:func:`ledger.flows.villagers.check_debit_allowed_in` (the SIM-swap hold).
+
+An **offline withdrawal** code holds its amount when it is made: a core ``PENDING``
+transfer of ``amount + fee`` (the fee quoted then, as a two-phase cash-out holds it) from
+the wallet towards the named agent's float, timeout :data:`OFFLINE_CODE_TTL_S`, and
+counts the amount in the villager's daily cash-out usage
+(:func:`ledger.flows.cash.hold_offline_withdrawal_in`). The agent's phone captures the
+cash-out with the code; at sync the hold is posted
+(:func:`ledger.flows.cash.cash_out_in`). A voided or expired offline code gives the hold
+and the usage back.
+
+Refusals (:class:`~ledger.flows.errors.Refused`): ``consent_required`` (no consent),
+``consent_invalid`` (wrong, spent, voided, or for something else), ``consent_expired``,
+``consent_rate_limited``, ``consent_codes_too_many``, ``consent_purpose_invalid`` (an
+offline withdrawal by PIN, or an agent or order that the purpose does not take),
+``limit_exceeded_per_transaction``, ``kyc_tier_unknown``, ``currency_mismatch``,
+``amount_invalid``; and the PIN's own (``pin_invalid``, ``pin_locked``,
+``villager_not_active``) and ``sim_swap_hold`` from :mod:`ledger.flows.villagers`.
+
+Events, addressed to the villager (``party_id`` = the villager, ``subject_id`` = the
+consent), never with the digits: ``consent.code_made``, ``consent.pin_given``,
+``consent.used``, ``consent.voided`` (``reason``: ``wrong_tries``), ``consent.expired``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from argon2.low_level import Type, hash_secret_raw
+
+from ledger.core.errors import MalformedRequest
+from ledger.core.ledger import Ledger
+from ledger.core.store import from_us
+from ledger.core.tx import Row, Tx
+from ledger.flows import events, limits, parties
+from ledger.flows.agent_float import check_amount, check_id
+from ledger.flows.errors import Refused
+from ledger.flows.parties import Kind, Party
+
+__all__ = [
+    "CALLER_FAILURES_MAX",
+    "CALLER_FAILURE_WINDOW_S",
+    "CODE_DIGITS",
+    "CODE_TTL_S",
+    "CONSENT_CODE_MADE",
+    "CONSENT_EXPIRED",
+    "CONSENT_PIN_GIVEN",
+    "CONSENT_USED",
+    "CONSENT_VOIDED",
+    "OFFLINE_CODE_TTL_S",
+    "OPEN_CODES_MAX",
+    "WRONG_TRIES_MAX",
+    "Consent",
+    "ConsentState",
+    "HeldWithdrawal",
+    "IssuedCode",
+    "Purpose",
+    "by_pin",
+    "check_code",
+    "held_withdrawal_in",
+    "make_code",
+    "require_in",
+    "sweep_codes",
+]
+
+CODE_DIGITS = 6
+"""A consent code is this many decimal digits."""
+CODE_TTL_S = 10 * 60
+"""How long a withdrawal or pay code (and a consent given by PIN) stays usable."""
+OFFLINE_CODE_TTL_S = 24 * 3600
+"""How long an offline withdrawal code (and the hold it made) stays usable."""
+WRONG_TRIES_MAX = 3
+"""Wrong codes for a villager and purpose that void the villager's open codes of it."""
+OPEN_CODES_MAX = 3
+"""The most open codes a villager may have for one purpose at a time."""
+CALLER_FAILURES_MAX = 10
+"""The most wrong codes one caller may present in :data:`CALLER_FAILURE_WINDOW_S`."""
+CALLER_FAILURE_WINDOW_S = 3600
+SWEEP_LIMIT_MAX = 10_000
+
+CODE_SALT_BYTES = 16
+CODE_HASH_BYTES = 32
+CODE_HASH_TIME_COST = 1
+CODE_HASH_MEMORY_KIB = 8192
+"""argon2id cost of a code's hash (about 10 ms here): 10**6 guesses take hours, the code
+lives minutes."""
+
+CONSENT_CODE_MADE = "consent.code_made"
+CONSENT_PIN_GIVEN = "consent.pin_given"
+CONSENT_USED = "consent.used"
+CONSENT_VOIDED = "consent.voided"
+CONSENT_EXPIRED = "consent.expired"
+
+_US = 1_000_000
+
+
+class Purpose(StrEnum):
+    WITHDRAWAL = "withdrawal"
+    """A two-phase cash-out at one agent, exact amount."""
+    PAYMENT = "payment"
+    """A wallet payment of one order, exact amount."""
+    OFFLINE_WITHDRAWAL = "offline_withdrawal"
+    """A one-shot offline cash-out at one agent; holds its amount when made."""
+
+
+class ConsentState(StrEnum):
+    OPEN = "open"
+    USED = "used"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCode:
+    """A code as made: answered once, to the villager's own channel; the only place the
+    digits appear."""
+
+    id: uuid.UUID
+    villager_id: uuid.UUID
+    purpose: Purpose
+    amount_minor: int
+    agent_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+    code: str
+    expires_at: datetime
+
+
+_SEAL = object()
+"""Only this module builds a :class:`Consent` that :func:`require_in` accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The proof a money flow needs; built only by this module."""
+
+    villager_id: uuid.UUID
+    purpose: Purpose
+    amount_minor: int
+    agent_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+    code_id: uuid.UUID | None
+    """The code's id; ``None`` when the villager gave it with the PIN."""
+    consent_id: uuid.UUID
+    """The row that records it (the code's id, or the PIN consent's own)."""
+    seal: object = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldWithdrawal:
+    """What an offline withdrawal code holds: the core hold, its fee quote (JSON of
+    :class:`ledger.flows.fees.Quote`, ``None`` without a schedule) and the UTC day whose
+    cash-out usage counted the amount."""
+
+    hold_id: uuid.UUID
+    quote: str | None
+    utc_day: int
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def _purpose(value: object) -> Purpose:
+    try:
+        return Purpose(str(value))
+    except ValueError:
+        raise MalformedRequest(f"purpose must be one of {[p.value for p in Purpose]}") from None
+
+
+def _check_target(purpose: Purpose, agent_id: uuid.UUID | None, order_id: uuid.UUID | None) -> None:
+    """A withdrawal names one agent and no order, a payment one order and no agent."""
+    if agent_id is not None:
+        check_id(agent_id, "agent_id")
+    if order_id is not None:
+        check_id(order_id, "order_id")
+    wants_agent = purpose is not Purpose.PAYMENT
+    if (agent_id is not None) != wants_agent or (order_id is not None) == wants_agent:
+        raise Refused(
+            "consent_purpose_invalid",
+            f"a {purpose.value} consent names {'one agent' if wants_agent else 'one order'}",
+        )
+
+
+def _hash(code: str, salt: bytes) -> bytes:
+    return hash_secret_raw(
+        code.encode("ascii"),
+        salt,
+        time_cost=CODE_HASH_TIME_COST,
+        memory_cost=CODE_HASH_MEMORY_KIB,
+        parallelism=1,
+        hash_len=CODE_HASH_BYTES,
+        type=Type.ID,
+    )
+
+
+def _well_formed(code: object) -> bool:
+    return isinstance(code, str) and len(code) == CODE_DIGITS and code.isascii() and code.isdigit()
+
+
+def _verify_pin(led: Ledger, villager_id: uuid.UUID, pin: str) -> None:
+    from ledger.flows import villagers  # late: villagers may import the flows
+
+    villagers.verify_pin(led, villager_id=villager_id, pin=pin)
+
+
+def _villager_locked(tx: Tx, villager_id: uuid.UUID) -> Party:
+    """The villager, its party row locked: one villager's consents change one at a time."""
+    tx.one(f"SELECT id FROM parties WHERE id = :id{tx.for_update}", {"id": villager_id})
+    return parties.get_party(tx, villager_id, Kind.VILLAGER)
+
+
+def _check_ceiling(tx: Tx, villager: Party, amount_minor: int) -> None:
+    if villager.kyc_tier is None:
+        raise Refused("kyc_tier_unknown", f"villager {villager.id} has no KYC tier")
+    tier = limits.tier_limits_in(tx, currency=villager.currency, tier=villager.kyc_tier)
+    if amount_minor > tier.per_transaction_max_minor:
+        raise Refused(
+            "limit_exceeded_per_transaction",
+            f"{amount_minor} is above the {tier.tier} limit of"
+            f" {tier.per_transaction_max_minor} per transaction",
+        )
+
+
+def _agent_for(tx: Tx, villager: Party, agent_id: uuid.UUID | None) -> Party | None:
+    if agent_id is None:
+        return None
+    agent = parties.get_party(tx, agent_id, Kind.AGENT)
+    if agent.currency != villager.currency:
+        raise Refused(
+            "currency_mismatch",
+            f"the agent holds {agent.currency}, the villager {villager.currency}",
+        )
+    return agent
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id, villager_id, purpose, method, amount_minor, currency, agent_id, order_id,"
+    " code_salt, code_hash, state, failures, hold_id, quote, utc_day, used_for,"
+    " created_at_us, expires_at_us, resolved_at_us"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: uuid.UUID
+    villager_id: uuid.UUID
+    purpose: Purpose
+    method: str
+    amount_minor: int
+    currency: str
+    agent_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+    code_salt: bytes | None
+    code_hash: bytes | None
+    state: ConsentState
+    failures: int
+    hold_id: uuid.UUID | None
+    quote: str | None
+    utc_day: int | None
+    expires_at_us: int
+
+    def due(self, now_us: int) -> bool:
+        return now_us >= self.expires_at_us
+
+    def matches(
+        self, amount_minor: int, agent_id: uuid.UUID | None, order_id: uuid.UUID | None
+    ) -> bool:
+        return (self.amount_minor, self.agent_id, self.order_id) == (
+            amount_minor,
+            agent_id,
+            order_id,
+        )
+
+
+def _blob(value: object) -> bytes | None:
+    """Bytes as stored (the SQLite store reads any 16-byte BLOB back as a UUID)."""
+    if value is None:
+        return None
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    assert isinstance(value, bytes | bytearray | memoryview)
+    return bytes(value)
+
+
+def _row(row: Row) -> _Row:
+    return _Row(
+        id=row[0],
+        villager_id=row[1],
+        purpose=Purpose(row[2]),
+        method=row[3],
+        amount_minor=row[4],
+        currency=row[5],
+        agent_id=row[6],
+        order_id=row[7],
+        code_salt=_blob(row[8]),
+        code_hash=_blob(row[9]),
+        state=ConsentState(row[10]),
+        failures=row[11],
+        hold_id=row[12],
+        quote=row[13],
+        utc_day=row[14],
+        expires_at_us=row[17],
+    )
+
+
+def _open_rows(tx: Tx, villager_id: uuid.UUID, purpose: Purpose) -> list[_Row]:
+    rows = tx.execute(
+        f"SELECT {_COLUMNS} FROM consent_codes WHERE villager_id = :v AND purpose = :p"
+        " AND state = 'open' ORDER BY created_at_us, id",
+        {"v": villager_id, "p": purpose.value},
+    )
+    return [_row(r) for r in rows]
+
+
+def _payload(row: _Row, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "consent_id": str(row.id),
+        "villager_id": str(row.villager_id),
+        "purpose": row.purpose.value,
+        "method": row.method,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "agent_id": None if row.agent_id is None else str(row.agent_id),
+        "order_id": None if row.order_id is None else str(row.order_id),
+        "expires_at": from_us(row.expires_at_us).isoformat(),
+    }
+    payload.update(extra)
+    return payload
+
+
+def _emit(tx: Tx, event_type: str, row: _Row, **extra: Any) -> None:
+    events.emit(tx, event_type, _payload(row, **extra), party_id=row.villager_id, subject_id=row.id)
+
+
+def _close(tx: Tx, row: _Row, state: ConsentState, used_for: uuid.UUID | None = None) -> None:
+    tx.execute(
+        "UPDATE consent_codes SET state = :state, used_for = :used_for, resolved_at_us = :now"
+        " WHERE id = :id AND state = 'open'",
+        {"state": state.value, "used_for": used_for, "now": tx.now_us, "id": row.id},
+    )
+
+
+def _give_back(tx: Tx, row: _Row, *, void_hold: bool) -> None:
+    """An offline withdrawal code that will not be used: its hold voided (unless the core
+    already expired it) and its amount given back to the day's cash-out usage."""
+    if row.purpose is not Purpose.OFFLINE_WITHDRAWAL:
+        return
+    from ledger.flows import cash  # late: cash imports this module
+
+    assert row.hold_id is not None and row.utc_day is not None  # a database CHECK too
+    if void_hold:
+        cash.void_offline_withdrawal_in(tx, consent_id=row.id, hold_id=row.hold_id)
+    limits.release_in(
+        tx,
+        villager_id=row.villager_id,
+        day=row.utc_day,
+        direction=limits.Direction.CASH_OUT,
+        amount_minor=row.amount_minor,
+    )
+
+
+def _expire_due(tx: Tx, rows: list[_Row]) -> list[_Row]:
+    """Expire the rows whose time has passed; the others, still open."""
+    live = []
+    for row in rows:
+        if not row.due(tx.now_us):
+            live.append(row)
+            continue
+        _close(tx, row, ConsentState.EXPIRED)
+        _give_back(tx, row, void_hold=False)  # the hold's timeout is the code's
+        _emit(tx, CONSENT_EXPIRED, row)
+    return live
+
+
+# -- making a consent -----------------------------------------------------------------------
+
+
+def make_code(
+    led: Ledger,
+    *,
+    villager_id: uuid.UUID,
+    pin: str,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> IssuedCode:
+    """The villager makes a one-time code (the PIN first, in its own transaction): for
+    ``purpose``, exactly ``amount_minor``, at one agent or for one order. An offline
+    withdrawal code holds its amount and fee on the wallet now (module docstring)."""
+    purpose = _purpose(purpose)
+    check_id(villager_id, "villager_id")
+    check_amount(amount_minor)
+    _check_target(purpose, agent_id, order_id)
+    _verify_pin(led, villager_id, pin)
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    salt = secrets.token_bytes(CODE_SALT_BYTES)
+    digest = _hash(code, salt)
+    consent_id = uuid.uuid4()
+
+    def work(tx: Tx) -> IssuedCode:
+        villager, agent = _start(tx, villager_id, purpose, amount_minor, agent_id)
+        live = _expire_due(tx, _open_rows(tx, villager_id, purpose))
+        if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
+            raise Refused(
+                "consent_codes_too_many",
+                f"the villager has {OPEN_CODES_MAX} open {purpose.value} codes",
+            )
+        ttl_s = OFFLINE_CODE_TTL_S if purpose is Purpose.OFFLINE_WITHDRAWAL else CODE_TTL_S
+        held = None
+        if purpose is Purpose.OFFLINE_WITHDRAWAL:
+            from ledger.flows import cash  # late: cash imports this module
+
+            assert agent is not None  # _check_target
+            held = cash.hold_offline_withdrawal_in(
+                tx,
+                consent_id=consent_id,
+                agent=agent,
+                villager=villager,
+                amount_minor=amount_minor,
+                timeout_s=ttl_s,
+            )
+        row = _insert(
+            tx,
+            consent_id,
+            villager,
+            purpose,
+            amount_minor,
+            (agent_id, order_id),
+            (salt, digest),
+            held,
+            ttl_s,
+        )
+        _emit(tx, CONSENT_CODE_MADE, row)
+        return IssuedCode(
+            consent_id,
+            villager_id,
+            purpose,
+            amount_minor,
+            agent_id,
+            order_id,
+            code,
+            from_us(row.expires_at_us),
+        )
+
+    return led.transact(work)
+
+
+def by_pin(
+    led: Ledger,
+    *,
+    villager_id: uuid.UUID,
+    pin: str,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> Consent:
+    """The villager starts the step with the PIN (USSD later): a consent for exactly
+    this, usable once within :data:`CODE_TTL_S`. An offline withdrawal needs a code."""
+    purpose = _purpose(purpose)
+    check_id(villager_id, "villager_id")
+    check_amount(amount_minor)
+    _check_target(purpose, agent_id, order_id)
+    if purpose is Purpose.OFFLINE_WITHDRAWAL:
+        raise Refused("consent_purpose_invalid", "an offline withdrawal needs a code")
+    _verify_pin(led, villager_id, pin)
+    consent_id = uuid.uuid4()
+
+    def work(tx: Tx) -> Consent:
+        villager, _ = _start(tx, villager_id, purpose, amount_minor, agent_id)
+        row = _insert(
+            tx,
+            consent_id,
+            villager,
+            purpose,
+            amount_minor,
+            (agent_id, order_id),
+            None,
+            None,
+            CODE_TTL_S,
+        )
+        _emit(tx, CONSENT_PIN_GIVEN, row)
+        return _consent(row)
+
+    return led.transact(work)
+
+
+def _start(
+    tx: Tx,
+    villager_id: uuid.UUID,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None,
+) -> tuple[Party, Party | None]:
+    villager = _villager_locked(tx, villager_id)
+    _check_ceiling(tx, villager, amount_minor)
+    return villager, _agent_for(tx, villager, agent_id)
+
+
+def _insert(
+    tx: Tx,
+    consent_id: uuid.UUID,
+    villager: Party,
+    purpose: Purpose,
+    amount_minor: int,
+    target: tuple[uuid.UUID | None, uuid.UUID | None],
+    secret: tuple[bytes, bytes] | None,
+    held: HeldWithdrawal | None,
+    ttl_s: int,
+) -> _Row:
+    tx.execute(
+        f"INSERT INTO consent_codes ({_COLUMNS}) VALUES (:id, :villager, :purpose, :method,"
+        " :amount, :currency, :agent, :order_id, :salt, :hash, 'open', 0, :hold, :quote,"
+        " :day, NULL, :now, :expires, NULL)",
+        {
+            "id": consent_id,
+            "villager": villager.id,
+            "purpose": purpose.value,
+            "method": "pin" if secret is None else "code",
+            "amount": amount_minor,
+            "currency": villager.currency,
+            "agent": target[0],
+            "order_id": target[1],
+            "salt": None if secret is None else secret[0],
+            "hash": None if secret is None else secret[1],
+            "hold": None if held is None else held.hold_id,
+            "quote": None if held is None else held.quote,
+            "day": None if held is None else held.utc_day,
+            "now": tx.now_us,
+            "expires": tx.now_us + ttl_s * _US,
+        },
+    )
+    return _read(tx, consent_id, lock=False)
+
+
+def _read(tx: Tx, consent_id: uuid.UUID, *, lock: bool) -> _Row:
+    row = tx.one(
+        f"SELECT {_COLUMNS} FROM consent_codes WHERE id = :id{tx.for_update if lock else ''}",
+        {"id": consent_id},
+    )
+    if row is None:
+        raise Refused("consent_invalid", f"no consent {consent_id}")
+    return _row(row)
+
+
+def _consent(row: _Row) -> Consent:
+    return Consent(
+        villager_id=row.villager_id,
+        purpose=row.purpose,
+        amount_minor=row.amount_minor,
+        agent_id=row.agent_id,
+        order_id=row.order_id,
+        code_id=row.id if row.method == "code" else None,
+        consent_id=row.id,
+        seal=_SEAL,
+    )
+
+
+# -- checking a code ------------------------------------------------------------------------
+
+
+def check_code(
+    led: Ledger,
+    *,
+    caller_id: uuid.UUID,
+    villager_id: uuid.UUID,
+    code: str,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+    rate_limit: bool = True,
+) -> Consent:
+    """The consent a code the caller presents gives, checked in a transaction of its own
+    (a wrong try is counted and committed before the refusal; module docstring).
+    :class:`Refused` ``consent_invalid``, ``consent_expired``, ``consent_rate_limited``.
+    ``rate_limit=False`` is for the sync of signed offline records only: they were
+    captured before the sync, and each wrong one is charged to the agent's allowance."""
+    purpose = _purpose(purpose)
+    check_id(caller_id, "caller_id")
+    check_id(villager_id, "villager_id")
+    check_amount(amount_minor)
+    _check_target(purpose, agent_id, order_id)
+    asked = (caller_id, villager_id, code, purpose, amount_minor, agent_id, order_id, rate_limit)
+    outcome = led.transact(lambda tx: _check_in(tx, *asked))
+    if isinstance(outcome, Refused):
+        raise outcome
+    return outcome
+
+
+def _check_in(
+    tx: Tx,
+    caller_id: uuid.UUID,
+    villager_id: uuid.UUID,
+    code: object,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None,
+    order_id: uuid.UUID | None,
+    rate_limit: bool,
+) -> Consent | Refused:
+    """The consent, or the refusal to raise once this transaction has committed."""
+    since_us = tx.now_us - CALLER_FAILURE_WINDOW_S * _US
+    [(failed,)] = tx.execute(
+        "SELECT count(*) FROM consent_failures WHERE caller_id = :c AND at_us > :since",
+        {"c": caller_id, "since": since_us},
+    )
+    if rate_limit and failed >= CALLER_FAILURES_MAX:
+        return Refused(
+            "consent_rate_limited",
+            f"{failed} wrong codes in the last {CALLER_FAILURE_WINDOW_S} s; try later",
+        )
+    if not tx.one("SELECT id FROM parties WHERE id = :id", {"id": villager_id}):
+        return _wrong_try(tx, caller_id, villager_id, purpose, [])
+    _villager_locked(tx, villager_id)
+    rows = _open_rows(tx, villager_id, purpose)
+    found = _match(rows, code) if _well_formed(code) else None
+    if found is not None and found.due(tx.now_us):
+        _expire_due(tx, rows)
+        return Refused("consent_expired", "the code has expired; the villager makes a new one")
+    live = _expire_due(tx, rows)
+    if found is None or not found.matches(amount_minor, agent_id, order_id):
+        return _wrong_try(tx, caller_id, villager_id, purpose, live)
+    return _consent(found)
+
+
+def _match(rows: list[_Row], code: object) -> _Row | None:
+    assert isinstance(code, str)  # _well_formed
+    found = None
+    for row in rows:
+        if row.method != "code" or row.code_salt is None or row.code_hash is None:
+            continue
+        if hmac.compare_digest(_hash(code, row.code_salt), row.code_hash) and found is None:
+            found = row
+    return found
+
+
+def _wrong_try(
+    tx: Tx, caller_id: uuid.UUID, villager_id: uuid.UUID, purpose: Purpose, live: list[_Row]
+) -> Refused:
+    """Count a wrong code for the caller and on every open code of the villager and
+    purpose; void those that reached :data:`WRONG_TRIES_MAX`."""
+    tx.execute(
+        "INSERT INTO consent_failures (id, caller_id, villager_id, purpose, reason, at_us)"
+        " VALUES (:id, :caller, :villager, :purpose, 'consent_invalid', :now)",
+        {
+            "id": uuid.uuid4(),
+            "caller": caller_id,
+            "villager": villager_id,
+            "purpose": purpose.value,
+            "now": tx.now_us,
+        },
+    )
+    for row in live:
+        if row.method != "code":
+            continue
+        tries = row.failures + 1
+        tx.execute(
+            "UPDATE consent_codes SET failures = :n WHERE id = :id", {"n": tries, "id": row.id}
+        )
+        if tries >= WRONG_TRIES_MAX:
+            _close(tx, row, ConsentState.VOIDED)
+            _give_back(tx, row, void_hold=True)
+            _emit(tx, CONSENT_VOIDED, row, reason="wrong_tries", failures=tries)
+    return Refused("consent_invalid", "the code is not a valid consent for this request")
+
+
+# -- using a consent ------------------------------------------------------------------------
+
+
+def require_in(
+    tx: Tx,
+    consent: Consent | None,
+    *,
+    villager_id: uuid.UUID,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+    used_for: uuid.UUID | None = None,
+) -> None:
+    """Inside the money transaction: use ``consent`` for this debit, once (module
+    docstring). ``used_for`` names the operation (default: the order, else the consent).
+    :class:`Refused` ``consent_required``, ``consent_invalid``, ``consent_expired``,
+    ``sim_swap_hold``; the caller's transaction must roll back."""
+    if consent is None:
+        raise Refused("consent_required", "the villager's consent (a code or the PIN) is needed")
+    if not isinstance(consent, Consent) or consent.seal is not _SEAL:
+        raise Refused("consent_invalid", "not a consent this ledger gave")
+    asked = (villager_id, Purpose(purpose), amount_minor, agent_id, order_id)
+    if (
+        consent.villager_id,
+        consent.purpose,
+        consent.amount_minor,
+        consent.agent_id,
+        consent.order_id,
+    ) != asked:
+        raise Refused("consent_invalid", "the consent is for another debit")
+    row = _read(tx, consent.consent_id, lock=True)
+    if (row.villager_id, row.purpose, row.amount_minor, row.agent_id, row.order_id) != asked:
+        raise Refused("consent_invalid", "the consent is for another debit")
+    if row.state is ConsentState.EXPIRED or (row.state is ConsentState.OPEN and row.due(tx.now_us)):
+        raise Refused("consent_expired", "the consent has expired")
+    if row.state is not ConsentState.OPEN:
+        raise Refused("consent_invalid", f"the consent was {row.state.value}")
+    from ledger.flows import villagers  # late: villagers may import the flows
+
+    villagers.check_debit_allowed_in(tx, villager_id=villager_id, amount_minor=amount_minor)
+    operation = used_for or order_id or row.id
+    _close(tx, row, ConsentState.USED, operation)
+    _emit(tx, CONSENT_USED, row, used_for=str(operation))
+
+
+def held_withdrawal_in(tx: Tx, consent: Consent) -> HeldWithdrawal:
+    """What the offline withdrawal code behind ``consent`` holds (read after
+    :func:`require_in` used it)."""
+    row = _read(tx, consent.consent_id, lock=False)
+    if row.hold_id is None or row.utc_day is None:
+        raise Refused("consent_invalid", "the consent holds nothing")
+    return HeldWithdrawal(row.hold_id, row.quote, row.utc_day)
+
+
+# -- timers ---------------------------------------------------------------------------------
+
+
+def sweep_codes(led: Ledger, limit: int = 1000) -> int:
+    """Expire open consents whose time has passed (an offline withdrawal code gives its
+    usage back; the core expires its hold), at most ``limit``; how many this call
+    expired."""
+    if type(limit) is not int or not 1 <= limit <= SWEEP_LIMIT_MAX:
+        raise MalformedRequest(f"limit must be 1..{SWEEP_LIMIT_MAX}")
+    due = led.transact(
+        lambda tx: tx.execute(
+            "SELECT DISTINCT villager_id, purpose FROM consent_codes WHERE state = 'open'"
+            " AND expires_at_us <= :now LIMIT :limit",
+            {"now": tx.now_us, "limit": limit},
+        )
+    )
+    expired = 0
+    for villager_id, purpose in due:
+
+        def one(tx: Tx, villager_id: uuid.UUID = villager_id, purpose: str = purpose) -> int:
+            _villager_locked(tx, villager_id)
+            rows = _open_rows(tx, villager_id, Purpose(purpose))
+            return len(rows) - len(_expire_due(tx, rows))
+
+        expired += led.transact(one)
+    return expired
