@@ -1,4 +1,10 @@
-"""Accounts through the API: created with their owner in one transaction, listed by owner."""
+"""Accounts through the API: created with their owner in one transaction, listed by owner.
+
+An account opened through the API has a random or time-ordered id, a version 4 or 7 UUID
+(:data:`ACCOUNT_ID_VERSIONS`), for every role: the ids the platform derives for parties'
+accounts (``ledger.flows.parties.account_id``, ``platform_id``) are version 5, so nobody
+can open a party's account before the party exists (``account_id_reserved``, 422).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,21 @@ from dataclasses import dataclass
 
 from api.access import READ_ALL, owner_of
 from api.principals import ApiKey
+from api.problems import ApiError
 from ledger import Account, Ledger, Status
 from ledger.core.tx import Tx
+
+ACCOUNT_ID_VERSIONS = frozenset({4, 7})
+"""The UUID versions an account id opened through the API may have (5 is the platform's)."""
+
+
+def check_account_id(account_id: uuid.UUID) -> None:
+    """Refuse an id the platform could derive (any UUID but RFC 9562 versions 4 and 7)."""
+    if account_id.variant != uuid.RFC_4122 or account_id.version not in ACCOUNT_ID_VERSIONS:
+        raise ApiError(
+            "account_id_reserved",
+            "an account id is a version 4 (random) or version 7 (time-ordered) UUID",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +39,9 @@ class Created:
 
 def create_account(led: Ledger, caller: ApiKey, account: Account) -> Created:
     """Create ``account`` owned by the caller; ``exists`` of the caller's own answers it
-    back, ``exists`` of another's answers no account (no existence leak beyond a guessed id)."""
+    back, ``exists`` of another's answers no account (no existence leak beyond a guessed id).
+    An id that is not a version 4 or 7 UUID is refused before anything is written."""
+    check_account_id(account.id)
 
     def work(tx: Tx) -> Created:
         [result] = tx.create_accounts([account])

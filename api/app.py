@@ -33,6 +33,7 @@ from api.routes import (
     devices,
     orders,
     parties,
+    proposals,
     settlement,
     system,
     transfers,
@@ -185,6 +186,7 @@ def create_app(
     _install_errors(app)
     for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
         app.include_router(module.router)
+    app.include_router(proposals.router)
     for router in (
         devices.exceptions_router,
         cash.agents_router,

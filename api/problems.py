@@ -48,6 +48,15 @@ API_CODES: dict[str, tuple[int, str]] = {
     "run_file_changed": (409, "The file no longer has the SHA-256 its run recorded"),
     "body_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "The body must be application/json"),
+    "account_id_reserved": (422, "An account id is a version 4 or version 7 UUID"),
+    "debit_account_unbounded": (
+        422,
+        "A raw transfer debits only the caller's account with debits_must_not_exceed_credits",
+    ),
+    "credit_account_forbidden": (
+        422,
+        "A raw transfer credits only the caller's accounts or another storefront's or agent's",
+    ),
     "principal_mismatch": (422, "A storefront or agent party is named by a principal of its role"),
     "target_refused": (422, "The webhook URL is not a public http(s) target"),
     "idempotency_key_reused": (422, "This Idempotency-Key was used with another request"),
@@ -75,6 +84,7 @@ FLOW_CODES: dict[str, str] = {
     "cash_out_not_found": "No such cash-out",
     "window_not_found": "No such settlement window",
     "payout_not_found": "No such payout",
+    "proposal_not_found": "No such proposal",
     # conflicts of a client's id (409)
     "order_exists_different": "The order id exists with other details",
     "step_id_reused": "The step id was used for another request",
@@ -83,6 +93,8 @@ FLOW_CODES: dict[str, str] = {
     "villager_id_reused": "The villager id was used for another registration or party",
     "phone_taken": "The phone number is registered to another villager",
     "account_exists_different": "A party account exists with other details",
+    "account_id_taken": "A party's account id was opened by a principal or differs",
+    "proposal_exists_different": "The proposal id exists with other details",
     "device_exists_different": "The device id exists with other details",
     "public_key_in_use": "Another device is registered with that key",
     "record_exists_different": "A synced record id came with other bytes",
@@ -114,12 +126,14 @@ FLOW_CODES: dict[str, str] = {
     "cash_out_expired": "The cash-out expired before the agent confirmed it",
     "window_already_open": "Another window of this currency is open",
     "payout_not_pending": "The payout was already paid or failed",
+    "proposal_not_pending": "The proposal was decided otherwise",
     # refused by the rules (422)
     "amount_invalid": "The amount is out of range",
     "amount_exceeds_escrow": "The amount exceeds what the order holds in escrow",
     "currency_mismatch": "The parties hold another currency",
     "currency_not_supported": "Not an active ISO 4217 currency",
     "delivery_method_invalid": "Unknown delivery method",
+    "delivery_terms_invalid": "A delivery method's days or hours are out of range",
     "payment_source_invalid": "A payment source is wallet or cash",
     "villager_required": "A wallet payment needs the order's villager",
     "agent_required": "A cash payment is taken by an agent",
@@ -129,6 +143,9 @@ FLOW_CODES: dict[str, str] = {
     "extension_invalid": "An extension is 1..30 days",
     "extensions_exceeded": "Too many extensions of this order",
     "partial_deliveries_exceeded": "Too many partial deliveries of this order",
+    "pickup_code_required": "The hand-over at a station needs the villager's pickup code",
+    "pickup_code_invalid": "The pickup code is wrong, void or used",
+    "pickup_codes_exceeded": "This order was given as many pickup codes as it may have",
     "refund_window_closed": "The refund window of this order has closed",
     "fee_schedule_missing": "No fee schedule is in effect",
     "fee_exceeds_release": "The fee exceeds the amount released",
@@ -178,6 +195,9 @@ FLOW_CODES: dict[str, str] = {
     "operator_required": "A second unlock within 30 days needs an operator",
     "actor_invalid": "An unlock is by one agent or one operator",
     "sim_swap_hold": "After a PIN reset or phone change, large wallet debits wait 48 hours",
+    "proposal_maker_cannot_decide": "The operator who made a proposal cannot approve it",
+    "proposal_kind_unknown": "Nothing applies proposals of that kind",
+    "proposal_empty": "A proposal of transfers needs at least one",
 }
 """The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
 ``tests/test_api_orders.py`` and ``tests/test_api_cash.py`` check every code the exposed
@@ -191,7 +211,7 @@ STATE_CODES = frozenset(
     {code for code in FLOW_CODES if code.startswith("order_not_") and code != "order_not_found"}
     | {"order_released", "order_disputed", "order_timer_not_running", "device_revoked"}
     | {"cash_out_completed", "cash_out_cancelled", "cash_out_expired"}
-    | {"window_already_open", "payout_not_pending"}
+    | {"window_already_open", "payout_not_pending", "proposal_not_pending"}
 )
 """Refusals because of the object's current state: 409 rather than 422."""
 

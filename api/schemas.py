@@ -218,6 +218,45 @@ class TransferBatchOut(BaseModel):
     results: list[TransferResult]
 
 
+class ProposalOut(BaseModel):
+    """A sensitive step one operator proposed and a different operator decides
+    (maker-checker). ``kind`` ``transfers``: ``payload`` is ``{"transfers": [...]}`` as
+    ``POST /v1/transfers`` took them, and ``result`` their statuses once approved."""
+
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    state: Literal["proposed", "approved", "rejected"]
+    proposed_by: uuid.UUID = Field(description="The maker: an operator principal")
+    decided_by: uuid.UUID | None = Field(description="The checker (never the maker)")
+    reason: str | None = Field(description="Why it was rejected")
+    result: Any = Field(description="What applying it answered (approved only)")
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class ProposalCreated(BaseModel):
+    """``POST /v1/transfers`` by an operator touching a party's account: nothing moved
+    yet; a different operator approves the proposal (``/v1/proposals/{id}/approve``)."""
+
+    proposal: ProposalOut
+
+
+class ProposalList(BaseModel):
+    data: list[ProposalOut]
+    has_more: bool
+
+
+class ProposalReject(Request):
+    """Reject a proposal: nothing it names is applied."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "wrong wallet: see ticket 4411"}]}
+    )
+
+    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+
+
 class BalanceOut(BaseModel):
     """Posted counters as of ``at`` (inclusive), minor units."""
 
@@ -342,24 +381,44 @@ class OrderStep(Request):
     step_id: StepId = None
 
 
+OrderCode = Annotated[str, Strict(), StringConstraints(pattern=r"^[0-9]{6}$")]
+"""A code a villager was given or made: 6 digits."""
+
+
 class OrderPay(Request):
     """Pay the order in full into escrow: from the villager's wallet or in cash at the
-    agent. An agent pays as itself; an operator names the agent of a cash payment."""
+    agent. An agent pays as itself; an operator names the agent of a cash payment; a
+    storefront pays its own order from the wallet only. A wallet payment carries the pay
+    code the villager made for this order and its exact amount (``consent_code``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"source": "cash"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"source": "cash"}, {"source": "wallet", "consent_code": "482910"}]
+        }
+    )
 
     step_id: StepId = None
     source: Literal["wallet", "cash"]
     agent_id: uuid.UUID | None = None
+    consent_code: OrderCode | None = Field(
+        default=None, description="The villager's pay code (a wallet payment needs it)"
+    )
 
 
 class OrderDeliver(Request):
-    """Goods arrived: all (no ``amount_minor``) or a part, which is released now."""
+    """Goods arrived: all (no ``amount_minor``) or a part, which is released now. An order
+    handed over at a station (``pickup_point``, ``agent_delivery``) needs the pickup code
+    the villager was sent when it was dispatched (``pickup_code``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount_minor": 60000}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount_minor": 60000}, {"pickup_code": "730214"}]}
+    )
 
     step_id: StepId = None
     amount_minor: AmountMinor | None = None
+    pickup_code: OrderCode | None = Field(
+        default=None, description="The villager's pickup code (a hand-over at a station)"
+    )
 
 
 class OrderDispute(Request):

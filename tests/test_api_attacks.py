@@ -560,11 +560,8 @@ def test_bad_amounts_are_refused(
 
 
 def test_the_largest_amount_is_taken(shop: Client) -> None:
-    funding = shop.create_account(**account_body())["id"]
-    destination = shop.create_account(**account_body())["id"]
-    answer = send(
-        shop, "POST", "/v1/transfers", _raw_transfer(funding, destination, str(2**53 - 1))
-    )
+    source, destination, _ = funded_pair(shop, 2**53 - 1)  # lent by an operator
+    answer = send(shop, "POST", "/v1/transfers", _raw_transfer(source, destination, str(2**53 - 1)))
     assert answer.status_code == 200
     assert answer.json()["results"][0]["status"] == "created"
 

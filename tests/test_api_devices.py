@@ -17,7 +17,14 @@ from api.client import Client
 from ledger.flows import offline, parties
 from ledger.flows.offline import OfflineRecord, RecordKind
 from ledger.flows.parties import Role
-from tests.test_api_harness import Harness, account_body, api, api_server, transfer_body
+from tests.test_api_harness import (
+    Harness,
+    account_body,
+    api,
+    api_server,
+    approved,
+    transfer_body,
+)
 from tests.test_api_orders import ok, refused
 
 __all__ = ["api", "api_server"]
@@ -80,7 +87,7 @@ class Counter:
             ok(self.operator.request("POST", "/v1/parties", json_body=body), 201)
         bank = self.operator.create_account(**account_body(code=999))["id"]
         float_account = str(parties.account_id(uuid.UUID(self.agent_id), Role.FLOAT))
-        [funded] = self.operator.create_transfers([transfer_body(bank, float_account, FLOAT_MINOR)])
+        [funded] = approved(api, self.operator, [transfer_body(bank, float_account, FLOAT_MINOR)])
         assert funded["status"] == "created"
 
     def register(self, phone: Phone, allowance: int = 100_000) -> httpx.Response:

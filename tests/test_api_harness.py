@@ -42,6 +42,18 @@ class Harness:
     ledger: Ledger
     key_dir: Path
     clients: list[Client] = field(default_factory=list)
+    _lender: Client | None = None
+
+    def __post_init__(self) -> None:
+        _HARNESSES[self.base_url] = self
+
+    def lender(self) -> Client:
+        """An operator of the module's server that lends tenants money (see
+        :func:`funded_pair`); kept open while the server runs."""
+        if self._lender is None:
+            made = self.key("operator")
+            self._lender = Client.from_key_file(self.base_url, made["key_id"], made["path"])
+        return self._lender
 
     def key(self, role: str, name: str | None = None, alg: str = "ed25519") -> dict[str, str]:
         """A new key (and principal, unless ``name`` names one); its file in ``path``."""
@@ -84,6 +96,9 @@ def api_server(
         try:
             yield Harness(url, server.base_url, led, key_dir)
         finally:
+            lender = _HARNESSES.pop(server.base_url)._lender
+            if lender is not None:
+                lender.close()
             server.stop()
             led.close()
     finally:
@@ -106,14 +121,42 @@ def account_body(**over: Any) -> dict[str, Any]:
     return body
 
 
+_HARNESSES: dict[str, Harness] = {}
+"""The running harness of each server (by base URL), for :func:`funded_pair`."""
+
+BOUNDED = ["debits_must_not_exceed_credits"]
+
+
 def funded_pair(client: Client, amount: int = 100_000) -> tuple[str, str, str]:
-    """(source, destination, funding) accounts of ``client``: the source holds ``amount``."""
-    funding = client.create_account(**account_body())["id"]
-    source = client.create_account(**account_body(flags=["debits_must_not_exceed_credits"]))["id"]
+    """(source, destination, funding) accounts of ``client``: the source holds ``amount``.
+
+    No tenant mints money (``api.access``): an operator lends ``amount`` from an account
+    of its own into the bounded ``funding`` account, and the client moves it to its
+    bounded ``source``."""
+    funding = client.create_account(**account_body(flags=BOUNDED))["id"]
+    source = client.create_account(**account_body(flags=BOUNDED))["id"]
     destination = client.create_account(**account_body())["id"]
+    lender = _HARNESSES[client.base_url].lender()
+    bank = lender.create_account(**account_body())["id"]
+    [lent] = lender.create_transfers([transfer_body(bank, funding, amount)])
+    assert lent["status"] == "created"
     [result] = client.create_transfers([transfer_body(funding, source, amount)])
     assert result["status"] == "created"
     return source, destination, funding
+
+
+def approved(api: Harness, maker: Client, transfers: list[dict[str, Any]]) -> list[Any]:
+    """Transfers touching a party's account, by the operator ``maker``: proposed (202),
+    then approved by a second operator (maker-checker); the core's results."""
+    proposed = maker.request("POST", "/v1/transfers", json_body={"transfers": transfers})
+    assert proposed.status_code == 202, proposed.text
+    proposal_id = proposed.json()["proposal"]["id"]
+    checker = api.lender()
+    decided = checker.request("POST", f"/v1/proposals/{proposal_id}/approve")
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["state"] == "approved"
+    results: list[Any] = decided.json()["result"]
+    return results
 
 
 def transfer_body(debit: str, credit: str, amount: Any, **over: Any) -> dict[str, Any]:

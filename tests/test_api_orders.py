@@ -23,7 +23,14 @@ from api.client import Client
 from api.problems import API_CODES, FLOW_CODE_ALIASES, FLOW_CODES, STATE_CODES
 from ledger.flows import fees, orders, parties
 from ledger.flows.parties import Role
-from tests.test_api_harness import Harness, account_body, api, api_server, transfer_body
+from tests.test_api_harness import (
+    Harness,
+    account_body,
+    api,
+    api_server,
+    approved,
+    transfer_body,
+)
 
 __all__ = ["api", "api_server"]
 
@@ -68,7 +75,7 @@ class Village:
 
     def fund(self, party_id: str, role: str, amount: int) -> None:
         account = str(parties.account_id(uuid.UUID(party_id), role))
-        [result] = self.operator.create_transfers([transfer_body(self.bank, account, amount)])
+        [result] = approved(self.api, self.operator, [transfer_body(self.bank, account, amount)])
         assert result["status"] == "created"
 
     def balance(self, party_id: str, role: str) -> int:

@@ -18,7 +18,7 @@ from api.client import Client
 from ledger.flows import parties, settlement
 from ledger.flows.parties import Role
 from tests.test_api_cash import api_server
-from tests.test_api_harness import Harness, account_body, api, transfer_body
+from tests.test_api_harness import Harness, account_body, api, approved, transfer_body
 from tests.test_api_orders import ok, refused
 
 __all__ = ["api", "api_server"]
@@ -50,8 +50,10 @@ class Market:
         self.shops[shop_id] = self.api.client_for(made)
         if proceeds_minor:
             proceeds = str(parties.account_id(uuid.UUID(shop_id), Role.PROCEEDS))
-            [moved] = self.operator.create_transfers(
-                [transfer_body(self.bank, proceeds, proceeds_minor, currency=self.currency)]
+            [moved] = approved(
+                self.api,
+                self.operator,
+                [transfer_body(self.bank, proceeds, proceeds_minor, currency=self.currency)],
             )
             assert moved["status"] == "created"
         return shop_id

@@ -1,4 +1,9 @@
-"""``/v1/transfers``: a batch answered one result per transfer; get one."""
+"""``/v1/transfers``: a batch answered one result per transfer; get one.
+
+Who may debit and credit what is :mod:`api.access`'s rule, checked before the ledger
+call. An operator's batch touching a party's account is not applied: it answers 202
+with a proposal (``ledger.flows.proposals``) that another operator approves.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from api import strictjson
-from api.access import WRITERS, can_read_transfer, check_transfers, require_role
+from api.access import WRITERS, Verdict, can_read_transfer, check_transfers, require_role
 from api.context import context, json_response, require_json, run_post
 from api.principals import ApiKey
-from api.problems import ApiError, problem_type
+from api.problems import ApiError, flow_call, problem_type
 from api.routes.common import body_of, signed, transfer_out
+from api.routes.proposals import proposal_out
 from api.schemas import (
     TRANSFER_FLAGS,
+    ProposalCreated,
     TransferBatchCreate,
     TransferBatchOut,
     TransferCreate,
     TransferOut,
 )
 from ledger import Status, Transfer, TransferFlags
+from ledger.flows import proposals
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
@@ -54,6 +62,13 @@ def _transfer(data: TransferCreate) -> Transfer:
     status_code=200,
     response_model=TransferBatchOut,
     summary="Create transfers: one result per transfer, in order",
+    responses={
+        202: {
+            "model": ProposalCreated,
+            "description": "an operator's batch touching a party's account: proposed, not"
+            " applied until another operator approves it",
+        }
+    },
     openapi_extra={"x-request-model": "TransferBatchCreate"},
 )
 def create_transfers(request: Request, caller: Caller) -> Response:
@@ -70,7 +85,14 @@ def create_transfers(request: Request, caller: Caller) -> Response:
                 f"at most {ctx.settings.transfers_per_request_max} transfers per request",
             )
         transfers = [_transfer(t) for t in data.transfers]
-        check_transfers(ctx.ledger, caller, transfers, owners=ctx.owners)
+        verdict = check_transfers(ctx.ledger, caller, transfers, owners=ctx.owners)
+        if verdict is Verdict.PROPOSE:
+            proposal = flow_call(
+                lambda: proposals.propose_transfers(
+                    ctx.ledger, transfers=transfers, proposed_by=caller.principal_id
+                )
+            )
+            return json_response(202, {"proposal": proposal_out(proposal)})
         results = ctx.ledger.create_transfers(transfers)
         return json_response(
             200,

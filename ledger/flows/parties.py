@@ -39,6 +39,7 @@ from ledger.core import currency as iso4217
 from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.core.values import Account, AccountFlags, Status
+from ledger.flows import ownership
 from ledger.flows.errors import Conflict, NotFound, Refused
 
 PARTY_NAMESPACE = uuid.UUID("5f0d7a52-3c1e-4b8e-9a52-6b1d2c9e7a10")
@@ -276,6 +277,12 @@ def _open_account(tx: Tx, party_id: uuid.UUID, role: str, currency: str) -> uuid
     new_id = account_id(party_id, role)
     metadata = {"party_id": str(party_id), "role": role}
     [result] = tx.create_accounts([Account(new_id, currency, code, flags, metadata)])
+    # An existing account is adopted only if no principal opened it (so nobody can claim
+    # a party's derivable id before onboarding) and it has this role's code and flags.
+    if result.status.value.startswith("exists") and (
+        result.status is not Status.EXISTS or ownership.owner_of(tx, new_id) is not None
+    ):
+        raise Conflict("account_id_taken", f"account {new_id} was opened by someone else")
     if result.status not in (Status.CREATED, Status.EXISTS):
         raise Conflict("account_exists_different", f"account {new_id}: {result.status}")
     tx.execute(

@@ -1,0 +1,321 @@
+"""Proposals: a sensitive step one operator makes and a different operator approves.
+
+Maker-checker. A proposal names its ``kind`` and carries a JSON ``payload``; nothing
+happens when it is made. A second operator (never the maker: the flow refuses it and a
+CHECK constraint refuses it again) approves it, and the step is applied **in the
+approval's transaction, with the proposal row locked**, so two approvers racing apply it
+once: the second finds it approved and answers the same proposal (approving is
+idempotent). A proposal may be rejected instead, with a reason; then nothing moves.
+
+::
+
+    proposed --approve (another operator)--> approved   (result recorded)
+             --reject  (any operator)------> rejected   (reason recorded)
+
+A decided proposal never changes again and no proposal is deleted (triggers refuse it).
+
+Kinds are registered with :func:`register` (a function that applies the payload inside
+the approval's transaction and answers a JSON-able result). This module registers
+``transfers``: an operator's raw transfers that touch a party's account (a correction);
+the result is the core's status per transfer, as ``POST /v1/transfers`` answers it (a
+transfer the core refuses is a status in the result, not a failed approval).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ledger.core.ledger import Ledger
+from ledger.core.store import from_us
+from ledger.core.tx import Tx
+from ledger.core.values import Transfer, TransferFlags
+from ledger.flows.errors import Conflict, NotFound, Refused
+
+PROPOSAL_NAMESPACE = uuid.UUID("3b9e4c71-0d2a-4f6e-8a15-7c4d2e9f1b83")
+"""Derives a transfers proposal's id from its transfers' ids (a replay finds it)."""
+
+KIND_LENGTH_MAX = 32
+REASON_LENGTH_MAX = 500
+TRANSFERS = "transfers"
+"""The kind of an operator's raw transfers touching a party's account."""
+
+Apply = Callable[[Tx, Mapping[str, Any]], Any]
+_APPLY: dict[str, Apply] = {}
+
+
+class State(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    proposed_by: uuid.UUID
+    state: State
+    decided_by: uuid.UUID | None
+    reason: str | None
+    result: Any
+    """What applying it answered (approved only), as JSON values."""
+    created_at: datetime
+    decided_at: datetime | None
+
+
+def register(kind: str, apply: Apply) -> None:
+    """Let proposals of ``kind`` be made; ``apply`` runs in the approval's transaction."""
+    if not kind or len(kind) > KIND_LENGTH_MAX:
+        raise ValueError(f"a kind is 1..{KIND_LENGTH_MAX} characters")
+    _APPLY[kind] = apply
+
+
+def canonical(value: Any) -> str:
+    """The one JSON text of a payload or result (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- making, deciding -------------------------------------------------------------------
+
+
+def propose(
+    led: Ledger,
+    *,
+    proposal_id: uuid.UUID,
+    kind: str,
+    payload: Mapping[str, Any],
+    proposed_by: uuid.UUID,
+) -> Proposal:
+    """Record a proposal (nothing is applied); the same id, kind, payload and maker
+    again answers it as it is now, other details are :class:`Conflict`."""
+    if kind not in _APPLY:
+        raise Refused("proposal_kind_unknown", f"nothing applies proposals of kind {kind!r}")
+    text = canonical(payload)
+
+    def work(tx: Tx) -> Proposal:
+        found = _find(tx, proposal_id)
+        if found is not None:
+            if (found.kind, canonical(found.payload), found.proposed_by) != (
+                kind,
+                text,
+                proposed_by,
+            ):
+                raise Conflict("proposal_exists_different", f"proposal {proposal_id} differs")
+            return found
+        tx.execute(
+            "INSERT INTO proposals (id, kind, payload, proposed_by, state, created_at_us)"
+            " VALUES (:id, :kind, :payload, :by, 'proposed', :now)",
+            {"id": proposal_id, "kind": kind, "payload": text, "by": proposed_by, "now": tx.now_us},
+        )
+        return _get(tx, proposal_id)
+
+    return led.transact(work)
+
+
+def approve(led: Ledger, *, proposal_id: uuid.UUID, approver: uuid.UUID) -> Proposal:
+    """Apply the proposal, once, as ``approver`` (not its maker); an approved proposal
+    answers as it is; a rejected one is refused (``proposal_not_pending``)."""
+
+    def work(tx: Tx) -> Proposal:
+        found = _locked(tx, proposal_id)
+        if found.proposed_by == approver:
+            raise Refused("proposal_maker_cannot_decide", "another operator must approve it")
+        if found.state is State.APPROVED:
+            return found
+        if found.state is State.REJECTED:
+            raise Refused("proposal_not_pending", f"proposal {proposal_id} was rejected")
+        result = _APPLY[found.kind](tx, found.payload)
+        tx.execute(
+            "UPDATE proposals SET state = 'approved', decided_by = :by, decided_at_us = :now,"
+            " result = :result WHERE id = :id AND state = 'proposed'",
+            {"id": proposal_id, "by": approver, "now": tx.now_us, "result": canonical(result)},
+        )
+        return _get(tx, proposal_id)
+
+    return led.transact(work)
+
+
+def reject(led: Ledger, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason: str) -> Proposal:
+    """Decide that the proposal is not applied (any operator, its maker too: a
+    withdrawal); rejecting again with the same reason answers it as it is."""
+    if not reason.strip() or len(reason) > REASON_LENGTH_MAX:
+        raise Refused("reason_invalid", f"a reason is 1..{REASON_LENGTH_MAX} characters")
+
+    def work(tx: Tx) -> Proposal:
+        found = _locked(tx, proposal_id)
+        if found.state is State.REJECTED and found.reason == reason:
+            return found
+        if found.state is not State.PROPOSED:
+            raise Refused("proposal_not_pending", f"proposal {proposal_id} is {found.state}")
+        tx.execute(
+            "UPDATE proposals SET state = 'rejected', decided_by = :by, decided_at_us = :now,"
+            " reason = :reason WHERE id = :id AND state = 'proposed'",
+            {"id": proposal_id, "by": decider, "now": tx.now_us, "reason": reason},
+        )
+        return _get(tx, proposal_id)
+
+    return led.transact(work)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id, kind, payload, proposed_by, state, decided_by, reason, result,"
+    " created_at_us, decided_at_us"
+)
+
+
+def _proposal(row: Sequence[Any]) -> Proposal:
+    return Proposal(
+        id=row[0],
+        kind=row[1],
+        payload=json.loads(row[2]),
+        proposed_by=row[3],
+        state=State(row[4]),
+        decided_by=row[5],
+        reason=row[6],
+        result=None if row[7] is None else json.loads(row[7]),
+        created_at=from_us(int(row[8])),
+        decided_at=None if row[9] is None else from_us(int(row[9])),
+    )
+
+
+def _find(tx: Tx, proposal_id: uuid.UUID, *, lock: bool = False) -> Proposal | None:
+    row = tx.one(
+        f"SELECT {_COLUMNS} FROM proposals WHERE id = :id{tx.for_update if lock else ''}",
+        {"id": proposal_id},
+    )
+    return None if row is None else _proposal(row)
+
+
+def _get(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
+    found = _find(tx, proposal_id)
+    if found is None:
+        raise NotFound("proposal_not_found", f"no proposal {proposal_id}")
+    return found
+
+
+def _locked(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
+    found = _find(tx, proposal_id, lock=True)
+    if found is None:
+        raise NotFound("proposal_not_found", f"no proposal {proposal_id}")
+    return found
+
+
+def get(led: Ledger, proposal_id: uuid.UUID) -> Proposal:
+    """The proposal, which must exist (else :class:`NotFound`)."""
+    return led.transact(lambda tx: _get(tx, proposal_id))
+
+
+def page(
+    led: Ledger, *, state: State | None, starting_after: uuid.UUID | None, limit: int
+) -> tuple[list[Proposal], bool] | None:
+    """Proposals oldest first (of ``state`` if given), after the cursor; ``None`` for a
+    cursor that names no proposal."""
+    where = "" if state is None else " AND state = :state"
+
+    def work(tx: Tx) -> tuple[list[Proposal], bool] | None:
+        after_seq = 0
+        if starting_after is not None:
+            row = tx.one("SELECT seq FROM proposals WHERE id = :id", {"id": starting_after})
+            if row is None:
+                return None
+            after_seq = int(row[0])
+        rows = tx.execute(
+            f"SELECT {_COLUMNS} FROM proposals WHERE seq > :after{where} ORDER BY seq LIMIT :n",
+            {"after": after_seq, "state": None if state is None else state.value, "n": limit + 1},
+        )
+        return [_proposal(r) for r in rows[:limit]], len(rows) > limit
+
+    return led.transact(work)
+
+
+# -- the ``transfers`` kind ---------------------------------------------------------------
+
+
+def _flag_names(flags: TransferFlags) -> list[str]:
+    return [f.name.lower() for f in TransferFlags if f in flags and f.name]
+
+
+def _id_text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(str(value))
+
+
+def transfer_json(t: Transfer) -> dict[str, Any]:
+    """A transfer as a proposal carries it (the API's field names and flag names)."""
+    return {
+        "id": str(t.id),
+        "debit_account_id": _id_text(t.debit_account_id),
+        "credit_account_id": _id_text(t.credit_account_id),
+        "amount": t.amount,
+        "currency": t.currency,
+        "code": t.code,
+        "flags": _flag_names(t.flags),
+        "pending_id": _id_text(t.pending_id),
+        "timeout_s": t.timeout_s,
+        "reverses_id": _id_text(t.reverses_id),
+        "metadata": t.metadata,
+    }
+
+
+def _transfer(data: Mapping[str, Any]) -> Transfer:
+    flags = TransferFlags(0)
+    for name in data["flags"]:
+        flags |= TransferFlags[str(name).upper()]
+    return Transfer(
+        id=uuid.UUID(data["id"]),
+        debit_account_id=_uuid(data["debit_account_id"]),
+        credit_account_id=_uuid(data["credit_account_id"]),
+        amount=data["amount"],
+        currency=data["currency"],
+        code=data["code"],
+        flags=flags,
+        pending_id=_uuid(data["pending_id"]),
+        timeout_s=data["timeout_s"],
+        reverses_id=_uuid(data["reverses_id"]),
+        metadata=data["metadata"],
+    )
+
+
+def _apply_transfers(tx: Tx, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    transfers = [_transfer(t) for t in payload["transfers"]]
+    return [
+        {"index": r.index, "id": str(transfers[r.index].id), "status": r.status.value}
+        for r in tx.create_transfers(transfers)
+    ]
+
+
+def transfers_proposal_id(transfers: Sequence[Transfer]) -> uuid.UUID:
+    """The id of the proposal of these transfers: derived from their ids, in order."""
+    digest = hashlib.sha256(",".join(str(t.id) for t in transfers).encode()).hexdigest()
+    return uuid.uuid5(PROPOSAL_NAMESPACE, f"{TRANSFERS}:{digest}")
+
+
+def propose_transfers(
+    led: Ledger, *, transfers: Sequence[Transfer], proposed_by: uuid.UUID
+) -> Proposal:
+    """Propose raw transfers (a correction of party accounts); applied on approval."""
+    if not transfers:
+        raise Refused("proposal_empty", "a proposal of transfers needs at least one")
+    return propose(
+        led,
+        proposal_id=transfers_proposal_id(transfers),
+        kind=TRANSFERS,
+        payload={"transfers": [transfer_json(t) for t in transfers]},
+        proposed_by=proposed_by,
+    )
+
+
+register(TRANSFERS, _apply_transfers)
