@@ -9,7 +9,9 @@ and is written to be obviously right rather than fast or clever:
   the whole state; when the chain fails the copy is put back;
 - pending counters are never stored: they are summed from the holds that still count at
   the moment asked (pending, and not expired on the clock);
-- time is passed in by the caller (the same ``now`` the ledger's clock answers).
+- time is passed in by the caller (the same ``now`` the ledger's clock answers);
+- what a transfer has left to reverse is its posted amount less the sum of the created
+  transfers that name it in ``reverses_id``, summed afresh each time it is asked.
 
 The model shares only the value types and the ``Status`` names with ``ledger``; none of
 the ledger's logic.
@@ -42,6 +44,7 @@ SPENDING = frozenset(
         Status.DEBIT_ACCOUNT_NOT_FOUND,
         Status.CREDIT_ACCOUNT_NOT_FOUND,
         Status.PENDING_TRANSFER_NOT_FOUND,
+        Status.REVERSAL_NOT_FOUND,
         Status.EXCEEDS_CREDITS,
         Status.EXCEEDS_DEBITS,
     }
@@ -59,6 +62,7 @@ TRANSFER_PRECEDENCE: tuple[str, ...] = (
     "exists_with_different_credit_account_id",
     "exists_with_different_amount",
     "exists_with_different_code",
+    "exists_with_different_reverses_id",
     "exists",
     "id_already_failed",
     "flags_are_mutually_exclusive",
@@ -73,6 +77,11 @@ TRANSFER_PRECEDENCE: tuple[str, ...] = (
     "credit_account_not_found",
     "accounts_must_have_the_same_currency",
     "currency_must_match_accounts",
+    "reversal_must_be_plain",
+    "reversal_not_found",
+    "reversal_target_not_posted",
+    "reversal_must_swap_accounts",
+    "exceeds_reversible_amount",
     "pending_transfer_not_found",
     "pending_transfer_not_pending",
     "pending_transfer_has_different_debit_account_id",
@@ -171,6 +180,7 @@ class ModelTransfer:
     """The amount a resubmission is compared with: the amount given, or for a post or void
     that gave none, the hold's. It differs from ``amount`` only on a void that gave a
     smaller amount than the hold's (the void still releases, and reads back, all of it)."""
+    reverses_id: uuid.UUID | None = None
 
     @property
     def expires_at(self) -> datetime | None:
@@ -265,6 +275,7 @@ class LedgerModel:
                     flags=t.flags,
                     pending_id=t.pending_id,
                     timeout_s=t.timeout_s,
+                    reverses_id=t.reverses_id,
                     created_at=t.created_at,
                 )
             )
@@ -360,6 +371,8 @@ class LedgerModel:
             return Status.EXISTS_WITH_DIFFERENT_AMOUNT
         if t.code != e.code:
             return Status.EXISTS_WITH_DIFFERENT_CODE
+        if t.reverses_id != e.reverses_id:
+            return Status.EXISTS_WITH_DIFFERENT_REVERSES_ID
         return Status.EXISTS
 
     def transfer_status(self, t: Transfer, now: datetime) -> Status:
@@ -395,6 +408,8 @@ class LedgerModel:
             return Status.CODE_MUST_NOT_BE_ZERO
         if not resolving:
             return self._new_movement_status(t, now)
+        if t.reverses_id is not None:
+            return Status.REVERSAL_MUST_BE_PLAIN
         return self._resolving_status(t, now)
 
     def _new_movement_status(self, t: Transfer, now: datetime) -> Status:
@@ -411,6 +426,10 @@ class LedgerModel:
             return Status.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY
         if t.currency != debit.currency:
             return Status.CURRENCY_MUST_MATCH_ACCOUNTS
+        if t.reverses_id is not None:
+            reversal = self._reversal_status(t)
+            if reversal != Status.CREATED:
+                return reversal
         debit_debits_pending, _ = self.pending(debit.id, now)
         _, credit_credits_pending = self.pending(credit.id, now)
         debits_after = debit_debits_pending + debit.debits_posted + t.amount
@@ -429,6 +448,39 @@ class LedgerModel:
             and credits_after > credit.debits_posted
         ):
             return Status.EXCEEDS_DEBITS
+        return Status.CREATED
+
+    def posted_money(self, t: ModelTransfer) -> int:
+        """What ``t`` posted that a reversal may move back: a plain transfer's amount, a
+        post's posted amount; 0 for a hold, a void or a reversal."""
+        if t.reverses_id is not None:
+            return 0
+        if t.flags & (TransferFlags.PENDING | TransferFlags.VOID_PENDING):
+            return 0
+        return t.amount
+
+    def reversible(self, target: ModelTransfer) -> int:
+        """What is left of ``target`` to reverse: posted less every created reversal of it."""
+        taken = sum(t.amount for t in self.state.transfers.values() if t.reverses_id == target.id)
+        return self.posted_money(target) - taken
+
+    def _reversal_status(self, t: Transfer) -> Status:
+        """A plain or pending transfer naming ``reverses_id``: CORE_API's "Reversals"."""
+        assert t.reverses_id is not None and t.amount is not None
+        if t.flags & TransferFlags.PENDING:
+            return Status.REVERSAL_MUST_BE_PLAIN
+        target = self.state.transfers.get(t.reverses_id)
+        if target is None:
+            return Status.REVERSAL_NOT_FOUND
+        if self.posted_money(target) == 0:
+            return Status.REVERSAL_TARGET_NOT_POSTED
+        if (t.debit_account_id, t.credit_account_id) != (
+            target.credit_account_id,
+            target.debit_account_id,
+        ):
+            return Status.REVERSAL_MUST_SWAP_ACCOUNTS
+        if t.amount > self.reversible(target):
+            return Status.EXCEEDS_REVERSIBLE_AMOUNT
         return Status.CREATED
 
     def _resolving_status(self, t: Transfer, now: datetime) -> Status:
@@ -499,6 +551,7 @@ class LedgerModel:
             timeout_s=t.timeout_s,
             created_at=now,
             amount_asked=amount_asked,
+            reverses_id=t.reverses_id,
         )
 
     def _post(self, debit_id: uuid.UUID, credit_id: uuid.UUID, amount: int, now: datetime) -> None:

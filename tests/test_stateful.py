@@ -1,7 +1,7 @@
 """The real ledger beside a plain Python model (tests/model.py), compared after every step.
 
 A hypothesis ``RuleBasedStateMachine`` creates accounts, submits batches of transfers
-(plain, holds, posts, voids, linked chains, replays, refusals), moves the clock and runs
+(plain, holds, posts, voids, reversals, linked chains, replays, refusals), moves the clock and runs
 the expiry sweeper, on a real SQLite file and on a real PostgreSQL schema. After every
 step it compares each call's answers, every account's four counters, every transfer it
 touched, and checks the money invariants on what the ledger itself answers.
@@ -42,6 +42,7 @@ from tests.conftest import Clock, drop_pg_schema, new_pg_schema_url, require_pos
 from tests.model import (
     COUNTER_MAX,
     LIMIT_FLAGS,
+    RESOLVING,
     LedgerModel,
     check_transfer_args,
     is_resolving,
@@ -70,11 +71,16 @@ class Mix:
 
 
 MIXED = Mix(
-    ("plain",) * 5 + ("pending",) * 3 + ("post",) * 2 + ("void", "replay", "altered", "odd"), 10
+    ("plain",) * 5
+    + ("pending",) * 3
+    + ("post",) * 2
+    + ("void", "reverse", "replay", "altered", "odd"),
+    10,
 )
 HOLDS = Mix(("plain",) + ("pending",) * 3 + ("post",) * 3 + ("void",) * 2 + ("odd",), 12)
-CHAINS = Mix(("plain",) * 3 + ("pending", "post", "void", "replay", "altered", "odd"), 2)
-REPLAYS = Mix(("plain", "pending", "post") + ("replay",) * 3 + ("altered",) * 3, 10)
+CHAINS = Mix(("plain",) * 3 + ("pending", "post", "void", "reverse", "replay", "altered", "odd"), 2)
+REPLAYS = Mix(("plain", "pending", "post", "reverse") + ("replay",) * 3 + ("altered",) * 3, 10)
+REVERSALS = Mix(("plain",) * 2 + ("pending", "post") + ("reverse",) * 5 + ("replay",), 4)
 
 # Every example starts later than every hold of the earlier ones could expire (see
 # ``teardown``), so that ``expire_pending`` (which sweeps the whole database) only ever
@@ -130,6 +136,7 @@ def transfer_view(t: Transfer) -> tuple[Any, ...]:
         t.flags,
         t.pending_id,
         t.timeout_s,
+        t.reverses_id,
         t.created_at,
     )
 
@@ -146,6 +153,7 @@ def describe(transfers: list[Transfer]) -> str:
             f"  [{i}] id={str(t.id)[:8]} {t.flags!r} dr={str(t.debit_account_id)[:8]} "
             f"cr={str(t.credit_account_id)[:8]} amount={t.amount} {t.currency} code={t.code} "
             f"pending_id={str(t.pending_id)[:8]} timeout_s={t.timeout_s}"
+            f" reverses_id={str(t.reverses_id)[:8]}"
         )
     return "\n".join(lines)
 
@@ -315,6 +323,69 @@ class LedgerMachine(RuleBasedStateMachine):
             pending_id=pending_id,
         )
 
+    def draw_reversal_target(
+        self, data: st.DataObject, batch: list[Transfer]
+    ) -> tuple[uuid.UUID, uuid.UUID | None, uuid.UUID | None, int]:
+        """What a reversal names: (id, its debit and credit accounts, what is left of it).
+
+        Mostly a created transfer of posted money; sometimes a hold, a void or a
+        reversal, a plain transfer earlier in the same batch, or an unknown id."""
+        model = self.model
+        created = list(model.state.transfers.values())
+        posted = [t for t in created if model.posted_money(t) > 0]
+        unposted = [t for t in created if model.posted_money(t) == 0]
+        in_batch = [t for t in batch if not t.flags & (TF.PENDING | RESOLVING)]
+        choice = data.draw(st.integers(0, 19), label="reversal target choice")
+        if choice <= 2 and in_batch:
+            t = data.draw(st.sampled_from(in_batch), label="target in the batch")
+            return t.id, t.debit_account_id, t.credit_account_id, t.amount or 1
+        if choice <= 5 and unposted:
+            target = data.draw(st.sampled_from(unposted), label="unposted target")
+        elif choice > 0 and (posted or created):
+            target = data.draw(st.sampled_from(posted or created), label="posted target")
+        else:
+            return uuid.uuid4(), None, None, 100
+        left = model.reversible(target)
+        return target.id, target.debit_account_id, target.credit_account_id, left
+
+    def draw_reverse(self, data: st.DataObject, batch: list[Transfer]) -> Transfer:
+        """A reversal: mostly the target's accounts swapped, for some or all of what is left."""
+        flags_choice = data.draw(st.integers(0, 19), label="reversal flags choice")
+        target_id, target_debit, target_credit, left = self.draw_reversal_target(data, batch)
+        if flags_choice == 1:  # a post or void naming a transfer to reverse
+            resolve = self.draw_resolve(data, batch, post=data.draw(st.booleans()))
+            return replace(resolve, reverses_id=target_id)
+        debit, credit = self.draw_pair(data)
+        choice = data.draw(st.integers(0, 19), label="reversal accounts choice")
+        if target_debit is not None and target_credit is not None:
+            if choice == 1:  # the same way as the target
+                debit, credit = target_debit, target_credit
+            elif choice == 2:  # back to the target's debit account, but from elsewhere
+                credit = target_debit
+            elif choice > 2:
+                debit, credit = target_credit, target_debit
+        choice = data.draw(st.integers(0, 19), label="reversal amount choice")
+        if choice < 6 and left > 0:
+            amount = left
+        elif choice < 12 and left > 1:
+            amount = data.draw(st.integers(1, left - 1))
+        elif choice < 15:
+            amount = min(max(left, 0) + 1, COUNTER_MAX)
+        elif choice < 16:
+            amount = 0
+        else:
+            amount = self.draw_amount(data)
+        return Transfer(
+            id=uuid.uuid4(),
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            currency=self.draw_currency(data, self.currency_of(debit)),
+            code=self.draw_code(data),
+            flags=TF.PENDING if flags_choice == 0 else TF(0),
+            reverses_id=target_id,
+        )
+
     def draw_replay(self, data: st.DataObject, batch: list[Transfer], *, alter: bool) -> Transfer:
         seen = self.submitted + batch
         if not seen:
@@ -334,6 +405,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     "amount",
                     "code",
                     "currency",
+                    "reverses_id",
                 ]
             ),
             label="altered field",
@@ -359,6 +431,9 @@ class LedgerMachine(RuleBasedStateMachine):
             changed = replace(t, amount=amount)
         elif field == "code":
             changed = replace(t, code=t.code % 3 + 1)
+        elif field == "reverses_id":
+            other = data.draw(st.sampled_from([None, *(s.id for s in seen)]), label="reverses")
+            changed = replace(t, reverses_id=other if other != t.reverses_id else uuid.uuid4())
         else:
             changed = replace(t, currency=data.draw(st.sampled_from(CURRENCIES)))
         try:
@@ -434,6 +509,8 @@ class LedgerMachine(RuleBasedStateMachine):
             t = self.draw_resolve(data, batch, post=True)
         elif kind == "void":
             t = self.draw_resolve(data, batch, post=False)
+        elif kind == "reverse":
+            t = self.draw_reverse(data, batch)
         elif kind == "replay":
             return self.draw_replay(data, batch, alter=False)
         elif kind == "altered":
@@ -558,6 +635,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def create_replays(self, data: st.DataObject) -> None:
         self.submit_transfers(self.draw_batch(data, REPLAYS))
+
+    @rule(data=st.data())
+    def reverse(self, data: st.DataObject) -> None:
+        """Reversals of earlier transfers (and of ones earlier in the batch), in parts, in
+        full, one unit too many, the wrong way round, of holds, voids and reversals."""
+        self.submit_transfers(self.draw_batch(data, REVERSALS))
 
     @precondition(lambda self: bool(self.submitted))
     @rule(data=st.data())

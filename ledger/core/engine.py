@@ -14,7 +14,9 @@ Guarantees, given correctly loaded state:
   debits equal credits, posted and pending;
 * limit flags are checked against posted plus pending amounts, so a hold can never push
   an account past its limit when it is posted;
-* a hold resolves once: post, void or expiry.
+* a hold resolves once: post, void or expiry;
+* a reversal moves back at most what its target posted, less every earlier reversal of
+  it (those in the database, and those earlier in the batch whose chain did not fail).
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ class StoredTransfer:
 
     ``hold_amount`` is set on posts and voids (the amount of the hold they resolve), so
     that a replay leaving ``amount`` unset compares equal to it. ``resolution`` is set on
-    holds: ``OPEN``, ``POSTED``, ``VOIDED`` or ``EXPIRED``.
+    holds: ``OPEN``, ``POSTED``, ``VOIDED`` or ``EXPIRED``. ``reverses_id`` is the
+    transfer a reversal moves money back from.
     """
 
     id: uuid.UUID
@@ -129,8 +132,16 @@ class StoredTransfer:
     pending_id: uuid.UUID | None
     timeout_s: int
     expires_at_us: int | None
+    reverses_id: uuid.UUID | None = None
     hold_amount: int | None = None
     resolution: int = OPEN
+
+    @property
+    def posted_money(self) -> bool:
+        """A plain transfer or a post of a hold: what a reversal may move back.
+
+        Not a hold, a void (nor an expiry's), nor a reversal itself."""
+        return not self.flags & (PENDING | VOID_PENDING) and self.reverses_id is None
 
 
 TransferRow = tuple[
@@ -172,6 +183,11 @@ class Loaded:
     """Ids of the batch that an earlier refusal spent."""
     expired_holds: list[StoredTransfer]
     """Open holds past their timeout whose accounts are both loaded: voided first."""
+    targets: dict[uuid.UUID, StoredTransfer] = field(default_factory=dict)
+    """Transfers the batch names as ``reverses_id`` that exist."""
+    reversed_amounts: dict[uuid.UUID, int] = field(default_factory=dict)
+    """Per target: the sum of the reversals of it already in the database, read after the
+    reversals' accounts were locked (so two batches cannot both spend the same rest)."""
 
 
 @dataclass(slots=True)
@@ -209,6 +225,7 @@ class TransferBatch:
         "_holds",
         "_holds_opened",
         "_loaded",
+        "_reversed",
         "_rows",
         "_spent",
         "_touched",
@@ -230,6 +247,8 @@ class TransferBatch:
         self._holds_opened: dict[uuid.UUID, HoldRow] = {}
         self._hold_changes: list[tuple[StoredTransfer, int]] = []
         self._touched: dict[uuid.UUID, tuple[int, int, int, int]] | None = None
+        self._reversed: dict[uuid.UUID, int] = dict(loaded.reversed_amounts)
+        """Per target: what its reversals took so far, in the database and this batch."""
 
     # -- the batch --------------------------------------------------------------------
 
@@ -313,7 +332,8 @@ class TransferBatch:
         return (len(self._rows), len(self._hold_changes), len(self._created_order))
 
     def _rollback(self, mark: tuple[int, int, int]) -> None:
-        """Undo everything since ``mark``: counters, rows, hold states, created ids."""
+        """Undo everything since ``mark``: counters, rows, hold states, created ids, and
+        what the undone reversals took of their targets."""
         rows, hold_changes, created = mark
         assert self._touched is not None
         for account_id, counters in self._touched.items():
@@ -327,7 +347,9 @@ class TransferBatch:
                 self._holds_opened[hold.id] = self._hold_row(hold)
         del self._hold_changes[hold_changes:]
         for transfer_id in self._created_order[created:]:
-            del self._created[transfer_id]
+            undone = self._created.pop(transfer_id)
+            if undone.reverses_id is not None:
+                self._reversed[undone.reverses_id] -= undone.amount
             self._holds.pop(transfer_id, None)
             self._holds_opened.pop(transfer_id, None)
         del self._created_order[created:]
@@ -370,8 +392,30 @@ class TransferBatch:
         if t.code == 0:
             return Status.CODE_MUST_NOT_BE_ZERO
         if resolving:
+            if t.reverses_id is not None:
+                # A post or void skips the account and currency statuses that precede.
+                return Status.REVERSAL_MUST_BE_PLAIN
             return self._resolve(t, flags)
         return self._move(t, flags)
+
+    def _reversal_status(self, t: Transfer, flags: int) -> Status:
+        """The reversal statuses, in CORE_API's order; ``created`` when all pass."""
+        assert t.reverses_id is not None and t.amount is not None
+        if flags & PENDING:
+            return Status.REVERSAL_MUST_BE_PLAIN
+        target = self._created.get(t.reverses_id) or self._loaded.targets.get(t.reverses_id)
+        if target is None:
+            return Status.REVERSAL_NOT_FOUND
+        if not target.posted_money:
+            return Status.REVERSAL_TARGET_NOT_POSTED
+        if (
+            t.debit_account_id != target.credit_account_id
+            or t.credit_account_id != target.debit_account_id
+        ):
+            return Status.REVERSAL_MUST_SWAP_ACCOUNTS
+        if t.amount > target.amount - self._reversed.get(target.id, 0):
+            return Status.EXCEEDS_REVERSIBLE_AMOUNT
+        return Status.CREATED
 
     def _move(self, t: Transfer, flags: int) -> Status:
         """A plain transfer or a new hold."""
@@ -388,6 +432,10 @@ class TransferBatch:
             return Status.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY
         if t.currency != dr.currency:
             return Status.CURRENCY_MUST_MATCH_ACCOUNTS
+        if t.reverses_id is not None:
+            reversal = self._reversal_status(t, flags)
+            if reversal is not Status.CREATED:
+                return reversal
         amount = t.amount
         dr_debits = dr.debits_pending + dr.debits_posted + amount
         if dr_debits > COUNTER_MAX:
@@ -422,13 +470,16 @@ class TransferBatch:
             pending_id=None,
             timeout_s=t.timeout_s,
             expires_at_us=expires_at_us,
+            reverses_id=t.reverses_id,
         )
         self._created[t.id] = stored
         self._created_order.append(t.id)
         if flags & PENDING:
             self._holds[t.id] = stored
             self._holds_opened[t.id] = self._hold_row(stored)
-        self._append_row(stored, dr, cr, t.reverses_id, metadata_json(t.metadata))
+        if t.reverses_id is not None:
+            self._reversed[t.reverses_id] = self._reversed.get(t.reverses_id, 0) + amount
+        self._append_row(stored, dr, cr, metadata_json(t.metadata))
         return Status.CREATED
 
     def _resolve(self, t: Transfer, flags: int) -> Status:
@@ -464,7 +515,6 @@ class TransferBatch:
             code=t.code,
             amount_posted=posted if flags & POST_PENDING else 0,
             amount_requested=t.amount,
-            reverses_id=t.reverses_id,
             metadata=metadata_json(t.metadata),
         )
         return Status.CREATED
@@ -479,7 +529,6 @@ class TransferBatch:
         code: int,
         amount_posted: int,
         amount_requested: int | None,
-        reverses_id: uuid.UUID | None,
         metadata: str | None,
     ) -> None:
         """Resolve ``hold`` once: release its pending amounts, post ``amount_posted``."""
@@ -511,7 +560,7 @@ class TransferBatch:
         )
         self._created[transfer_id] = stored
         self._created_order.append(transfer_id)
-        self._append_row(stored, dr, cr, reverses_id, metadata)
+        self._append_row(stored, dr, cr, metadata)
 
     def _expire_due(self) -> int:
         """Void the loaded open holds whose timeout has passed, before the batch."""
@@ -529,7 +578,6 @@ class TransferBatch:
                 code=hold.code,
                 amount_posted=0,
                 amount_requested=None,
-                reverses_id=None,
                 metadata=None,
             )
             count += 1
@@ -550,7 +598,6 @@ class TransferBatch:
         stored: StoredTransfer,
         dr: AccountState,
         cr: AccountState,
-        reverses_id: uuid.UUID | None,
         metadata: str | None,
     ) -> None:
         self._rows.append(
@@ -566,7 +613,7 @@ class TransferBatch:
                 stored.pending_id,
                 stored.timeout_s,
                 stored.expires_at_us,
-                reverses_id,
+                stored.reverses_id,
                 metadata,
                 self.timestamp_us,
                 dr.debits_posted,
@@ -601,6 +648,8 @@ class TransferBatch:
             return Status.EXISTS_WITH_DIFFERENT_AMOUNT
         if t.code != e.code:
             return Status.EXISTS_WITH_DIFFERENT_CODE
+        if t.reverses_id != e.reverses_id:
+            return Status.EXISTS_WITH_DIFFERENT_REVERSES_ID
         return Status.EXISTS
 
     # -- the outcome ------------------------------------------------------------------
@@ -708,6 +757,11 @@ def create_accounts_in_memory(
         start = end + 1
     results = [Result(i, s) for i, s in enumerate(statuses)]
     return results, list(to_insert.values())
+
+
+def reversal_targets_named(transfers: Iterable[Transfer]) -> set[uuid.UUID]:
+    """The ids a batch names as ``reverses_id`` (the stores load them and their sums)."""
+    return {t.reverses_id for t in transfers if t.reverses_id is not None}
 
 
 def ids_named(transfers: Iterable[Transfer]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:

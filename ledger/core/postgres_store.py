@@ -5,7 +5,8 @@ A batch is one transaction in two round trips, whatever its size:
 1. (pipelined) lock every account the batch names, the accounts of the holds it posts or
    voids and of the due holds touching them, in one ``SELECT ... ORDER BY id FOR UPDATE``
    (one fixed order, so batches never deadlock on accounts); then read the batch's ids
-   that exist or were spent, the holds it names, and the due holds;
+   that exist or were spent, the holds it names, the due holds, and the transfers it
+   reverses with the sum their earlier reversals took;
 2. (pipelined) insert the transfers, spent ids and hold changes with ``unnest`` arrays,
    update the changed accounts in one statement, and commit.
 
@@ -34,6 +35,7 @@ from ledger.core.engine import (
     TransferBatch,
     create_accounts_in_memory,
     ids_named,
+    reversal_targets_named,
 )
 from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.values import Account, Result, Transfer
@@ -59,14 +61,14 @@ ORDER BY id FOR UPDATE
 """
 """Lock the batch's accounts in one fixed order (so batches never deadlock on them)."""
 
-KIND_EXISTING, KIND_SPENT, KIND_HOLD, KIND_DUE = 1, 2, 3, 4
+KIND_EXISTING, KIND_SPENT, KIND_HOLD, KIND_DUE, KIND_TARGET = 1, 2, 3, 4, 5
 
 SELECT_STATE = f"""
 SELECT 1, {store.STORED_TRANSFER_COLUMNS}, h.amount, NULL::uuid, NULL::int4 FROM transfers t
     LEFT JOIN transfers h ON h.id = t.pending_id WHERE t.id = ANY(%(tids)s::uuid[])
 UNION ALL
-SELECT 2, f.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-    FROM transfer_failures f WHERE f.id = ANY(%(tids)s::uuid[])
+SELECT 2, f.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL FROM transfer_failures f WHERE f.id = ANY(%(tids)s::uuid[])
 UNION ALL
 SELECT 3, {store.STORED_TRANSFER_COLUMNS}, t.amount, r.id, r.flags FROM transfers t
     LEFT JOIN transfers r ON r.pending_id = t.id WHERE t.id = ANY(%(pids)s::uuid[])
@@ -76,9 +78,16 @@ SELECT 4, {store.STORED_TRANSFER_COLUMNS}, NULL, NULL, NULL
     WHERE p.expires_at_us <= %(now)s
       AND (p.debit_account_id = ANY(%(lock)s::uuid[])
            OR p.credit_account_id = ANY(%(lock)s::uuid[]))
+UNION ALL
+SELECT 5, {store.REVERSAL_TARGET_COLUMNS}, NULL, NULL FROM transfers t
+    WHERE t.id = ANY(%(rids)s::uuid[])
 """
-"""After the lock: the batch's ids that exist or were spent, its holds, and the holds past
-their timeout that touch a locked account (voided before the batch)."""
+"""After the lock: the batch's ids that exist or were spent, its holds, the holds past
+their timeout that touch a locked account (voided before the batch), and the transfers
+it reverses with what their reversals took so far. In READ COMMITTED this statement's
+snapshot is taken after the lock is granted, so it sees every reversal committed by the
+batch that held the lock before (a reversal's accounts are its target's: see
+``store.REVERSAL_TARGET_COLUMNS``)."""
 
 WRITE = f"""
 WITH new_transfers AS (
@@ -354,6 +363,7 @@ class PostgresStore:
         params = {
             "pids": _array(list(pending_ids), "u"),
             "tids": _array(list({t.id for t in transfers}), "u"),
+            "rids": _array(list(reversal_targets_named(transfers)), "u"),
         }
 
         def work(conn: psycopg.Connection[Any], lock: set[uuid.UUID]) -> Outcome:
@@ -379,6 +389,7 @@ class PostgresStore:
         params = {
             "pids": _array(list(pending_ids), "u"),
             "tids": _array(list({t.id for t in transfers}), "u"),
+            "rids": _array(list(reversal_targets_named(transfers)), "u"),
             "now": now_us,
         }
         while True:
@@ -456,7 +467,13 @@ class PostgresStore:
             return 0
 
         def work(conn: psycopg.Connection[Any], lock: set[uuid.UUID]) -> int:
-            params = {"lock": _array(list(lock), "u"), "pids": "{}", "tids": "{}", "now": now_us}
+            params = {
+                "lock": _array(list(lock), "u"),
+                "pids": "{}",
+                "tids": "{}",
+                "rids": "{}",
+                "now": now_us,
+            }
             loaded = self._load(conn, params, lock)
             outcome = TransferBatch(loaded, now_us).run([])
             self._write(conn, outcome)
@@ -481,7 +498,13 @@ class PostgresStore:
             if kind == KIND_SPENT:
                 loaded.spent.add(row[1])
                 continue
-            stored = store.stored_transfer(row[1:] if kind == KIND_HOLD else row[1:13], _same)
+            if kind == KIND_TARGET:
+                target, taken = store.reversal_target(row[1:], _same)
+                loaded.targets[target.id] = target
+                loaded.reversed_amounts[target.id] = taken
+                continue
+            width = len(row) if kind == KIND_HOLD else store.STORED_TRANSFER_WIDTH + 2
+            stored = store.stored_transfer(row[1:width], _same)
             if kind == KIND_EXISTING:
                 loaded.existing[stored.id] = stored
                 continue

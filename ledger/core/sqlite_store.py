@@ -25,6 +25,7 @@ from ledger.core.engine import (
     TransferBatch,
     create_accounts_in_memory,
     ids_named,
+    reversal_targets_named,
 )
 from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.values import Account, Result, Transfer
@@ -221,6 +222,7 @@ class SqliteStore:
         account_ids, pending_ids = ids_named(transfers)
         transfer_ids = list({t.id.bytes for t in transfers})
         loaded = self._load(conn, account_ids, pending_ids, transfer_ids, now_us)
+        self._load_reversal_targets(conn, reversal_targets_named(transfers), loaded)
         outcome = TransferBatch(loaded, now_us).run(transfers)
         self._write_outcome(conn, outcome)
         return outcome
@@ -318,6 +320,20 @@ class SqliteStore:
             )
         }
         return Loaded(accounts, existing, holds, spent, expired)
+
+    def _load_reversal_targets(
+        self, conn: sqlite3.Connection, target_ids: set[uuid.UUID], loaded: Loaded
+    ) -> None:
+        """The transfers the batch reverses, and what earlier reversals took of each (the
+        file's write lock is held: no other writer can add a reversal meanwhile)."""
+        for row in self._select_in(
+            conn,
+            f"SELECT {store.REVERSAL_TARGET_COLUMNS} FROM transfers t WHERE t.id IN ({{}})",
+            [i.bytes for i in target_ids],
+        ):
+            target, taken = store.reversal_target(row, _uuid)
+            loaded.targets[target.id] = target
+            loaded.reversed_amounts[target.id] = taken
 
     @staticmethod
     def _write_outcome(conn: sqlite3.Connection, outcome: Outcome) -> None:

@@ -44,8 +44,10 @@ ACCOUNT_COLUMNS = (
 )
 STORED_TRANSFER_COLUMNS = (
     "t.id, t.debit_account_id, t.credit_account_id, t.amount, t.amount_requested, t.currency,"
-    " t.code, t.flags, t.pending_id, t.timeout_s, t.expires_at_us"
+    " t.code, t.flags, t.pending_id, t.timeout_s, t.expires_at_us, t.reverses_id"
 )
+STORED_TRANSFER_WIDTH = 12
+"""How many columns STORED_TRANSFER_COLUMNS names."""
 TRANSFER_COLUMNS = (
     "t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.code, t.flags,"
     " t.pending_id, t.timeout_s, t.reverses_id, t.metadata, t.created_at_us"
@@ -65,6 +67,16 @@ EXPIRE_BATCH_MAX = 1000
 """How many holds one ``expire_pending`` transaction voids at most; it loops for more."""
 
 UuidIn = Callable[[Any], uuid.UUID]
+
+REVERSAL_TARGET_COLUMNS = (
+    f"{STORED_TRANSFER_COLUMNS},"
+    " CAST((SELECT COALESCE(SUM(r.amount), 0) FROM transfers r WHERE r.reverses_id = t.id)"
+    " AS BIGINT)"
+)
+"""A transfer that a reversal names, and the sum of the reversals of it so far (an index
+lookup on ``ix_transfers_reverses_id``). Read after the batch's accounts are locked: a
+reversal's accounts are its target's, so every reversal of one target locks the same two
+accounts, and the sum read here cannot change before this batch commits."""
 
 
 def to_us(moment: datetime) -> int:
@@ -127,12 +139,22 @@ def stored_transfer(row: Sequence[Any], uuid_in: UuidIn) -> StoredTransfer:
         pending_id=_optional(row[8], uuid_in),
         timeout_s=row[9],
         expires_at_us=row[10],
+        reverses_id=_optional(row[11], uuid_in),
     )
-    if len(row) > 11:
-        stored.hold_amount = row[11]
-    if len(row) > 12:
-        stored.resolution = resolution(stored.id, _optional(row[12], uuid_in), row[13])
+    if len(row) > STORED_TRANSFER_WIDTH:
+        stored.hold_amount = row[STORED_TRANSFER_WIDTH]
+    if len(row) > STORED_TRANSFER_WIDTH + 1:
+        stored.resolution = resolution(
+            stored.id,
+            _optional(row[STORED_TRANSFER_WIDTH + 1], uuid_in),
+            row[STORED_TRANSFER_WIDTH + 2],
+        )
     return stored
+
+
+def reversal_target(row: Sequence[Any], uuid_in: UuidIn) -> tuple[StoredTransfer, int]:
+    """A row of REVERSAL_TARGET_COLUMNS: the target, and what its reversals took so far."""
+    return stored_transfer(row[:STORED_TRANSFER_WIDTH], uuid_in), int(row[STORED_TRANSFER_WIDTH])
 
 
 def resolution(hold_id: uuid.UUID, resolved_by: uuid.UUID | None, flags: int | None) -> int:
@@ -283,6 +305,26 @@ INTEGRITY_QUERIES: tuple[tuple[str, str], ...] = (
            OR r.currency <> h.currency
            OR ((r.flags & 4) <> 0 AND r.amount > h.amount)
            OR ((r.flags & 8) <> 0 AND r.amount <> h.amount)
+        """,
+    ),
+    (
+        "reversal that does not move back posted money of its target, accounts swapped",
+        """
+        SELECT r.id FROM transfers r LEFT JOIN transfers t ON t.id = r.reverses_id
+        WHERE r.reverses_id IS NOT NULL
+          AND (t.id IS NULL OR (r.flags & 14) <> 0 OR (t.flags & 10) <> 0
+               OR t.reverses_id IS NOT NULL
+               OR r.debit_account_id <> t.credit_account_id
+               OR r.credit_account_id <> t.debit_account_id)
+        """,
+    ),
+    (
+        "transfer reversed by more than it posted",
+        """
+        SELECT t.id FROM transfers t
+        JOIN (SELECT reverses_id, SUM(amount) AS taken FROM transfers
+              WHERE reverses_id IS NOT NULL GROUP BY reverses_id) r ON r.reverses_id = t.id
+        WHERE r.taken > t.amount
         """,
     ),
     (

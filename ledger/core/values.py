@@ -60,6 +60,7 @@ class Status(enum.StrEnum):
     EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID = "exists_with_different_credit_account_id"
     EXISTS_WITH_DIFFERENT_AMOUNT = "exists_with_different_amount"
     EXISTS_WITH_DIFFERENT_CODE = "exists_with_different_code"
+    EXISTS_WITH_DIFFERENT_REVERSES_ID = "exists_with_different_reverses_id"
     EXISTS_WITH_DIFFERENT_CURRENCY = "exists_with_different_currency"
     EXISTS = "exists"
     ID_ALREADY_FAILED = "id_already_failed"
@@ -76,6 +77,11 @@ class Status(enum.StrEnum):
     CREDIT_ACCOUNT_NOT_FOUND = "credit_account_not_found"
     ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY = "accounts_must_have_the_same_currency"
     CURRENCY_MUST_MATCH_ACCOUNTS = "currency_must_match_accounts"
+    REVERSAL_MUST_BE_PLAIN = "reversal_must_be_plain"
+    REVERSAL_NOT_FOUND = "reversal_not_found"
+    REVERSAL_TARGET_NOT_POSTED = "reversal_target_not_posted"
+    REVERSAL_MUST_SWAP_ACCOUNTS = "reversal_must_swap_accounts"
+    EXCEEDS_REVERSIBLE_AMOUNT = "exceeds_reversible_amount"
     PENDING_TRANSFER_NOT_FOUND = "pending_transfer_not_found"
     PENDING_TRANSFER_NOT_PENDING = "pending_transfer_not_pending"
     PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID = (
@@ -100,6 +106,7 @@ SPENDING_STATUSES: frozenset[Status] = frozenset(
         Status.DEBIT_ACCOUNT_NOT_FOUND,
         Status.CREDIT_ACCOUNT_NOT_FOUND,
         Status.PENDING_TRANSFER_NOT_FOUND,
+        Status.REVERSAL_NOT_FOUND,
         Status.EXCEEDS_CREDITS,
         Status.EXCEEDS_DEBITS,
     }
