@@ -72,7 +72,7 @@ from typing import Any, TypeVar
 
 import phonenumbers
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
@@ -252,9 +252,7 @@ def _matches(hashed: str, secret: str) -> bool:
     """Whether ``secret`` is what ``hashed`` hashes: one argon2 verify, always."""
     try:
         return _HASHER.verify(hashed, secret)
-    except VerifyMismatchError:
-        return False
-    except (VerificationError, InvalidHashError):
+    except (VerificationError, InvalidHashError):  # a mismatch is a VerificationError
         return False
 
 
@@ -446,26 +444,32 @@ def register_villager(
             currency=currency,
             kyc_tier=REGISTRATION_TIER,
         )
-        tx.execute(
-            "INSERT INTO villagers (party_id, agent_id, phone, language, state, pin_hash,"
-            " pin_tries_failed, registration_sha256, created_at_us, updated_at_us)"
-            " VALUES (:id, :agent, :phone, :language, 'pending_activation', NULL, 0,"
-            " :digest, :now, :now)",
-            {
-                "id": villager_id,
-                "agent": agent_id,
-                "phone": e164,
-                "language": language,
-                "digest": digest,
-                "now": tx.now_us,
-            },
-        )
-        row = _locked(tx, villager_id)
+        row = _insert_villager(tx, villager_id, agent_id, e164, language, digest)
         _emit(tx, events.VILLAGER_REGISTERED, villager_id, agent_id=str(agent_id))
         _issue_code(tx, row, _CodeReason.REGISTRATION, code, code_hash)
         return _villager(row)
 
     return led.transact(work)
+
+
+def _insert_villager(
+    tx: Tx, villager_id: uuid.UUID, agent_id: uuid.UUID, phone: str, language: str, digest: str
+) -> Row:
+    tx.execute(
+        "INSERT INTO villagers (party_id, agent_id, phone, language, state, pin_hash,"
+        " pin_tries_failed, registration_sha256, created_at_us, updated_at_us)"
+        " VALUES (:id, :agent, :phone, :language, 'pending_activation', NULL, 0,"
+        " :digest, :now, :now)",
+        {
+            "id": villager_id,
+            "agent": agent_id,
+            "phone": phone,
+            "language": language,
+            "digest": digest,
+            "now": tx.now_us,
+        },
+    )
+    return _locked(tx, villager_id)
 
 
 def _check_new_registration(
@@ -573,7 +577,7 @@ def _verify_in(tx: Tx, row: Row | None, pin: str) -> Villager | Refused:
     if not _matches(row[13], pin):
         return _wrong_pin(tx, row)
     if int(row[8]) or _HASHER.check_needs_rehash(row[13]):
-        _rehash_and_clear(tx, row, pin)
+        _set_pin(tx, row[0], _rehashed(row[13], pin), State.ACTIVE)  # tries back to 0
     _emit(tx, events.VILLAGER_PIN_VERIFIED, row[0])
     return _villager(_locked(tx, row[0]))
 
@@ -598,9 +602,9 @@ def _wrong_pin(tx: Tx, row: Row) -> Refused:
     return _pin_invalid(left)
 
 
-def _rehash_and_clear(tx: Tx, row: Row, pin: str) -> None:
-    new_hash = _HASHER.hash(pin) if _HASHER.check_needs_rehash(row[13]) else row[13]
-    _set_pin(tx, row[0], new_hash, State.ACTIVE)
+def _rehashed(pin_hash: str, pin: str) -> str:
+    """The hash to keep: a fresh one when the hasher's parameters have changed."""
+    return _HASHER.hash(pin) if _HASHER.check_needs_rehash(pin_hash) else pin_hash
 
 
 def change_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str, new_pin: str) -> Villager:
