@@ -4,8 +4,11 @@ Tenancy rests on one rule: **a storefront's or an agent's party id is its princi
 id**. ``vledger keys create --role storefront`` makes the principal (and prints its id);
 an operator then onboards the party with that id, a name and its one currency. From then
 on the principal's orders, devices and events are the party's. A principal is one party
-of one currency (a shop selling in two currencies has two principals). A villager is not
-a principal (it acts through its agent): its id is any UUID no principal has.
+of one currency (a shop selling in two currencies has two principals). A villager's id is
+any UUID no principal has. A villager onboarded here is a **receive-only wallet**: it has
+no phone and no PIN, so it can consent to nothing and nothing may debit its wallet. A
+villager who acts (a PIN, consent codes) is registered by an agent at its station,
+``POST /v1/villagers`` (:mod:`api.routes.villagers`), and cannot be made from one of these.
 """
 
 from __future__ import annotations
