@@ -205,6 +205,14 @@ def make_shops(database: str, base_url: str, count: int, key_dir: Path) -> list[
     from api.client import Client
     from api.keys import create_key
 
+    # No tenant mints money (api.access): an operator lends each shop's bounded source
+    # its funding from an account of the operator's own.
+    lender_key = key_dir / "lender.pem"
+    made = create_key(
+        database, "operator", f"bench-lender-{uuid.uuid4().hex[:6]}", "ed25519", lender_key
+    )
+    lender = Client.from_key_file(base_url, made["key_id"], lender_key)
+    bank = lender.create_account(id=uuid.uuid4(), currency="KES", code=1)["id"]
     shops = []
     for i in range(count):
         path = key_dir / f"shop-{i}.pem"
@@ -212,15 +220,15 @@ def make_shops(database: str, base_url: str, count: int, key_dir: Path) -> list[
             database, "storefront", f"bench-shop-{i}-{uuid.uuid4().hex[:6]}", "ed25519", path
         )
         client = Client.from_key_file(base_url, made["key_id"], path)
-        funding = client.create_account(id=uuid.uuid4(), currency="KES", code=1)["id"]
         source = client.create_account(
             id=uuid.uuid4(), currency="KES", code=1, flags=["debits_must_not_exceed_credits"]
         )["id"]
         destination = client.create_account(id=uuid.uuid4(), currency="KES", code=1)["id"]
-        [funded] = client.create_transfers([transfer(funding, source, FUNDING_MINOR)])
+        [funded] = lender.create_transfers([transfer(bank, source, FUNDING_MINOR)])
         if funded["status"] != "created":
             raise SystemExit(f"funding a source failed: {funded}")
         shops.append(Shop(client, source, destination))
+    lender.close()
     return shops
 
 
