@@ -755,9 +755,10 @@ class CashInList(BaseModel):
 
 
 class CashOutCreate(Request):
-    """A villager asks the calling agent for cash: ``amount_minor`` plus the fee of her
-    wallet and ``amount_minor`` of the agent's cash-on-hand are held until the agent
-    confirms (``/v1/cash-outs/{id}/confirm``), someone cancels, or ``timeout_s`` passes."""
+    """A villager asks the calling agent for cash, with the withdrawal code she made for
+    this agent and amount (``consent_code``): ``amount_minor`` plus the fee of her wallet
+    and ``amount_minor`` of the agent's cash-on-hand are held until the agent confirms
+    (``/v1/cash-outs/{id}/confirm``), someone cancels, or ``timeout_s`` passes."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -766,6 +767,7 @@ class CashOutCreate(Request):
                     "id": "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091",
                     "villager_id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
                     "amount_minor": 20_000,
+                    "consent_code": "482910",
                 }
             ]
         }
@@ -775,6 +777,11 @@ class CashOutCreate(Request):
     villager_id: uuid.UUID
     amount_minor: AmountMinor
     timeout_s: CashOutTimeoutS = 900
+    consent_code: OrderCode | None = Field(
+        default=None,
+        description="The withdrawal code the villager made for this agent and exact amount"
+        " (without it: 422 consent_required, nothing held)",
+    )
 
 
 class CashOutConfirm(Request):

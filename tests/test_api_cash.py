@@ -26,6 +26,7 @@ from ledger import open_ledger
 from ledger.flows import cash, parties
 from ledger.flows.parties import Role
 from tests.conftest import drop_pg_schema
+from tests.consent_helpers import consenting_villager, withdrawal_code
 from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread, api, fresh_database
 from tests.test_api_orders import _RAISED, _SHORT, EXPOSED_FLOWS, ok, refused
 
@@ -62,7 +63,8 @@ def api_server(
 
 
 class Counter:
-    """An agent topped up by the platform, a villager of ``tier``, and their operator."""
+    """An agent topped up by the platform, a villager of ``tier`` registered at its
+    station (with a PIN, so that she can make withdrawal codes), and their operator."""
 
     def __init__(self, api: Harness, tier: str = "tier1", float_minor: int = FLOAT_MINOR) -> None:
         self.api = api
@@ -70,9 +72,9 @@ class Counter:
         made = api.key("agent")
         self.agent = api.client_for(made)
         self.agent_id = made["principal_id"]
-        self.villager_id = str(uuid.uuid4())
         self.onboard("agent", self.agent_id)
-        self.onboard("villager", self.villager_id, kyc_tier=tier)
+        villager = consenting_villager(api.ledger, agent_id=uuid.UUID(self.agent_id), tier=tier)
+        self.villager_id = str(villager.id)
         if float_minor:
             self.top_up(float_minor)
 
@@ -96,8 +98,23 @@ class Counter:
             "POST", f"/v1/agents/{self.agent_id}/cash-ins", json_body=body, **kw
         )
 
+    def code(self, amount: int) -> str:
+        """A withdrawal code the villager made for this agent and ``amount``."""
+        return withdrawal_code(
+            self.api.ledger,
+            villager_id=uuid.UUID(self.villager_id),
+            agent_id=uuid.UUID(self.agent_id),
+            amount_minor=amount,
+        )
+
     def cash_out(self, amount: int, who: Client | None = None, **extra: Any) -> httpx.Response:
+        """A cash-out request, with a code the villager made for it unless ``extra``
+        names one (``consent_code=None`` sends none)."""
         body = {"id": str(uuid.uuid4()), "villager_id": self.villager_id, "amount_minor": amount}
+        body["consent_code"] = self.code(amount)
+        if extra.get("consent_code", "") is None:
+            del body["consent_code"]
+            del extra["consent_code"]
         return (who or self.agent).request(
             "POST", f"/v1/agents/{self.agent_id}/cash-outs", json_body={**body, **extra}
         )
@@ -280,7 +297,12 @@ def test_replays_by_idempotency_key_and_by_operation_id_move_money_once(
     refused(counter.cash_in(26_000, op_id), 409, "cash_in_id_reused")
     refused(counter.cash_in(26_000, op_id, idempotency_key="till-1"), 422, "idempotency_key_reused")
 
-    body = {"id": str(uuid.uuid4()), "villager_id": counter.villager_id, "amount_minor": 10_000}
+    body = {
+        "id": str(uuid.uuid4()),
+        "villager_id": counter.villager_id,
+        "amount_minor": 10_000,
+        "consent_code": counter.code(10_000),
+    }
     path = f"/v1/agents/{counter.agent_id}/cash-outs"
     requested = ok(counter.agent.request("POST", path, json_body=body), 201)
     again = ok(counter.agent.request("POST", path, json_body=body), 201)
@@ -405,7 +427,14 @@ def test_paging_of_cash_ins(counter: Counter) -> None:
 
 # -- the catalogue and the document ---------------------------------------------------------
 
-CASH_FLOWS = ("cash.py", "agent_float.py", "settlement.py", "limits.py", "timers.py")
+CASH_FLOWS = (
+    "cash.py",
+    "consent.py",
+    "agent_float.py",
+    "settlement.py",
+    "limits.py",
+    "timers.py",
+)
 FORMATTED_CODES = {
     "cash_out_cancelled",  # cash: f"cash_out_{state.value}"
     "cash_out_expired",

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from ledger import Ledger
 from ledger.flows import agent_float, cash, events, fees, limits, parties
 from ledger.flows.cash import CashOutMode, CashOutState
+from ledger.flows.consent import Purpose
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Party, Role
 from tests.conftest import Clock
+from tests.consent_helpers import consenting_villager, withdrawal_code
 
 KES = "KES"
 
@@ -47,6 +49,8 @@ def new_id() -> uuid.UUID:
 class Village:
     led: Ledger
     clock: Clock
+    registrar: Party | None = None
+    """The station where the villagers were registered (made on first use)."""
 
     def agent(self, float_minor: int = 0, name: str = "Wanjiru's shop") -> Party:
         agent = parties.onboard(
@@ -63,6 +67,13 @@ class Village:
         return agent
 
     def villager(self, tier: str = "tier1", name: str = "Otieno") -> Party:
+        """A villager registered at a station, with a PIN: she can consent to cash-outs."""
+        if self.registrar is None:
+            self.registrar = self.agent(name="the registering station")
+        return consenting_villager(self.led, agent_id=self.registrar.id, tier=tier, name=name)
+
+    def unregistered(self, tier: str, name: str = "Otieno") -> Party:
+        """A villager party alone (cash-ins need no consent)."""
         return parties.onboard(
             self.led, party_id=new_id(), kind=Kind.VILLAGER, name=name, currency=KES, kyc_tier=tier
         )
@@ -81,13 +92,50 @@ class Village:
             amount_minor=amount_minor,
         )
 
+    def code(
+        self,
+        agent: Party,
+        villager: Party,
+        amount_minor: int,
+        purpose: Purpose = Purpose.WITHDRAWAL,
+    ) -> str:
+        """The withdrawal code the villager makes for this agent and amount."""
+        return withdrawal_code(
+            self.led,
+            villager_id=villager.id,
+            agent_id=agent.id,
+            amount_minor=amount_minor,
+            purpose=purpose,
+        )
+
     def request(self, agent: Party, villager: Party, amount_minor: int) -> cash.CashOut:
+        """The agent requests a cash-out with the code the villager made for it."""
         return cash.request_cash_out(
             self.led,
             cash_out_id=new_id(),
             agent_id=agent.id,
             villager_id=villager.id,
             amount_minor=amount_minor,
+            consent_code=self.code(agent, villager, amount_minor),
+        )
+
+    def one_shot(
+        self,
+        agent: Party,
+        villager: Party,
+        amount_minor: int,
+        cash_out_id: uuid.UUID | None = None,
+    ) -> cash.CashOut:
+        """A one-shot cash-out with the offline withdrawal code the villager made (which
+        holds the amount when it is made)."""
+        code = self.code(agent, villager, amount_minor, Purpose.OFFLINE_WITHDRAWAL)
+        return cash.cash_out(
+            self.led,
+            cash_out_id=cash_out_id or new_id(),
+            agent_id=agent.id,
+            villager_id=villager.id,
+            amount_minor=amount_minor,
+            consent_code=code,
         )
 
     def balances(self, agent: Party, villager: Party) -> dict[str, int]:
@@ -244,7 +292,7 @@ def test_refused_cash_ins_change_nothing(village: Village) -> None:
     )  # fmt: skip
     with refused("currency_mismatch"):
         village.cash_in(agent, ugandan, 100)
-    unknown_tier = village.villager(tier="basic")
+    unknown_tier = village.unregistered(tier="basic")
     with refused("kyc_tier_unknown"):
         village.cash_in(agent, unknown_tier, 100)
     assert village.balances(agent, otieno) == before
@@ -447,8 +495,12 @@ def test_cash_out_steps_replay_and_refuse_what_no_longer_applies(village: Villag
         "cash_out_id": cash_out_id,
         "agent_id": agent.id,
         "villager_id": otieno.id,
+        "consent_code": None,  # a replay answers before any consent is looked at
     }
-    requested = cash.request_cash_out(village.led, amount_minor=100_000, **kwargs)
+    code = village.code(agent, otieno, 100_000)
+    requested = cash.request_cash_out(
+        village.led, amount_minor=100_000, **{**kwargs, "consent_code": code}
+    )
     assert cash.request_cash_out(village.led, amount_minor=100_000, **kwargs) == requested
     with pytest.raises(Conflict):
         cash.request_cash_out(village.led, amount_minor=100_001, **kwargs)
@@ -472,13 +524,7 @@ def test_cash_out_steps_replay_and_refuse_what_no_longer_applies(village: Villag
 def test_a_one_shot_cash_out_posts_at_once(village: Village) -> None:
     village.publish("cash_out", CASH_OUT_RULES)
     agent, otieno = _funded(village)
-    done = cash.cash_out(
-        village.led,
-        cash_out_id=new_id(),
-        agent_id=agent.id,
-        villager_id=otieno.id,
-        amount_minor=200_000,
-    )
+    done = village.one_shot(agent, otieno, 200_000)
     assert (done.mode, done.state, done.fee_minor, done.expires_at) == (
         CashOutMode.ONE_SHOT,
         CashOutState.COMPLETED,
@@ -489,14 +535,8 @@ def test_a_one_shot_cash_out_posts_at_once(village: Village) -> None:
     assert (b["wallet"], b["cash"], b["commission"]) == (797_000, 800_000, 999)
     with refused("cash_out_completed"):
         cash.cancel_cash_out(village.led, cash_out_id=done.id)
-    with refused("wallet_short"):
-        cash.cash_out(
-            village.led,
-            cash_out_id=new_id(),
-            agent_id=agent.id,
-            villager_id=otieno.id,
-            amount_minor=797_000,
-        )
+    with refused("wallet_short"):  # the code cannot hold 797,000 and its fee
+        village.one_shot(agent, otieno, 797_000)
     assert village.led.check_integrity().ok
 
 
@@ -560,13 +600,7 @@ def test_any_sequence_of_cash_operations_keeps_money_and_limits(
             elif operation == "request":
                 open_ids.append(village.request(agent, amina, amount).id)
             elif operation == "one_shot":
-                cash.cash_out(
-                    ledger,
-                    cash_out_id=new_id(),
-                    agent_id=agent.id,
-                    villager_id=amina.id,
-                    amount_minor=amount,
-                )
+                village.one_shot(agent, amina, amount)
                 cash_paid += amount
             elif operation in ("confirm", "cancel") and open_ids:
                 target = open_ids.pop(pick % len(open_ids))
@@ -587,6 +621,7 @@ def test_any_sequence_of_cash_operations_keeps_money_and_limits(
                 "limit_exceeded_daily",
                 "limit_exceeded_balance",
                 "cash_out_expired",
+                "consent_codes_too_many",  # codes of refused cash-outs stay open a while
             }, refusal
         b = village.balances(agent, amina)
         assert b["wallet"] + b["float"] == start_float  # no fee schedule: nothing else

@@ -14,6 +14,11 @@ float top-ups                  **operators only**: the agent's cash deposit at t
 read (lists, one, the float)   the agent its own; auditors and operators all
 =============================  ==========================================================
 
+A cash-out request carries the withdrawal code the villager made for the agent and the
+exact amount (``consent_code``, :mod:`ledger.flows.consent`): without it 422
+``consent_required``, a wrong one ``consent_invalid`` (counted against the code and,
+rate-limited, against the caller), an old one ``consent_expired``; nothing is held.
+
 Storefronts have no business here (403). A write carries the operation's permanent id
 (``id`` in the body, the client's UUID): besides the Idempotency-Key's stored answer
 (24 h), the flow answers the same operation for the same id at any later time, which an
@@ -234,7 +239,8 @@ def get_cash_in(request: Request, caller: Caller, cash_in_id: uuid.UUID) -> Resp
     "/{agent_id}/cash-outs",
     status_code=201,
     response_model=CashOutOut,
-    summary="Request a cash-out: the villager's wallet and the agent's cash are held",
+    summary="Request a cash-out with the villager's withdrawal code: her wallet and the"
+    " agent's cash are held",
     openapi_extra={"x-request-model": "CashOutCreate"},
 )
 def request_cash_out(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
@@ -250,7 +256,9 @@ def request_cash_out(request: Request, caller: Caller, agent_id: uuid.UUID) -> R
                 agent_id=agent_id,
                 villager_id=data.villager_id,
                 amount_minor=data.amount_minor,
+                consent_code=data.consent_code,
                 timeout_s=data.timeout_s,
+                caller_id=caller.principal_id,
             )
         )
         return json_response(201, cash_out_out(made), {"Location": f"/v1/cash-outs/{made.id}"})

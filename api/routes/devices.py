@@ -6,7 +6,9 @@ agent's device answers 404); an operator may revoke any device (a lost phone); a
 and operators read every device and every exception. A record travels as the exact
 canonical bytes the phone signed (``payload``, an ASCII JSON string) and its Ed25519
 signature (``signature``, base64), so that nothing between the phone and the ledger can
-change what was signed.
+change what was signed. A cash-out record is version 2 and carries the villager's offline
+withdrawal code; one without a valid code becomes an exception charged to the agent
+(``ledger.flows.offline``).
 """
 
 from __future__ import annotations
