@@ -10,12 +10,13 @@ from datetime import date
 
 import pytest
 
-from ledger import Ledger, open_ledger
-from ledger.flows import cash, events, limits, parties
+from ledger import Account, Ledger, Transfer, open_ledger
+from ledger.flows import cash, events, limits, orders, parties, suspense
 from ledger.flows.errors import NotFound, Refused
-from ledger.flows.parties import Kind
+from ledger.flows.parties import Kind, Role
 from tests.conftest import Clock
 from tests.test_flow_cash import Village, new_id, refused
+from tests.villager_helpers import DEFAULT_PIN, active_villager
 
 
 @pytest.fixture
@@ -106,6 +107,109 @@ def test_a_wallet_may_not_hold_more_than_its_tier_allows(village: Village) -> No
     assert limits.get_usage(village.led, villager_id=amina.id).cash_in_minor == 0
     village.cash_in(agent, amina, 100_000)
     assert village.balances(agent, amina)["wallet"] == 2_000_000
+
+
+# -- the maximum balance holds on every credit of a wallet, not only a cash-in ---------------
+
+TIER0_BALANCE_MAX_MINOR = 2_000_000  # KES 20,000.00
+
+
+def fill_wallet_to(led: Ledger, villager: uuid.UUID, balance_minor: int) -> None:
+    """Bring the wallet to ``balance_minor`` from an outside account (a test's shortcut
+    past the cash-in's daily limit; the core does not know KYC tiers)."""
+    bank, wallet = uuid.uuid5(villager, "bank"), parties.account_id(villager, Role.WALLET)
+    led.create_accounts([Account(bank, "KES", code=7)])
+    [a] = led.lookup_accounts([wallet])
+    gap = balance_minor - (a.credits_posted - a.debits_posted)
+    debit, credit = (bank, wallet) if gap > 0 else (wallet, bank)
+    [result] = led.create_transfers([Transfer(new_id(), debit, credit, abs(gap), "KES", code=1)])
+    assert result.status == "created"
+
+
+def wallet_of(led: Ledger, villager: uuid.UUID) -> int:
+    [a] = led.lookup_accounts([parties.account_id(villager, Role.WALLET)])
+    return a.credits_posted - a.debits_posted
+
+
+def receipts_of(led: Ledger, villager: uuid.UUID) -> list[events.Event]:
+    found = led.transact(lambda tx: events.read_events(tx, party_id=villager, limit=1000))
+    return [e for e in found if e.type == events.WALLET_RECEIPT]
+
+
+def test_an_order_refund_past_the_wallet_maximum_is_refused_and_stays_refundable(
+    village: Village,
+) -> None:
+    agent = village.agent(float_minor=1_000_000)
+    shop = parties.onboard(
+        village.led, party_id=new_id(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
+    )
+    amina = active_villager(village.led, agent_id=agent.id, phone="+254712000301", name="Amina")
+    village.cash_in(agent, amina, 200_000)
+    order_id = new_id()
+    orders.create_order(
+        village.led, order_id=order_id, storefront_id=shop.id, currency="KES",
+        amount_minor=120_000, delivery_method="courier", villager_id=amina.id,
+    )  # fmt: skip
+    orders.pay_order_by_pin(
+        village.led, step_id=new_id(), order_id=order_id, villager_id=amina.id, pin=DEFAULT_PIN
+    )
+    fill_wallet_to(village.led, amina.id, TIER0_BALANCE_MAX_MINOR - 120_000 + 1)
+    receipts = len(receipts_of(village.led, amina.id))
+    escrow = parties.account_id(shop.id, Role.ESCROW)
+    [held] = village.led.lookup_accounts([escrow])
+    for refund in (
+        lambda: orders.cancel_order(village.led, step_id=new_id(), order_id=order_id),
+        lambda: orders.refund_order(village.led, step_id=new_id(), order_id=order_id),
+    ):
+        with refused("limit_exceeded_balance"):
+            refund()
+    assert wallet_of(village.led, amina.id) == TIER0_BALANCE_MAX_MINOR - 120_000 + 1
+    assert village.led.lookup_accounts([escrow]) == [held]
+    assert orders.get_order(village.led, order_id=order_id).state is orders.State.PAID
+    assert len(receipts_of(village.led, amina.id)) == receipts  # no receipt for a refusal
+    fill_wallet_to(village.led, amina.id, TIER0_BALANCE_MAX_MINOR - 120_000)
+    done = orders.refund_order(village.led, step_id=new_id(), order_id=order_id)
+    assert done.state is orders.State.REFUNDED
+    assert wallet_of(village.led, amina.id) == TIER0_BALANCE_MAX_MINOR  # exactly: allowed
+    assert village.led.check_integrity().ok
+
+
+def test_a_suspense_reassignment_past_the_wallet_maximum_is_refused_and_stays_parked(
+    village: Village,
+) -> None:
+    amina = village.villager(tier="tier0", name="Amina")
+    item_id = new_id()
+    suspense.park(
+        village.led, suspense_id=item_id, currency="KES", provider="MPESA",
+        provider_reference="QK7X2 AMINA", amount_minor=100_000,
+    )  # fmt: skip
+    fill_wallet_to(village.led, amina.id, TIER0_BALANCE_MAX_MINOR - 100_000 + 1)
+    platform_suspense = parties.account_id(parties.platform_id("KES"), Role.SUSPENSE)
+    [parked] = village.led.lookup_accounts([platform_suspense])
+    with refused("limit_exceeded_balance"):
+        suspense.reassign(village.led, suspense_id=item_id, to_villager_id=amina.id)
+    assert wallet_of(village.led, amina.id) == TIER0_BALANCE_MAX_MINOR - 100_000 + 1
+    assert village.led.lookup_accounts([platform_suspense]) == [parked]
+    item = suspense.get_suspense(village.led, suspense_id=item_id)
+    assert item.state is suspense.SuspenseState.PARKED
+    assert receipts_of(village.led, amina.id) == []
+    fill_wallet_to(village.led, amina.id, TIER0_BALANCE_MAX_MINOR - 100_000)
+    suspense.reassign(village.led, suspense_id=item_id, to_villager_id=amina.id)
+    assert wallet_of(village.led, amina.id) == TIER0_BALANCE_MAX_MINOR  # exactly: allowed
+    assert village.led.check_integrity().ok
+
+
+def test_the_maximum_counts_a_credit_of_a_villager_on_a_higher_tier_by_that_tier(
+    village: Village,
+) -> None:
+    baraka = village.villager(tier="tier1", name="Baraka")  # KES 300,000.00 at most
+    item_id = new_id()
+    suspense.park(
+        village.led, suspense_id=item_id, currency="KES", provider="MPESA",
+        provider_reference="QK7X3 BARAKA", amount_minor=TIER0_BALANCE_MAX_MINOR + 1,
+    )  # fmt: skip
+    suspense.reassign(village.led, suspense_id=item_id, to_villager_id=baraka.id)
+    assert wallet_of(village.led, baraka.id) == TIER0_BALANCE_MAX_MINOR + 1
 
 
 def test_moving_a_villager_up_a_tier_raises_their_limits(village: Village) -> None:

@@ -46,7 +46,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import events, parties
+from ledger.flows import events, parties, wallets
 from ledger.flows.errors import Conflict, Refused
 from ledger.flows.parties import Kind, Party, Role
 
@@ -99,10 +99,19 @@ def check_amount(value: object, name: str = "amount_minor") -> int:
     return value
 
 
-def submit_linked(tx: Tx, transfers: Sequence[Transfer], short: Mapping[uuid.UUID, str]) -> None:
+def submit_linked(
+    tx: Tx,
+    transfers: Sequence[Transfer],
+    short: Mapping[uuid.UUID, str],
+    *,
+    reference: wallets.Reference | None = None,
+) -> None:
     """Create ``transfers`` as one linked batch (all or none). A limit refusal raises
     :class:`Refused` with the code ``short`` gives the account that was short
-    (``funds_short`` if it names none); any other refusal is a bug."""
+    (``funds_short`` if it names none); any other refusal is a bug. Then every wallet
+    the batch touches gets its KYC maximum checked and its receipts
+    (:func:`ledger.flows.wallets.after_transfers_in`; ``reference`` names the operation,
+    by default what the transfers' metadata names)."""
     if not transfers:
         return
     batch = [
@@ -114,6 +123,7 @@ def submit_linked(tx: Tx, transfers: Sequence[Transfer], short: Mapping[uuid.UUI
     results = tx.create_transfers(batch)
     failed = [r for r in results if r.status is not Status.CREATED]
     if not failed:
+        wallets.after_transfers_in(tx, batch, results, reference=reference)
         return
     cause = next((r for r in failed if r.status is not Status.LINKED_EVENT_FAILED), failed[0])
     transfer = batch[cause.index]

@@ -9,9 +9,11 @@ with three limits, in minor units (the figures seeded by migration 0004 are belo
   apart**, the most they may cash out in one UTC day (a villager who cashes in 10,000
   and out 10,000 on one day has used 10,000 of each allowance, not 20,000 of one: the
   limits are about how much cash crosses the counter in each direction);
-- ``balance_max_minor``: the most the wallet may hold after a cash-in (credits posted
+- ``balance_max_minor``: the most the wallet may hold after any credit (credits posted
   plus pending, less debits posted: what the wallet would hold if every pending credit
-  posted and no pending debit did).
+  posted and no pending debit did). Checked by :func:`check_balance_in`, which every
+  flow reaches through :func:`ledger.flows.wallets.after_transfers_in` after each batch
+  that credits a wallet: cash-ins, order refunds, suspense reassignments, reversals.
 
 Seeded tiers (``tier0``: a phone number; ``tier1``: an ID document checked; ``tier2``:
 full KYC), per transaction / per day and direction / wallet balance, in major units:
@@ -34,7 +36,7 @@ CONFLICT DO NOTHING``, so two first operations of a day do not collide) and then
 wallet at once run one after the other and the second sees the first's amount. A
 two-phase cash-out reserves its amount when it is requested; cancelled or expired, it
 gives the amount back to the day it was taken from. The balance limit is checked after
-the cash-in's transfers in the same transaction, when the core holds the wallet's row
+the crediting transfers in the same transaction, when the core holds the wallet's row
 locked, so it too holds under concurrency.
 """
 
@@ -292,8 +294,10 @@ def release_in(
 
 
 def check_balance_in(tx: Tx, *, villager: Party) -> None:
-    """After a cash-in's transfers: :class:`Refused` ``limit_exceeded_balance`` when the
-    wallet now holds more than the tier allows (the caller's transaction rolls back)."""
+    """After transfers that credit the villager's wallet (any flow's, through
+    :func:`ledger.flows.wallets.after_transfers_in`): :class:`Refused`
+    ``limit_exceeded_balance`` when the wallet now holds more than the tier allows (the
+    caller's transaction rolls back); exactly the maximum is allowed."""
     if villager.kyc_tier is None:
         raise Refused("kyc_tier_unknown", f"party {villager.id} has no KYC tier")
     limits = tier_limits_in(tx, currency=villager.currency, tier=villager.kyc_tier)

@@ -48,11 +48,25 @@ Money (one linked batch per operation, all or nothing):
   longer holds it (the proceeds were paid out, the agent spent the commission), the whole
   refund is refused and nothing moves (``proceeds_short``, ``agent_commission_short`` ...).
 
-Timers live in the database in UTC microseconds: ``dispatch`` sets
-``auto_release_at = now + N days`` (N per delivery method, :data:`DELIVERY_METHODS`);
+Timers live in the database in UTC microseconds, their lengths in the
+``delivery_methods`` table (one row per method, :func:`delivery_method_in`; an operator
+changes them with :func:`set_delivery_method`): ``pay`` sets ``dispatch_deadline_at = now
++ H hours``; ``dispatch`` sets ``auto_release_at = now + N days``;
 ``extend_auto_release`` pushes it; a dispute pauses it (the time left is kept) and a
-dispute withdrawn resumes it. :func:`sweep_orders` releases every dispatched or delivered
-order whose timer has passed, each in its own transaction.
+dispute withdrawn resumes it. :func:`sweep_orders`, each order in its own transaction,
+cancels and refunds every paid order not dispatched by its deadline (``order.cancelled``
+with ``reason`` ``dispatch_expired``; a dispute does not stop that clock: a paid order
+whose dispute is withdrawn after its deadline is cancelled by the next sweep), and
+releases every dispatched or delivered order whose timer has passed.
+
+Refunds into a wallet are credits like any other: the villager's KYC maximum balance
+holds (:mod:`ledger.flows.wallets`). A refund, cancellation or dispute refund that would
+take the wallet above it is refused with ``limit_exceeded_balance`` and nothing moves:
+the order stays as it was (paid, dispatched, delivered, disputed or released) and stays
+refundable, by the same step once the villager has room (spent or cashed out, or a higher
+tier), or to a payer the storefront and villager agree on outside this flow. The sweeper
+meeting such a refusal notes it (``order.dispatch_expiry_refused``) and goes on. Every
+movement of a wallet writes a ``wallet.receipt`` event to the villager.
 
 Every operation locks the order row first (``FOR UPDATE`` on PostgreSQL), so two racing
 operations on one order run one after the other and the second sees the first's state;
@@ -68,6 +82,7 @@ the outbox in the same transaction with ``party_id`` = the storefront.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -81,17 +96,21 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import agent_float, events, fees, parties
+from ledger.flows import agent_float, events, fees, parties, wallets
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
 __all__ = [
     "AMOUNT_MAX_MINOR",
+    "AUTO_RELEASE_DAYS_MAX",
     "DELIVERY_METHODS",
+    "DISPATCH_DEADLINE_HOURS_MAX",
+    "DISPATCH_EXPIRED",
     "EXTENSIONS_MAX",
     "EXTENSION_DAYS_MAX",
     "ORDERS_PAGE_MAX",
     "PARTIAL_DELIVERIES_MAX",
+    "REFUND_WINDOW_DAYS_MAX",
     "Decision",
     "DeliveryMethod",
     "Order",
@@ -102,6 +121,7 @@ __all__ = [
     "create_order",
     "create_order_in",
     "deliver_order",
+    "delivery_method_in",
     "deliver_order_in",
     "dispatch_order",
     "dispatch_order_in",
@@ -109,6 +129,7 @@ __all__ = [
     "dispute_order_in",
     "extend_auto_release",
     "extend_auto_release_in",
+    "get_delivery_methods",
     "get_order",
     "get_order_in",
     "list_orders",
@@ -120,6 +141,7 @@ __all__ = [
     "release_order_in",
     "resolve_dispute",
     "resolve_dispute_in",
+    "set_delivery_method",
     "sweep_orders",
 ]
 
@@ -154,21 +176,94 @@ SWEEP_LIMIT_MAX = 10_000
 DAY_US = 86_400 * 1_000_000
 
 
+HOUR_US = 3_600 * 1_000_000
+AUTO_RELEASE_DAYS_MAX = 60
+REFUND_WINDOW_DAYS_MAX = 90
+"""A refund window may be 0 days (no refund after release) up to this."""
+DISPATCH_DEADLINE_HOURS_MAX = 720
+"""30 days: the longest a paid order may wait for dispatch (at least 1 hour)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryMethod:
-    """How long an order of this delivery method waits."""
+    """How long an order of this delivery method waits (a row of ``delivery_methods``)."""
 
+    name: str
     auto_release_days: int
-    """Days from dispatch until an undisputed order releases by itself."""
+    """Days from dispatch until an undisputed order releases by itself (1..60)."""
     refund_window_days: int
-    """Days after its (last) release during which an order can still be refunded."""
+    """Days after its (last) release during which an order can still be refunded (0..90)."""
+    dispatch_deadline_hours: int
+    """Hours from payment by which a paid order must be dispatched, else the sweeper
+    cancels and refunds it (1..720)."""
 
 
-DELIVERY_METHODS: Mapping[str, DeliveryMethod] = {
-    "courier": DeliveryMethod(auto_release_days=7, refund_window_days=14),
-    "pickup_point": DeliveryMethod(auto_release_days=5, refund_window_days=14),
-    "agent_delivery": DeliveryMethod(auto_release_days=3, refund_window_days=7),
-}
+DELIVERY_METHODS: tuple[str, ...] = ("courier", "pickup_point", "agent_delivery")
+"""The delivery methods (the API's names); their figures are rows of ``delivery_methods``,
+seeded by migration 0017 (courier 7 / 14 days / 72 h, pickup_point 5 / 14 / 72 h,
+agent_delivery 3 / 7 / 48 h) and changed by :func:`set_delivery_method`."""
+
+_METHOD_COLUMNS = "name, auto_release_days, refund_window_days, dispatch_deadline_hours"
+
+
+def delivery_method_in(tx: Tx, name: object) -> DeliveryMethod:
+    """The terms of delivery method ``name`` as they are now; :class:`Refused`
+    ``delivery_method_invalid`` for a name that is none."""
+    row = (
+        tx.one(f"SELECT {_METHOD_COLUMNS} FROM delivery_methods WHERE name = :n", {"n": name})
+        if isinstance(name, str)
+        else None
+    )
+    if row is None:
+        raise Refused(
+            "delivery_method_invalid", f"a delivery method is one of {sorted(DELIVERY_METHODS)}"
+        )
+    return DeliveryMethod(*row)
+
+
+def get_delivery_methods(led: Ledger) -> list[DeliveryMethod]:
+    """Every delivery method's terms, by name."""
+    rows = led.transact(
+        lambda tx: tx.execute(f"SELECT {_METHOD_COLUMNS} FROM delivery_methods ORDER BY name")
+    )
+    return [DeliveryMethod(*row) for row in rows]
+
+
+def _check_term(value: object, name: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise Refused("delivery_terms_invalid", f"{name} must be an integer in {low}..{high}")
+    return value
+
+
+def set_delivery_method(
+    led: Ledger,
+    *,
+    name: str,
+    auto_release_days: int,
+    refund_window_days: int,
+    dispatch_deadline_hours: int,
+) -> DeliveryMethod:
+    """Change a delivery method's terms (an operator's act). They apply to what happens
+    from now on: a dispatch starts the new auto-release timer, a release the new refund
+    window, a payment the new dispatch deadline; timers already running keep theirs."""
+    values = {
+        "auto": _check_term(auto_release_days, "auto_release_days", 1, AUTO_RELEASE_DAYS_MAX),
+        "window": _check_term(refund_window_days, "refund_window_days", 0, REFUND_WINDOW_DAYS_MAX),
+        "deadline": _check_term(
+            dispatch_deadline_hours, "dispatch_deadline_hours", 1, DISPATCH_DEADLINE_HOURS_MAX
+        ),
+    }
+
+    def work(tx: Tx) -> DeliveryMethod:
+        delivery_method_in(tx, name)  # only a known method is changed
+        tx.execute(
+            "UPDATE delivery_methods SET auto_release_days = :auto, refund_window_days = :window,"
+            " dispatch_deadline_hours = :deadline, updated_at_us = :now WHERE name = :name",
+            {**values, "now": tx.now_us, "name": name},
+        )
+        return delivery_method_in(tx, name)
+
+    return led.transact(work)
 
 
 class State(StrEnum):
@@ -249,6 +344,10 @@ class Order:
     updated_at: datetime
     dispatched_at: datetime | None
     released_at: datetime | None
+    dispatch_deadline_at: datetime | None = None
+    """Paid: the moment by which it must be dispatched (inclusive); past it, still paid,
+    the sweeper cancels and refunds it. ``None`` for an order paid before the deadlines
+    existed."""
 
     @property
     def escrow_minor(self) -> int:
@@ -283,6 +382,7 @@ _COLUMNS = (
     "updated_at_us",
     "dispatched_at_us",
     "released_at_us",
+    "dispatch_deadline_at_us",
 )
 _UUID_COLUMNS = frozenset({"id", "storefront_id", "villager_id", "agent_id", "payment_transfer_id"})
 _FIXED = frozenset(
@@ -327,6 +427,7 @@ def _order(rec: Rec) -> Order:
         updated_at=from_us(rec["updated_at_us"]),
         dispatched_at=_time(rec["dispatched_at_us"]),
         released_at=_time(rec["released_at_us"]),
+        dispatch_deadline_at=_time(rec["dispatch_deadline_at_us"]),
     )
 
 
@@ -342,7 +443,8 @@ def _from_snapshot(text: str) -> Order:
     raw = json.loads(text)
     return _order(
         {
-            k: (uuid.UUID(raw[k]) if k in _UUID_COLUMNS and raw[k] is not None else raw[k])
+            # .get: a step recorded before a column existed answers it as None
+            k: (uuid.UUID(raw[k]) if k in _UUID_COLUMNS and raw[k] is not None else raw.get(k))
             for k in _COLUMNS
         }
     )
@@ -488,7 +590,10 @@ def _leg_id(step_id: uuid.UUID, name: str) -> uuid.UUID:
 
 
 def _submit(tx: Tx, legs: list[_Leg], short: Mapping[uuid.UUID, str]) -> list[_Leg]:
-    """Create the legs as one linked batch; a refusal names the account that was short."""
+    """Create the legs as one linked batch; a refusal names the account that was short.
+    A wallet the batch credits must stay within its KYC maximum (``limit_exceeded_balance``,
+    everything rolls back) and every wallet it touches gets its receipts
+    (:func:`ledger.flows.wallets.after_transfers_in`)."""
     if not legs:
         return legs
     batch = [
@@ -500,6 +605,8 @@ def _submit(tx: Tx, legs: list[_Leg], short: Mapping[uuid.UUID, str]) -> list[_L
     results = tx.create_transfers(batch)
     failed = [r for r in results if r.status is not Status.CREATED]
     if not failed:
+        # the reference: the order its legs name (metadata ``order_id``)
+        wallets.after_transfers_in(tx, batch, results)
         return legs
     cause = next((r for r in failed if r.status is not Status.LINKED_EVENT_FAILED), failed[0])
     transfer = batch[cause.index]
@@ -591,7 +698,7 @@ def _release(tx: Tx, rec: Rec, step_id: uuid.UUID, amount: int) -> list[_Leg]:
     _submit(tx, legs, _shortages(rec))
     rec["released_minor"] += amount
     rec["released_at_us"] = tx.now_us
-    method = DELIVERY_METHODS[rec["delivery_method"]]
+    method = delivery_method_in(tx, rec["delivery_method"])
     rec["refund_until_us"] = tx.now_us + method.refund_window_days * DAY_US
     return legs
 
@@ -748,10 +855,7 @@ def create_order_in(
     if replayed is not None:
         return replayed
     _check_amount(amount_minor)
-    if delivery_method not in DELIVERY_METHODS:
-        raise Refused(
-            "delivery_method_invalid", f"a delivery method is one of {sorted(DELIVERY_METHODS)}"
-        )
+    delivery_method_in(tx, delivery_method)
     storefront = parties.get_party(tx, storefront_id, Kind.STOREFRONT)
     if storefront.currency != currency:
         raise Refused("currency_mismatch", f"the storefront takes {storefront.currency}")
@@ -880,6 +984,7 @@ def pay_order_in(
             payment_source=source.value,
             payment_transfer_id=legs[0].transfer.id,
             paid_minor=amount,
+            dispatch_deadline_at_us=_dispatch_deadline_us(tx, rec),
         )
         _emit(tx, events.ORDER_PAID, rec, payment_source=source.value)
         if source is Source.CASH:
@@ -911,7 +1016,7 @@ def dispatch_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Ord
     def apply(tx: Tx, rec: Rec) -> list[_Leg]:
         if rec["state"] != State.PAID:
             raise _wrong_state("order_not_dispatchable", rec, "only a paid order is dispatched")
-        days = DELIVERY_METHODS[rec["delivery_method"]].auto_release_days
+        days = delivery_method_in(tx, rec["delivery_method"]).auto_release_days
         rec.update(
             state=State.DISPATCHED.value,
             dispatched_at_us=tx.now_us,
@@ -1332,15 +1437,100 @@ def _auto_release_in(tx: Tx, order_id: uuid.UUID, now_us: int) -> bool:
     return True
 
 
-def sweep_orders(led: Ledger, *, now: datetime | None = None, limit: int = 1000) -> int:
-    """Release every dispatched or delivered order whose auto-release time has passed at
-    ``now`` (default: the ledger's clock), each in its own transaction, looking at no more
-    than ``limit`` due orders; how many were released. An order the rules refuse to
-    release now (no fee schedule in effect, a fee above the amount) stays due and is
-    tried again by the next sweep; the sweep goes on past it."""
-    if type(limit) is not int or not 1 <= limit <= SWEEP_LIMIT_MAX:
-        raise MalformedRequest(f"limit must be 1..{SWEEP_LIMIT_MAX}")
-    now_us = to_us(led.now() if now is None else now)
+def _dispatch_deadline_us(tx: Tx, rec: Rec) -> int:
+    """When an order paid now must be dispatched by: its method's deadline from now."""
+    hours = delivery_method_in(tx, rec["delivery_method"]).dispatch_deadline_hours
+    return tx.now_us + hours * HOUR_US
+
+
+DISPATCH_EXPIRED = "dispatch_expired"
+"""The ``reason`` of an ``order.cancelled`` event the sweeper wrote for a paid order not
+dispatched by its deadline."""
+
+
+def _expire_dispatch_in(tx: Tx, order_id: uuid.UUID, now_us: int) -> bool:
+    """Cancel and refund a paid order whose dispatch deadline passed before ``now_us``
+    (a ``cancel`` step with a step id of its own); ``False`` when it no longer applies."""
+    rec = _read(tx, order_id, lock=True)
+    if (
+        rec is None
+        or rec["state"] != State.PAID
+        or rec["dispatch_deadline_at_us"] is None
+        or rec["dispatch_deadline_at_us"] >= now_us
+    ):
+        return False  # dispatched, cancelled or refunded meanwhile, or still in time
+    due_us: int = rec["dispatch_deadline_at_us"]
+    step_id = uuid.uuid5(ORDER_NAMESPACE, f"dispatch-expired:{order_id}:{due_us}")
+
+    def apply(tx: Tx, rec: Rec) -> list[_Leg]:
+        left: int = rec["paid_minor"] - rec["released_minor"] - rec["refunded_minor"]
+        legs = _refund_from_escrow(tx, rec, step_id, left) if left > 0 else []
+        rec["state"] = State.CANCELLED.value
+        _emit(
+            tx,
+            events.ORDER_CANCELLED,
+            rec,
+            refunded_now_minor=left,
+            reason=DISPATCH_EXPIRED,
+            dispatch_deadline_at=_iso(due_us),
+        )
+        return legs
+
+    _run(
+        tx,
+        kind=_Step.CANCEL,
+        step_id=step_id,
+        order_id=order_id,
+        params={"reason": DISPATCH_EXPIRED, "due_at_us": due_us},
+        apply=apply,
+    )
+    return True
+
+
+def _note_refusal_in(tx: Tx, order_id: uuid.UUID, refusal: Refused) -> None:
+    """Make a refused dispatch expiry visible: one ``order.dispatch_expiry_refused`` event
+    per order and refusal code (the order stays paid and due; later sweeps try again)."""
+    seen = tx.execute(
+        "SELECT payload FROM events WHERE subject_id = :id AND type = :type",
+        {"id": order_id, "type": events.ORDER_DISPATCH_EXPIRY_REFUSED},
+    )
+    if any(json.loads(row[0])["code"] == refusal.code for row in seen):
+        return
+    rec = _read(tx, order_id, lock=False)
+    assert rec is not None  # the sweep found it; orders are never deleted
+    _emit(
+        tx,
+        events.ORDER_DISPATCH_EXPIRY_REFUSED,
+        rec,
+        code=refusal.code,
+        detail=refusal.detail,
+        dispatch_deadline_at=_iso(rec["dispatch_deadline_at_us"]),
+    )
+
+
+def _sweep_dispatch_deadlines(led: Ledger, now_us: int, limit: int) -> int:
+    due = led.transact(
+        lambda tx: tx.execute(
+            "SELECT id FROM orders WHERE state = 'paid' AND dispatch_deadline_at_us < :now"
+            " ORDER BY dispatch_deadline_at_us, id LIMIT :limit",
+            {"now": now_us, "limit": limit},
+        )
+    )
+    cancelled = 0
+    for (order_id,) in due:
+
+        def one(tx: Tx, order_id: uuid.UUID = order_id) -> bool:
+            return _expire_dispatch_in(tx, order_id, now_us)
+
+        try:
+            if led.transact(one):
+                cancelled += 1
+        except Refused as refusal:  # e.g. the wallet's KYC maximum: noted, the sweep goes on
+            led.transact(functools.partial(_note_refusal_in, order_id=order_id, refusal=refusal))
+    return cancelled
+
+
+def _sweep_auto_releases(led: Ledger, now_us: int, limit: int) -> int:
     due = led.transact(
         lambda tx: tx.execute(
             "SELECT id FROM orders WHERE auto_release_at_us <= :now"
@@ -1360,6 +1550,28 @@ def sweep_orders(led: Ledger, *, now: datetime | None = None, limit: int = 1000)
         except Refused:
             continue  # stays due; visible through get_order and the next sweep
     return released
+
+
+def sweep_orders(led: Ledger, *, now: datetime | None = None, limit: int = 1000) -> int:
+    """The orders' timers at ``now`` (default: the ledger's clock), each order in its own
+    transaction, looking at no more than ``limit`` due orders of each kind; how many
+    orders it moved:
+
+    - every paid order whose dispatch deadline has passed (``now`` after it: dispatching
+      at the deadline itself is in time) is cancelled and refunded in full, with an
+      ``order.cancelled`` event whose ``reason`` is ``dispatch_expired``. A refund the
+      rules refuse (the villager's wallet would pass its KYC maximum) leaves the order
+      paid and due: an ``order.dispatch_expiry_refused`` event says why (once per order
+      and code) and the sweep goes on with the next order;
+    - every dispatched or delivered order whose auto-release time has passed (at it or
+      after) is released. An order the rules refuse to release now (no fee schedule in
+      effect, a fee above the amount) stays due and is tried again by the next sweep.
+
+    Running it again changes nothing more: a cancelled or released order is no longer due."""
+    if type(limit) is not int or not 1 <= limit <= SWEEP_LIMIT_MAX:
+        raise MalformedRequest(f"limit must be 1..{SWEEP_LIMIT_MAX}")
+    now_us = to_us(led.now() if now is None else now)
+    return _sweep_dispatch_deadlines(led, now_us, limit) + _sweep_auto_releases(led, now_us, limit)
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -21,7 +21,10 @@ one) is a :class:`~ledger.flows.errors.Conflict` (``suspense_already_resolved``)
 write locks the item row first, so two operators racing resolve it once.
 
 A reassignment is an operator's correction, not a villager's transaction: it does not
-pass through KYC limits (the operator is expected to check them).
+count against the villager's per-transaction or daily limits. It is still a credit of the
+wallet, so the tier's maximum balance holds (``limit_exceeded_balance``, nothing moves:
+the item stays parked) and the villager gets a ``wallet.receipt``
+(:mod:`ledger.flows.wallets`).
 
 Events (outbox, same transaction): ``suspense.parked`` and ``suspense.returned``
 (``party_id`` = the platform of the currency), ``suspense.reassigned`` (``party_id`` = the
@@ -42,7 +45,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer
-from ledger.flows import events, parties
+from ledger.flows import events, parties, wallets
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
@@ -175,10 +178,14 @@ def _move(
         code=code,
         metadata={"suspense_id": str(item_id), "leg": name},
     )
-    [result] = tx.create_transfers([transfer])
-    if result.status is not Status.CREATED:
+    results = tx.create_transfers([transfer])
+    if results[0].status is not Status.CREATED:
         # neither suspense nor a clearing account has a limit, and a credit never breaks one
-        raise InvariantViolation(f"suspense {item_id} {name} refused: {result.status}")
+        raise InvariantViolation(f"suspense {item_id} {name} refused: {results[0].status}")
+    # a reassignment into a wallet: the KYC maximum balance, and the villager's receipt
+    wallets.after_transfers_in(
+        tx, [transfer], results, reference=wallets.Reference("suspense", item_id)
+    )
     return transfer.id
 
 
