@@ -164,14 +164,24 @@ def test_refunds_earlier_in_the_same_batch_count(shop: Shop) -> None:
     assert_clean(shop.led)
 
 
-def test_a_payment_and_its_refund_in_one_batch(shop: Shop) -> None:
-    second = new_id()
+def test_a_payment_and_its_refunds_in_one_batch(shop: Shop) -> None:
+    second, third = new_id(), new_id()
+    # The refunds name a payment written by the same batch (on PostgreSQL, by the same
+    # INSERT: the database's guard sees the rows written before them).
     assert shop.submit(
         shop.pay(700, id=second),
-        shop.refund(700, of=second, flags=F.LINKED),
+        shop.refund(300, of=second),
+        shop.refund(400, of=second),
         shop.refund(1, of=second),
-    ) == [S.CREATED, S.LINKED_EVENT_FAILED, S.EXCEEDS_REVERSIBLE_AMOUNT]
-    assert shop.submit(shop.refund(700, of=second)) == [S.CREATED]
+    ) == [S.CREATED, S.CREATED, S.CREATED, S.EXCEEDS_REVERSIBLE_AMOUNT]
+    assert shop.balances() == (4_000, PAYMENT)
+    # A chain that refunds all and then fails gives it back: the refund after it passes.
+    assert shop.submit(
+        shop.pay(700, id=third),
+        shop.refund(700, of=third, flags=F.LINKED),
+        shop.refund(1, of=third),
+        shop.refund(700, of=third),
+    ) == [S.CREATED, S.LINKED_EVENT_FAILED, S.EXCEEDS_REVERSIBLE_AMOUNT, S.CREATED]
     assert shop.balances() == (4_000, PAYMENT)
     assert_clean(shop.led)
 

@@ -447,17 +447,7 @@ class TransferBatch:
             return Status.EXCEEDS_CREDITS
         if cr.flags & CREDITS_MUST_NOT_EXCEED_DEBITS and cr_credits > cr.debits_posted:
             return Status.EXCEEDS_DEBITS
-        self._touch(dr)
-        self._touch(cr)
-        expires_at_us: int | None = None
-        if flags & PENDING:
-            dr.debits_pending += amount
-            cr.credits_pending += amount
-            if t.timeout_s:
-                expires_at_us = self.timestamp_us + t.timeout_s * 1_000_000
-        else:
-            dr.debits_posted += amount
-            cr.credits_posted += amount
+        expires_at_us = self._add_amount(dr, cr, amount, flags, t.timeout_s)
         stored = StoredTransfer(
             id=t.id,
             debit_account_id=dr.id,
@@ -481,6 +471,20 @@ class TransferBatch:
             self._reversed[t.reverses_id] = self._reversed.get(t.reverses_id, 0) + amount
         self._append_row(stored, dr, cr, metadata_json(t.metadata))
         return Status.CREATED
+
+    def _add_amount(
+        self, dr: AccountState, cr: AccountState, amount: int, flags: int, timeout_s: int
+    ) -> int | None:
+        """Add a new transfer's amount to its accounts; answer a hold's expiry moment."""
+        self._touch(dr)
+        self._touch(cr)
+        if not flags & PENDING:
+            dr.debits_posted += amount
+            cr.credits_posted += amount
+            return None
+        dr.debits_pending += amount
+        cr.credits_pending += amount
+        return self.timestamp_us + timeout_s * 1_000_000 if timeout_s else None
 
     def _resolve(self, t: Transfer, flags: int) -> Status:
         """A post or void of a hold."""
