@@ -28,6 +28,7 @@ from ledger.flows.parties import Kind, Role
 from reconciliation.runs import list_runs
 from reconciliation.seal import integrity_check
 from tests.conftest import Clock, drop_pg_schema
+from tests.consent_helpers import consenting_villager, withdrawal_code
 from tests.test_api_harness import FAST_TEST_SETTINGS, ServerThread, fresh_database
 
 KES = "KES"
@@ -85,11 +86,9 @@ def stop(service: Service) -> None:
 
 
 def agent_with_a_villager(led: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
-    agent_id, villager_id = uuid.uuid4(), uuid.uuid4()
+    agent_id = uuid.uuid4()
     parties.onboard(led, party_id=agent_id, kind=Kind.AGENT, name="agent", currency=KES)
-    parties.onboard(
-        led, party_id=villager_id, kind=Kind.VILLAGER, name="v", currency=KES, kyc_tier="tier1"
-    )
+    villager_id = consenting_villager(led, agent_id=agent_id, tier="tier1").id
     agent_float.top_up_float(
         led, topup_id=uuid.uuid4(), agent_id=agent_id, amount_minor=500_000, provider="KCB"
     )
@@ -117,6 +116,9 @@ def test_the_sweeper_expires_a_cash_out_and_stops_with_the_app(database: str) ->
             agent_id=agent_id,
             villager_id=villager_id,
             amount_minor=20_000,
+            consent_code=withdrawal_code(
+                led, villager_id=villager_id, agent_id=agent_id, amount_minor=20_000
+            ),
             timeout_s=cash.CASH_OUT_TIMEOUT_MIN_S,
         )
         time.sleep(5 * INTERVAL_S)  # passes of the sweeper: not due yet

@@ -111,9 +111,9 @@ class Counter:
         """A cash-out request, with a code the villager made for it unless ``extra``
         names one (``consent_code=None`` sends none)."""
         body = {"id": str(uuid.uuid4()), "villager_id": self.villager_id, "amount_minor": amount}
-        body["consent_code"] = self.code(amount)
-        if extra.get("consent_code", "") is None:
-            del body["consent_code"]
+        if "consent_code" not in extra:
+            body["consent_code"] = self.code(amount)
+        elif extra["consent_code"] is None:
             del extra["consent_code"]
         return (who or self.agent).request(
             "POST", f"/v1/agents/{self.agent_id}/cash-outs", json_body={**body, **extra}

@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from api.client import Client
-from ledger.flows import offline, parties
+from ledger.flows import cash, offline, parties
+from ledger.flows.consent import Purpose
 from ledger.flows.offline import OfflineRecord, RecordKind
 from ledger.flows.parties import Role
+from tests.consent_helpers import consenting_villager, withdrawal_code
 from tests.test_api_harness import (
     Harness,
     account_body,
@@ -48,8 +50,15 @@ class Phone:
         return base64.b64encode(raw).decode("ascii")
 
     def capture(
-        self, villager_id: str, amount: int, *, kind: str = "cash_in", currency: str = KES
+        self,
+        villager_id: str,
+        amount: int,
+        *,
+        kind: str = "cash_in",
+        currency: str = KES,
+        consent_code: str | None = None,
     ) -> dict[str, str]:
+        """A signed record; one with ``consent_code`` is version 2."""
         self.seq += 1
         record = OfflineRecord(
             record_id=uuid.uuid4(),
@@ -61,6 +70,8 @@ class Phone:
             currency=currency,
             seq=self.seq,
             captured_at=datetime.now(UTC).replace(microsecond=123_000),
+            consent_code=consent_code,
+            version=1 if consent_code is None else 2,
         )
         signed = offline.sign_record(self.key, record)
         return {
@@ -162,7 +173,8 @@ def test_records_that_cannot_apply_become_visible_exceptions(counter: Counter) -
     ]
     report = ok(counter.sync(phone, batch))
     assert (report["stored_now"], report["exceptions"], report["applied"]) == (2, 2, 0)
-    assert [r["reason"] for r in report["records"]] == ["currency_mismatch", "currency_mismatch"]
+    # A version 1 cash-out carries no consent: refused as such before anything else.
+    assert [r["reason"] for r in report["records"]] == ["currency_mismatch", "consent_required"]
     assert [r["seq"] for r in report["records"]] == [1, 2]
 
     resent = ok(counter.sync(phone, batch))  # exactly once: the stored outcomes again
@@ -178,6 +190,33 @@ def test_records_that_cannot_apply_become_visible_exceptions(counter: Counter) -
     )
     assert len(theirs["data"]) == 2
     assert ok(counter.agent.request("GET", f"/v1/devices/{phone.id}"))["last_seq"] == 2
+
+
+def test_a_cash_out_synced_with_the_villagers_offline_code_posts_its_hold_once(
+    counter: Counter,
+) -> None:
+    led = counter.api.ledger
+    agent_id = uuid.UUID(counter.agent_id)
+    otieno = consenting_villager(led, agent_id=agent_id, tier="tier1")
+    cash.cash_in(
+        led, cash_in_id=uuid.uuid4(), agent_id=agent_id, villager_id=otieno.id,
+        amount_minor=100_000,
+    )  # fmt: skip
+    code = withdrawal_code(
+        led,
+        villager_id=otieno.id,
+        agent_id=agent_id,
+        amount_minor=60_000,
+        purpose=Purpose.OFFLINE_WITHDRAWAL,
+    )
+    phone = Phone(counter.agent_id)
+    ok(counter.register(phone), 201)
+    batch = [phone.capture(str(otieno.id), 60_000, kind="cash_out", consent_code=code)]
+    assert ok(counter.sync(phone, batch))["applied"] == 1
+    assert ok(counter.sync(phone, batch))["replayed"] == 1
+    [wallet] = led.lookup_accounts([otieno.account(Role.WALLET)])
+    assert (wallet.credits_posted - wallet.debits_posted, wallet.debits_pending) == (40_000, 0)
+    assert led.check_integrity().ok
 
 
 def test_a_bad_batch_is_refused_whole_and_applies_nothing(counter: Counter) -> None:

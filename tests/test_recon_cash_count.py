@@ -23,6 +23,7 @@ from reconciliation.cash_count import CashCountRefused, approve_variance, reject
 from reconciliation.jobs import JobRequest, run_job
 from reconciliation.runs import list_runs
 from tests.conftest import Clock
+from tests.consent_helpers import consenting_villager, withdrawal_code
 from vledger.cli import main
 
 KES = "KES"
@@ -79,14 +80,7 @@ def shop(ledger: Ledger, clock: Clock, tmp_path: Path) -> Shop:
     agent = parties.onboard(
         ledger, party_id=uuid.uuid4(), kind=Kind.AGENT, name="Wanjiru's shop", currency=KES
     )
-    villager = parties.onboard(
-        ledger,
-        party_id=uuid.uuid4(),
-        kind=Kind.VILLAGER,
-        name="Otieno",
-        currency=KES,
-        kyc_tier="tier1",
-    )
+    villager = consenting_villager(ledger, agent_id=agent.id, tier="tier1")
     agent_float.top_up_float(
         ledger, topup_id=uuid.uuid4(), agent_id=agent.id, amount_minor=5_000_000, provider="BANK"
     )
@@ -217,6 +211,9 @@ def test_a_balanced_count_is_ok_and_the_next_count_shows_movements_since_it(
         agent_id=shop.agent.id,
         villager_id=shop.villager.id,
         amount_minor=50_000,
+        consent_code=withdrawal_code(
+            shop.led, villager_id=shop.villager.id, agent_id=shop.agent.id, amount_minor=50_000
+        ),
     )
     done = shop.run(path)
     assert done.run.status == "ok" and done.run.summary["variance"] is None
