@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from api.app import create_app
 from api.client import Client
 from api.local_server import ServerThread
 from ledger import Account, AccountFlags, Ledger
-from ledger.flows import parties
+from ledger.flows import ownership, parties
 from ledger.flows.parties import Role
 from tests.test_api_attacks import refused, send
 from tests.test_api_harness import (
@@ -276,6 +278,33 @@ def test_nobody_opens_an_account_id_the_platform_derives(api: Harness, role: str
     onboarded = ok(operator.request("POST", "/v1/parties", json_body=body), 201)
     assert onboarded["accounts"]["escrow"] == str(escrow)
     assert api.client_for(future_shop).list_accounts()["data"] == []  # it owns nothing
+
+    agent = api.key("agent")
+    body = {"id": agent["principal_id"], "kind": "agent", "name": "Kibanda", "currency": KES}
+    ok(operator.request("POST", "/v1/parties", json_body=body), 201)
+    top_up = {"id": str(uuid.uuid4()), "amount_minor": 5_000, "provider": provider}
+    path = f"/v1/agents/{agent['principal_id']}/float-topups"
+    ok(operator.request("POST", path, json_body=top_up), 201)
+    [opened] = api.ledger.lookup_accounts([clearing])
+    assert opened.debits_posted == 5_000
+    assert api.ledger.transact(lambda tx: ownership.owner_of(tx, clearing)) is None
+    assert api.ledger.check_integrity().ok
+
+
+def uuid7() -> uuid.UUID:
+    """A version 7 (time-ordered) UUID: Python 3.11 has no ``uuid.uuid7``."""
+    unix_ms = time.time_ns() // 1_000_000
+    value = (unix_ms << 80) | (0x7 << 76) | (secrets.randbits(12) << 64)
+    value |= (0b10 << 62) | secrets.randbits(62)
+    return uuid.UUID(int=value)
+
+
+@pytest.mark.parametrize("make", [uuid.uuid4, uuid7], ids=["v4", "v7"])
+def test_random_and_time_ordered_account_ids_are_opened(api: Harness, make: Any) -> None:
+    shop = api.client("storefront")
+    account_id = make()
+    assert account_id.version in (4, 7)
+    assert shop.create_account(**account_body(id=str(account_id)))["id"] == str(account_id)
 
 
 def _legacy_squat(led: Ledger, squatter: str, account: Account) -> None:
