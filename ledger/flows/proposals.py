@@ -36,6 +36,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer, TransferFlags
+from ledger.flows import wallets
 from ledger.flows.errors import Conflict, NotFound, Refused
 
 PROPOSAL_NAMESPACE = uuid.UUID("3b9e4c71-0d2a-4f6e-8a15-7c4d2e9f1b83")
@@ -132,7 +133,10 @@ def approve(led: Ledger, *, proposal_id: uuid.UUID, approver: uuid.UUID) -> Prop
             return found
         if found.state is State.REJECTED:
             raise Refused("proposal_not_pending", f"proposal {proposal_id} was rejected")
-        result = _APPLY[found.kind](tx, found.payload)
+        apply = _APPLY.get(found.kind)
+        if apply is None:
+            raise Refused("proposal_kind_unknown", f"nothing applies proposals of {found.kind!r}")
+        result = apply(tx, found.payload)
         tx.execute(
             "UPDATE proposals SET state = 'approved', decided_by = :by, decided_at_us = :now,"
             " result = :result WHERE id = :id AND state = 'proposed'",
@@ -290,10 +294,16 @@ def _transfer(data: Mapping[str, Any]) -> Transfer:
 
 
 def _apply_transfers(tx: Tx, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A correction that credits a villager's wallet past the KYC maximum is refused as a
+    whole (``limit_exceeded_balance``: the approval rolls back, the proposal stays
+    proposed); every wallet it moves gets its receipts (:mod:`ledger.flows.wallets`)."""
     transfers = [_transfer(t) for t in payload["transfers"]]
+    results = tx.create_transfers(transfers)
+    reference = wallets.Reference("correction", transfers_proposal_id(transfers))
+    wallets.after_transfers_in(tx, transfers, results, reference=reference)
     return [
         {"index": r.index, "id": str(transfers[r.index].id), "status": r.status.value}
-        for r in tx.create_transfers(transfers)
+        for r in results
     ]
 
 
