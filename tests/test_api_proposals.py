@@ -21,7 +21,7 @@ import pytest
 
 from api.client import Client
 from ledger.core.errors import InvariantViolation
-from ledger.flows import parties
+from ledger.flows import limits, parties
 from ledger.flows.parties import Role
 from tests.test_api_attacks import refused
 from tests.test_api_harness import Harness, account_body, api, api_server, transfer_body
@@ -31,6 +31,8 @@ __all__ = ["api", "api_server"]
 KES = "KES"
 OWED_MINOR = 2_500
 RACERS = 8
+TIER = "desk1"
+WALLET_MAX_MINOR = 100_000
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -68,9 +70,17 @@ class Desk:
 def desk(api: Harness) -> Desk:
     maker, checker_key = api.client("operator"), api.key("operator")
     checker = api.client_for(checker_key)
+    limits.set_tier_limits(
+        api.ledger,
+        currency=KES,
+        tier=TIER,
+        per_transaction_max_minor=WALLET_MAX_MINOR,
+        daily_max_minor=WALLET_MAX_MINOR,
+        balance_max_minor=WALLET_MAX_MINOR,
+    )
     villager = str(uuid.uuid4())
     body = {"id": villager, "kind": "villager", "name": "Wanjiru", "currency": KES}
-    ok(maker.request("POST", "/v1/parties", json_body={**body, "kyc_tier": "basic"}), 201)
+    ok(maker.request("POST", "/v1/parties", json_body={**body, "kyc_tier": TIER}), 201)
     bank = maker.create_account(**account_body())["id"]
     wallet = str(parties.account_id(uuid.UUID(villager), Role.WALLET))
     return Desk(api, maker, checker, checker_key["principal_id"], bank, wallet)
@@ -132,6 +142,17 @@ def test_a_rejected_proposal_moves_nothing_and_stays_rejected(desk: Desk) -> Non
     assert desk.wallet_balance() == (0, 0)
     transfer_id = uuid.UUID(proposal["payload"]["transfers"][0]["id"])
     assert desk.api.ledger.lookup_transfers([transfer_id]) == []
+    assert desk.api.ledger.check_integrity().ok
+
+
+def test_a_correction_past_the_wallets_kyc_maximum_is_not_applied(desk: Desk) -> None:
+    """The approval runs the wallet's checks as every flow does: refused as a whole, the
+    proposal stays proposed, nothing moved."""
+    proposal = desk.propose(amount=WALLET_MAX_MINOR + 1)
+    refused(desk.decide(desk.checker, proposal["id"], "approve"), 422, "limit_exceeded_balance")
+    assert desk.wallet_balance() == (0, 0)
+    auditor = desk.api.client("auditor")
+    assert ok(auditor.request("GET", f"/v1/proposals/{proposal['id']}"))["state"] == "proposed"
     assert desk.api.ledger.check_integrity().ok
 
 
