@@ -483,6 +483,11 @@ class OrderOut(BaseModel):
     updated_at: datetime
     dispatched_at: datetime | None
     released_at: datetime | None
+    dispatch_deadline_at: datetime | None = Field(
+        default=None,
+        description="Paid: when it must be dispatched by; after it the sweeper cancels and"
+        " refunds it",
+    )
 
 
 class OrderList(BaseModel):

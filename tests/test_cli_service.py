@@ -201,7 +201,7 @@ def test_sweep_reports_each_timer(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["sweep", "--database", url]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "orders released: 0" in lines
+    assert "orders released or cancelled: 0" in lines
     assert "cash-outs expired: 0" in lines
     assert "expired holds voided: 0" in lines
 

@@ -12,8 +12,19 @@ from typing import Any
 
 import pytest
 
-from ledger import Ledger
-from ledger.flows import agent_float, cash, consent, events, fees, orders, parties, suspense
+from ledger import Account, Ledger, Transfer
+from ledger.core.tx import Tx
+from ledger.flows import (
+    agent_float,
+    cash,
+    consent,
+    events,
+    fees,
+    orders,
+    parties,
+    proposals,
+    suspense,
+)
 from ledger.flows.errors import Refused
 from ledger.flows.orders import State
 from ledger.flows.parties import Kind, Role
@@ -22,6 +33,7 @@ from tests.villager_helpers import active_villager
 
 KES = "KES"
 AMINA_PIN = "2580"
+TIER0_BALANCE_MAX_MINOR = 2_000_000  # KES 20,000.00
 CASH_OUT_RULES: dict[str, Any] = {
     "bands": [{"up_to_minor": None, "bps": 150, "min_minor": 1_500, "max_minor": 20_000}],
     "split_bps": {"tax": 1_500, "agent_commission": 3_333},
@@ -324,3 +336,51 @@ def test_a_flow_that_touches_no_wallet_sends_no_receipt(station: Station) -> Non
         lambda tx: events.read_events(tx, limit=events.EVENTS_PAGE_MAX)
     )
     assert not [e for e in everything if e.type == events.WALLET_RECEIPT]
+
+
+def operators(led: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
+    maker, checker = new_id(), new_id()
+
+    def add(tx: Tx) -> None:
+        for principal, name in ((maker, "Otieno (operator)"), (checker, "Njeri (operator)")):
+            tx.execute(
+                "INSERT INTO principals (id, role, name, created_at_us)"
+                " VALUES (:id, 'operator', :name, :now)",
+                {"id": principal, "name": name, "now": tx.now_us},
+            )
+
+    led.transact(add)
+    return maker, checker
+
+
+def test_an_approved_correction_into_the_wallet_sends_a_receipt_within_the_maximum(
+    station: Station,
+) -> None:
+    maker, checker = operators(station.led)
+    bank = new_id()
+    station.led.create_accounts([Account(bank, KES, code=7)])
+
+    def correction(amount_minor: int) -> proposals.Proposal:
+        transfer = Transfer(new_id(), bank, station.wallet, amount_minor, KES, code=1)
+        return proposals.propose_transfers(station.led, transfers=[transfer], proposed_by=maker)
+
+    too_much = correction(TIER0_BALANCE_MAX_MINOR + 1)
+    with refused("limit_exceeded_balance"):
+        proposals.approve(station.led, proposal_id=too_much.id, approver=checker)
+    assert station.balance() == (0, 0) and station.receipts() == []
+    assert proposals.get(station.led, too_much.id).state is proposals.State.PROPOSED
+
+    exactly = correction(TIER0_BALANCE_MAX_MINOR)
+    proposals.approve(station.led, proposal_id=exactly.id, approver=checker)
+    [receipt] = station.receipts()
+    assert receipt.payload["movement"] == "credit"
+    assert receipt.payload["amount_minor"] == receipt.payload["balance_minor"] == 2_000_000
+    assert receipt.payload["counterparty"] == {
+        "account_id": str(bank),
+        "party_id": None,
+        "kind": None,
+        "name": None,
+        "role": None,
+    }
+    assert receipt.payload["reference"]["operation"] == "correction"
+    assert receipt.payload["reference"]["operation_id"] == str(exactly.id)

@@ -86,6 +86,7 @@ def order_out(o: Order) -> dict[str, Any]:
         "updated_at": time_text(o.updated_at),
         "dispatched_at": time_text(o.dispatched_at),
         "released_at": time_text(o.released_at),
+        "dispatch_deadline_at": time_text(o.dispatch_deadline_at),
     }
 
 

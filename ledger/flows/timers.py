@@ -16,7 +16,8 @@ from ledger.flows import cash, orders
 def sweep_all(led: Ledger) -> dict[str, int]:
     """Run every timer once at the ledger's clock; how many objects each one moved."""
     return {
-        "orders released": orders.sweep_orders(led),
+        # auto-released, or cancelled and refunded past their dispatch deadline
+        "orders released or cancelled": orders.sweep_orders(led),
         "cash-outs expired": cash.sweep_cash_outs(led),
         "expired holds voided": led.expire_pending(),
     }
