@@ -4,9 +4,11 @@ Two storefronts, two agents and three villagers in Kenya shillings: fee schedule
 data, float top-ups and an agent-to-agent float transfer with the low-float alarm,
 cash-ins (one refused by a KYC limit), four escrowed orders (released with the fee
 split, paid in cash and delivered in part with a dispute over the rest, cancelled,
-auto-released by the sweeper), a replayed request, cash-outs (confirmed, cancelled,
-timed out, one below the minimum), an agent's phone syncing a signed offline batch
-(one record becomes an exception, and the batch re-sent changes nothing), provider
+auto-released by the sweeper), a replayed request, cash-outs (one refused without the
+villager's consent; confirmed with her withdrawal code, which then does not work twice;
+cancelled; started with her PIN and timed out; one below the minimum), an agent's phone
+syncing a signed offline batch (a cash-out with an offline withdrawal code; one record
+becomes an exception, and the batch re-sent changes nothing), provider
 money parked in suspense and reassigned, and two settlement windows (a payout fails,
 and the next window pays it). Then the balances, the events the day wrote, and the
 integrity check, whose ``integrity: ok`` is the last line.
@@ -29,6 +31,7 @@ Amounts are ``int`` minor units throughout; they are formatted with integer arit
 
 from __future__ import annotations
 
+import secrets
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -45,19 +48,25 @@ from ledger.core import currency as iso4217
 from ledger.flows import (
     agent_float,
     cash,
+    consent,
     events,
     fees,
+    limits,
     offline,
     orders,
     parties,
+    pickup,
     settlement,
     suspense,
+    villagers,
 )
 from ledger.flows.errors import FlowError
 from ledger.flows.parties import Kind, Party, Role
 
 CURRENCY = "KES"
 PROVIDER = "BANK"
+PIN = "4827"
+"""Every villager's PIN in the demo (they set it with their activation code)."""
 """The bank where agents deposit cash for float and storefronts are paid out."""
 
 FEE_SCHEDULES: dict[str, dict[str, Any]] = {
@@ -203,6 +212,10 @@ class Desk(Protocol):
     """True when the steps go over the signed API (the story then says which do not)."""
 
     def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party: ...
+    def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
+        """The agent registers a villager at its station (tier0, no PIN yet); her id."""
+        ...
+
     def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None: ...
     def set_float_threshold(self, *, agent_id: uuid.UUID, threshold_minor: int) -> None: ...
     def float_of(self, agent_id: uuid.UUID) -> FloatSeen: ...
@@ -236,7 +249,12 @@ class Desk(Protocol):
 
     def get_order(self, order_id: uuid.UUID) -> OrderSeen: ...
     def request_cash_out(
-        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+        self,
+        *,
+        agent_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        consent_code: str | None,
     ) -> CashOutSeen: ...
     def confirm_cash_out(self, cash_out_id: uuid.UUID, *, agent_id: uuid.UUID) -> CashOutSeen: ...
     def cancel_cash_out(
@@ -296,6 +314,18 @@ class DirectDesk:
         return parties.onboard(
             self.led, party_id=new_id(), kind=kind, name=name, currency=CURRENCY, kyc_tier=kyc_tier
         )
+
+    def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
+        made = villagers.register_villager(
+            self.led,
+            villager_id=new_id(),
+            agent_id=agent_id,
+            phone=phone,
+            name=name,
+            currency=CURRENCY,
+            language="sw",
+        )
+        return made.id
 
     def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None:
         agent_float.top_up_float(
@@ -375,7 +405,12 @@ class DirectDesk:
         return order_seen(orders.get_order(self.led, order_id=order_id))
 
     def request_cash_out(
-        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+        self,
+        *,
+        agent_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        consent_code: str | None,
     ) -> CashOutSeen:
         made = cash.request_cash_out(
             self.led,
@@ -383,6 +418,7 @@ class DirectDesk:
             agent_id=agent_id,
             villager_id=villager_id,
             amount_minor=amount_minor,
+            consent_code=consent_code,
         )
         return cash_out_seen(made)
 
@@ -467,6 +503,11 @@ class DirectDesk:
         return []
 
 
+def new_phone() -> str:
+    """A Kenyan mobile number for a villager of this run (fresh every run)."""
+    return f"+25471{secrets.randbelow(10**7):07d}"
+
+
 # -- the story ------------------------------------------------------------------------
 
 
@@ -526,16 +567,31 @@ class VillageDay:
             ("Duka Solar", Kind.STOREFRONT, None),
             ("Wanjiru's shop", Kind.AGENT, None),
             ("Kamau's kiosk", Kind.AGENT, None),
-            ("Amina", Kind.VILLAGER, "tier1"),
-            ("Baraka", Kind.VILLAGER, "tier1"),
-            ("Chebet", Kind.VILLAGER, "tier0"),
         ]
         for name, kind, tier in cast:
             self.people[name] = self.desk.onboard(kind=kind, name=name, kyc_tier=tier)
+        phones = {}
+        for name in ("Amina", "Baraka", "Chebet"):
+            phones[name] = new_phone()
+            villager_id = self.desk.register_villager(
+                agent_id=self.id_of("Wanjiru's shop"), name=name, phone=phones[name]
+            )
+            self.people[name] = Party(villager_id, Kind.VILLAGER, name, CURRENCY, None)
         self.say(
             "onboarded 2 storefronts (Mbegu Seeds, Duka Solar), 2 agents (Wanjiru's shop,"
-            " Kamau's kiosk), 3 villagers (Amina and Baraka tier1, Chebet tier0)"
+            " Kamau's kiosk); Wanjiru's shop registers 3 villagers (Amina, Baraka, Chebet)"
         )
+        self.on_the_ledger(
+            "each villager sets a PIN with the code sent to her phone (USSD later); the"
+            " operator sets the KYC tiers"
+        )
+        for name, tier in (("Amina", "tier1"), ("Baraka", "tier1"), ("Chebet", "tier0")):
+            code = self._activation_code(self.id_of(name))
+            villagers.activate(self.led, phone=phones[name], activation_code=code, pin=PIN)
+            self.people[name] = limits.set_kyc_tier(
+                self.led, villager_id=self.id_of(name), tier=tier
+            )
+        self.say("the villagers set their PINs; Amina and Baraka are tier1, Chebet tier0")
         self.on_the_ledger("the operator publishes the fee schedules")
         published = []
         for product, rules in FEE_SCHEDULES.items():
@@ -553,6 +609,33 @@ class VillageDay:
             if published
             else "fee schedules already in effect: order, cash_in, cash_out"
         )
+
+    def _activation_code(self, villager_id: uuid.UUID) -> str:
+        """The activation code the outbox holds for the villager's phone (the SMS issue
+        carries it)."""
+        found = self.led.transact(
+            lambda tx: events.read_events(tx, party_id=villager_id, limit=events.EVENTS_PAGE_MAX)
+        )
+        codes = [e.payload["code"] for e in found if e.type == events.VILLAGER_ACTIVATION_CODE]
+        return str(codes[-1])
+
+    def _code(
+        self,
+        who: str,
+        agent_id: uuid.UUID,
+        amount_minor: int,
+        purpose: consent.Purpose = consent.Purpose.WITHDRAWAL,
+    ) -> str:
+        """A one-time code the villager makes with her PIN (USSD later)."""
+        made = consent.make_code(
+            self.led,
+            villager_id=self.id_of(who),
+            pin=PIN,
+            purpose=purpose,
+            amount_minor=amount_minor,
+            agent_id=agent_id,
+        )
+        return made.code
 
     def _schedule_in_effect(self, product: str) -> bool:
         try:
@@ -621,6 +704,30 @@ class VillageDay:
             agent_id=self.id_of(agent) if agent else None,
         )
 
+    def _pay_code(self, who: str, order_id: uuid.UUID, amount_minor: int) -> str:
+        """The pay code the villager makes with her PIN for one order (USSD later)."""
+        self.on_the_ledger(f"{who} makes a pay code for the order with her PIN (USSD later)")
+        made = consent.make_code(
+            self.led,
+            villager_id=self.id_of(who),
+            pin=PIN,
+            purpose=consent.Purpose.PAYMENT,
+            amount_minor=amount_minor,
+            order_id=order_id,
+        )
+        return made.code
+
+    def _pickup_code(self, who: str, order_id: uuid.UUID) -> str:
+        """The pickup code the outbox holds for the villager's phone (the SMS issue
+        carries it), which she shows at the station."""
+        self.on_the_ledger(f"{who}'s pickup code, read from the outbox (SMS later)")
+        found = self.led.transact(
+            lambda tx: events.read_events(
+                tx, party_id=self.id_of(who), subject_id=order_id, limit=events.EVENTS_PAGE_MAX
+            )
+        )
+        return str([e.payload["code"] for e in found if e.type == pickup.PICKUP_CODE_EVENT][-1])
+
     def _step(self, step: str, order_id: uuid.UUID, by: str | None, **kw: Any) -> OrderSeen:
         """An order step taken by the storefront or agent ``by`` (None: the operator)."""
         actor = self.id_of(by) if by else None
@@ -633,12 +740,13 @@ class VillageDay:
         # agent's commission comes out of the fee.
         seeds = self._order("Mbegu Seeds", "Amina", kes(1_200), "courier")
         pay_step = new_id()
-        self._step("pay", seeds, None, step_id=pay_step, source=wallet)
+        code = self._pay_code("Amina", seeds, kes(1_200))
+        self._step("pay", seeds, None, step_id=pay_step, source=wallet, consent_code=code)
         self.say(
             f"order 1: Amina pays Mbegu Seeds {format_amount(kes(1_200))} from her wallet:"
             " held in escrow"
         )
-        again = self._step("pay", seeds, None, step_id=pay_step, source=wallet)
+        again = self._step("pay", seeds, None, step_id=pay_step, source=wallet, consent_code=code)
         self.expect(
             "replayed payment", (again.state, again.paid_minor), (orders.State.PAID, kes(1_200))
         )
@@ -663,7 +771,10 @@ class VillageDay:
             f"order 2: Baraka pays Duka Solar {format_amount(kes(4_500))} in cash at Wanjiru's shop"
         )
         self._step("dispatch", lamp, "Duka Solar")
-        part = self._step("deliver", lamp, "Wanjiru's shop", amount_minor=kes(3_000))
+        shown = self._pickup_code("Baraka", lamp)
+        part = self._step(
+            "deliver", lamp, "Wanjiru's shop", amount_minor=kes(3_000), pickup_code=shown
+        )
         self.expect("order 2 released part", part.released_minor, kes(3_000))
         self.say(
             f"order 2: the lamp arrives, the panel does not: {format_amount(kes(3_000))} released"
@@ -678,7 +789,8 @@ class VillageDay:
 
         # 3. Cancelled before dispatch: the hold goes back whole.
         hoe = self._order("Mbegu Seeds", "Amina", kes(900), "courier")
-        self._step("pay", hoe, None, source=wallet)
+        code = self._pay_code("Amina", hoe, kes(900))
+        self._step("pay", hoe, None, source=wallet, consent_code=code)
         cancelled = self._step("cancel", hoe, "Mbegu Seeds")
         self.expect("order 3 state", cancelled.state, orders.State.CANCELLED)
         self.say(
@@ -688,10 +800,11 @@ class VillageDay:
 
         # 4. A pickup-point order nobody confirms: the sweeper releases it after 5 days.
         beans = self._order("Mbegu Seeds", "Chebet", kes(500), "pickup_point")
-        self._step("pay", beans, None, source=wallet)
+        code = self._pay_code("Chebet", beans, kes(500))
+        self._step("pay", beans, None, source=wallet, consent_code=code)
         self._step("dispatch", beans, "Mbegu Seeds")
         with self.refused("order 4 paid a second time (a new step id)", "order_not_payable"):
-            self._step("pay", beans, None, source=wallet)
+            self._step("pay", beans, None, source=wallet, consent_code=code)
         return beans
 
     def sweep_orders(self, beans: uuid.UUID) -> None:
@@ -707,17 +820,44 @@ class VillageDay:
 
     def cash_outs(self) -> None:
         wanjiru, kamau = self.id_of("Wanjiru's shop"), self.id_of("Kamau's kiosk")
+        with self.refused("cash-out without the villager's consent", "consent_required"):
+            self.desk.request_cash_out(
+                agent_id=wanjiru,
+                villager_id=self.id_of("Baraka"),
+                amount_minor=kes(2_000),
+                consent_code=None,
+            )
+        self.on_the_ledger("Baraka makes a withdrawal code with his PIN (USSD later)")
+        code = self._code("Baraka", wanjiru, kes(2_000))
+        self.say(
+            f"Baraka makes a one-time withdrawal code for {format_amount(kes(2_000))} at"
+            " Wanjiru's shop (10 minutes, this agent, this amount; only his phone sees it)"
+        )
         baraka = self.desk.request_cash_out(
-            agent_id=wanjiru, villager_id=self.id_of("Baraka"), amount_minor=kes(2_000)
+            agent_id=wanjiru,
+            villager_id=self.id_of("Baraka"),
+            amount_minor=kes(2_000),
+            consent_code=code,
         )
         done = self.desk.confirm_cash_out(baraka.id, agent_id=wanjiru)
         self.expect("cash-out confirmed", done.state, cash.CashOutState.COMPLETED)
         self.say(
-            f"cash-out: Baraka asks Wanjiru's shop for {format_amount(kes(2_000))}"
-            f" (fee {format_amount(done.fee_minor)}): held, cash handed over, confirmed"
+            f"cash-out: Baraka asks Wanjiru's shop for {format_amount(kes(2_000))} with his"
+            f" code (fee {format_amount(done.fee_minor)}): held, cash handed over, confirmed"
         )
+        with self.refused("the same code again", "consent_invalid"):
+            self.desk.request_cash_out(
+                agent_id=wanjiru,
+                villager_id=self.id_of("Baraka"),
+                amount_minor=kes(2_000),
+                consent_code=code,
+            )
+        self.on_the_ledger("Amina makes a withdrawal code with her PIN (USSD later)")
         amina = self.desk.request_cash_out(
-            agent_id=wanjiru, villager_id=self.id_of("Amina"), amount_minor=kes(1_000)
+            agent_id=wanjiru,
+            villager_id=self.id_of("Amina"),
+            amount_minor=kes(1_000),
+            consent_code=self._code("Amina", wanjiru, kes(1_000)),
         )
         cancelled = self.desk.cancel_cash_out(amina.id, agent_id=wanjiru, reason="changed her mind")
         self.expect("cash-out cancelled", cancelled.state, cash.CashOutState.CANCELLED)
@@ -725,9 +865,16 @@ class VillageDay:
             f"cash-out: Amina asks Wanjiru's shop for {format_amount(kes(1_000))}, then"
             " cancels: hold voided"
         )
-        chebet = self.desk.request_cash_out(
-            agent_id=kamau, villager_id=self.id_of("Chebet"), amount_minor=kes(1_000)
+        self.on_the_ledger("Chebet starts a withdrawal at Kamau's kiosk with her PIN (USSD later)")
+        started = cash.start_withdrawal(
+            self.led,
+            cash_out_id=new_id(),
+            villager_id=self.id_of("Chebet"),
+            pin=PIN,
+            agent_id=kamau,
+            amount_minor=kes(1_000),
         )
+        chebet = self.desk.get_cash_out(started.id, agent_id=kamau)
         if chebet.expires_at is None:
             raise UnexpectedAnswer("a requested cash-out has no expiry")
         self.on_the_ledger("the operator's sweep of expired cash-outs")
@@ -735,12 +882,18 @@ class VillageDay:
         state = self.desk.get_cash_out(chebet.id, agent_id=kamau).state
         self.expect("cash-out expired", state, cash.CashOutState.EXPIRED)
         self.say(
-            f"cash-out: Chebet asks Kamau's kiosk for {format_amount(kes(1_000))} and never"
-            f" comes; the sweeper past the timeout: {expired} expired, hold voided"
+            f"cash-out: Chebet starts one at Kamau's kiosk for {format_amount(kes(1_000))}"
+            f" with her PIN and never comes; the sweeper past the timeout: {expired} expired,"
+            " hold voided"
         )
+        self.on_the_ledger("Chebet makes a withdrawal code with her PIN (USSD later)")
+        small = self._code("Chebet", kamau, kes(20))
         with self.refused(f"cash-out of {format_amount(kes(20))}", "below_minimum"):
             self.desk.request_cash_out(
-                agent_id=kamau, villager_id=self.id_of("Chebet"), amount_minor=kes(20)
+                agent_id=kamau,
+                villager_id=self.id_of("Chebet"),
+                amount_minor=kes(20),
+                consent_code=small,
             )
 
     def offline_batch(self) -> None:
@@ -757,11 +910,17 @@ class VillageDay:
             f"Wanjiru's phone registers its Ed25519 key; offline allowance"
             f" {format_amount(kes(5_000))} held on her float"
         )
+        self.on_the_ledger("Baraka makes an offline withdrawal code with his PIN (USSD later)")
+        offline_code = self._code("Baraka", wanjiru, kes(500), consent.Purpose.OFFLINE_WITHDRAWAL)
+        self.say(
+            f"Baraka makes an offline withdrawal code for {format_amount(kes(500))} at"
+            " Wanjiru's shop: the amount and its fee are held on his wallet now (24 hours)"
+        )
         captured = self.led.now().replace(microsecond=0)
         batch = [
-            ("Amina", offline.RecordKind.CASH_IN, kes(1_000)),
-            ("Baraka", offline.RecordKind.CASH_OUT, kes(500)),
-            ("Chebet", offline.RecordKind.CASH_IN, kes(4_500)),  # more than is left
+            ("Amina", offline.RecordKind.CASH_IN, kes(1_000), None),
+            ("Baraka", offline.RecordKind.CASH_OUT, kes(500), offline_code),
+            ("Chebet", offline.RecordKind.CASH_IN, kes(4_500), None),  # more than is left
         ]
         signed = [
             offline.sign_record(
@@ -776,9 +935,11 @@ class VillageDay:
                     currency=CURRENCY,
                     seq=seq,
                     captured_at=captured + timedelta(minutes=seq),
+                    consent_code=code,
+                    version=2,
                 ),
             )
-            for seq, (who, kind, amount) in enumerate(batch, start=1)
+            for seq, (who, kind, amount, code) in enumerate(batch, start=1)
         ]
         report = self.desk.sync(device_id=device_id, agent_id=wanjiru, records=signed)
         self.expect("offline applied", report.applied, 2)

@@ -233,6 +233,12 @@ class HttpDesk:
             accounts={role: uuid.UUID(a) for role, a in answer["accounts"].items()},
         )
 
+    def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
+        body = {"id": new_id(), "phone": phone, "name": name, "currency": CURRENCY}
+        body["language"] = "sw"
+        answer = self._call(self._as(agent_id), "POST", "/v1/villagers", body)
+        return uuid.UUID(answer["id"])
+
     def top_up_float(self, *, agent_id: uuid.UUID, amount_minor: int) -> None:
         body = {"id": new_id(), "amount_minor": amount_minor, "provider": PROVIDER}
         self._call(self.operator, "POST", f"/v1/agents/{agent_id}/float-topups", body)
@@ -300,9 +306,16 @@ class HttpDesk:
         return _order(self._call(self.auditor, "GET", f"/v1/orders/{order_id}"))
 
     def request_cash_out(
-        self, *, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+        self,
+        *,
+        agent_id: uuid.UUID,
+        villager_id: uuid.UUID,
+        amount_minor: int,
+        consent_code: str | None,
     ) -> CashOutSeen:
         body = {"id": new_id(), "villager_id": villager_id, "amount_minor": amount_minor}
+        if consent_code is not None:
+            body["consent_code"] = consent_code
         path = f"/v1/agents/{agent_id}/cash-outs"
         return _cash_out(self._call(self._as(agent_id), "POST", path, body))
 
