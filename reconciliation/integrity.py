@@ -39,6 +39,8 @@ _RULE_KINDS = {
     "account outside its limit flags (pending counted)": "limits",
     "open hold missing from pending_holds, or pending_holds row not an open hold": "open_holds",
     "post or void that does not match its hold": "resolutions",
+    "reversal that does not move back posted money of its target, accounts swapped": "reversals",
+    "transfer reversed by more than it posted": "reversed_amounts",
     "transfer in a currency its accounts do not hold": "currency",
 }
 

@@ -445,6 +445,33 @@ def test_the_database_refuses_a_raw_reversal_the_ledger_would_refuse(shop: Shop)
     assert_clean(shop.led)
 
 
+def test_the_integrity_check_finds_a_reversal_written_around_the_guard(shop: Shop) -> None:
+    raw = Raw(shop.led.url)
+    try:
+        raw.execute(
+            "DROP TRIGGER transfers_reversal_checked" + ("" if raw.sqlite else " ON transfers")
+        )
+        # The same way as the payment, and for more than it: both rules break.
+        raw.execute(
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency,"
+            " code, flags, timeout_s, reverses_id, created_at_us, debit_account_debits_posted,"
+            " debit_account_credits_posted, credit_account_debits_posted,"
+            " credit_account_credits_posted) VALUES (?, ?, ?, ?, 'KES', 9, 0, 0, ?, 1, 0, 0, 0, 0)",
+            (
+                raw.id(new_id()),
+                raw.id(shop.wallet),
+                raw.id(shop.till),
+                PAYMENT + 1,
+                raw.id(shop.payment),
+            ),
+        )
+    finally:
+        raw.close()
+    problems = " | ".join(shop.led.check_integrity().problems)
+    assert "reversal that does not move back posted money of its target" in problems
+    assert f"transfer reversed by more than it posted: {shop.payment}" in problems
+
+
 def test_the_sum_of_earlier_reversals_is_an_index_lookup(shop: Shop) -> None:
     raw = Raw(shop.led.url)
     try:
