@@ -23,6 +23,7 @@ from api.client import Client
 from api.problems import API_CODES, FLOW_CODE_ALIASES, FLOW_CODES, STATE_CODES
 from ledger.flows import fees, orders, parties
 from ledger.flows.parties import Role
+from tests.consent_helpers import new_phone
 from tests.test_api_harness import (
     Harness,
     account_body,
@@ -31,6 +32,8 @@ from tests.test_api_harness import (
     approved,
     transfer_body,
 )
+from tests.test_flow_order_consent import pay_code_made, pickup_code_sent
+from tests.villager_helpers import active_villager
 
 __all__ = ["api", "api_server"]
 
@@ -97,6 +100,26 @@ class Village:
     def step(self, who: Client, order_id: str, action: str, body: Any = None) -> httpx.Response:
         return who.request("POST", f"/v1/orders/{order_id}/{action}", json_body=body)
 
+    def pay_code(self, order: dict[str, Any]) -> str:
+        """The pay code the villager made on her phone for the order and its amount."""
+        return pay_code_made(
+            self.api.ledger,
+            uuid.UUID(self.villager_id),
+            uuid.UUID(order["id"]),
+            order["amount_minor"],
+        )
+
+    def wallet_pay(self, who: Client, order: dict[str, Any]) -> httpx.Response:
+        """``who`` pays the order from the wallet with the villager's pay code."""
+        body = {"source": "wallet", "consent_code": self.pay_code(order)}
+        return self.step(who, order["id"], "pay", body)
+
+    def pickup_code(self, order: dict[str, Any]) -> str:
+        """The pickup code the villager got when the order was dispatched."""
+        return pickup_code_sent(
+            self.api.ledger, uuid.UUID(self.villager_id), uuid.UUID(order["id"])
+        )
+
 
 def new_village(api: Harness) -> Village:
     operator = api.client("operator")
@@ -114,7 +137,13 @@ def new_village(api: Harness) -> Village:
     )
     village.onboard("storefront", village.shop_id)
     village.onboard("agent", village.agent_id)
-    village.onboard("villager", village.villager_id, kyc_tier="basic")
+    # registered at the agent's station, her PIN set: she can consent
+    active_villager(
+        api.ledger,
+        agent_id=uuid.UUID(village.agent_id),
+        phone=new_phone(),
+        villager_id=uuid.UUID(village.villager_id),
+    )
     village.fund(village.villager_id, Role.WALLET, 200_000)
     village.fund(village.agent_id, Role.FLOAT, 500_000)
     return village
@@ -159,7 +188,8 @@ def test_villager_pays_cash_at_the_agent_and_the_seller_is_paid_on_delivery(
     dispatched = ok(village.step(village.shop, order["id"], "dispatch"))
     assert dispatched["state"] == "dispatched"
     assert dispatched["auto_release_at"] is not None
-    assert ok(village.step(village.agent, order["id"], "deliver"))["state"] == "delivered"
+    handed = {"pickup_code": village.pickup_code(order)}  # she shows her code at the station
+    assert ok(village.step(village.agent, order["id"], "deliver", handed))["state"] == "delivered"
     released = ok(village.step(village.agent, order["id"], "release"))
     assert (released["state"], released["released_minor"], released["escrow_minor"]) == (
         "released",
@@ -190,7 +220,7 @@ def test_villager_pays_cash_at_the_agent_and_the_seller_is_paid_on_delivery(
 
 def test_wallet_payment_partial_delivery_and_refund_of_the_rest(village: Village) -> None:
     order = village.order(100_000, delivery_method="courier")
-    ok(village.step(village.agent, order["id"], "pay", {"source": "wallet"}))
+    ok(village.wallet_pay(village.agent, order))
     assert village.balance(village.villager_id, Role.WALLET) == 100_000
     ok(village.step(village.shop, order["id"], "dispatch", {}))
     part = ok(village.step(village.agent, order["id"], "deliver", {"amount_minor": 60_000}))
@@ -202,7 +232,7 @@ def test_wallet_payment_partial_delivery_and_refund_of_the_rest(village: Village
 
 def test_a_dispute_is_resolved_by_an_operator_and_refunds_the_villager(village: Village) -> None:
     order = village.order()
-    ok(village.step(village.agent, order["id"], "pay", {"source": "wallet"}))
+    ok(village.wallet_pay(village.shop, order))  # the storefront's checkout, with her code
     ok(village.step(village.shop, order["id"], "dispatch"))
     disputed = ok(village.step(village.agent, order["id"], "dispute", {"reason": "mouldy"}))
     assert (disputed["state"], disputed["disputed_from"]) == ("disputed", "dispatched")
@@ -230,9 +260,7 @@ def test_a_cancelled_cash_order_gives_the_agent_its_float_back(village: Village)
 
 def test_flow_refusals_are_problems_with_their_code(village: Village) -> None:
     order = village.order(300_000)
-    short = refused(
-        village.step(village.agent, order["id"], "pay", {"source": "wallet"}), 422, "wallet_short"
-    )
+    short = refused(village.wallet_pay(village.agent, order), 422, "wallet_short")
     assert short["title"] == FLOW_CODES["wallet_short"]
     refused(village.step(village.shop, order["id"], "dispatch"), 409, "order_not_dispatchable")
     refused(
@@ -329,7 +357,7 @@ def test_another_tenants_order_is_404_and_another_roles_step_is_403(village: Vil
 
     for who, action, body in (
         (village.agent, "dispatch", None),
-        (village.shop, "pay", {"source": "wallet"}),
+        (village.shop, "pay", {"source": "cash"}),
         (village.shop, "deliver", None),
         (village.shop, "dispute", {"reason": "x"}),
         (village.agent, "refund", None),
@@ -424,7 +452,7 @@ def test_parties_are_onboarded_by_operators_and_named_by_their_principal(
     )
     assert (
         ok(village.operator.request("GET", f"/v1/parties/{village.villager_id}"))["kyc_tier"]
-        == "basic"
+        == "tier0"
     )
 
 
@@ -471,7 +499,7 @@ def test_a_retried_step_pays_once_by_key_and_by_step_id(village: Village) -> Non
 
 # -- the catalogue and the document ---------------------------------------------------------
 
-EXPOSED_FLOWS = ("orders.py", "offline.py", "parties.py", "fees.py")
+EXPOSED_FLOWS = ("orders.py", "pickup.py", "consent.py", "offline.py", "parties.py", "fees.py")
 _RAISED = re.compile(r'(?:Refused|NotFound|Conflict|_wrong_state)\(\s*"([a-z_]+)"')
 _SHORT = re.compile(r'\]\s*=\s*"([a-z_]+_short)"|:\s*"([a-z_]+_short)"')
 

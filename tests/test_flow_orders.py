@@ -17,11 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import Account, Ledger, Transfer, open_ledger
-from ledger.flows import events, fees, orders, parties
+from ledger.flows import events, fees, orders, parties, pickup
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.orders import Decision, Order, Source, State
 from ledger.flows.parties import Kind, Role
 from tests.conftest import Clock
+from tests.consent_helpers import new_phone
+from tests.test_flow_order_consent import pay_code_made, pickup_code_sent
+from tests.villager_helpers import active_villager
 
 KES = "KES"
 DAY_S = 86_400
@@ -130,15 +133,29 @@ class Village:
         )
         return order_id
 
+    def pay_code(self, order_id: uuid.UUID) -> str:
+        """The pay code Amina made on her phone for the order and its amount."""
+        order = self.get(order_id)
+        return pay_code_made(self.led, self.villager, order_id, order.amount_minor)
+
     def pay(self, order_id: uuid.UUID, source: Source = Source.WALLET) -> Order:
-        return orders.pay_order(self.led, step_id=new_id(), order_id=order_id, source=source)
+        """Paid from her wallet with her pay code (the storefront's checkout), or in cash."""
+        code = self.pay_code(order_id) if source is Source.WALLET else None
+        return orders.pay_order(
+            self.led, step_id=new_id(), order_id=order_id, source=source, consent_code=code
+        )
 
     def dispatch(self, order_id: uuid.UUID) -> Order:
         return orders.dispatch_order(self.led, step_id=new_id(), order_id=order_id)
 
     def deliver(self, order_id: uuid.UUID, amount: int | None = None) -> Order:
+        """Handed over; at a station, Amina shows the pickup code she was sent."""
+        order = self.get(order_id)
+        code = None
+        if pickup.needed(order.delivery_method, order.villager_id):
+            code = pickup_code_sent(self.led, self.villager, order_id)
         return orders.deliver_order(
-            self.led, step_id=new_id(), order_id=order_id, amount_minor=amount
+            self.led, step_id=new_id(), order_id=order_id, amount_minor=amount, pickup_code=code
         )
 
     def release(self, order_id: uuid.UUID) -> Order:
@@ -148,9 +165,12 @@ class Village:
         return orders.get_order(self.led, order_id=order_id)
 
     def event_types(self, order_id: uuid.UUID) -> list[str]:
+        """The order's events for the storefront (a pickup code goes to the villager)."""
         found = self.led.transact(lambda tx: events.read_events(tx, subject_id=order_id))
-        assert all(e.party_id == self.storefront for e in found)
-        return [e.type for e in found]
+        assert all(
+            e.party_id == self.storefront or e.type == pickup.PICKUP_CODE_EVENT for e in found
+        )
+        return [e.type for e in found if e.party_id == self.storefront]
 
 
 def make_village(led: Ledger, clock: Clock, *, publish: bool = True) -> Village:
@@ -158,10 +178,9 @@ def make_village(led: Ledger, clock: Clock, *, publish: bool = True) -> Village:
     parties.onboard(
         led, party_id=storefront, kind=Kind.STOREFRONT, name="Mbegu Seeds", currency=KES
     )
-    parties.onboard(
-        led, party_id=villager, kind=Kind.VILLAGER, name="Amina", currency=KES, kyc_tier="basic"
-    )
     parties.onboard(led, party_id=agent, kind=Kind.AGENT, name="Juma", currency=KES)
+    # Amina registers at Juma's station and sets her PIN: she can consent to payments
+    active_villager(led, agent_id=agent, phone=new_phone(), villager_id=villager, name="Amina")
     assert led.create_accounts([Account(bank, KES, 999)])[0].status == "created"
     if publish:
         fees.publish_schedule(
@@ -566,10 +585,15 @@ def test_a_replay_answers_the_same_and_changes_nothing(village: Village) -> None
     assert orders.create_order(village.led, **args) == created
     with pytest.raises(Conflict):
         orders.create_order(village.led, **{**args, "amount_minor": 1})
-    first = orders.pay_order(village.led, step_id=step_id, order_id=order_id, source=Source.WALLET)
+    code = village.pay_code(order_id)
+    first = orders.pay_order(
+        village.led, step_id=step_id, order_id=order_id, source=Source.WALLET, consent_code=code
+    )
     village.dispatch(order_id)
     before = village.balances()
-    again = orders.pay_order(village.led, step_id=step_id, order_id=order_id, source=Source.WALLET)
+    again = orders.pay_order(  # the spent code is not looked at again
+        village.led, step_id=step_id, order_id=order_id, source=Source.WALLET, consent_code=code
+    )
     assert again == first  # the answer the step gave, though the order has moved on
     assert village.balances() == before
     assert village.event_types(order_id) == [events.ORDER_PAID, events.ORDER_DISPATCHED]
@@ -701,12 +725,18 @@ OPERATIONS = (
 
 
 def step_call(
-    led: Ledger, operation: str, step: uuid.UUID, order_id: uuid.UUID, part: int
+    led: Ledger,
+    operation: str,
+    step: uuid.UUID,
+    order_id: uuid.UUID,
+    part: int,
+    code: str | None = None,
 ) -> Callable[[], Order]:
-    """One order operation of the property test, ready to run (and to run again)."""
+    """One order operation of the property test, ready to run (and to run again); a wallet
+    payment carries ``code``, the pay code the villager made."""
     calls: dict[str, Callable[[], Order]] = {
         "pay_wallet": lambda: orders.pay_order(
-            led, step_id=step, order_id=order_id, source=Source.WALLET
+            led, step_id=step, order_id=order_id, source=Source.WALLET, consent_code=code
         ),
         "pay_cash": lambda: orders.pay_order(
             led, step_id=step, order_id=order_id, source=Source.CASH
@@ -804,7 +834,13 @@ def test_any_sequence_of_order_steps_keeps_escrow_equal_to_paid_less_released_an
             clock.advance(percent * DAY_S // 10)
             orders.sweep_orders(ledger)
         else:
-            call = step_call(ledger, operation, step, order_id, part)
+            # Amina makes a pay code for an order she can pay (not for a refusal to come)
+            code = (
+                village.pay_code(order_id)
+                if (operation == "pay_wallet" and order.state is State.CREATED)
+                else None
+            )
+            call = step_call(ledger, operation, step, order_id, part, code)
             try:
                 answer = call()
             except Refused:

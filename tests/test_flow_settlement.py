@@ -25,6 +25,9 @@ from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 from ledger.flows.settlement import Payout, PayoutState, Window, WindowState
 from tests.conftest import Clock
+from tests.consent_helpers import new_phone
+from tests.test_flow_order_consent import pay_code_made
+from tests.villager_helpers import active_villager
 
 KES = "KES"
 MPESA = "MPESA"
@@ -213,10 +216,10 @@ def test_seller_paid_for_seeds_through_escrow_is_paid_out_at_the_window_close(
     window pays Mbegu Seeds its 1,176 KES through M-Pesa."""
     market = make_market(ledger, names=("Mbegu Seeds",))
     [mbegu] = market.storefronts
-    villager = new_id()
-    parties.onboard(
-        ledger, party_id=villager, kind=Kind.VILLAGER, name="Amina", currency=KES, kyc_tier="basic"
-    )
+    juma = new_id()
+    parties.onboard(ledger, party_id=juma, kind=Kind.AGENT, name="Juma", currency=KES)
+    # Amina registers at Juma's station and sets her PIN
+    villager = active_villager(ledger, agent_id=juma, phone=new_phone(), name="Amina").id
     [funded] = ledger.create_transfers(
         [
             Transfer(
@@ -244,7 +247,14 @@ def test_seller_paid_for_seeds_through_escrow_is_paid_out_at_the_window_close(
         delivery_method="courier",
         villager_id=villager,
     )
-    orders.pay_order(ledger, step_id=new_id(), order_id=order_id, source=orders.Source.WALLET)
+    code = pay_code_made(ledger, villager, order_id, 120_000)  # her pay code, at checkout
+    orders.pay_order(
+        ledger,
+        step_id=new_id(),
+        order_id=order_id,
+        source=orders.Source.WALLET,
+        consent_code=code,
+    )
     orders.dispatch_order(ledger, step_id=new_id(), order_id=order_id)
     orders.deliver_order(ledger, step_id=new_id(), order_id=order_id)
     orders.release_order(ledger, step_id=new_id(), order_id=order_id)

@@ -93,7 +93,61 @@ def _receipts_deadlines_downgrade() -> None:
 
 def upgrade() -> None:
     _receipts_deadlines_upgrade()
+    # -- pickup codes (see _pickup_codes_upgrade below) --
+    _pickup_codes_upgrade()
 
 
 def downgrade() -> None:
+    # -- pickup codes --
+    _pickup_codes_downgrade()
     _receipts_deadlines_downgrade()
+
+
+# -- pickup codes ---------------------------------------------------------------------------
+# ``pickup_codes``: the code a villager shows at the station to collect an order dispatched
+# to a hand-over point (``ledger.flows.pickup``). The code itself is never stored: only a
+# salted SHA-256 of it. One open code per order (a partial unique index); a state row:
+# ``open`` -> ``used`` (the order was delivered in full) or ``void`` (3 wrong tries, or a
+# new code replaced it); ``tries_wrong`` counts wrong codes.
+
+
+def _pickup_codes_upgrade() -> None:
+    uuid_type = sa.Uuid(as_uuid=True).with_variant(sa.LargeBinary(16), "sqlite")
+    op.create_table(
+        "pickup_codes",
+        sa.Column("id", uuid_type, nullable=False),
+        sa.Column("order_id", uuid_type, nullable=False),
+        sa.Column("villager_id", uuid_type, nullable=False),
+        sa.Column("salt", sa.LargeBinary(32), nullable=False),
+        sa.Column("code_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("state", sa.String(8), nullable=False),
+        sa.Column("tries_wrong", sa.Integer(), nullable=False),
+        # UTC microseconds: the order's auto-release time when the code was issued.
+        sa.Column("expires_at_us", sa.BigInteger(), nullable=True),
+        sa.Column("created_at_us", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_pickup_codes"),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name="fk_pickup_codes_order_id_orders"
+        ),
+        sa.ForeignKeyConstraint(
+            ["villager_id"], ["parties.id"], name="fk_pickup_codes_villager_id_parties"
+        ),
+        sa.CheckConstraint("state IN ('open', 'used', 'void')", name="ck_pickup_codes_state"),
+        sa.CheckConstraint("tries_wrong >= 0", name="ck_pickup_codes_tries_not_negative"),
+        sa.CheckConstraint("length(salt) = 32", name="ck_pickup_codes_salt_length"),
+        sa.CheckConstraint("length(code_hash) = 32", name="ck_pickup_codes_hash_length"),
+    )
+    op.create_index("ix_pickup_codes_order_id", "pickup_codes", ["order_id", "created_at_us"])
+    op.create_index(
+        "uq_pickup_codes_open_order",
+        "pickup_codes",
+        ["order_id"],
+        unique=True,
+        sqlite_where=sa.text("state = 'open'"),
+        postgresql_where=sa.text("state = 'open'"),
+    )
+
+
+def _pickup_codes_downgrade() -> None:
+    op.drop_table("pickup_codes")

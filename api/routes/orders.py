@@ -5,9 +5,16 @@ Who may do what (another role: 403; another tenant's order: 404, as if it did no
 ==========  ==========================================================================
 create      a storefront, for itself (its party's id is its principal's id)
 pay         the agent taking the villager's cash or acting for the villager's wallet
-            (it becomes the order's agent); an operator naming the agent
-dispatch    the order's storefront
-deliver     the order's agent (the villager confirms at the agent): all, or a part
+            (it becomes the order's agent); an operator naming the agent; the order's
+            storefront from the wallet only (its checkout). A wallet payment carries
+            the villager's pay code for this order and amount (``consent_code``):
+            without it 422 ``consent_required``, and nothing is held
+dispatch    the order's storefront; again on a dispatched order handed over at a
+            station: a new pickup code for the villager, the old one void
+deliver     the order's agent (the villager confirms at the agent): all, or a part; an
+            order handed over at a station (``pickup_point``, ``agent_delivery``) needs
+            the villager's ``pickup_code`` (422 ``pickup_code_required`` /
+            ``pickup_code_invalid``; a wrong one counts, three void it)
 release     the order's agent (the villager confirms early)
 dispute     the order's agent, for the villager
 resolve     an operator (arbitration)
@@ -223,7 +230,14 @@ def _step_route(
 
 
 def _paying_agent(caller: ApiKey, data: OrderPay) -> uuid.UUID | None:
-    """An agent pays as itself; an operator names the agent of a cash payment."""
+    """An agent pays as itself; an operator names the agent of a cash payment; a
+    storefront's checkout pays from the wallet only, and names no agent."""
+    if caller.role is Role.STOREFRONT:
+        if data.source != Source.WALLET.value:
+            raise ApiError("forbidden", "a cash payment is taken by an agent", 403)
+        if data.agent_id is not None:
+            raise ApiError("validation_failed", "a storefront names no agent: leave it out")
+        return None
     if caller.role is not Role.AGENT:
         return data.agent_id
     if data.agent_id not in (None, caller.principal_id):
@@ -231,18 +245,25 @@ def _paying_agent(caller: ApiKey, data: OrderPay) -> uuid.UUID | None:
     return caller.principal_id
 
 
-_step_route(
-    "pay",
-    "Pay the order into escrow (an agent: in cash, or from the villager's wallet)",
-    OrderPay,
-    AGENT,
-    lambda led, caller, order_id, sid, data: orders.pay_order(
+def _pay(led: Ledger, caller: ApiKey, order_id: uuid.UUID, sid: uuid.UUID, data: OrderPay) -> Order:
+    return orders.pay_order(
         led,
         step_id=sid,
         order_id=order_id,
         source=Source(data.source),
         agent_id=_paying_agent(caller, data),
-    ),
+        consent_code=data.consent_code,
+        caller_id=caller.principal_id,
+    )
+
+
+_step_route(
+    "pay",
+    "Pay the order into escrow: in cash at the agent, or from the villager's wallet with"
+    " the pay code the villager made for this order (an agent, or the storefront's checkout)",
+    OrderPay,
+    EITHER,
+    _pay,
 )
 _step_route(
     "dispatch",
@@ -259,7 +280,11 @@ _step_route(
     OrderDeliver,
     AGENT,
     lambda led, _caller, order_id, sid, data: orders.deliver_order(
-        led, step_id=sid, order_id=order_id, amount_minor=data.amount_minor
+        led,
+        step_id=sid,
+        order_id=order_id,
+        amount_minor=data.amount_minor,
+        pickup_code=data.pickup_code,
     ),
 )
 _step_route(

@@ -25,9 +25,14 @@ that released a part before ends ``released`` (the released part stays refundabl
 
 Money (one linked batch per operation, all or nothing):
 
-- **pay** from the villager's wallet: wallet -> storefront escrow. **Pay in cash** at the
+- **pay** from the villager's wallet: wallet -> storefront escrow, only with the
+  villager's consent (:mod:`ledger.flows.consent`: the pay code the villager made for
+  this order and amount, or the PIN: :func:`pay_order_by_pin`); without it
+  ``consent_required`` and nothing is held. **Pay in cash** at the
   agent: the agent's float -> escrow, and the agent's cash-on-hand grows (agent ``cash``
   debit / ``cash_control`` credit) by the cash the villager handed over.
+- **hand-over** at a station (``pickup_point``, ``agent_delivery``): dispatch sends the
+  villager a pickup code, and the delivery step needs it (:mod:`ledger.flows.pickup`).
 - **release** (of all that is left in escrow, or of a delivered part): escrow -> seller
   proceeds, and out of the same escrow the fee legs of :func:`ledger.flows.fees.quote`
   for product ``order`` priced on the released amount (platform fee income, tax, rounding,
@@ -96,7 +101,8 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer, TransferFlags
-from ledger.flows import agent_float, events, fees, parties, wallets
+from ledger.flows import agent_float, events, fees, parties, pickup, wallets
+from ledger.flows import consent as consent_flow
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 
@@ -134,6 +140,7 @@ __all__ = [
     "get_order_in",
     "list_orders",
     "pay_order",
+    "pay_order_by_pin",
     "pay_order_in",
     "refund_order",
     "refund_order_in",
@@ -900,14 +907,119 @@ def pay_order(
     order_id: uuid.UUID,
     source: Source,
     agent_id: uuid.UUID | None = None,
+    consent_code: str | None = None,
+    caller_id: uuid.UUID | None = None,
 ) -> Order:
     """Pay the order in full into the storefront's escrow, from the villager's wallet or
-    in cash at the agent (``agent_id``, or the order's agent)."""
+    in cash at the agent (``agent_id``, or the order's agent).
+
+    A wallet payment needs the villager's consent: ``consent_code``, the pay code the
+    villager made for this order and its exact amount, presented by ``caller_id`` (the
+    storefront or agent sending the request; default: ``agent_id``, else the order's
+    storefront). It is checked first in a transaction of its own (a wrong code is counted
+    even though the payment is refused: ``consent_invalid``), then used once inside the
+    payment's. Without it: ``consent_required``, and nothing is held. The villager paying
+    with the PIN is :func:`pay_order_by_pin`. A cash payment needs no wallet consent."""
+    if Source(source) is Source.WALLET and consent_code is not None:
+        given = _pay_code_consent(led, step_id, order_id, consent_code, caller_id or agent_id)
+    else:
+        given = None
     return led.transact(
         lambda tx: pay_order_in(
-            tx, step_id=step_id, order_id=order_id, source=source, agent_id=agent_id
+            tx,
+            step_id=step_id,
+            order_id=order_id,
+            source=source,
+            agent_id=agent_id,
+            consent=given,
         )
     )
+
+
+def pay_order_by_pin(
+    led: Ledger, *, step_id: uuid.UUID, order_id: uuid.UUID, villager_id: uuid.UUID, pin: str
+) -> Order:
+    """The villager pays the order from the wallet with the PIN (the USSD menu's "pay an
+    order"): the PIN is checked in its own transaction (a wrong one is counted and moves
+    nothing: ``pin_invalid``), then the payment runs as :func:`pay_order` with that
+    consent. An order of another villager: ``consent_invalid``."""
+    rec = _payable(led, step_id, order_id)
+    given = None
+    if rec is not None:
+        given = consent_flow.by_pin(
+            led,
+            villager_id=villager_id,
+            pin=pin,
+            purpose=consent_flow.Purpose.PAYMENT,
+            amount_minor=rec["amount_minor"],
+            order_id=rec["id"],
+        )
+    return led.transact(
+        lambda tx: pay_order_in(
+            tx, step_id=step_id, order_id=order_id, source=Source.WALLET, consent=given
+        )
+    )
+
+
+def _payable(led: Ledger, step_id: object, order_id: object) -> Rec | None:
+    """The order, when a consent for paying it can matter: not for a replayed step, an
+    order that is gone, not payable or names no villager (the payment step answers those)."""
+    step_id, order_id = _check_id(step_id, "step_id"), _check_id(order_id, "order_id")
+
+    def read(tx: Tx) -> Rec | None:
+        rec = _read(tx, order_id, lock=False)
+        if _step_recorded(tx, step_id) or rec is None:
+            return None
+        if rec["state"] != State.CREATED or rec["villager_id"] is None:
+            return None
+        return rec
+
+    return led.transact(read)
+
+
+def _pay_code_consent(
+    led: Ledger,
+    step_id: object,
+    order_id: object,
+    code: str,
+    caller_id: uuid.UUID | None,
+) -> consent_flow.Consent | None:
+    rec = _payable(led, step_id, order_id)
+    if rec is None:
+        return None
+    return consent_flow.check_code(
+        led,
+        caller_id=caller_id or rec["storefront_id"],
+        villager_id=rec["villager_id"],
+        code=code,
+        purpose=consent_flow.Purpose.PAYMENT,
+        amount_minor=rec["amount_minor"],
+        order_id=rec["id"],
+    )
+
+
+def _wallet_legs(
+    tx: Tx, rec: Rec, step_id: uuid.UUID, consent: consent_flow.Consent | None
+) -> list[_Leg]:
+    """The villager's wallet pays the order, with the villager's consent (used once)."""
+    if rec["villager_id"] is None:
+        raise Refused("villager_required", "a wallet payment needs the order's villager")
+    amount: int = rec["amount_minor"]
+    consent_flow.require_in(
+        tx,
+        consent,
+        villager_id=rec["villager_id"],
+        purpose=consent_flow.Purpose.PAYMENT,
+        amount_minor=amount,
+        order_id=rec["id"],
+    )
+    wallet = parties.account_id(rec["villager_id"], Role.WALLET)
+    return [
+        _Leg(
+            "payment",
+            _transfer(step_id, "payment", rec, wallet, _escrow(rec), amount, PAYMENT_CODE),
+        )
+    ]
 
 
 def pay_order_in(
@@ -917,8 +1029,11 @@ def pay_order_in(
     order_id: uuid.UUID,
     source: Source,
     agent_id: uuid.UUID | None = None,
+    consent: consent_flow.Consent | None = None,
 ) -> Order:
-    """:func:`pay_order` inside a transaction someone else opened."""
+    """:func:`pay_order` inside a transaction someone else opened; a wallet payment takes
+    the villager's ``consent`` (:mod:`ledger.flows.consent`, purpose ``payment``, this
+    order, its amount), which it uses."""
     try:
         source = Source(source)
     except ValueError:
@@ -940,14 +1055,7 @@ def pay_order_in(
         amount: int = rec["amount_minor"]
         escrow = _escrow(rec)
         if source is Source.WALLET:
-            if rec["villager_id"] is None:
-                raise Refused("villager_required", "a wallet payment needs the order's villager")
-            wallet = parties.account_id(rec["villager_id"], Role.WALLET)
-            legs = [
-                _Leg(
-                    "payment", _transfer(sid, "payment", rec, wallet, escrow, amount, PAYMENT_CODE)
-                )
-            ]
+            legs = _wallet_legs(tx, rec, sid, consent)
         else:
             if rec["agent_id"] is None:
                 raise Refused("agent_required", "a cash payment is taken by an agent")
@@ -1006,14 +1114,31 @@ def pay_order_in(
 
 def dispatch_order(led: Ledger, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Order:
     """The storefront sent the goods: the auto-release timer starts (N days, N by the
-    order's delivery method)."""
+    order's delivery method). An order handed over at a station
+    (:data:`ledger.flows.pickup.HANDOVER_METHODS`) that names a villager gets a pickup code,
+    sent to the villager; dispatching such an order again (a new step id) sends a new code
+    and voids the old one, the timer untouched (see :mod:`ledger.flows.pickup`)."""
     return led.transact(lambda tx: dispatch_order_in(tx, step_id=step_id, order_id=order_id))
+
+
+def _issue_pickup_code(tx: Tx, rec: Rec) -> None:
+    pickup.issue_in(
+        tx,
+        order_id=rec["id"],
+        villager_id=rec["villager_id"],
+        storefront_id=rec["storefront_id"],
+        valid_until_us=rec["auto_release_at_us"],
+    )
 
 
 def dispatch_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Order:
     """:func:`dispatch_order` inside a transaction someone else opened."""
 
     def apply(tx: Tx, rec: Rec) -> list[_Leg]:
+        handover = pickup.needed(rec["delivery_method"], rec["villager_id"])
+        if rec["state"] == State.DISPATCHED and handover:
+            _issue_pickup_code(tx, rec)  # the storefront re-sends the villager's code
+            return []
         if rec["state"] != State.PAID:
             raise _wrong_state("order_not_dispatchable", rec, "only a paid order is dispatched")
         days = delivery_method_in(tx, rec["delivery_method"]).auto_release_days
@@ -1023,6 +1148,8 @@ def dispatch_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Ord
             auto_release_at_us=tx.now_us + days * DAY_US,
         )
         _emit(tx, events.ORDER_DISPATCHED, rec, auto_release_at=_iso(rec["auto_release_at_us"]))
+        if handover:
+            _issue_pickup_code(tx, rec)
         return []
 
     return _run(tx, kind=_Step.DISPATCH, step_id=step_id, order_id=order_id, params={}, apply=apply)
@@ -1033,23 +1160,67 @@ def _iso(moment_us: int | None) -> str | None:
 
 
 def deliver_order(
-    led: Ledger, *, step_id: uuid.UUID, order_id: uuid.UUID, amount_minor: int | None = None
+    led: Ledger,
+    *,
+    step_id: uuid.UUID,
+    order_id: uuid.UUID,
+    amount_minor: int | None = None,
+    pickup_code: str | None = None,
 ) -> Order:
     """Goods arrived. All of them (``amount_minor`` ``None`` or all that is left in
     escrow): the order is ``delivered`` and waits for :func:`release_order` (or its
     timer). A part: that part is released now, in this transaction, and the order stays
-    ``dispatched`` (timer running) for the rest."""
+    ``dispatched`` (timer running) for the rest.
+
+    An order handed over at a station needs the villager's ``pickup_code``: without it
+    Refused ``pickup_code_required``; a wrong one ``pickup_code_invalid``, the wrong try
+    counted in a transaction of its own first (see :mod:`ledger.flows.pickup`)."""
+    proof = _pickup_proof(led, step_id, order_id, pickup_code)
     return led.transact(
         lambda tx: deliver_order_in(
-            tx, step_id=step_id, order_id=order_id, amount_minor=amount_minor
+            tx, step_id=step_id, order_id=order_id, amount_minor=amount_minor, pickup_proof=proof
         )
     )
 
 
+def _step_recorded(tx: Tx, step_id: object) -> bool:
+    return tx.one("SELECT 1 FROM order_steps WHERE id = :id", {"id": step_id}) is not None
+
+
+def _pickup_proof(
+    led: Ledger, step_id: object, order_id: object, code: str | None
+) -> pickup.PickupProof | None:
+    """Check a pickup code before the delivery's transaction, when it can matter: not for
+    a replayed step, an order that is not dispatched or one handed over without a code
+    (the delivery step answers those)."""
+    if code is None:
+        return None
+    step_id, order_id = _check_id(step_id, "step_id"), _check_id(order_id, "order_id")
+
+    def needs_code(tx: Tx) -> bool:
+        rec = _read(tx, order_id, lock=False)
+        return (
+            not _step_recorded(tx, step_id)
+            and rec is not None
+            and rec["state"] == State.DISPATCHED
+            and pickup.needed(rec["delivery_method"], rec["villager_id"])
+        )
+
+    if not led.transact(needs_code):
+        return None
+    return pickup.check(led, order_id=order_id, code=code)
+
+
 def deliver_order_in(
-    tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID, amount_minor: int | None = None
+    tx: Tx,
+    *,
+    step_id: uuid.UUID,
+    order_id: uuid.UUID,
+    amount_minor: int | None = None,
+    pickup_proof: pickup.PickupProof | None = None,
 ) -> Order:
-    """:func:`deliver_order` inside a transaction someone else opened."""
+    """:func:`deliver_order` inside a transaction someone else opened; ``pickup_proof``
+    from :func:`ledger.flows.pickup.check` when the order is handed over at a station."""
     if amount_minor is not None:
         _check_amount(amount_minor)
 
@@ -1057,6 +1228,9 @@ def deliver_order_in(
         if rec["state"] != State.DISPATCHED:
             raise _wrong_state("order_not_deliverable", rec, "only a dispatched order is delivered")
         left = rec["paid_minor"] - rec["released_minor"] - rec["refunded_minor"]
+        if pickup.needed(rec["delivery_method"], rec["villager_id"]):
+            final = amount_minor is None or amount_minor == left
+            pickup.require_in(tx, pickup_proof, order_id=rec["id"], final=final)
         if amount_minor is None or amount_minor == left:
             rec["state"] = State.DELIVERED.value
             _emit(tx, events.ORDER_DELIVERED, rec, delivered_minor=left, partial=False)
