@@ -236,6 +236,48 @@ def test_a_record_with_no_canonical_form_is_refused(changes: dict[str, object]) 
     assert refused.value.code == "record_invalid"
 
 
+def test_a_version_2_cash_out_carries_the_villagers_code_in_its_signed_bytes() -> None:
+    record = replace(VECTOR_RECORD, kind=RecordKind.CASH_OUT, consent_code="048213", version=2)
+    payload = canonical_bytes(record)
+    assert payload == (
+        b'{"agent_id":"a9e8d7c6-b5a4-4938-8271-605f4e3d2c1b","amount_minor":120000,'
+        b'"captured_at":"2026-06-01T07:45:30.250Z","consent_code":"048213","currency":"KES",'
+        b'"device_id":"d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6","kind":"cash_out",'
+        b'"record_id":"7a1c9e52-3b4d-4f60-8e21-5c0d9b3a7f14","seq":1,"version":2,'
+        b'"villager_id":"5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"}'
+    )
+    assert record_from_canonical(payload) == record
+    key = Ed25519PrivateKey.from_private_bytes(VECTOR_SEED)
+    assert offline.verify_record(VECTOR_PUBLIC, sign_record(key, record))
+    # Version 1 still reads as it did: no code, version 1.
+    assert record_from_canonical(VECTOR_BYTES).version == 1
+    no_code = replace(VECTOR_RECORD, kind=RecordKind.CASH_OUT, version=2)
+    assert b'"consent_code":null' in canonical_bytes(no_code)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"consent_code": "048213"},  # a code in a version 1 record
+        {"consent_code": "048213", "version": 2},  # a code on a cash-in
+        {"kind": RecordKind.CASH_OUT, "consent_code": "04821", "version": 2},
+        {"kind": RecordKind.CASH_OUT, "consent_code": "04821x", "version": 2},
+        {"kind": RecordKind.CASH_OUT, "consent_code": 48213, "version": 2},
+        {"version": 3},
+        {"version": True},
+    ],
+)
+def test_a_version_2_record_with_a_bad_code_or_version_has_no_canonical_form(
+    changes: dict[str, object],
+) -> None:
+    with pytest.raises(Refused) as refused:
+        canonical_bytes(replace(VECTOR_RECORD, **changes))  # type: ignore[arg-type]
+    assert refused.value.code == "record_invalid"
+    v2 = VECTOR_BYTES.replace(b"}", b',"consent_code":null,"version":1}')
+    with pytest.raises(Refused):
+        record_from_canonical(v2)  # version 2's keys with version 1
+
+
 # -- devices and their allowance --------------------------------------------------------
 
 
