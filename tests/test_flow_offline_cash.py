@@ -13,7 +13,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import Ledger
-from ledger.flows import agent_float, cash, consent, events, fees, limits, offline, parties
+from ledger.flows import (
+    agent_float,
+    cash,
+    consent,
+    events,
+    fees,
+    limits,
+    offline,
+    parties,
+    timers,
+)
 from ledger.flows.cash import CashOutMode, CashOutState
 from ledger.flows.consent import Purpose
 from ledger.flows.offline import RecordKind, RecordState
@@ -334,4 +344,31 @@ def test_three_wrong_offline_codes_void_the_code_and_release_its_hold(village: V
     late = sync(village, *batch, cash_out_record(village, 4, 100_000, code))
     assert late.records[-1].reason == "consent_invalid"
     assert balances(village)["wallet"] == 400_000
+    assert village.led.check_integrity().ok
+
+
+def test_the_sweeper_expires_an_unused_offline_code_and_gives_its_day_back(
+    village: Village, clock: Clock
+) -> None:
+    cash_in_online(village, 400_000)
+    offline_code(village, 100_000)
+    clock.advance(consent.OFFLINE_CODE_TTL_S - 1)
+    assert consent.sweep_codes(village.led) == 0
+    assert wallet_held(village) == 100_000
+    clock.advance(1)
+    assert timers.sweep_all(village.led)["consent codes expired"] == 1
+    assert consent.sweep_codes(village.led) == 0
+    assert wallet_held(village) == 0
+    made_on = limits.get_usage(village.led, villager_id=village.villager.id, day=date(2026, 6, 1))
+    assert made_on.cash_out_minor == 0
+    [expired] = [
+        e
+        for e in village.led.transact(
+            lambda tx: events.read_events(tx, party_id=village.villager.id, limit=1000)
+        )
+        if e.type == consent.CONSENT_EXPIRED
+    ]
+    assert expired.payload["purpose"] == "offline_withdrawal"
+    with pytest.raises(ValueError):
+        consent.sweep_codes(village.led, limit=0)
     assert village.led.check_integrity().ok

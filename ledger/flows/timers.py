@@ -10,7 +10,7 @@ voids any other hold past its timeout.
 from __future__ import annotations
 
 from ledger.core.ledger import Ledger
-from ledger.flows import cash, orders
+from ledger.flows import cash, consent, orders
 
 
 def sweep_all(led: Ledger) -> dict[str, int]:
@@ -19,5 +19,7 @@ def sweep_all(led: Ledger) -> dict[str, int]:
         # auto-released, or cancelled and refunded past their dispatch deadline
         "orders released or cancelled": orders.sweep_orders(led),
         "cash-outs expired": cash.sweep_cash_outs(led),
+        # an offline withdrawal code gives its day's usage back (the core voids its hold)
+        "consent codes expired": consent.sweep_codes(led),
         "expired holds voided": led.expire_pending(),
     }
