@@ -589,3 +589,25 @@ def test_eight_racing_pays_with_one_code_pay_once(pg_url: str, clock: Clock) -> 
         assert led.check_integrity().ok
     finally:
         led.close()
+
+
+def test_the_agent_cannot_skip_the_code_by_releasing_early(station: Station) -> None:
+    """Releasing a dispatched station order would pay the seller without the hand-over:
+    her confirmation there is the delivery with her code."""
+    order_id = station.order(method="agent_delivery")
+    station.pay_cash(order_id)
+    station.dispatch(order_id)
+    before = station.balances()
+    with refused("pickup_code_required"):
+        orders.release_order(station.led, step_id=new_id(), order_id=order_id)
+    assert station.balances() == before and station.get(order_id).state is State.DISPATCHED
+    station.deliver(order_id, pickup_code_sent(station.led, station.amina, order_id))
+    released = orders.release_order(station.led, step_id=new_id(), order_id=order_id)
+    assert released.state is State.RELEASED
+    # the timer still releases an order nobody collected (the storefront's due)
+    uncollected = station.order()
+    station.pay_cash(uncollected)
+    station.dispatch(uncollected)
+    station.clock.advance(5 * 86_400)
+    assert orders.sweep_orders(station.led) >= 1
+    assert station.get(uncollected).state is State.RELEASED

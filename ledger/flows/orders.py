@@ -1280,12 +1280,21 @@ def release_order(led: Ledger, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Or
 
 
 def release_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Order:
-    """:func:`release_order` inside a transaction someone else opened."""
+    """:func:`release_order` inside a transaction someone else opened. An order handed
+    over at a station is not released early while dispatched: the villager's confirmation
+    there is the delivery with her pickup code (``pickup_code_required``), then release."""
 
     def apply(tx: Tx, rec: Rec) -> list[_Leg]:
         if rec["state"] not in (State.DISPATCHED, State.DELIVERED):
             raise _wrong_state(
                 "order_not_releasable", rec, "only a dispatched or delivered order is released"
+            )
+        if rec["state"] == State.DISPATCHED and pickup.needed(
+            rec["delivery_method"], rec["villager_id"]
+        ):
+            raise Refused(
+                "pickup_code_required",
+                f"order {rec['id']} is delivered with the villager's pickup code first",
             )
         return _release_rest(tx, rec, step_id)
 
