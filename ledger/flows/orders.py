@@ -920,7 +920,7 @@ def pay_order(
     even though the payment is refused: ``consent_invalid``), then used once inside the
     payment's. Without it: ``consent_required``, and nothing is held. The villager paying
     with the PIN is :func:`pay_order_by_pin`. A cash payment needs no wallet consent."""
-    if Source(source) is Source.WALLET and consent_code is not None:
+    if source == Source.WALLET and consent_code is not None:  # a bad source: pay_order_in
         given = _pay_code_consent(led, step_id, order_id, consent_code, caller_id or agent_id)
     else:
         given = None
