@@ -68,10 +68,11 @@ Refunds into a wallet are credits like any other: the villager's KYC maximum bal
 holds (:mod:`ledger.flows.wallets`). A refund, cancellation or dispute refund that would
 take the wallet above it is refused with ``limit_exceeded_balance`` and nothing moves:
 the order stays as it was (paid, dispatched, delivered, disputed or released) and stays
-refundable, by the same step once the villager has room (spent or cashed out, or a higher
-tier), or to a payer the storefront and villager agree on outside this flow. The sweeper
-meeting such a refusal notes it (``order.dispatch_expiry_refused``) and goes on. Every
-movement of a wallet writes a ``wallet.receipt`` event to the villager.
+refundable: the same request succeeds once the wallet has room (the villager spent or
+cashed out, or an operator moved them up a tier). The API answers the refusal as 422
+``limit_exceeded_balance``. The sweeper meeting such a refusal notes it
+(``order.dispatch_expiry_refused``, once per order and code) and goes on with the next
+order. Every movement of a wallet writes a ``wallet.receipt`` event to the villager.
 
 Every operation locks the order row first (``FOR UPDATE`` on PostgreSQL), so two racing
 operations on one order run one after the other and the second sees the first's state;
