@@ -819,7 +819,7 @@ class VillageDay:
         )
 
     def cash_outs(self) -> None:
-        wanjiru, kamau = self.id_of("Wanjiru's shop"), self.id_of("Kamau's kiosk")
+        wanjiru = self.id_of("Wanjiru's shop")
         with self.refused("cash-out without the villager's consent", "consent_required"):
             self.desk.request_cash_out(
                 agent_id=wanjiru,
@@ -865,6 +865,10 @@ class VillageDay:
             f"cash-out: Amina asks Wanjiru's shop for {format_amount(kes(1_000))}, then"
             " cancels: hold voided"
         )
+        self.cash_outs_at_kamau()
+
+    def cash_outs_at_kamau(self) -> None:
+        kamau = self.id_of("Kamau's kiosk")
         self.on_the_ledger("Chebet starts a withdrawal at Kamau's kiosk with her PIN (USSD later)")
         started = cash.start_withdrawal(
             self.led,

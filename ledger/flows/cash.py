@@ -685,17 +685,9 @@ def cash_out_in(
     )
     if replayed is not None:
         return replayed
-    require_in(
-        tx,
-        consent,
-        villager_id=villager_id,
-        purpose=Purpose.OFFLINE_WITHDRAWAL,
-        amount_minor=amount_minor,
-        agent_id=agent_id,
-        used_for=cash_out_id,
-    )
-    assert consent is not None  # require_in refuses None
-    held = held_withdrawal_in(tx, consent)
+    who = (agent_id, villager_id)
+    used = _consented(tx, consent, Purpose.OFFLINE_WITHDRAWAL, cash_out_id, who, amount_minor)
+    held = held_withdrawal_in(tx, used)
     agent, villager = _parties(tx, agent_id, villager_id)
     currency = agent.currency
     quote = None if held.quote is None else fees.Quote(**json.loads(held.quote))
@@ -782,6 +774,29 @@ def void_offline_withdrawal_in(tx: Tx, *, consent_id: uuid.UUID, hold_id: uuid.U
 
 
 # -- cash-out: two-phase ------------------------------------------------------------------
+
+
+def _consented(
+    tx: Tx,
+    consent: Consent | None,
+    purpose: Purpose,
+    cash_out_id: uuid.UUID,
+    who: tuple[uuid.UUID, uuid.UUID],
+    amount_minor: int,
+) -> Consent:
+    """Use the villager's consent for this cash-out at agent ``who[0]`` (once; see
+    :func:`ledger.flows.consent.require_in`)."""
+    require_in(
+        tx,
+        consent,
+        villager_id=who[1],
+        purpose=purpose,
+        amount_minor=amount_minor,
+        agent_id=who[0],
+        used_for=cash_out_id,
+    )
+    assert consent is not None  # require_in refuses None
+    return consent
 
 
 def _replay_first(
@@ -924,15 +939,8 @@ def request_cash_out_in(
     )
     if replayed is not None:
         return replayed
-    require_in(
-        tx,
-        consent,
-        villager_id=villager_id,
-        purpose=Purpose.WITHDRAWAL,
-        amount_minor=amount_minor,
-        agent_id=agent_id,
-        used_for=cash_out_id,
-    )
+    who = (agent_id, villager_id)
+    _consented(tx, consent, Purpose.WITHDRAWAL, cash_out_id, who, amount_minor)
     agent, villager = _parties(tx, agent_id, villager_id)
     currency = agent.currency
     quote, fee, day = _price_cash_out(tx, agent, villager, amount_minor)

@@ -436,55 +436,55 @@ def make_code(
     _verify_pin(led, villager_id, pin)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(CODE_SALT_BYTES)
-    digest = _hash(code, salt)
+    secret = (salt, _hash(code, salt))
+    target = (agent_id, order_id)
+    row = led.transact(lambda tx: _make_in(tx, villager_id, purpose, amount_minor, target, secret))
+    return IssuedCode(
+        row.id,
+        villager_id,
+        purpose,
+        amount_minor,
+        agent_id,
+        order_id,
+        code,
+        from_us(row.expires_at_us),
+    )
+
+
+def _make_in(
+    tx: Tx,
+    villager_id: uuid.UUID,
+    purpose: Purpose,
+    amount_minor: int,
+    target: tuple[uuid.UUID | None, uuid.UUID | None],
+    secret: tuple[bytes, bytes],
+) -> _Row:
+    """Store a new code (and, offline, its hold); at most :data:`OPEN_CODES_MAX` open."""
+    villager, agent = _start(tx, villager_id, purpose, amount_minor, target[0])
+    live = _expire_due(tx, _open_rows(tx, villager_id, purpose))
+    if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
+        raise Refused(
+            "consent_codes_too_many",
+            f"the villager has {OPEN_CODES_MAX} open {purpose.value} codes",
+        )
     consent_id = uuid.uuid4()
+    ttl_s = OFFLINE_CODE_TTL_S if purpose is Purpose.OFFLINE_WITHDRAWAL else CODE_TTL_S
+    held = None
+    if purpose is Purpose.OFFLINE_WITHDRAWAL:
+        from ledger.flows import cash  # late: cash imports this module
 
-    def work(tx: Tx) -> IssuedCode:
-        villager, agent = _start(tx, villager_id, purpose, amount_minor, agent_id)
-        live = _expire_due(tx, _open_rows(tx, villager_id, purpose))
-        if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
-            raise Refused(
-                "consent_codes_too_many",
-                f"the villager has {OPEN_CODES_MAX} open {purpose.value} codes",
-            )
-        ttl_s = OFFLINE_CODE_TTL_S if purpose is Purpose.OFFLINE_WITHDRAWAL else CODE_TTL_S
-        held = None
-        if purpose is Purpose.OFFLINE_WITHDRAWAL:
-            from ledger.flows import cash  # late: cash imports this module
-
-            assert agent is not None  # _check_target
-            held = cash.hold_offline_withdrawal_in(
-                tx,
-                consent_id=consent_id,
-                agent=agent,
-                villager=villager,
-                amount_minor=amount_minor,
-                timeout_s=ttl_s,
-            )
-        row = _insert(
+        assert agent is not None  # _check_target
+        held = cash.hold_offline_withdrawal_in(
             tx,
-            consent_id,
-            villager,
-            purpose,
-            amount_minor,
-            (agent_id, order_id),
-            (salt, digest),
-            held,
-            ttl_s,
+            consent_id=consent_id,
+            agent=agent,
+            villager=villager,
+            amount_minor=amount_minor,
+            timeout_s=ttl_s,
         )
-        _emit(tx, CONSENT_CODE_MADE, row)
-        return IssuedCode(
-            consent_id,
-            villager_id,
-            purpose,
-            amount_minor,
-            agent_id,
-            order_id,
-            code,
-            from_us(row.expires_at_us),
-        )
-
-    return led.transact(work)
+    row = _insert(tx, consent_id, villager, purpose, amount_minor, target, secret, held, ttl_s)
+    _emit(tx, CONSENT_CODE_MADE, row)
+    return row
 
 
 def by_pin(
