@@ -299,12 +299,13 @@ def test_eight_cash_outs_of_one_wallet_through_two_agents_at_once(
         led = open_ledger(village.led.url, clock=clock)
         try:
             barrier.wait()
-            answers.append(
-                cash.request_cash_out(
+            answers.append(  # Amina starts each with her PIN at one of the two agents
+                cash.start_withdrawal(
                     led,
                     cash_out_id=uuid.uuid4(),
-                    agent_id=agents[i % 2].id,
                     villager_id=amina.id,
+                    pin=DEFAULT_PIN,
+                    agent_id=agents[i % 2].id,
                     amount_minor=300_000,
                 )
             )
