@@ -372,3 +372,26 @@ def test_the_sweeper_expires_an_unused_offline_code_and_gives_its_day_back(
     with pytest.raises(ValueError):
         consent.sweep_codes(village.led, limit=0)
     assert village.led.check_integrity().ok
+
+
+def test_a_phones_wrong_codes_count_against_its_agents_rate_limit(village: Village) -> None:
+    """Guessing through signed records is no faster than over the API: after
+    CALLER_FAILURES_MAX wrong codes (for a villager with no code, so none is voided) even
+    Otieno's right code waits, and the agent carries that hand-over too."""
+    village.register(500_000)
+    cash_in_online(village, 400_000)
+    code = offline_code(village, 50_000)
+    stranger = consenting_villager(village.led, agent_id=village.agent.id, name="Juma")
+    guesses = [
+        village.record(
+            seq, 5_000, CASH_OUT, version=2, consent_code="000000", villager_id=stranger.id
+        )
+        for seq in range(1, consent.CALLER_FAILURES_MAX + 1)
+    ]
+    late = cash_out_record(village, consent.CALLER_FAILURES_MAX + 1, 50_000, code)
+    report = sync(village, *guesses, late)
+    reasons = [r.reason for r in report.records]
+    assert reasons == ["consent_invalid"] * consent.CALLER_FAILURES_MAX + ["consent_rate_limited"]
+    assert wallet_held(village) == 50_000  # Otieno's code is still his, unused
+    assert balances(village)["wallet"] == 400_000
+    assert balances(village)["cash"] == 400_000 - 10 * 5_000 - 50_000  # charged to the agent

@@ -818,8 +818,6 @@ def _checked(
     purpose: Purpose,
     amount_minor: int,
     agent_id: uuid.UUID,
-    *,
-    rate_limit: bool = True,
 ) -> Consent | None:
     """The consent ``consent_code`` gives (its own transaction), ``None`` for no code."""
     if consent_code is None:
@@ -832,7 +830,6 @@ def _checked(
         purpose=purpose,
         amount_minor=amount_minor,
         agent_id=agent_id,
-        rate_limit=rate_limit,
     )
 
 

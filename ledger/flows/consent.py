@@ -389,8 +389,7 @@ def _give_back(tx: Tx, row: _Row, *, void_hold: bool) -> None:
     from ledger.flows import cash  # late: cash imports this module
 
     assert row.hold_id is not None and row.utc_day is not None  # a database CHECK too
-    if void_hold:
-        cash.void_offline_withdrawal_in(tx, consent_id=row.id, hold_id=row.hold_id)
+    # The usage row before the accounts: the order the money flows lock them in.
     limits.release_in(
         tx,
         villager_id=row.villager_id,
@@ -398,6 +397,8 @@ def _give_back(tx: Tx, row: _Row, *, void_hold: bool) -> None:
         direction=limits.Direction.CASH_OUT,
         amount_minor=row.amount_minor,
     )
+    if void_hold:
+        cash.void_offline_withdrawal_in(tx, consent_id=row.id, hold_id=row.hold_id)
 
 
 def _expire_due(tx: Tx, rows: list[_Row]) -> list[_Row]:
@@ -611,19 +612,16 @@ def check_code(
     amount_minor: int,
     agent_id: uuid.UUID | None = None,
     order_id: uuid.UUID | None = None,
-    rate_limit: bool = True,
 ) -> Consent:
     """The consent a code the caller presents gives, checked in a transaction of its own
     (a wrong try is counted and committed before the refusal; module docstring).
-    :class:`Refused` ``consent_invalid``, ``consent_expired``, ``consent_rate_limited``.
-    ``rate_limit=False`` is for the sync of signed offline records only: they were
-    captured before the sync, and each wrong one is charged to the agent's allowance."""
+    :class:`Refused` ``consent_invalid``, ``consent_expired``, ``consent_rate_limited``."""
     purpose = _purpose(purpose)
     check_id(caller_id, "caller_id")
     check_id(villager_id, "villager_id")
     check_amount(amount_minor)
     _check_target(purpose, agent_id, order_id)
-    asked = (caller_id, villager_id, code, purpose, amount_minor, agent_id, order_id, rate_limit)
+    asked = (caller_id, villager_id, code, purpose, amount_minor, agent_id, order_id)
     outcome = led.transact(lambda tx: _check_in(tx, *asked))
     if isinstance(outcome, Refused):
         raise outcome
@@ -639,7 +637,6 @@ def _check_in(
     amount_minor: int,
     agent_id: uuid.UUID | None,
     order_id: uuid.UUID | None,
-    rate_limit: bool,
 ) -> Consent | Refused:
     """The consent, or the refusal to raise once this transaction has committed."""
     since_us = tx.now_us - CALLER_FAILURE_WINDOW_S * _US
@@ -647,7 +644,7 @@ def _check_in(
         "SELECT count(*) FROM consent_failures WHERE caller_id = :c AND at_us > :since",
         {"c": caller_id, "since": since_us},
     )
-    if rate_limit and failed >= CALLER_FAILURES_MAX:
+    if failed >= CALLER_FAILURES_MAX:
         return Refused(
             "consent_rate_limited",
             f"{failed} wrong codes in the last {CALLER_FAILURE_WINDOW_S} s; try later",

@@ -21,18 +21,20 @@ Consent for an offline cash-out (issue 11)
     (:func:`ledger.flows.consent.make_code`), which holds ``amount + fee`` of the wallet
     towards the agent's float for 24 h; the phone captures the cash-out with the code in
     a **version 2** record. At sync the code is checked
-    (:func:`ledger.flows.consent.check_code`, the agent as caller; a wrong code counts
-    towards voiding the villager's codes, without the per-caller rate limit: the records
-    were captured before the sync) and the record's cash-out posts that hold
+    (:func:`ledger.flows.consent.check_code`, the agent as caller: a wrong code counts
+    towards voiding the villager's codes and towards the agent's rate limit, so a phone
+    cannot guess codes faster than any other caller) and the record's cash-out posts that
+    hold
     (:func:`ledger.flows.cash.cash_out_in`: the hold posted for the amount, the fee legs
     out of the wallet at the fee quoted when the code was made, and the agent's cash leg
     ``cash_control`` -> ``cash``), exactly once: the cash-out's id derives from the record
     id and the code is used once.
 
     A cash-out record whose code is wrong, spent, voided or expired, or that carries none
-    (every version 1 cash-out record, and a version 2 one with ``consent_code`` null)
-    becomes an exception (``consent_invalid``, ``consent_expired``,
-    ``consent_required``) that is **charged to the agent, never to the wallet**: the cash
+    (every version 1 cash-out record, and a version 2 one with ``consent_code`` null), or
+    that comes while the agent is rate-limited, becomes an exception (``consent_invalid``,
+    ``consent_expired``, ``consent_required``, ``consent_rate_limited``) that is
+    **charged to the agent, never to the wallet**: the cash
     left the agent's till against the device's allowance. In the exception's transaction:
 
     1. ``cash_control`` -> ``cash`` of the agent, ``amount_minor``, code
@@ -918,8 +920,8 @@ def _apply_one(led: Ledger, device: Device, signed: SignedRecord) -> tuple[Synce
 def _consent_of(led: Ledger, device: Device, record: OfflineRecord) -> Consent | None:
     """The consent a cash-out record's code gives (``None`` for a cash-in); a missing,
     wrong, spent or expired code is :class:`_NotApplicable`."""
-    if RecordKind(record.kind) is not RecordKind.CASH_OUT:
-        return None
+    if RecordKind(record.kind) is not RecordKind.CASH_OUT or record.agent_id != device.agent_id:
+        return None  # a cash-in needs none; another agent's record is refused as such
     if record.consent_code is None:
         raise _NotApplicable("consent_required", "the cash-out carries no withdrawal code")
     try:
@@ -930,8 +932,7 @@ def _consent_of(led: Ledger, device: Device, record: OfflineRecord) -> Consent |
             code=record.consent_code,
             purpose=consent.Purpose.OFFLINE_WITHDRAWAL,
             amount_minor=record.amount_minor,
-            agent_id=record.agent_id,
-            rate_limit=False,
+            agent_id=device.agent_id,
         )
     except FlowError as refusal:
         raise _NotApplicable(refusal.code, refusal.detail) from refusal
