@@ -24,25 +24,25 @@ Consent for an offline cash-out (issue 11)
     (:func:`ledger.flows.consent.check_code`, the agent as caller: a wrong code counts
     towards voiding the villager's codes and towards the agent's rate limit, so a phone
     cannot guess codes faster than any other caller) and the record's cash-out posts that
-    hold
-    (:func:`ledger.flows.cash.cash_out_in`: the hold posted for the amount, the fee legs
-    out of the wallet at the fee quoted when the code was made, and the agent's cash leg
-    ``cash_control`` -> ``cash``), exactly once: the cash-out's id derives from the record
-    id and the code is used once.
+    hold (:func:`ledger.flows.cash.cash_out_in`: the hold posted for the amount, the fee
+    legs out of the wallet at the fee quoted when the code was made, and the agent's cash
+    leg ``cash_control`` -> ``cash``), exactly once: the cash-out's id derives from the
+    record id and the code is used once.
 
     A cash-out record whose code is wrong, spent, voided or expired, or that carries none
     (every version 1 cash-out record, and a version 2 one with ``consent_code`` null), or
     that comes while the agent is rate-limited, becomes an exception (``consent_invalid``,
     ``consent_expired``, ``consent_required``, ``consent_rate_limited``) that is
-    **charged to the agent, never to the wallet**: the cash
-    left the agent's till against the device's allowance. In the exception's transaction:
+    **charged to the agent, never to the wallet**: the cash left the agent's till against
+    the device's allowance. In the exception's transaction:
 
     1. ``cash_control`` -> ``cash`` of the agent, ``amount_minor``, code
        :data:`UNCONSENTED_CASH_CODE` (transfer id ``uuid5(OFFLINE_NAMESPACE,
        "unconsented:<record_id>")``): the agent's expected cash-on-hand shrinks by the
        cash it handed over, so its cash count still ties; the float earns nothing for
        it, which is the agent's loss. (When the agent's ``cash`` account cannot go that
-       low the leg is not written and ``charged_minor`` is 0.)
+       low, nothing is written, the allowance included, and ``charged_minor`` is 0: the
+       cash count shows the difference.)
     2. the allowance hold is voided and ``allowance - amount`` (at least 0) held again,
        as an offline cash-in spends it (:data:`ALLOWANCE_HOLD_CODE`): the device may
        risk that much less until :func:`set_allowance` replenishes it.
