@@ -297,6 +297,10 @@ def test_a_code_is_looked_up_by_villager_and_never_by_digits_alone(
         counter.request(otieno, 100_000, mine)
     assert counter.balances(otieno, akinyi) == before
     counter.request(akinyi, 100_000, mine)
+    # Two of Otieno's own codes with the same digits: each works for its own amount.
+    assert counter.code(otieno, 70_000) == his
+    counter.request(otieno, 70_000, his)
+    counter.request(otieno, 50_000, his)
 
 
 def test_a_villager_keeps_at_most_three_open_codes_of_a_purpose(counter: Counter) -> None:

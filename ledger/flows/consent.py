@@ -653,7 +653,7 @@ def _check_in(
         return _wrong_try(tx, caller_id, villager_id, purpose, [])
     _villager_locked(tx, villager_id)
     rows = _open_rows(tx, villager_id, purpose)
-    found = _match(rows, code) if _well_formed(code) else None
+    found = _match(rows, code, (amount_minor, agent_id, order_id)) if _well_formed(code) else None
     if found is not None and found.due(tx.now_us):
         _expire_due(tx, rows)
         return Refused("consent_expired", "the code has expired; the villager makes a new one")
@@ -663,15 +663,23 @@ def _check_in(
     return _consent(found)
 
 
-def _match(rows: list[_Row], code: object) -> _Row | None:
+def _match(
+    rows: list[_Row], code: object, asked: tuple[int, uuid.UUID | None, uuid.UUID | None]
+) -> _Row | None:
+    """The open code with these digits (every row's hash is computed, so the time does
+    not tell how many there are); of two with the same digits, the one made for
+    ``asked`` (amount, agent, order)."""
     assert isinstance(code, str)  # _well_formed
-    found = None
-    for row in rows:
-        if row.method != "code" or row.code_salt is None or row.code_hash is None:
-            continue
-        if hmac.compare_digest(_hash(code, row.code_salt), row.code_hash) and found is None:
-            found = row
-    return found
+    same = [
+        row
+        for row in rows
+        if row.method == "code"
+        and row.code_salt is not None
+        and row.code_hash is not None
+        and hmac.compare_digest(_hash(code, row.code_salt), row.code_hash)
+    ]
+    fitting = [row for row in same if row.matches(*asked)] or same
+    return fitting[0] if fitting else None
 
 
 def _wrong_try(
