@@ -118,6 +118,8 @@ def target_uri(request: Request, settings: Settings) -> str:
     if settings.public_origin:
         return settings.public_origin.rstrip("/") + path
     host = request.headers.get("host", "")
+    if settings.allowed_hosts is not None and host.lower() not in settings.allowed_hosts:
+        raise ApiError("signature_invalid", "the request names a host this service is not")
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 

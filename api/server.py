@@ -21,13 +21,26 @@ from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
 from api.observability import configure_logging
-from api.settings import Settings
+from api.settings import Settings, loopback_hosts
 from ledger import open_ledger
 
 HOST_DEFAULT = "127.0.0.1"
 PORT_DEFAULT = 8000
 DATABASE_ENV = "VLEDGER_SERVE_DATABASE"
 """How :func:`serve` hands the database URL to its worker processes."""
+BIND_ENV = "VLEDGER_SERVE_BIND"
+"""How :func:`serve` hands ``host port`` to its worker processes (their allowed hosts)."""
+PUBLIC_ORIGIN_ENV = "VLEDGER_PUBLIC_ORIGIN"
+"""``https://ledger.example``: the origin clients sign for behind a proxy (Settings)."""
+
+
+def served_settings(host: str, port: int) -> Settings:
+    """The settings of a served process: its public origin from the environment, else the
+    names a loopback address answers to (``api.settings.loopback_hosts``)."""
+    origin = os.environ.get(PUBLIC_ORIGIN_ENV) or None
+    if origin is not None:
+        return Settings(public_origin=origin)
+    return Settings(allowed_hosts=loopback_hosts(host, port))
 
 
 class ServeRefused(ValueError):
@@ -72,10 +85,12 @@ def serve(
     if migrate:
         open_ledger(database_url, migrate=True).close()
     if workers == 1:
+        settings = settings or served_settings(host, port)
         app = create_app(database_url, settings=settings)
         uvicorn.Server(uvicorn_config(app, host, port)).run()
         return
     os.environ[DATABASE_ENV] = database_url
+    os.environ[BIND_ENV] = f"{host} {port}"
     config = uvicorn_config(f"{__name__}:app_from_env", host, port, workers=workers)
     Multiprocess(config, sockets=[tcp_socket(host, port)]).run()
 
@@ -96,4 +111,5 @@ def tcp_socket(host: str, port: int) -> socket.socket:
 def app_from_env() -> FastAPI:
     """A worker process's app (``factory``): the database URL :func:`serve` handed over."""
     configure_logging()
-    return create_app(os.environ[DATABASE_ENV])
+    host, port = os.environ[BIND_ENV].rsplit(" ", 1)
+    return create_app(os.environ[DATABASE_ENV], settings=served_settings(host, int(port)))

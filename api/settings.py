@@ -11,6 +11,22 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+HTTP_PORT = 80
+
+
+def loopback_hosts(host: str, port: int) -> frozenset[str] | None:
+    """The ``Host`` values a server bound to ``host``:``port`` answers to when ``host`` is
+    a loopback address; ``None`` (any) for another address, which is reached by names
+    only its deployment knows: set ``public_origin`` there."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    names = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == HTTP_PORT:  # a client may leave the default port out of Host
+        names.update(LOOPBACK_NAMES)
+    return frozenset(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What one API process enforces. The defaults are the issue's profile."""
@@ -43,6 +59,11 @@ class Settings:
     public_origin: str | None = None
     """``https://api.example`` when behind a proxy: the origin clients sign in
     ``@target-uri`` (default: the request's scheme and Host)."""
+    allowed_hosts: frozenset[str] | None = None
+    """Without ``public_origin``: the ``Host`` values (``host:port``) this service answers
+    to; a request naming another host is refused before its signature is read, so a
+    signature made for another service is never checked against a forged ``Host``.
+    ``None``: any (``vledger serve`` on a loopback address sets its own three names)."""
     sweep_interval_s: float | None = 30.0
     """How often the service runs the flows' timers (``ledger.flows.timers.sweep_all``:
     orders auto-released, cash-outs expired, holds voided); ``None``: not in this process."""

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -92,6 +93,20 @@ def test_serve_refuses_several_workers_on_sqlite_and_changes_nothing(
     assert not (tmp_path / "unused.db").exists()  # refused before migrating
 
 
+def assert_other_hosts_refused(client: Client, base: str) -> None:
+    """A signature made for another service, sent here naming that service's Host, is
+    refused: the served process answers only to its loopback names (api.settings)."""
+    for signed_for, host in (
+        ("http://ledger.elsewhere.example/v1/accounts", "ledger.elsewhere.example"),
+        (f"{base}/v1/accounts", None),
+    ):
+        headers = client.signed_headers("GET", signed_for)
+        if host is not None:
+            headers["host"] = host
+        answer = httpx.get(f"{base}/v1/accounts", headers=headers)
+        assert answer.status_code == (401 if host else 200), answer.text
+
+
 def test_serve_with_two_workers_shares_the_port_and_the_money_adds_up(
     tmp_path: Path, pg_url: str
 ) -> None:
@@ -138,6 +153,7 @@ def test_serve_with_two_workers_shares_the_port_and_the_money_adds_up(
                 )
                 assert moved["status"] == "created"
             assert clients[1].get_account(shop["id"])["credits_posted"] == sum(range(1, 21))
+            assert_other_hosts_refused(clients[0], base)
             for client in clients:
                 client.close()
             started = re.findall(r"Started server process \[(\d+)\]", log.read_text())
