@@ -553,13 +553,18 @@ def verify_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str) -> Villager:
 def verify_pin_by_phone(led: Ledger, *, phone: str, pin: str) -> Villager:
     """:func:`verify_pin` for the villager of ``phone``. An unknown phone takes the same
     path as a wrong PIN: one argon2 verify, against :data:`DUMMY_PIN_HASH`, and
-    ``pin_invalid``."""
+    ``pin_invalid``, whose detail here tells no count of tries (an unknown phone has none
+    to count down, so a count would tell the two apart; the villager's own
+    ``villager.pin_failed`` event carries it)."""
     e164 = normalise_phone(phone)
     _check_pin(pin)
 
     def work(tx: Tx) -> Villager | FlowError:
         row = _row(tx, "v.phone = :phone", {"phone": e164}, lock=True)
-        return _verify_in(tx, row, pin)
+        verified = _verify_in(tx, row, pin)
+        if isinstance(verified, Refused) and verified.code == "pin_invalid":
+            return Refused("pin_invalid", "wrong PIN")
+        return verified
 
     return _settle(led, work)
 
