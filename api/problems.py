@@ -110,6 +110,7 @@ FLOW_CODES: dict[str, str] = {
     # the object's state (409)
     "order_not_payable": "Only a created order is paid",
     "order_not_dispatchable": "Only a paid order is dispatched",
+    "dispatch_deadline_passed": "The paid order's dispatch deadline has passed",
     "order_not_deliverable": "Only a dispatched order is delivered",
     "order_not_releasable": "Only a dispatched or delivered order is released",
     "order_not_disputable": "Only a paid, dispatched or delivered order is disputed",
@@ -216,6 +217,7 @@ FLOW_CODE_ALIASES = {"signature_invalid": "record_signature_invalid"}
 STATE_CODES = frozenset(
     {code for code in FLOW_CODES if code.startswith("order_not_") and code != "order_not_found"}
     | {"order_released", "order_disputed", "order_timer_not_running", "device_revoked"}
+    | {"dispatch_deadline_passed"}
     | {"cash_out_completed", "cash_out_cancelled", "cash_out_expired"}
     | {"window_already_open", "payout_not_pending", "proposal_not_pending"}
 )

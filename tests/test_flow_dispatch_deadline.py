@@ -348,3 +348,131 @@ def test_an_order_paid_before_the_deadlines_existed_is_left_alone(shop: Shop) ->
     assert orders.sweep_orders(shop.led) == 0
     assert shop.get(order_id).state is State.PAID
     assert shop.get(order_id).dispatch_deadline_at is None
+
+
+# -- refused orders never starve the ones due after them -------------------------------------
+
+
+def test_refused_orders_do_not_starve_a_later_one_and_are_retried_once_there_is_room(
+    shop: Shop,
+) -> None:
+    # Three orders of 120,000.00 paid first, one of 10,000.00 an hour later; then Amina's
+    # wallet fills to 19,000.00: none of the three refunds fits, the small one does.
+    first_three = [shop.paid_order(120_000) for _ in range(3)]
+    shop.clock.advance(HOUR_S)
+    small = shop.paid_order(10_000)
+    shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 100_000)
+    shop.clock.advance(74 * HOUR_S)  # all four are past their deadline
+    escrow = shop.escrow()
+    assert escrow == 370_000
+
+    sweeps = 0
+    while shop.get(small).state is State.PAID:
+        sweeps += 1
+        assert sweeps <= 2, "the refundable order is reached within ceil(4 / 2) sweeps"
+        assert orders.sweep_orders(shop.led, limit=2) == (sweeps == 2)
+    assert shop.get(small).state is State.CANCELLED
+    assert (shop.wallet(), shop.escrow()) == (TIER0_BALANCE_MAX_MINOR - 90_000, 360_000)
+    for order_id in first_three:
+        assert shop.get(order_id).state is State.PAID
+        [noted] = [
+            e for e in shop.order_events(order_id) if e.type == events.ORDER_DISPATCH_EXPIRY_REFUSED
+        ]
+        assert noted.payload["code"] == "limit_exceeded_balance"
+
+    # Amina spends: room for all three refunds. The refused ones are retried a page of
+    # two per retry interval, each within ceil(3 / 2) intervals.
+    shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 360_000)
+    interval_s = orders.DISPATCH_EXPIRY_RETRY_INTERVAL_US // 1_000_000
+    moved = [orders.sweep_orders(shop.led, limit=2)]
+    shop.clock.advance(interval_s)
+    moved.append(orders.sweep_orders(shop.led, limit=2))
+    assert sum(moved) == 3 and max(moved) <= 2
+    assert [shop.get(o).state for o in first_three] == [State.CANCELLED] * 3
+    assert (shop.wallet(), shop.escrow()) == (TIER0_BALANCE_MAX_MINOR, 0)
+    assert orders.sweep_orders(shop.led, limit=2) == 0
+    assert shop.led.check_integrity().ok
+
+
+def test_a_refused_order_behind_a_full_page_of_refused_ones_is_retried_in_its_turn(
+    shop: Shop,
+) -> None:
+    # Two orders of 130,000.00 due first, one of 120,000.00 due last; the wallet has room
+    # for none of them. All three are noted refused.
+    big = [shop.paid_order(130_000) for _ in range(2)]
+    shop.clock.advance(HOUR_S)
+    last = shop.paid_order(120_000)
+    shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 100_000)
+    shop.clock.advance(73 * HOUR_S)
+    assert orders.sweep_orders(shop.led, limit=2) == 0
+    assert orders.sweep_orders(shop.led, limit=2) == 0
+    assert all(
+        any(e.type == events.ORDER_DISPATCH_EXPIRY_REFUSED for e in shop.order_events(o))
+        for o in [*big, last]
+    )
+    # Room for exactly the last one: the two big ones, first by deadline, stay refused
+    # forever, yet the retry page turns and reaches the last one within ceil(3 / 2)
+    # intervals.
+    shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 120_000)
+    interval_s = orders.DISPATCH_EXPIRY_RETRY_INTERVAL_US // 1_000_000
+    cancelled = 0
+    for _ in range(2):
+        shop.clock.advance(interval_s)
+        cancelled += orders.sweep_orders(shop.led, limit=2)
+    assert cancelled == 1
+    assert shop.get(last).state is State.CANCELLED
+    assert [shop.get(o).state for o in big] == [State.PAID, State.PAID]
+    assert shop.wallet() == TIER0_BALANCE_MAX_MINOR
+    assert shop.escrow() == 260_000
+    assert shop.led.check_integrity().ok
+
+
+# -- no dispatch past the deadline -----------------------------------------------------------
+
+
+def test_a_storefront_dispatches_at_the_deadline_itself(shop: Shop) -> None:
+    order_id = shop.paid_order(method="agent_delivery")
+    shop.clock.advance(48 * HOUR_S)
+    assert shop.clock.now == shop.get(order_id).dispatch_deadline_at
+    dispatched = orders.dispatch_order(shop.led, step_id=new_id(), order_id=order_id)
+    assert dispatched.state is State.DISPATCHED
+    assert dispatched.auto_release_at == shop.clock.now + timedelta(days=3)
+    assert (shop.wallet(), shop.escrow()) == (380_000, 120_000)
+
+
+def test_a_microsecond_past_the_deadline_the_dispatch_is_refused_and_writes_nothing(
+    shop: Shop,
+) -> None:
+    order_id = shop.paid_order(method="agent_delivery")
+    before = shop.get(order_id)
+    events_before = shop.order_events(order_id)
+    shop.clock.advance(48 * HOUR_S)
+    shop.clock.now += timedelta(microseconds=1)
+    step_id = new_id()
+    with refused("dispatch_deadline_passed"):
+        orders.dispatch_order(shop.led, step_id=step_id, order_id=order_id)
+    assert shop.get(order_id) == before  # still paid, no timer, nothing updated
+    assert shop.order_events(order_id) == events_before
+    assert (
+        shop.led.transact(
+            lambda tx: tx.one("SELECT 1 FROM order_steps WHERE id = :id", {"id": step_id})
+        )
+        is None
+    )
+    assert (shop.wallet(), shop.escrow()) == (380_000, 120_000)
+    # the sweeper does what the storefront no longer may
+    assert orders.sweep_orders(shop.led) == 1
+    assert shop.get(order_id).state is State.CANCELLED
+    assert (shop.wallet(), shop.escrow()) == (500_000, 0)
+
+
+def test_an_order_without_a_deadline_is_dispatched_any_time(shop: Shop) -> None:
+    order_id = shop.paid_order()
+    shop.led.transact(
+        lambda tx: tx.execute(
+            "UPDATE orders SET dispatch_deadline_at_us = NULL WHERE id = :id", {"id": order_id}
+        )
+    )
+    shop.clock.advance(30 * 24 * HOUR_S)
+    dispatched = orders.dispatch_order(shop.led, step_id=new_id(), order_id=order_id)
+    assert dispatched.state is State.DISPATCHED

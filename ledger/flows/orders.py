@@ -1118,7 +1118,9 @@ def dispatch_order(led: Ledger, *, step_id: uuid.UUID, order_id: uuid.UUID) -> O
     order's delivery method). An order handed over at a station
     (:data:`ledger.flows.pickup.HANDOVER_METHODS`) that names a villager gets a pickup code,
     sent to the villager; dispatching such an order again (a new step id) sends a new code
-    and voids the old one, the timer untouched (see :mod:`ledger.flows.pickup`)."""
+    and voids the old one, the timer untouched (see :mod:`ledger.flows.pickup`). A paid
+    order past its dispatch deadline (the sweeper has not cancelled it yet) is refused
+    ``dispatch_deadline_passed``; at the deadline itself it is still in time."""
     return led.transact(lambda tx: dispatch_order_in(tx, step_id=step_id, order_id=order_id))
 
 
@@ -1142,6 +1144,7 @@ def dispatch_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Ord
             return []
         if rec["state"] != State.PAID:
             raise _wrong_state("order_not_dispatchable", rec, "only a paid order is dispatched")
+        _check_dispatch_in_time(tx, rec)
         days = delivery_method_in(tx, rec["delivery_method"]).auto_release_days
         rec.update(
             state=State.DISPATCHED.value,
@@ -1154,6 +1157,20 @@ def dispatch_order_in(tx: Tx, *, step_id: uuid.UUID, order_id: uuid.UUID) -> Ord
         return []
 
     return _run(tx, kind=_Step.DISPATCH, step_id=step_id, order_id=order_id, params={}, apply=apply)
+
+
+def _check_dispatch_in_time(tx: Tx, rec: Rec) -> None:
+    """A paid order is dispatched up to its deadline inclusive; a microsecond later the
+    sweeper's to cancel and refund it: :class:`Refused` ``dispatch_deadline_passed`` (a
+    state refusal, 409 in the API), nothing written. An order paid before the deadlines
+    existed has none and is dispatched at any time."""
+    due_us: int | None = rec["dispatch_deadline_at_us"]
+    if due_us is not None and tx.now_us > due_us:
+        raise Refused(
+            "dispatch_deadline_passed",
+            f"order {rec['id']} was to be dispatched by {_iso(due_us)}; the sweeper cancels"
+            " and refunds it",
+        )
 
 
 def _iso(moment_us: int | None) -> str | None:
@@ -1692,25 +1709,74 @@ def _note_refusal_in(tx: Tx, order_id: uuid.UUID, refusal: Refused) -> None:
     )
 
 
-def _sweep_dispatch_deadlines(led: Ledger, now_us: int, limit: int) -> int:
-    due = led.transact(
-        lambda tx: tx.execute(
-            "SELECT id FROM orders WHERE state = 'paid' AND dispatch_deadline_at_us < :now"
-            " ORDER BY dispatch_deadline_at_us, id LIMIT :limit",
-            {"now": now_us, "limit": limit},
-        )
+DISPATCH_EXPIRY_RETRY_INTERVAL_US = 15 * 60 * 1_000_000
+"""A quarter of an hour: how long the sweeper retries the same page of refused dispatch
+expiries before it turns to the next (see :func:`_refused_expiries`). The service sweeps
+every 30 s, so each interval has sweeps in it."""
+
+_DUE_EXPIRY = (
+    "FROM orders WHERE state = 'paid' AND dispatch_deadline_at_us < :now AND {noted} EXISTS"
+    " (SELECT 1 FROM events WHERE events.subject_id = orders.id AND events.type = :refused)"
+)
+
+
+def _due_params(now_us: int, **extra: int) -> dict[str, Any]:
+    return {"now": now_us, "refused": events.ORDER_DISPATCH_EXPIRY_REFUSED, **extra}
+
+
+def _fresh_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
+    """The first ``limit`` due orders no sweep has been refused on, by (deadline, id).
+    Each one a sweep meets is cancelled or noted refused, so it leaves this list: a due
+    order is met within ceil(due / limit) sweeps however many before it are refused."""
+    rows = tx.execute(
+        f"SELECT id {_DUE_EXPIRY.format(noted='NOT')}"
+        " ORDER BY dispatch_deadline_at_us, id LIMIT :limit",
+        _due_params(now_us, limit=limit),
     )
+    return [row[0] for row in rows]
+
+
+def _refused_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
+    """A page of at most ``limit`` due orders already noted refused, to retry. With more
+    than ``limit`` of them (``n``, by (deadline, id)) the page turns every
+    :data:`DISPATCH_EXPIRY_RETRY_INTERVAL_US`: it starts at ``(slot * limit) mod n``
+    (``slot``: the interval ``now`` falls in) and wraps round, so each is retried within
+    ceil(n / limit) intervals."""
+    row = tx.one(f"SELECT count(*) {_DUE_EXPIRY.format(noted='')}", _due_params(now_us))
+    count = 0 if row is None else int(row[0])
+    if count == 0:
+        return []
+    slot = now_us // DISPATCH_EXPIRY_RETRY_INTERVAL_US
+    offset = 0 if count <= limit else (slot * limit) % count
+    page = f"SELECT id {_DUE_EXPIRY.format(noted='')} ORDER BY dispatch_deadline_at_us, id"
+    page += " LIMIT :limit OFFSET :offset"
+    found = [r[0] for r in tx.execute(page, _due_params(now_us, limit=limit, offset=offset))]
+    if len(found) < limit and offset > 0:  # wrap round to the first ones
+        rest = _due_params(now_us, limit=limit - len(found), offset=0)
+        found += [r[0] for r in tx.execute(page, rest)]
+    return found
+
+
+def _sweep_dispatch_deadlines(led: Ledger, now_us: int, limit: int) -> int:
+    """Up to ``limit`` due orders never refused, then up to ``limit`` refused before (not
+    those this sweep just tried)."""
     cancelled = 0
-    for (order_id,) in due:
+    tried: set[uuid.UUID] = set()
+    for pick in (_fresh_expiries, _refused_expiries):
+        due = led.transact(functools.partial(pick, now_us=now_us, limit=limit))
+        for order_id in (o for o in due if o not in tried):
+            tried.add(order_id)
 
-        def one(tx: Tx, order_id: uuid.UUID = order_id) -> bool:
-            return _expire_dispatch_in(tx, order_id, now_us)
+            def one(tx: Tx, order_id: uuid.UUID = order_id) -> bool:
+                return _expire_dispatch_in(tx, order_id, now_us)
 
-        try:
-            if led.transact(one):
-                cancelled += 1
-        except Refused as refusal:  # e.g. the wallet's KYC maximum: noted, the sweep goes on
-            led.transact(functools.partial(_note_refusal_in, order_id=order_id, refusal=refusal))
+            try:
+                if led.transact(one):
+                    cancelled += 1
+            except Refused as refusal:  # e.g. the wallet's KYC maximum: noted, sweep goes on
+                led.transact(
+                    functools.partial(_note_refusal_in, order_id=order_id, refusal=refusal)
+                )
     return cancelled
 
 
@@ -1746,7 +1812,12 @@ def sweep_orders(led: Ledger, *, now: datetime | None = None, limit: int = 1000)
       ``order.cancelled`` event whose ``reason`` is ``dispatch_expired``. A refund the
       rules refuse (the villager's wallet would pass its KYC maximum) leaves the order
       paid and due: an ``order.dispatch_expiry_refused`` event says why (once per order
-      and code) and the sweep goes on with the next order;
+      and code) and the sweep goes on with the next order. So that refused orders never
+      starve later ones, the sweep takes up to ``limit`` due orders never refused (by
+      deadline, then id: each one met leaves that list, cancelled or noted), then retries
+      up to ``limit`` refused ones, a page that turns every
+      :data:`DISPATCH_EXPIRY_RETRY_INTERVAL_US` (each retried within ceil(n / limit)
+      intervals, with n of them);
     - every dispatched or delivered order whose auto-release time has passed (at it or
       after) is released. An order the rules refuse to release now (no fee schedule in
       effect, a fee above the amount) stays due and is tried again by the next sweep.
