@@ -1,8 +1,10 @@
 """The FastAPI application: :func:`create_app` wires the ledger, the routes and the pipeline.
 
 Every answer carries ``Date`` (the server's clock, which signatures are checked against)
-and ``X-Request-Id``; every error is problem+json (:mod:`api.problems`); one JSON log
-line per request, with no header values, keys or bodies.
+and ``X-Request-Id``; every error is problem+json (:mod:`api.problems`): a database that
+cannot serve the request (:class:`~ledger.StorageError`) is 503 ``not_ready`` with
+``Retry-After``, any other unexpected exception 500 ``internal_error``; one JSON log line
+per request, with no header values, keys or bodies.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from api.background import start_background, stop_all
 from api.context import Context, problem_response
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
 from api.openapi import install_openapi
-from api.problems import ApiError, flow_problem
+from api.problems import ApiError, flow_problem, storage_problem
 from api.routes import (
     accounts,
     admin,
@@ -42,7 +44,7 @@ from api.routes import (
 )
 from api.settings import Settings
 from api.webhooks import WebhookSettings, Worker
-from ledger import MalformedRequest, open_ledger
+from ledger import MalformedRequest, StorageError, open_ledger
 from ledger.flows.errors import FlowError
 
 log = logging.getLogger(LOGGER_NAME)
@@ -128,6 +130,15 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(MalformedRequest)
     async def malformed(request: Request, exc: MalformedRequest) -> JSONResponse:
         return problem_response(request, ApiError("validation_failed", str(exc)))
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
+        log.warning(
+            "storage unavailable: %s",
+            exc,
+            extra={"request_id": request.scope.get("state", {}).get("request_id")},
+        )
+        return problem_response(request, storage_problem())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

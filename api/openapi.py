@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from api.problems import PROBLEM_CONTENT_TYPE, all_codes
+from api.problems import PROBLEM_CONTENT_TYPE, STORAGE_RETRY_AFTER_S, all_codes
 from api.schemas import (
     AccountCreate,
     CashInCreate,
@@ -123,6 +123,8 @@ PROBLEMS_READ = {
     "404": "No such object, or another tenant's (not_found)",
     "429": "Rate limit of the key (rate_limited); see Retry-After",
     "500": "Internal error (internal_error)",
+    "503": "The database is unreachable, locked for too long, or not migrated (not_ready);"
+    " nothing was committed: retry after Retry-After",
 }
 PROBLEMS_WRITE = {
     **PROBLEMS_READ,
@@ -137,6 +139,12 @@ PROBLEMS_WRITE = {
     "422": "The body breaks the schema (validation_failed), the key was used with another"
     " body (idempotency_key_reused), or the ledger refused it (one code per core status"
     " and per flow refusal: float_short, wallet_short, currency_mismatch ...)",
+}
+
+
+RETRY_AFTER_HEADER = {
+    "description": f"Seconds to wait before sending the request again ({STORAGE_RETRY_AFTER_S})",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
 
 
@@ -237,6 +245,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                         }
             for status, description in problems.items():
                 responses.setdefault(status, _problem(description))
+            responses["503"]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return doc
 
 

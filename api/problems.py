@@ -13,7 +13,10 @@ The codes are the core's statuses (:class:`ledger.Status`), the API's own
 each. A flow's refusal maps by its class, never by its code: ``NotFound`` is 404,
 ``Conflict`` 409, ``Refused`` 422, except a refusal because of the object's state (an
 order that is not payable now, a revoked device, a cash-out that expired, a payout
-already paid, a second open window: :data:`STATE_CODES`), which is 409.
+already paid, a second open window: :data:`STATE_CODES`), which is 409. A
+:class:`~ledger.StorageError` (the database unreachable, locked for too long, or not
+migrated) is 503 ``not_ready``, the code ``/readyz`` answers for the same state, with
+``Retry-After`` (:func:`storage_problem`).
 """
 
 from __future__ import annotations
@@ -223,6 +226,9 @@ STATE_CODES = frozenset(
 )
 """Refusals because of the object's current state: 409 rather than 422."""
 
+STORAGE_RETRY_AFTER_S = 2
+"""Seconds a client waits before retrying a request the database could not serve (503)."""
+
 STATUS_HTTP: dict[Status, int] = {s: 422 for s in Status}
 STATUS_HTTP.update({Status.CREATED: 201, Status.EXISTS: 409})
 
@@ -288,6 +294,17 @@ def flow_problem(error: FlowError) -> ApiError:
     else:
         status = 422
     return ApiError(FLOW_CODE_ALIASES.get(error.code, error.code), error.detail, status)
+
+
+def storage_problem() -> ApiError:
+    """The problem for a :class:`~ledger.StorageError`: 503 ``not_ready`` with
+    ``Retry-After``; nothing was committed, so the same request may be sent again. The
+    detail names no file, host or schema (the error's message goes to the server log)."""
+    return ApiError(
+        "not_ready",
+        "the database could not serve this request; nothing was committed: try again",
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)},
+    )
 
 
 def flow_call(call: Callable[[], T]) -> T:
