@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Account, AccountFlags, Status, Transfer, TransferFlags, open_ledger
-from ledger.demo import format_amount
 from vledger.cli import main
+from vledger.demo import format_amount
 
 REPO = Path(__file__).resolve().parent.parent
 UNREACHABLE_PG_URL = "postgresql+psycopg://postgres:secret@127.0.0.1:1/test"

@@ -52,8 +52,8 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError, open_ledger
 from ledger.core import migrations
-from ledger.demo import run_demo
 from ledger.flows.errors import FlowError
+from vledger.demo import run_demo
 
 DATABASE_DEFAULT = "sqlite:///village.db"
 DATABASE_ENV = "VLEDGER_DATABASE"

@@ -1,10 +1,10 @@
-"""`vledger demo`: the village day of :mod:`ledger.demo`, taken through the signed API.
+"""`vledger demo`: the village day of :mod:`vledger.demo`, taken through the signed API.
 
 :func:`run_demo_http` migrates the database, serves the API on it from a thread of this
 process (127.0.0.1, a port the system picks: :class:`api.local_server.ServerThread`),
 registers an Ed25519 key for an operator and an auditor, and one for each storefront and
 agent as it is onboarded (the private halves stay in memory), and then tells
-:class:`ledger.demo.VillageDay` at an :class:`HttpDesk`: every step it can is one
+:class:`vledger.demo.VillageDay` at an :class:`HttpDesk`: every step it can is one
 request of :class:`api.client.Client`, signed (RFC 9421), with an Idempotency-Key on
 each POST, its clock corrected from the server's ``Date`` and retried when safe.
 
@@ -39,7 +39,9 @@ from api.local_server import ServerThread
 from api.settings import Settings
 from api.webhooks import WebhookSettings
 from ledger import Ledger, open_ledger
-from ledger.demo import (
+from ledger.flows import offline
+from ledger.flows.parties import Kind, Party
+from vledger.demo import (
     CURRENCY,
     PROVIDER,
     CashOutSeen,
@@ -53,8 +55,6 @@ from ledger.demo import (
     new_id,
     run_day,
 )
-from ledger.flows import offline
-from ledger.flows.parties import Kind, Party
 
 __all__ = ["DEMO_SETTINGS", "DEMO_WEBHOOKS", "HttpDesk", "Traffic", "run_demo_http"]
 
@@ -423,7 +423,7 @@ class HttpDesk:
 
 def run_demo_http(url: str, out: TextIO | None = None) -> int:
     """Migrate the ledger at ``url``, serve the API on it from a thread, and tell the
-    village day through it; the exit code of :func:`ledger.demo.run_day`."""
+    village day through it; the exit code of :func:`vledger.demo.run_day`."""
     out = out or sys.stdout
     led = open_ledger(url, migrate=True)
     try:

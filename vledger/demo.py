@@ -16,7 +16,8 @@ integrity check, whose ``integrity: ok`` is the last line.
 The story (:class:`VillageDay`) takes its steps at a :class:`Desk`: :class:`DirectDesk`
 calls the flows in this process (``vledger demo --direct``, :func:`run_demo`);
 ``vledger.demo_http.HttpDesk`` sends each step as a signed request to the API
-(``vledger demo``), which ``ledger/`` must not import. Steps that have no route (fee
+(``vledger demo``). Both sit at the edge, in ``vledger/``, beside the command line:
+``ledger/`` imports neither. Steps that have no route (fee
 schedules, suspense, the sweepers, reading the outbox) run on the ledger in both cases,
 and the story says so when the rest of the day goes over HTTP.
 
