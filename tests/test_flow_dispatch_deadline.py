@@ -19,7 +19,7 @@ import pytest
 from ledger import Account, Ledger, Transfer
 from ledger.core.errors import InvariantViolation
 from ledger.core.tx import Tx
-from ledger.flows import agent_float, cash, events, orders, parties
+from ledger.flows import agent_float, cash, events, fees, orders, parties
 from ledger.flows.errors import Refused
 from ledger.flows.orders import DeliveryMethod, Order, State
 from ledger.flows.parties import Kind, Role
@@ -383,7 +383,7 @@ def test_refused_orders_do_not_starve_a_later_one_and_are_retried_once_there_is_
     # Amina spends: room for all three refunds. The refused ones are retried a page of
     # two per retry interval, each within ceil(3 / 2) intervals.
     shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 360_000)
-    interval_s = orders.DISPATCH_EXPIRY_RETRY_INTERVAL_US // 1_000_000
+    interval_s = orders.SWEEP_RETRY_INTERVAL_US // 1_000_000
     moved = [orders.sweep_orders(shop.led, limit=2)]
     shop.clock.advance(interval_s)
     moved.append(orders.sweep_orders(shop.led, limit=2))
@@ -414,7 +414,7 @@ def test_a_refused_order_behind_a_full_page_of_refused_ones_is_retried_in_its_tu
     # forever, yet the retry page turns and reaches the last one within ceil(3 / 2)
     # intervals.
     shop.top_up_wallet_to(TIER0_BALANCE_MAX_MINOR - 120_000)
-    interval_s = orders.DISPATCH_EXPIRY_RETRY_INTERVAL_US // 1_000_000
+    interval_s = orders.SWEEP_RETRY_INTERVAL_US // 1_000_000
     cancelled = 0
     for _ in range(2):
         shop.clock.advance(interval_s)
@@ -476,3 +476,31 @@ def test_an_order_without_a_deadline_is_dispatched_any_time(shop: Shop) -> None:
     shop.clock.advance(30 * 24 * HOUR_S)
     dispatched = orders.dispatch_order(shop.led, step_id=new_id(), order_id=order_id)
     assert dispatched.state is State.DISPATCHED
+
+
+def test_releases_the_rules_refuse_do_not_starve_a_later_auto_release(shop: Shop) -> None:
+    # The fee is at least 5.00: an order of 4.00 can never be released (fee_exceeds_release).
+    fees.publish_schedule(
+        shop.led,
+        product="order",
+        currency=KES,
+        effective_from=shop.clock.now,
+        rules={"bands": [{"up_to_minor": None, "bps": 200, "min_minor": 500}]},
+    )
+    tiny = [shop.paid_order(400) for _ in range(3)]
+    for order_id in tiny:
+        orders.dispatch_order(shop.led, step_id=new_id(), order_id=order_id)
+    shop.clock.advance(HOUR_S)
+    seeds = shop.paid_order(120_000)
+    orders.dispatch_order(shop.led, step_id=new_id(), order_id=seeds)
+    shop.clock.advance(7 * 24 * HOUR_S + HOUR_S)  # all four are due to release
+    interval_s = orders.SWEEP_RETRY_INTERVAL_US // 1_000_000
+    released = 0
+    for _ in range(2):  # within ceil(4 / 2) intervals
+        released += orders.sweep_orders(shop.led, limit=2)
+        shop.clock.advance(interval_s)
+    assert released == 1
+    assert shop.get(seeds).state is State.RELEASED
+    assert [shop.get(o).state for o in tiny] == [State.DISPATCHED] * 3
+    assert shop.escrow() == 1_200
+    assert shop.led.check_integrity().ok

@@ -53,16 +53,16 @@ Money (one linked batch per operation, all or nothing):
   longer holds it (the proceeds were paid out, the agent spent the commission), the whole
   refund is refused and nothing moves (``proceeds_short``, ``agent_commission_short`` ...).
 
-Timers live in the database in UTC microseconds, their lengths in the
-``delivery_methods`` table (one row per method, :func:`delivery_method_in`; an operator
-changes them with :func:`set_delivery_method`): ``pay`` sets ``dispatch_deadline_at = now
-+ H hours``; ``dispatch`` sets ``auto_release_at = now + N days``;
-``extend_auto_release`` pushes it; a dispute pauses it (the time left is kept) and a
-dispute withdrawn resumes it. :func:`sweep_orders`, each order in its own transaction,
-cancels and refunds every paid order not dispatched by its deadline (``order.cancelled``
-with ``reason`` ``dispatch_expired``; a dispute does not stop that clock: a paid order
-whose dispute is withdrawn after its deadline is cancelled by the next sweep), and
-releases every dispatched or delivered order whose timer has passed.
+Timers live in the database in UTC microseconds, their lengths in the ``delivery_methods``
+table (one row per method, :func:`delivery_method_in`; an operator changes them with
+:func:`set_delivery_method`): ``pay`` sets ``dispatch_deadline_at = now + H hours`` (a
+dispatch after it is refused ``dispatch_deadline_passed``); ``dispatch`` sets
+``auto_release_at = now + N days``; ``extend_auto_release`` pushes it; a dispute pauses it
+(the time left is kept) and a dispute withdrawn resumes it. :func:`sweep_orders`, each order
+in its own transaction, cancels and refunds every paid order not dispatched by its deadline
+(``order.cancelled`` with ``reason`` ``dispatch_expired``; a dispute does not stop that
+clock: a paid order whose dispute is withdrawn after its deadline is cancelled by the next
+sweep), and releases every dispatched or delivered order whose timer has passed.
 
 Refunds into a wallet are credits like any other: the villager's KYC maximum balance
 holds (:mod:`ledger.flows.wallets`). A refund, cancellation or dispute refund that would
@@ -118,6 +118,7 @@ __all__ = [
     "ORDERS_PAGE_MAX",
     "PARTIAL_DELIVERIES_MAX",
     "REFUND_WINDOW_DAYS_MAX",
+    "SWEEP_RETRY_INTERVAL_US",
     "Decision",
     "DeliveryMethod",
     "Order",
@@ -1709,19 +1710,20 @@ def _note_refusal_in(tx: Tx, order_id: uuid.UUID, refusal: Refused) -> None:
     )
 
 
-DISPATCH_EXPIRY_RETRY_INTERVAL_US = 15 * 60 * 1_000_000
-"""A quarter of an hour: how long the sweeper retries the same page of refused dispatch
-expiries before it turns to the next (see :func:`_refused_expiries`). The service sweeps
-every 30 s, so each interval has sweeps in it."""
+SWEEP_RETRY_INTERVAL_US = 15 * 60 * 1_000_000
+"""A quarter of an hour: how long the sweeper retries the same page of orders the rules
+refused (dispatch expiries, auto-releases) before it turns to the next page (see
+:func:`_turning_page`). The service sweeps every 30 s, so each interval has sweeps in it."""
 
 _DUE_EXPIRY = (
     "FROM orders WHERE state = 'paid' AND dispatch_deadline_at_us < :now AND {noted} EXISTS"
     " (SELECT 1 FROM events WHERE events.subject_id = orders.id AND events.type = :refused)"
 )
+_DUE_RELEASE = "FROM orders WHERE auto_release_at_us <= :now"
 
 
-def _due_params(now_us: int, **extra: int) -> dict[str, Any]:
-    return {"now": now_us, "refused": events.ORDER_DISPATCH_EXPIRY_REFUSED, **extra}
+def _due_params(now_us: int) -> dict[str, Any]:
+    return {"now": now_us, "refused": events.ORDER_DISPATCH_EXPIRY_REFUSED}
 
 
 def _fresh_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
@@ -1731,30 +1733,43 @@ def _fresh_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
     rows = tx.execute(
         f"SELECT id {_DUE_EXPIRY.format(noted='NOT')}"
         " ORDER BY dispatch_deadline_at_us, id LIMIT :limit",
-        _due_params(now_us, limit=limit),
+        {**_due_params(now_us), "limit": limit},
     )
     return [row[0] for row in rows]
 
 
-def _refused_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
-    """A page of at most ``limit`` due orders already noted refused, to retry. With more
-    than ``limit`` of them (``n``, by (deadline, id)) the page turns every
-    :data:`DISPATCH_EXPIRY_RETRY_INTERVAL_US`: it starts at ``(slot * limit) mod n``
-    (``slot``: the interval ``now`` falls in) and wraps round, so each is retried within
-    ceil(n / limit) intervals."""
-    row = tx.one(f"SELECT count(*) {_DUE_EXPIRY.format(noted='')}", _due_params(now_us))
+def _turning_page(
+    tx: Tx, due: str, order_by: str, params: Mapping[str, Any], now_us: int, limit: int
+) -> list[uuid.UUID]:
+    """At most ``limit`` of the ``n`` orders ``SELECT id {due} ORDER BY {order_by}``
+    finds. With more than ``limit`` the page turns every :data:`SWEEP_RETRY_INTERVAL_US`:
+    it starts at ``(slot * limit) mod n`` (``slot``: the interval ``now`` falls in) and
+    wraps round, so that orders refused again and again at the head never hide the
+    others: each is met within ceil(n / limit) intervals."""
+    row = tx.one(f"SELECT count(*) {due}", params)
     count = 0 if row is None else int(row[0])
     if count == 0:
         return []
-    slot = now_us // DISPATCH_EXPIRY_RETRY_INTERVAL_US
-    offset = 0 if count <= limit else (slot * limit) % count
-    page = f"SELECT id {_DUE_EXPIRY.format(noted='')} ORDER BY dispatch_deadline_at_us, id"
-    page += " LIMIT :limit OFFSET :offset"
-    found = [r[0] for r in tx.execute(page, _due_params(now_us, limit=limit, offset=offset))]
+    offset = 0 if count <= limit else (now_us // SWEEP_RETRY_INTERVAL_US * limit) % count
+    page = f"SELECT id {due} ORDER BY {order_by} LIMIT :limit OFFSET :offset"
+    found = [r[0] for r in tx.execute(page, {**params, "limit": limit, "offset": offset})]
     if len(found) < limit and offset > 0:  # wrap round to the first ones
-        rest = _due_params(now_us, limit=limit - len(found), offset=0)
+        rest = {**params, "limit": limit - len(found), "offset": 0}
         found += [r[0] for r in tx.execute(page, rest)]
     return found
+
+
+def _refused_expiries(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
+    """A turning page of the due orders already noted refused, to retry."""
+    due = _DUE_EXPIRY.format(noted="")
+    order_by = "dispatch_deadline_at_us, id"
+    return _turning_page(tx, due, order_by, _due_params(now_us), now_us, limit)
+
+
+def _due_releases(tx: Tx, now_us: int, limit: int) -> list[uuid.UUID]:
+    """A turning page of the orders whose auto-release time has come."""
+    order_by = "auto_release_at_us, id"
+    return _turning_page(tx, _DUE_RELEASE, order_by, {"now": now_us}, now_us, limit)
 
 
 def _sweep_dispatch_deadlines(led: Ledger, now_us: int, limit: int) -> int:
@@ -1781,15 +1796,9 @@ def _sweep_dispatch_deadlines(led: Ledger, now_us: int, limit: int) -> int:
 
 
 def _sweep_auto_releases(led: Ledger, now_us: int, limit: int) -> int:
-    due = led.transact(
-        lambda tx: tx.execute(
-            "SELECT id FROM orders WHERE auto_release_at_us <= :now"
-            " ORDER BY auto_release_at_us, id LIMIT :limit",
-            {"now": now_us, "limit": limit},
-        )
-    )
+    due = led.transact(functools.partial(_due_releases, now_us=now_us, limit=limit))
     released = 0
-    for (order_id,) in due:
+    for order_id in due:
 
         def one(tx: Tx, order_id: uuid.UUID = order_id) -> bool:
             return _auto_release_in(tx, order_id, now_us)
@@ -1816,11 +1825,13 @@ def sweep_orders(led: Ledger, *, now: datetime | None = None, limit: int = 1000)
       starve later ones, the sweep takes up to ``limit`` due orders never refused (by
       deadline, then id: each one met leaves that list, cancelled or noted), then retries
       up to ``limit`` refused ones, a page that turns every
-      :data:`DISPATCH_EXPIRY_RETRY_INTERVAL_US` (each retried within ceil(n / limit)
-      intervals, with n of them);
+      :data:`SWEEP_RETRY_INTERVAL_US` (each retried within ceil(n / limit) intervals,
+      with n of them);
     - every dispatched or delivered order whose auto-release time has passed (at it or
       after) is released. An order the rules refuse to release now (no fee schedule in
-      effect, a fee above the amount) stays due and is tried again by the next sweep.
+      effect, a fee above the amount) stays due and is tried again by a later sweep:
+      with more than ``limit`` due, the page of them a sweep takes turns every
+      :data:`SWEEP_RETRY_INTERVAL_US`, so each is tried within ceil(n / limit) intervals.
 
     Running it again changes nothing more: a cancelled or released order is no longer due."""
     if type(limit) is not int or not 1 <= limit <= SWEEP_LIMIT_MAX:
