@@ -647,9 +647,14 @@ def cash_out(
     if replayed is not None:
         return replayed
     given = _checked(
-        led, caller_id or agent_id, villager_id, consent_code, Purpose.OFFLINE_WITHDRAWAL,
-        amount_minor, agent_id,
-    )  # fmt: skip
+        led,
+        caller_id=caller_id or agent_id,
+        villager_id=villager_id,
+        consent_code=consent_code,
+        purpose=Purpose.OFFLINE_WITHDRAWAL,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+    )
     return led.transact(
         lambda tx: cash_out_in(
             tx,
@@ -812,6 +817,7 @@ def _replay_first(
 
 def _checked(
     led: Ledger,
+    *,
     caller_id: uuid.UUID,
     villager_id: uuid.UUID,
     consent_code: str | None,
@@ -854,9 +860,14 @@ def request_cash_out(
     if replayed is not None:
         return replayed
     given = _checked(
-        led, caller_id or agent_id, villager_id, consent_code, Purpose.WITHDRAWAL,
-        amount_minor, agent_id,
-    )  # fmt: skip
+        led,
+        caller_id=caller_id or agent_id,
+        villager_id=villager_id,
+        consent_code=consent_code,
+        purpose=Purpose.WITHDRAWAL,
+        amount_minor=amount_minor,
+        agent_id=agent_id,
+    )
     return led.transact(
         lambda tx: request_cash_out_in(
             tx,
