@@ -67,7 +67,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -855,29 +855,22 @@ def request_cash_out(
     cash-on-hand until the agent confirms, the villager cancels, or ``timeout_s`` passes
     (see the module docstring). ``caller_id`` (default: the agent) is whose wrong codes
     are counted. No code: ``consent_required``, nothing held."""
-    request = (agent_id, villager_id, amount_minor, None)
-    replayed = _replay_first(led, cash_out_id, CashOutMode.TWO_PHASE, request)
-    if replayed is not None:
-        return replayed
-    given = _checked(
+    return _two_phase(
         led,
-        caller_id=caller_id or agent_id,
-        villager_id=villager_id,
-        consent_code=consent_code,
-        purpose=Purpose.WITHDRAWAL,
-        amount_minor=amount_minor,
+        cash_out_id=cash_out_id,
         agent_id=agent_id,
-    )
-    return led.transact(
-        lambda tx: request_cash_out_in(
-            tx,
-            cash_out_id=cash_out_id,
-            agent_id=agent_id,
+        villager_id=villager_id,
+        amount_minor=amount_minor,
+        timeout_s=timeout_s,
+        consent_of=lambda: _checked(
+            led,
+            caller_id=caller_id or agent_id,
             villager_id=villager_id,
+            consent_code=consent_code,
+            purpose=Purpose.WITHDRAWAL,
             amount_minor=amount_minor,
-            consent=given,
-            timeout_s=timeout_s,
-        )
+            agent_id=agent_id,
+        ),
     )
 
 
@@ -894,18 +887,41 @@ def start_withdrawal(
     """The villager starts a withdrawal at ``agent_id`` with the PIN (USSD later; M-Pesa's
     model): the same hold as :func:`request_cash_out`, and the agent confirms the
     hand-over with :func:`confirm_cash_out`. A wrong PIN holds nothing."""
+    return _two_phase(
+        led,
+        cash_out_id=cash_out_id,
+        agent_id=agent_id,
+        villager_id=villager_id,
+        amount_minor=amount_minor,
+        timeout_s=timeout_s,
+        consent_of=lambda: by_pin(
+            led,
+            villager_id=villager_id,
+            pin=pin,
+            purpose=Purpose.WITHDRAWAL,
+            amount_minor=amount_minor,
+            agent_id=agent_id,
+        ),
+    )
+
+
+def _two_phase(
+    led: Ledger,
+    *,
+    cash_out_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    villager_id: uuid.UUID,
+    amount_minor: int,
+    timeout_s: int,
+    consent_of: Callable[[], Consent | None],
+) -> CashOut:
+    """A two-phase cash-out: a replay answers as before without asking for consent again
+    (its code is spent); else ``consent_of()`` (its own transaction), then the holds."""
     request = (agent_id, villager_id, amount_minor, None)
     replayed = _replay_first(led, cash_out_id, CashOutMode.TWO_PHASE, request)
     if replayed is not None:
         return replayed
-    given = by_pin(
-        led,
-        villager_id=villager_id,
-        pin=pin,
-        purpose=Purpose.WITHDRAWAL,
-        amount_minor=amount_minor,
-        agent_id=agent_id,
-    )
+    given = consent_of()
     return led.transact(
         lambda tx: request_cash_out_in(
             tx,
