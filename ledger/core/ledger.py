@@ -9,12 +9,13 @@ connection pool); each keeps its own clock.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from ledger.core import store as store_rows
 from ledger.core.engine import LINKED
@@ -25,7 +26,7 @@ from ledger.core.values import (
     AMOUNT_LIMIT,
     BATCH_SIZE_MAX,
     CODE_MAX,
-    PAGE_SIZE_MAX,
+    CORE_PAGE_SIZE_MAX,
     TIMEOUT_S_MAX,
     Account,
     AccountFlags,
@@ -35,13 +36,15 @@ from ledger.core.values import (
     Transfer,
     TransferFlags,
 )
+from ledger.limits import (
+    METADATA_ENTRIES_MAX,
+    METADATA_KEY_LENGTH_MAX,
+    METADATA_VALUE_LENGTH_MAX,
+)
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
-
-METADATA_ENTRIES_MAX = 32
-METADATA_KEY_LENGTH_MAX = 64
-METADATA_VALUE_LENGTH_MAX = 512
+P = ParamSpec("P")
 
 
 def system_clock() -> datetime:
@@ -419,7 +422,7 @@ class Ledger:
         self._check_open()
         _check_uuid(account_id, "account_id")
         _check_uuid(after, "after", optional=True)
-        _check_int(limit, "limit", 1, PAGE_SIZE_MAX)
+        _check_int(limit, "limit", 1, CORE_PAGE_SIZE_MAX)
         return self._store.account_transfers(account_id, after, limit)
 
     def balance_at(self, account_id: uuid.UUID, at: datetime) -> Balance | None:
@@ -467,3 +470,17 @@ def open_ledger(url: str, *, migrate: bool = False, clock: Clock | None = None) 
         led.close()
         raise
     return led
+
+
+def transactional(work: Callable[Concatenate[Tx, P], T]) -> Callable[Concatenate[Ledger, P], T]:
+    """The ledger-level twin of a flow's ``*_in`` function: ``pay_order =
+    transactional(pay_order_in)`` runs ``pay_order_in(tx, ...)`` in one
+    :meth:`Ledger.transact`, with the same keyword arguments and docstring, so that a flow
+    writes each operation once and offers it both inside a caller's transaction and on
+    its own."""
+
+    @functools.wraps(work)
+    def run(led: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return led.transact(lambda tx: work(tx, *args, **kwargs))
+
+    return run

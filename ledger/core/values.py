@@ -11,23 +11,30 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-AMOUNT_LIMIT = 2**63
-"""Amounts and counters stay below this (they are stored as signed 64-bit integers)."""
+from ledger.limits import (
+    AMOUNT_LIMIT,
+    BATCH_SIZE_MAX,
+    CODE_MAX,
+    CORE_PAGE_SIZE_MAX,
+    COUNTER_MAX,
+    TIMEOUT_S_MAX,
+)
 
-COUNTER_MAX = 2**63 - 1
-"""The largest value any account counter may reach."""
-
-BATCH_SIZE_MAX = 8190
-"""The most accounts or transfers one ``create_*`` call may carry."""
-
-PAGE_SIZE_MAX = 8190
-"""The largest ``limit`` that ``account_transfers`` accepts."""
-
-TIMEOUT_S_MAX = 2**32 - 1
-"""The longest hold timeout, in seconds (TigerBeetle's u32)."""
-
-CODE_MAX = 2**31 - 1
-"""The largest account or transfer code."""
+__all__ = [
+    "AMOUNT_LIMIT",
+    "BATCH_SIZE_MAX",
+    "CODE_MAX",
+    "CORE_PAGE_SIZE_MAX",
+    "COUNTER_MAX",
+    "TIMEOUT_S_MAX",
+    "Account",
+    "AccountFlags",
+    "Balance",
+    "Result",
+    "Status",
+    "Transfer",
+    "TransferFlags",
+]
 
 
 class AccountFlags(enum.Flag):
