@@ -7,6 +7,9 @@
 * ``journal_transfers``: every transfer, holds and voids included, every column: the
   journal the seal hashes and the audit pack exports.
 * ``ledger_accounts``: every account, every column (balances are the account's counters).
+* ``trial_balance``: per currency, the number of accounts and the sums of their four
+  counters (``accounts``, ``debits_posted``, ``credits_posted``, ``debits_pending``,
+  ``credits_pending``): debits equal credits in each currency, posted and pending alike.
 * ``party_account_roles``: who holds each account that belongs to a party, and in which
   role: ``account_id``, ``party_id``, ``role``, ``party_kind``, ``party_name``,
   ``currency`` (the party's). Accounts of no party (a tenant's own) are absent.
@@ -39,6 +42,12 @@ VIEWS: tuple[tuple[str, str], ...] = (
     ),
     ("journal_transfers", "SELECT * FROM transfers"),
     ("ledger_accounts", "SELECT * FROM accounts"),
+    (
+        "trial_balance",
+        "SELECT currency, COUNT(*) AS accounts, SUM(debits_posted) AS debits_posted,"
+        " SUM(credits_posted) AS credits_posted, SUM(debits_pending) AS debits_pending,"
+        " SUM(credits_pending) AS credits_pending FROM accounts GROUP BY currency",
+    ),
     (
         "party_account_roles",
         "SELECT pa.account_id AS account_id, pa.party_id AS party_id, pa.role AS role,"
