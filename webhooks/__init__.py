@@ -1,0 +1,1 @@
+"""Signed webhooks: the outbox delivered to storefronts (moving here from api/webhooks.py)."""
