@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from ledger.flows.parties import Role
 from tests.conftest import drop_pg_schema
 from tests.consent_helpers import consenting_villager, withdrawal_code
 from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread, api, fresh_database
-from tests.test_api_orders import _RAISED, _SHORT, EXPOSED_FLOWS, ok, refused
+from tests.test_api_orders import _RAISED, _SHORT, EXPOSED_FLOWS, flow_source, ok, refused
 
 __all__ = ["api", "api_server"]
 
@@ -444,10 +443,9 @@ FORMATTED_CODES = {
 
 
 def test_every_code_the_cash_and_settlement_flows_raise_has_a_title() -> None:
-    root = Path(cash.__file__).parent
     raised = set(FORMATTED_CODES)
     for name in (*EXPOSED_FLOWS, *CASH_FLOWS):
-        text = (root / name).read_text()
+        text = flow_source(name)
         raised |= set(_RAISED.findall(text))
         raised |= {a or b for a, b in _SHORT.findall(text)}
     answered = {FLOW_CODE_ALIASES.get(code, code) for code in raised}

@@ -21,6 +21,7 @@ import pytest
 
 from api.client import Client
 from api.problems import API_CODES, FLOW_CODE_ALIASES, FLOW_CODES, STATE_CODES
+from ledger import flows
 from ledger.flows import fees, orders, parties
 from ledger.flows.parties import Role
 from tests.consent_helpers import new_phone
@@ -504,11 +505,18 @@ _RAISED = re.compile(r'(?:Refused|NotFound|Conflict|_wrong_state)\(\s*"([a-z_]+)
 _SHORT = re.compile(r'\]\s*=\s*"([a-z_]+_short)"|:\s*"([a-z_]+_short)"')
 
 
+def flow_source(name: str) -> str:
+    """The source of a flow named ``x.py``: the module, or every module of package ``x/``."""
+    root = Path(flows.__file__).parent
+    if (root / name).is_file():
+        return (root / name).read_text()
+    return "\n".join(p.read_text() for p in sorted((root / name.removesuffix(".py")).glob("*.py")))
+
+
 def test_every_code_the_exposed_flows_raise_has_a_title_and_no_clash() -> None:
-    root = Path(orders.__file__).parent
     raised: set[str] = set()
     for name in EXPOSED_FLOWS:
-        text = (root / name).read_text()
+        text = flow_source(name)
         raised |= set(_RAISED.findall(text))
         raised |= {a or b for a, b in _SHORT.findall(text)}
     raised |= {f"{kind.value}_not_found" for kind in parties.Kind} | {"party_not_found"}
