@@ -42,6 +42,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from reconciliation.errors import InputInvalid
+
 __all__ = [
     "CHAIN_EXTENSION",
     "CHAIN_GENESIS",
@@ -75,12 +77,14 @@ SIGNATURES_MAX = 16
 """signed-note: verifiers must accept at least 16 signatures; we accept no more."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputInvalid):
     """A checkpoint that cannot be read or is not signed by the expected key.
 
     ``kind`` is one of ``malformed``, ``unsigned`` (no signature by the trusted key),
     ``bad_signature`` (the trusted key's signature does not verify).
     """
+
+    code = "checkpoint_invalid"
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

@@ -98,6 +98,7 @@ from ledger.core.store import from_us, last_transfer_column, to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows.parties import AccountCode
 from reconciliation.checkpoint import public_key_raw
+from reconciliation.errors import InputInvalid
 from reconciliation.export import checkpoint_file_name
 from reconciliation.runs import Findings, snapshot
 from reconciliation.seal import (
@@ -240,8 +241,11 @@ CHECKPOINTS_HEADER = (
 )
 
 
-class PackRefused(ValueError):
-    """The pack cannot be made: a bad option or period, too many rows, no service key."""
+class PackRefused(InputInvalid):
+    """The pack cannot be made: a bad option or period, too many rows, no service key.
+    Nothing was written."""
+
+    code = "pack_refused"
 
 
 # -- the period ---------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from ledger.core.errors import InvariantViolation
 from ledger.core.store import from_us
 from ledger.core.tx import Tx
 from reconciliation import integrity
+from reconciliation.errors import JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import SCOPE_ALL, Run
 
@@ -158,11 +159,13 @@ class BackfillReport:
     failures: list[Failure] = field(default_factory=list)
 
 
-class BackfillFailed(Exception):
+class BackfillFailed(JobFailed):
     """A job raised while backfilling ``business_date``; its claim is marked failed.
 
     ``runs`` are the runs this pass wrote before it (they stand); the cause is chained.
     """
+
+    code = "backfill_failed"
 
     def __init__(self, job: str, scope: str, business_date: date, runs: list[Run]) -> None:
         super().__init__(f"{job} ({scope}) failed for {business_date.isoformat()}")

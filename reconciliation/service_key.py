@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from reconciliation.errors import InputInvalid
+
 __all__ = [
     "ENV_VAR",
     "ServiceKey",
@@ -56,8 +58,10 @@ KEY_FILE_SIZE_MAX = 16_384
 """A PEM key file larger than this is refused unread."""
 
 
-class ServiceKeyError(ValueError):
+class ServiceKeyError(InputInvalid):
     """The key file is missing (where it must exist), unreadable, or not Ed25519."""
+
+    code = "service_key_invalid"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from procrastinate.schema import SchemaManager
 
 from ledger import Ledger, open_ledger
 from ledger.core.postgres_store import conninfo
+from reconciliation.errors import JobFailed
 from reconciliation.schedule import BackfillReport, backfill_scheduled
 
 __all__ = [
@@ -92,8 +93,10 @@ RESTART_S = 30.0
 failed (the database was away, say)."""
 
 
-class ScheduledPassFailed(Exception):
+class ScheduledPassFailed(JobFailed):
     """A scheduled pass finished with failed entries (their claims keep the errors)."""
+
+    code = "scheduled_pass_failed"
 
 
 def _today(led: Ledger) -> datetime:
