@@ -4,18 +4,20 @@ A flow calls :func:`emit` inside its :class:`~ledger.core.tx.Tx`; the row commit
 the transfers or not at all. Rows are immutable (a trigger refuses UPDATE and DELETE);
 the API's webhook worker reads them in ``seq`` order and tracks delivery in its own
 table. ``payload`` is JSON with integer minor units and ISO 8601 UTC times.
+
+The SQL lives in :mod:`ledger.flows.events.repository`; this module is the flows' face.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from ledger.core.store import from_us
+from ledger.core.errors import MalformedRequest
 from ledger.core.tx import Tx
+from ledger.flows.events import repository
+from ledger.flows.events.repository import Event
+from ledger.limits import LIST_PAGE_SIZE_MAX as EVENTS_PAGE_MAX
 
 ORDER_PAID = "order.paid"
 ORDER_DISPATCHED = "order.dispatched"
@@ -64,19 +66,6 @@ VILLAGER_UNLOCKED = "villager.unlocked"
 VILLAGER_RESET = "villager.reset"
 VILLAGER_PHONE_CHANGED = "villager.phone_changed"
 
-EVENTS_PAGE_MAX = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    seq: int
-    id: uuid.UUID
-    type: str
-    party_id: uuid.UUID | None
-    subject_id: uuid.UUID | None
-    payload: dict[str, Any]
-    created_at: datetime
-
 
 def emit(
     tx: Tx,
@@ -88,17 +77,13 @@ def emit(
 ) -> uuid.UUID:
     """Write one event into the outbox of ``tx``; its id."""
     event_id = uuid.uuid4()
-    tx.execute(
-        "INSERT INTO events (id, type, party_id, subject_id, payload, created_at_us)"
-        " VALUES (:id, :type, :party_id, :subject_id, :payload, :now)",
-        {
-            "id": event_id,
-            "type": event_type,
-            "party_id": party_id,
-            "subject_id": subject_id,
-            "payload": json.dumps(payload, sort_keys=True, separators=(",", ":")),
-            "now": tx.now_us,
-        },
+    repository.insert(
+        tx,
+        event_id=event_id,
+        event_type=event_type,
+        payload=payload,
+        party_id=party_id,
+        subject_id=subject_id,
     )
     return event_id
 
@@ -111,20 +96,11 @@ def read_events(
     party_id: uuid.UUID | None = None,
     subject_id: uuid.UUID | None = None,
 ) -> list[Event]:
-    """Events after ``after_seq`` in order, optionally of one party or subject."""
+    """Events after ``after_seq`` in order, optionally of one party or subject;
+    :class:`~ledger.core.errors.MalformedRequest` (a ``ValueError``) for a ``limit``
+    outside 1..:data:`EVENTS_PAGE_MAX`."""
     if not 1 <= limit <= EVENTS_PAGE_MAX:
-        raise ValueError(f"limit must be 1..{EVENTS_PAGE_MAX}")
-    where = "seq > :after"
-    if party_id is not None:
-        where += " AND party_id = :party_id"
-    if subject_id is not None:
-        where += " AND subject_id = :subject_id"
-    rows = tx.execute(
-        "SELECT seq, id, type, party_id, subject_id, payload, created_at_us FROM events"
-        f" WHERE {where} ORDER BY seq LIMIT :limit",
-        {"after": after_seq, "party_id": party_id, "subject_id": subject_id, "limit": limit},
+        raise MalformedRequest(f"limit must be 1..{EVENTS_PAGE_MAX}")
+    return repository.select_after(
+        tx, after_seq=after_seq, limit=limit, party_id=party_id, subject_id=subject_id
     )
-    return [
-        Event(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), from_us(row[6]))
-        for row in rows
-    ]
