@@ -134,6 +134,35 @@ class _Signed:
     trusted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a block's walk is: the block, the log index, the block's end (its tree
+    size) and its checkpoint, if readable."""
+
+    block: int
+    index: int
+    size: int
+    checkpoint: Checkpoint | None
+
+
+@dataclass(slots=True)
+class _Walk:
+    """A block's rows folded so far: the recomputed frontier and chain (``None`` once
+    they cannot be), the chain value the rows state, and whether every row was there and
+    readable."""
+
+    frontier: Frontier | None
+    chain: bytes | None
+    stated: bytes | None
+    complete: bool = True
+
+    def fold(self, leaf: bytes) -> None:
+        if self.frontier is not None:
+            self.frontier.append(leaf)
+        if self.chain is not None:
+            self.chain = chain_next(self.chain, leaf)
+
+
 class _Verifier:
     def __init__(self, folder: Path, key: Ed25519PublicKey) -> None:
         self.folder = folder
@@ -300,53 +329,68 @@ class _Verifier:
             )
             return None
         faults_before = len(self.report.faults)
-        frontier = start[0].copy() if start else None
-        chain = start[1] if start else None
-        stated: bytes | None = chain
-        complete = True
+        walk = _Walk(
+            frontier=start[0].copy() if start else None,
+            chain=start[1] if start else None,
+            stated=start[1] if start else None,
+        )
         k = size_before
         while k < size:
-            row = by_index.get(k)
-            if row is None:
-                complete = False
-                self.fault(
-                    "missing_transfer",
-                    f"block {number}: log index {k} is missing{_neighbours(by_index, k)}",
-                    block=number,
-                    index=k,
+            k += self.walk_row(walk, _Place(number, k, size, cp), by_index)
+        self.check_extra_rows(number, size, by_index)
+        row_faults = len(self.report.faults) > faults_before
+        if cp is not None:
+            self.check_recomputed(number, cp, walk, clean=not row_faults and start is not None)
+        if signed.trusted:  # an untrusted checkpoint has been reported already
+            self.check_record(number, record, cp, size_before)
+        if walk.frontier is None or walk.chain is None or not walk.complete or row_faults:
+            return None
+        return walk.frontier, walk.chain
+
+    def walk_row(self, walk: _Walk, at: _Place, by_index: dict[int, _Row]) -> int:
+        """Check the row at log index ``at.index`` of block ``at.block`` and fold it into
+        ``walk``; how many rows it consumed."""
+        number, k = at.block, at.index
+        row = by_index.get(k)
+        if row is None:
+            walk.complete = False
+            self.fault(
+                "missing_transfer",
+                f"block {number}: log index {k} is missing{_neighbours(by_index, k)}",
+                block=number,
+                index=k,
+            )
+            walk.stated, walk.chain = None, None
+            return 1
+        if row.block != number:
+            self.fault(
+                "wrong_block",
+                f"{row.where()}: says block {row.block}, belongs to block {number}",
+                row,
+                block=number,
+            )
+        if row.leaf is None:
+            walk.complete = False
+            walk.stated, walk.chain = row.chain, None
+            return 1
+        step = 1
+        if walk.stated is not None and row.chain is not None:
+            link = chain_next(walk.stated, row.leaf)
+            if link != row.chain:
+                step, walk.stated = self.classify(
+                    number, row, walk.stated, link, by_index, at.checkpoint, k, at.size
                 )
-                stated, chain = None, None
-                k += 1
-                continue
-            if row.block != number:
-                self.fault(
-                    "wrong_block",
-                    f"{row.where()}: says block {row.block}, belongs to block {number}",
-                    row,
-                    block=number,
-                )
-            if row.leaf is None:
-                complete = False
-                stated, chain = row.chain, None
-                k += 1
-                continue
-            step = 1
-            if stated is not None and row.chain is not None:
-                link = chain_next(stated, row.leaf)
-                if link != row.chain:
-                    step, stated = self.classify(number, row, stated, link, by_index, cp, k, size)
-                else:
-                    stated = row.chain
             else:
-                stated = row.chain
-            for j in range(k, k + step):
-                leaf = by_index[j].leaf
-                assert leaf is not None
-                if frontier is not None:
-                    frontier.append(leaf)
-                if chain is not None:
-                    chain = chain_next(chain, leaf)
-            k += step
+                walk.stated = row.chain
+        else:
+            walk.stated = row.chain
+        for j in range(k, k + step):
+            leaf = by_index[j].leaf
+            assert leaf is not None
+            walk.fold(leaf)
+        return step
+
+    def check_extra_rows(self, number: int, size: int, by_index: dict[int, _Row]) -> None:
         for extra in (r for i, r in by_index.items() if i >= size and r.block == number):
             self.fault(
                 "extra_transfer",
@@ -354,35 +398,34 @@ class _Verifier:
                 extra,
                 block=number,
             )
-        row_faults = len(self.report.faults) > faults_before
-        recomputed = (frontier.root() if frontier else None, chain)
-        if cp is not None and (recomputed[0] != cp.root_hash or recomputed[1] != cp.chain_head):
-            if row_faults or not complete or start is None:
-                self.fault(
-                    "block_mismatch",
-                    f"block {number}: root hash and chain head do not"
-                    " recompute, as the faults above explain",
-                    block=number,
-                )
-            else:
-                what = [
-                    f"{name} {_short(stated_value)} recomputes as {_short(value)}"
-                    for name, stated_value, value in (
-                        ("root hash", cp.root_hash, recomputed[0]),
-                        ("chain head", cp.chain_head, recomputed[1]),
-                    )
-                    if stated_value != value
-                ]
-                self.fault(
-                    "checkpoint_mismatch",
-                    f"block {number}: checkpoint {', '.join(what)} from the transfers",
-                    block=number,
-                )
-        if signed.trusted:  # an untrusted checkpoint has been reported already
-            self.check_record(number, record, cp, size_before)
-        if frontier is None or chain is None or not complete or row_faults:
-            return None
-        return frontier, chain
+
+    def check_recomputed(self, number: int, cp: Checkpoint, walk: _Walk, *, clean: bool) -> None:
+        """The checkpoint's root hash and chain head against what the rows recompute;
+        ``clean`` when no fault was found in the block's rows (else those explain it)."""
+        recomputed = (walk.frontier.root() if walk.frontier else None, walk.chain)
+        if recomputed[0] == cp.root_hash and recomputed[1] == cp.chain_head:
+            return
+        if not clean or not walk.complete:
+            self.fault(
+                "block_mismatch",
+                f"block {number}: root hash and chain head do not"
+                " recompute, as the faults above explain",
+                block=number,
+            )
+            return
+        what = [
+            f"{name} {_short(stated_value)} recomputes as {_short(value)}"
+            for name, stated_value, value in (
+                ("root hash", cp.root_hash, recomputed[0]),
+                ("chain head", cp.chain_head, recomputed[1]),
+            )
+            if stated_value != value
+        ]
+        self.fault(
+            "checkpoint_mismatch",
+            f"block {number}: checkpoint {', '.join(what)} from the transfers",
+            block=number,
+        )
 
     def classify(
         self,
