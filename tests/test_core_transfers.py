@@ -5,6 +5,7 @@ Every test here runs on a real SQLite file and on a real PostgreSQL schema.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 
@@ -394,7 +395,7 @@ def test_posts_and_voids_are_checked_against_their_hold(
     ]  # fmt: skip
     assert statuses(ledger.create_transfers([t for t, _ in cases])) == [s for _, s in cases]
     self_ref = move(None, None, 1, flags=post)
-    self_ref.pending_id = self_ref.id
+    self_ref = dataclasses.replace(self_ref, pending_id=self_ref.id)
     assert statuses(ledger.create_transfers([self_ref])) == [S.PENDING_ID_MUST_BE_DIFFERENT]
     assert counters(ledger, alice) == (5_000, 10, 0, 100_000)
 
@@ -495,7 +496,7 @@ def test_a_chain_can_hold_and_post_in_one_call(
     ]
     assert counters(ledger, alice) == (0, 0, 0, 100_000)
     good = move(alice, escrow, 1)
-    post.flags = F.POST_PENDING | F.LINKED
+    post = dataclasses.replace(post, flags=F.POST_PENDING | F.LINKED)
     assert statuses(ledger.create_transfers([hold, post, good])) == [S.CREATED] * 3
     assert counters(ledger, alice) == (0, 301, 0, 100_000)
     assert ledger.check_integrity().ok
@@ -577,8 +578,8 @@ def test_time_never_runs_backwards_for_an_account(ledger: Ledger, clock: Clock) 
 
 def test_metadata_round_trips(ledger: Ledger) -> None:
     a, b = open_accounts(ledger, 2)
-    t = move(a, b, 5)
-    t.metadata = {"order": "ORD-1", "note": 'quote " and \\ backslash, ünïcode'}
+    note = {"order": "ORD-1", "note": 'quote " and \\ backslash, ünïcode'}
+    t = dataclasses.replace(move(a, b, 5), metadata=note)
     ledger.create_transfers([t])
     assert ledger.lookup_transfers([t.id])[0].metadata == t.metadata
 

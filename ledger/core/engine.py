@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ledger.core import currency as iso4217
@@ -60,6 +60,88 @@ EXPIRED = 3
 def expiry_void_id(hold_id: uuid.UUID) -> uuid.UUID:
     """The id of the void that expiry writes for ``hold_id``: the same on every run."""
     return uuid.uuid5(EXPIRY_NAMESPACE, hold_id.hex)
+
+
+def chains(linked: Sequence[int]) -> Iterator[tuple[int, int | None]]:
+    """The chains of a batch as ``(start, end)``, inclusive, from each event's linked
+    flag: an event without the flag ends its chain (alone, it is a chain of one). A last
+    chain left open is ``(start, None)``, and nothing after it."""
+    start = 0
+    while start < len(linked):
+        end = start
+        while end < len(linked) and linked[end]:
+            end += 1
+        if end == len(linked):
+            yield start, None
+            return
+        yield start, end
+        start = end + 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChainOutcome:
+    """How a linked chain ended: ``failed_at`` the event that failed it (``None`` when it
+    held) and ``status`` that event's status, or the whole chain's when it held."""
+
+    failed_at: int | None
+    status: Status
+
+
+def chain_outcome(create: Callable[[int], Status], start: int, end: int) -> ChainOutcome:
+    """Run ``create(index)`` over a chain until it fails, by TigerBeetle's rule: a chain
+    that only replays (every event ``exists``) answers ``exists``; one that mixes
+    ``exists`` with anything else fails at its first ``exists``; otherwise the first
+    refusal fails it."""
+    first_exists: int | None = None
+    any_created = False
+    for index in range(start, end + 1):
+        status = create(index)
+        if status is Status.CREATED:
+            if first_exists is not None:
+                return ChainOutcome(first_exists, Status.EXISTS)
+            any_created = True
+        elif status is Status.EXISTS:
+            if any_created:
+                return ChainOutcome(index, Status.EXISTS)
+            first_exists = index if first_exists is None else first_exists
+        elif first_exists is not None:
+            return ChainOutcome(first_exists, Status.EXISTS)
+        else:
+            return ChainOutcome(index, status)
+    return ChainOutcome(None, Status.CREATED if first_exists is None else Status.EXISTS)
+
+
+def fill_chain(statuses: list[Status], start: int, end: int, outcome: ChainOutcome) -> None:
+    """Write a chain's statuses: all its own when it held; else ``linked_event_failed``
+    for every event but the one that failed it."""
+    if outcome.failed_at is None:
+        statuses[start : end + 1] = [outcome.status] * (end + 1 - start)
+        return
+    statuses[start : end + 1] = [Status.LINKED_EVENT_FAILED] * (end + 1 - start)
+    statuses[outcome.failed_at] = outcome.status
+
+
+def shape_status(t: Transfer, kind: int) -> Status | None:
+    """The first refusal a transfer earns from its own fields alone (flags, ids, timeout,
+    amount, code), in CORE_API's order; ``None`` when its shape is sound."""
+    if kind & (kind - 1):
+        return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
+    if t.debit_account_id is not None and t.debit_account_id == t.credit_account_id:
+        return Status.ACCOUNTS_MUST_BE_DIFFERENT
+    if kind & RESOLVING:
+        if t.pending_id is None:
+            return Status.PENDING_ID_MUST_NOT_BE_ZERO
+        if t.pending_id == t.id:
+            return Status.PENDING_ID_MUST_BE_DIFFERENT
+    elif t.pending_id is not None:
+        return Status.PENDING_ID_MUST_BE_ZERO
+    if t.timeout_s and not kind & PENDING:
+        return Status.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+    if t.amount == 0:
+        return Status.AMOUNT_MUST_NOT_BE_ZERO
+    if t.code == 0:
+        return Status.CODE_MUST_NOT_BE_ZERO
+    return None
 
 
 class AccountState:
@@ -258,72 +340,35 @@ class TransferBatch:
         return self._outcome(results, expired_count)
 
     def _run_chains(self, transfers: Sequence[Transfer]) -> list[Result]:
-        count = len(transfers)
-        statuses: list[Status] = [Status.CREATED] * count
-        start = 0
-        while start < count:
-            end = start
-            while end < count and transfers[end].flags.value & LINKED:
-                end += 1
-            if end == count:
-                for index in range(start, count):
-                    statuses[index] = Status.LINKED_EVENT_CHAIN_OPEN
-                break
-            if start == end:
-                status = self._create(transfers[start])
-                if status in SPENDING_STATUSES:
-                    self._spend(transfers[start].id, status)
-                statuses[start] = status
+        statuses: list[Status] = [Status.CREATED] * len(transfers)
+        for start, end in chains([t.flags.value & LINKED for t in transfers]):
+            if end is None:
+                statuses[start:] = [Status.LINKED_EVENT_CHAIN_OPEN] * (len(transfers) - start)
+            elif start == end:
+                statuses[start] = self._create_alone(transfers[start])
             else:
                 self._run_chain(transfers, start, end, statuses)
-            start = end + 1
         return [Result(index, status) for index, status in enumerate(statuses)]
+
+    def _create_alone(self, t: Transfer) -> Status:
+        status = self._create(t)
+        if status in SPENDING_STATUSES:
+            self._spend(t.id, status)
+        return status
 
     def _run_chain(
         self, transfers: Sequence[Transfer], start: int, end: int, statuses: list[Status]
     ) -> None:
-        """All of ``transfers[start:end + 1]`` or none of it.
-
-        A chain that merely replays (every transfer answers ``exists``) answers
-        ``exists`` throughout. A chain that mixes ``exists`` with anything else fails at
-        its first ``exists``, as TigerBeetle's would.
-        """
+        """All of ``transfers[start:end + 1]`` or none of it (:func:`chain_outcome`)."""
         mark = self._mark()
-        first_exists: int | None = None
-        any_created = False
-        failed_at: int | None = None
-        failed_status = Status.CREATED
-        for index in range(start, end + 1):
-            status = self._create(transfers[index])
-            if status is Status.CREATED:
-                any_created = True
-                if first_exists is not None:
-                    failed_at, failed_status = first_exists, Status.EXISTS
-                    break
-            elif status is Status.EXISTS:
-                if any_created:
-                    failed_at, failed_status = index, Status.EXISTS
-                    break
-                if first_exists is None:
-                    first_exists = index
-            else:
-                if first_exists is not None:
-                    failed_at, failed_status = first_exists, Status.EXISTS
-                else:
-                    failed_at, failed_status = index, status
-                break
-        if failed_at is None:
-            final = Status.EXISTS if first_exists is not None else Status.CREATED
-            for index in range(start, end + 1):
-                statuses[index] = final
+        outcome = chain_outcome(lambda index: self._create(transfers[index]), start, end)
+        fill_chain(statuses, start, end, outcome)
+        if outcome.failed_at is None:
             self._touched = None
             return
         self._rollback(mark)
-        for index in range(start, end + 1):
-            statuses[index] = Status.LINKED_EVENT_FAILED
-        statuses[failed_at] = failed_status
-        if failed_status in SPENDING_STATUSES:
-            self._spend(transfers[failed_at].id, failed_status)
+        if outcome.status in SPENDING_STATUSES:
+            self._spend(transfers[outcome.failed_at].id, outcome.status)
 
     # -- undo log for chains ----------------------------------------------------------
 
@@ -372,26 +417,10 @@ class TransferBatch:
             return self._compare_existing(t, flags, existing)
         if t.id in self._spent or t.id in self._loaded.spent:
             return Status.ID_ALREADY_FAILED
-        kind = flags & KIND_FLAGS
-        if kind & (kind - 1):
-            return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
-        if t.debit_account_id is not None and t.debit_account_id == t.credit_account_id:
-            return Status.ACCOUNTS_MUST_BE_DIFFERENT
-        resolving = kind & RESOLVING
-        if resolving:
-            if t.pending_id is None:
-                return Status.PENDING_ID_MUST_NOT_BE_ZERO
-            if t.pending_id == t.id:
-                return Status.PENDING_ID_MUST_BE_DIFFERENT
-        elif t.pending_id is not None:
-            return Status.PENDING_ID_MUST_BE_ZERO
-        if t.timeout_s and not kind & PENDING:
-            return Status.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
-        if t.amount == 0:
-            return Status.AMOUNT_MUST_NOT_BE_ZERO
-        if t.code == 0:
-            return Status.CODE_MUST_NOT_BE_ZERO
-        if resolving:
+        refused = shape_status(t, flags & KIND_FLAGS)
+        if refused is not None:
+            return refused
+        if flags & RESOLVING:
             if t.reverses_id is not None:
                 # A post or void skips the account and currency statuses that precede.
                 return Status.REVERSAL_MUST_BE_PLAIN
@@ -688,79 +717,51 @@ def create_accounts_in_memory(
     accounts: Sequence[Account], existing: dict[uuid.UUID, StoredAccount]
 ) -> tuple[list[Result], list[Account]]:
     """Statuses for ``accounts`` given those that exist; and the accounts to insert."""
-    count = len(accounts)
-    statuses: list[Status] = [Status.CREATED] * count
-    created: dict[uuid.UUID, StoredAccount] = {}
-    to_insert: dict[uuid.UUID, Account] = {}
+    statuses: list[Status] = [Status.CREATED] * len(accounts)
+    created: dict[uuid.UUID, Account] = {}
 
-    def create(a: Account) -> Status:
-        flags = a.flags.value
-        found = created.get(a.id) or existing.get(a.id)
-        if found is not None:
-            if flags != found.flags:
-                return Status.EXISTS_WITH_DIFFERENT_FLAGS
-            if a.currency != found.currency:
-                return Status.EXISTS_WITH_DIFFERENT_CURRENCY
-            if a.code != found.code:
-                return Status.EXISTS_WITH_DIFFERENT_CODE
-            return Status.EXISTS
-        limits = DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS
-        if flags & limits == limits:
-            return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
-        if a.code == 0:
-            return Status.CODE_MUST_NOT_BE_ZERO
-        if not iso4217.is_supported(a.currency):
-            return Status.CURRENCY_NOT_SUPPORTED
-        created[a.id] = StoredAccount(a.id, a.currency, a.code, flags)
-        to_insert[a.id] = a
-        return Status.CREATED
+    def create(index: int) -> Status:
+        a = accounts[index]
+        found = existing.get(a.id)
+        if (c := created.get(a.id)) is not None:
+            found = StoredAccount(c.id, c.currency, c.code, c.flags.value)
+        status = account_status(a, found)
+        if status is Status.CREATED:
+            created[a.id] = a
+        return status
 
-    start = 0
-    while start < count:
-        end = start
-        while end < count and accounts[end].flags.value & ACCOUNT_LINKED:
-            end += 1
-        if end == count:
-            for index in range(start, count):
-                statuses[index] = Status.LINKED_EVENT_CHAIN_OPEN
+    for start, end in chains([a.flags.value & ACCOUNT_LINKED for a in accounts]):
+        if end is None:
+            statuses[start:] = [Status.LINKED_EVENT_CHAIN_OPEN] * (len(accounts) - start)
             break
-        chain_created: list[uuid.UUID] = []
-        first_exists: int | None = None
-        failed_at: int | None = None
-        failed_status = Status.CREATED
-        for index in range(start, end + 1):
-            status = create(accounts[index])
-            if status is Status.CREATED:
-                chain_created.append(accounts[index].id)
-                if first_exists is not None:
-                    failed_at, failed_status = first_exists, Status.EXISTS
-                    break
-            elif status is Status.EXISTS:
-                if chain_created:
-                    failed_at, failed_status = index, Status.EXISTS
-                    break
-                if first_exists is None:
-                    first_exists = index
-            else:
-                if first_exists is not None:
-                    failed_at, failed_status = first_exists, Status.EXISTS
-                else:
-                    failed_at, failed_status = index, status
-                break
-        if failed_at is None:
-            final = Status.EXISTS if first_exists is not None else Status.CREATED
-            for index in range(start, end + 1):
-                statuses[index] = final
-        else:
-            for account_id in chain_created:
+        before = set(created)
+        outcome = chain_outcome(create, start, end)
+        fill_chain(statuses, start, end, outcome)
+        if outcome.failed_at is not None:
+            for account_id in set(created) - before:
                 del created[account_id]
-                del to_insert[account_id]
-            for index in range(start, end + 1):
-                statuses[index] = Status.LINKED_EVENT_FAILED
-            statuses[failed_at] = failed_status
-        start = end + 1
-    results = [Result(i, s) for i, s in enumerate(statuses)]
-    return results, list(to_insert.values())
+    return [Result(i, s) for i, s in enumerate(statuses)], list(created.values())
+
+
+def account_status(a: Account, found: StoredAccount | None) -> Status:
+    """The status of creating ``a`` when ``found`` already exists with its id (or none)."""
+    flags = a.flags.value
+    if found is not None:
+        if flags != found.flags:
+            return Status.EXISTS_WITH_DIFFERENT_FLAGS
+        if a.currency != found.currency:
+            return Status.EXISTS_WITH_DIFFERENT_CURRENCY
+        if a.code != found.code:
+            return Status.EXISTS_WITH_DIFFERENT_CODE
+        return Status.EXISTS
+    limits = DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS
+    if flags & limits == limits:
+        return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
+    if a.code == 0:
+        return Status.CODE_MUST_NOT_BE_ZERO
+    if not iso4217.is_supported(a.currency):
+        return Status.CURRENCY_NOT_SUPPORTED
+    return Status.CREATED
 
 
 def reversal_targets_named(transfers: Iterable[Transfer]) -> set[uuid.UUID]:

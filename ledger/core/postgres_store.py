@@ -21,6 +21,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 import psycopg
@@ -695,9 +696,11 @@ def _lookup_accounts(
     found = {}
     for row in rows:
         account = store.account(row, _same)
-        account.debits_pending -= row[-2]
-        account.credits_pending -= row[-1]
-        found[account.id] = account
+        found[account.id] = replace(
+            account,
+            debits_pending=account.debits_pending - row[-2],
+            credits_pending=account.credits_pending - row[-1],
+        )
     return [found[i] for i in ids if i in found]
 
 

@@ -416,7 +416,7 @@ class SqliteStore:
                     (now_us, *blobs, *blobs),
                 )
             ]
-        store.subtract_expired(list(found.values()), expired)
+        found = {a.id: a for a in store.subtract_expired(list(found.values()), expired)}
         return [found[i] for i in ids if i in found]
 
     def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -196,16 +197,17 @@ def account_row(a: Account, now_us: int) -> tuple[Any, ...]:
 def subtract_expired(
     accounts: list[Account], expired: Sequence[tuple[uuid.UUID, uuid.UUID, int]]
 ) -> list[Account]:
-    """Counters as the clock sees them: holds past their timeout no longer count."""
+    """The accounts with the counters the clock sees (holds past their timeout no longer
+    count), in the same order; new values (accounts are frozen)."""
     if not expired:
         return accounts
     by_id = {a.id: a for a in accounts}
     for debit_id, credit_id, amount in expired:
         if (dr := by_id.get(debit_id)) is not None:
-            dr.debits_pending -= amount
+            by_id[debit_id] = replace(dr, debits_pending=dr.debits_pending - amount)
         if (cr := by_id.get(credit_id)) is not None:
-            cr.credits_pending -= amount
-    return accounts
+            by_id[credit_id] = replace(cr, credits_pending=cr.credits_pending - amount)
+    return [by_id[a.id] for a in accounts]
 
 
 def balance(account_id: uuid.UUID, at: datetime, row: Sequence[Any] | None) -> Balance:

@@ -129,7 +129,7 @@ class Result:
     status: Status
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     """An account: one currency, four counters in minor units, never deleted.
 
@@ -153,7 +153,7 @@ class Account:
         return self.credits_posted - self.debits_posted
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """One amount moved from a debit account to a credit account, immutable once created.
 
