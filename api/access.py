@@ -67,7 +67,26 @@ from api.problems import ApiError
 from ledger import AccountFlags, Ledger, Transfer, TransferFlags
 from ledger.core.errors import InvariantViolation
 from ledger.core.tx import Tx
-from ledger.flows import ownership, parties
+from ledger.flows import ownership, parties, principals
+from ledger.flows.principals import principal_role
+
+__all__ = [
+    "BOUNDED",
+    "READ_ALL",
+    "TENANTS",
+    "WRITERS",
+    "Holder",
+    "Owners",
+    "Verdict",
+    "can_read_account",
+    "can_read_transfer",
+    "check_transfers",
+    "holders",
+    "owns_all",
+    "principal_role",
+    "reads",
+    "require_role",
+]
 
 READ_ALL = frozenset({Role.AUDITOR, Role.OPERATOR})
 WRITERS = frozenset({Role.STOREFRONT, Role.AGENT, Role.OPERATOR})
@@ -105,13 +124,9 @@ def require_role(caller: ApiKey, allowed: frozenset[Role]) -> None:
         raise ApiError("forbidden", f"a {caller.role.value} key may not do this")
 
 
-def owner_of(tx: Tx, account_id: uuid.UUID) -> uuid.UUID | None:
-    return ownership.owner_of(tx, account_id)
-
-
 def reads(tx: Tx, caller: ApiKey, account_id: uuid.UUID) -> bool:
     """Whether the caller owns the account, or it is an account of the caller's party."""
-    if owner_of(tx, account_id) == caller.principal_id:
+    if ownership.owner_of(tx, account_id) == caller.principal_id:
         return True
     held = parties.owner_of(tx, account_id)
     return held is not None and held[0] == caller.principal_id
@@ -121,16 +136,6 @@ def can_read_account(led: Ledger, caller: ApiKey, account_id: uuid.UUID) -> bool
     if caller.role in READ_ALL:
         return True
     return led.transact(lambda tx: reads(tx, caller, account_id))
-
-
-def principal_role(led: Ledger, principal_id: uuid.UUID) -> Role | None:
-    """The role of the principal with this id, or None."""
-    return led.transact(lambda tx: _role(tx, principal_id))
-
-
-def _role(tx: Tx, principal_id: uuid.UUID) -> Role | None:
-    row = tx.one("SELECT role FROM principals WHERE id = :id", {"id": principal_id})
-    return None if row is None else Role(row[0])
 
 
 class Owners:
@@ -174,7 +179,7 @@ def _read_holder(tx: Tx, account_id: uuid.UUID) -> Holder | None:
     owner = ownership.owner_of(tx, account_id)
     if owner is None:
         return None
-    role = _role(tx, owner)
+    role = principals.principal_role_in(tx, owner)
     if role is None:  # the owner row's foreign key makes this a bug
         raise InvariantViolation(f"account {account_id} is owned by an unknown principal")
     [account] = tx.lookup_accounts([account_id])

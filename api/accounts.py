@@ -1,4 +1,5 @@
-"""Accounts through the API: created with their owner in one transaction, listed by owner.
+"""Accounts through the API: created with their owner in one transaction, listed by owner
+(:mod:`ledger.flows.ownership` owns ``account_owners`` and does both).
 
 An account opened through the API has a random or time-ordered id, a version 4 or 7 UUID
 (:data:`ACCOUNT_ID_VERSIONS`), for every role: the ids the platform derives for parties'
@@ -9,13 +10,17 @@ can open a party's account before the party exists (``account_id_reserved``, 422
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
-from api.access import READ_ALL, owner_of
+from api.access import READ_ALL
 from api.principals import ApiKey
 from api.problems import ApiError
-from ledger import Account, Ledger, Status
-from ledger.core.tx import Tx
+from ledger import Account, Ledger
+from ledger.flows import ownership
+from ledger.flows.ownership import Opened
+
+Created = Opened
+"""What :func:`create_account` answers (the status, and the account when the caller owns
+it)."""
 
 ACCOUNT_ID_VERSIONS = frozenset({4, 7})
 """The UUID versions an account id opened through the API may have (5 is the platform's)."""
@@ -30,38 +35,12 @@ def check_account_id(account_id: uuid.UUID) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
-    status: Status
-    account: Account | None
-    """The account as stored, when the caller owns it (created now or before)."""
-
-
 def create_account(led: Ledger, caller: ApiKey, account: Account) -> Created:
     """Create ``account`` owned by the caller; ``exists`` of the caller's own answers it
     back, ``exists`` of another's answers no account (no existence leak beyond a guessed id).
     An id that is not a version 4 or 7 UUID is refused before anything is written."""
     check_account_id(account.id)
-
-    def work(tx: Tx) -> Created:
-        [result] = tx.create_accounts([account])
-        if result.status is Status.CREATED:
-            tx.execute(
-                "INSERT INTO account_owners (account_id, principal_id, created_at_us)"
-                " VALUES (:account_id, :principal_id, :now)",
-                {"account_id": account.id, "principal_id": caller.principal_id, "now": tx.now_us},
-            )
-        elif (
-            result.status.value.startswith("exists")
-            and owner_of(tx, account.id) != caller.principal_id
-        ):
-            return Created(Status.EXISTS, None)
-        if result.status not in (Status.CREATED, Status.EXISTS):
-            return Created(result.status, None)
-        [stored] = tx.lookup_accounts([account.id])
-        return Created(result.status, stored)
-
-    return led.transact(work)
+    return ownership.open_account(led, account, principal_id=caller.principal_id)
 
 
 def list_accounts(
@@ -69,26 +48,10 @@ def list_accounts(
 ) -> tuple[list[Account], bool] | None:
     """A page of the accounts the caller may read, oldest first; None for a cursor that
     names no account of the list."""
-    everyone = caller.role in READ_ALL
-    mine = "" if everyone else " AND principal_id = :principal_id"
-
-    def work(tx: Tx) -> tuple[list[Account], bool] | None:
-        after_seq = 0
-        if starting_after is not None:
-            row = tx.one(
-                f"SELECT seq FROM account_owners WHERE account_id = :after{mine}",
-                {"after": starting_after, "principal_id": caller.principal_id},
-            )
-            if row is None:
-                return None
-            after_seq = int(row[0])
-        rows = tx.execute(
-            f"SELECT account_id FROM account_owners WHERE seq > :after_seq{mine}"
-            " ORDER BY seq LIMIT :limit",
-            {"after_seq": after_seq, "principal_id": caller.principal_id, "limit": limit + 1},
-        )
-        ids = [r[0] for r in rows[:limit]]
-        accounts = tx.lookup_accounts(ids) if ids else []
-        return accounts, len(rows) > limit
-
-    return led.transact(work)
+    page = ownership.owned_accounts(
+        led,
+        principal_id=None if caller.role in READ_ALL else caller.principal_id,
+        starting_after=starting_after,
+        limit=limit,
+    )
+    return None if page is None else (page.accounts, page.has_more)

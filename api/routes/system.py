@@ -1,5 +1,6 @@
 """Unsigned probes: ``/healthz`` (the process answers), ``/readyz`` (database reachable and
-migrated), ``/metrics`` (Prometheus text format; expose it to the scraper only)."""
+migrated; 503 ``not_ready`` with ``Retry-After`` otherwise), ``/metrics`` (Prometheus text
+format; expose it to the scraper only)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.context import context, json_response
-from api.problems import ApiError
+from api.problems import STORAGE_RETRY_AFTER_S, ApiError
 from api.schemas import Health
 from ledger import LedgerError
 from ledger.core import migrations
@@ -28,13 +29,18 @@ def healthz() -> Response:
 def readyz(request: Request) -> Response:
     led = context(request).ledger
     try:
-        row = led.transact(lambda tx: tx.one("SELECT version_num FROM alembic_version"))
+        revision = led.transact(migrations.revision_in)
     except (LedgerError, OSError, sqlite3.Error, psycopg.Error) as exc:
-        raise ApiError("not_ready", f"database unreachable: {type(exc).__name__}") from None
+        raise _not_ready(f"database unreachable: {type(exc).__name__}") from None
     head = migrations.head_revision()
-    if row is None or row[0] != head:
-        raise ApiError("not_ready", f"schema is at {row[0] if row else None}, not {head}")
+    if revision != head:
+        raise _not_ready(f"schema is at {revision}, not {head}")
     return json_response(200, {"status": "ready"})
+
+
+def _not_ready(detail: str) -> ApiError:
+    """503 ``not_ready`` with ``Retry-After``, as a request the database could not serve."""
+    return ApiError("not_ready", detail, headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -10,6 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from alembic import command
+
+if TYPE_CHECKING:
+    from ledger.core.tx import Tx
 
 MIGRATION_LOCK_KEY = 0x766C6564676572  # "vledger": one migrator at a time per database
 
@@ -42,6 +46,13 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def revision_in(tx: Tx) -> str | None:
+    """The revision the database of ``tx`` is at (``alembic_version``), or None when the
+    table is empty; a database never migrated raises the driver's error."""
+    row = tx.one("SELECT version_num FROM alembic_version")
+    return None if row is None else str(row[0])
 
 
 def _run(url: str, action: str, revision: str) -> None:
