@@ -1,0 +1,327 @@
+"""Suspense's service: park, reassign, return and read items (see the package's
+docstring for the rules). The SQL is in :mod:`ledger.flows.suspense.repository`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ledger.core import currency as iso4217
+from ledger.core.errors import InvariantViolation, MalformedRequest
+from ledger.core.ledger import Ledger, transactional
+from ledger.core.tx import Tx
+from ledger.core.values import Status, Transfer
+from ledger.flows import events, parties, wallets
+from ledger.flows.errors import Conflict, NotFound, Refused
+from ledger.flows.parties import Kind, Role
+from ledger.flows.suspense import repository
+from ledger.flows.suspense.repository import SuspenseItem, SuspenseState
+from ledger.limits import AMOUNT_MAX_MINOR, REFERENCE_LENGTH_MAX
+from ledger.limits import LIST_PAGE_SIZE_MAX as SUSPENSE_PAGE_MAX
+from ledger.limits import REASON_LENGTH_MAX as NOTE_LENGTH_MAX
+
+PARK_CODE = 911
+"""Core transfer ``code``: provider clearing into suspense."""
+REASSIGN_CODE = 912
+"""Suspense to the account it belonged to."""
+RETURN_CODE = 913
+"""Suspense back to the provider's clearing account."""
+
+
+def _check_id(value: object, name: str) -> uuid.UUID:
+    if not isinstance(value, uuid.UUID):
+        raise MalformedRequest(f"{name} must be a UUID")
+    return value
+
+
+def _check_text(value: object, name: str, length_max: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > length_max:
+        raise Refused(f"{name}_invalid", f"{name} is 1..{length_max} characters, not blank")
+    return value
+
+
+def _leg_id(suspense_id: uuid.UUID, name: str) -> uuid.UUID:
+    return uuid.uuid5(suspense_id, f"suspense:{name}")
+
+
+def _move(
+    tx: Tx,
+    item_id: uuid.UUID,
+    name: str,
+    *,
+    debit: uuid.UUID,
+    credit: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+    code: int,
+) -> uuid.UUID:
+    transfer = Transfer(
+        id=_leg_id(item_id, name),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount_minor,
+        currency=currency,
+        code=code,
+        metadata={"suspense_id": str(item_id), "leg": name},
+    )
+    results = tx.create_transfers([transfer])
+    if results[0].status is not Status.CREATED:
+        # neither suspense nor a clearing account has a limit, and a credit never breaks one
+        raise InvariantViolation(f"suspense {item_id} {name} refused: {results[0].status}")
+    # a reassignment into a wallet: the KYC maximum balance, and the villager's receipt
+    wallets.after_transfers_in(
+        tx, [transfer], results, reference=wallets.Reference("suspense", item_id)
+    )
+    return transfer.id
+
+
+def _payload(item: SuspenseItem) -> dict[str, Any]:
+    return {
+        "suspense_id": str(item.id),
+        "currency": item.currency,
+        "provider": item.provider,
+        "provider_reference": item.provider_reference,
+        "amount_minor": item.amount_minor,
+        "state": item.state.value,
+        "target_party_id": None if item.target_party_id is None else str(item.target_party_id),
+        "return_reason": item.return_reason,
+    }
+
+
+def _found(item: SuspenseItem | None, suspense_id: uuid.UUID) -> SuspenseItem:
+    if item is None:
+        raise NotFound("suspense_not_found", f"no suspense item {suspense_id}")
+    return item
+
+
+# -- parking ------------------------------------------------------------------------------
+
+
+def _check_park(
+    *,
+    currency: object,
+    provider: object,
+    provider_reference: object,
+    amount_minor: object,
+    note: object,
+) -> str:
+    """Refuse a park request that is malformed or out of bounds; the provider reference."""
+    if not isinstance(currency, str) or not iso4217.is_supported(currency):
+        raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
+    if not isinstance(provider, str):
+        raise MalformedRequest("provider must be a string")
+    parties.provider_role(provider)  # refuses a malformed provider name
+    reference = _check_text(provider_reference, "provider_reference", REFERENCE_LENGTH_MAX)
+    if type(amount_minor) is not int or not 1 <= amount_minor <= AMOUNT_MAX_MINOR:
+        raise Refused("amount_invalid", f"amount_minor must be an integer in 1..{AMOUNT_MAX_MINOR}")
+    if note is not None:
+        _check_text(note, "note", NOTE_LENGTH_MAX)
+    return reference
+
+
+def _replay(existing: SuspenseItem, details: tuple[str, str, str, int, str | None]) -> SuspenseItem:
+    """A park of an id already parked: the item when the details are the same."""
+    parked = (
+        existing.currency,
+        existing.provider,
+        existing.provider_reference,
+        existing.amount_minor,
+        existing.note,
+    )
+    if parked != details:
+        raise Conflict("suspense_id_reused", f"suspense {existing.id} parked other money")
+    return existing
+
+
+def park_in(
+    tx: Tx,
+    *,
+    suspense_id: uuid.UUID,
+    currency: str,
+    provider: str,
+    provider_reference: str,
+    amount_minor: int,
+    note: str | None = None,
+) -> SuspenseItem:
+    """Park provider money nobody could match: ``provider``'s clearing account ->
+    the platform's suspense account; idempotent by ``suspense_id``. (:func:`park` runs it
+    in a transaction of its own.)"""
+    suspense_id = _check_id(suspense_id, "suspense_id")
+    reference = _check_park(
+        currency=currency,
+        provider=provider,
+        provider_reference=provider_reference,
+        amount_minor=amount_minor,
+        note=note,
+    )
+    existing = repository.read(tx, suspense_id, lock=False)
+    if existing is not None:
+        return _replay(existing, (currency, provider, reference, amount_minor, note))
+    other = repository.id_parked_as(tx, provider=provider, provider_reference=reference)
+    if other is not None:
+        raise Conflict(
+            "provider_reference_parked", f"{provider} {reference!r} is parked as {other}"
+        )
+    clearing = parties.provider_clearing(tx, currency, provider)
+    platform = parties.ensure_platform(tx, currency)
+    park_id = _move(
+        tx,
+        suspense_id,
+        "park",
+        debit=clearing,
+        credit=platform.account(Role.SUSPENSE),
+        amount_minor=amount_minor,
+        currency=currency,
+        code=PARK_CODE,
+    )
+    repository.insert_parked(
+        tx,
+        suspense_id=suspense_id,
+        currency=currency,
+        provider=provider,
+        provider_reference=reference,
+        amount_minor=amount_minor,
+        note=note,
+        park_transfer_id=park_id,
+    )
+    item = repository.reread(tx, suspense_id)
+    events.emit(
+        tx, events.SUSPENSE_PARKED, _payload(item), party_id=platform.id, subject_id=item.id
+    )
+    return item
+
+
+park = transactional(park_in)
+
+
+# -- resolving ----------------------------------------------------------------------------
+
+
+def _target(
+    to_villager_id: uuid.UUID | None, to_storefront_id: uuid.UUID | None
+) -> tuple[uuid.UUID, Kind, Role]:
+    """The party a reassignment names, its kind, and the role of the account it gets."""
+    if (to_villager_id is None) == (to_storefront_id is None):
+        raise Refused("target_invalid", "name exactly one of to_villager_id, to_storefront_id")
+    if to_villager_id is not None:
+        return _check_id(to_villager_id, "to_villager_id"), Kind.VILLAGER, Role.WALLET
+    return _check_id(to_storefront_id, "to_storefront_id"), Kind.STOREFRONT, Role.PROCEEDS
+
+
+def reassign_in(
+    tx: Tx,
+    *,
+    suspense_id: uuid.UUID,
+    to_villager_id: uuid.UUID | None = None,
+    to_storefront_id: uuid.UUID | None = None,
+) -> SuspenseItem:
+    """Move a parked item to where it belonged: a villager's wallet or a storefront's
+    proceeds (name exactly one). (:func:`reassign` runs it in a transaction of its own.)"""
+    suspense_id = _check_id(suspense_id, "suspense_id")
+    party_id, kind, role = _target(to_villager_id, to_storefront_id)
+    item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
+    target = parties.get_party(tx, party_id, kind)
+    account = target.account(role)
+    if item.state is not SuspenseState.PARKED:
+        if item.state is SuspenseState.REASSIGNED and item.target_account_id == account:
+            return item
+        raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
+    if target.currency != item.currency:
+        raise Refused(
+            "currency_mismatch", f"{kind} {party_id} holds {target.currency}, not {item.currency}"
+        )
+    moved = _move(
+        tx,
+        item.id,
+        "reassign",
+        debit=parties.account_id(parties.platform_id(item.currency), Role.SUSPENSE),
+        credit=account,
+        amount_minor=item.amount_minor,
+        currency=item.currency,
+        code=REASSIGN_CODE,
+    )
+    repository.mark_reassigned(
+        tx, item.id, party_id=party_id, account_id=account, transfer_id=moved
+    )
+    done = repository.reread(tx, item.id)
+    events.emit(
+        tx, events.SUSPENSE_REASSIGNED, _payload(done), party_id=party_id, subject_id=done.id
+    )
+    return done
+
+
+reassign = transactional(reassign_in)
+
+
+def return_to_provider_in(tx: Tx, *, suspense_id: uuid.UUID, reason: str) -> SuspenseItem:
+    """Send a parked item back through its provider (suspense -> the provider's clearing
+    account), with the reason why. (:func:`return_to_provider` runs it in a transaction
+    of its own.)"""
+    suspense_id = _check_id(suspense_id, "suspense_id")
+    reason = _check_text(reason, "reason", NOTE_LENGTH_MAX)
+    item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
+    if item.state is not SuspenseState.PARKED:
+        if item.state is SuspenseState.RETURNED and item.return_reason == reason:
+            return item
+        raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
+    platform = parties.platform_id(item.currency)
+    moved = _move(
+        tx,
+        item.id,
+        "return",
+        debit=parties.account_id(platform, Role.SUSPENSE),
+        credit=parties.provider_clearing(tx, item.currency, item.provider),
+        amount_minor=item.amount_minor,
+        currency=item.currency,
+        code=RETURN_CODE,
+    )
+    repository.mark_returned(tx, item.id, reason=reason, transfer_id=moved)
+    done = repository.reread(tx, item.id)
+    events.emit(tx, events.SUSPENSE_RETURNED, _payload(done), party_id=platform, subject_id=done.id)
+    return done
+
+
+return_to_provider = transactional(return_to_provider_in)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def get_suspense_in(tx: Tx, *, suspense_id: uuid.UUID) -> SuspenseItem:
+    """The item, or :class:`~ledger.flows.errors.NotFound`. (:func:`get_suspense` runs it
+    in a transaction of its own.)"""
+    return _found(
+        repository.read(tx, _check_id(suspense_id, "suspense_id"), lock=False), suspense_id
+    )
+
+
+get_suspense = transactional(get_suspense_in)
+
+
+def list_suspense(
+    led: Ledger,
+    *,
+    state: SuspenseState | None = None,
+    provider: str | None = None,
+    currency: str | None = None,
+    limit: int = 100,
+    starting_after: uuid.UUID | None = None,
+) -> list[SuspenseItem]:
+    """Items oldest first, optionally in one state, of one provider and currency, after
+    the cursor ``starting_after`` (an item id; an unknown one answers ``[]``), at most
+    ``limit`` (1..1000)."""
+    if type(limit) is not int or not 1 <= limit <= SUSPENSE_PAGE_MAX:
+        raise MalformedRequest(f"limit must be 1..{SUSPENSE_PAGE_MAX}")
+    if starting_after is not None:
+        _check_id(starting_after, "starting_after")
+    wanted = None if state is None else SuspenseState(state)
+    return led.transact(
+        lambda tx: repository.select_page(
+            tx,
+            state=wanted,
+            provider=provider,
+            currency=currency,
+            limit=limit,
+            starting_after=starting_after,
+        )
+    )
