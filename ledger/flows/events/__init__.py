@@ -16,7 +16,7 @@ from typing import Any
 from ledger.core.errors import MalformedRequest
 from ledger.core.tx import Tx
 from ledger.flows.events import repository
-from ledger.flows.events.repository import Event
+from ledger.flows.events.repository import Event as Event
 from ledger.limits import LIST_PAGE_SIZE_MAX as EVENTS_PAGE_MAX
 
 ORDER_PAID = "order.paid"

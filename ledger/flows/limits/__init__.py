@@ -38,6 +38,9 @@ two-phase cash-out reserves its amount when it is requested; cancelled or expire
 gives the amount back to the day it was taken from. The balance limit is checked after
 the crediting transfers in the same transaction, when the core holds the wallet's row
 locked, so it too holds under concurrency.
+
+The tables' SQL lives in :mod:`ledger.flows.limits.repository`; a villager's tier is
+read and written through :mod:`ledger.flows.parties`.
 """
 
 from __future__ import annotations
@@ -45,15 +48,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import StrEnum
 
 from ledger.core import currency as iso4217
 from ledger.core.errors import MalformedRequest
-from ledger.core.ledger import Ledger
-from ledger.core.tx import Row, Tx
+from ledger.core.ledger import Ledger, transactional
+from ledger.core.tx import Tx
 from ledger.flows import events, parties
 from ledger.flows.errors import NotFound, Refused
+from ledger.flows.limits import repository
+from ledger.flows.limits.repository import Direction as Direction
+from ledger.flows.limits.repository import TierLimits as TierLimits
 from ledger.flows.parties import Kind, Party, Role
+from ledger.limits import AMOUNT_MAX_MINOR as LIMIT_MAX_MINOR
+from ledger.limits import US_PER_S
 
 __all__ = [
     "DAY_US",
@@ -74,30 +81,10 @@ __all__ = [
     "utc_day",
 ]
 
-DAY_US = 86_400 * 1_000_000
+DAY_US = 86_400 * US_PER_S
 """A UTC day in microseconds; ``utc_day`` is the count of whole days since 1970-01-01."""
-LIMIT_MAX_MINOR = 2**53 - 1
 TIER_LENGTH_MAX = 32
 _EPOCH = date(1970, 1, 1)
-
-
-class Direction(StrEnum):
-    """Which way cash crosses the counter (each has its own daily allowance)."""
-
-    CASH_IN = "cash_in"
-    CASH_OUT = "cash_out"
-
-
-@dataclass(frozen=True, slots=True)
-class TierLimits:
-    """The limits of one KYC tier in one currency (minor units)."""
-
-    currency: str
-    tier: str
-    per_transaction_max_minor: int
-    daily_max_minor: int
-    """Per UTC day, for cash-in and for cash-out apart."""
-    balance_max_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +102,15 @@ def utc_day(now_us: int) -> int:
     return now_us // DAY_US
 
 
-def _limits(row: Row) -> TierLimits:
-    return TierLimits(row[0], row[1], row[2], row[3], row[4])
-
-
 def tier_limits_in(tx: Tx, *, currency: str, tier: str) -> TierLimits:
     """The limits of ``tier`` in ``currency``; :class:`Refused` ``kyc_tier_unknown``."""
-    row = tx.one(
-        "SELECT currency, tier, per_transaction_max_minor, daily_max_minor, balance_max_minor"
-        " FROM kyc_tiers WHERE currency = :c AND tier = :t",
-        {"c": currency, "t": tier},
-    )
-    if row is None:
+    found = repository.select_tier(tx, currency=currency, tier=tier)
+    if found is None:
         raise Refused("kyc_tier_unknown", f"no KYC tier {tier!r} in {currency}")
-    return _limits(row)
+    return found
 
 
-def get_tier_limits(led: Ledger, *, currency: str, tier: str) -> TierLimits:
-    """:func:`tier_limits_in` in a transaction of its own."""
-    return led.transact(lambda tx: tier_limits_in(tx, currency=currency, tier=tier))
+get_tier_limits = transactional(tier_limits_in)
 
 
 def _check_limit(value: object, name: str) -> int:
@@ -165,85 +142,49 @@ def set_tier_limits(
     """Add a tier in a currency, or change its limits (an operator's act). Limits apply to
     operations from now on; what a villager already used today stays used."""
     _check_tier_name(tier)
-    values = {
-        "per": _check_limit(per_transaction_max_minor, "per_transaction_max_minor"),
-        "daily": _check_limit(daily_max_minor, "daily_max_minor"),
-        "balance": _check_limit(balance_max_minor, "balance_max_minor"),
-    }
-    if values["per"] > values["daily"]:
+    per = _check_limit(per_transaction_max_minor, "per_transaction_max_minor")
+    daily = _check_limit(daily_max_minor, "daily_max_minor")
+    balance = _check_limit(balance_max_minor, "balance_max_minor")
+    if per > daily:
         raise Refused("limit_invalid", "the per-transaction limit is above the daily limit")
     if not isinstance(currency, str) or not iso4217.is_supported(currency):
         raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
+    wanted = TierLimits(currency, tier, per, daily, balance)
 
     def work(tx: Tx) -> TierLimits:
-        params = {**values, "c": currency, "t": tier, "now": tx.now_us}
-        tx.execute(
-            "INSERT INTO kyc_tiers (currency, tier, per_transaction_max_minor, daily_max_minor,"
-            " balance_max_minor, updated_at_us) VALUES (:c, :t, :per, :daily, :balance, :now)"
-            " ON CONFLICT (currency, tier) DO UPDATE SET"
-            " per_transaction_max_minor = :per, daily_max_minor = :daily,"
-            " balance_max_minor = :balance, updated_at_us = :now",
-            params,
-        )
+        repository.upsert_tier(tx, wanted)
         return tier_limits_in(tx, currency=currency, tier=tier)
 
     return led.transact(work)
 
 
-def set_kyc_tier(led: Ledger, *, villager_id: uuid.UUID, tier: str) -> Party:
-    """Move a villager to another KYC tier (one that exists in their currency); the
-    villager as it is now. Setting the tier they have changes nothing."""
-    return led.transact(lambda tx: set_kyc_tier_in(tx, villager_id=villager_id, tier=tier))
-
-
 def set_kyc_tier_in(tx: Tx, *, villager_id: uuid.UUID, tier: str) -> Party:
-    """:func:`set_kyc_tier` inside a transaction someone else opened."""
+    """Move a villager to another KYC tier (one that exists in their currency); the
+    villager as it is now. Setting the tier they have changes nothing
+    (:func:`set_kyc_tier` runs it in a transaction of its own)."""
     if not isinstance(villager_id, uuid.UUID):
         raise MalformedRequest("villager_id must be a UUID")
     _check_tier_name(tier)
-    row = tx.one(
-        f"SELECT kind, currency, kyc_tier FROM parties WHERE id = :id{tx.for_update}",
-        {"id": villager_id},
-    )
-    if row is None or row[0] != Kind.VILLAGER:
+    villager = parties.find_party(tx, villager_id, lock=True)
+    if villager is None or villager.kind != Kind.VILLAGER:
         raise NotFound("villager_not_found", f"no villager {villager_id}")
-    tier_limits_in(tx, currency=row[1], tier=tier)
-    if row[2] != tier:
-        tx.execute(
-            "UPDATE parties SET kyc_tier = :tier WHERE id = :id", {"tier": tier, "id": villager_id}
-        )
+    tier_limits_in(tx, currency=villager.currency, tier=tier)
+    if villager.kyc_tier != tier:
+        parties.change_kyc_tier_in(tx, party_id=villager_id, tier=tier)
         events.emit(
             tx,
             events.KYC_TIER_CHANGED,
-            {"villager_id": str(villager_id), "from_tier": row[2], "to_tier": tier},
+            {"villager_id": str(villager_id), "from_tier": villager.kyc_tier, "to_tier": tier},
             party_id=villager_id,
             subject_id=villager_id,
         )
     return parties.get_party(tx, villager_id, Kind.VILLAGER)
 
 
+set_kyc_tier = transactional(set_kyc_tier_in)
+
+
 # -- usage --------------------------------------------------------------------------------
-
-
-def _locked_usage(tx: Tx, villager_id: uuid.UUID, day: int) -> tuple[int, int]:
-    """Insert the day's row if missing (race-safe), then lock it; (cash in, cash out)."""
-    tx.execute(
-        "INSERT INTO kyc_usage (villager_id, utc_day, cash_in_minor, cash_out_minor,"
-        " updated_at_us) VALUES (:v, :d, 0, 0, :now)"
-        " ON CONFLICT (villager_id, utc_day) DO NOTHING",
-        {"v": villager_id, "d": day, "now": tx.now_us},
-    )
-    row = tx.one(
-        "SELECT cash_in_minor, cash_out_minor FROM kyc_usage"
-        f" WHERE villager_id = :v AND utc_day = :d{tx.for_update}",
-        {"v": villager_id, "d": day},
-    )
-    assert row is not None  # inserted above, and usage rows are never deleted
-    return int(row[0]), int(row[1])
-
-
-def _column(direction: Direction) -> str:
-    return "cash_in_minor" if direction is Direction.CASH_IN else "cash_out_minor"
 
 
 def reserve_in(tx: Tx, *, villager: Party, direction: Direction, amount_minor: int) -> int:
@@ -262,7 +203,7 @@ def reserve_in(tx: Tx, *, villager: Party, direction: Direction, amount_minor: i
             f" {limits.per_transaction_max_minor} per transaction",
         )
     day = utc_day(tx.now_us)
-    cash_in, cash_out = _locked_usage(tx, villager.id, day)
+    cash_in, cash_out = repository.locked_usage(tx, villager_id=villager.id, day=day)
     used = cash_in if direction is Direction.CASH_IN else cash_out
     if used + amount_minor > limits.daily_max_minor:
         raise Refused(
@@ -270,11 +211,8 @@ def reserve_in(tx: Tx, *, villager: Party, direction: Direction, amount_minor: i
             f"{direction.value} of {amount_minor} today after {used} would pass the"
             f" {limits.tier} daily limit of {limits.daily_max_minor}",
         )
-    column = _column(direction)
-    tx.execute(
-        f"UPDATE kyc_usage SET {column} = {column} + :amount, updated_at_us = :now"
-        " WHERE villager_id = :v AND utc_day = :d",
-        {"amount": amount_minor, "now": tx.now_us, "v": villager.id, "d": day},
+    repository.add_usage(
+        tx, villager_id=villager.id, day=day, direction=direction, delta_minor=amount_minor
     )
     return day
 
@@ -284,12 +222,9 @@ def release_in(
 ) -> None:
     """Give back what :func:`reserve_in` counted on ``day`` (a cash-out that did not
     happen); the database refuses usage below zero."""
-    _locked_usage(tx, villager_id, day)
-    column = _column(Direction(direction))
-    tx.execute(
-        f"UPDATE kyc_usage SET {column} = {column} - :amount, updated_at_us = :now"
-        " WHERE villager_id = :v AND utc_day = :d",
-        {"amount": amount_minor, "now": tx.now_us, "v": villager_id, "d": day},
+    repository.locked_usage(tx, villager_id=villager_id, day=day)
+    repository.add_usage(
+        tx, villager_id=villager_id, day=day, direction=direction, delta_minor=-amount_minor
     )
 
 
@@ -316,12 +251,7 @@ def get_usage(led: Ledger, *, villager_id: uuid.UUID, day: date | None = None) -
 
     def work(tx: Tx) -> Usage:
         wanted = utc_day(tx.now_us) if day is None else (day - _EPOCH).days
-        row = tx.one(
-            "SELECT cash_in_minor, cash_out_minor FROM kyc_usage"
-            " WHERE villager_id = :v AND utc_day = :d",
-            {"v": villager_id, "d": wanted},
-        )
-        cash_in, cash_out = (0, 0) if row is None else (int(row[0]), int(row[1]))
+        cash_in, cash_out = repository.select_usage(tx, villager_id=villager_id, day=wanted)
         return Usage(villager_id, _EPOCH + timedelta(days=wanted), cash_in, cash_out)
 
     return led.transact(work)

@@ -27,25 +27,33 @@ villager      ``wallet``                       credit; the villager's balance
 ============  ===============================  ======================================
 
 "Never below zero" is the core's limit flag, so the database refuses it too.
+
+The tables' SQL lives in :mod:`ledger.flows.parties.repository`; other flows read parties
+and their accounts through this module's functions (:func:`find_party`,
+:func:`owner_of`, :func:`account_owners`), never through the tables.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from ledger.core import currency as iso4217
-from ledger.core.ledger import Ledger
+from ledger.core.errors import InvariantViolation
+from ledger.core.ledger import transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Account, AccountFlags, Status
 from ledger.flows import ownership
 from ledger.flows.errors import Conflict, NotFound, Refused
+from ledger.flows.parties import repository
+from ledger.flows.parties.repository import AccountOwner as AccountOwner
+from ledger.limits import NAME_LENGTH_MAX
 
 PARTY_NAMESPACE = uuid.UUID("5f0d7a52-3c1e-4b8e-9a52-6b1d2c9e7a10")
 """Derives account ids from party ids (and the platform's id from its currency)."""
 
-NAME_LENGTH_MAX = 200
 PROVIDER_LENGTH_MAX = 32
 
 
@@ -182,23 +190,6 @@ def provider_role(provider: str) -> str:
 # -- onboarding -------------------------------------------------------------------------
 
 
-def onboard(
-    led: Ledger,
-    *,
-    party_id: uuid.UUID,
-    kind: Kind,
-    name: str,
-    currency: str,
-    kyc_tier: str | None = None,
-) -> Party:
-    """Create a party and its accounts (and the platform of its currency, if new)."""
-    return led.transact(
-        lambda tx: onboard_in(
-            tx, party_id=party_id, kind=kind, name=name, currency=currency, kyc_tier=kyc_tier
-        )
-    )
-
-
 def onboard_in(
     tx: Tx,
     *,
@@ -208,16 +199,11 @@ def onboard_in(
     currency: str,
     kyc_tier: str | None = None,
 ) -> Party:
-    """:func:`onboard` inside a transaction someone else opened."""
+    """Create a party and its accounts (and the platform of its currency, if new);
+    the same details again answer the party as it is (:func:`onboard` runs it in a
+    transaction of its own)."""
     kind = Kind(kind)
-    if not iso4217.is_supported(currency):
-        raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
-    if not name or len(name) > NAME_LENGTH_MAX:
-        raise Refused("name_invalid", f"a name is 1-{NAME_LENGTH_MAX} characters")
-    if (kind is Kind.VILLAGER) != (kyc_tier is not None):
-        raise Refused("kyc_tier_invalid", "a villager has a KYC tier; nobody else has one")
-    if kind is not Kind.PLATFORM and party_id == platform_id(currency):
-        raise Conflict("party_id_reserved", "that id is the platform's")
+    _check_new_party(party_id, kind, name, currency, kyc_tier)
     if kind is not Kind.PLATFORM:
         ensure_platform(tx, currency)
     existing = find_party(tx, party_id)
@@ -227,23 +213,31 @@ def onboard_in(
         ):
             raise Conflict("party_exists_different", f"party {party_id} exists with other details")
         return existing
-    tx.execute(
-        "INSERT INTO parties (id, kind, name, currency, kyc_tier, created_at_us)"
-        " VALUES (:id, :kind, :name, :currency, :kyc_tier, :now)",
-        {
-            "id": party_id,
-            "kind": kind.value,
-            "name": name,
-            "currency": currency,
-            "kyc_tier": kyc_tier,
-            "now": tx.now_us,
-        },
+    repository.insert_party(
+        tx, party_id=party_id, kind=kind.value, name=name, currency=currency, kyc_tier=kyc_tier
     )
     for role in KIND_ROLES[kind]:
         _open_account(tx, party_id, role, currency)
     found = find_party(tx, party_id)
-    assert found is not None  # just written in this transaction
+    if found is None:
+        raise InvariantViolation(f"party {party_id} was written and cannot be read back")
     return found
+
+
+onboard = transactional(onboard_in)
+
+
+def _check_new_party(
+    party_id: uuid.UUID, kind: Kind, name: str, currency: str, kyc_tier: str | None
+) -> None:
+    if not iso4217.is_supported(currency):
+        raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
+    if not name or len(name) > NAME_LENGTH_MAX:
+        raise Refused("name_invalid", f"a name is 1-{NAME_LENGTH_MAX} characters")
+    if (kind is Kind.VILLAGER) != (kyc_tier is not None):
+        raise Refused("kyc_tier_invalid", "a villager has a KYC tier; nobody else has one")
+    if kind is not Kind.PLATFORM and party_id == platform_id(currency):
+        raise Conflict("party_id_reserved", "that id is the platform's")
 
 
 def ensure_platform(tx: Tx, currency: str) -> Party:
@@ -285,31 +279,21 @@ def _open_account(tx: Tx, party_id: uuid.UUID, role: str, currency: str) -> uuid
         raise Conflict("account_id_taken", f"account {new_id} was opened by someone else")
     if result.status not in (Status.CREATED, Status.EXISTS):
         raise Conflict("account_exists_different", f"account {new_id}: {result.status}")
-    tx.execute(
-        "INSERT INTO party_accounts (party_id, role, account_id) VALUES (:party, :role, :account)",
-        {"party": party_id, "role": role, "account": new_id},
-    )
+    repository.insert_account(tx, party_id=party_id, role=role, account_id=new_id)
     return new_id
 
 
 # -- reading ----------------------------------------------------------------------------
 
 
-def find_party(tx: Tx, party_id: uuid.UUID) -> Party | None:
-    """The party with its accounts, or ``None``."""
-    row = tx.one(
-        "SELECT id, kind, name, currency, kyc_tier FROM parties WHERE id = :id", {"id": party_id}
-    )
+def find_party(tx: Tx, party_id: uuid.UUID, *, lock: bool = False) -> Party | None:
+    """The party with its accounts, or ``None``. With ``lock`` the party's row stays
+    locked until ``tx`` commits (one villager's consents change one at a time)."""
+    row = repository.select_party(tx, party_id, lock=lock)
     if row is None:
         return None
-    accounts = {
-        r[0]: r[1]
-        for r in tx.execute(
-            "SELECT role, account_id FROM party_accounts WHERE party_id = :id ORDER BY role",
-            {"id": party_id},
-        )
-    }
-    return Party(row[0], Kind(row[1]), row[2], row[3], row[4], accounts)
+    accounts = repository.select_accounts(tx, party_id)
+    return Party(row.id, Kind(row.kind), row.name, row.currency, row.kyc_tier, accounts)
 
 
 def get_party(tx: Tx, party_id: uuid.UUID, kind: Kind | None = None) -> Party:
@@ -322,7 +306,16 @@ def get_party(tx: Tx, party_id: uuid.UUID, kind: Kind | None = None) -> Party:
 
 def owner_of(tx: Tx, account: uuid.UUID) -> tuple[uuid.UUID, str] | None:
     """Which party holds ``account``, and in which role."""
-    row = tx.one(
-        "SELECT party_id, role FROM party_accounts WHERE account_id = :id", {"id": account}
-    )
-    return None if row is None else (row[0], row[1])
+    return repository.select_owner(tx, account)
+
+
+def account_owners(tx: Tx, accounts: Sequence[uuid.UUID]) -> dict[uuid.UUID, AccountOwner]:
+    """The holder (party, role, kind, name, currency, KYC tier) of each of ``accounts``
+    that a party holds, by account id; accounts of no party are absent."""
+    return {owner.account_id: owner for owner in repository.select_owners(tx, accounts)}
+
+
+def change_kyc_tier_in(tx: Tx, *, party_id: uuid.UUID, tier: str) -> None:
+    """Write the party's KYC tier (the KYC limits flow,
+    :func:`ledger.flows.limits.set_kyc_tier_in`, checks it and tells the villager)."""
+    repository.update_kyc_tier(tx, party_id=party_id, tier=tier)

@@ -50,10 +50,11 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.tx import Row, Tx
+from ledger.core.tx import Tx
 from ledger.core.values import Account, Result, Status, Transfer, TransferFlags
-from ledger.flows import events, limits
-from ledger.flows.parties import Kind, Party, Role
+from ledger.flows import events, limits, parties
+from ledger.flows.parties import AccountOwner, Kind, Party, Role
+from ledger.flows.wallets import repository
 
 __all__ = [
     "Movement",
@@ -113,9 +114,9 @@ class _Move:
     credit: uuid.UUID
     kind: str
     """``plain``, ``pending``, ``post``, ``void`` or ``expired``."""
-    amount: int
+    amount_minor: int
     """Moved (plain), held (pending), posted (post) or released (void, expired)."""
-    held: int
+    held_minor: int
     """The hold's amount (post, void, expired); 0 otherwise."""
 
     def movement(self, side: str) -> Movement:
@@ -128,15 +129,15 @@ class _Move:
     def effect(self, side: str) -> tuple[int, int]:
         """What this move added to the wallet's (posted balance, pending debits)."""
         if side == "credit":
-            return (self.amount if self.kind in ("plain", "post") else 0), 0
+            return (self.amount_minor if self.kind in ("plain", "post") else 0), 0
         if self.kind == "plain":
-            return -self.amount, 0
+            return -self.amount_minor, 0
         if self.kind == "pending":
-            return 0, self.amount
+            return 0, self.amount_minor
         if self.kind == "post":
-            return -self.amount, -self.held
+            return -self.amount_minor, -self.held_minor
         if self.kind == "void":
-            return 0, -self.held
+            return 0, -self.held_minor
         return 0, 0  # expired: the lookup already leaves the lapsed hold out
 
 
@@ -155,27 +156,6 @@ def _kind(transfer: Transfer, status: Status) -> str | None:
     return "pending" if TransferFlags.PENDING in flags else "plain"
 
 
-def _in_list(column: str, values: Sequence[uuid.UUID], params: dict[str, Any]) -> str:
-    marks = []
-    for value in values:
-        name = f"v{len(params)}"
-        params[name] = value
-        marks.append(f":{name}")
-    return f"{column} IN ({', '.join(marks)})"
-
-
-def _holds(tx: Tx, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row]:
-    if not ids:
-        return {}
-    params: dict[str, Any] = {}
-    where = _in_list("id", ids, params)
-    rows = tx.execute(
-        f"SELECT id, debit_account_id, credit_account_id, amount FROM transfers WHERE {where}",
-        params,
-    )
-    return {row[0]: row for row in rows}
-
-
 def _moves(tx: Tx, transfers: Sequence[Transfer], results: Sequence[Result]) -> list[_Move]:
     """The created transfers (and lapsed holds) of the batch, in order, resolved."""
     chosen = [
@@ -183,7 +163,9 @@ def _moves(tx: Tx, transfers: Sequence[Transfer], results: Sequence[Result]) -> 
         for r in results
         if r.status in _MOVING and (kind := _kind(transfers[r.index], r.status)) is not None
     ]
-    holds = _holds(tx, [t.pending_id for t, _ in chosen if t.pending_id is not None])
+    holds = repository.select_holds(
+        tx, [t.pending_id for t, _ in chosen if t.pending_id is not None]
+    )
     moves: list[_Move] = []
     for t, kind in chosen:
         if t.pending_id is None:
@@ -192,44 +174,32 @@ def _moves(tx: Tx, transfers: Sequence[Transfer], results: Sequence[Result]) -> 
             moves.append(_Move(t.id, t.debit_account_id, t.credit_account_id, kind, t.amount, 0))
             continue
         hold = holds[t.pending_id]  # the core found it, in this transaction
-        posted = hold[3] if t.amount is None or kind != "post" else t.amount
+        posted = hold.amount_minor if t.amount is None or kind != "post" else t.amount
         transfer_id = t.pending_id if kind == "expired" else t.id
-        moves.append(_Move(transfer_id, hold[1], hold[2], kind, posted, hold[3]))
+        moves.append(
+            _Move(
+                transfer_id,
+                hold.debit_account_id,
+                hold.credit_account_id,
+                kind,
+                posted,
+                hold.amount_minor,
+            )
+        )
     return moves
 
 
-@dataclass(frozen=True, slots=True)
-class _Owner:
-    account_id: uuid.UUID
-    party_id: uuid.UUID
-    role: str
-    kind: str
-    name: str
-    currency: str
-    kyc_tier: str | None
-
-    def counterparty(self) -> dict[str, Any]:
-        return {
-            "account_id": str(self.account_id),
-            "party_id": str(self.party_id),
-            "kind": self.kind,
-            "name": self.name,
-            "role": self.role,
-        }
+def _counterparty(owner: AccountOwner) -> dict[str, Any]:
+    return {
+        "account_id": str(owner.account_id),
+        "party_id": str(owner.party_id),
+        "kind": owner.kind,
+        "name": owner.name,
+        "role": owner.role,
+    }
 
 
-def _owners(tx: Tx, accounts: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Owner]:
-    params: dict[str, Any] = {}
-    where = _in_list("pa.account_id", accounts, params)
-    rows = tx.execute(
-        "SELECT pa.account_id, pa.party_id, pa.role, p.kind, p.name, p.currency, p.kyc_tier"
-        f" FROM party_accounts pa JOIN parties p ON p.id = pa.party_id WHERE {where}",
-        params,
-    )
-    return {row[0]: _Owner(*row) for row in rows}
-
-
-def _is_wallet(owner: _Owner | None) -> bool:
+def _is_wallet(owner: AccountOwner | None) -> bool:
     return owner is not None and owner.role == Role.WALLET and owner.kind == Kind.VILLAGER
 
 
@@ -248,7 +218,7 @@ def after_transfers_in(
     moves = _moves(tx, transfers, results)
     if not moves:
         return
-    owners = _owners(tx, sorted({a for m in moves for a in (m.debit, m.credit)}))
+    owners = parties.account_owners(tx, sorted({a for m in moves for a in (m.debit, m.credit)}))
     wallets = {a: o for a, o in owners.items() if _is_wallet(o)}
     if not wallets:
         return
@@ -270,8 +240,8 @@ def after_transfers_in(
 def _receipts(
     tx: Tx,
     moves: Sequence[_Move],
-    wallets: Mapping[uuid.UUID, _Owner],
-    owners: Mapping[uuid.UUID, _Owner],
+    wallets: Mapping[uuid.UUID, AccountOwner],
+    owners: Mapping[uuid.UUID, AccountOwner],
     reference: Reference | None,
 ) -> None:
     """Emit one receipt per wallet side of each move, with the balances after it."""
@@ -309,19 +279,19 @@ def _payload(
     move: _Move,
     side: str,
     other: uuid.UUID,
-    owner: _Owner | None,
+    owner: AccountOwner | None,
     reference: Reference | None,
 ) -> dict[str, Any]:
     counterparty = (
-        owner.counterparty()
+        _counterparty(owner)
         if owner is not None
         else {"account_id": str(other), "party_id": None, "kind": None, "name": None, "role": None}
     )
-    released = move.held - move.amount if move.kind == "post" else 0
+    released = move.held_minor - move.amount_minor if move.kind == "post" else 0
     return {
         "movement": move.movement(side).value,
         "side": side,
-        "amount_minor": move.amount,
+        "amount_minor": move.amount_minor,
         "released_minor": released,
         "expired": move.kind == "expired",
         "counterparty": counterparty,
