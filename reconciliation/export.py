@@ -46,6 +46,10 @@ from reconciliation.seal import (
     BlockRow,
     block_transfers,
     canonical_bytes,
+    first_block_created_from,
+    journal_origin,
+    last_block_created_before,
+    last_block_number,
     read_blocks,
 )
 from reconciliation.service_key import public_key_pem
@@ -101,23 +105,13 @@ def export(
 
 
 def _block_range(tx: Tx, from_: Bound, to: Bound) -> tuple[int, int] | None:
-    first, last = 1, None
-    top = tx.one("SELECT COALESCE(max(number), 0) FROM seal_blocks")
-    last = int(top[0]) if top else 0
+    first, last = 1, last_block_number(tx)
     if isinstance(from_, datetime):
-        row = tx.one(
-            "SELECT COALESCE(min(number), 0) FROM seal_blocks WHERE last_created_at_us >= :at",
-            {"at": to_us(from_)},
-        )
-        first = int(row[0]) if row and row[0] else last + 1
+        first = first_block_created_from(tx, to_us(from_)) or last + 1
     elif isinstance(from_, int):
         first = max(from_, 1)
     if isinstance(to, datetime):
-        row = tx.one(
-            "SELECT COALESCE(max(number), 0) FROM seal_blocks WHERE first_created_at_us < :at",
-            {"at": to_us(to)},
-        )
-        last = min(last, int(row[0]) if row else 0)
+        last = min(last, last_block_created_before(tx, to_us(to)))
     elif isinstance(to, int):
         last = min(last, to)
     return (first, last) if first <= last else None
@@ -130,9 +124,9 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
     found = led.transact(lambda tx: _block_range(tx, from_, to))
     out.mkdir(parents=True, exist_ok=True)
     (out / CHECKPOINTS_DIR).mkdir(exist_ok=True)
-    origin = led.transact(lambda tx: tx.one("SELECT origin FROM seal_state WHERE id = 1"))
+    origin = led.transact(journal_origin)
     if found is None:
-        _write_json(out / MANIFEST_FILE, _manifest(origin[0] if origin else "", None, 0, 0, 0, 0))
+        _write_json(out / MANIFEST_FILE, _manifest(origin, None, 0, 0, 0, 0))
         (out / TRANSFERS_FILE).write_text("")
         (out / BLOCKS_FILE).write_text("")
         return ExportSummary(out, None, None, 0, 0, 0, 0)
@@ -181,9 +175,7 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
     assert last_block is not None
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(last_block.public_key))
     (out / PUBLIC_KEY_FILE).write_bytes(public_key_pem(key))
-    manifest = _manifest(
-        origin[0] if origin else "", last_block, first, count, tree_size_before, frontier.size
-    )
+    manifest = _manifest(origin, last_block, first, count, tree_size_before, frontier.size)
     _write_json(out / MANIFEST_FILE, manifest)
     return ExportSummary(
         out, first, last_block.number, last_block.number - first + 1, count,

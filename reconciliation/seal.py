@@ -57,7 +57,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -137,7 +137,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
 
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-SELECT_TRANSFERS = "SELECT " + ", ".join(FIELD_NAMES) + " FROM transfers"
+SELECT_TRANSFERS = "SELECT " + ", ".join(FIELD_NAMES) + " FROM journal_transfers"
+"""Every transfer's canonical fields, read from the core's published view (the journal,
+holds and voids included)."""
 
 Fields = dict[str, Any]
 """A transfer's canonical fields: ints, UUID strings, the currency, a metadata dict, None."""
@@ -212,7 +214,7 @@ def transfer_fields(row: Sequence[Any]) -> Fields:
 # -- sealing --------------------------------------------------------------------------
 
 
-class _Round(Enum):
+class _Round(StrEnum):
     SEALED = "sealed"  # one block sealed
     FENCED = "fenced"  # nothing sealable; a new fence was set (PostgreSQL)
     WAITING = "waiting"  # the fence has transactions in flight (PostgreSQL)
@@ -282,7 +284,7 @@ def seal_pending(
 
 
 def _max_seq(tx: Tx) -> int:
-    row = tx.one("SELECT COALESCE(max(seq), 0) FROM transfers")
+    row = tx.one("SELECT COALESCE(max(seq), 0) FROM journal_transfers")
     return int(row[0]) if row else 0
 
 
@@ -460,6 +462,62 @@ def read_blocks(tx: Tx, first: int, last: int) -> list[BlockRow]:
     return [BlockRow(*row) for row in rows]
 
 
+def blocks_created_in(tx: Tx, start_us: int, end_us: int) -> list[BlockRow]:
+    """The blocks holding a transfer created in ``[start_us, end_us)``, by number."""
+    rows = tx.execute(
+        f"SELECT {BLOCK_COLUMNS} FROM seal_blocks b JOIN seal_keys k ON k.id = b.key_ref"
+        " WHERE b.last_created_at_us >= :start AND b.first_created_at_us < :end"
+        " ORDER BY b.number",
+        {"start": start_us, "end": end_us},
+    )
+    return [BlockRow(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedExtent:
+    """How far the blocks reach: how many there are and the last seq they seal (0 when
+    there is none)."""
+
+    blocks: int
+    last_seq: int
+
+
+def sealed_extent(tx: Tx) -> SealedExtent:
+    """The number of blocks and the last seq the last of them seals."""
+    row = tx.one("SELECT COUNT(*), COALESCE(MAX(last_seq), 0) FROM seal_blocks")
+    return SealedExtent(int(row[0]), int(row[1])) if row else SealedExtent(0, 0)
+
+
+def last_block_number(tx: Tx) -> int:
+    """The number of the last block; 0 when none is sealed."""
+    row = tx.one("SELECT COALESCE(max(number), 0) FROM seal_blocks")
+    return int(row[0]) if row else 0
+
+
+def first_block_created_from(tx: Tx, at_us: int) -> int:
+    """The first block holding a transfer created at or after ``at_us``; 0 when none."""
+    row = tx.one(
+        "SELECT COALESCE(min(number), 0) FROM seal_blocks WHERE last_created_at_us >= :at",
+        {"at": at_us},
+    )
+    return int(row[0]) if row and row[0] else 0
+
+
+def last_block_created_before(tx: Tx, at_us: int) -> int:
+    """The last block holding a transfer created before ``at_us``; 0 when none."""
+    row = tx.one(
+        "SELECT COALESCE(max(number), 0) FROM seal_blocks WHERE first_created_at_us < :at",
+        {"at": at_us},
+    )
+    return int(row[0]) if row else 0
+
+
+def journal_origin(tx: Tx) -> str:
+    """The origin line the checkpoints state; empty when the seal has no state row."""
+    row = tx.one("SELECT origin FROM seal_state WHERE id = 1")
+    return str(row[0]) if row else ""
+
+
 def block_transfers(tx: Tx, after_seq: int, last_seq: int) -> list[Fields]:
     """The transfers of a block's seq range, in seq order."""
     rows = tx.execute(
@@ -513,7 +571,7 @@ def integrity_check(led: Ledger) -> list[str]:
         )
     late = led.transact(
         lambda tx: tx.one(
-            "SELECT count(*) FROM transfers WHERE seq > :a AND seq <= :b",
+            "SELECT count(*) FROM journal_transfers WHERE seq > :a AND seq <= :b",
             {"a": prev_last_seq, "b": state.sealed_seq},
         )
     )
@@ -536,6 +594,23 @@ def _check_block(
     block: BlockRow, origin: str, frontier: Frontier, chain: bytes, transfers: list[Fields]
 ) -> list[str]:
     where = f"block {block.number}"
+    problems = _check_continuity(block, frontier, chain, transfers)
+    problems += _check_recomputed(block, frontier, chain, transfers)
+    try:
+        public = _public_key(block.public_key)
+    except ValueError as exc:
+        problems.append(f"{where}: recorded public key unreadable: {exc}")
+        return problems
+    if key_id(block.key_name, public).hex() != block.key_id:
+        problems.append(f"{where}: recorded key ID does not match its key")
+    return problems + _check_checkpoint(block, origin, public)
+
+
+def _check_continuity(
+    block: BlockRow, frontier: Frontier, chain: bytes, transfers: list[Fields]
+) -> list[str]:
+    """The block starts where the journal before it ends and holds its seq range."""
+    where = f"block {block.number}"
     problems: list[str] = []
     if block.tree_size_before != frontier.size:
         problems.append(
@@ -553,6 +628,15 @@ def _check_block(
         transfers[0]["seq"] != block.first_seq or transfers[-1]["seq"] != block.last_seq
     ):
         problems.append(f"{where}: first/last seq differ from the sealed range")
+    return problems
+
+
+def _check_recomputed(
+    block: BlockRow, frontier: Frontier, chain: bytes, transfers: list[Fields]
+) -> list[str]:
+    """The block's chain head, Merkle root and frontier recompute from its transfers."""
+    where = f"block {block.number}"
+    problems: list[str] = []
     recomputed, head = frontier.copy(), chain
     for fields in transfers:
         leaf = canonical_bytes(fields)
@@ -564,18 +648,17 @@ def _check_block(
         problems.append(f"{where}: Merkle root does not recompute from its transfers")
     if recomputed.to_text() != block.frontier:
         problems.append(f"{where}: stored frontier does not recompute")
-    try:
-        public = _public_key(block.public_key)
-    except ValueError as exc:
-        problems.append(f"{where}: recorded public key unreadable: {exc}")
-        return problems
-    if key_id(block.key_name, public).hex() != block.key_id:
-        problems.append(f"{where}: recorded key ID does not match its key")
+    return problems
+
+
+def _check_checkpoint(block: BlockRow, origin: str, public: Ed25519PublicKey) -> list[str]:
+    """The checkpoint is signed by the recorded key and states what the block row does."""
+    where = f"block {block.number}"
     try:
         checkpoint = open_checkpoint(block.checkpoint, public)
     except CheckpointError as exc:
-        problems.append(f"{where}: checkpoint {exc.kind}: {exc}")
-        return problems
+        return [f"{where}: checkpoint {exc.kind}: {exc}"]
+    problems: list[str] = []
     stated = (checkpoint.origin, checkpoint.tree_size, checkpoint.root_hash.hex())
     if stated != (origin, block.tree_size, block.root_hash):
         problems.append(f"{where}: checkpoint states {stated}, the block row differs")
