@@ -599,8 +599,8 @@ class PostgresStore:
             totals = {
                 row[0]: [int(v) for v in row[1:]]
                 for row in conn.execute(
-                    "SELECT currency, SUM(debits_posted), SUM(credits_posted),"
-                    " SUM(debits_pending), SUM(credits_pending) FROM accounts GROUP BY currency"
+                    "SELECT currency, debits_posted, credits_posted, debits_pending,"
+                    " credits_pending FROM trial_balance"
                 ).fetchall()
             }
             problems.extend(store.per_currency_problems(totals))

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -255,41 +255,12 @@ class SqliteStore:
         transfer_ids: list[bytes],
         now_us: int,
     ) -> Loaded:
-        pending = [p.bytes for p in pending_ids]
-        holds = {
-            stored.id: stored
-            for stored in (
-                store.stored_transfer(row, _uuid)
-                for row in self._select_in(
-                    conn,
-                    f"SELECT {store.STORED_TRANSFER_COLUMNS}, t.amount, r.id, r.flags"
-                    " FROM transfers t LEFT JOIN transfers r ON r.pending_id = t.id"
-                    " WHERE t.id IN ({})",
-                    pending,
-                )
-            )
-        }
-        named = set(account_ids)
-        for hold in holds.values():
-            named.add(hold.debit_account_id)
-            named.add(hold.credit_account_id)
-        named_blobs = [a.bytes for a in named]
-        expired: list[StoredTransfer] = []
-        if named_blobs:
-            marks = _marks(len(named_blobs))
-            expired = [
-                store.stored_transfer(row, _uuid)
-                for row in conn.execute(
-                    f"SELECT {store.STORED_TRANSFER_COLUMNS} FROM pending_holds p"
-                    " JOIN transfers t ON t.id = p.hold_id WHERE p.expires_at_us <= ?"
-                    f" AND (p.debit_account_id IN ({marks}) OR p.credit_account_id IN ({marks}))"
-                    " ORDER BY p.expires_at_us",
-                    (now_us, *named_blobs, *named_blobs),
-                ).fetchall()
-            ]
-        for hold in expired:
-            named.add(hold.debit_account_id)
-            named.add(hold.credit_account_id)
+        """What the engine needs for one batch: the holds it resolves, the holds due to
+        expire on the accounts it names, those accounts, and the ids already used."""
+        holds = self._holds(conn, pending_ids)
+        named = set(account_ids) | _accounts_of(holds.values())
+        expired = self._expired(conn, named, now_us)
+        named |= _accounts_of(expired)
         accounts = {
             state.id: state
             for state in (
@@ -301,6 +272,46 @@ class SqliteStore:
                 )
             )
         }
+        existing, spent = self._existing(conn, transfer_ids)
+        return Loaded(accounts, existing, holds, spent, expired)
+
+    def _holds(
+        self, conn: sqlite3.Connection, pending_ids: set[uuid.UUID]
+    ) -> dict[uuid.UUID, StoredTransfer]:
+        """The holds a batch names, with how each was resolved."""
+        rows = self._select_in(
+            conn,
+            f"SELECT {store.STORED_TRANSFER_COLUMNS}, t.amount, r.id, r.flags"
+            " FROM transfers t LEFT JOIN transfers r ON r.pending_id = t.id"
+            " WHERE t.id IN ({})",
+            [p.bytes for p in pending_ids],
+        )
+        return {hold.id: hold for hold in (store.stored_transfer(row, _uuid) for row in rows)}
+
+    @staticmethod
+    def _expired(
+        conn: sqlite3.Connection, named: set[uuid.UUID], now_us: int
+    ) -> list[StoredTransfer]:
+        """The open holds on ``named`` accounts whose timeout has passed, oldest first."""
+        if not named:
+            return []
+        blobs = [a.bytes for a in named]
+        marks = _marks(len(blobs))
+        return [
+            store.stored_transfer(row, _uuid)
+            for row in conn.execute(
+                f"SELECT {store.STORED_TRANSFER_COLUMNS} FROM pending_holds p"
+                " JOIN transfers t ON t.id = p.hold_id WHERE p.expires_at_us <= ?"
+                f" AND (p.debit_account_id IN ({marks}) OR p.credit_account_id IN ({marks}))"
+                " ORDER BY p.expires_at_us",
+                (now_us, *blobs, *blobs),
+            ).fetchall()
+        ]
+
+    def _existing(
+        self, conn: sqlite3.Connection, transfer_ids: list[bytes]
+    ) -> tuple[dict[uuid.UUID, StoredTransfer], set[uuid.UUID]]:
+        """Of a batch's transfer ids: those that exist, and those spent by a refusal."""
         existing = {
             stored.id: stored
             for stored in (
@@ -319,7 +330,7 @@ class SqliteStore:
                 conn, "SELECT id FROM transfer_failures WHERE id IN ({})", transfer_ids
             )
         }
-        return Loaded(accounts, existing, holds, spent, expired)
+        return existing, spent
 
     def _load_reversal_targets(
         self, conn: sqlite3.Connection, target_ids: set[uuid.UUID], loaded: Loaded
@@ -467,6 +478,8 @@ class SqliteStore:
     def integrity_problems(self) -> list[str]:
         problems: list[str] = []
         with self._read() as conn:
+            # the published view trial_balance sums in SQL; SQLite's SUM stops at 2**63,
+            # and counters of several accounts may add up past it, so Python sums here
             totals: dict[str, list[int]] = {}
             for code, dpe, dpo, cpe, cpo in conn.execute(
                 "SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted"
@@ -528,3 +541,8 @@ def _from_sqlite(value: Any) -> Any:
     if isinstance(value, bytes) and len(value) == 16:
         return uuid.UUID(bytes=value)
     return value
+
+
+def _accounts_of(transfers: Iterable[StoredTransfer]) -> set[uuid.UUID]:
+    """The debit and credit accounts of ``transfers``."""
+    return {a for t in transfers for a in (t.debit_account_id, t.credit_account_id)}
