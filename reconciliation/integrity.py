@@ -46,10 +46,11 @@ _RULE_KINDS = {
 
 
 def _trial_balance(tx: Tx) -> dict[str, dict[str, int]]:
+    """Per currency, the account count and the sums of the four counters: the core's
+    published ``trial_balance`` view."""
     rows = tx.execute(
-        "SELECT currency, COUNT(*), SUM(debits_posted), SUM(credits_posted),"
-        " SUM(debits_pending), SUM(credits_pending) FROM accounts GROUP BY currency"
-        " ORDER BY currency"
+        "SELECT currency, accounts, debits_posted, credits_posted, debits_pending,"
+        " credits_pending FROM trial_balance ORDER BY currency"
     )
     return {
         str(row[0]): {
@@ -63,33 +64,21 @@ def _trial_balance(tx: Tx) -> dict[str, dict[str, int]]:
     }
 
 
-def examine(tx: Tx, business_date: date, seal_faults: list[str]) -> Findings:
-    """The integrity findings of the snapshot ``tx`` reads, and of the seal."""
-    balance = _trial_balance(tx)
+def _trial_balance_breaks(balance: dict[str, dict[str, int]]) -> list[tuple[object, ...]]:
+    """A ``trial_balance`` line per currency and side (posted, pending) whose debits and
+    credits differ."""
+    return [
+        ("trial_balance", currency, "", t[f"debits_{kind}"], t[f"credits_{kind}"],
+         f"debits {kind} != credits {kind}")
+        for currency, t in balance.items()
+        for kind in ("posted", "pending")
+        if t[f"debits_{kind}"] != t[f"credits_{kind}"]
+    ]  # fmt: skip
+
+
+def _core_breaks(tx: Tx) -> list[tuple[object, ...]]:
+    """A line per row the core's integrity queries and its last-balance check find."""
     detail: list[tuple[object, ...]] = []
-    for currency, t in balance.items():
-        if t["debits_posted"] != t["credits_posted"]:
-            detail.append(
-                (
-                    "trial_balance",
-                    currency,
-                    "",
-                    t["debits_posted"],
-                    t["credits_posted"],
-                    "debits posted != credits posted",
-                )
-            )
-        if t["debits_pending"] != t["credits_pending"]:
-            detail.append(
-                (
-                    "trial_balance",
-                    currency,
-                    "",
-                    t["debits_pending"],
-                    t["credits_pending"],
-                    "debits pending != credits pending",
-                )
-            )
     for rule, sql in store.INTEGRITY_QUERIES:
         kind = _RULE_KINDS.get(rule, rule)
         detail.extend((kind, "", str(row[0]), "", "", rule) for row in tx.execute(sql))
@@ -98,15 +87,22 @@ def examine(tx: Tx, business_date: date, seal_faults: list[str]) -> Findings:
         for row in tx.execute(store.LAST_BALANCES_QUERY)
         if store.last_balance_problem(row)
     )
+    return detail
+
+
+def _transfer_count(tx: Tx) -> int:
+    row = tx.one("SELECT COUNT(*) FROM journal_transfers")
+    return int(row[0]) if row else 0
+
+
+def examine(tx: Tx, business_date: date, seal_faults: list[str]) -> Findings:
+    """The integrity findings of the snapshot ``tx`` reads, and of the seal."""
+    balance = _trial_balance(tx)
+    detail = _trial_balance_breaks(balance) + _core_breaks(tx)
     detail.extend(("seal", "", "", "", "", fault) for fault in seal_faults)
-    sealed_row = tx.one("SELECT COUNT(*), COALESCE(MAX(last_seq), 0) FROM seal_blocks")
-    sealed = {
-        "blocks": int(sealed_row[0]) if sealed_row else 0,
-        "last_seq": int(sealed_row[1]) if sealed_row else 0,
-        "faults": len(seal_faults),
-    }
-    transfers_row = tx.one("SELECT COUNT(*) FROM transfers")
-    transfers = int(transfers_row[0]) if transfers_row else 0
+    extent = seal.sealed_extent(tx)
+    sealed = {"blocks": extent.blocks, "last_seq": extent.last_seq, "faults": len(seal_faults)}
+    transfers = _transfer_count(tx)
     accounts = sum(t["accounts"] for t in balance.values())
     by_kind: dict[str, int] = {}
     for line in detail:

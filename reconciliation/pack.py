@@ -94,19 +94,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import Ledger
 from ledger.core import currency as iso4217
-from ledger.core.store import from_us, last_transfer_column, to_us
+from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows.parties import AccountCode
+from ledger.limits import US_PER_S
 from reconciliation.checkpoint import public_key_raw
 from reconciliation.errors import InputInvalid
 from reconciliation.export import checkpoint_file_name
-from reconciliation.runs import Findings, snapshot
+from reconciliation.runs import Findings, Run, runs_of_period, snapshot
 from reconciliation.seal import (
-    BLOCK_COLUMNS,
     FIELD_NAMES,
     SELECT_TRANSFERS,
     BlockRow,
     Fields,
+    blocks_created_in,
+    sealed_extent,
     transfer_fields,
 )
 from reconciliation.service_key import (
@@ -157,10 +159,9 @@ UNLISTED = frozenset({MANIFEST, SIGNATURE, PUBLIC_KEY})
 """The pack's files the manifest does not list (it is what they vouch for)."""
 CHECKPOINTS_DIR = "checkpoints"
 OPENING_ACCOUNT = "Equity:Opening-Balances"
-DAY_US = 86_400 * 1_000_000
+DAY_US = 86_400 * US_PER_S
 
 _PENDING, _POST, _VOID = 2, 4, 8
-_MOVES_POSTED = "(flags & 10) = 0"  # neither a hold nor a void
 
 BEANCOUNT_NAMES: dict[int, str] = {
     AccountCode.WALLET: "Liabilities:Villager:Wallet",
@@ -350,15 +351,24 @@ class _Reading:
     pending: dict[uuid.UUID, tuple[int, int]]
     transfers: list[Fields]
     created_after: int
-    runs: list[Row]
+    runs: list[Run]
     blocks: list[BlockRow]
     sealed_seq: int
+
+
+def _last_recorded(side: str, column: str) -> str:
+    """A scalar subquery: ``column`` of the last transfer before ``:at`` on the ``side``
+    (``debit`` or ``credit``) of account ``a``."""
+    return (
+        f"(SELECT {column} FROM journal_transfers WHERE {side}_account_id = a.id"
+        " AND created_at_us < :at ORDER BY created_at_us DESC, seq DESC LIMIT 1)"
+    )
 
 
 _COUNTERS_BEFORE = (
     "SELECT a.id, "
     + ", ".join(
-        last_transfer_column(side, column, before="at")
+        _last_recorded(side, column)
         for side in ("debit", "credit")
         for column in (
             "created_at_us",
@@ -367,22 +377,31 @@ _COUNTERS_BEFORE = (
             f"{side}_account_credits_posted",
         )
     )
-    + " FROM accounts a WHERE a.created_at_us < :end"
+    + " FROM ledger_accounts a WHERE a.created_at_us < :end"
 )
 """Per account: the posted counters the last transfer before ``:at`` recorded, on each
-side (what ``balance_at`` reads), as in :data:`ledger.core.store.LAST_BALANCES_QUERY`."""
+side (what ``balance_at`` reads, as :data:`ledger.core.store.LAST_BALANCES_QUERY` does),
+from the core's published views."""
 
 _PENDING_AT_END = (
-    "WITH open_holds AS (SELECT h.debit_account_id AS debit_id,"
-    " h.credit_account_id AS credit_id, h.amount AS amount FROM transfers h"
+    "WITH held AS (SELECT h.debit_account_id AS debit_id,"
+    " h.credit_account_id AS credit_id, h.amount AS amount FROM journal_transfers h"
     f" WHERE (h.flags & {_PENDING}) <> 0 AND h.created_at_us < :end"
-    " AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = h.id"
+    " AND NOT EXISTS (SELECT 1 FROM journal_transfers r WHERE r.pending_id = h.id"
     " AND r.created_at_us < :end))"
     " SELECT account_id, SUM(debits), SUM(credits) FROM ("
-    " SELECT debit_id AS account_id, amount AS debits, 0 AS credits FROM open_holds"
-    " UNION ALL SELECT credit_id, 0, amount FROM open_holds) sides GROUP BY account_id"
+    " SELECT debit_id AS account_id, amount AS debits, 0 AS credits FROM held"
+    " UNION ALL SELECT credit_id, 0, amount FROM held) sides GROUP BY account_id"
 )
 """Per account: the holds created before ``:end`` and not posted or voided before it."""
+
+_ACCOUNTS = (
+    "SELECT a.id, a.currency, a.code, a.flags, a.created_at_us, r.party_id, r.party_kind,"
+    " r.role, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending"
+    " FROM ledger_accounts a LEFT JOIN party_account_roles r ON r.account_id = a.id"
+    " WHERE a.created_at_us < :end"
+)
+"""Every account opened before ``:end``, with its party and role if a flow opened it."""
 
 
 def _counters(rows: Iterable[Row]) -> dict[uuid.UUID, tuple[int, int]]:
@@ -403,12 +422,16 @@ def _count(tx: Tx, sql: str, params: dict[str, Any]) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _read(tx: Tx, period: Period) -> _Reading:
-    span = {"start": period.start_us, "end": period.end_us}
-    accounts_count = _count(tx, "SELECT COUNT(*) FROM accounts WHERE created_at_us < :end", span)
+def _check_size(tx: Tx, span: dict[str, Any]) -> None:
+    """:class:`PackRefused` when the period holds more than :data:`PACK_ROWS_MAX`
+    accounts or transfers."""
+    accounts_count = _count(
+        tx, "SELECT COUNT(*) FROM ledger_accounts WHERE created_at_us < :end", span
+    )
     transfers_count = _count(
         tx,
-        "SELECT COUNT(*) FROM transfers WHERE created_at_us >= :start AND created_at_us < :end",
+        "SELECT COUNT(*) FROM journal_transfers"
+        " WHERE created_at_us >= :start AND created_at_us < :end",
         span,
     )
     if max(accounts_count, transfers_count) > PACK_ROWS_MAX:
@@ -416,26 +439,26 @@ def _read(tx: Tx, period: Period) -> _Reading:
             f"the period has {accounts_count} accounts and {transfers_count} transfers; a"
             f" pack holds at most {PACK_ROWS_MAX} of each: ask for a shorter period"
         )
-    accounts = [
-        _Account(
-            id=row[0],
-            currency=str(row[1]),
-            code=int(row[2]),
-            flags=int(row[3]),
-            created_at_us=int(row[4]),
-            party_id=row[5],
-            party_kind=None if row[6] is None else str(row[6]),
-            role=None if row[7] is None else str(row[7]),
-            now=(int(row[8]), int(row[9]), int(row[10]), int(row[11])),
-        )
-        for row in tx.execute(
-            "SELECT a.id, a.currency, a.code, a.flags, a.created_at_us, pa.party_id, p.kind,"
-            " pa.role, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending"
-            " FROM accounts a LEFT JOIN party_accounts pa ON pa.account_id = a.id"
-            " LEFT JOIN parties p ON p.id = pa.party_id WHERE a.created_at_us < :end",
-            span,
-        )
-    ]
+
+
+def _account(row: Row) -> _Account:
+    return _Account(
+        id=row[0],
+        currency=str(row[1]),
+        code=int(row[2]),
+        flags=int(row[3]),
+        created_at_us=int(row[4]),
+        party_id=row[5],
+        party_kind=None if row[6] is None else str(row[6]),
+        role=None if row[7] is None else str(row[7]),
+        now=(int(row[8]), int(row[9]), int(row[10]), int(row[11])),
+    )
+
+
+def _read(tx: Tx, period: Period) -> _Reading:
+    span = {"start": period.start_us, "end": period.end_us}
+    _check_size(tx, span)
+    accounts = [_account(row) for row in tx.execute(_ACCOUNTS, span)]
     accounts.sort(key=lambda a: (a.currency, a.code, str(a.id)))
     opening = _counters(tx.execute(_COUNTERS_BEFORE, {"at": period.start_us, **span}))
     closing = _counters(tx.execute(_COUNTERS_BEFORE, {"at": period.end_us, **span}))
@@ -448,26 +471,19 @@ def _read(tx: Tx, period: Period) -> _Reading:
             span,
         )
     ]
-    created_after = _count(tx, "SELECT COUNT(*) FROM transfers WHERE created_at_us >= :end", span)
-    runs = tx.execute(
-        "SELECT id, job, business_date, scope, attempt, rule_version, status, checked, breaks,"
-        " input_sha256, started_at_us, finished_at_us FROM recon_runs"
-        " WHERE business_date >= :first AND business_date <= :last"
-        " ORDER BY business_date, job, scope, attempt",
-        {"first": period.first.isoformat(), "last": period.last.isoformat()},
+    created_after = _count(
+        tx, "SELECT COUNT(*) FROM journal_transfers WHERE created_at_us >= :end", span
     )
-    blocks = [
-        BlockRow(*row)
-        for row in tx.execute(
-            f"SELECT {BLOCK_COLUMNS} FROM seal_blocks b JOIN seal_keys k ON k.id = b.key_ref"
-            " WHERE b.last_created_at_us >= :start AND b.first_created_at_us < :end"
-            " ORDER BY b.number",
-            span,
-        )
-    ]
-    sealed_seq = _count(tx, "SELECT COALESCE(MAX(last_seq), 0) FROM seal_blocks", {})
     return _Reading(
-        accounts, opening, closing, pending, transfers, created_after, runs, blocks, sealed_seq
+        accounts,
+        opening,
+        closing,
+        pending,
+        transfers,
+        created_after,
+        runs=runs_of_period(tx, period.first, period.last),
+        blocks=blocks_created_in(tx, period.start_us, period.end_us),
+        sealed_seq=sealed_extent(tx).last_seq,
     )
 
 
@@ -547,77 +563,71 @@ def _movements(transfers: list[Fields]) -> dict[uuid.UUID, tuple[int, int]]:
     return out
 
 
+_ZERO = (0, 0)
+_TRIAL_KEYS = ("accounts", "debits_posted", "credits_posted", "debits_pending", "credits_pending")
+
+
 def _write_tables(pack: _Pack) -> dict[str, dict[str, int]]:
     """The CSVs; the balance ties and trial balance checked on the way (into ``detail``)."""
+    _write_accounts(pack)
+    _write_transfers(pack)
+    trial = _write_balances(pack)
+    pack.detail.extend(_trial_balance_breaks(trial))
+    _write_runs(pack)
+    _write_checkpoints(pack)
+    return trial
+
+
+def _write_accounts(pack: _Pack) -> None:
     r = pack.reading
-    names = {a.id: beancount_account(a.code, a.id) for a in r.accounts}
     account_rows = [
         (
-            a.id, a.currency, a.code, a.flags, a.party_id, a.party_kind, a.role, names[a.id],
-            _iso(a.created_at_us), *r.closing.get(a.id, (0, 0)), *r.pending.get(a.id, (0, 0)),
+            a.id, a.currency, a.code, a.flags, a.party_id, a.party_kind, a.role,
+            beancount_account(a.code, a.id), _iso(a.created_at_us),
+            *r.closing.get(a.id, _ZERO), *r.pending.get(a.id, _ZERO),
         )
         for a in r.accounts
     ]  # fmt: skip
     pack.add("accounts.csv", _csv(ACCOUNTS_HEADER, account_rows), len(account_rows))
+
+
+def _transfer_row(t: Fields) -> list[object]:
+    return [
+        *(
+            json.dumps(t[n], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            if n == "metadata" and t[n] is not None
+            else t[n]
+            for n in FIELD_NAMES
+        ),
+        transfer_kind(t["flags"]),
+        _iso(t["created_at_us"]),
+    ]
+
+
+def _write_transfers(pack: _Pack) -> None:
+    transfers = pack.reading.transfers
     pack.add(
         "transfers.csv",
-        _csv(
-            TRANSFERS_HEADER,
-            (
-                [
-                    *(
-                        json.dumps(t[n], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                        if n == "metadata" and t[n] is not None
-                        else t[n]
-                        for n in FIELD_NAMES
-                    ),
-                    transfer_kind(t["flags"]),
-                    _iso(t["created_at_us"]),
-                ]
-                for t in r.transfers
-            ),
-        ),
-        len(r.transfers),
+        _csv(TRANSFERS_HEADER, (_transfer_row(t) for t in transfers)),
+        len(transfers),
     )
+
+
+def _write_balances(pack: _Pack) -> dict[str, dict[str, int]]:
+    """``balances.csv``; per account, whether opening + movements = closing and (when
+    nothing was created after the period) whether the counters are the period-end figures,
+    into ``detail``; the trial balance at the end of the period."""
+    r = pack.reading
     movements = _movements(r.transfers)
     balance_rows = []
     trial: dict[str, dict[str, int]] = {}
     for a in r.accounts:
-        opening = r.opening.get(a.id, (0, 0))
-        moved = movements.get(a.id, (0, 0))
-        closing = r.closing.get(a.id, (0, 0))
-        expected = (opening[0] + moved[0], opening[1] + moved[1])
-        ties = expected == closing
-        if not ties:
-            pack.detail.append(
-                (
-                    "balance_tie", a.currency, str(a.id), f"{expected[0]} {expected[1]}",
-                    f"{closing[0]} {closing[1]}",
-                    "opening + period movements != closing (debits, credits posted)",
-                )
-            )  # fmt: skip
-        balance_rows.append(
-            (
-                a.id, a.currency, *opening, *moved, *closing, opening[0] - opening[1],
-                closing[0] - closing[1], "yes" if ties else "no",
-            )
-        )  # fmt: skip
-        pending = r.pending.get(a.id, (0, 0))
-        t = trial.setdefault(
-            a.currency,
-            {
-                "accounts": 0,
-                "debits_posted": 0,
-                "credits_posted": 0,
-                "debits_pending": 0,
-                "credits_pending": 0,
-            },
-        )
-        t["accounts"] += 1
-        t["debits_posted"] += closing[0]
-        t["credits_posted"] += closing[1]
-        t["debits_pending"] += pending[0]
-        t["credits_pending"] += pending[1]
+        closing = r.closing.get(a.id, _ZERO)
+        pending = r.pending.get(a.id, _ZERO)
+        balance_rows.append(_balance_row(pack, a, movements.get(a.id, _ZERO)))
+        totals = trial.setdefault(a.currency, dict.fromkeys(_TRIAL_KEYS, 0))
+        for key, value in zip(_TRIAL_KEYS, (1, *closing, *pending), strict=True):
+            totals[key] += value
         if r.created_after == 0 and (*closing, *pending) != a.now:
             pack.detail.append(
                 (
@@ -626,26 +636,60 @@ def _write_tables(pack: _Pack) -> dict[str, dict[str, int]]:
                     "period-end figures != counters (debits, credits posted; pending)",
                 )
             )  # fmt: skip
-    for currency, t in sorted(trial.items()):
-        for kind in ("posted", "pending"):
-            if t[f"debits_{kind}"] != t[f"credits_{kind}"]:
-                pack.detail.append(
-                    (
-                        "trial_balance", currency, "", t[f"debits_{kind}"],
-                        t[f"credits_{kind}"], f"debits {kind} != credits {kind} at period end",
-                    )
-                )  # fmt: skip
     pack.add("balances.csv", _csv(BALANCES_HEADER, balance_rows), len(balance_rows))
-    pack.add(
-        "runs.csv",
-        _csv(
-            RUNS_HEADER,
-            ((*row[:10], _iso(int(row[10])), _iso(int(row[11]))) for row in r.runs),
-        ),
-        len(r.runs),
-    )
+    return trial
+
+
+def _balance_row(pack: _Pack, a: _Account, moved: tuple[int, int]) -> tuple[object, ...]:
+    """The account's line of ``balances.csv``; a ``balance_tie`` break into ``detail``
+    when its closing counters are not its opening counters plus ``moved``."""
+    opening = pack.reading.opening.get(a.id, _ZERO)
+    closing = pack.reading.closing.get(a.id, _ZERO)
+    expected = (opening[0] + moved[0], opening[1] + moved[1])
+    ties = expected == closing
+    if not ties:
+        pack.detail.append(
+            (
+                "balance_tie", a.currency, str(a.id), f"{expected[0]} {expected[1]}",
+                f"{closing[0]} {closing[1]}",
+                "opening + period movements != closing (debits, credits posted)",
+            )
+        )  # fmt: skip
+    return (
+        a.id, a.currency, *opening, *moved, *closing, opening[0] - opening[1],
+        closing[0] - closing[1], "yes" if ties else "no",
+    )  # fmt: skip
+
+
+def _trial_balance_breaks(trial: dict[str, dict[str, int]]) -> list[tuple[object, ...]]:
+    """A ``trial_balance`` break per currency and side whose debits and credits differ."""
+    return [
+        (
+            "trial_balance", currency, "", t[f"debits_{kind}"],
+            t[f"credits_{kind}"], f"debits {kind} != credits {kind} at period end",
+        )
+        for currency, t in sorted(trial.items())
+        for kind in ("posted", "pending")
+        if t[f"debits_{kind}"] != t[f"credits_{kind}"]
+    ]  # fmt: skip
+
+
+def _write_runs(pack: _Pack) -> None:
+    runs = pack.reading.runs
+    rows = (
+        (
+            run.id, run.job, run.business_date, run.scope, run.attempt, run.rule_version,
+            run.status, run.checked, run.breaks, run.input_sha256, _iso(run.started_at_us),
+            _iso(run.finished_at_us),
+        )
+        for run in runs
+    )  # fmt: skip
+    pack.add("runs.csv", _csv(RUNS_HEADER, rows), len(runs))
+
+
+def _write_checkpoints(pack: _Pack) -> None:
     block_rows = []
-    for b in r.blocks:
+    for b in pack.reading.blocks:
         note = f"{CHECKPOINTS_DIR}/{checkpoint_file_name(b.number)}"
         pack.add(note, b.checkpoint.encode("utf-8"))
         block_rows.append(
@@ -657,7 +701,6 @@ def _write_tables(pack: _Pack) -> dict[str, dict[str, int]]:
             )
         )  # fmt: skip
     pack.add("checkpoints.csv", _csv(CHECKPOINTS_HEADER, block_rows), len(block_rows))
-    return trial
 
 
 def _totals(transfers: list[Fields]) -> dict[str, dict[str, int]]:

@@ -206,6 +206,39 @@ def get_run(led: Ledger, run_id: uuid.UUID) -> Run | None:
     return None if row is None else _run(row)
 
 
+def runs_of_period(tx: Tx, first: date, last: date) -> list[Run]:
+    """Every run whose business date is ``first`` .. ``last`` (inclusive), by business
+    date, job, scope and attempt."""
+    rows = tx.execute(
+        f"SELECT {_RUN_COLUMNS} FROM recon_runs"
+        " WHERE business_date >= :first AND business_date <= :last"
+        " ORDER BY business_date, job, scope, attempt",
+        {"first": first.isoformat(), "last": last.isoformat()},
+    )
+    return [_run(row) for row in rows]
+
+
+def dates_with_runs(tx: Tx, job: str, scope: str, first: date, last: date) -> set[str]:
+    """The business dates (ISO text) in ``first`` .. ``last`` that have a run of ``job``
+    over ``scope``."""
+    rows = tx.execute(
+        "SELECT DISTINCT business_date FROM recon_runs WHERE job = :job"
+        " AND scope = :scope AND business_date BETWEEN :first AND :last",
+        {"job": job, "scope": scope, "first": first.isoformat(), "last": last.isoformat()},
+    )
+    return {str(row[0]) for row in rows}
+
+
+def latest_run_id(tx: Tx, job: str, business_date: date, scope: str) -> uuid.UUID | None:
+    """The id of the last attempt of ``job`` over ``scope`` for ``business_date``."""
+    row = tx.one(
+        "SELECT id FROM recon_runs WHERE job = :job AND business_date = :day"
+        " AND scope = :scope ORDER BY attempt DESC LIMIT 1",
+        {"job": job, "day": business_date.isoformat(), "scope": scope},
+    )
+    return None if row is None else row[0]
+
+
 def write_files(out: Path, run: Run, findings: Findings, html: str) -> Path:
     """Write the run's summary, detail and report; the folder they are in."""
     folder = out / run.job / run.business_date / str(run.id)

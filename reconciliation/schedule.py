@@ -56,16 +56,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from ledger import Ledger
 from ledger.core.errors import InvariantViolation
 from ledger.core.store import from_us
 from ledger.core.tx import Tx
+from ledger.limits import US_PER_S
 from reconciliation import integrity
 from reconciliation.errors import JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
-from reconciliation.runs import SCOPE_ALL, Run
+from reconciliation.runs import SCOPE_ALL, Run, dates_with_runs, latest_run_id
 
 __all__ = [
     "ATTEMPTS_MAX",
@@ -76,6 +78,7 @@ __all__ = [
     "BackfillReport",
     "Claim",
     "ClaimRecord",
+    "ClaimState",
     "Scheduled",
     "backfill",
     "backfill_scheduled",
@@ -97,9 +100,21 @@ goes on where it stopped."""
 ERROR_CHARS_MAX = 2000
 """A failed claim keeps at most this much of its error's text."""
 
-STATE_CLAIMED = "claimed"
-STATE_DONE = "done"
-STATE_FAILED = "failed"
+
+class ClaimState(StrEnum):
+    """Where a ``recon_claims`` row stands."""
+
+    CLAIMED = "claimed"
+    """A worker holds the date (until :data:`LEASE_S` has passed)."""
+    DONE = "done"
+    """The date has its run."""
+    FAILED = "failed"
+    """The job raised; retried until :data:`ATTEMPTS_MAX` attempts."""
+
+
+STATE_CLAIMED = ClaimState.CLAIMED
+STATE_DONE = ClaimState.DONE
+STATE_FAILED = ClaimState.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +149,7 @@ class ClaimRecord:
     job: str
     business_date: str
     scope: str
-    state: str
+    state: ClaimState
     claimed_by: str
     attempts: int
     claimed_at_us: int
@@ -186,7 +201,7 @@ def _key(job: str, day: date, scope: str) -> dict[str, object]:
 def first_transfer_date(led: Ledger) -> date | None:
     """The UTC date of the first committed transfer, or ``None`` when there is none."""
     row = led.transact(
-        lambda tx: tx.one("SELECT created_at_us FROM transfers ORDER BY seq LIMIT 1")
+        lambda tx: tx.one("SELECT created_at_us FROM journal_transfers ORDER BY seq LIMIT 1")
     )
     return None if row is None else from_us(int(row[0])).astimezone(UTC).date()
 
@@ -215,15 +230,8 @@ def due_dates(
     span = {"job": job, "scope": scope, "first": start.isoformat(), "last": last.isoformat()}
 
     def read(tx: Tx) -> set[str]:
-        closed = {
-            str(row[0])
-            for row in tx.execute(
-                "SELECT DISTINCT business_date FROM recon_runs WHERE job = :job"
-                " AND scope = :scope AND business_date BETWEEN :first AND :last",
-                span,
-            )
-        }
-        expired_before_us = tx.now_us - LEASE_S * 1_000_000
+        closed = dates_with_runs(tx, job, scope, start, last)
+        expired_before_us = tx.now_us - LEASE_S * US_PER_S
         for day, state, attempts, claimed_at_us in tx.execute(
             "SELECT business_date, state, attempts, claimed_at_us FROM recon_claims"
             " WHERE job = :job AND scope = :scope AND business_date BETWEEN :first AND :last",
@@ -264,7 +272,7 @@ def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
             "token": token,
             "worker": worker,
             "now": tx.now_us,
-            "expired_before": tx.now_us - LEASE_S * 1_000_000,
+            "expired_before": tx.now_us - LEASE_S * US_PER_S,
             "attempts_max": ATTEMPTS_MAX,
         }
         won = tx.one(
@@ -287,16 +295,12 @@ def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
             )
         if won is None:
             return None
-        recorded = tx.one(
-            "SELECT id FROM recon_runs WHERE job = :job AND business_date = :day"
-            " AND scope = :scope ORDER BY attempt DESC LIMIT 1",
-            params,
-        )
+        recorded = latest_run_id(tx, job, day, scope)
         if recorded is not None:
             tx.execute(
                 "UPDATE recon_claims SET state = 'done', run_id = :run, finished_at_us = :now"
                 " WHERE job = :job AND business_date = :day AND scope = :scope",
-                {**params, "run": recorded[0]},
+                {**params, "run": recorded},
             )
             return None
         return Claim(job, day, scope, token, int(won[0]))
@@ -304,7 +308,9 @@ def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
     return led.transact(work)
 
 
-def _settle(led: Ledger, taken: Claim, state: str, *, run: Run | None, error: str | None) -> bool:
+def _settle(
+    led: Ledger, taken: Claim, state: ClaimState, *, run: Run | None, error: str | None
+) -> bool:
     """Mark ``taken`` done or failed; ``False`` when the claim was no longer ours."""
 
     def work(tx: Tx) -> bool:
@@ -316,7 +322,7 @@ def _settle(led: Ledger, taken: Claim, state: str, *, run: Run | None, error: st
             " AND token = :token AND state = 'claimed' RETURNING attempts",
             {
                 **_key(taken.job, taken.business_date, taken.scope),
-                "state": state,
+                "state": state.value,
                 "run": None if run is None else run.id,
                 "error": error,
                 "token": taken.token,
@@ -333,7 +339,7 @@ def _settle(led: Ledger, taken: Claim, state: str, *, run: Run | None, error: st
                 "job": taken.job,
                 "business_date": taken.business_date.isoformat(),
                 "scope": taken.scope,
-                "state": state,
+                "state": state.value,
             },
         )
     return ours
@@ -454,7 +460,7 @@ def list_claims(
             job=row[0],
             business_date=row[1],
             scope=row[2],
-            state=row[3],
+            state=ClaimState(row[3]),
             claimed_by=row[4],
             attempts=int(row[5]),
             claimed_at_us=int(row[6]),
