@@ -29,23 +29,26 @@ always add up to the fee exactly: fees never create or destroy money.
 ``platform_commission`` is what the platform pays an agent for an operation out of its
 ``commission_expense`` account (e.g. on a cash-in, which carries no fee):
 ``min(fixed + floor(amount * bps / 10000), max)``.
+
+The schedules' SQL lives in :mod:`ledger.flows.fees.repository`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.core.ledger import transactional
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer
 from ledger.flows import parties
 from ledger.flows.errors import Refused
+from ledger.flows.fees import repository
 from ledger.flows.parties import Role
+from ledger.limits import AMOUNT_MAX_MINOR
 
 BPS_DENOMINATOR = 10_000
 BANDS_MAX = 64
@@ -104,7 +107,7 @@ def parse_rules(raw: object) -> Rules:
     def bad(why: str) -> Refused:
         return Refused("fee_rules_invalid", why)
 
-    def integer(value: object, name: str, *, low: int = 0, high: int = 2**53 - 1) -> int:
+    def integer(value: object, name: str, *, low: int = 0, high: int = AMOUNT_MAX_MINOR) -> int:
         if type(value) is not int or not low <= value <= high:
             raise bad(f"{name} must be an integer in {low}..{high}")
         return value
@@ -188,56 +191,37 @@ def price(rules: Rules, amount_minor: int) -> tuple[int, int, int, int, int, int
 # -- schedules ----------------------------------------------------------------------------
 
 
-def publish_schedule(
-    led: Ledger, *, product: str, currency: str, effective_from: datetime, rules: dict[str, Any]
-) -> int:
-    """Publish the next version of a product's schedule; its version number."""
-    return led.transact(
-        lambda tx: publish_schedule_in(
-            tx, product=product, currency=currency, effective_from=effective_from, rules=rules
-        )
-    )
-
-
 def publish_schedule_in(
     tx: Tx, *, product: str, currency: str, effective_from: datetime, rules: dict[str, Any]
 ) -> int:
+    """Publish the next version of a product's schedule; its version number."""
     if not product or len(product) > PRODUCT_LENGTH_MAX or not product.isascii():
         raise Refused("product_invalid", f"a product is 1-{PRODUCT_LENGTH_MAX} ASCII characters")
     parse_rules(rules)
     if effective_from.tzinfo is None:
         raise Refused("effective_from_naive", "effective_from must carry a time zone")
-    row = tx.one(
-        "SELECT MAX(version) FROM fee_schedules WHERE product = :p AND currency = :c",
-        {"p": product, "c": currency},
-    )
-    version = (row[0] if row and row[0] is not None else 0) + 1
-    tx.execute(
-        "INSERT INTO fee_schedules (id, product, currency, version, effective_from_us, rules,"
-        " created_at_us) VALUES (:id, :p, :c, :v, :eff, :rules, :now)",
-        {
-            "id": uuid.uuid5(LEG_NAMESPACE, f"schedule:{product}:{currency}:{version}"),
-            "p": product,
-            "c": currency,
-            "v": version,
-            "eff": to_us(effective_from),
-            "rules": json.dumps(rules, sort_keys=True, separators=(",", ":")),
-            "now": tx.now_us,
-        },
+    version = repository.last_version(tx, product=product, currency=currency) + 1
+    repository.insert(
+        tx,
+        schedule_id=uuid.uuid5(LEG_NAMESPACE, f"schedule:{product}:{currency}:{version}"),
+        product=product,
+        currency=currency,
+        version=version,
+        effective_from_us=to_us(effective_from),
+        rules=rules,
     )
     return version
 
 
+publish_schedule = transactional(publish_schedule_in)
+
+
 def schedule_in_effect(tx: Tx, *, product: str, currency: str) -> tuple[int, Rules]:
     """The version in effect at ``tx.now`` (the newest one of the latest start)."""
-    row = tx.one(
-        "SELECT version, rules FROM fee_schedules WHERE product = :p AND currency = :c"
-        " AND effective_from_us <= :now ORDER BY effective_from_us DESC, version DESC LIMIT 1",
-        {"p": product, "c": currency, "now": tx.now_us},
-    )
-    if row is None:
+    found = repository.in_effect(tx, product=product, currency=currency)
+    if found is None:
         raise Refused("fee_schedule_missing", f"no {product} fee schedule in {currency} in effect")
-    return row[0], parse_rules(json.loads(row[1]))
+    return found.version, parse_rules(found.rules)
 
 
 def quote(tx: Tx, *, product: str, currency: str, amount_minor: int) -> Quote:

@@ -19,6 +19,8 @@ the approval's transaction and answers a JSON-able result). This module register
 ``transfers``: an operator's raw transfers that touch a party's account (a correction);
 the result is the core's status per transfer, as ``POST /v1/transfers`` answers it (a
 transfer the core refuses is a status in the result, not a failed approval).
+
+The table's SQL lives in :mod:`ledger.flows.proposals.repository`.
 """
 
 from __future__ import annotations
@@ -27,49 +29,27 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from ledger.core.ledger import Ledger
-from ledger.core.store import from_us
+from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer, TransferFlags
 from ledger.flows import wallets
 from ledger.flows.errors import Conflict, NotFound, Refused
+from ledger.flows.proposals import repository
+from ledger.flows.proposals.repository import Proposal as Proposal
+from ledger.flows.proposals.repository import State as State
+from ledger.limits import REASON_LENGTH_MAX
 
 PROPOSAL_NAMESPACE = uuid.UUID("3b9e4c71-0d2a-4f6e-8a15-7c4d2e9f1b83")
 """Derives a transfers proposal's id from its transfers' ids (a replay finds it)."""
 
 KIND_LENGTH_MAX = 32
-REASON_LENGTH_MAX = 500
 TRANSFERS = "transfers"
 """The kind of an operator's raw transfers touching a party's account."""
 
 Apply = Callable[[Tx, Mapping[str, Any]], Any]
 _APPLY: dict[str, Apply] = {}
-
-
-class State(StrEnum):
-    PROPOSED = "proposed"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    id: uuid.UUID
-    kind: str
-    payload: dict[str, Any]
-    proposed_by: uuid.UUID
-    state: State
-    decided_by: uuid.UUID | None
-    reason: str | None
-    result: Any
-    """What applying it answered (approved only), as JSON values."""
-    created_at: datetime
-    decided_at: datetime | None
 
 
 def register(kind: str, apply: Apply) -> None:
@@ -102,7 +82,7 @@ def propose(
     text = canonical(payload)
 
     def work(tx: Tx) -> Proposal:
-        found = _find(tx, proposal_id)
+        found = repository.select(tx, proposal_id)
         if found is not None:
             if (found.kind, canonical(found.payload), found.proposed_by) != (
                 kind,
@@ -111,12 +91,10 @@ def propose(
             ):
                 raise Conflict("proposal_exists_different", f"proposal {proposal_id} differs")
             return found
-        tx.execute(
-            "INSERT INTO proposals (id, kind, payload, proposed_by, state, created_at_us)"
-            " VALUES (:id, :kind, :payload, :by, 'proposed', :now)",
-            {"id": proposal_id, "kind": kind, "payload": text, "by": proposed_by, "now": tx.now_us},
+        repository.insert(
+            tx, proposal_id=proposal_id, kind=kind, payload_text=text, proposed_by=proposed_by
         )
-        return _get(tx, proposal_id)
+        return get_in(tx, proposal_id)
 
     return led.transact(work)
 
@@ -137,12 +115,10 @@ def approve(led: Ledger, *, proposal_id: uuid.UUID, approver: uuid.UUID) -> Prop
         if apply is None:
             raise Refused("proposal_kind_unknown", f"nothing applies proposals of {found.kind!r}")
         result = apply(tx, found.payload)
-        tx.execute(
-            "UPDATE proposals SET state = 'approved', decided_by = :by, decided_at_us = :now,"
-            " result = :result WHERE id = :id AND state = 'proposed'",
-            {"id": proposal_id, "by": approver, "now": tx.now_us, "result": canonical(result)},
+        repository.mark_approved(
+            tx, proposal_id=proposal_id, approver=approver, result_text=canonical(result)
         )
-        return _get(tx, proposal_id)
+        return get_in(tx, proposal_id)
 
     return led.transact(work)
 
@@ -159,64 +135,31 @@ def reject(led: Ledger, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason: s
             return found
         if found.state is not State.PROPOSED:
             raise Refused("proposal_not_pending", f"proposal {proposal_id} is {found.state}")
-        tx.execute(
-            "UPDATE proposals SET state = 'rejected', decided_by = :by, decided_at_us = :now,"
-            " reason = :reason WHERE id = :id AND state = 'proposed'",
-            {"id": proposal_id, "by": decider, "now": tx.now_us, "reason": reason},
-        )
-        return _get(tx, proposal_id)
+        repository.mark_rejected(tx, proposal_id=proposal_id, decider=decider, reason=reason)
+        return get_in(tx, proposal_id)
 
     return led.transact(work)
 
 
 # -- reading ----------------------------------------------------------------------------
 
-_COLUMNS = (
-    "id, kind, payload, proposed_by, state, decided_by, reason, result,"
-    " created_at_us, decided_at_us"
-)
 
-
-def _proposal(row: Sequence[Any]) -> Proposal:
-    return Proposal(
-        id=row[0],
-        kind=row[1],
-        payload=json.loads(row[2]),
-        proposed_by=row[3],
-        state=State(row[4]),
-        decided_by=row[5],
-        reason=row[6],
-        result=None if row[7] is None else json.loads(row[7]),
-        created_at=from_us(int(row[8])),
-        decided_at=None if row[9] is None else from_us(int(row[9])),
-    )
-
-
-def _find(tx: Tx, proposal_id: uuid.UUID, *, lock: bool = False) -> Proposal | None:
-    row = tx.one(
-        f"SELECT {_COLUMNS} FROM proposals WHERE id = :id{tx.for_update if lock else ''}",
-        {"id": proposal_id},
-    )
-    return None if row is None else _proposal(row)
-
-
-def _get(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
-    found = _find(tx, proposal_id)
+def get_in(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
+    """The proposal, which must exist (else :class:`NotFound`)."""
+    found = repository.select(tx, proposal_id)
     if found is None:
         raise NotFound("proposal_not_found", f"no proposal {proposal_id}")
     return found
+
+
+get = transactional(get_in)
 
 
 def _locked(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
-    found = _find(tx, proposal_id, lock=True)
+    found = repository.select(tx, proposal_id, lock=True)
     if found is None:
         raise NotFound("proposal_not_found", f"no proposal {proposal_id}")
     return found
-
-
-def get(led: Ledger, proposal_id: uuid.UUID) -> Proposal:
-    """The proposal, which must exist (else :class:`NotFound`)."""
-    return led.transact(lambda tx: _get(tx, proposal_id))
 
 
 def page(
@@ -224,20 +167,16 @@ def page(
 ) -> tuple[list[Proposal], bool] | None:
     """Proposals oldest first (of ``state`` if given), after the cursor; ``None`` for a
     cursor that names no proposal."""
-    where = "" if state is None else " AND state = :state"
 
     def work(tx: Tx) -> tuple[list[Proposal], bool] | None:
         after_seq = 0
         if starting_after is not None:
-            row = tx.one("SELECT seq FROM proposals WHERE id = :id", {"id": starting_after})
-            if row is None:
+            found = repository.seq_of(tx, starting_after)
+            if found is None:
                 return None
-            after_seq = int(row[0])
-        rows = tx.execute(
-            f"SELECT {_COLUMNS} FROM proposals WHERE seq > :after{where} ORDER BY seq LIMIT :n",
-            {"after": after_seq, "state": None if state is None else state.value, "n": limit + 1},
-        )
-        return [_proposal(r) for r in rows[:limit]], len(rows) > limit
+            after_seq = found
+        rows = repository.select_after(tx, after_seq=after_seq, state=state, limit=limit + 1)
+        return rows[:limit], len(rows) > limit
 
     return led.transact(work)
 

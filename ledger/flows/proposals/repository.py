@@ -1,0 +1,116 @@
+"""The ``proposals`` table: the only module that writes SQL naming it. A decided proposal
+never changes again and no proposal is deleted (triggers refuse both)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from ledger.core.store import from_us
+from ledger.core.tx import Tx
+
+
+class State(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    proposed_by: uuid.UUID
+    state: State
+    decided_by: uuid.UUID | None
+    reason: str | None
+    result: Any
+    """What applying it answered (approved only), as JSON values."""
+    created_at: datetime
+    decided_at: datetime | None
+
+
+_COLUMNS = (
+    "id, kind, payload, proposed_by, state, decided_by, reason, result,"
+    " created_at_us, decided_at_us"
+)
+
+
+def _proposal(row: Sequence[Any]) -> Proposal:
+    return Proposal(
+        id=row[0],
+        kind=row[1],
+        payload=json.loads(row[2]),
+        proposed_by=row[3],
+        state=State(row[4]),
+        decided_by=row[5],
+        reason=row[6],
+        result=None if row[7] is None else json.loads(row[7]),
+        created_at=from_us(int(row[8])),
+        decided_at=None if row[9] is None else from_us(int(row[9])),
+    )
+
+
+def insert(
+    tx: Tx, *, proposal_id: uuid.UUID, kind: str, payload_text: str, proposed_by: uuid.UUID
+) -> None:
+    """A new ``proposed`` proposal; ``payload_text`` is its canonical JSON."""
+    tx.execute(
+        "INSERT INTO proposals (id, kind, payload, proposed_by, state, created_at_us)"
+        " VALUES (:id, :kind, :payload, :by, 'proposed', :now)",
+        {
+            "id": proposal_id,
+            "kind": kind,
+            "payload": payload_text,
+            "by": proposed_by,
+            "now": tx.now_us,
+        },
+    )
+
+
+def select(tx: Tx, proposal_id: uuid.UUID, *, lock: bool = False) -> Proposal | None:
+    """The proposal (its row locked until commit with ``lock``), or ``None``."""
+    row = tx.one(
+        f"SELECT {_COLUMNS} FROM proposals WHERE id = :id{tx.for_update if lock else ''}",
+        {"id": proposal_id},
+    )
+    return None if row is None else _proposal(row)
+
+
+def mark_approved(tx: Tx, *, proposal_id: uuid.UUID, approver: uuid.UUID, result_text: str) -> None:
+    tx.execute(
+        "UPDATE proposals SET state = 'approved', decided_by = :by, decided_at_us = :now,"
+        " result = :result WHERE id = :id AND state = 'proposed'",
+        {"id": proposal_id, "by": approver, "now": tx.now_us, "result": result_text},
+    )
+
+
+def mark_rejected(tx: Tx, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason: str) -> None:
+    tx.execute(
+        "UPDATE proposals SET state = 'rejected', decided_by = :by, decided_at_us = :now,"
+        " reason = :reason WHERE id = :id AND state = 'proposed'",
+        {"id": proposal_id, "by": decider, "now": tx.now_us, "reason": reason},
+    )
+
+
+def seq_of(tx: Tx, proposal_id: uuid.UUID) -> int | None:
+    """The proposal's place in the order proposals were made, or ``None``."""
+    row = tx.one("SELECT seq FROM proposals WHERE id = :id", {"id": proposal_id})
+    return None if row is None else int(row[0])
+
+
+def select_after(tx: Tx, *, after_seq: int, state: State | None, limit: int) -> list[Proposal]:
+    """At most ``limit`` proposals after ``after_seq``, oldest first, of ``state`` if
+    given."""
+    where = "" if state is None else " AND state = :state"
+    rows = tx.execute(
+        f"SELECT {_COLUMNS} FROM proposals WHERE seq > :after{where} ORDER BY seq LIMIT :n",
+        {"after": after_seq, "state": None if state is None else state.value, "n": limit},
+    )
+    return [_proposal(row) for row in rows]
