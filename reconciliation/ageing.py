@@ -37,6 +37,7 @@ from ledger.core import currency as iso4217
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows.parties import AccountCode
+from reconciliation.errors import InputInvalid
 from reconciliation.runs import SCOPE_ALL, Findings, snapshot
 
 if TYPE_CHECKING:
@@ -62,11 +63,13 @@ BUCKETS = ("0-1", "2-7", "8-30", ">30")
 """Bucket labels; an item of ``age`` days is in the first whose upper bound it does not pass."""
 _BUCKET_CASE = "CASE WHEN age <= 1 THEN 0 WHEN age <= 7 THEN 1 WHEN age <= 30 THEN 2 ELSE 3 END"
 DAY_US = 86_400 * 1_000_000
-_POSTED = "(t.flags & 10) = 0"
 
 
-class AgeingRefused(ValueError):
-    """The request cannot be aged (a scope that is not ``all`` or a currency)."""
+class AgeingRefused(InputInvalid):
+    """The request cannot be aged (a scope that is not ``all`` or a currency); nothing
+    was written."""
+
+    code = "ageing_scope_invalid"
 
 
 def _items_sql(currency_filter: bool) -> str:
@@ -75,16 +78,16 @@ def _items_sql(currency_filter: bool) -> str:
     suspense_only = " AND s.currency = :currency" if currency_filter else ""
     return (
         "WITH ca AS (SELECT pa.account_id AS id, pa.role AS role, a.currency AS currency"
-        " FROM party_accounts pa JOIN accounts a ON a.id = pa.account_id"
+        " FROM party_account_roles pa JOIN ledger_accounts a ON a.id = pa.account_id"
         f" WHERE a.code = {int(AccountCode.PROVIDER_CLEARING)}{only}),"
         " mv AS (SELECT t.debit_account_id AS account_id, t.id AS tid, t.amount AS amount,"
         "  t.created_at_us AS at, t.seq AS seq, 1 AS sign"
-        "  FROM transfers t JOIN ca ON ca.id = t.debit_account_id"
-        f"  WHERE {_POSTED} AND t.created_at_us < :as_of"
+        "  FROM posted_transfers t JOIN ca ON ca.id = t.debit_account_id"
+        "  WHERE t.created_at_us < :as_of"
         "  UNION ALL"
         "  SELECT t.credit_account_id, t.id, t.amount, t.created_at_us, t.seq, -1"
-        "  FROM transfers t JOIN ca ON ca.id = t.credit_account_id"
-        f"  WHERE {_POSTED} AND t.created_at_us < :as_of),"
+        "  FROM posted_transfers t JOIN ca ON ca.id = t.credit_account_id"
+        "  WHERE t.created_at_us < :as_of),"
         " bal AS (SELECT account_id, SUM(sign * amount) AS balance FROM mv GROUP BY account_id),"
         " side AS (SELECT mv.account_id AS account_id, mv.tid AS tid, mv.amount AS amount,"
         "  mv.at AS at, bal.balance AS balance,"
@@ -96,7 +99,7 @@ def _items_sql(currency_filter: bool) -> str:
         "  SELECT 'suspense' AS source, s.id AS object_id,"
         "   s.provider || ' ' || s.provider_reference AS reference, s.currency AS currency,"
         "   s.amount_minor AS amount, s.created_at_us AS at"
-        "  FROM suspense_items s WHERE s.created_at_us < :as_of"
+        "  FROM suspense_items_view s WHERE s.created_at_us < :as_of"
         f"   AND (s.state = 'parked' OR s.resolved_at_us >= :as_of){suspense_only}"
         "  UNION ALL"
         "  SELECT 'clearing', side.tid,"

@@ -62,6 +62,10 @@ from ledger.core.values import Status, Transfer
 from ledger.flows import agent_float, cash, fees, offline, orders, parties
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
+from ledger.limits import LIST_PAGE_SIZE_MAX as VARIANCES_PAGE_MAX
+from ledger.limits import NAME_LENGTH_MAX as OPERATOR_LENGTH_MAX
+from ledger.limits import REASON_LENGTH_MAX as COMMENT_LENGTH_MAX
+from reconciliation.errors import InputInvalid
 from reconciliation.runs import Findings, snapshot
 
 if TYPE_CHECKING:
@@ -98,13 +102,8 @@ DENOMINATIONS_MAX = 64
 COUNT_PER_DENOMINATION_MAX = 1_000_000
 DENOMINATION_DIGITS_MAX = 12
 """Digits of a denomination's whole part."""
-COMMENT_LENGTH_MAX = 500
-OPERATOR_LENGTH_MAX = 200
-VARIANCES_PAGE_MAX = 1000
 
 _DENOMINATION = re.compile(rf"^(\d{{1,{DENOMINATION_DIGITS_MAX}}})(?:\.(\d{{1,4}}))?$")
-_POSTED = "(t.flags & 10) = 0"
-"""Posted amounts: not a hold (2), not a void (8); a post (4) carries what it posted."""
 
 _CODE_NAMES: dict[int, str] = {
     cash.CASH_IN_CODE: "cash-in: float to wallet",
@@ -123,9 +122,11 @@ _CODE_NAMES: dict[int, str] = {
 }
 
 
-class CashCountRefused(ValueError):
+class CashCountRefused(InputInvalid):
     """The count file cannot be reconciled (malformed, another agent, no comment on a
     count that is over or short, another count for the same moment); nothing recorded."""
+
+    code = "cash_count_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,7 @@ def _balance_at(tx: Tx, account: uuid.UUID, at_us: int) -> tuple[int, int]:
     for side in ("debit", "credit"):
         row = tx.one(
             f"SELECT created_at_us, seq, {side}_account_debits_posted,"
-            f" {side}_account_credits_posted FROM transfers"
+            f" {side}_account_credits_posted FROM journal_transfers"
             f" WHERE {side}_account_id = :a AND created_at_us <= :at"
             " ORDER BY created_at_us DESC, seq DESC LIMIT 1",
             {"a": account, "at": at_us},
@@ -317,9 +318,9 @@ def _read(tx: Tx, count: CashCount, at_us: int) -> _Reading:
         " SUM(CASE WHEN t.credit_account_id = :cash THEN t.amount ELSE 0 END),"
         " SUM(CASE WHEN t.credit_account_id = :float THEN t.amount ELSE 0 END),"
         " SUM(CASE WHEN t.debit_account_id = :float THEN t.amount ELSE 0 END)"
-        " FROM transfers t"
+        " FROM posted_transfers t"
         " WHERE (t.debit_account_id IN (:cash, :float) OR t.credit_account_id IN (:cash, :float))"
-        f" AND {_POSTED} AND t.created_at_us > :since AND t.created_at_us <= :at"
+        " AND t.created_at_us > :since AND t.created_at_us <= :at"
         " GROUP BY t.code ORDER BY t.code",
         {
             "cash": cash_account,
@@ -425,11 +426,8 @@ def _request_path(request: JobRequest) -> Path:
     return path
 
 
-def run(led: Ledger, request: JobRequest) -> Findings:
-    """Reconcile the count in ``request.input_path``; records the count and any proposal."""
-    data = _request_path(request).read_bytes()
-    input_sha256 = hashlib.sha256(data).hexdigest()
-    count = parse_count(data)
+def _moment_us(led: Ledger, request: JobRequest, count: CashCount) -> int:
+    """The count's moment in microseconds, once the scope and the clock allow it."""
     if request.scope is not None and request.scope != str(count.agent_id):
         raise CashCountRefused(
             f"the count is agent {count.agent_id}'s, not the scope's {request.scope}"
@@ -437,22 +435,44 @@ def run(led: Ledger, request: JobRequest) -> Findings:
     at_us = to_us(count.counted_at)
     if at_us > to_us(led.now()):
         raise CashCountRefused(f"counted_at {count.counted_at.isoformat()} is in the future")
-    reading = snapshot(led, lambda tx: _read(tx, count, at_us))
-    expected = reading.expected_minor
-    if reading.existing is not None:
-        expected = int(reading.existing[3])  # what the first run of this count read
+    return at_us
+
+
+def _require_comment(count: CashCount, expected: int) -> None:
+    """A count that is over or short needs a comment; else nothing is recorded."""
     difference = count.counted_minor - expected
-    if difference != 0 and count.comment is None:
-        direction = "over" if difference > 0 else "short"
-        raise CashCountRefused(
-            f"the count is {direction} by {iso4217.format_minor(abs(difference), count.currency)}"
-            f" (counted {iso4217.format_minor(count.counted_minor, count.currency)}, expected"
-            f" {iso4217.format_minor(expected, count.currency)}): a count that is over or short"
-            " needs a comment"
-        )
-    variance = _record_count(led, count, at_us, expected, input_sha256)
-    cash_in = sum(int(row[2] or 0) for row in reading.movements)
-    cash_out = sum(int(row[3] or 0) for row in reading.movements)
+    if difference == 0 or count.comment is not None:
+        return
+    direction = "over" if difference > 0 else "short"
+    raise CashCountRefused(
+        f"the count is {direction} by {iso4217.format_minor(abs(difference), count.currency)}"
+        f" (counted {iso4217.format_minor(count.counted_minor, count.currency)}, expected"
+        f" {iso4217.format_minor(expected, count.currency)}): a count that is over or short"
+        " needs a comment"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A run's count, what the ledger expected, and the proposal it made (if any)."""
+
+    count: CashCount
+    reading: _Reading
+    expected_minor: int
+    """What the first run of this count read (the same as the reading's, first time)."""
+    variance: Variance | None
+
+    @property
+    def cash_in_minor(self) -> int:
+        return sum(int(row[2] or 0) for row in self.reading.movements)
+
+    @property
+    def cash_out_minor(self) -> int:
+        return sum(int(row[3] or 0) for row in self.reading.movements)
+
+
+def _detail(outcome: _Outcome) -> list[tuple[object, ...]]:
+    count, reading, variance = outcome.count, outcome.reading, outcome.variance
     detail: list[tuple[object, ...]] = []
     if variance is not None:
         detail.append(
@@ -460,26 +480,28 @@ def run(led: Ledger, request: JobRequest) -> Findings:
                 variance.direction,
                 str(count.agent_id),
                 str(variance.id),
-                expected,
+                outcome.expected_minor,
                 count.counted_minor,
                 f"{variance.state}: {count.comment}",
             )
         )
-    if reading.opening_minor + cash_in - cash_out != reading.expected_minor:
+    moved = reading.opening_minor + outcome.cash_in_minor - outcome.cash_out_minor
+    if moved != reading.expected_minor:
         detail.append(
             (
                 "movements_do_not_add_up",
                 str(count.agent_id),
                 "",
                 reading.expected_minor,
-                reading.opening_minor + cash_in - cash_out,
+                moved,
                 "opening + cash in - cash out differs from the balance recorded",
             )
         )
-    by_kind: dict[str, int] = {}
-    for line in detail:
-        by_kind[str(line[0])] = by_kind.get(str(line[0]), 0) + 1
-    movements = [
+    return detail
+
+
+def _movements(reading: _Reading) -> list[dict[str, Any]]:
+    return [
         {
             "code": int(row[0]),
             "name": _CODE_NAMES.get(int(row[0]), f"code {row[0]}"),
@@ -491,6 +513,54 @@ def run(led: Ledger, request: JobRequest) -> Findings:
         }
         for row in reading.movements
     ]
+
+
+def _summary(request: JobRequest, outcome: _Outcome) -> dict[str, Any]:
+    count, reading, variance = outcome.count, outcome.reading, outcome.variance
+    return {
+        "job": JOB,
+        "business_date": request.business_date.isoformat(),
+        "rule_version": RULE_VERSION,
+        "agent_id": str(count.agent_id),
+        "currency": count.currency,
+        "counted_at": count.counted_at.isoformat(),
+        "counted_minor": count.counted_minor,
+        "expected_minor": outcome.expected_minor,
+        "variance_minor": count.counted_minor - outcome.expected_minor,
+        "variance": None
+        if variance is None
+        else {"id": str(variance.id), "direction": variance.direction, "state": variance.state},
+        "comment": count.comment,
+        "denominations": {str(v): c for v, c in sorted(count.denominations.items())},
+        "previous_count_at": None
+        if reading.since_us is None
+        else from_us(reading.since_us).isoformat(),
+        "opening_minor": reading.opening_minor,
+        "cash_in_minor": outcome.cash_in_minor,
+        "cash_out_minor": outcome.cash_out_minor,
+        "float_minor": reading.float_minor,
+        "cash_pending_out_minor": reading.cash_pending_out_minor,
+        "movements": _movements(reading),
+    }
+
+
+def run(led: Ledger, request: JobRequest) -> Findings:
+    """Reconcile the count in ``request.input_path``; records the count and any proposal."""
+    data = _request_path(request).read_bytes()
+    input_sha256 = hashlib.sha256(data).hexdigest()
+    count = parse_count(data)
+    at_us = _moment_us(led, request, count)
+    reading = snapshot(led, lambda tx: _read(tx, count, at_us))
+    expected = reading.expected_minor
+    if reading.existing is not None:
+        expected = int(reading.existing[3])  # what the first run of this count read
+    _require_comment(count, expected)
+    variance = _record_count(led, count, at_us, expected, input_sha256)
+    outcome = _Outcome(count, reading, expected, variance)
+    detail = _detail(outcome)
+    by_kind: dict[str, int] = {}
+    for line in detail:
+        by_kind[str(line[0])] = by_kind.get(str(line[0]), 0) + 1
     return Findings(
         job=JOB,
         business_date=request.business_date,
@@ -500,32 +570,7 @@ def run(led: Ledger, request: JobRequest) -> Findings:
         checked=1 + sum(int(row[1]) for row in reading.movements),
         detail_header=DETAIL_HEADER,
         detail=detail,
-        summary={
-            "job": JOB,
-            "business_date": request.business_date.isoformat(),
-            "rule_version": RULE_VERSION,
-            "agent_id": str(count.agent_id),
-            "currency": count.currency,
-            "counted_at": count.counted_at.isoformat(),
-            "counted_minor": count.counted_minor,
-            "expected_minor": expected,
-            "variance_minor": difference,
-            "variance": None
-            if variance is None
-            else {"id": str(variance.id), "direction": variance.direction, "state": variance.state},
-            "comment": count.comment,
-            "denominations": {str(v): c for v, c in sorted(count.denominations.items())},
-            "previous_count_at": None
-            if reading.since_us is None
-            else from_us(reading.since_us).isoformat(),
-            "opening_minor": reading.opening_minor,
-            "cash_in_minor": cash_in,
-            "cash_out_minor": cash_out,
-            "float_minor": reading.float_minor,
-            "cash_pending_out_minor": reading.cash_pending_out_minor,
-            "movements": movements,
-            "breaks_by_kind": by_kind,
-        },
+        summary={**_summary(request, outcome), "breaks_by_kind": by_kind},
     )
 
 

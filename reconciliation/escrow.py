@@ -51,6 +51,9 @@ from ledger.core.tx import Row, Tx
 from ledger.flows import parties
 from ledger.flows.orders import State
 from ledger.flows.parties import Kind, Role
+from ledger.limits import AMOUNT_MAX_MINOR
+from reconciliation.errors import InputInvalid
+from reconciliation.portable_sql import array_rows, element, uuid_hex
 from reconciliation.runs import Findings, snapshot
 
 if TYPE_CHECKING:
@@ -69,36 +72,14 @@ EVIDENCE_KINDS = frozenset({"deliver", "release", "auto_release", "resolve"})
 FILE_ROWS_MAX = 1_000_000
 FILE_BYTES_MAX = 128 * 1024 * 1024
 DAY_US = 86_400 * 1_000_000
-_POSTED = "(t.flags & 10) = 0"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-class EscrowRefused(ValueError):
-    """The request cannot be reconciled (no storefront, a bad option or file)."""
+class EscrowRefused(InputInvalid):
+    """The request cannot be reconciled (no storefront, a bad option or file); nothing
+    was written."""
 
-
-# -- portable SQL over JSON and UUIDs ----------------------------------------------------------
-
-
-def _elements(tx: Tx, source: str) -> str:
-    """A FROM item ``j`` with one row per element of the JSON array ``source``."""
-    if tx.dialect == "postgresql":
-        return f"jsonb_array_elements(CAST({source} AS jsonb)) AS j(value)"
-    return f"json_each({source}) AS j"
-
-
-def _at(tx: Tx, index: int) -> str:
-    """Element ``index`` of the array ``j.value``, as text (or a number on SQLite)."""
-    if tx.dialect == "postgresql":
-        return f"(j.value ->> {index})"
-    return f"json_extract(j.value, '$[{index}]')"
-
-
-def _hex(tx: Tx, column: str) -> str:
-    """A UUID column as 32 lower-case hex digits (the one text form both engines give)."""
-    if tx.dialect == "postgresql":
-        return f"replace(CAST({column} AS text), '-', '')"
-    return f"lower(hex({column}))"
+    code = "orders_input_invalid"
 
 
 # -- the input --------------------------------------------------------------------------------
@@ -149,7 +130,7 @@ def parse_orders_file(data: bytes) -> list[tuple[str, int, str]]:
             except ValueError:
                 raise EscrowRefused(f"line {number}: order_id is not a UUID") from None
             amount = line[1].strip()
-            if not amount.isdigit() or not 1 <= int(amount) <= 2**53 - 1:
+            if not amount.isdigit() or not 1 <= int(amount) <= AMOUNT_MAX_MINOR:
                 raise EscrowRefused(f"line {number}: amount_minor is a whole number of minor units")
             state = line[2].strip()
             if state not in _STATES:
@@ -201,21 +182,20 @@ class _Reader:
         tx = self.tx
         return (
             "SELECT s.order_id AS order_id, "
-            f"{_at(tx, 0)} AS grp, replace({_at(tx, 1)}, '-', '') AS tid, "
-            f"replace({_at(tx, 2)}, '-', '') AS debit, replace({_at(tx, 3)}, '-', '') AS credit, "
-            f"CAST({_at(tx, 4)} AS BIGINT) AS amount "
-            "FROM order_steps s JOIN orders o ON o.id = s.order_id, "
-            f"{_elements(tx, 's.legs')} WHERE o.storefront_id = :sf"
+            f"{element(tx, 0)} AS grp, replace({element(tx, 1)}, '-', '') AS tid, "
+            f"replace({element(tx, 2)}, '-', '') AS debit, "
+            f"replace({element(tx, 3)}, '-', '') AS credit, "
+            f"CAST({element(tx, 4)} AS BIGINT) AS amount "
+            f"FROM order_escrow_steps s, {array_rows(tx, 's.legs')} WHERE s.storefront_id = :sf"
         )
 
     def escrow_transfers(self) -> str:
         """The escrow account's posted transfers: hex id, amount, +1 credit / -1 debit."""
         return (
-            f"SELECT {_hex(self.tx, 't.id')} AS tid, t.id AS id, t.amount AS amount,"
+            f"SELECT {uuid_hex(self.tx, 't.id')} AS tid, t.id AS id, t.amount AS amount,"
             " t.code AS code, CASE WHEN t.credit_account_id = :escrow THEN 1 ELSE -1 END AS sign"
-            " FROM transfers t"
+            " FROM posted_transfers t"
             " WHERE (t.debit_account_id = :escrow OR t.credit_account_id = :escrow)"
-            f" AND {_POSTED}"
         )
 
     def order_breaks(self) -> list[Row]:
@@ -234,7 +214,8 @@ class _Reader:
             " SELECT o.id, o.paid_minor, o.released_minor, o.refunded_minor, o.reversed_minor,"
             " COALESCE(m.paid, 0), COALESCE(m.released, 0) - COALESCE(m.reversed, 0),"
             " COALESCE(m.refunded, 0), COALESCE(m.reversed, 0)"
-            " FROM orders o LEFT JOIN m ON m.order_id = o.id WHERE o.storefront_id = :sf"
+            " FROM order_escrow_counters o LEFT JOIN m ON m.order_id = o.id"
+            " WHERE o.storefront_id = :sf"
             " AND (o.paid_minor <> COALESCE(m.paid, 0)"
             "  OR o.released_minor <> COALESCE(m.released, 0) - COALESCE(m.reversed, 0)"
             "  OR o.refunded_minor <> COALESCE(m.refunded, 0)"
@@ -267,12 +248,13 @@ class _Reader:
     def totals(self) -> Row:
         """(escrow posted balance, sum over orders of paid - released - refunded, orders)."""
         row = self.tx.one(
-            "SELECT (SELECT credits_posted - debits_posted FROM accounts WHERE id = :escrow),"
+            "SELECT (SELECT credits_posted - debits_posted FROM ledger_accounts"
+            "  WHERE id = :escrow),"
             " (SELECT COALESCE(SUM(paid_minor - released_minor - refunded_minor), 0)"
-            "  FROM orders WHERE storefront_id = :sf),"
-            " (SELECT COUNT(*) FROM orders WHERE storefront_id = :sf),"
-            " (SELECT COUNT(*) FROM transfers t WHERE"
-            f"  (t.debit_account_id = :escrow OR t.credit_account_id = :escrow) AND {_POSTED})",
+            "  FROM order_escrow_counters WHERE storefront_id = :sf),"
+            " (SELECT COUNT(*) FROM order_escrow_counters WHERE storefront_id = :sf),"
+            " (SELECT COUNT(*) FROM posted_transfers t WHERE"
+            "  t.debit_account_id = :escrow OR t.credit_account_id = :escrow)",
             self.params,
         )
         assert row is not None  # an aggregate answers one row
@@ -281,7 +263,8 @@ class _Reader:
     def by_state(self) -> list[Row]:
         return self.tx.execute(
             "SELECT state, COUNT(*), SUM(paid_minor - released_minor - refunded_minor)"
-            " FROM orders WHERE storefront_id = :sf GROUP BY state ORDER BY state",
+            " FROM order_escrow_counters WHERE storefront_id = :sf"
+            " GROUP BY state ORDER BY state",
             self.params,
         )
 
@@ -289,8 +272,8 @@ class _Reader:
         """Delivered orders whose last delivery step is at or before ``stale_before_us``."""
         return self.tx.execute(
             "SELECT o.id, o.paid_minor - o.released_minor - o.refunded_minor,"
-            " MAX(s.created_at_us) FROM orders o"
-            " JOIN order_steps s ON s.order_id = o.id AND s.kind = 'deliver'"
+            " MAX(s.created_at_us) FROM order_escrow_counters o"
+            " JOIN order_escrow_steps s ON s.order_id = o.id AND s.kind = 'deliver'"
             " WHERE o.storefront_id = :sf AND o.state = 'delivered'"
             " AND o.paid_minor - o.released_minor - o.refunded_minor > 0"
             " GROUP BY o.id, o.paid_minor, o.released_minor, o.refunded_minor"
@@ -301,9 +284,9 @@ class _Reader:
     def released_without_delivery(self, evidence: tuple[str, ...]) -> list[Row]:
         kinds = ", ".join(f"'{k}'" for k in evidence if k in EVIDENCE_KINDS)
         return self.tx.execute(
-            "SELECT o.id, o.released_minor, o.dispatched_at_us FROM orders o"
+            "SELECT o.id, o.released_minor, o.dispatched_at_us FROM order_escrow_counters o"
             " WHERE o.storefront_id = :sf AND o.released_minor > 0"
-            " AND (o.dispatched_at_us IS NULL OR NOT EXISTS (SELECT 1 FROM order_steps s"
+            " AND (o.dispatched_at_us IS NULL OR NOT EXISTS (SELECT 1 FROM order_escrow_steps s"
             f"  WHERE s.order_id = o.id AND s.kind IN ({kinds})))"
             " ORDER BY o.created_at_us, o.id",
             self.params,
@@ -314,10 +297,11 @@ class _Reader:
         id, amount, state); one side empty for an order only one of them has."""
         tx = self.tx
         return tx.execute(
-            f"WITH f AS (SELECT {_at(tx, 0)} AS oid, CAST({_at(tx, 1)} AS BIGINT) AS amount,"
-            f" {_at(tx, 2)} AS state FROM {_elements(tx, ':file')}),"
-            f" o AS (SELECT {_hex(tx, 'id')} AS oid, amount_minor AS amount, state"
-            "  FROM orders WHERE storefront_id = :sf)"
+            f"WITH f AS (SELECT {element(tx, 0)} AS oid,"
+            f" CAST({element(tx, 1)} AS BIGINT) AS amount,"
+            f" {element(tx, 2)} AS state FROM {array_rows(tx, ':file')}),"
+            f" o AS (SELECT {uuid_hex(tx, 'id')} AS oid, amount_minor AS amount, state"
+            "  FROM order_escrow_counters WHERE storefront_id = :sf)"
             " SELECT f.oid, f.amount, f.state, o.oid, o.amount, o.state"
             " FROM f LEFT JOIN o ON o.oid = f.oid"
             " WHERE o.oid IS NULL OR o.amount <> f.amount OR o.state <> f.state"
@@ -372,92 +356,136 @@ def _uuid_text(value: object) -> str:
     return str(uuid.UUID(hex=str(value)))
 
 
-def _detail(reading: _Reading, options: _Options) -> list[tuple[object, ...]]:
-    detail: list[tuple[object, ...]] = []
-    names = ("paid", "released", "refunded", "reversed")
+DetailLine = tuple[object, ...]
+"""One line of the detail CSV (:data:`DETAIL_HEADER`)."""
+
+_COUNTERS = ("paid", "released", "refunded", "reversed")
+
+
+def _order_lines(reading: _Reading) -> list[DetailLine]:
+    lines: list[DetailLine] = []
     for row in reading.orders:
         differing = [
             f"{name} {row[5 + i]} in the ledger, {row[1 + i]} on the order"
-            for i, name in enumerate(names)
+            for i, name in enumerate(_COUNTERS)
             if row[1 + i] != row[5 + i]
         ]
         ledger_escrow = int(row[5]) - int(row[6]) - int(row[7])
         order_escrow = int(row[1]) - int(row[2]) - int(row[3])
-        detail.append(
+        lines.append(
             ("order_differs", str(row[0]), ledger_escrow, order_escrow, "; ".join(differing))
         )
-    for row in reading.legs:
-        detail.append(
-            (
-                "leg_unmatched",
-                str(row[0]),
-                "" if row[3] is None else int(row[3]),
-                int(row[2]),
-                f"leg {_uuid_text(row[1])}: "
-                + ("no such escrow transfer" if row[3] is None else "another amount"),
-            )
+    return lines
+
+
+def _leg_lines(reading: _Reading) -> list[DetailLine]:
+    return [
+        (
+            "leg_unmatched",
+            str(row[0]),
+            "" if row[3] is None else int(row[3]),
+            int(row[2]),
+            f"leg {_uuid_text(row[1])}: "
+            + ("no such escrow transfer" if row[3] is None else "another amount"),
         )
-    for row in reading.unexplained:
-        detail.append(
-            (
-                "transfer_unexplained",
-                "",
-                0,
-                int(row[1]),
-                f"escrow transfer {row[0]} (code {row[2]}) made by no order step",
-            )
+        for row in reading.legs
+    ]
+
+
+def _unexplained_lines(reading: _Reading) -> list[DetailLine]:
+    return [
+        (
+            "transfer_unexplained",
+            "",
+            0,
+            int(row[1]),
+            f"escrow transfer {row[0]} (code {row[2]}) made by no order step",
         )
+        for row in reading.unexplained
+    ]
+
+
+def _total_lines(reading: _Reading) -> list[DetailLine]:
     balance, orders_escrow = int(reading.totals[0] or 0), int(reading.totals[1] or 0)
-    if balance != orders_escrow:
-        detail.append(
-            (
-                "escrow_total",
-                "",
-                balance,
-                orders_escrow,
-                "escrow balance differs from the sum over orders of paid - released - refunded",
-            )
+    if balance == orders_escrow:
+        return []
+    return [
+        (
+            "escrow_total",
+            "",
+            balance,
+            orders_escrow,
+            "escrow balance differs from the sum over orders of paid - released - refunded",
         )
-    for row in reading.stale:
-        delivered = from_us(int(row[2]))
-        detail.append(
-            (
-                "delivered_not_released",
-                str(row[0]),
-                0,
-                int(row[1]),
-                f"delivered {delivered.isoformat()}, more than {options.stale_days} days"
-                " before the end of the business date, still in escrow",
-            )
+    ]
+
+
+def _stale_lines(reading: _Reading, options: _Options) -> list[DetailLine]:
+    return [
+        (
+            "delivered_not_released",
+            str(row[0]),
+            0,
+            int(row[1]),
+            f"delivered {from_us(int(row[2])).isoformat()}, more than {options.stale_days} days"
+            " before the end of the business date, still in escrow",
         )
-    for row in reading.released:
-        why = "never dispatched" if row[2] is None else "no step stands for its delivery"
-        detail.append(("released_without_delivery", str(row[0]), 0, int(row[1]), why))
+        for row in reading.stale
+    ]
+
+
+def _released_lines(reading: _Reading) -> list[DetailLine]:
+    return [
+        (
+            "released_without_delivery",
+            str(row[0]),
+            0,
+            int(row[1]),
+            "never dispatched" if row[2] is None else "no step stands for its delivery",
+        )
+        for row in reading.released
+    ]
+
+
+def _file_lines(reading: _Reading) -> list[DetailLine]:
+    lines: list[DetailLine] = []
     for row in reading.file:
         if row[3] is None:
-            detail.append(
+            lines.append(
                 ("file_only", _uuid_text(row[0]), "", int(row[1]), "in the file, not the ledger")
             )
-        elif row[0] is None:
-            detail.append(
+            continue
+        if row[0] is None:
+            lines.append(
                 ("ledger_only", _uuid_text(row[3]), int(row[4]), "", "in the ledger, not the file")
             )
-        else:
-            if int(row[1]) != int(row[4]):
-                detail.append(
-                    ("amount_differs", _uuid_text(row[3]), int(row[4]), int(row[1]), "amount")
+            continue
+        if int(row[1]) != int(row[4]):
+            lines.append(("amount_differs", _uuid_text(row[3]), int(row[4]), int(row[1]), "amount"))
+        if row[2] != row[5]:
+            lines.append(
+                (
+                    "state_differs",
+                    _uuid_text(row[3]),
+                    "",
+                    "",
+                    f"{row[5]} in the ledger, {row[2]} in the file",
                 )
-            if row[2] != row[5]:
-                detail.append(
-                    (
-                        "state_differs",
-                        _uuid_text(row[3]),
-                        "",
-                        "",
-                        f"{row[5]} in the ledger, {row[2]} in the file",
-                    )
-                )
-    return detail
+            )
+    return lines
+
+
+def _detail(reading: _Reading, options: _Options) -> list[DetailLine]:
+    """Every finding, kind by kind in the order the module docstring lists them."""
+    return [
+        *_order_lines(reading),
+        *_leg_lines(reading),
+        *_unexplained_lines(reading),
+        *_total_lines(reading),
+        *_stale_lines(reading, options),
+        *_released_lines(reading),
+        *_file_lines(reading),
+    ]
 
 
 def run(led: Ledger, request: JobRequest) -> Findings:

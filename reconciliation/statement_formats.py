@@ -57,6 +57,7 @@ import defusedxml.ElementTree as safe_xml
 from defusedxml import DefusedXmlException
 
 from ledger.core import currency as iso4217
+from ledger.limits import REFERENCE_LENGTH_MAX
 
 __all__ = [
     "FORMATS",
@@ -68,11 +69,10 @@ __all__ = [
 ]
 
 FORMATS = ("csv", "camt053", "mt940")
-REFERENCE_LENGTH_MAX = 128
-"""As long as the ledger's ``provider_reference`` columns."""
-DESCRIPTION_LENGTH_MAX = 500
 LINES_MAX = 10_000_000
 """Statement lines per file."""
+DESCRIPTION_LENGTH_MAX = 500
+"""A line's description is cut to this many characters."""
 MT940_BYTES_MAX = 64 * 1024 * 1024
 """``mt-940`` reads a file whole, so its size is bounded."""
 CSV_FIELD_LENGTH_MAX = 4096
