@@ -54,6 +54,9 @@ offline withdrawal by PIN, or an agent or order that the purpose does not take),
 Events, addressed to the villager (``party_id`` = the villager, ``subject_id`` = the
 consent), never with the digits: ``consent.code_made``, ``consent.pin_given``,
 ``consent.used``, ``consent.voided`` (``reason``: ``wrong_tries``), ``consent.expired``.
+
+The tables' SQL lives in :mod:`ledger.flows.consent.repository`; the villager's row is
+locked through :func:`ledger.flows.parties.find_party`.
 """
 
 from __future__ import annotations
@@ -63,19 +66,24 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
 
-from ledger.core.errors import MalformedRequest
+from ledger.core.errors import InvariantViolation, MalformedRequest
 from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
-from ledger.core.tx import Row, Tx
+from ledger.core.tx import Tx
 from ledger.flows import events, limits, parties
 from ledger.flows.agent_float import check_amount, check_id
+from ledger.flows.consent import repository
+from ledger.flows.consent.repository import ConsentRow
+from ledger.flows.consent.repository import ConsentState as ConsentState
+from ledger.flows.consent.repository import Purpose as Purpose
 from ledger.flows.errors import Refused
 from ledger.flows.parties import Kind, Party
+from ledger.limits import SWEEP_BATCH_MAX as SWEEP_LIMIT_MAX
+from ledger.limits import US_PER_S
 
 __all__ = [
     "CALLER_FAILURES_MAX",
@@ -116,7 +124,6 @@ OPEN_CODES_MAX = 3
 CALLER_FAILURES_MAX = 10
 """The most wrong codes one caller may present in :data:`CALLER_FAILURE_WINDOW_S`."""
 CALLER_FAILURE_WINDOW_S = 3600
-SWEEP_LIMIT_MAX = 10_000
 
 CODE_SALT_BYTES = 16
 CODE_HASH_BYTES = 32
@@ -130,24 +137,6 @@ CONSENT_PIN_GIVEN = "consent.pin_given"
 CONSENT_USED = "consent.used"
 CONSENT_VOIDED = "consent.voided"
 CONSENT_EXPIRED = "consent.expired"
-
-_US = 1_000_000
-
-
-class Purpose(StrEnum):
-    WITHDRAWAL = "withdrawal"
-    """A two-phase cash-out at one agent, exact amount."""
-    PAYMENT = "payment"
-    """A wallet payment of one order, exact amount."""
-    OFFLINE_WITHDRAWAL = "offline_withdrawal"
-    """A one-shot offline cash-out at one agent; holds its amount when made."""
-
-
-class ConsentState(StrEnum):
-    OPEN = "open"
-    USED = "used"
-    VOIDED = "voided"
-    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +233,7 @@ def _verify_pin(led: Ledger, villager_id: uuid.UUID, pin: str) -> None:
 
 def _villager_locked(tx: Tx, villager_id: uuid.UUID) -> Party:
     """The villager, its party row locked: one villager's consents change one at a time."""
-    tx.one(f"SELECT id FROM parties WHERE id = :id{tx.for_update}", {"id": villager_id})
+    parties.find_party(tx, villager_id, lock=True)
     return parties.get_party(tx, villager_id, Kind.VILLAGER)
 
 
@@ -272,88 +261,10 @@ def _agent_for(tx: Tx, villager: Party, agent_id: uuid.UUID | None) -> Party | N
     return agent
 
 
-# -- rows ---------------------------------------------------------------------------------
-
-_COLUMNS = (
-    "id, villager_id, purpose, method, amount_minor, currency, agent_id, order_id,"
-    " code_salt, code_hash, state, failures, hold_id, quote, utc_day, used_for,"
-    " created_at_us, expires_at_us, resolved_at_us"
-)
+# -- events, expiry -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    id: uuid.UUID
-    villager_id: uuid.UUID
-    purpose: Purpose
-    method: str
-    amount_minor: int
-    currency: str
-    agent_id: uuid.UUID | None
-    order_id: uuid.UUID | None
-    code_salt: bytes | None
-    code_hash: bytes | None
-    state: ConsentState
-    failures: int
-    hold_id: uuid.UUID | None
-    quote: str | None
-    utc_day: int | None
-    expires_at_us: int
-
-    def due(self, now_us: int) -> bool:
-        return now_us >= self.expires_at_us
-
-    def matches(
-        self, amount_minor: int, agent_id: uuid.UUID | None, order_id: uuid.UUID | None
-    ) -> bool:
-        return (self.amount_minor, self.agent_id, self.order_id) == (
-            amount_minor,
-            agent_id,
-            order_id,
-        )
-
-
-def _blob(value: object) -> bytes | None:
-    """Bytes as stored (the SQLite store reads any 16-byte BLOB back as a UUID)."""
-    if value is None:
-        return None
-    if isinstance(value, uuid.UUID):
-        return value.bytes
-    assert isinstance(value, bytes | bytearray | memoryview)
-    return bytes(value)
-
-
-def _row(row: Row) -> _Row:
-    return _Row(
-        id=row[0],
-        villager_id=row[1],
-        purpose=Purpose(row[2]),
-        method=row[3],
-        amount_minor=row[4],
-        currency=row[5],
-        agent_id=row[6],
-        order_id=row[7],
-        code_salt=_blob(row[8]),
-        code_hash=_blob(row[9]),
-        state=ConsentState(row[10]),
-        failures=row[11],
-        hold_id=row[12],
-        quote=row[13],
-        utc_day=row[14],
-        expires_at_us=row[17],
-    )
-
-
-def _open_rows(tx: Tx, villager_id: uuid.UUID, purpose: Purpose) -> list[_Row]:
-    rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM consent_codes WHERE villager_id = :v AND purpose = :p"
-        " AND state = 'open' ORDER BY created_at_us, id",
-        {"v": villager_id, "p": purpose.value},
-    )
-    return [_row(r) for r in rows]
-
-
-def _payload(row: _Row, **extra: Any) -> dict[str, Any]:
+def _payload(row: ConsentRow, **extra: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "consent_id": str(row.id),
         "villager_id": str(row.villager_id),
@@ -369,26 +280,19 @@ def _payload(row: _Row, **extra: Any) -> dict[str, Any]:
     return payload
 
 
-def _emit(tx: Tx, event_type: str, row: _Row, **extra: Any) -> None:
+def _emit(tx: Tx, event_type: str, row: ConsentRow, **extra: Any) -> None:
     events.emit(tx, event_type, _payload(row, **extra), party_id=row.villager_id, subject_id=row.id)
 
 
-def _close(tx: Tx, row: _Row, state: ConsentState, used_for: uuid.UUID | None = None) -> None:
-    tx.execute(
-        "UPDATE consent_codes SET state = :state, used_for = :used_for, resolved_at_us = :now"
-        " WHERE id = :id AND state = 'open'",
-        {"state": state.value, "used_for": used_for, "now": tx.now_us, "id": row.id},
-    )
-
-
-def _give_back(tx: Tx, row: _Row, *, void_hold: bool) -> None:
+def _give_back(tx: Tx, row: ConsentRow, *, void_hold: bool) -> None:
     """An offline withdrawal code that will not be used: its hold voided (unless the core
     already expired it) and its amount given back to the day's cash-out usage."""
     if row.purpose is not Purpose.OFFLINE_WITHDRAWAL:
         return
     from ledger.flows import cash  # late: cash imports this module
 
-    assert row.hold_id is not None and row.utc_day is not None  # a database CHECK too
+    if row.hold_id is None or row.utc_day is None:  # a database CHECK too
+        raise InvariantViolation(f"offline withdrawal code {row.id} holds nothing")
     # The usage row before the accounts: the order the money flows lock them in.
     limits.release_in(
         tx,
@@ -401,14 +305,14 @@ def _give_back(tx: Tx, row: _Row, *, void_hold: bool) -> None:
         cash.void_offline_withdrawal_in(tx, consent_id=row.id, hold_id=row.hold_id)
 
 
-def _expire_due(tx: Tx, rows: list[_Row]) -> list[_Row]:
+def _expire_due(tx: Tx, rows: list[ConsentRow]) -> list[ConsentRow]:
     """Expire the rows whose time has passed; the others, still open."""
     live = []
     for row in rows:
         if not row.due(tx.now_us):
             live.append(row)
             continue
-        _close(tx, row, ConsentState.EXPIRED)
+        repository.close(tx, row.id, ConsentState.EXPIRED)
         _give_back(tx, row, void_hold=False)  # the hold's timeout is the code's
         _emit(tx, CONSENT_EXPIRED, row)
     return live
@@ -459,10 +363,10 @@ def _make_in(
     amount_minor: int,
     target: tuple[uuid.UUID | None, uuid.UUID | None],
     secret: tuple[bytes, bytes],
-) -> _Row:
+) -> ConsentRow:
     """Store a new code (and, offline, its hold); at most :data:`OPEN_CODES_MAX` open."""
     villager, agent = _start(tx, villager_id, purpose, amount_minor, target[0])
-    live = _expire_due(tx, _open_rows(tx, villager_id, purpose))
+    live = _expire_due(tx, repository.select_open(tx, villager_id, purpose))
     if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
         raise Refused(
             "consent_codes_too_many",
@@ -550,43 +454,37 @@ def _insert(
     secret: tuple[bytes, bytes] | None,
     held: HeldWithdrawal | None,
     ttl_s: int,
-) -> _Row:
-    tx.execute(
-        f"INSERT INTO consent_codes ({_COLUMNS}) VALUES (:id, :villager, :purpose, :method,"
-        " :amount, :currency, :agent, :order_id, :salt, :hash, 'open', 0, :hold, :quote,"
-        " :day, NULL, :now, :expires, NULL)",
-        {
-            "id": consent_id,
-            "villager": villager.id,
-            "purpose": purpose.value,
-            "method": "pin" if secret is None else "code",
-            "amount": amount_minor,
-            "currency": villager.currency,
-            "agent": target[0],
-            "order_id": target[1],
-            "salt": None if secret is None else secret[0],
-            "hash": None if secret is None else secret[1],
-            "hold": None if held is None else held.hold_id,
-            "quote": None if held is None else held.quote,
-            "day": None if held is None else held.utc_day,
-            "now": tx.now_us,
-            "expires": tx.now_us + ttl_s * _US,
-        },
+) -> ConsentRow:
+    new = ConsentRow(
+        id=consent_id,
+        villager_id=villager.id,
+        purpose=purpose,
+        method="pin" if secret is None else "code",
+        amount_minor=amount_minor,
+        currency=villager.currency,
+        agent_id=target[0],
+        order_id=target[1],
+        code_salt=None if secret is None else secret[0],
+        code_hash=None if secret is None else secret[1],
+        state=ConsentState.OPEN,
+        failures=0,
+        hold_id=None if held is None else held.hold_id,
+        quote=None if held is None else held.quote,
+        utc_day=None if held is None else held.utc_day,
+        expires_at_us=tx.now_us + ttl_s * US_PER_S,
     )
+    repository.insert(tx, new)
     return _read(tx, consent_id, lock=False)
 
 
-def _read(tx: Tx, consent_id: uuid.UUID, *, lock: bool) -> _Row:
-    row = tx.one(
-        f"SELECT {_COLUMNS} FROM consent_codes WHERE id = :id{tx.for_update if lock else ''}",
-        {"id": consent_id},
-    )
+def _read(tx: Tx, consent_id: uuid.UUID, *, lock: bool) -> ConsentRow:
+    row = repository.select(tx, consent_id, lock=lock)
     if row is None:
         raise Refused("consent_invalid", f"no consent {consent_id}")
-    return _row(row)
+    return row
 
 
-def _consent(row: _Row) -> Consent:
+def _consent(row: ConsentRow) -> Consent:
     return Consent(
         villager_id=row.villager_id,
         purpose=row.purpose,
@@ -639,20 +537,17 @@ def _check_in(
     order_id: uuid.UUID | None,
 ) -> Consent | Refused:
     """The consent, or the refusal to raise once this transaction has committed."""
-    since_us = tx.now_us - CALLER_FAILURE_WINDOW_S * _US
-    [(failed,)] = tx.execute(
-        "SELECT count(*) FROM consent_failures WHERE caller_id = :c AND at_us > :since",
-        {"c": caller_id, "since": since_us},
-    )
+    since_us = tx.now_us - CALLER_FAILURE_WINDOW_S * US_PER_S
+    failed = repository.count_failures_since(tx, caller_id=caller_id, since_us=since_us)
     if failed >= CALLER_FAILURES_MAX:
         return Refused(
             "consent_rate_limited",
             f"{failed} wrong codes in the last {CALLER_FAILURE_WINDOW_S} s; try later",
         )
-    if not tx.one("SELECT id FROM parties WHERE id = :id", {"id": villager_id}):
+    if parties.find_party(tx, villager_id) is None:
         return _wrong_try(tx, caller_id, villager_id, purpose, [])
     _villager_locked(tx, villager_id)
-    rows = _open_rows(tx, villager_id, purpose)
+    rows = repository.select_open(tx, villager_id, purpose)
     found = _match(rows, code, (amount_minor, agent_id, order_id)) if _well_formed(code) else None
     if found is not None and found.due(tx.now_us):
         _expire_due(tx, rows)
@@ -664,8 +559,8 @@ def _check_in(
 
 
 def _match(
-    rows: list[_Row], code: object, asked: tuple[int, uuid.UUID | None, uuid.UUID | None]
-) -> _Row | None:
+    rows: list[ConsentRow], code: object, asked: tuple[int, uuid.UUID | None, uuid.UUID | None]
+) -> ConsentRow | None:
     """The open code with these digits (every row's hash is computed, so the time does
     not tell how many there are); of two with the same digits, the one made for
     ``asked`` (amount, agent, order)."""
@@ -683,30 +578,18 @@ def _match(
 
 
 def _wrong_try(
-    tx: Tx, caller_id: uuid.UUID, villager_id: uuid.UUID, purpose: Purpose, live: list[_Row]
+    tx: Tx, caller_id: uuid.UUID, villager_id: uuid.UUID, purpose: Purpose, live: list[ConsentRow]
 ) -> Refused:
     """Count a wrong code for the caller and on every open code of the villager and
     purpose; void those that reached :data:`WRONG_TRIES_MAX`."""
-    tx.execute(
-        "INSERT INTO consent_failures (id, caller_id, villager_id, purpose, reason, at_us)"
-        " VALUES (:id, :caller, :villager, :purpose, 'consent_invalid', :now)",
-        {
-            "id": uuid.uuid4(),
-            "caller": caller_id,
-            "villager": villager_id,
-            "purpose": purpose.value,
-            "now": tx.now_us,
-        },
-    )
+    repository.insert_failure(tx, caller_id=caller_id, villager_id=villager_id, purpose=purpose)
     for row in live:
         if row.method != "code":
             continue
         tries = row.failures + 1
-        tx.execute(
-            "UPDATE consent_codes SET failures = :n WHERE id = :id", {"n": tries, "id": row.id}
-        )
+        repository.set_failures(tx, row.id, tries)
         if tries >= WRONG_TRIES_MAX:
-            _close(tx, row, ConsentState.VOIDED)
+            repository.close(tx, row.id, ConsentState.VOIDED)
             _give_back(tx, row, void_hold=True)
             _emit(tx, CONSENT_VOIDED, row, reason="wrong_tries", failures=tries)
     return Refused("consent_invalid", "the code is not a valid consent for this request")
@@ -754,7 +637,7 @@ def require_in(
 
     villagers.check_debit_allowed_in(tx, villager_id=villager_id, amount_minor=amount_minor)
     operation = used_for or order_id or row.id
-    _close(tx, row, ConsentState.USED, operation)
+    repository.close(tx, row.id, ConsentState.USED, operation)
     _emit(tx, CONSENT_USED, row, used_for=str(operation))
 
 
@@ -776,19 +659,13 @@ def sweep_codes(led: Ledger, limit: int = 1000) -> int:
     expired."""
     if type(limit) is not int or not 1 <= limit <= SWEEP_LIMIT_MAX:
         raise MalformedRequest(f"limit must be 1..{SWEEP_LIMIT_MAX}")
-    due = led.transact(
-        lambda tx: tx.execute(
-            "SELECT DISTINCT villager_id, purpose FROM consent_codes WHERE state = 'open'"
-            " AND expires_at_us <= :now LIMIT :limit",
-            {"now": tx.now_us, "limit": limit},
-        )
-    )
+    due = led.transact(lambda tx: repository.due_villagers(tx, limit=limit))
     expired = 0
     for villager_id, purpose in due:
 
-        def one(tx: Tx, villager_id: uuid.UUID = villager_id, purpose: str = purpose) -> int:
+        def one(tx: Tx, villager_id: uuid.UUID = villager_id, purpose: Purpose = purpose) -> int:
             _villager_locked(tx, villager_id)
-            rows = _open_rows(tx, villager_id, Purpose(purpose))
+            rows = repository.select_open(tx, villager_id, purpose)
             return len(rows) - len(_expire_due(tx, rows))
 
         expired += led.transact(one)
