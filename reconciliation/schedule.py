@@ -63,7 +63,7 @@ from ledger import Ledger
 from ledger.core.errors import InvariantViolation
 from ledger.core.store import from_us
 from ledger.core.tx import Tx
-from ledger.limits import US_PER_S
+from ledger.limits import LIST_PAGE_SIZE_MAX, US_PER_S
 from reconciliation import integrity
 from reconciliation.errors import JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
@@ -438,7 +438,11 @@ def backfill_scheduled(
 
 
 def list_claims(
-    led: Ledger, *, job: str | None = None, scope: str | None = None, limit: int = 1000
+    led: Ledger,
+    *,
+    job: str | None = None,
+    scope: str | None = None,
+    limit: int = LIST_PAGE_SIZE_MAX,
 ) -> list[ClaimRecord]:
     """Claims oldest date first (of one job and scope, if given)."""
     where = []

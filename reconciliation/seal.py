@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.flows import events
+from ledger.limits import LIST_PAGE_SIZE_MAX as BLOCKS_PAGE_MAX
 from reconciliation.checkpoint import (
     CHAIN_GENESIS,
     Checkpoint,
@@ -79,13 +80,24 @@ from reconciliation.checkpoint import (
 from reconciliation.service_key import ServiceKey
 
 __all__ = [
+    "BLOCKS_PAGE_MAX",
     "BLOCK_SIZE_MAX",
     "CANONICAL_VERSION",
     "FIELDS",
     "SETTLE_WAIT_S_MAX",
+    "BlockRow",
+    "SealedExtent",
+    "block_transfers",
+    "blocks_created_in",
     "canonical_bytes",
+    "first_block_created_from",
     "integrity_check",
+    "journal_origin",
+    "last_block_created_before",
+    "last_block_number",
+    "read_blocks",
     "seal_pending",
+    "sealed_extent",
     "transfer_fields",
 ]
 
@@ -449,7 +461,6 @@ BLOCK_COLUMNS = (
     " b.chain_head, b.root_hash, b.frontier, b.checkpoint, k.name, k.key_id, k.public_key,"
     " b.first_created_at_us, b.last_created_at_us, b.sealed_at_us"
 )
-BLOCKS_PAGE_MAX = 1000
 
 
 def read_blocks(tx: Tx, first: int, last: int) -> list[BlockRow]:
