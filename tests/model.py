@@ -4,7 +4,10 @@ It follows ``shared/CORE_API.md`` plus the team's decisions where that page is s
 and is written to be obviously right rather than fast or clever:
 
 - accounts, transfers, spent ids and hold states live in plain dicts and sets;
-- every status is checked in the order CORE_API lists them, top first, one ``if`` each;
+- a status is not found by a chain of early returns, as the engine does: the model lists
+  every rule an event breaks, each rule a predicate of its own that reads the state, and
+  answers the broken rule that comes first in CORE_API's list of statuses
+  (``TRANSFER_PRECEDENCE``, ``ACCOUNT_PRECEDENCE``): precedence is data, not code order;
 - a chain (a lone event is a chain of one) runs on the live state after a deep copy of
   the whole state; when the chain fails the copy is put back;
 - pending counters are never stored: they are summed from the holds that still count at
@@ -149,6 +152,15 @@ def check_transfer_args(t: Transfer) -> None:
         raise ValueError(
             "a transfer that is neither post nor void needs accounts, amount, currency"
         )
+
+
+def first_broken(
+    rules: dict[Status, bool], precedence: Sequence[str], otherwise: Status = Status.CREATED
+) -> Status:
+    """Of the rules broken (those whose value is true), the one ``precedence`` lists
+    first; ``otherwise`` when none is."""
+    broken = [status for status, is_broken in rules.items() if is_broken]
+    return min(broken, key=lambda status: precedence.index(status.value), default=otherwise)
 
 
 @dataclass
@@ -313,22 +325,21 @@ class LedgerModel:
     # -- accounts ---------------------------------------------------------------------
 
     def account_status(self, a: Account) -> Status:
+        """The first broken rule of creating ``a``, by CORE_API's precedence."""
         existing = self.state.accounts.get(a.id)
         if existing is not None:
-            if a.flags != existing.flags:
-                return Status.EXISTS_WITH_DIFFERENT_FLAGS
-            if a.currency != existing.currency:
-                return Status.EXISTS_WITH_DIFFERENT_CURRENCY
-            if a.code != existing.code:
-                return Status.EXISTS_WITH_DIFFERENT_CODE
-            return Status.EXISTS
-        if a.flags & LIMIT_FLAGS == LIMIT_FLAGS:
-            return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
-        if a.code == 0:
-            return Status.CODE_MUST_NOT_BE_ZERO
-        if not is_supported_currency(a.currency):
-            return Status.CURRENCY_NOT_SUPPORTED
-        return Status.CREATED
+            differs = {
+                Status.EXISTS_WITH_DIFFERENT_FLAGS: a.flags != existing.flags,
+                Status.EXISTS_WITH_DIFFERENT_CURRENCY: a.currency != existing.currency,
+                Status.EXISTS_WITH_DIFFERENT_CODE: a.code != existing.code,
+            }
+            return first_broken(differs, ACCOUNT_PRECEDENCE, otherwise=Status.EXISTS)
+        rules = {
+            Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE: a.flags & LIMIT_FLAGS == LIMIT_FLAGS,
+            Status.CODE_MUST_NOT_BE_ZERO: a.code == 0,
+            Status.CURRENCY_NOT_SUPPORTED: not is_supported_currency(a.currency),
+        }
+        return first_broken(rules, ACCOUNT_PRECEDENCE)
 
     def apply_account(self, a: Account, now: datetime) -> None:
         self.state.accounts[a.id] = ModelAccount(
@@ -348,107 +359,132 @@ class LedgerModel:
     # -- transfers --------------------------------------------------------------------
 
     def exists_status(self, t: Transfer, e: ModelTransfer) -> Status:
-        """Compare a resubmitted id with the created one: flags, pending_id, timeout, ..."""
-        if t.flags != e.flags:
-            return Status.EXISTS_WITH_DIFFERENT_FLAGS
-        if t.pending_id != e.pending_id:
-            return Status.EXISTS_WITH_DIFFERENT_PENDING_ID
-        if t.timeout_s != e.timeout_s:
-            return Status.EXISTS_WITH_DIFFERENT_TIMEOUT
+        """A resubmitted id against the created transfer: the first field that differs,
+        by CORE_API's precedence, else ``exists``. A post or void that leaves accounts or
+        amount unset means the hold's."""
         debit, credit, amount = t.debit_account_id, t.credit_account_id, t.amount
         if is_resolving(t.flags):
-            # A post or void that exists names a hold that exists: None means the hold's.
-            assert t.pending_id is not None
+            assert t.pending_id is not None  # an existing post or void names its hold
             hold = self.state.transfers[t.pending_id]
             debit = hold.debit_account_id if debit is None else debit
             credit = hold.credit_account_id if credit is None else credit
             amount = hold.amount if amount is None else amount
-        if debit != e.debit_account_id:
-            return Status.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
-        if credit != e.credit_account_id:
-            return Status.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
-        if amount != e.amount_asked:
-            return Status.EXISTS_WITH_DIFFERENT_AMOUNT
-        if t.code != e.code:
-            return Status.EXISTS_WITH_DIFFERENT_CODE
-        if t.reverses_id != e.reverses_id:
-            return Status.EXISTS_WITH_DIFFERENT_REVERSES_ID
-        return Status.EXISTS
+        differs = {
+            Status.EXISTS_WITH_DIFFERENT_FLAGS: t.flags != e.flags,
+            Status.EXISTS_WITH_DIFFERENT_PENDING_ID: t.pending_id != e.pending_id,
+            Status.EXISTS_WITH_DIFFERENT_TIMEOUT: t.timeout_s != e.timeout_s,
+            Status.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID: debit != e.debit_account_id,
+            Status.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID: credit != e.credit_account_id,
+            Status.EXISTS_WITH_DIFFERENT_AMOUNT: amount != e.amount_asked,
+            Status.EXISTS_WITH_DIFFERENT_CODE: t.code != e.code,
+            Status.EXISTS_WITH_DIFFERENT_REVERSES_ID: t.reverses_id != e.reverses_id,
+        }
+        return first_broken(differs, TRANSFER_PRECEDENCE, otherwise=Status.EXISTS)
 
     def transfer_status(self, t: Transfer, now: datetime) -> Status:
-        """The status of one transfer against the current state, checks top first."""
-        s = self.state
-        existing = s.transfers.get(t.id)
+        """The status of one transfer against the current state: of every rule it
+        breaks, the one CORE_API lists first."""
+        existing = self.state.transfers.get(t.id)
         if existing is not None:
             return self.exists_status(t, existing)
-        if t.id in s.spent:
-            return Status.ID_ALREADY_FAILED
-        kinds = [
-            f
-            for f in (TransferFlags.PENDING, TransferFlags.POST_PENDING, TransferFlags.VOID_PENDING)
-            if t.flags & f
-        ]
-        if len(kinds) > 1:
-            return Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE
-        resolving = is_resolving(t.flags)
-        pending = bool(t.flags & TransferFlags.PENDING)
-        if t.debit_account_id is not None and t.debit_account_id == t.credit_account_id:
-            return Status.ACCOUNTS_MUST_BE_DIFFERENT
-        if not resolving and t.pending_id is not None:
-            return Status.PENDING_ID_MUST_BE_ZERO
-        if resolving and t.pending_id is None:
-            return Status.PENDING_ID_MUST_NOT_BE_ZERO
-        if resolving and t.pending_id == t.id:
-            return Status.PENDING_ID_MUST_BE_DIFFERENT
-        if not pending and t.timeout_s != 0:
-            return Status.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
-        if t.amount == 0:
-            return Status.AMOUNT_MUST_NOT_BE_ZERO
-        if t.code == 0:
-            return Status.CODE_MUST_NOT_BE_ZERO
-        if not resolving:
-            return self._new_movement_status(t, now)
-        if t.reverses_id is not None:
-            return Status.REVERSAL_MUST_BE_PLAIN
-        return self._resolving_status(t, now)
+        rules = {
+            Status.ID_ALREADY_FAILED: t.id in self.state.spent,
+            **self._shape_rules(t),
+            **self._account_rules(t),
+            **self._reversal_rules(t),
+            **self._hold_rules(t, now),
+            **self._counter_rules(t, now),
+        }
+        return first_broken(rules, TRANSFER_PRECEDENCE)
 
-    def _new_movement_status(self, t: Transfer, now: datetime) -> Status:
-        """Plain or pending transfer: accounts, currency, overflow, limits."""
-        assert t.debit_account_id is not None and t.credit_account_id is not None
-        assert t.amount is not None
+    @staticmethod
+    def _shape_rules(t: Transfer) -> dict[Status, bool]:
+        """The rules a transfer's own fields break."""
+        kinds = t.flags & (TransferFlags.PENDING | RESOLVING)
+        resolving = is_resolving(t.flags)
+        return {
+            Status.FLAGS_ARE_MUTUALLY_EXCLUSIVE: bin(kinds.value).count("1") > 1,
+            Status.ACCOUNTS_MUST_BE_DIFFERENT: t.debit_account_id is not None
+            and t.debit_account_id == t.credit_account_id,
+            Status.PENDING_ID_MUST_BE_ZERO: not resolving and t.pending_id is not None,
+            Status.PENDING_ID_MUST_NOT_BE_ZERO: resolving and t.pending_id is None,
+            Status.PENDING_ID_MUST_BE_DIFFERENT: resolving and t.pending_id == t.id,
+            Status.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER: t.timeout_s != 0
+            and not t.flags & TransferFlags.PENDING,
+            Status.AMOUNT_MUST_NOT_BE_ZERO: t.amount == 0,
+            Status.CODE_MUST_NOT_BE_ZERO: t.code == 0,
+        }
+
+    def _account_rules(self, t: Transfer) -> dict[Status, bool]:
+        """A new movement's accounts and currency (a post or void takes its hold's)."""
+        if is_resolving(t.flags):
+            return {}
         debit = self.state.accounts.get(t.debit_account_id)
-        if debit is None:
-            return Status.DEBIT_ACCOUNT_NOT_FOUND
         credit = self.state.accounts.get(t.credit_account_id)
-        if credit is None:
-            return Status.CREDIT_ACCOUNT_NOT_FOUND
-        if debit.currency != credit.currency:
-            return Status.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY
-        if t.currency != debit.currency:
-            return Status.CURRENCY_MUST_MATCH_ACCOUNTS
-        if t.reverses_id is not None:
-            reversal = self._reversal_status(t)
-            if reversal != Status.CREATED:
-                return reversal
-        debit_debits_pending, _ = self.pending(debit.id, now)
-        _, credit_credits_pending = self.pending(credit.id, now)
-        debits_after = debit_debits_pending + debit.debits_posted + t.amount
-        credits_after = credit_credits_pending + credit.credits_posted + t.amount
-        if debits_after > COUNTER_MAX:
-            return Status.OVERFLOWS_DEBITS
-        if credits_after > COUNTER_MAX:
-            return Status.OVERFLOWS_CREDITS
-        if (
-            debit.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-            and debits_after > debit.credits_posted
-        ):
-            return Status.EXCEEDS_CREDITS
-        if (
-            credit.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-            and credits_after > credit.debits_posted
-        ):
-            return Status.EXCEEDS_DEBITS
-        return Status.CREATED
+        both = debit is not None and credit is not None
+        return {
+            Status.DEBIT_ACCOUNT_NOT_FOUND: debit is None,
+            Status.CREDIT_ACCOUNT_NOT_FOUND: credit is None,
+            Status.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY: both and debit.currency != credit.currency,
+            Status.CURRENCY_MUST_MATCH_ACCOUNTS: debit is not None and t.currency != debit.currency,
+        }
+
+    def _reversal_rules(self, t: Transfer) -> dict[Status, bool]:
+        """What a reversal must be: plain, of a transfer that posted money, with the
+        accounts swapped, within what is left to reverse."""
+        if t.reverses_id is None:
+            return {}
+        target = self.state.transfers.get(t.reverses_id)
+        plain = not t.flags & (TransferFlags.PENDING | RESOLVING)
+        found = target is not None
+        return {
+            Status.REVERSAL_MUST_BE_PLAIN: not plain,
+            Status.REVERSAL_NOT_FOUND: not found,
+            Status.REVERSAL_TARGET_NOT_POSTED: found and self.posted_money(target) == 0,
+            Status.REVERSAL_MUST_SWAP_ACCOUNTS: found
+            and (t.debit_account_id, t.credit_account_id)
+            != (target.credit_account_id, target.debit_account_id),
+            Status.EXCEEDS_REVERSIBLE_AMOUNT: found and (t.amount or 0) > self.reversible(target),
+        }
+
+    def _hold_rules(self, t: Transfer, now: datetime) -> dict[Status, bool]:
+        """A post or void against the hold it names."""
+        if not is_resolving(t.flags) or t.pending_id is None:
+            return {}
+        hold = self.state.transfers.get(t.pending_id)
+        if hold is None:
+            return {Status.PENDING_TRANSFER_NOT_FOUND: True}
+        state = self.state.holds.get(hold.id)
+        return {
+            Status.PENDING_TRANSFER_NOT_PENDING: not hold.flags & TransferFlags.PENDING,
+            Status.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID: t.debit_account_id
+            not in (None, hold.debit_account_id),
+            Status.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID: t.credit_account_id
+            not in (None, hold.credit_account_id),
+            Status.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY: t.currency not in (None, hold.currency),
+            Status.EXCEEDS_PENDING_TRANSFER_AMOUNT: (t.amount or 0) > hold.amount,
+            Status.PENDING_TRANSFER_ALREADY_POSTED: state == HOLD_POSTED,
+            Status.PENDING_TRANSFER_ALREADY_VOIDED: state == HOLD_VOIDED,
+            Status.PENDING_TRANSFER_EXPIRED: state == HOLD_EXPIRED
+            or (state == HOLD_PENDING and self.hold_expired_on_clock(hold, now)),
+        }
+
+    def _counter_rules(self, t: Transfer, now: datetime) -> dict[Status, bool]:
+        """A new movement's counters: no overflow, and each account's limit flag."""
+        debit = self.state.accounts.get(t.debit_account_id)
+        credit = self.state.accounts.get(t.credit_account_id)
+        if is_resolving(t.flags) or debit is None or credit is None or t.amount is None:
+            return {}
+        debits_after = self.pending(debit.id, now)[0] + debit.debits_posted + t.amount
+        credits_after = self.pending(credit.id, now)[1] + credit.credits_posted + t.amount
+        return {
+            Status.OVERFLOWS_DEBITS: debits_after > COUNTER_MAX,
+            Status.OVERFLOWS_CREDITS: credits_after > COUNTER_MAX,
+            Status.EXCEEDS_CREDITS: bool(debit.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+            and debits_after > debit.credits_posted,
+            Status.EXCEEDS_DEBITS: bool(credit.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+            and credits_after > credit.debits_posted,
+        }
 
     def posted_money(self, t: ModelTransfer) -> int:
         """What ``t`` posted that a reversal may move back: a plain transfer's amount, a
@@ -463,52 +499,6 @@ class LedgerModel:
         """What is left of ``target`` to reverse: posted less every created reversal of it."""
         taken = sum(t.amount for t in self.state.transfers.values() if t.reverses_id == target.id)
         return self.posted_money(target) - taken
-
-    def _reversal_status(self, t: Transfer) -> Status:
-        """A plain or pending transfer naming ``reverses_id``: CORE_API's "Reversals"."""
-        assert t.reverses_id is not None and t.amount is not None
-        if t.flags & TransferFlags.PENDING:
-            return Status.REVERSAL_MUST_BE_PLAIN
-        target = self.state.transfers.get(t.reverses_id)
-        if target is None:
-            return Status.REVERSAL_NOT_FOUND
-        if self.posted_money(target) == 0:
-            return Status.REVERSAL_TARGET_NOT_POSTED
-        if (t.debit_account_id, t.credit_account_id) != (
-            target.credit_account_id,
-            target.debit_account_id,
-        ):
-            return Status.REVERSAL_MUST_SWAP_ACCOUNTS
-        if t.amount > self.reversible(target):
-            return Status.EXCEEDS_REVERSIBLE_AMOUNT
-        return Status.CREATED
-
-    def _resolving_status(self, t: Transfer, now: datetime) -> Status:
-        """Post or void: the hold it names."""
-        assert t.pending_id is not None
-        hold = self.state.transfers.get(t.pending_id)
-        if hold is None:
-            return Status.PENDING_TRANSFER_NOT_FOUND
-        if not hold.flags & TransferFlags.PENDING:
-            return Status.PENDING_TRANSFER_NOT_PENDING
-        if t.debit_account_id is not None and t.debit_account_id != hold.debit_account_id:
-            return Status.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID
-        if t.credit_account_id is not None and t.credit_account_id != hold.credit_account_id:
-            return Status.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID
-        if t.currency is not None and t.currency != hold.currency:
-            return Status.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY
-        if t.amount is not None and t.amount > hold.amount:
-            return Status.EXCEEDS_PENDING_TRANSFER_AMOUNT
-        state = self.state.holds[hold.id]
-        if state == HOLD_POSTED:
-            return Status.PENDING_TRANSFER_ALREADY_POSTED
-        if state == HOLD_VOIDED:
-            return Status.PENDING_TRANSFER_ALREADY_VOIDED
-        if state == HOLD_EXPIRED:
-            return Status.PENDING_TRANSFER_EXPIRED
-        if self.hold_expired_on_clock(hold, now):
-            return Status.PENDING_TRANSFER_EXPIRED
-        return Status.CREATED
 
     def apply_transfer(self, t: Transfer, now: datetime) -> None:
         """Apply a transfer whose status is ``created``."""
