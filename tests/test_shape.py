@@ -18,56 +18,6 @@ import pytest
 from ledger.core import migrations
 from tools import shape
 
-# table -> the module (or package) that owns it; a module owns a table when its dotted
-# name is the owner or lies under it.
-OWNERS: dict[str, tuple[str, ...]] = {
-    "accounts": ("ledger.core",),
-    "transfers": ("ledger.core",),
-    "pending_holds": ("ledger.core",),
-    "transfer_failures": ("ledger.core",),
-    "alembic_version": ("ledger.core",),
-    "account_owners": ("ledger.flows.ownership",),
-    "agent_float": ("ledger.flows.agent_float",),
-    "float_topups": ("ledger.flows.agent_float",),
-    "float_transfers": ("ledger.flows.agent_float",),
-    "cash_ins": ("ledger.flows.cash",),
-    "cash_outs": ("ledger.flows.cash",),
-    "consent_codes": ("ledger.flows.consent",),
-    "consent_failures": ("ledger.flows.consent",),
-    "delivery_methods": ("ledger.flows.orders",),
-    "orders": ("ledger.flows.orders",),
-    "order_steps": ("ledger.flows.orders",),
-    "devices": ("ledger.flows.offline",),
-    "offline_records": ("ledger.flows.offline",),
-    "events": ("ledger.flows.events",),
-    "fee_schedules": ("ledger.flows.fees",),
-    "kyc_tiers": ("ledger.flows.limits",),
-    "kyc_usage": ("ledger.flows.limits",),
-    "parties": ("ledger.flows.parties",),
-    "party_accounts": ("ledger.flows.parties",),
-    "pickup_codes": ("ledger.flows.pickup",),
-    "proposals": ("ledger.flows.proposals",),
-    "settlement_windows": ("ledger.flows.settlement",),
-    "payouts": ("ledger.flows.settlement",),
-    "suspense_items": ("ledger.flows.suspense",),
-    "villagers": ("ledger.flows.villagers",),
-    "villager_activation_codes": ("ledger.flows.villagers",),
-    "principals": ("ledger.flows.principals",),
-    "api_keys": ("ledger.flows.principals",),
-    "idempotency_records": ("ledger.flows.idempotency",),
-    "webhook_endpoints": ("webhooks",),
-    "webhook_deliveries": ("webhooks",),
-    "webhook_attempts": ("webhooks",),
-    "webhook_cursor": ("webhooks",),
-    "recon_runs": ("reconciliation.runs",),
-    "recon_claims": ("reconciliation.schedule",),
-    "recon_cash_counts": ("reconciliation.cash_count",),
-    "recon_variances": ("reconciliation.cash_count",),
-    "seal_blocks": ("reconciliation.seal",),
-    "seal_keys": ("reconciliation.seal",),
-    "seal_state": ("reconciliation.seal",),
-}
-
 
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
@@ -81,18 +31,14 @@ def schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         return dict(rows.fetchall())
 
 
-def _owned_by(module: str, owners: tuple[str, ...]) -> bool:
-    return any(module == o or module.startswith(o + ".") for o in owners)
-
-
 def _files() -> list[pathlib.Path]:
     return [p for package in shape.PACKAGES for p in shape.sources(package)]
 
 
 def test_every_table_has_one_owner(schema: dict[str, str]) -> None:
     tables = {name for name, kind in schema.items() if kind == "table"}
-    assert tables - OWNERS.keys() == set(), "a new table needs an owner in OWNERS"
-    assert OWNERS.keys() - tables == set(), "OWNERS names a table the schema lacks"
+    assert tables - shape.OWNERS.keys() == set(), "a new table needs an owner in tools.shape.OWNERS"
+    assert shape.OWNERS.keys() - tables == set(), "OWNERS names a table the schema lacks"
 
 
 def test_only_the_owner_writes_sql_that_names_a_table(schema: dict[str, str]) -> None:
@@ -100,7 +46,7 @@ def test_only_the_owner_writes_sql_that_names_a_table(schema: dict[str, str]) ->
     for path in _files():
         module = shape.module_name(path)
         for table in shape.tables(path):
-            if schema.get(table) == "table" and not _owned_by(module, OWNERS[table]):
+            if schema.get(table) == "table" and not shape.owned_by(module, table):
                 trespasses.append(f"{module} names {table}")
     assert sorted(trespasses) == []
 

@@ -26,6 +26,62 @@ FUNCTION_LINES_MAX = 70
 """The length gate: a function longer than this needs a ``# long:`` comment saying why."""
 LONG_MARK = "# long:"
 
+# table -> the module (or package) that owns it; a module owns a table when its dotted
+# name is the owner or lies under it.
+OWNERS: dict[str, tuple[str, ...]] = {
+    "accounts": ("ledger.core",),
+    "transfers": ("ledger.core",),
+    "pending_holds": ("ledger.core",),
+    "transfer_failures": ("ledger.core",),
+    "alembic_version": ("ledger.core",),
+    "account_owners": ("ledger.flows.ownership",),
+    "agent_float": ("ledger.flows.agent_float",),
+    "float_topups": ("ledger.flows.agent_float",),
+    "float_transfers": ("ledger.flows.agent_float",),
+    "cash_ins": ("ledger.flows.cash",),
+    "cash_outs": ("ledger.flows.cash",),
+    "consent_codes": ("ledger.flows.consent",),
+    "consent_failures": ("ledger.flows.consent",),
+    "delivery_methods": ("ledger.flows.orders",),
+    "orders": ("ledger.flows.orders",),
+    "order_steps": ("ledger.flows.orders",),
+    "devices": ("ledger.flows.offline",),
+    "offline_records": ("ledger.flows.offline",),
+    "events": ("ledger.flows.events",),
+    "fee_schedules": ("ledger.flows.fees",),
+    "kyc_tiers": ("ledger.flows.limits",),
+    "kyc_usage": ("ledger.flows.limits",),
+    "parties": ("ledger.flows.parties",),
+    "party_accounts": ("ledger.flows.parties",),
+    "pickup_codes": ("ledger.flows.pickup",),
+    "proposals": ("ledger.flows.proposals",),
+    "settlement_windows": ("ledger.flows.settlement",),
+    "payouts": ("ledger.flows.settlement",),
+    "suspense_items": ("ledger.flows.suspense",),
+    "villagers": ("ledger.flows.villagers",),
+    "villager_activation_codes": ("ledger.flows.villagers",),
+    "principals": ("ledger.flows.principals",),
+    "api_keys": ("ledger.flows.principals",),
+    "idempotency_records": ("ledger.flows.idempotency",),
+    "webhook_endpoints": ("webhooks",),
+    "webhook_deliveries": ("webhooks",),
+    "webhook_attempts": ("webhooks",),
+    "webhook_cursor": ("webhooks",),
+    "recon_runs": ("reconciliation.runs",),
+    "recon_claims": ("reconciliation.schedule",),
+    "recon_cash_counts": ("reconciliation.cash_count",),
+    "recon_variances": ("reconciliation.cash_count",),
+    "seal_blocks": ("reconciliation.seal",),
+    "seal_keys": ("reconciliation.seal",),
+    "seal_state": ("reconciliation.seal",),
+}
+
+
+def owned_by(module: str, table: str) -> bool:
+    """Whether ``module`` is the owner of ``table`` (or lies in the owning package)."""
+    return any(module == o or module.startswith(o + ".") for o in OWNERS.get(table, ()))
+
+
 _STATEMENT = re.compile(r"^\s*\(?\s*(SELECT|INSERT|UPDATE|DELETE|WITH|CREATE|ALTER|DROP)\b")
 _TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _NOT_TABLES = {"select", "lateral", "unnest", "json_each", "values", "if", "only"}
@@ -112,6 +168,10 @@ def main(argv: list[str]) -> int:
         if not files:
             continue
         print(f"sql_lines {package} {sum(sql_lines(p) for p in files)}")
+        if package == "ledger":
+            for part in ("core", "flows"):
+                inside = [p for p in files if p.parts[len(ROOT.parts) + 1] == part]
+                print(f"sql_lines ledger/{part} {sum(sql_lines(p) for p in inside)}")
         for path in files:
             for table in tables(path):
                 by_table[table].add(module_name(path))
@@ -127,6 +187,10 @@ def main(argv: list[str]) -> int:
     print(f"exceptions_outside_tree {len(outside)} {' '.join(outside)}")
     shared = {t: sorted(m) for t, m in by_table.items() if len(m) > 1}
     print(f"tables_named_by_more_than_one_module {len(shared)}")
+    trespasses = sorted(
+        f"{m}->{t}" for t, ms in by_table.items() if t in OWNERS for m in ms if not owned_by(m, t)
+    )
+    print(f"tables_named_outside_their_owner {len(trespasses)} {' '.join(trespasses)}")
     if "--tables" in argv:
         for table, modules in sorted(by_table.items()):
             print(f"  {table}: {', '.join(sorted(modules))}")
