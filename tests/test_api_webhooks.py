@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from api import webhooks
+import webhooks
 from api.app import create_app
 from api.client import Client
-from api.webhooks import WebhookSettings, deliver_due
 from ledger import Ledger, open_ledger
 from ledger.flows import events
 from tests.conftest import drop_pg_schema
 from tests.test_api_cash import QUIET_SETTINGS
 from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread, fresh_database
 from tests.test_api_orders import ok, refused
+from webhooks import WebhookSettings, deliver_due
 
 KES = "KES"
 LOOPBACK = ("127.0.0.0/8", "::1/128")

@@ -52,6 +52,7 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError, open_ledger
 from ledger.core import migrations
+from ledger.core.errors import EdgeError
 from ledger.flows.errors import FlowError
 from vledger.demo import run_demo
 
@@ -63,7 +64,7 @@ EXIT_BREAKS = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
+class UsageError(EdgeError):
     """Bad input a command found after parsing: one line on stderr, exit 2."""
 
 
@@ -147,8 +148,8 @@ SCHEDULER_JOIN_S = 70
 def _worker(args: argparse.Namespace) -> int:
     import threading
 
-    from api.webhooks import run_worker
     from reconciliation.tasks import run_scheduler
+    from webhooks import run_worker
 
     stop = threading.Event()
     scheduler = threading.Thread(

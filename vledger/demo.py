@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger import Ledger, open_ledger
 from ledger.core import currency as iso4217
+from ledger.core.errors import EdgeError
 from ledger.flows import (
     agent_float,
     cash,
@@ -63,6 +64,7 @@ from ledger.flows import (
 )
 from ledger.flows.errors import FlowError
 from ledger.flows.parties import Kind, Party, Role
+from ledger.limits import LIST_PAGE_SIZE_MAX
 
 CURRENCY = "KES"
 PROVIDER = "BANK"
@@ -112,11 +114,11 @@ def kes(major: int) -> int:
     return major * 100
 
 
-class UnexpectedAnswer(Exception):
+class UnexpectedAnswer(EdgeError):
     """The ledger answered a demo step otherwise than the demo expects."""
 
 
-class StepRefused(Exception):
+class StepRefused(EdgeError):
     """A desk refused a step with a refusal ``code``: the API's problem+json ``code`` and
     its HTTP ``status`` (the flows' own refusals are :class:`FlowError`)."""
 
@@ -615,7 +617,7 @@ class VillageDay:
         """The activation code the outbox holds for the villager's phone (the SMS issue
         carries it)."""
         found = self.led.transact(
-            lambda tx: events.read_events(tx, party_id=villager_id, limit=events.EVENTS_PAGE_MAX)
+            lambda tx: events.read_events(tx, party_id=villager_id, limit=LIST_PAGE_SIZE_MAX)
         )
         codes = [e.payload["code"] for e in found if e.type == events.VILLAGER_ACTIVATION_CODE]
         return str(codes[-1])
@@ -724,7 +726,7 @@ class VillageDay:
         self.on_the_ledger(f"{who}'s pickup code, read from the outbox (SMS later)")
         found = self.led.transact(
             lambda tx: events.read_events(
-                tx, party_id=self.id_of(who), subject_id=order_id, limit=events.EVENTS_PAGE_MAX
+                tx, party_id=self.id_of(who), subject_id=order_id, limit=LIST_PAGE_SIZE_MAX
             )
         )
         return str([e.payload["code"] for e in found if e.type == pickup.PICKUP_CODE_EVENT][-1])
@@ -735,10 +737,18 @@ class VillageDay:
         return self.desk.order_step(step, order_id, by=actor, **kw)
 
     def orders_of_the_day(self) -> uuid.UUID:
-        wallet, in_cash = orders.Source.WALLET, orders.Source.CASH
-        # 1. Seeds paid from the wallet, delivered, released: the fee splits three ways.
-        # No agent takes the payment (over HTTP the operator acts for the wallet), so no
-        # agent's commission comes out of the fee.
+        """Four orders: paid, delivered, released; paid in cash and partly refused;
+        cancelled; left unconfirmed (the pickup-point order the sweep releases, returned)."""
+        self._seeds_released()
+        self._lamp_disputed()
+        self._hoe_cancelled()
+        return self._beans_unconfirmed()
+
+    def _seeds_released(self) -> None:
+        """1. Seeds paid from the wallet, delivered, released: the fee splits three ways.
+        No agent takes the payment (over HTTP the operator acts for the wallet), so no
+        agent's commission comes out of the fee."""
+        wallet = orders.Source.WALLET
         seeds = self._order("Mbegu Seeds", "Amina", kes(1_200), "courier")
         pay_step = new_id()
         code = self._pay_code("Amina", seeds, kes(1_200))
@@ -765,9 +775,11 @@ class VillageDay:
             " the 2% fee split into tax and platform income"
         )
 
-        # 2. A solar lamp paid in cash at the agent; half delivered, a dispute over the rest.
+    def _lamp_disputed(self) -> None:
+        """2. A solar lamp paid in cash at the agent; half delivered, a dispute over the
+        rest."""
         lamp = self._order("Duka Solar", "Baraka", kes(4_500), "agent_delivery", "Wanjiru's shop")
-        self._step("pay", lamp, "Wanjiru's shop", source=in_cash)
+        self._step("pay", lamp, "Wanjiru's shop", source=orders.Source.CASH)
         self.say(
             f"order 2: Baraka pays Duka Solar {format_amount(kes(4_500))} in cash at Wanjiru's shop"
         )
@@ -788,7 +800,9 @@ class VillageDay:
             f" {format_amount(kes(1_500))} back in cash through the agent"
         )
 
-        # 3. Cancelled before dispatch: the hold goes back whole.
+    def _hoe_cancelled(self) -> None:
+        """3. Cancelled before dispatch: the hold goes back whole."""
+        wallet = orders.Source.WALLET
         hoe = self._order("Mbegu Seeds", "Amina", kes(900), "courier")
         code = self._pay_code("Amina", hoe, kes(900))
         self._step("pay", hoe, None, source=wallet, consent_code=code)
@@ -799,7 +813,10 @@ class VillageDay:
             " escrow voided"
         )
 
-        # 4. A pickup-point order nobody confirms: the sweeper releases it after 5 days.
+    def _beans_unconfirmed(self) -> uuid.UUID:
+        """4. A pickup-point order nobody confirms: the sweeper releases it after 5 days
+        (:meth:`sweep_orders`); paying it again is refused."""
+        wallet = orders.Source.WALLET
         beans = self._order("Mbegu Seeds", "Chebet", kes(500), "pickup_point")
         code = self._pay_code("Chebet", beans, kes(500))
         self._step("pay", beans, None, source=wallet, consent_code=code)
@@ -1016,7 +1033,7 @@ class VillageDay:
     def _events_of(self, kind: str | None, party_id: uuid.UUID) -> list[events.Event]:
         """The party's events (of one kind, if given); a demo party has fewer than a page."""
         found = self.led.transact(
-            lambda tx: events.read_events(tx, party_id=party_id, limit=events.EVENTS_PAGE_MAX)
+            lambda tx: events.read_events(tx, party_id=party_id, limit=LIST_PAGE_SIZE_MAX)
         )
         return [e for e in found if kind is None or e.type == kind]
 

@@ -37,7 +37,6 @@ from api.app import create_app
 from api.client import Client, ProblemError
 from api.local_server import ServerThread
 from api.settings import Settings
-from api.webhooks import WebhookSettings
 from ledger import Ledger, open_ledger
 from ledger.flows import offline
 from ledger.flows.parties import Kind, Party
@@ -55,6 +54,7 @@ from vledger.demo import (
     new_id,
     run_day,
 )
+from webhooks import WebhookSettings
 
 __all__ = ["DEMO_SETTINGS", "DEMO_WEBHOOKS", "HttpDesk", "Traffic", "run_demo_http"]
 

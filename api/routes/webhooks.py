@@ -1,5 +1,5 @@
 """``/v1/webhook-endpoints``: where a storefront's or an agent's events are POSTed
-(:mod:`api.webhooks`): create, list, get, rotate the secret, disable, enable, and the
+(:mod:`webhooks`): create, list, get, rotate the secret, disable, enable, and the
 deliveries of each with their state. Owners manage their own endpoints; auditors and
 operators read them all; another principal's endpoint answers 404.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api import webhooks
+import webhooks
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
@@ -28,7 +28,7 @@ from api.schemas import (
     WebhookSecretOut,
     WebhookSecretRotate,
 )
-from api.webhooks import Delivery, Endpoint, WebhookSettings
+from webhooks import Delivery, Endpoint, WebhookSettings
 
 router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 
