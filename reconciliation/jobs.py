@@ -28,6 +28,7 @@ from reconciliation import (
     report,
     statement,
 )
+from reconciliation.errors import InputInvalid
 from reconciliation.runs import Findings, Run, record, write_files
 
 Tables = list[tuple[str, list[tuple[Any, ...]]]]
@@ -148,12 +149,14 @@ JOBS: dict[str, JobSpec] = {
 
 
 def run_job(led: Ledger, job: str, request: JobRequest, *, out: Path) -> JobResult:
-    """Run ``job`` for ``request``; record it and write its files under ``out``."""
+    """Run ``job`` for ``request``; record it and write its files under ``out``.
+    :class:`~reconciliation.errors.InputInvalid` (a ``ValueError``) for an unknown job or
+    a missing input file."""
     spec = JOBS.get(job)
     if spec is None:
-        raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+        raise InputInvalid(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     if spec.needs_input and request.input_path is None:
-        raise ValueError(f"the {job} job needs --input FILE")
+        raise InputInvalid(f"the {job} job needs --input FILE")
     started_at_us = to_us(led.now())
     findings = spec.run(led, request)
     run = record(led, findings, started_at_us=started_at_us)

@@ -65,7 +65,7 @@ from ledger.core.store import from_us
 from ledger.core.tx import Tx
 from ledger.limits import LIST_PAGE_SIZE_MAX, US_PER_S
 from reconciliation import integrity
-from reconciliation.errors import JobFailed
+from reconciliation.errors import InputInvalid, JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import SCOPE_ALL, Run, dates_with_runs, latest_run_id
 
@@ -222,7 +222,7 @@ def due_dates(
     lease, or ``failed`` :data:`ATTEMPTS_MAX` times.
     """
     if limit < 1:
-        raise ValueError("limit must be at least 1")
+        raise InputInvalid("limit must be at least 1")
     start = first_date if first_date is not None else first_transfer_date(led)
     last = today - timedelta(days=1)
     if start is None or start > last:
@@ -382,9 +382,9 @@ def backfill(
     """
     spec = JOBS.get(job)
     if spec is None:
-        raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+        raise InputInvalid(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     if spec.needs_input:
-        raise ValueError(f"the {job} job needs an input file: it cannot be scheduled")
+        raise InputInvalid(f"the {job} job needs an input file: it cannot be scheduled")
     runs: list[Run] = []
     for day in due_dates(led, job, scope, today=today, first_date=first_date):
         if stop is not None and stop.is_set():
