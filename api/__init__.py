@@ -10,10 +10,10 @@ module              what it is for
 ``keys``            :func:`~api.keys.create_key`, :func:`~api.keys.revoke`: ``vledger keys``
 ``client``          :class:`~api.client.Client`: signs, sets Idempotency-Key, retries
 ``signatures``      RFC 9421 profile (verify on the server, sign in the client)
-``idempotency``     Idempotency-Key records (IETF draft)
-``principals``      principals, roles and their keys (rotation, revocation)
+``idempotency``     Idempotency-Key records (IETF draft; ``ledger.flows.idempotency``)
+``principals``      the keys a process remembers (``ledger.flows.principals``: the rows)
 ``access``          who may read and move what (roles, account ownership)
-``accounts``        account creation with its owner, listing by owner
+``accounts``        account ids the API takes (``ledger.flows.ownership``: the owners)
 ``strictjson``      the only body parser: duplicate keys, floats, NaN ... refused
 ``schemas``         request and answer shapes (the OpenAPI document's source)
 ``problems``        RFC 9457 problem details: one ``type`` and ``code`` per refusal
@@ -27,7 +27,12 @@ module              what it is for
                     (``routes.audit``: reconciliation runs, checkpoints, the service key)
 ==================  ====================================================================
 
-Exceptions: :class:`api.problems.ApiError` is the one root of expected refusals (each
-rendered as problem+json by one handler); :class:`api.client.ProblemError` is what the
-client raises for a non-2xx answer.
+No SQL here: each table is read and written by the module that owns it.
+
+Exceptions: every class is in the one tree of :mod:`ledger.core.errors`, and one
+function renders all of it as problem+json (:func:`api.problems.problem_of`).
+:class:`api.problems.ApiError` is the API's own refusal (an ``EdgeError``); a flow's
+``FlowError`` or a job's ``ReconciliationError`` is answered as is, and stored for
+replay like any answer of a POST. :class:`api.client.ProblemError` (an ``EdgeError``
+too) is what the client raises for a non-2xx answer.
 """

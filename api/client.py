@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from api.principals import Alg
 from api.signatures import sign_request
+from ledger.core.errors import EdgeError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.1
@@ -46,7 +47,7 @@ CLOCK_OFFSET_MIN_S = 2.0
 """Offsets below this are Date's one-second rounding, not drift."""
 
 
-class ProblemError(Exception):
+class ProblemError(EdgeError):
     """A non-2xx answer: ``status`` and the problem document (``code``, ``detail`` ...)."""
 
     def __init__(self, status: int, problem: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ The pipeline of a request, in order:
 4. role check of the route: 403;
 5. POST only: ``Idempotency-Key`` (400 when missing), the claim (:mod:`api.idempotency`);
 6. strict parse of the body (:mod:`api.strictjson`): 400 / 422;
-7. one service call; the answer is stored for replay.
+7. one service call; the answer, an expected refusal included, is stored for replay.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from api import idempotency
 from api.access import Owners
 from api.observability import Metrics
 from api.principals import ApiKey, KeyCache, find_key
-from api.problems import PROBLEM_CONTENT_TYPE, ApiError
+from api.problems import PROBLEM_CONTENT_TYPE, ApiError, refusal_of
 from api.ratelimit import TokenBuckets
 from api.settings import Settings
 from api.signatures import verify_request
 from ledger import Ledger
+from ledger.core.errors import EdgeError, LedgerError
 
 PURGE_EVERY_POSTS = 1000
 JSON_CONTENT_TYPE = "application/json"
@@ -123,7 +124,7 @@ def target_uri(request: Request, settings: Settings) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 
-class KeyNotInMemory(Exception):
+class KeyNotInMemory(EdgeError):
     """:func:`authenticate` with ``from_memory``: the key is not in the process's cache."""
 
 
@@ -205,10 +206,9 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
 STORED_HEADERS = ("content-type", "location", "retry-after")
 
 
-def run_post(
-    request: Request, caller: ApiKey, body: bytes, handle: Callable[[], Response]
-) -> Response:
-    """Run a POST once per Idempotency-Key; replay its stored answer after that."""
+def _claim(request: Request, caller: ApiKey, body: bytes) -> idempotency.Scope | Response:
+    """Claim the request's Idempotency-Key: its scope when the request is to run now, the
+    stored answer when it ran before; a refusal when the key is reused or busy."""
     ctx = context(request)
     settings = ctx.settings
     key = idempotency_key(request, settings)
@@ -220,26 +220,48 @@ def run_post(
         ttl_s=settings.idempotency_ttl_s,
         lock_s=settings.idempotency_lock_s,
     )
-    if claim.outcome == "reused":
+    if claim.outcome is idempotency.Outcome.REUSED:
         raise ApiError("idempotency_key_reused", "this key was sent with another body")
-    if claim.outcome == "in_progress":
+    if claim.outcome is idempotency.Outcome.IN_PROGRESS:
         raise ApiError(
             "idempotency_in_progress",
             "the first request with this key is still running",
             headers={"Retry-After": str(claim.retry_after_s)},
         )
-    if claim.answer is not None:
-        stored = claim.answer
-        headers = {**stored.headers, "Idempotency-Replayed": "true"}
-        media = headers.pop("content-type", JSON_CONTENT_TYPE)
-        return Response(
-            stored.body, status_code=stored.status_code, headers=headers, media_type=media
-        )
+    if claim.answer is None:
+        return scope
+    stored = claim.answer
+    headers = {**stored.headers, "Idempotency-Replayed": "true"}
+    media = headers.pop("content-type", JSON_CONTENT_TYPE)
+    return Response(stored.body, status_code=stored.status_code, headers=headers, media_type=media)
+
+
+def _answer(request: Request, handle: Callable[[], Response]) -> Response:
+    """``handle()``'s answer; an expected refusal from anywhere in the error tree (the
+    API's, a flow's, a job's: :func:`api.problems.refusal_of`) rendered as its problem, so
+    that it is stored and replayed like any answer. A 503 or a bug propagates."""
     try:
-        try:
-            response = handle()
-        except ApiError as error:
-            response = problem_response(request, error)
+        return handle()
+    except LedgerError as error:
+        refusal = refusal_of(error)
+        if refusal is None:
+            raise
+        return problem_response(request, refusal)
+
+
+def run_post(
+    request: Request, caller: ApiKey, body: bytes, handle: Callable[[], Response]
+) -> Response:
+    """Run a POST once per Idempotency-Key; replay its stored answer after that. Every
+    expected refusal ``handle`` raises is an answer too, stored and replayed; a 5xx (or a
+    crash) releases the key, so that the same request may be sent again."""
+    ctx = context(request)
+    claimed = _claim(request, caller, body)
+    if isinstance(claimed, Response):
+        return claimed
+    scope = claimed
+    try:
+        response = _answer(request, handle)
     except BaseException:
         idempotency.release(ctx.ledger, scope)
         raise

@@ -17,18 +17,29 @@ already paid, a second open window: :data:`STATE_CODES`), which is 409. A
 :class:`~ledger.StorageError` (the database unreachable, locked for too long, or not
 migrated) is 503 ``not_ready``, the code ``/readyz`` answers for the same state, with
 ``Retry-After`` (:func:`storage_problem`).
+
+One function renders the whole error tree (:mod:`ledger.core.errors`): :func:`problem_of`.
+An :class:`ApiError` (the API's own refusal, an :class:`~ledger.core.errors.EdgeError`)
+is itself; a :class:`~ledger.flows.errors.FlowError` as above; a
+:class:`~ledger.MalformedRequest` 422 ``validation_failed``; the reconciliation's
+:class:`~reconciliation.errors.InputInvalid` 422 and
+:class:`~reconciliation.errors.JobRefused` 409, both ``job_refused``; a
+:class:`~ledger.StorageError` 503. Anything else (an
+:class:`~ledger.core.errors.InvariantViolation`, a
+:class:`~reconciliation.errors.JobFailed`) is a bug or a failure, not a refusal: 500
+``internal_error``, logged. A POST stores and replays every refusal below 500
+(:func:`refusal_of`, ``api.context.run_post``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from ledger import Status
+from ledger.core.errors import EdgeError, LedgerError, MalformedRequest, StorageError
 from ledger.flows.errors import Conflict, FlowError, NotFound
-
-T = TypeVar("T")
+from reconciliation.errors import JobFailed, JobRefused, ReconciliationError
 
 PROBLEM_TYPE_PREFIX = "urn:vledger:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -243,8 +254,9 @@ def all_codes() -> list[str]:
 
 
 @dataclass
-class ApiError(Exception):
-    """An expected refusal: rendered as problem+json with ``status`` and ``code``."""
+class ApiError(EdgeError):
+    """The API refused a request before (or instead of) a flow: rendered as problem+json
+    with ``status`` and ``code``."""
 
     code: str
     detail: str = ""
@@ -307,9 +319,31 @@ def storage_problem() -> ApiError:
     )
 
 
-def flow_call(call: Callable[[], T]) -> T:
-    """``call()``, its :class:`FlowError` turned into the problem (see :func:`flow_problem`)."""
-    try:
-        return call()
-    except FlowError as error:
-        raise flow_problem(error) from None
+def _reconciliation_problem(error: ReconciliationError) -> ApiError | None:
+    if isinstance(error, JobFailed):
+        return None
+    status = 409 if isinstance(error, JobRefused) else 422
+    return ApiError("job_refused", str(error), status)
+
+
+def problem_of(error: LedgerError) -> ApiError | None:
+    """The problem that answers ``error`` (the mapping is in the module's docstring);
+    ``None`` for a bug or a failure, which the API answers 500 ``internal_error``."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, FlowError):
+        return flow_problem(error)
+    if isinstance(error, MalformedRequest):
+        return ApiError("validation_failed", str(error))
+    if isinstance(error, StorageError):
+        return storage_problem()
+    if isinstance(error, ReconciliationError):
+        return _reconciliation_problem(error)
+    return None
+
+
+def refusal_of(error: LedgerError) -> ApiError | None:
+    """The problem for an expected refusal (below 500: one a POST stores and replays);
+    ``None`` for anything else (a 503 or a 500: the request may be sent again)."""
+    problem = problem_of(error)
+    return problem if problem is not None and problem.status < 500 else None

@@ -15,14 +15,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 from ledger import AccountFlags, TransferFlags
-from ledger.core.values import CODE_MAX, TIMEOUT_S_MAX
+from ledger.limits import (
+    AMOUNT_MAX_MINOR,
+    CODE_MAX,
+    METADATA_ENTRIES_MAX,
+    METADATA_KEY_LENGTH_MAX,
+    METADATA_VALUE_LENGTH_MAX,
+    NAME_LENGTH_MAX,
+    REASON_LENGTH_MAX,
+    REFERENCE_LENGTH_MAX,
+    TIMEOUT_S_MAX,
+    TRANSFERS_PER_REQUEST_MAX,
+)
 
-AMOUNT_MAX = 2**53 - 1
-"""The largest amount a request may carry (JSON-safe integers)."""
-TRANSFERS_PER_REQUEST_MAX = 500
-METADATA_ENTRIES_MAX = 32
-
-AmountMinor = Annotated[int, Strict(), Field(ge=1, le=AMOUNT_MAX, examples=[150_000])]
+AmountMinor = Annotated[int, Strict(), Field(ge=1, le=AMOUNT_MAX_MINOR, examples=[150_000])]
 Currency = Annotated[
     str,
     Strict(),
@@ -30,8 +36,10 @@ Currency = Annotated[
     Field(description="ISO 4217 alphabetic code, upper-case ASCII", examples=["KES"]),
 ]
 Code = Annotated[int, Strict(), Field(ge=1, le=CODE_MAX, examples=[101])]
-MetadataKey = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, Strict(), StringConstraints(max_length=512)]
+MetadataKey = Annotated[
+    str, Strict(), StringConstraints(min_length=1, max_length=METADATA_KEY_LENGTH_MAX)
+]
+MetadataValue = Annotated[str, Strict(), StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX)]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     Field(max_length=METADATA_ENTRIES_MAX, examples=[{"order": "A-1001"}]),
@@ -254,7 +262,7 @@ class ProposalReject(Request):
         json_schema_extra={"examples": [{"reason": "wrong wallet: see ticket 4411"}]}
     )
 
-    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX)]
 
 
 class BalanceOut(BaseModel):
@@ -299,7 +307,7 @@ StepId = Annotated[
         " Idempotency-Key's 24 h); default: derived from the caller, the path and the key"
     ),
 ]
-Name = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=NAME_LENGTH_MAX)]
 DeliveryMethodName = Literal["courier", "pickup_point", "agent_delivery"]
 PartyKindName = Literal["storefront", "agent", "villager"]
 Base64Key = Annotated[
@@ -308,7 +316,7 @@ Base64Key = Annotated[
     StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$"),
     Field(description="Raw 32-byte Ed25519 public key, standard base64"),
 ]
-AllowanceMinor = Annotated[int, Strict(), Field(ge=0, le=AMOUNT_MAX, examples=[500_000])]
+AllowanceMinor = Annotated[int, Strict(), Field(ge=0, le=AMOUNT_MAX_MINOR, examples=[500_000])]
 
 
 class PartyCreate(Request):
@@ -427,7 +435,7 @@ class OrderDispute(Request):
     )
 
     step_id: StepId = None
-    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX)]
 
 
 class OrderResolve(Request):
@@ -716,7 +724,7 @@ CashOutTimeoutS = Annotated[
     Strict(),
     Field(ge=60, le=86_400, description="Seconds the agent has to confirm (60..86400)"),
 ]
-Reason = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=500)]
+Reason = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX)]
 
 
 class CashInCreate(Request):
@@ -962,7 +970,9 @@ class PayoutConfirm(Request):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"provider_reference": "QK71X2"}]})
 
-    provider_reference: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=128)]
+    provider_reference: Annotated[
+        str, Strict(), StringConstraints(min_length=1, max_length=REFERENCE_LENGTH_MAX)
+    ]
 
 
 class PayoutFail(Request):

@@ -23,6 +23,7 @@ from api.app import create_app
 from api.observability import configure_logging
 from api.settings import Settings, loopback_hosts
 from ledger import open_ledger
+from ledger.core.errors import EdgeError
 
 HOST_DEFAULT = "127.0.0.1"
 PORT_DEFAULT = 8000
@@ -43,7 +44,7 @@ def served_settings(host: str, port: int) -> Settings:
     return Settings(allowed_hosts=loopback_hosts(host, port))
 
 
-class ServeRefused(ValueError):
+class ServeRefused(EdgeError, ValueError):
     """``serve`` cannot run as asked (several processes on SQLite)."""
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ledger.limits import API_PAGE_SIZE_MAX, TRANSFERS_PER_REQUEST_MAX
+
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
@@ -39,10 +41,10 @@ class Settings:
     """The ``tag`` every request signature must carry."""
     body_size_max_bytes: int = 1_048_576
     """Larger request bodies answer 413 before they are read in full."""
-    page_size_max: int = 100
+    page_size_max: int = API_PAGE_SIZE_MAX
     """The largest ``limit`` of a list."""
     page_size_default: int = 20
-    transfers_per_request_max: int = 500
+    transfers_per_request_max: int = TRANSFERS_PER_REQUEST_MAX
     """The most transfers one ``POST /v1/transfers`` may carry."""
     idempotency_ttl_s: int = 86_400
     """How long a POST's answer is kept for replay (the draft asks for at least 24 h)."""

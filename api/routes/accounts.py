@@ -16,7 +16,7 @@ from api.access import WRITERS, can_read_account, require_role
 from api.context import context, json_response, require_json, run_post
 from api.principals import ApiKey
 from api.problems import ApiError, status_error
-from api.routes.common import PAGE_SIZE_MAX, account_out, body_of, page_limit, signed, transfer_out
+from api.routes.common import account_out, body_of, page_limit, signed, transfer_out
 from api.schemas import (
     ACCOUNT_FLAGS,
     AccountCreate,
@@ -26,11 +26,12 @@ from api.schemas import (
     TransferList,
 )
 from ledger import Account, AccountFlags, Status
+from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 Caller = Annotated[ApiKey, Depends(signed)]
-Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX, description="page size, 1..100")]
+Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX, description="page size, 1..100")]
 After = Annotated[uuid.UUID | None, Query(description="the last id of the previous page")]
 
 

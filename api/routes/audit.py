@@ -34,10 +34,11 @@ from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey
 from api.problems import PROBLEM_CONTENT_TYPE, ApiError
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import parse, time_text
 from api.schemas import CheckpointList, RunCreate, RunDetailOut, RunList
 from ledger.core.store import from_us
+from ledger.limits import API_PAGE_SIZE_MAX
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import Run, get_run, list_runs
 from reconciliation.seal import BlockRow, read_blocks
@@ -47,7 +48,7 @@ runs_router = APIRouter(prefix="/v1/reconciliation/runs", tags=["audit"])
 router = APIRouter(prefix="/v1", tags=["audit"])
 
 Caller = Annotated[ApiKey, Depends(signed)]
-Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)]
+Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)]
 
 FILE_TYPES: dict[str, str] = {
     "summary.json": "application/json",
@@ -209,10 +210,7 @@ def start_run(request: Request, caller: Caller) -> Response:
             day, scope=data.scope, options=dict(data.options), service_key_path=key_path
         )
         reports = Path(settings.reports_dir)
-        try:
-            done = run_job(context(request).ledger, data.job, job_request, out=reports)
-        except ValueError as refused:
-            raise ApiError("job_refused", str(refused)) from None
+        done = run_job(context(request).ledger, data.job, job_request, out=reports)
         detail = {**run_out(done.run), "summary": done.run.summary}
         detail["files"] = _files(_folder(request, done.run), done.run)
         return json_response(201, detail, {"Location": f"/v1/reconciliation/runs/{done.run.id}"})

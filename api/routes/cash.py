@@ -38,8 +38,8 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.problems import ApiError
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import id_text, parse, time_text
 from api.schemas import (
     CashInCreate,
@@ -60,6 +60,7 @@ from api.schemas import (
 from ledger.flows import agent_float, cash
 from ledger.flows.agent_float import FloatStatus, FloatTopUp, FloatTransfer
 from ledger.flows.cash import CashIn, CashOut, CashOutState
+from ledger.limits import API_PAGE_SIZE_MAX
 
 agents_router = APIRouter(prefix="/v1/agents", tags=["cash"])
 cash_outs_router = APIRouter(prefix="/v1/cash-outs", tags=["cash"])
@@ -71,7 +72,7 @@ READERS = frozenset({Role.AGENT}) | READ_ALL
 OPERATOR = frozenset({Role.OPERATOR})
 DEFAULT_CANCEL_REASON = "cancelled"
 
-Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)]
+Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)]
 After = Annotated[uuid.UUID | None, Query(description="last id of a page")]
 
 
@@ -189,14 +190,12 @@ def create_cash_in(request: Request, caller: Caller, agent_id: uuid.UUID) -> Res
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, CashInCreate)
-        made = flow_call(
-            lambda: cash.cash_in(
-                led,
-                cash_in_id=data.id,
-                agent_id=agent_id,
-                villager_id=data.villager_id,
-                amount_minor=data.amount_minor,
-            )
+        made = cash.cash_in(
+            led,
+            cash_in_id=data.id,
+            agent_id=agent_id,
+            villager_id=data.villager_id,
+            amount_minor=data.amount_minor,
         )
         return json_response(201, cash_in_out(made), {"Location": f"/v1/cash-ins/{made.id}"})
 
@@ -216,9 +215,7 @@ def list_cash_ins(
     _agent(caller, agent_id, READERS)
     size = page_limit(request, limit)
     led = context(request).ledger
-    found = flow_call(
-        lambda: cash.list_cash_ins(led, agent_id=agent_id, after=starting_after, limit=size + 1)
-    )
+    found = cash.list_cash_ins(led, agent_id=agent_id, after=starting_after, limit=size + 1)
     return _page(found, size, cash_in_out)
 
 
@@ -226,7 +223,7 @@ def list_cash_ins(
 def get_cash_in(request: Request, caller: Caller, cash_in_id: uuid.UUID) -> Response:
     require_role(caller, READERS)
     led = context(request).ledger
-    found = flow_call(lambda: cash.get_cash_in(led, cash_in_id))
+    found = cash.get_cash_in(led, cash_in_id)
     if not _visible(caller, found.agent_id):
         raise ApiError("cash_in_not_found", f"no cash-in {cash_in_id}", 404)
     return json_response(200, cash_in_out(found))
@@ -249,17 +246,15 @@ def request_cash_out(request: Request, caller: Caller, agent_id: uuid.UUID) -> R
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, CashOutCreate)
-        made = flow_call(
-            lambda: cash.request_cash_out(
-                led,
-                cash_out_id=data.id,
-                agent_id=agent_id,
-                villager_id=data.villager_id,
-                amount_minor=data.amount_minor,
-                consent_code=data.consent_code,
-                timeout_s=data.timeout_s,
-                caller_id=caller.principal_id,
-            )
+        made = cash.request_cash_out(
+            led,
+            cash_out_id=data.id,
+            agent_id=agent_id,
+            villager_id=data.villager_id,
+            amount_minor=data.amount_minor,
+            consent_code=data.consent_code,
+            timeout_s=data.timeout_s,
+            caller_id=caller.principal_id,
         )
         return json_response(201, cash_out_out(made), {"Location": f"/v1/cash-outs/{made.id}"})
 
@@ -282,10 +277,8 @@ def list_cash_outs(
     _agent(caller, agent_id, READERS)
     size = page_limit(request, limit)
     led = context(request).ledger
-    found = flow_call(
-        lambda: cash.list_cash_outs(
-            led, agent_id=agent_id, state=state, after=starting_after, limit=size + 1
-        )
+    found = cash.list_cash_outs(
+        led, agent_id=agent_id, state=state, after=starting_after, limit=size + 1
     )
     return _page(found, size, cash_out_out)
 
@@ -293,7 +286,7 @@ def list_cash_outs(
 def _cash_out(request: Request, caller: ApiKey, cash_out_id: uuid.UUID) -> CashOut:
     """The cash-out if the caller may see it; 404 ``cash_out_not_found`` alike otherwise."""
     led = context(request).ledger
-    found = flow_call(lambda: cash.get_cash_out(led, cash_out_id))
+    found = cash.get_cash_out(led, cash_out_id)
     if not _visible(caller, found.agent_id):
         raise ApiError("cash_out_not_found", f"no cash-out {cash_out_id}", 404)
     return found
@@ -318,9 +311,7 @@ def confirm_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) -
     def handle(body: bytes) -> Response:
         parse(request, body, CashOutConfirm, empty_ok=True)
         found = _cash_out(request, caller, cash_out_id)
-        done = flow_call(
-            lambda: cash.confirm_cash_out(led, cash_out_id=cash_out_id, agent_id=found.agent_id)
-        )
+        done = cash.confirm_cash_out(led, cash_out_id=cash_out_id, agent_id=found.agent_id)
         return json_response(200, cash_out_out(done))
 
     return _post(request, caller, handle)
@@ -339,10 +330,8 @@ def cancel_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) ->
     def handle(body: bytes) -> Response:
         data = parse(request, body, CashOutCancel, empty_ok=True)
         _cash_out(request, caller, cash_out_id)
-        done = flow_call(
-            lambda: cash.cancel_cash_out(
-                led, cash_out_id=cash_out_id, reason=data.reason or DEFAULT_CANCEL_REASON
-            )
+        done = cash.cancel_cash_out(
+            led, cash_out_id=cash_out_id, reason=data.reason or DEFAULT_CANCEL_REASON
         )
         return json_response(200, cash_out_out(done))
 
@@ -356,9 +345,7 @@ def cancel_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) ->
 def get_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, READERS)
     led = context(request).ledger
-    return json_response(
-        200, float_out(flow_call(lambda: agent_float.get_float(led, agent_id=agent_id)))
-    )
+    return json_response(200, float_out(agent_float.get_float(led, agent_id=agent_id)))
 
 
 @agents_router.post(
@@ -375,14 +362,12 @@ def top_up_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Respo
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, FloatTopUpCreate)
-        made = flow_call(
-            lambda: agent_float.top_up_float(
-                led,
-                topup_id=data.id,
-                agent_id=agent_id,
-                amount_minor=data.amount_minor,
-                provider=data.provider,
-            )
+        made = agent_float.top_up_float(
+            led,
+            topup_id=data.id,
+            agent_id=agent_id,
+            amount_minor=data.amount_minor,
+            provider=data.provider,
         )
         return json_response(201, top_up_out(made))
 
@@ -402,14 +387,12 @@ def transfer_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Res
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, FloatTransferCreate)
-        made = flow_call(
-            lambda: agent_float.transfer_float(
-                led,
-                transfer_id=data.id,
-                from_agent_id=agent_id,
-                to_agent_id=data.to_agent_id,
-                amount_minor=data.amount_minor,
-            )
+        made = agent_float.transfer_float(
+            led,
+            transfer_id=data.id,
+            from_agent_id=agent_id,
+            to_agent_id=data.to_agent_id,
+            amount_minor=data.amount_minor,
         )
         return json_response(201, float_transfer_out(made))
 
@@ -428,10 +411,8 @@ def set_float_threshold(request: Request, caller: Caller, agent_id: uuid.UUID) -
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, FloatThresholdSet)
-        found = flow_call(
-            lambda: agent_float.set_float_threshold(
-                led, agent_id=agent_id, threshold_minor=data.threshold_minor
-            )
+        found = agent_float.set_float_threshold(
+            led, agent_id=agent_id, threshold_minor=data.threshold_minor
         )
         return json_response(200, float_out(found))
 

@@ -14,8 +14,17 @@ from api.principals import ApiKey
 from api.problems import ApiError
 from api.schemas import account_flag_names, transfer_flag_names
 from ledger import Account, Transfer
+from ledger.limits import API_PAGE_SIZE_MAX
+from ledger.limits import API_PAGE_SIZE_MAX as PAGE_SIZE_MAX
 
-PAGE_SIZE_MAX = 100
+__all__ = [
+    "PAGE_SIZE_MAX",
+    "account_out",
+    "body_of",
+    "page_limit",
+    "signed",
+    "transfer_out",
+]
 
 
 async def signed(request: Request) -> ApiKey:
@@ -40,7 +49,7 @@ def page_limit(request: Request, limit: int | None) -> int:
     settings = context(request).settings
     if limit is None:
         return settings.page_size_default
-    if not 1 <= limit <= min(settings.page_size_max, PAGE_SIZE_MAX):
+    if not 1 <= limit <= min(settings.page_size_max, API_PAGE_SIZE_MAX):
         raise ApiError("invalid_parameter", f"limit is 1..{settings.page_size_max}")
     return limit
 

@@ -24,8 +24,8 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.problems import ApiError
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import id_text, parse, time_text
 from api.schemas import (
     DeviceAllowance,
@@ -38,6 +38,7 @@ from api.schemas import (
 from ledger.flows import offline
 from ledger.flows.errors import Refused
 from ledger.flows.offline import Device, SignedRecord, SyncedRecord
+from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 exceptions_router = APIRouter(prefix="/v1/offline-exceptions", tags=["devices"])
@@ -82,7 +83,7 @@ def synced_out(r: SyncedRecord) -> dict[str, Any]:
 def _device(request: Request, caller: ApiKey, device_id: uuid.UUID) -> Device:
     """The device if the caller may see it; 404 ``device_not_found`` alike otherwise."""
     led = context(request).ledger
-    found = flow_call(lambda: offline.get_device(led, device_id=device_id))
+    found = offline.get_device(led, device_id=device_id)
     if caller.role not in READ_ALL and found.agent_id != caller.principal_id:
         raise ApiError("device_not_found", f"no device {device_id}", 404)
     return found
@@ -115,14 +116,12 @@ def register(request: Request, caller: Caller) -> Response:
 
     def handle() -> Response:
         data = parse(request, body, DeviceCreate)
-        device = flow_call(
-            lambda: offline.register_device(
-                led,
-                device_id=data.id,
-                agent_id=caller.principal_id,
-                public_key=base64.b64decode(data.public_key),
-                allowance_minor=data.allowance_minor,
-            )
+        device = offline.register_device(
+            led,
+            device_id=data.id,
+            agent_id=caller.principal_id,
+            public_key=base64.b64decode(data.public_key),
+            allowance_minor=data.allowance_minor,
         )
         return json_response(201, device_out(device), {"Location": f"/v1/devices/{device.id}"})
 
@@ -148,14 +147,8 @@ def sync(request: Request, caller: Caller, device_id: uuid.UUID) -> Response:
     def handle() -> Response:
         data = parse(request, body, DeviceSync)
         _device(request, caller, device_id)
-
-        def run() -> offline.SyncReport:
-            records = [
-                _signed_record(i, r.payload, r.signature) for i, r in enumerate(data.records)
-            ]
-            return offline.sync(led, device_id=device_id, records=records)
-
-        report = flow_call(run)
+        records = [_signed_record(i, r.payload, r.signature) for i, r in enumerate(data.records)]
+        report = offline.sync(led, device_id=device_id, records=records)
         return json_response(
             200,
             {
@@ -185,10 +178,8 @@ def set_allowance(request: Request, caller: Caller, device_id: uuid.UUID) -> Res
     def handle() -> Response:
         data = parse(request, body, DeviceAllowance)
         _device(request, caller, device_id)
-        device = flow_call(
-            lambda: offline.set_allowance(
-                led, device_id=device_id, allowance_minor=data.allowance_minor
-            )
+        device = offline.set_allowance(
+            led, device_id=device_id, allowance_minor=data.allowance_minor
         )
         return json_response(200, device_out(device))
 
@@ -207,7 +198,7 @@ def revoke(request: Request, caller: Caller, device_id: uuid.UUID) -> Response:
 
     def handle() -> Response:
         _device(request, caller, device_id)
-        device = flow_call(lambda: offline.revoke_device(led, device_id=device_id))
+        device = offline.revoke_device(led, device_id=device_id)
         return json_response(200, device_out(device))
 
     return run_post(request, caller, body, handle)
@@ -221,7 +212,7 @@ def revoke(request: Request, caller: Caller, device_id: uuid.UUID) -> Response:
 def list_exceptions(
     request: Request,
     caller: Caller,
-    limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)] = None,
     starting_after: Annotated[uuid.UUID | None, Query(description="last record id")] = None,
     agent_id: Annotated[uuid.UUID | None, Query(description="auditors, operators")] = None,
 ) -> Response:

@@ -39,8 +39,8 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.problems import ApiError
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import id_text, parse, step_id, time_text
 from api.schemas import (
     OrderCreate,
@@ -56,6 +56,7 @@ from api.schemas import (
 from ledger import Ledger
 from ledger.flows import orders
 from ledger.flows.orders import Decision, Order, Source
+from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -110,7 +111,7 @@ def _sees(caller: ApiKey, order: Order) -> bool:
 def _order(request: Request, caller: ApiKey, order_id: uuid.UUID) -> Order:
     """The order if the caller may see it; 404 ``order_not_found`` alike otherwise."""
     led = context(request).ledger
-    found = flow_call(lambda: orders.get_order(led, order_id=order_id))
+    found = orders.get_order(led, order_id=order_id)
     if not _sees(caller, found):
         raise ApiError("order_not_found", f"no order {order_id}", 404)
     return found
@@ -134,17 +135,15 @@ def create_order(request: Request, caller: Caller) -> Response:
 
     def handle() -> Response:
         data = parse(request, body, OrderCreate)
-        made = flow_call(
-            lambda: orders.create_order(
-                led,
-                order_id=data.id,
-                storefront_id=caller.principal_id,
-                currency=data.currency,
-                amount_minor=data.amount_minor,
-                delivery_method=data.delivery_method,
-                villager_id=data.villager_id,
-                agent_id=data.agent_id,
-            )
+        made = orders.create_order(
+            led,
+            order_id=data.id,
+            storefront_id=caller.principal_id,
+            currency=data.currency,
+            amount_minor=data.amount_minor,
+            delivery_method=data.delivery_method,
+            villager_id=data.villager_id,
+            agent_id=data.agent_id,
         )
         return _created(made)
 
@@ -155,7 +154,7 @@ def create_order(request: Request, caller: Caller) -> Response:
 def list_orders(
     request: Request,
     caller: Caller,
-    limit: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)] = None,
     starting_after: Annotated[uuid.UUID | None, Query(description="last id of a page")] = None,
     storefront_id: Annotated[
         uuid.UUID | None, Query(description="auditors and operators: whose orders (required)")
@@ -171,9 +170,7 @@ def list_orders(
     size = page_limit(request, limit)
     led = context(request).ledger
     shop = storefront_id
-    found = flow_call(
-        lambda: orders.list_orders(led, storefront_id=shop, after=starting_after, limit=size + 1)
-    )
+    found = orders.list_orders(led, storefront_id=shop, after=starting_after, limit=size + 1)
     return json_response(
         200, {"data": [order_out(o) for o in found[:size]], "has_more": len(found) > size}
     )
@@ -213,7 +210,7 @@ def _step_route(
             data = parse(request, body, model, empty_ok=empty_ok)
             _order(request, caller, order_id)
             sid = step_id(request, caller, data.step_id)
-            done = flow_call(lambda: call(led, caller, order_id, sid, data))
+            done = call(led, caller, order_id, sid, data)
             return json_response(200, order_out(done))
 
         return run_post(request, caller, body, handle)

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from api.access import READ_ALL, principal_role, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
+from api.problems import ApiError
 from api.routes.common import body_of, signed
 from api.routes.steps import parse
 from api.schemas import PartyCreate, PartyOut
@@ -66,15 +66,13 @@ def onboard(request: Request, caller: Caller) -> Response:
         if role is not PRINCIPAL_ROLE.get(kind):
             wanted = f"a {PRINCIPAL_ROLE[kind]} principal's" if kind in PRINCIPAL_ROLE else "no"
             raise ApiError("principal_mismatch", f"a {kind.value}'s id is {wanted} id")
-        party = flow_call(
-            lambda: parties.onboard(
-                led,
-                party_id=data.id,
-                kind=kind,
-                name=data.name,
-                currency=data.currency,
-                kyc_tier=data.kyc_tier,
-            )
+        party = parties.onboard(
+            led,
+            party_id=data.id,
+            kind=kind,
+            name=data.name,
+            currency=data.currency,
+            kyc_tier=data.kyc_tier,
         )
         return json_response(201, party_out(party), {"Location": f"/v1/parties/{party.id}"})
 

@@ -25,18 +25,19 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.problems import ApiError
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import id_text, parse, time_text
 from api.schemas import ProposalList, ProposalOut, ProposalReject
 from ledger.flows import proposals
 from ledger.flows.proposals import Proposal, State
+from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/proposals", tags=["proposals"])
 
 Caller = Annotated[ApiKey, Depends(signed)]
 OPERATOR = frozenset({Role.OPERATOR})
-Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX, description="page size, 1..100")]
+Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX, description="page size, 1..100")]
 After = Annotated[uuid.UUID | None, Query(description="the last id of the previous page")]
 StateQuery = Annotated[State | None, Query(description="only proposals in this state")]
 
@@ -78,7 +79,7 @@ def list_proposals(
 def get_proposal(request: Request, caller: Caller, proposal_id: uuid.UUID) -> Response:
     require_role(caller, READ_ALL)
     led = context(request).ledger
-    return json_response(200, proposal_out(flow_call(lambda: proposals.get(led, proposal_id))))
+    return json_response(200, proposal_out(proposals.get(led, proposal_id)))
 
 
 @router.post(
@@ -91,9 +92,7 @@ def approve(request: Request, caller: Caller, proposal_id: uuid.UUID) -> Respons
     led = context(request).ledger
 
     def handle() -> Response:
-        decided = flow_call(
-            lambda: proposals.approve(led, proposal_id=proposal_id, approver=caller.principal_id)
-        )
+        decided = proposals.approve(led, proposal_id=proposal_id, approver=caller.principal_id)
         return json_response(200, proposal_out(decided))
 
     return run_post(request, caller, body_of(request), handle)
@@ -112,10 +111,8 @@ def reject(request: Request, caller: Caller, proposal_id: uuid.UUID) -> Response
 
     def handle() -> Response:
         data = parse(request, body, ProposalReject)
-        decided = flow_call(
-            lambda: proposals.reject(
-                led, proposal_id=proposal_id, decider=caller.principal_id, reason=data.reason
-            )
+        decided = proposals.reject(
+            led, proposal_id=proposal_id, decider=caller.principal_id, reason=data.reason
         )
         return json_response(200, proposal_out(decided))
 

@@ -36,8 +36,8 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
+from api.problems import ApiError
+from api.routes.common import body_of, page_limit, signed
 from api.routes.steps import id_text, parse, time_text
 from api.schemas import (
     PayoutConfirm,
@@ -53,6 +53,7 @@ from api.schemas import (
 from ledger.flows import settlement
 from ledger.flows.errors import NotFound
 from ledger.flows.settlement import Payout, Window, WindowReport, WindowState
+from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/settlement-windows", tags=["settlement"])
 payouts_router = APIRouter(prefix="/v1/payouts", tags=["settlement"])
@@ -61,7 +62,7 @@ Caller = Annotated[ApiKey, Depends(signed)]
 OPERATOR = frozenset({Role.OPERATOR})
 PAYOUT_READERS = frozenset({Role.STOREFRONT}) | READ_ALL
 
-Limit = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX)]
+Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)]
 After = Annotated[uuid.UUID | None, Query(description="last id of a page")]
 
 
@@ -158,9 +159,7 @@ def open_window(request: Request, caller: Caller) -> Response:
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, WindowOpen)
-        made = flow_call(
-            lambda: settlement.open_window(led, window_id=data.id, currency=data.currency)
-        )
+        made = settlement.open_window(led, window_id=data.id, currency=data.currency)
         return json_response(
             201, window_out(made), {"Location": f"/v1/settlement-windows/{made.id}"}
         )
@@ -182,10 +181,8 @@ def list_windows(
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
     led = context(request).ledger
-    found = flow_call(
-        lambda: settlement.list_windows(
-            led, currency=currency, state=state, limit=size + 1, starting_after=starting_after
-        )
+    found = settlement.list_windows(
+        led, currency=currency, state=state, limit=size + 1, starting_after=starting_after
     )
     return json_response(
         200, {"data": [window_out(w) for w in found[:size]], "has_more": len(found) > size}
@@ -196,9 +193,7 @@ def list_windows(
 def get_window(request: Request, caller: Caller, window_id: uuid.UUID) -> Response:
     require_role(caller, READ_ALL)
     led = context(request).ledger
-    return json_response(
-        200, window_out(flow_call(lambda: settlement.get_window(led, window_id=window_id)))
-    )
+    return json_response(200, window_out(settlement.get_window(led, window_id=window_id)))
 
 
 @router.post(
@@ -212,9 +207,7 @@ def close_window(request: Request, caller: Caller, window_id: uuid.UUID) -> Resp
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, WindowClose)
-        closed = flow_call(
-            lambda: settlement.close_window(led, window_id=window_id, provider=data.provider)
-        )
+        closed = settlement.close_window(led, window_id=window_id, provider=data.provider)
         return json_response(200, window_out(closed))
 
     return _operator_post(request, caller, handle)
@@ -244,10 +237,8 @@ def list_payouts(
         if starting_after is not None and starting_after >= mine:
             found = []
         return json_response(200, {"data": [payout_out(p) for p in found], "has_more": False})
-    payouts = flow_call(
-        lambda: settlement.list_payouts(
-            led, window_id=window_id, limit=size + 1, starting_after=starting_after
-        )
+    payouts = settlement.list_payouts(
+        led, window_id=window_id, limit=size + 1, starting_after=starting_after
     )
     return json_response(
         200, {"data": [payout_out(p) for p in payouts[:size]], "has_more": len(payouts) > size}
@@ -262,9 +253,7 @@ def list_payouts(
 def window_report(request: Request, caller: Caller, window_id: uuid.UUID) -> Response:
     require_role(caller, READ_ALL)
     led = context(request).ledger
-    return json_response(
-        200, report_out(flow_call(lambda: settlement.window_report(led, window_id=window_id)))
-    )
+    return json_response(200, report_out(settlement.window_report(led, window_id=window_id)))
 
 
 # -- payouts ----------------------------------------------------------------------------
@@ -272,7 +261,7 @@ def window_report(request: Request, caller: Caller, window_id: uuid.UUID) -> Res
 
 def _payout(request: Request, caller: ApiKey, payout_id: uuid.UUID) -> Payout:
     led = context(request).ledger
-    found = flow_call(lambda: settlement.get_payout(led, payout_id=payout_id))
+    found = settlement.get_payout(led, payout_id=payout_id)
     if caller.role not in READ_ALL and found.storefront_id != caller.principal_id:
         raise ApiError("payout_not_found", f"no payout {payout_id}", 404)
     return found
@@ -295,10 +284,8 @@ def confirm_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Re
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, PayoutConfirm)
-        paid = flow_call(
-            lambda: settlement.confirm_payout(
-                led, payout_id=payout_id, provider_reference=data.provider_reference
-            )
+        paid = settlement.confirm_payout(
+            led, payout_id=payout_id, provider_reference=data.provider_reference
         )
         return json_response(200, payout_out(paid))
 
@@ -317,9 +304,7 @@ def fail_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Respo
 
     def handle(body: bytes) -> Response:
         data = parse(request, body, PayoutFail)
-        failed = flow_call(
-            lambda: settlement.fail_payout(led, payout_id=payout_id, reason=data.reason)
-        )
+        failed = settlement.fail_payout(led, payout_id=payout_id, reason=data.reason)
         return json_response(200, payout_out(failed))
 
     return _operator_post(request, caller, handle)

@@ -19,7 +19,7 @@ from api import strictjson
 from api.access import WRITERS, Verdict, can_read_transfer, check_transfers, require_role
 from api.context import context, json_response, require_json, run_post
 from api.principals import ApiKey
-from api.problems import ApiError, flow_call, problem_type
+from api.problems import ApiError, problem_type
 from api.routes.common import body_of, signed, transfer_out
 from api.routes.proposals import proposal_out
 from api.schemas import (
@@ -87,10 +87,8 @@ def create_transfers(request: Request, caller: Caller) -> Response:
         transfers = [_transfer(t) for t in data.transfers]
         verdict = check_transfers(ctx.ledger, caller, transfers, owners=ctx.owners)
         if verdict is Verdict.PROPOSE:
-            proposal = flow_call(
-                lambda: proposals.propose_transfers(
-                    ctx.ledger, transfers=transfers, proposed_by=caller.principal_id
-                )
+            proposal = proposals.propose_transfers(
+                ctx.ledger, transfers=transfers, proposed_by=caller.principal_id
             )
             return json_response(202, {"proposal": proposal_out(proposal)})
         results = ctx.ledger.create_transfers(transfers)

@@ -32,7 +32,7 @@ from fastapi.responses import Response
 from api.access import READ_ALL, principal_role, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
-from api.problems import ApiError, flow_call
+from api.problems import ApiError
 from api.routes.common import body_of, signed
 from api.routes.steps import parse, time_text
 from api.schemas import VillagerCreate, VillagerOut, VillagerPhoneChange, VillagerStep
@@ -80,7 +80,7 @@ def _registering_agent(caller: ApiKey, named: uuid.UUID | None) -> uuid.UUID:
 def _visible(request: Request, caller: ApiKey, villager_id: uuid.UUID) -> Villager:
     """The villager, if the caller may see it; else 404 (403 for a role that never may)."""
     require_role(caller, READERS)
-    found = flow_call(lambda: villagers.get_villager(context(request).ledger, villager_id))
+    found = villagers.get_villager(context(request).ledger, villager_id)
     if caller.role not in READ_ALL and found.agent_id != caller.principal_id:
         raise ApiError("villager_not_found", f"no villager {villager_id}", 404)
     return found
@@ -107,16 +107,14 @@ def register(request: Request, caller: Caller) -> Response:
         agent_id = _registering_agent(caller, data.agent_id)
         if principal_role(led, data.id) is not None:
             raise ApiError("principal_mismatch", NOT_A_PRINCIPAL)
-        made = flow_call(
-            lambda: villagers.register_villager(
-                led,
-                villager_id=data.id,
-                agent_id=agent_id,
-                phone=data.phone,
-                name=data.name,
-                currency=data.currency,
-                language=data.language,
-            )
+        made = villagers.register_villager(
+            led,
+            villager_id=data.id,
+            agent_id=agent_id,
+            phone=data.phone,
+            name=data.name,
+            currency=data.currency,
+            language=data.language,
         )
         return _answer(made, 201)
 
@@ -146,7 +144,7 @@ def unlock(request: Request, caller: Caller, villager_id: uuid.UUID) -> Response
             by = {"agent_id": caller.principal_id}
         else:
             by = {"operator_id": caller.principal_id}
-        return _answer(flow_call(lambda: villagers.unlock(led, villager_id=villager_id, **by)))
+        return _answer(villagers.unlock(led, villager_id=villager_id, **by))
 
     return run_post(request, caller, body, handle)
 
@@ -164,9 +162,7 @@ def reset(request: Request, caller: Caller, villager_id: uuid.UUID) -> Response:
 
     def handle() -> Response:
         parse(request, body, VillagerStep, empty_ok=True)
-        done = flow_call(
-            lambda: villagers.reset(led, villager_id=villager_id, operator_id=caller.principal_id)
-        )
+        done = villagers.reset(led, villager_id=villager_id, operator_id=caller.principal_id)
         return _answer(done)
 
     return run_post(request, caller, body, handle)
@@ -185,10 +181,8 @@ def change_phone(request: Request, caller: Caller, villager_id: uuid.UUID) -> Re
 
     def handle() -> Response:
         data = parse(request, body, VillagerPhoneChange)
-        done = flow_call(
-            lambda: villagers.change_phone(
-                led, villager_id=villager_id, operator_id=caller.principal_id, phone=data.phone
-            )
+        done = villagers.change_phone(
+            led, villager_id=villager_id, operator_id=caller.principal_id, phone=data.phone
         )
         return _answer(done)
 
