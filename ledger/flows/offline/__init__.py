@@ -566,11 +566,11 @@ def _charge_agent(tx: Tx, device: Device, record: OfflineRecord) -> int:
         return 0
     leg = Transfer(
         uuid.uuid5(OFFLINE_NAMESPACE, f"unconsented:{record.record_id}"),
-        agent.account(Role.CASH_CONTROL),
-        agent.account(Role.CASH),
-        record.amount_minor,
-        agent.currency,
-        UNCONSENTED_CASH_CODE,
+        debit_account_id=agent.account(Role.CASH_CONTROL),
+        credit_account_id=agent.account(Role.CASH),
+        amount=record.amount_minor,
+        currency=agent.currency,
+        code=UNCONSENTED_CASH_CODE,
         metadata={"record_id": str(record.record_id), "device_id": str(device.id)},
     )
     [result] = tx.create_transfers([leg])
