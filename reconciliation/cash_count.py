@@ -51,6 +51,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,9 @@ __all__ = [
     "RULE_VERSION",
     "CashCount",
     "CashCountRefused",
+    "Direction",
     "Variance",
+    "VarianceState",
     "approve_variance",
     "get_variance",
     "list_variances",
@@ -150,6 +153,23 @@ class CashCount:
         )
 
 
+class Direction(StrEnum):
+    """Which way a count differs from the cash the ledger expects."""
+
+    OVER = "over"
+    """More cash counted than expected."""
+    SHORT = "short"
+
+
+class VarianceState(StrEnum):
+    """A variance is proposed by its count, then approved (its transfer posted) or
+    rejected (nothing moves); a decision is final."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 @dataclass(frozen=True, slots=True)
 class Variance:
     """A count over or short: ``amount_minor`` (> 0) of ``currency``."""
@@ -158,12 +178,10 @@ class Variance:
     count_id: uuid.UUID
     agent_id: uuid.UUID
     currency: str
-    direction: str
-    """``over`` (more cash counted than expected) or ``short``."""
+    direction: Direction
     amount_minor: int
     comment: str
-    state: str
-    """``proposed``, ``approved`` or ``rejected``."""
+    state: VarianceState
     transfer_id: uuid.UUID | None
     decided_by: str | None
     reject_reason: str | None
@@ -405,7 +423,7 @@ def _record_count(
                     "count": count_id,
                     "agent": count.agent_id,
                     "currency": count.currency,
-                    "direction": "over" if variance > 0 else "short",
+                    "direction": str(Direction.OVER if variance > 0 else Direction.SHORT),
                     "amount": abs(variance),
                     "comment": count.comment,
                     "now": tx.now_us,
@@ -477,7 +495,7 @@ def _detail(outcome: _Outcome) -> list[tuple[object, ...]]:
     if variance is not None:
         detail.append(
             (
-                variance.direction,
+                str(variance.direction),
                 str(count.agent_id),
                 str(variance.id),
                 outcome.expected_minor,
@@ -529,7 +547,11 @@ def _summary(request: JobRequest, outcome: _Outcome) -> dict[str, Any]:
         "variance_minor": count.counted_minor - outcome.expected_minor,
         "variance": None
         if variance is None
-        else {"id": str(variance.id), "direction": variance.direction, "state": variance.state},
+        else {
+            "id": str(variance.id),
+            "direction": str(variance.direction),
+            "state": str(variance.state),
+        },
         "comment": count.comment,
         "denominations": {str(v): c for v, c in sorted(count.denominations.items())},
         "previous_count_at": None
@@ -627,10 +649,10 @@ def _variance(row: Row) -> Variance:
         count_id=row[1],
         agent_id=row[2],
         currency=row[3],
-        direction=row[4],
+        direction=Direction(row[4]),
         amount_minor=int(row[5]),
         comment=row[6],
-        state=row[7],
+        state=VarianceState(row[7]),
         transfer_id=row[8],
         decided_by=row[9],
         reject_reason=row[10],
@@ -673,14 +695,16 @@ def approve_variance(led: Ledger, *, variance_id: uuid.UUID, operator: str) -> V
 
     def work(tx: Tx) -> Variance:
         found = _locked(tx, variance_id)
-        if found.state == "approved":
+        if found.state is VarianceState.APPROVED:
             return found
-        if found.state == "rejected":
+        if found.state is VarianceState.REJECTED:
             raise Conflict("variance_rejected", f"variance {variance_id} was rejected")
         cash_account = parties.account_id(found.agent_id, Role.CASH)
         control = parties.account_id(found.agent_id, Role.CASH_CONTROL)
         debit, credit = (
-            (control, cash_account) if found.direction == "short" else (cash_account, control)
+            (control, cash_account)
+            if found.direction is Direction.SHORT
+            else (cash_account, control)
         )
         transfer = Transfer(
             id=uuid.uuid5(found.id, "cash_count:variance"),
@@ -689,7 +713,7 @@ def approve_variance(led: Ledger, *, variance_id: uuid.UUID, operator: str) -> V
             amount=found.amount_minor,
             currency=found.currency,
             code=CASH_VARIANCE_CODE,
-            metadata={"variance_id": str(found.id), "direction": found.direction},
+            metadata={"variance_id": str(found.id), "direction": str(found.direction)},
         )
         [result] = tx.create_transfers([transfer])
         if result.status in (Status.EXCEEDS_CREDITS, Status.EXCEEDS_DEBITS):
@@ -720,9 +744,9 @@ def reject_variance(led: Ledger, *, variance_id: uuid.UUID, operator: str, reaso
 
     def work(tx: Tx) -> Variance:
         found = _locked(tx, variance_id)
-        if found.state == "rejected":
+        if found.state is VarianceState.REJECTED:
             return found
-        if found.state == "approved":
+        if found.state is VarianceState.APPROVED:
             raise Conflict("variance_approved", f"variance {variance_id} was approved")
         tx.execute(
             "UPDATE recon_variances SET state = 'rejected', reject_reason = :reason,"

@@ -83,8 +83,6 @@ SCORE_DAY_WEIGHT = 1000
 TIE_PAIRS_LISTED_MAX = 100_000
 """Tie pairs listed in the detail (one reference shared by n lines and m transfers is
 n x m pairs); every tied line and transfer is counted in the summary either way."""
-PENDING_OR_VOID = 2 | 8
-"""Transfer flags PENDING | VOID_PENDING: not money that moved at the provider."""
 
 
 def day_number(day: date) -> int:
@@ -252,7 +250,8 @@ def line_rows(lines: Iterable[StatementLine]) -> Iterator[tuple[Any, ...]]:
 
 
 def stage_ledger(st: Staging, settings: Settings) -> None:
-    """The ledger side: transfers on the clearing account in the widened period."""
+    """The ledger side: posted transfers (the core's ``posted_transfers``: a hold and its
+    void are not money at the provider) on the clearing account in the widened period."""
     start = day_number(settings.period_from) - settings.window_days
     end = day_number(settings.period_to) + settings.window_days + 1
     st.execute(
@@ -264,12 +263,11 @@ def stage_ledger(st: Staging, settings: Settings) -> None:
         f" {st.metadata('provider_reference')}), {st.metadata('window_id')},"
         " CASE WHEN t.created_at_us >= :period_from AND t.created_at_us < :period_to"
         " THEN 1 ELSE 0 END"
-        " FROM transfers t"
-        " LEFT JOIN payouts p ON p.resolve_transfer_id = t.id"
-        " LEFT JOIN suspense_items s ON s.park_transfer_id = t.id"
+        " FROM posted_transfers t"
+        " LEFT JOIN settlement_payouts p ON p.resolve_transfer_id = t.id"
+        " LEFT JOIN suspense_items_view s ON s.park_transfer_id = t.id"
         " WHERE (t.debit_account_id = :account OR t.credit_account_id = :account)"
-        " AND t.created_at_us >= :start AND t.created_at_us < :end"
-        " AND (t.flags & :pending_or_void) = 0",
+        " AND t.created_at_us >= :start AND t.created_at_us < :end",
         {
             "account": st.param(settings.account_id),
             "us_per_day": US_PER_DAY,
@@ -277,7 +275,6 @@ def stage_ledger(st: Staging, settings: Settings) -> None:
             "end": end * US_PER_DAY,
             "period_from": day_number(settings.period_from) * US_PER_DAY,
             "period_to": (day_number(settings.period_to) + 1) * US_PER_DAY,
-            "pending_or_void": PENDING_OR_VOID,
         },
     )
     # No index beyond the keys: pass 1 hash-joins whole sets, pass 2 indexes its own
@@ -556,9 +553,7 @@ def counts(st: Staging) -> dict[str, int]:
 DetailRow = tuple[object, ...]
 
 
-def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
-    """The breaks, kind by kind: (kind, line, date, amount_minor, reference, transfer_id,
-    transfer_amount_minor, difference_minor, note)."""
+def _amount_breaks(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
     for line_no, day, amount, reference, transfer, t_amount, difference, number in st.rows(
         "SELECT l.line_no, l.day, l.amount_minor, l.reference, g.transfer_id, g.amount_minor,"
         " l.difference_minor, l.pass FROM recon_lines l JOIN recon_ledger g ON g.seq = l.seq"
@@ -580,6 +575,9 @@ def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
             difference,
             note,
         )
+
+
+def _ties(st: Staging) -> Iterator[DetailRow]:
     for line_no, day, amount, reference, transfer, t_amount, difference, number in st.rows(
         "SELECT t.line_no, l.day, l.amount_minor, l.reference, g.transfer_id, g.amount_minor,"
         " t.difference_minor, t.pass FROM recon_ties t"
@@ -599,6 +597,54 @@ def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
             difference,
             f"{why}: flagged, not guessed; decide by hand",
         )
+
+
+def _day_group(key: str) -> str:
+    """A day group's key (``<day number><+ or ->``) in words: ``2026-06-01 (in)``."""
+    return f"{day_of(int(key[:-1])).isoformat()} ({'in' if key.endswith('+') else 'out'})"
+
+
+def _line_suggestion(
+    line_no: object, line: tuple[Any, ...], kind: str, key: str, members: int, total: int
+) -> DetailRow:
+    """A statement line that may be a group of open transfers (a day's or a window's)."""
+    l_day, l_amount, l_ref, difference = line
+    what = (
+        f"the {members} open transfers of settlement window {key}"
+        if kind == "window"
+        else f"the {members} open transfers of {_day_group(key)}"
+    )
+    return (
+        "group_suggestion",
+        line_no,
+        day_of(l_day).isoformat(),
+        l_amount,
+        l_ref or "",
+        "",
+        total,
+        difference,
+        f"suggestion only: this line may be {what} (sum {total})",
+    )
+
+
+def _transfer_suggestion(
+    transfer_id: str, key: str, members: int, total: int, difference: int
+) -> DetailRow:
+    """An open transfer that may be the sum of a day's open lines."""
+    return (
+        "group_suggestion",
+        "",
+        day_of(int(key[:-1])).isoformat(),
+        total,
+        "",
+        transfer_id,
+        total - difference,
+        difference,
+        f"suggestion only: the {members} open lines of {_day_group(key)} may be this transfer",
+    )
+
+
+def _group_suggestions(st: Staging) -> Iterator[DetailRow]:
     for (
         line_no,
         seq,
@@ -620,37 +666,13 @@ def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
         " ORDER BY s.line_no, s.seq, s.kind, s.group_key"
     ):
         if seq is None:
-            what = (
-                f"the {members} open transfers of settlement window {key}"
-                if kind == "window"
-                else f"the {members} open transfers of {day_of(int(key[:-1])).isoformat()}"
-                f" ({'in' if key.endswith('+') else 'out'})"
-            )
-            yield (
-                "group_suggestion",
-                line_no,
-                day_of(l_day).isoformat(),
-                l_amount,
-                l_ref or "",
-                "",
-                total,
-                difference,
-                f"suggestion only: this line may be {what} (sum {total})",
-            )
+            line = (l_day, l_amount, l_ref, difference)
+            yield _line_suggestion(line_no, line, kind, key, members, total)
         else:
-            yield (
-                "group_suggestion",
-                "",
-                day_of(int(key[:-1])).isoformat(),
-                total,
-                "",
-                st.transfer_id(g_id),
-                total - difference,
-                difference,
-                f"suggestion only: the {members} open lines of"
-                f" {day_of(int(key[:-1])).isoformat()} ({'in' if key.endswith('+') else 'out'})"
-                " may be this transfer",
-            )
+            yield _transfer_suggestion(st.transfer_id(g_id), key, members, total, difference)
+
+
+def _statement_only(st: Staging) -> Iterator[DetailRow]:
     for line_no, day, amount, reference, description in st.rows(
         "SELECT line_no, day, amount_minor, reference, description FROM recon_lines"
         " WHERE outcome IS NULL ORDER BY line_no"
@@ -673,6 +695,9 @@ def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
             "",
             note,
         )
+
+
+def _ledger_only(st: Staging) -> Iterator[DetailRow]:
     for transfer, day, amount, reference, note in st.rows(
         "SELECT transfer_id, day, amount_minor, reference, note FROM recon_ledger"
         " WHERE outcome IS NULL AND in_period = 1 ORDER BY seq"
@@ -688,6 +713,16 @@ def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
             "",
             note or "no statement line: not yet at the provider, or the provider missed it",
         )
+
+
+def detail(st: Staging, tolerance_minor: int) -> Iterator[DetailRow]:
+    """The breaks, kind by kind: (kind, line, date, amount_minor, reference, transfer_id,
+    transfer_amount_minor, difference_minor, note)."""
+    yield from _amount_breaks(st, tolerance_minor)
+    yield from _ties(st)
+    yield from _group_suggestions(st)
+    yield from _statement_only(st)
+    yield from _ledger_only(st)
 
 
 def period_of(st: Staging) -> tuple[date, date] | None:

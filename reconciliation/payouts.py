@@ -47,6 +47,10 @@ from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows import parties
 from ledger.flows.errors import Refused
+from ledger.limits import AMOUNT_MAX_MINOR, REFERENCE_LENGTH_MAX
+from ledger.limits import AMOUNT_MAX_MINOR as FEE_MAX_MINOR_LIMIT
+from reconciliation.errors import InputInvalid
+from reconciliation.portable_sql import array_rows, array_texts, element, uuid_hex
 from reconciliation.runs import Findings, snapshot
 
 if TYPE_CHECKING:
@@ -59,14 +63,15 @@ RULE_VERSION = 1
 DETAIL_HEADER = ("kind", "reference", "matched_id", "expected_minor", "actual_minor", "note")
 
 LOOKBACK_DAYS_DEFAULT = 30
-FEE_MAX_MINOR_LIMIT = 2**53 - 1
 FILE_ROWS_MAX = 1_000_000
 FILE_BYTES_MAX = 128 * 1024 * 1024
-REFERENCE_LENGTH_MAX = 128
 
 
-class PayoutsRefused(ValueError):
-    """The request cannot be reconciled (no provider, a bad option or credit file)."""
+class PayoutsRefused(InputInvalid):
+    """The request cannot be reconciled (no provider, a bad option or credit file);
+    nothing was written."""
+
+    code = "settlement_input_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +83,6 @@ class Credit:
     amount_minor: int
     currency: str
     day: date
-
-
-# -- portable SQL over JSON and UUIDs ----------------------------------------------------------
-
-
-def _elements(tx: Tx, source: str) -> str:
-    if tx.dialect == "postgresql":
-        return f"jsonb_array_elements(CAST({source} AS jsonb)) AS j(value)"
-    return f"json_each({source}) AS j"
-
-
-def _at(tx: Tx, index: int) -> str:
-    if tx.dialect == "postgresql":
-        return f"(j.value ->> {index})"
-    return f"json_extract(j.value, '$[{index}]')"
-
-
-def _texts(tx: Tx, source: str) -> str:
-    """A subquery of the strings of the JSON array ``source`` (column ``value``)."""
-    if tx.dialect == "postgresql":
-        return f"SELECT value FROM jsonb_array_elements_text(CAST({source} AS jsonb))"
-    return f"SELECT value FROM json_each({source})"
-
-
-def _hex(tx: Tx, column: str) -> str:
-    if tx.dialect == "postgresql":
-        return f"replace(CAST({column} AS text), '-', '')"
-    return f"lower(hex({column}))"
 
 
 # -- the input ----------------------------------------------------------------------------------
@@ -177,7 +154,7 @@ def _credit(
     if reference is not None and len(reference) > REFERENCE_LENGTH_MAX:
         raise PayoutsRefused(f"line {number}: a reference is at most {REFERENCE_LENGTH_MAX}")
     amount = line[at["amount_minor"]].strip()
-    if not amount.isdigit() or not 1 <= int(amount) <= 2**53 - 1:
+    if not amount.isdigit() or not 1 <= int(amount) <= AMOUNT_MAX_MINOR:
         raise PayoutsRefused(f"line {number}: amount_minor is a whole number of minor units")
     code = line[at["currency"]].strip() if "currency" in at else currency
     if code is None or not iso4217.is_supported(code):
@@ -233,20 +210,22 @@ class _Reader:
         """The CTEs ``c`` (credits) and ``p`` (the provider's paid payouts in play)."""
         tx = self.tx
         return (
-            f"WITH c AS (SELECT CAST({_at(tx, 0)} AS INTEGER) AS i, {_at(tx, 1)} AS reference,"
-            f" CAST({_at(tx, 2)} AS BIGINT) AS amount, {_at(tx, 3)} AS currency"
-            f" FROM {_elements(tx, ':credits')}),"
-            f" p AS (SELECT id, {_hex(tx, 'id')} AS pid, window_id,"
-            f" {_hex(tx, 'window_id')} AS wid, currency, amount_minor, provider_reference,"
-            " resolved_at_us FROM payouts WHERE provider = :provider AND state = 'paid'"
-            " AND resolved_at_us < :as_of),"
+            f"WITH c AS (SELECT CAST({element(tx, 0)} AS INTEGER) AS i,"
+            f" {element(tx, 1)} AS reference,"
+            f" CAST({element(tx, 2)} AS BIGINT) AS amount, {element(tx, 3)} AS currency"
+            f" FROM {array_rows(tx, ':credits')}),"
+            f" p AS (SELECT id, {uuid_hex(tx, 'id')} AS pid, window_id,"
+            f" {uuid_hex(tx, 'window_id')} AS wid, currency, amount_minor, provider_reference,"
+            " resolved_at_us FROM settlement_payouts WHERE provider = :provider"
+            " AND state = 'paid' AND resolved_at_us < :as_of),"
             " cr AS (SELECT * FROM c WHERE CAST(c.i AS TEXT) NOT IN"
-            f" ({_texts(tx, ':used_credits')})),"
+            f" ({array_texts(tx, ':used_credits')})),"
             " pr AS (SELECT * FROM p WHERE p.pid NOT IN"
-            f" ({_texts(tx, ':used_payouts')}) AND p.wid NOT IN ({_texts(tx, ':used_windows')})),"
+            f" ({array_texts(tx, ':used_payouts')})"
+            f" AND p.wid NOT IN ({array_texts(tx, ':used_windows')})),"
             " w AS (SELECT window_id, wid, currency, SUM(amount_minor) AS total,"
             " COUNT(*) AS n FROM pr WHERE wid NOT IN (SELECT wid FROM p WHERE pid IN"
-            f" ({_texts(tx, ':used_payouts')})) GROUP BY window_id, wid, currency)"
+            f" ({array_texts(tx, ':used_payouts')})) GROUP BY window_id, wid, currency)"
         )
 
     def params(self, state: _State, **extra: object) -> dict[str, Any]:
@@ -292,13 +271,15 @@ class _Reader:
     def totals(self, from_us_: int) -> Row:
         row = self.tx.one(
             "SELECT"
-            " (SELECT COUNT(*) FROM payouts WHERE provider = :provider AND state = 'paid'"
-            "  AND resolved_at_us >= :from_us AND resolved_at_us < :as_of),"
-            " (SELECT COALESCE(SUM(amount_minor), 0) FROM payouts WHERE provider = :provider"
+            " (SELECT COUNT(*) FROM settlement_payouts WHERE provider = :provider"
             "  AND state = 'paid' AND resolved_at_us >= :from_us AND resolved_at_us < :as_of),"
-            " (SELECT COUNT(*) FROM payouts WHERE provider = :provider AND state = 'pending'),"
-            " (SELECT COALESCE(SUM(amount_minor), 0) FROM payouts WHERE provider = :provider"
-            "  AND state = 'pending')",
+            " (SELECT COALESCE(SUM(amount_minor), 0) FROM settlement_payouts"
+            "  WHERE provider = :provider"
+            "  AND state = 'paid' AND resolved_at_us >= :from_us AND resolved_at_us < :as_of),"
+            " (SELECT COUNT(*) FROM settlement_payouts WHERE provider = :provider"
+            "  AND state = 'pending'),"
+            " (SELECT COALESCE(SUM(amount_minor), 0) FROM settlement_payouts"
+            "  WHERE provider = :provider AND state = 'pending')",
             {"provider": self.provider, "from_us": from_us_, "as_of": self.as_of_us},
         )
         assert row is not None  # an aggregate answers one row

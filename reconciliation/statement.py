@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +42,12 @@ from ledger.flows import parties
 from ledger.flows.errors import Refused
 from reconciliation import matching
 from reconciliation.runs import Findings, sha256_of
-from reconciliation.statement_formats import StatementLine, open_statement, to_minor
+from reconciliation.statement_formats import (
+    StatementLine,
+    StatementReader,
+    open_statement,
+    to_minor,
+)
 
 if TYPE_CHECKING:
     from reconciliation.jobs import JobRequest
@@ -141,9 +149,7 @@ class _Progress:
             self._bar.update(self._task, completed=count)
 
 
-def run(led: Ledger, request: JobRequest) -> Findings:
-    """Reconcile the statement at ``request.input_path`` against ``request.scope``'s
-    clearing account; the findings (nothing is recorded here)."""
+def _provider(request: JobRequest) -> str:
     provider = request.scope
     if not provider:
         raise ValueError("the statement job needs --scope PROVIDER (MPESA, ...)")
@@ -151,43 +157,46 @@ def run(led: Ledger, request: JobRequest) -> Findings:
         parties.provider_role(provider)
     except Refused as exc:
         raise ValueError(f"--scope {provider!r}: {exc}") from None
+    return provider
+
+
+def _input_path(request: JobRequest) -> Path:
     if request.input_path is None:
         raise ValueError("the statement job needs --input FILE")
-    path = Path(request.input_path)
-    options: dict[str, str] = dict(request.options)
-    job_options = {k: options.pop(k) for k in list(options) if k in _JOB_OPTIONS}
-    digest = _file_sha256(path)
-    reader = open_statement(path, options)
-    currency = reader.currency
-    tolerance, window_days = _settings(job_options, currency)
-    account_id = parties.account_id(parties.platform_id(currency), parties.provider_role(provider))
-    day = request.business_date
-    progress = _Progress()
-    with progress.shown(), matching.open_staging(led.url) as st:
-        matching.create_tables(st)
-        total = [0, 0]  # lines, sum of amounts
+    return Path(request.input_path)
 
-        def counted(lines: Iterator[StatementLine]) -> Iterator[StatementLine]:
-            for line in lines:
-                total[0] += 1
-                total[1] += line.amount_minor
-                if total[0] % PROGRESS_EVERY_LINES == 0:
-                    progress.lines(total[0])
-                yield line
 
-        st.load("recon_lines", matching.LINE_COLUMNS, matching.line_rows(counted(reader.lines())))
-        progress.lines(total[0])
-        line_count, lines_sum = total
-        opening, closing = reader.opening_minor, reader.closing_minor
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What a run knows before it stages anything: the request, the opened statement,
+    and the settings its matching takes."""
+
+    request: JobRequest
+    provider: str
+    digest: str
+    reader: StatementReader
+    account_id: uuid.UUID
+    tolerance_minor: int
+    window_days: int
+
+    def balances(self) -> tuple[int, int]:
+        """(opening, closing), known once the lines are staged."""
+        opening, closing = self.reader.opening_minor, self.reader.closing_minor
         assert opening is not None and closing is not None  # each reader ensures them
-        summary: dict[str, Any] = {
+        return opening, closing
+
+    def summary(self, line_count: int, lines_sum: int) -> dict[str, Any]:
+        """The summary once the lines are staged."""
+        reader = self.reader
+        opening, closing = self.balances()
+        return {
             "job": JOB,
-            "business_date": request.business_date.isoformat(),
+            "business_date": self.request.business_date.isoformat(),
             "rule_version": RULE_VERSION,
-            "provider": provider,
-            "currency": currency,
+            "provider": self.provider,
+            "currency": reader.currency,
             "format": reader.format,
-            "clearing_account_id": str(account_id),
+            "clearing_account_id": str(self.account_id),
             "statement": {
                 "lines": line_count,
                 "skipped_not_booked": reader.skipped,
@@ -195,48 +204,107 @@ def run(led: Ledger, request: JobRequest) -> Findings:
                 "lines_sum_minor": lines_sum,
                 "closing_minor": closing,
             },
-            "tolerance_minor": tolerance,
-            "window_days": window_days,
+            "tolerance_minor": self.tolerance_minor,
+            "window_days": self.window_days,
         }
 
-        def findings(detail: list[tuple[object, ...]], checked: int) -> Findings:
-            by_kind: dict[str, int] = {}
-            for row in detail:
-                by_kind[str(row[0])] = by_kind.get(str(row[0]), 0) + 1
-            return Findings(
-                job=JOB,
-                business_date=request.business_date,
-                scope=provider,
-                rule_version=RULE_VERSION,
-                input_sha256=digest,
-                checked=checked,
-                detail_header=DETAIL_HEADER,
-                detail=detail,
-                summary={**summary, "breaks_by_kind": by_kind},
-            )
+    def findings(
+        self, summary: dict[str, Any], detail: list[tuple[object, ...]], checked: int
+    ) -> Findings:
+        by_kind: dict[str, int] = {}
+        for row in detail:
+            by_kind[str(row[0])] = by_kind.get(str(row[0]), 0) + 1
+        return Findings(
+            job=JOB,
+            business_date=self.request.business_date,
+            scope=self.provider,
+            rule_version=RULE_VERSION,
+            input_sha256=self.digest,
+            checked=checked,
+            detail_header=DETAIL_HEADER,
+            detail=detail,
+            summary={**summary, "breaks_by_kind": by_kind},
+        )
 
-        arithmetic = _arithmetic_break(reader.running_break, opening, lines_sum, closing, currency)
+
+def _open(request: JobRequest) -> _Job:
+    """Check the request, open the statement (up to its currency) and settle the options."""
+    provider = _provider(request)
+    path = _input_path(request)
+    options: dict[str, str] = dict(request.options)
+    job_options = {k: options.pop(k) for k in list(options) if k in _JOB_OPTIONS}
+    digest = _file_sha256(path)
+    reader = open_statement(path, options)
+    tolerance, window_days = _settings(job_options, reader.currency)
+    account_id = parties.account_id(
+        parties.platform_id(reader.currency), parties.provider_role(provider)
+    )
+    return _Job(request, provider, digest, reader, account_id, tolerance, window_days)
+
+
+def _stage_lines(
+    st: matching.Staging, reader: StatementReader, progress: _Progress
+) -> tuple[int, int]:
+    """Stream the statement into ``recon_lines``; [lines, sum of their amounts]."""
+    total = [0, 0]
+
+    def counted(lines: Iterator[StatementLine]) -> Iterator[StatementLine]:
+        for line in lines:
+            total[0] += 1
+            total[1] += line.amount_minor
+            if total[0] % PROGRESS_EVERY_LINES == 0:
+                progress.lines(total[0])
+            yield line
+
+    st.load("recon_lines", matching.LINE_COLUMNS, matching.line_rows(counted(reader.lines())))
+    progress.lines(total[0])
+    return total[0], total[1]
+
+
+def _period(st: matching.Staging, day: date) -> tuple[date, date]:
+    """The span of the lines' dates (the business date when there are none), which must
+    hold the business date."""
+    period_from, period_to = matching.period_of(st) or (day, day)
+    if not period_from <= day <= period_to:
+        raise ValueError(
+            f"the statement's lines are dated {period_from}..{period_to}, not the business"
+            f" date {day}: give --date"
+        )
+    return period_from, period_to
+
+
+def run(led: Ledger, request: JobRequest) -> Findings:
+    """Reconcile the statement at ``request.input_path`` against ``request.scope``'s
+    clearing account; the findings (nothing is recorded here)."""
+    job = _open(request)
+    reader = job.reader
+    progress = _Progress()
+    with progress.shown(), matching.open_staging(led.url) as st:
+        matching.create_tables(st)
+        line_count, lines_sum = _stage_lines(st, reader, progress)
+        summary = job.summary(line_count, lines_sum)
+        opening, closing = job.balances()
+        arithmetic = _arithmetic_break(
+            reader.running_break, opening, lines_sum, closing, reader.currency
+        )
         if arithmetic is not None:
             summary["matching"] = "not run: the statement's arithmetic does not hold"
-            return findings([arithmetic], line_count)
-        period_from, period_to = matching.period_of(st) or (day, day)
-        if not period_from <= day <= period_to:
-            raise ValueError(
-                f"the statement's lines are dated {period_from}..{period_to}, not the business"
-                f" date {day}: give --date"
-            )
-        settings = matching.Settings(account_id, tolerance, window_days, period_from, period_to)
+            return job.findings(summary, [arithmetic], line_count)
+        period_from, period_to = _period(st, request.business_date)
+        settings = matching.Settings(
+            job.account_id, job.tolerance_minor, job.window_days, period_from, period_to
+        )
         matching.match(st, settings, progress.step)
         progress.step("reading breaks")
         counts = matching.counts(st)
-        detail = list(matching.detail(st, tolerance))
+        detail = list(matching.detail(st, job.tolerance_minor))
         progress.step("done")
     transfers = sum(v for k, v in counts.items() if k.startswith("transfers_"))
     summary["period"] = {"from": period_from.isoformat(), "to": period_to.isoformat()}
     summary["counts"] = counts
     summary["matched"] = counts.get("lines_matched", 0)
     summary["seconds"] = progress.seconds
-    return findings(detail, line_count + transfers)
+    return job.findings(summary, detail, line_count + transfers)
 
 
 def _arithmetic_break(

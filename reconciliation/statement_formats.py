@@ -255,7 +255,33 @@ def _columns(spec: str) -> dict[str, str]:
     return columns
 
 
-def _csv_reader(path: Path, settings: dict[str, str]) -> StatementReader:
+@dataclass(frozen=True, slots=True)
+class _CsvLayout:
+    """A CSV statement's declared shape: its columns (field -> header) and how its text
+    reads."""
+
+    columns: dict[str, str]
+    currency: str
+    date_format: str
+    decimal_mark: str
+    thousands: str
+    delimiter: str
+    encoding: str
+    closing_given: bool
+    """``--option closing`` was given: the balance column does not set the closing."""
+
+    def amount(self, text: str, where: str) -> int:
+        cleaned = text.strip().replace(self.thousands, "") if self.thousands else text.strip()
+        if self.decimal_mark != ".":
+            if "." in cleaned:
+                raise ValueError(
+                    f"{where}: {text!r} has '.' but the decimal mark is {self.decimal_mark!r}"
+                )
+            cleaned = cleaned.replace(self.decimal_mark, ".")
+        return to_minor(cleaned, self.currency, where=where)
+
+
+def _csv_layout(settings: dict[str, str]) -> _CsvLayout:
     unknown = set(settings) - _CSV_KEYS
     if unknown:
         raise ValueError(f"CSV options unknown: {', '.join(sorted(unknown))}")
@@ -271,94 +297,140 @@ def _csv_reader(path: Path, settings: dict[str, str]) -> StatementReader:
         raise ValueError("delimiter and decimal are one character; thousands one or none")
     if decimal_mark == thousands:
         raise ValueError("decimal and thousands marks must differ")
-    reader = StatementReader("csv", currency, iter(()))
+    return _CsvLayout(
+        columns,
+        currency,
+        date_format,
+        decimal_mark,
+        thousands,
+        delimiter,
+        settings.get("encoding", "utf-8-sig"),
+        "closing" in settings,
+    )
+
+
+def _csv_reader(path: Path, settings: dict[str, str]) -> StatementReader:
+    layout = _csv_layout(settings)
+    reader = StatementReader("csv", layout.currency, iter(()))
     if "opening" in settings:
-        reader.opening_minor = to_minor(settings["opening"], currency, where="option opening")
+        reader.opening_minor = to_minor(
+            settings["opening"], layout.currency, where="option opening"
+        )
     if "closing" in settings:
-        reader.closing_minor = to_minor(settings["closing"], currency, where="option closing")
-    if "balance" not in columns and (reader.opening_minor is None or reader.closing_minor is None):
+        reader.closing_minor = to_minor(
+            settings["closing"], layout.currency, where="option closing"
+        )
+    if "balance" not in layout.columns and (
+        reader.opening_minor is None or reader.closing_minor is None
+    ):
         raise ValueError(
             "a CSV statement needs its balances: --option opening=... closing=..., or a"
             " balance column"
         )
-
-    def amount(text: str, where: str) -> int:
-        cleaned = text.strip().replace(thousands, "") if thousands else text.strip()
-        if decimal_mark != ".":
-            if "." in cleaned:
-                raise ValueError(
-                    f"{where}: {text!r} has '.' but the decimal mark is {decimal_mark!r}"
-                )
-            cleaned = cleaned.replace(decimal_mark, ".")
-        return to_minor(cleaned, currency, where=where)
-
-    def lines() -> Iterator[StatementLine]:
-        csv.field_size_limit(CSV_FIELD_LENGTH_MAX)
-        with path.open(newline="", encoding=settings.get("encoding", "utf-8-sig")) as handle:
-            rows = csv.reader(handle, delimiter=delimiter)
-            try:
-                header = next(rows)
-            except StopIteration:
-                raise ValueError(f"{path.name}: empty CSV file (no header row)") from None
-            index = {name: i for i, name in enumerate(header)}
-            missing = [h for h in columns.values() if h not in index]
-            if missing:
-                raise ValueError(
-                    f"{path.name}: header has no column {', '.join(map(repr, missing))}"
-                )
-            at = {name: index[h] for name, h in columns.items()}
-            previous = reader.opening_minor
-            line_no = 0
-            dates: dict[str, date] = {}
-            at_date = at["date"]
-            at_amount = at.get("amount")
-            at_reference = at.get("reference")
-            at_description = at.get("description")
-            fields = len(header)
-            try:
-                for row in rows:
-                    if not row:
-                        continue
-                    line_no += 1
-                    if len(row) != fields:
-                        raise ValueError(f"{len(row)} fields, header has {fields}")
-                    booked_on = _csv_date(row[at_date], date_format, dates)
-                    if at_amount is not None:
-                        amount_minor = amount(row[at_amount], "amount")
-                    else:
-                        credit, debit = row[at["credit"]].strip(), row[at["debit"]].strip()
-                        if bool(credit) == bool(debit):
-                            raise ValueError("give a credit or a debit, not both or none")
-                        amount_minor = (
-                            amount(credit, "credit") if credit else -abs(amount(debit, "debit"))
-                        )
-                    if "balance" in at:
-                        balance = amount(row[at["balance"]], "balance")
-                        if previous is None:
-                            previous = balance - amount_minor
-                            if reader.opening_minor is None:
-                                reader.opening_minor = previous
-                        if previous + amount_minor != balance and reader.running_break is None:
-                            reader.running_break = (line_no, previous + amount_minor, balance)
-                        previous = balance
-                        if "closing" not in settings:
-                            reader.closing_minor = balance
-                    yield StatementLine(
-                        line_no,
-                        booked_on,
-                        amount_minor,
-                        None
-                        if at_reference is None
-                        else _reference(row[at_reference], "reference"),
-                        None if at_description is None else _description(row[at_description]),
-                    )
-            except (ValueError, csv.Error) as exc:
-                raise ValueError(f"{path.name} line {rows.line_num}: {exc}") from None
-            if reader.opening_minor is None:  # a balance column and no lines
-                raise ValueError(f"{path.name}: no lines and no --option opening/closing")
-
-    reader._lines = lines()
+    reader._lines = _csv_lines(path, layout, reader)
     return reader
+
+
+@dataclass(slots=True)
+class _RunningBalance:
+    """The balance column checked line by line; the first line that disagrees is the
+    reader's ``running_break``. Without ``--option opening`` the first line gives the
+    opening, without ``--option closing`` the last gives the closing."""
+
+    reader: StatementReader
+    closing_given: bool
+    previous: int | None
+
+    def check(self, line_no: int, amount_minor: int, balance: int) -> None:
+        reader = self.reader
+        if self.previous is None:
+            self.previous = balance - amount_minor
+            if reader.opening_minor is None:
+                reader.opening_minor = self.previous
+        if self.previous + amount_minor != balance and reader.running_break is None:
+            reader.running_break = (line_no, self.previous + amount_minor, balance)
+        self.previous = balance
+        if not self.closing_given:
+            reader.closing_minor = balance
+
+
+def _csv_header(
+    path: Path, rows: Iterator[list[str]], columns: dict[str, str]
+) -> tuple[dict[str, int], int]:
+    """(field -> the index of its column, how many columns), from the header row."""
+    try:
+        header = next(rows)
+    except StopIteration:
+        raise ValueError(f"{path.name}: empty CSV file (no header row)") from None
+    index = {name: i for i, name in enumerate(header)}
+    missing = [h for h in columns.values() if h not in index]
+    if missing:
+        raise ValueError(f"{path.name}: header has no column {', '.join(map(repr, missing))}")
+    return {name: index[h] for name, h in columns.items()}, len(header)
+
+
+def _csv_amount(row: list[str], at: dict[str, int], layout: _CsvLayout) -> int:
+    """The signed amount: the amount column, or a credit (in) or a debit (out)."""
+    at_amount = at.get("amount")
+    if at_amount is not None:
+        return layout.amount(row[at_amount], "amount")
+    credit, debit = row[at["credit"]].strip(), row[at["debit"]].strip()
+    if bool(credit) == bool(debit):
+        raise ValueError("give a credit or a debit, not both or none")
+    return layout.amount(credit, "credit") if credit else -abs(layout.amount(debit, "debit"))
+
+
+@dataclass(frozen=True, slots=True)
+class _CsvFile:
+    """One CSV statement being read: where each field is, and what the rows so far
+    left (the running balance, the dates seen)."""
+
+    layout: _CsvLayout
+    at: dict[str, int]
+    """Field -> the index of its column."""
+    fields: int
+    """Columns in the header: every row has as many."""
+    running: _RunningBalance
+    dates: dict[str, date] = field(default_factory=dict)
+
+    def line(self, line_no: int, row: list[str]) -> StatementLine:
+        at, layout = self.at, self.layout
+        if len(row) != self.fields:
+            raise ValueError(f"{len(row)} fields, header has {self.fields}")
+        booked_on = _csv_date(row[at["date"]], layout.date_format, self.dates)
+        amount_minor = _csv_amount(row, at, layout)
+        if "balance" in at:
+            balance = layout.amount(row[at["balance"]], "balance")
+            self.running.check(line_no, amount_minor, balance)
+        at_reference, at_description = at.get("reference"), at.get("description")
+        return StatementLine(
+            line_no,
+            booked_on,
+            amount_minor,
+            None if at_reference is None else _reference(row[at_reference], "reference"),
+            None if at_description is None else _description(row[at_description]),
+        )
+
+
+def _csv_lines(path: Path, layout: _CsvLayout, reader: StatementReader) -> Iterator[StatementLine]:
+    """The lines of a CSV statement, read as they are asked for."""
+    csv.field_size_limit(CSV_FIELD_LENGTH_MAX)
+    with path.open(newline="", encoding=layout.encoding) as handle:
+        rows = csv.reader(handle, delimiter=layout.delimiter)
+        at, fields = _csv_header(path, rows, layout.columns)
+        running = _RunningBalance(reader, layout.closing_given, reader.opening_minor)
+        file = _CsvFile(layout, at, fields, running)
+        line_no = 0
+        try:
+            for row in rows:
+                if not row:
+                    continue
+                line_no += 1
+                yield file.line(line_no, row)
+        except (ValueError, csv.Error) as exc:
+            raise ValueError(f"{path.name} line {rows.line_num}: {exc}") from None
+        if reader.opening_minor is None:  # a balance column and no lines
+            raise ValueError(f"{path.name}: no lines and no --option opening/closing")
 
 
 _DATES_CACHED_MAX = 4096
@@ -452,6 +524,47 @@ def _camt_reader(path: Path) -> StatementReader:
     return reader
 
 
+def _camt_balance(path: Path, element: Element, reader: StatementReader, opening_kind: str) -> str:
+    """Take a ``Bal``'s amount as the opening (``OPBD``, else ``PRCD``) or the closing
+    (``CLBD``); answers the kind the opening now comes from."""
+    kind = _text(element, "Tp", "CdOrPrtry", "Cd")
+    if kind not in ("OPBD", "PRCD", "CLBD"):
+        return opening_kind
+    minor, code = _signed_amount(element, reader.currency or None, f"{path.name} balance {kind}")
+    reader.currency = code
+    if kind == "CLBD":
+        reader.closing_minor = minor
+    elif kind == "OPBD" or opening_kind != "OPBD":
+        reader.opening_minor, opening_kind = minor, kind
+    return opening_kind
+
+
+def _camt_entry(
+    path: Path, element: Element, reader: StatementReader, line_no: int
+) -> StatementLine | None:
+    """A booked ``Ntry`` as statement line ``line_no``; ``None`` (counted as skipped) for
+    an entry that is not booked."""
+    where = f"{path.name} entry {line_no + reader.skipped}"
+    status = _text(element, "Sts", "Cd") or _text(element, "Sts")
+    if status is not None and status != "BOOK":
+        reader.skipped += 1
+        return None
+    minor, code = _signed_amount(element, reader.currency or None, where)
+    reader.currency = code
+    booked = _text(element, "BookgDt", "Dt") or _text(element, "BookgDt", "DtTm")
+    valued = _text(element, "ValDt", "Dt") or _text(element, "ValDt", "DtTm")
+    details = _child(element, "NtryDtls", "TxDtls")
+    reference = _text(element, "AcctSvcrRef") or _text(details, "Refs", "AcctSvcrRef")
+    info = _text(element, "AddtlNtryInf") or _text(details, "RmtInf", "Ustrd")
+    return StatementLine(
+        line_no,
+        _iso_date(booked or valued, where),
+        minor,
+        _reference(reference, where),
+        _description(info),
+    )
+
+
 def _camt_events(path: Path, reader: StatementReader) -> Iterator[StatementLine]:
     statements = 0
     statement: Element | None = None
@@ -473,42 +586,13 @@ def _camt_events(path: Path, reader: StatementReader) -> Iterator[StatementLine]
             if statement is None:
                 continue
             if name == "Bal" and _child(element, "Tp", "CdOrPrtry", "Cd") is not None:
-                kind = _text(element, "Tp", "CdOrPrtry", "Cd")
-                where = f"{path.name} balance {kind}"
-                if kind in ("OPBD", "PRCD", "CLBD"):
-                    minor, code = _signed_amount(element, reader.currency or None, where)
-                    reader.currency = code
-                    if kind == "CLBD":
-                        reader.closing_minor = minor
-                    elif kind == "OPBD" or opening_kind != "OPBD":
-                        reader.opening_minor, opening_kind = minor, kind
+                opening_kind = _camt_balance(path, element, reader, opening_kind)
             elif name == "Ntry":
-                where = f"{path.name} entry {line_no + reader.skipped + 1}"
-                status = _text(element, "Sts", "Cd") or _text(element, "Sts")
-                if status is not None and status != "BOOK":
-                    reader.skipped += 1
-                else:
+                line = _camt_entry(path, element, reader, line_no + 1)
+                statement.remove(element)  # keep memory bounded on a long statement
+                if line is not None:
                     line_no += 1
-                    minor, code = _signed_amount(element, reader.currency or None, where)
-                    reader.currency = code
-                    booked = _text(element, "BookgDt", "Dt") or _text(element, "BookgDt", "DtTm")
-                    valued = _text(element, "ValDt", "Dt") or _text(element, "ValDt", "DtTm")
-                    details = _child(element, "NtryDtls", "TxDtls")
-                    reference = _text(element, "AcctSvcrRef") or _text(
-                        details, "Refs", "AcctSvcrRef"
-                    )
-                    info = _text(element, "AddtlNtryInf") or _text(details, "RmtInf", "Ustrd")
-                    line = StatementLine(
-                        line_no,
-                        _iso_date(booked or valued, where),
-                        minor,
-                        _reference(reference, where),
-                        _description(info),
-                    )
-                    statement.remove(element)  # keep memory bounded on a long statement
                     yield line
-                    continue
-                statement.remove(element)
     except DefusedXmlException as exc:
         raise ValueError(f"{path.name}: XML refused ({type(exc).__name__}: {exc})") from None
     except SyntaxError as exc:  # ElementTree's ParseError
