@@ -55,6 +55,9 @@ wallet it did not open.
 Argon2 runs inside the transaction, under the villager's row lock: tries on one villager
 queue one after the other, so parallel guesses cannot pass :data:`PIN_TRIES_MAX`. The
 flows are synchronous; the API calls them from a worker thread.
+
+The tables' SQL lives in :mod:`ledger.flows.villagers.repository`; the party's name,
+currency and tier are read through :func:`ledger.flows.parties.find_party`.
 """
 
 from __future__ import annotations
@@ -74,12 +77,16 @@ import phonenumbers
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ledger.core.errors import InvariantViolation
 from ledger.core.ledger import Ledger
 from ledger.core.store import from_us
-from ledger.core.tx import Row, Tx
+from ledger.core.tx import Tx
 from ledger.flows import events, limits, parties
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.parties import Kind
+from ledger.flows.villagers import repository
+from ledger.flows.villagers.repository import CodeRow, VillagerRow
+from ledger.limits import US_PER_S
 
 __all__ = [
     "ACTIVATION_CODE_DIGITS",
@@ -139,7 +146,6 @@ is verified against it so that it costs what a wrong PIN costs."""
 
 _PHONE_CHARACTERS = frozenset("+0123456789 -()")
 _NAME_FORBIDDEN = frozenset("<>")
-_US = 1_000_000
 
 T = TypeVar("T")
 
@@ -262,42 +268,36 @@ def _new_code() -> str:
 
 # -- reading ------------------------------------------------------------------------------
 
-_COLUMNS = (
-    "v.party_id, v.agent_id, p.name, p.currency, v.phone, v.language, p.kyc_tier, v.state,"
-    " v.pin_tries_failed, v.unlocked_at_us, v.debit_hold_until_us, v.created_at_us,"
-    " v.updated_at_us, v.pin_hash, v.registration_sha256"
-)
-_FROM = " FROM villagers v JOIN parties p ON p.id = v.party_id"
 
-
-def _villager(row: Row) -> Villager:
+def _villager(tx: Tx, row: VillagerRow) -> Villager:
+    """The villager as it is now: its row and its party's name, currency and tier."""
+    party = parties.find_party(tx, row.party_id)
+    if party is None or party.kyc_tier is None:
+        raise InvariantViolation(f"villager {row.party_id} has no villager party with a tier")
     return Villager(
-        id=row[0],
-        agent_id=row[1],
-        name=row[2],
-        currency=row[3],
-        phone=row[4],
-        language=Language(row[5]),
-        kyc_tier=row[6],
-        state=State(row[7]),
-        pin_tries_left=max(PIN_TRIES_MAX - int(row[8]), 0),
-        unlocked_at=None if row[9] is None else from_us(row[9]),
-        debit_hold_until=None if row[10] is None else from_us(row[10]),
-        created_at=from_us(row[11]),
-        updated_at=from_us(row[12]),
-        wallet_id=parties.account_id(row[0], parties.Role.WALLET),
+        id=row.party_id,
+        agent_id=row.agent_id,
+        name=party.name,
+        currency=party.currency,
+        phone=row.phone,
+        language=Language(row.language),
+        kyc_tier=party.kyc_tier,
+        state=State(row.state),
+        pin_tries_left=max(PIN_TRIES_MAX - row.pin_tries_failed, 0),
+        unlocked_at=None if row.unlocked_at_us is None else from_us(row.unlocked_at_us),
+        debit_hold_until=(
+            None if row.debit_hold_until_us is None else from_us(row.debit_hold_until_us)
+        ),
+        created_at=from_us(row.created_at_us),
+        updated_at=from_us(row.updated_at_us),
+        wallet_id=parties.account_id(row.party_id, parties.Role.WALLET),
     )
-
-
-def _row(tx: Tx, where: str, params: dict[str, Any], *, lock: bool) -> Row | None:
-    lock_sql = " FOR UPDATE OF v" if lock and tx.dialect == "postgresql" else ""
-    return tx.one(f"SELECT {_COLUMNS}{_FROM} WHERE {where}{lock_sql}", params)
 
 
 def get_villager_in(tx: Tx, villager_id: uuid.UUID) -> Villager | None:
     """The villager principal, or ``None`` (also for a receive-only villager party)."""
-    row = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=False)
-    return None if row is None else _villager(row)
+    row = repository.select_by_id(tx, villager_id, lock=False)
+    return None if row is None else _villager(tx, row)
 
 
 def get_villager(led: Ledger, villager_id: uuid.UUID) -> Villager:
@@ -308,8 +308,8 @@ def get_villager(led: Ledger, villager_id: uuid.UUID) -> Villager:
     return found
 
 
-def _locked(tx: Tx, villager_id: uuid.UUID) -> Row:
-    row = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=True)
+def _locked(tx: Tx, villager_id: uuid.UUID) -> VillagerRow:
+    row = repository.select_by_id(tx, villager_id, lock=True)
     if row is None:
         raise NotFound("villager_not_found", f"no villager {villager_id}")
     return row
@@ -341,58 +341,23 @@ def _settle(led: Ledger, work: Callable[[Tx], T | FlowError]) -> T:
 # -- activation codes -----------------------------------------------------------------------
 
 
-def _issue_code(tx: Tx, row: Row, reason: _CodeReason, code: str, code_hash: str) -> None:
+def _issue_code(tx: Tx, row: VillagerRow, reason: _CodeReason, code: str, code_hash: str) -> None:
     """Void any open code of the villager, store a new one and send it to the villager."""
-    villager_id = row[0]
-    tx.execute(
-        "UPDATE villager_activation_codes SET state = 'void', resolved_at_us = :now"
-        " WHERE villager_id = :v AND state = 'open'",
-        {"v": villager_id, "now": tx.now_us},
-    )
-    expires_at_us = tx.now_us + ACTIVATION_CODE_TTL_S * _US
-    tx.execute(
-        "INSERT INTO villager_activation_codes (id, villager_id, code_hash, reason, state,"
-        " tries_failed, created_at_us, expires_at_us)"
-        " VALUES (:id, :v, :hash, :reason, 'open', 0, :now, :expires)",
-        {
-            "id": uuid.uuid4(),
-            "v": villager_id,
-            "hash": code_hash,
-            "reason": reason.value,
-            "now": tx.now_us,
-            "expires": expires_at_us,
-        },
+    villager_id = row.party_id
+    repository.void_open_codes(tx, villager_id)
+    expires_at_us = tx.now_us + ACTIVATION_CODE_TTL_S * US_PER_S
+    repository.insert_code(
+        tx, villager_id, code_hash=code_hash, reason=reason.value, expires_at_us=expires_at_us
     )
     _emit(
         tx,
         events.VILLAGER_ACTIVATION_CODE,
         villager_id,
-        phone=row[4],
-        language=row[5],
+        phone=row.phone,
+        language=row.language,
         code=code,
         reason=reason.value,
         expires_at=_iso(expires_at_us),
-    )
-
-
-def _open_code(tx: Tx, villager_id: uuid.UUID) -> Row | None:
-    return tx.one(
-        "SELECT id, code_hash, tries_failed, expires_at_us FROM villager_activation_codes"
-        f" WHERE villager_id = :v AND state = 'open'{tx.for_update}",
-        {"v": villager_id},
-    )
-
-
-def _resolve_code(tx: Tx, code_id: uuid.UUID, state: str, tries_failed: int) -> None:
-    tx.execute(
-        "UPDATE villager_activation_codes SET state = :state, tries_failed = :tries,"
-        " resolved_at_us = :resolved WHERE id = :id",
-        {
-            "state": state,
-            "tries": tries_failed,
-            "resolved": None if state == "open" else tx.now_us,
-            "id": code_id,
-        },
     )
 
 
@@ -430,11 +395,11 @@ def register_villager(
     code_hash = _HASHER.hash(code)
 
     def work(tx: Tx) -> Villager:
-        existing = _row(tx, "v.party_id = :id", {"id": villager_id}, lock=False)
+        existing = repository.select_by_id(tx, villager_id, lock=False)
         if existing is not None:
-            if existing[14] != digest:
+            if existing.registration_sha256 != digest:
                 raise Conflict("villager_id_reused", f"villager {villager_id} was another request")
-            return _villager(existing)
+            return _villager(tx, existing)
         _check_new_registration(tx, villager_id, agent_id, e164, currency)
         parties.onboard_in(
             tx,
@@ -444,32 +409,20 @@ def register_villager(
             currency=currency,
             kyc_tier=REGISTRATION_TIER,
         )
-        row = _insert_villager(tx, villager_id, agent_id, e164, language, digest)
+        repository.insert(
+            tx,
+            villager_id=villager_id,
+            agent_id=agent_id,
+            phone=e164,
+            language=language,
+            registration_sha256=digest,
+        )
+        row = _locked(tx, villager_id)
         _emit(tx, events.VILLAGER_REGISTERED, villager_id, agent_id=str(agent_id))
         _issue_code(tx, row, _CodeReason.REGISTRATION, code, code_hash)
-        return _villager(row)
+        return _villager(tx, row)
 
     return led.transact(work)
-
-
-def _insert_villager(
-    tx: Tx, villager_id: uuid.UUID, agent_id: uuid.UUID, phone: str, language: str, digest: str
-) -> Row:
-    tx.execute(
-        "INSERT INTO villagers (party_id, agent_id, phone, language, state, pin_hash,"
-        " pin_tries_failed, registration_sha256, created_at_us, updated_at_us)"
-        " VALUES (:id, :agent, :phone, :language, 'pending_activation', NULL, 0,"
-        " :digest, :now, :now)",
-        {
-            "id": villager_id,
-            "agent": agent_id,
-            "phone": phone,
-            "language": language,
-            "digest": digest,
-            "now": tx.now_us,
-        },
-    )
-    return _locked(tx, villager_id)
 
 
 def _check_new_registration(
@@ -480,7 +433,7 @@ def _check_new_registration(
         raise Refused("currency_mismatch", f"agent {agent_id} works in {agent.currency}")
     if parties.find_party(tx, villager_id) is not None:
         raise Conflict("villager_id_reused", f"party {villager_id} exists already")
-    if tx.one("SELECT 1 FROM villagers WHERE phone = :p", {"p": phone}) is not None:
+    if repository.phone_taken(tx, phone):
         raise Conflict("phone_taken", "that phone number is registered to another villager")
 
 
@@ -498,28 +451,28 @@ def activate(led: Ledger, *, phone: str, activation_code: str, pin: str) -> Vill
     pin_hash = _HASHER.hash(_check_new_pin(pin))
 
     def work(tx: Tx) -> Villager | FlowError:
-        row = _row(tx, "v.phone = :phone", {"phone": e164}, lock=True)
-        code = None if row is None else _open_code(tx, row[0])
+        row = repository.select_by_phone(tx, e164, lock=True)
+        code = None if row is None else repository.select_open_code(tx, row.party_id)
         if row is None or code is None:
             _matches(DUMMY_PIN_HASH, activation_code)
             return Refused("activation_code_invalid", "no such activation code for that phone")
-        if tx.now_us >= code[3]:
-            _resolve_code(tx, code[0], "void", code[2])
+        if tx.now_us >= code.expires_at_us:
+            repository.resolve_code(tx, code.id, state="void", tries_failed=code.tries_failed)
             return Refused("activation_code_expired", "the code expired: ask for a new one")
-        if not _matches(code[1], activation_code):
-            return _wrong_code(tx, row[0], code)
-        _resolve_code(tx, code[0], "used", code[2])
-        _set_pin(tx, row[0], pin_hash, State.ACTIVE)
-        _emit(tx, events.VILLAGER_ACTIVATED, row[0])
-        return _villager(_locked(tx, row[0]))
+        if not _matches(code.code_hash, activation_code):
+            return _wrong_code(tx, row.party_id, code)
+        repository.resolve_code(tx, code.id, state="used", tries_failed=code.tries_failed)
+        _set_pin(tx, row.party_id, pin_hash, State.ACTIVE)
+        _emit(tx, events.VILLAGER_ACTIVATED, row.party_id)
+        return _villager(tx, _locked(tx, row.party_id))
 
     return _settle(led, work)
 
 
-def _wrong_code(tx: Tx, villager_id: uuid.UUID, code: Row) -> Refused:
-    tries = int(code[2]) + 1
+def _wrong_code(tx: Tx, villager_id: uuid.UUID, code: CodeRow) -> Refused:
+    tries = code.tries_failed + 1
     left = ACTIVATION_CODE_TRIES_MAX - tries
-    _resolve_code(tx, code[0], "open" if left > 0 else "void", tries)
+    repository.resolve_code(tx, code.id, state="open" if left > 0 else "void", tries_failed=tries)
     _emit(tx, events.VILLAGER_ACTIVATION_FAILED, villager_id, tries_left=max(left, 0))
     if left > 0:
         return Refused("activation_code_invalid", f"wrong activation code; {left} tries left")
@@ -527,11 +480,7 @@ def _wrong_code(tx: Tx, villager_id: uuid.UUID, code: Row) -> Refused:
 
 
 def _set_pin(tx: Tx, villager_id: uuid.UUID, pin_hash: str | None, state: State) -> None:
-    tx.execute(
-        "UPDATE villagers SET pin_hash = :hash, state = :state, pin_tries_failed = 0,"
-        " updated_at_us = :now WHERE party_id = :id",
-        {"hash": pin_hash, "state": state.value, "now": tx.now_us, "id": villager_id},
-    )
+    repository.set_pin(tx, villager_id, pin_hash=pin_hash, state=state.value)
 
 
 # -- PIN checks ---------------------------------------------------------------------------
@@ -560,7 +509,7 @@ def verify_pin_by_phone(led: Ledger, *, phone: str, pin: str) -> Villager:
     _check_pin(pin)
 
     def work(tx: Tx) -> Villager | FlowError:
-        row = _row(tx, "v.phone = :phone", {"phone": e164}, lock=True)
+        row = repository.select_by_phone(tx, e164, lock=True)
         verified = _verify_in(tx, row, pin)
         if isinstance(verified, Refused) and verified.code == "pin_invalid":
             return Refused("pin_invalid", "wrong PIN")
@@ -569,37 +518,36 @@ def verify_pin_by_phone(led: Ledger, *, phone: str, pin: str) -> Villager:
     return _settle(led, work)
 
 
-def _verify_in(tx: Tx, row: Row | None, pin: str) -> Villager | Refused:
+def _verify_in(tx: Tx, row: VillagerRow | None, pin: str) -> Villager | Refused:
     """Verify ``pin`` for ``row`` (``None``: an unknown phone) and record the try."""
     if row is None:
         _matches(DUMMY_PIN_HASH, pin)
         return _pin_invalid(PIN_TRIES_MAX - 1)
-    state = State(row[7])
+    state = State(row.state)
     if state is State.LOCKED:
         return Refused("pin_locked", "the PIN is locked: an agent or an operator unlocks it")
     if state is not State.ACTIVE:
         return Refused("villager_not_active", "the villager has not set a PIN yet")
-    if not _matches(row[13], pin):
+    pin_hash = row.pin_hash
+    if pin_hash is None:  # a database CHECK: an active villager has a PIN
+        raise InvariantViolation(f"active villager {row.party_id} has no PIN hash")
+    if not _matches(pin_hash, pin):
         return _wrong_pin(tx, row)
-    if int(row[8]) or _HASHER.check_needs_rehash(row[13]):
-        _set_pin(tx, row[0], _rehashed(row[13], pin), State.ACTIVE)  # tries back to 0
-    _emit(tx, events.VILLAGER_PIN_VERIFIED, row[0])
-    return _villager(_locked(tx, row[0]))
+    if row.pin_tries_failed or _HASHER.check_needs_rehash(pin_hash):
+        _set_pin(tx, row.party_id, _rehashed(pin_hash, pin), State.ACTIVE)  # tries back to 0
+    _emit(tx, events.VILLAGER_PIN_VERIFIED, row.party_id)
+    return _villager(tx, _locked(tx, row.party_id))
 
 
 def _pin_invalid(left: int) -> Refused:
     return Refused("pin_invalid", f"wrong PIN; {left} tries left")
 
 
-def _wrong_pin(tx: Tx, row: Row) -> Refused:
-    villager_id, tries = row[0], int(row[8]) + 1
+def _wrong_pin(tx: Tx, row: VillagerRow) -> Refused:
+    villager_id, tries = row.party_id, row.pin_tries_failed + 1
     left = max(PIN_TRIES_MAX - tries, 0)
     state = State.LOCKED if left == 0 else State.ACTIVE
-    tx.execute(
-        "UPDATE villagers SET pin_tries_failed = :tries, state = :state, updated_at_us = :now"
-        " WHERE party_id = :id",
-        {"tries": tries, "state": state.value, "now": tx.now_us, "id": villager_id},
-    )
+    repository.set_pin_tries(tx, villager_id, tries_failed=tries, state=state.value)
     _emit(tx, events.VILLAGER_PIN_FAILED, villager_id, tries_left=left)
     if state is State.LOCKED:
         _emit(tx, events.VILLAGER_PIN_LOCKED, villager_id, tries_failed=tries)
@@ -626,7 +574,7 @@ def change_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str, new_pin: str) -
             return checked
         _set_pin(tx, villager_id, new_hash, State.ACTIVE)
         _emit(tx, events.VILLAGER_PIN_CHANGED, villager_id)
-        return _villager(_locked(tx, villager_id))
+        return _villager(tx, _locked(tx, villager_id))
 
     return _settle(led, work)
 
@@ -635,11 +583,12 @@ def change_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str, new_pin: str) -
 
 
 def _hold_until_us(tx: Tx) -> int:
-    return tx.now_us + SIM_SWAP_HOLD_S * _US
+    return tx.now_us + SIM_SWAP_HOLD_S * US_PER_S
 
 
-def _recently_unlocked(tx: Tx, row: Row) -> bool:
-    return row[9] is not None and tx.now_us - int(row[9]) < UNLOCK_WINDOW_S * _US
+def _recently_unlocked(tx: Tx, row: VillagerRow) -> bool:
+    unlocked_at_us = row.unlocked_at_us
+    return unlocked_at_us is not None and tx.now_us - unlocked_at_us < UNLOCK_WINDOW_S * US_PER_S
 
 
 def unlock(
@@ -661,25 +610,20 @@ def unlock(
 
     def work(tx: Tx) -> Villager:
         row = _locked(tx, villager_id)
-        if agent_id is not None and row[1] != agent_id:
+        if agent_id is not None and row.agent_id != agent_id:
             raise NotFound("villager_not_found", f"no villager {villager_id}")
-        if State(row[7]) is State.ACTIVE:
+        if State(row.state) is State.ACTIVE:
             raise Refused("villager_not_locked", "the villager is active: nothing to unlock")
         second = _recently_unlocked(tx, row)
         if second and operator_id is None:
             raise Refused("operator_required", "a second unlock within 30 days needs an operator")
-        hold_us = _hold_until_us(tx) if second else row[10]
-        tx.execute(
-            "UPDATE villagers SET state = 'pending_activation', pin_hash = NULL,"
-            " pin_tries_failed = 0, unlocked_at_us = :now, debit_hold_until_us = :hold,"
-            " updated_at_us = :now WHERE party_id = :id",
-            {"now": tx.now_us, "hold": hold_us, "id": villager_id},
-        )
+        hold_us = _hold_until_us(tx) if second else row.debit_hold_until_us
+        repository.restart_activation(tx, villager_id, debit_hold_until_us=hold_us, unlocked=True)
         by = {"agent_id": str(agent_id)} if agent_id else {"operator_id": str(operator_id)}
-        hold = {"debit_hold_until": _iso(hold_us)} if second else {}
+        hold = {"debit_hold_until": _iso(hold_us)} if second and hold_us is not None else {}
         _emit(tx, events.VILLAGER_UNLOCKED, villager_id, **by, **hold)
         _issue_code(tx, row, _CodeReason.UNLOCK, code, code_hash)
-        return _villager(_locked(tx, villager_id))
+        return _villager(tx, _locked(tx, villager_id))
 
     return led.transact(work)
 
@@ -693,12 +637,7 @@ def reset(led: Ledger, *, villager_id: uuid.UUID, operator_id: uuid.UUID) -> Vil
     def work(tx: Tx) -> Villager:
         row = _locked(tx, villager_id)
         hold_us = _hold_until_us(tx)
-        tx.execute(
-            "UPDATE villagers SET state = 'pending_activation', pin_hash = NULL,"
-            " pin_tries_failed = 0, debit_hold_until_us = :hold, updated_at_us = :now"
-            " WHERE party_id = :id",
-            {"now": tx.now_us, "hold": hold_us, "id": villager_id},
-        )
+        repository.restart_activation(tx, villager_id, debit_hold_until_us=hold_us, unlocked=False)
         _emit(
             tx,
             events.VILLAGER_RESET,
@@ -707,7 +646,7 @@ def reset(led: Ledger, *, villager_id: uuid.UUID, operator_id: uuid.UUID) -> Vil
             debit_hold_until=_iso(hold_us),
         )
         _issue_code(tx, row, _CodeReason.RESET, code, code_hash)
-        return _villager(_locked(tx, villager_id))
+        return _villager(tx, _locked(tx, villager_id))
 
     return led.transact(work)
 
@@ -722,27 +661,22 @@ def change_phone(
 
     def work(tx: Tx) -> Villager:
         row = _locked(tx, villager_id)
-        if row[4] == e164:
-            return _villager(row)
-        taken = tx.one("SELECT party_id FROM villagers WHERE phone = :p", {"p": e164})
-        if taken is not None:
+        if row.phone == e164:
+            return _villager(tx, row)
+        if repository.phone_taken(tx, e164):
             raise Conflict("phone_taken", "that phone number is registered to another villager")
         hold_us = _hold_until_us(tx)
-        tx.execute(
-            "UPDATE villagers SET phone = :phone, debit_hold_until_us = :hold,"
-            " updated_at_us = :now WHERE party_id = :id",
-            {"phone": e164, "hold": hold_us, "now": tx.now_us, "id": villager_id},
-        )
+        repository.set_phone(tx, villager_id, phone=e164, debit_hold_until_us=hold_us)
         _emit(
             tx,
             events.VILLAGER_PHONE_CHANGED,
             villager_id,
             operator_id=str(operator_id),
-            old_phone=row[4],
+            old_phone=row.phone,
             new_phone=e164,
             debit_hold_until=_iso(hold_us),
         )
-        return _villager(_locked(tx, villager_id))
+        return _villager(tx, _locked(tx, villager_id))
 
     return led.transact(work)
 
@@ -753,12 +687,10 @@ def change_phone(
 def debit_hold_until_in(tx: Tx, villager_id: uuid.UUID) -> int | None:
     """When the villager's SIM-swap hold ends (microseconds since 1970 UTC), or ``None``
     when no hold is in force now."""
-    row = tx.one(
-        "SELECT debit_hold_until_us FROM villagers WHERE party_id = :id", {"id": villager_id}
-    )
-    if row is None or row[0] is None or int(row[0]) <= tx.now_us:
+    until_us = repository.debit_hold_until_us(tx, villager_id)
+    if until_us is None or until_us <= tx.now_us:
         return None
-    return int(row[0])
+    return until_us
 
 
 def check_debit_allowed_in(tx: Tx, *, villager_id: uuid.UUID, amount_minor: int) -> None:
