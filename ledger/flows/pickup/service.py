@@ -1,34 +1,4 @@
-"""Pickup codes: the villager's proof, at the station, that the goods went to them.
-
-An order whose delivery method hands the goods over at a station (:data:`HANDOVER_METHODS`:
-``pickup_point``, a village service station; ``agent_delivery``, the order's agent, who
-hands the goods over at the agent's own station) and that names a villager gets a pickup
-code when it is dispatched: 6 digits, drawn with :mod:`secrets`, sent to the villager as an
-outbox event addressed to them (:data:`PICKUP_CODE_EVENT`, ``party_id`` = the villager;
-the next issue sends it as an SMS), and stored only as a salted SHA-256. A courier order
-(delivered to the door) has no pickup code; neither has an order that names no villager
-(an anonymous buyer paying cash at the agent: there is nobody to send the code to).
-
-The delivery step of such an order (:func:`ledger.flows.orders.deliver_order`) needs the
-code, in two phases, as consent codes do:
-
-1. :func:`check`, in its own transaction before the money: the code is looked up by the
-   order (never by the code alone) and compared; a wrong code is counted and committed
-   (``pickup_code_invalid``), and the :data:`TRIES_WRONG_MAX`-th wrong one voids the code.
-   A right code answers a :class:`PickupProof`.
-2. :func:`require_in`, inside the delivery's transaction: no proof is
-   ``pickup_code_required``; the proof's code must still be open (a wrong try or a new
-   code may have voided it meanwhile). A delivery of all that is left marks it ``used``;
-   a partial delivery leaves it open for the next hand-over of the same order.
-
-A code lives as long as its order is dispatched: it is issued with the order's auto-release
-time (``valid_until`` in the event; an extension of the timer keeps the code valid) and
-dies with the order's full delivery, release, refund or cancellation, after which no
-delivery step is possible anyway. A voided or lost code is replaced by the storefront
-sending the dispatch step again (a new step id) on the dispatched order: a new code, the
-old one void, the timer untouched; at most :data:`ISSUES_PER_ORDER_MAX` codes per order, so
-that guessing is bounded at ``ISSUES_PER_ORDER_MAX * TRIES_WRONG_MAX`` tries in a million.
-"""
+"""Issuing and checking pickup codes (see :mod:`ledger.flows.pickup`)."""
 
 from __future__ import annotations
 
@@ -45,12 +15,15 @@ from ledger.core.tx import Tx
 from ledger.flows import events, parties
 from ledger.flows.errors import Refused
 from ledger.flows.parties import Kind
+from ledger.flows.pickup import repository
+from ledger.flows.pickup.repository import NewPickupCode, PickupCodeState
 
 __all__ = [
     "CODE_DIGITS",
     "HANDOVER_METHODS",
     "ISSUES_PER_ORDER_MAX",
     "PICKUP_CODE_EVENT",
+    "SALT_BYTES",
     "TRIES_WRONG_MAX",
     "PickupProof",
     "check",
@@ -109,33 +82,22 @@ def issue_in(
     """Give the order a new pickup code (an open one before is void) and send it to the
     villager as a :data:`PICKUP_CODE_EVENT`; the code row's id. Refused
     ``pickup_codes_exceeded`` past :data:`ISSUES_PER_ORDER_MAX` codes for the order."""
-    row = tx.one("SELECT COUNT(*) FROM pickup_codes WHERE order_id = :o", {"o": order_id})
-    if row is not None and int(row[0]) >= ISSUES_PER_ORDER_MAX:
+    if repository.count_for_order(tx, order_id) >= ISSUES_PER_ORDER_MAX:
         raise Refused(
             "pickup_codes_exceeded", f"order {order_id} had {ISSUES_PER_ORDER_MAX} pickup codes"
         )
-    tx.execute(
-        "UPDATE pickup_codes SET state = 'void', updated_at_us = :now"
-        " WHERE order_id = :o AND state = 'open'",
-        {"o": order_id, "now": tx.now_us},
-    )
+    repository.void_open(tx, order_id)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(SALT_BYTES)
-    code_id = uuid.uuid4()
-    tx.execute(
-        "INSERT INTO pickup_codes (id, order_id, villager_id, salt, code_hash, state,"
-        " tries_wrong, expires_at_us, created_at_us, updated_at_us) VALUES (:id, :o, :v,"
-        " :salt, :hash, 'open', 0, :until, :now, :now)",
-        {
-            "id": code_id,
-            "o": order_id,
-            "v": villager_id,
-            "salt": salt,
-            "hash": _digest(salt, order_id, code),
-            "until": valid_until_us,
-            "now": tx.now_us,
-        },
+    new = NewPickupCode(
+        id=uuid.uuid4(),
+        order_id=order_id,
+        villager_id=villager_id,
+        salt=salt,
+        code_hash=_digest(salt, order_id, code),
+        expires_at_us=valid_until_us,
     )
+    repository.add(tx, new)
     storefront = parties.get_party(tx, storefront_id, Kind.STOREFRONT)
     payload: dict[str, Any] = {
         "order_id": str(order_id),
@@ -144,32 +106,20 @@ def issue_in(
         "valid_until": None if valid_until_us is None else from_us(valid_until_us).isoformat(),
     }
     events.emit(tx, PICKUP_CODE_EVENT, payload, party_id=villager_id, subject_id=order_id)
-    return code_id
+    return new.id
 
 
 def _try(tx: Tx, order_id: uuid.UUID, code: str) -> PickupProof | str:
     """Compare ``code`` with the order's open code; a proof, or why not (the wrong try
     counted in ``tx``)."""
-    row = tx.one(
-        "SELECT id, salt, code_hash, tries_wrong FROM pickup_codes"
-        f" WHERE order_id = :o AND state = 'open'{tx.for_update}",
-        {"o": order_id},
-    )
-    if row is None:
+    found = repository.find_open(tx, order_id)
+    if found is None:
         return f"order {order_id} has no open pickup code (ask the storefront to send a new one)"
-    code_id, salt, code_hash, tries = row[0], bytes(row[1]), bytes(row[2]), int(row[3])
-    if hmac.compare_digest(_digest(salt, order_id, code), code_hash):
-        return PickupProof(code_id, order_id, _SEAL)
-    tries += 1
-    tx.execute(
-        "UPDATE pickup_codes SET tries_wrong = :t, state = :s, updated_at_us = :now WHERE id = :id",
-        {
-            "t": tries,
-            "s": "void" if tries >= TRIES_WRONG_MAX else "open",
-            "now": tx.now_us,
-            "id": code_id,
-        },
-    )
+    if hmac.compare_digest(_digest(found.salt, order_id, code), found.code_hash):
+        return PickupProof(found.id, order_id, _SEAL)
+    tries = found.tries_wrong + 1
+    state = PickupCodeState.VOID if tries >= TRIES_WRONG_MAX else PickupCodeState.OPEN
+    repository.record_wrong_try(tx, found.id, tries_wrong=tries, state=state)
     if tries >= TRIES_WRONG_MAX:
         return f"wrong pickup code; {TRIES_WRONG_MAX} wrong tries voided it"
     return f"wrong pickup code ({TRIES_WRONG_MAX - tries} tries left)"
@@ -194,14 +144,7 @@ def require_in(tx: Tx, proof: PickupProof | None, *, order_id: uuid.UUID, final:
         raise Refused("pickup_code_required", f"order {order_id} is handed over with its code")
     if proof._seal is not _SEAL or proof.order_id != order_id:
         raise Refused("pickup_code_invalid", f"the proof is not for order {order_id}")
-    row = tx.one(
-        f"SELECT state FROM pickup_codes WHERE id = :id AND order_id = :o{tx.for_update}",
-        {"id": proof.code_id, "o": order_id},
-    )
-    if row is None or row[0] != "open":
+    if repository.find_state(tx, proof.code_id, order_id) is not PickupCodeState.OPEN:
         raise Refused("pickup_code_invalid", "the pickup code was voided or used meanwhile")
     if final:
-        tx.execute(
-            "UPDATE pickup_codes SET state = 'used', updated_at_us = :now WHERE id = :id",
-            {"now": tx.now_us, "id": proof.code_id},
-        )
+        repository.set_state(tx, proof.code_id, PickupCodeState.USED)
