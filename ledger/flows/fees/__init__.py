@@ -101,74 +101,89 @@ class Quote:
     platform_commission_minor: int
 
 
+_BAND_FIELDS = frozenset({"up_to_minor", "fixed_minor", "bps", "min_minor", "max_minor"})
+
+
+def _bad(why: str) -> Refused:
+    return Refused("fee_rules_invalid", why)
+
+
+def _integer(value: object, name: str, *, low: int = 0, high: int = AMOUNT_MAX_MINOR) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise _bad(f"{name} must be an integer in {low}..{high}")
+    return value
+
+
+def _optional(value: object, name: str) -> int | None:
+    return None if value is None else _integer(value, name)
+
+
 def parse_rules(raw: object) -> Rules:
     """Validate a rules object (see the module docstring); ``Refused`` if malformed."""
-
-    def bad(why: str) -> Refused:
-        return Refused("fee_rules_invalid", why)
-
-    def integer(value: object, name: str, *, low: int = 0, high: int = AMOUNT_MAX_MINOR) -> int:
-        if type(value) is not int or not low <= value <= high:
-            raise bad(f"{name} must be an integer in {low}..{high}")
-        return value
-
     if not isinstance(raw, dict) or set(raw) - {"bands", "split_bps", "platform_commission"}:
-        raise bad("rules are an object of bands, split_bps and platform_commission")
-    bands_raw = raw.get("bands")
+        raise _bad("rules are an object of bands, split_bps and platform_commission")
+    bands = _parse_bands(raw.get("bands"))
+    tax_bps, commission_bps = _parse_split(raw.get("split_bps", {}))
+    pc = raw.get("platform_commission", {})
+    if not isinstance(pc, dict) or set(pc) - {"fixed_minor", "bps", "max_minor"}:
+        raise _bad("platform_commission has fixed_minor, bps and max_minor")
+    return Rules(
+        bands=bands,
+        tax_bps=tax_bps,
+        agent_commission_bps=commission_bps,
+        platform_commission_fixed_minor=_integer(pc.get("fixed_minor", 0), "fixed_minor"),
+        platform_commission_bps=_integer(pc.get("bps", 0), "bps", high=BPS_DENOMINATOR),
+        platform_commission_max_minor=_optional(pc.get("max_minor"), "max_minor"),
+    )
+
+
+def _parse_bands(bands_raw: object) -> tuple[Band, ...]:
+    """1..:data:`BANDS_MAX` bands, rising, the last one open-ended."""
     if not isinstance(bands_raw, list) or not 1 <= len(bands_raw) <= BANDS_MAX:
-        raise bad(f"bands must be a list of 1..{BANDS_MAX}")
+        raise _bad(f"bands must be a list of 1..{BANDS_MAX}")
     bands: list[Band] = []
-    for i, b in enumerate(bands_raw):
-        if not isinstance(b, dict) or set(b) - {
-            "up_to_minor",
-            "fixed_minor",
-            "bps",
-            "min_minor",
-            "max_minor",
-        }:
-            raise bad(f"band {i} has unknown fields")
-        up_to = b.get("up_to_minor")
-        up_to = None if up_to is None else integer(up_to, f"band {i} up_to_minor", low=1)
-        if bands:
-            previous = bands[-1].up_to_minor
-            if previous is None or (up_to is not None and up_to <= previous):
-                raise bad("bands must rise, and only the last may be open-ended")
-        if "bps" in b and "fixed_minor" in b:
-            raise bad(f"band {i} is either fixed or basis points")
-        max_minor = b.get("max_minor")
-        band = Band(
-            up_to_minor=up_to,
-            fixed_minor=integer(b.get("fixed_minor", 0), f"band {i} fixed_minor"),
-            bps=integer(b.get("bps", 0), f"band {i} bps", high=BPS_DENOMINATOR),
-            min_minor=integer(b.get("min_minor", 0), f"band {i} min_minor"),
-            max_minor=None if max_minor is None else integer(max_minor, f"band {i} max_minor"),
-        )
-        if band.max_minor is not None and band.max_minor < band.min_minor:
-            raise bad(f"band {i}: max_minor below min_minor")
-        bands.append(band)
+    for i, raw in enumerate(bands_raw):
+        bands.append(_parse_band(i, raw, bands[-1] if bands else None))
     if bands[-1].up_to_minor is not None:
-        raise bad("the last band must be open-ended (up_to_minor null)")
-    split = raw.get("split_bps", {})
+        raise _bad("the last band must be open-ended (up_to_minor null)")
+    return tuple(bands)
+
+
+def _parse_band(i: int, raw: object, previous: Band | None) -> Band:
+    """Band ``i``, which must rise above the ``previous`` one."""
+    if not isinstance(raw, dict) or set(raw) - _BAND_FIELDS:
+        raise _bad(f"band {i} has unknown fields")
+    up_to = raw.get("up_to_minor")
+    up_to = None if up_to is None else _integer(up_to, f"band {i} up_to_minor", low=1)
+    if previous is not None and (
+        previous.up_to_minor is None or (up_to is not None and up_to <= previous.up_to_minor)
+    ):
+        raise _bad("bands must rise, and only the last may be open-ended")
+    if "bps" in raw and "fixed_minor" in raw:
+        raise _bad(f"band {i} is either fixed or basis points")
+    band = Band(
+        up_to_minor=up_to,
+        fixed_minor=_integer(raw.get("fixed_minor", 0), f"band {i} fixed_minor"),
+        bps=_integer(raw.get("bps", 0), f"band {i} bps", high=BPS_DENOMINATOR),
+        min_minor=_integer(raw.get("min_minor", 0), f"band {i} min_minor"),
+        max_minor=_optional(raw.get("max_minor"), f"band {i} max_minor"),
+    )
+    if band.max_minor is not None and band.max_minor < band.min_minor:
+        raise _bad(f"band {i}: max_minor below min_minor")
+    return band
+
+
+def _parse_split(split: object) -> tuple[int, int]:
+    """(tax, agent commission) shares of the fee in basis points, at most the whole fee."""
     if not isinstance(split, dict) or set(split) - {"tax", "agent_commission"}:
-        raise bad("split_bps has tax and agent_commission")
-    tax_bps = integer(split.get("tax", 0), "split_bps.tax", high=BPS_DENOMINATOR)
-    commission_bps = integer(
+        raise _bad("split_bps has tax and agent_commission")
+    tax_bps = _integer(split.get("tax", 0), "split_bps.tax", high=BPS_DENOMINATOR)
+    commission_bps = _integer(
         split.get("agent_commission", 0), "split_bps.agent_commission", high=BPS_DENOMINATOR
     )
     if tax_bps + commission_bps > BPS_DENOMINATOR:
-        raise bad("tax and agent commission shares add up to more than the fee")
-    pc = raw.get("platform_commission", {})
-    if not isinstance(pc, dict) or set(pc) - {"fixed_minor", "bps", "max_minor"}:
-        raise bad("platform_commission has fixed_minor, bps and max_minor")
-    pc_max = pc.get("max_minor")
-    return Rules(
-        bands=tuple(bands),
-        tax_bps=tax_bps,
-        agent_commission_bps=commission_bps,
-        platform_commission_fixed_minor=integer(pc.get("fixed_minor", 0), "fixed_minor"),
-        platform_commission_bps=integer(pc.get("bps", 0), "bps", high=BPS_DENOMINATOR),
-        platform_commission_max_minor=None if pc_max is None else integer(pc_max, "max_minor"),
-    )
+        raise _bad("tax and agent commission shares add up to more than the fee")
+    return tax_bps, commission_bps
 
 
 def price(rules: Rules, amount_minor: int) -> tuple[int, int, int, int, int, int]:
