@@ -46,7 +46,7 @@ from procrastinate.schema import SchemaManager
 
 from ledger import Ledger, open_ledger
 from ledger.core.postgres_store import conninfo
-from reconciliation.errors import JobFailed
+from reconciliation.errors import InputInvalid, JobFailed
 from reconciliation.schedule import BackfillReport, backfill_scheduled
 
 __all__ = [
@@ -233,7 +233,7 @@ def run_sqlite_loop(
     """A pass over the schedule now and every ``interval_s`` until ``stop`` is set.
     Failures are logged (and kept in their claims) and retried on a later pass."""
     if interval_s <= 0:
-        raise ValueError("interval_s must be positive")
+        raise InputInvalid("interval_s must be positive")
     with open_ledger(database_url, clock=clock) as led:
         while not stop.is_set():
             try:
