@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ledger.core.tx import Row
 from ledger.core.values import Transfer
 from ledger.flows import parties
-from ledger.flows.errors import Refused
-from ledger.flows.orders import legs, service
+from ledger.flows.errors import Conflict, NotFound, Refused
+from ledger.flows.orders import legs, service, steps
 from ledger.flows.orders.model import (
     DAY_US,
     EXTENSIONS_MAX,
@@ -29,6 +29,7 @@ from ledger.flows.orders.model import (
     State,
     new_order_row,
 )
+from ledger.flows.orders.repository import RecordedStep
 from ledger.flows.parties import Role
 from ledger.limits import AMOUNT_MAX_MINOR
 
@@ -235,3 +236,53 @@ def test_the_timer_is_extended_at_most_extensions_max_times() -> None:
     with pytest.raises(Refused) as refused:
         service._extend(tx, _row(), days=1)  # type: ignore[arg-type]
     assert refused.value.code == "order_timer_not_running"
+
+
+# -- one operation's step, with the repository in memory ----------------------------------
+
+
+class FakeRepository:
+    """The functions of :mod:`ledger.flows.orders.repository` that a step uses, over
+    dicts: the orders by id, and the history by step id."""
+
+    def __init__(self, *rows: OrderRow) -> None:
+        self.orders = {row.id: row for row in rows}
+        self.steps: dict[uuid.UUID, RecordedStep] = {}
+
+    def read(self, tx: object, order_id: uuid.UUID, *, lock: bool) -> OrderRow | None:
+        return self.orders.get(order_id)
+
+    def recorded_step(self, tx: object, step_id: uuid.UUID) -> RecordedStep | None:
+        return self.steps.get(step_id)
+
+    def save(self, tx: object, row: OrderRow) -> None:
+        assert row.id in self.orders
+        self.orders[row.id] = row
+
+    def insert_step(
+        self, tx: object, *, step_id: uuid.UUID, row: OrderRow, request: str, **_: object
+    ) -> None:
+        assert step_id not in self.steps
+        self.steps[step_id] = RecordedStep(request, row)
+
+
+def test_a_step_is_applied_once_saved_and_answered_again_from_its_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = _dispatched(3 * DAY_US)
+    fake = FakeRepository(row)
+    monkeypatch.setattr(steps, "repository", fake)
+    tx = FakeTx(NOW_US)
+    step_id = uuid.uuid4()
+    disputed = service.dispute_order_in(tx, step_id=step_id, order_id=row.id, reason="late")  # type: ignore[arg-type]
+    assert disputed.state is State.DISPUTED and disputed.timer_remaining_us == 3 * DAY_US
+    assert fake.orders[row.id].state is State.DISPUTED
+    assert fake.orders[row.id].updated_at_us == NOW_US
+    later = FakeTx(NOW_US + DAY_US)
+    again = service.dispute_order_in(later, step_id=step_id, order_id=row.id, reason="late")  # type: ignore[arg-type]
+    assert again == disputed and later.written == [] and len(fake.steps) == 1
+    with pytest.raises(Conflict) as conflict:
+        service.dispute_order_in(later, step_id=step_id, order_id=row.id, reason="other")  # type: ignore[arg-type]
+    assert conflict.value.code == "step_id_reused"
+    with pytest.raises(NotFound):
+        service.dispute_order_in(later, step_id=uuid.uuid4(), order_id=uuid.uuid4(), reason="x")  # type: ignore[arg-type]
