@@ -650,25 +650,30 @@ class VillageDay:
         return True
 
     def float_morning(self) -> None:
-        for agent, amount in (("Wanjiru's shop", kes(50_000)), ("Kamau's kiosk", kes(10_000))):
-            self.desk.top_up_float(agent_id=self.id_of(agent), amount_minor=amount)
-            self.say(f"{agent} deposits {format_amount(amount)} at the bank: float topped up")
+        for agent, amount_minor in (
+            ("Wanjiru's shop", kes(50_000)),
+            ("Kamau's kiosk", kes(10_000)),
+        ):
+            self.desk.top_up_float(agent_id=self.id_of(agent), amount_minor=amount_minor)
+            self.say(f"{agent} deposits {format_amount(amount_minor)} at the bank: float topped up")
         self.desk.set_float_threshold(
             agent_id=self.id_of("Kamau's kiosk"), threshold_minor=kes(8_000)
         )
         self.say(f"Kamau's kiosk sets a low-float alarm at {format_amount(kes(8_000))}")
 
     def cash_ins(self) -> None:
-        for villager, agent, amount in (
+        for villager, agent, amount_minor in (
             ("Amina", "Wanjiru's shop", kes(12_000)),
             ("Baraka", "Wanjiru's shop", kes(8_000)),
             ("Chebet", "Kamau's kiosk", kes(3_000)),
         ):
             commission = self.desk.cash_in(
-                agent_id=self.id_of(agent), villager_id=self.id_of(villager), amount_minor=amount
+                agent_id=self.id_of(agent),
+                villager_id=self.id_of(villager),
+                amount_minor=amount_minor,
             )
             self.say(
-                f"cash-in: {villager} hands {format_amount(amount)} to {agent};"
+                f"cash-in: {villager} hands {format_amount(amount_minor)} to {agent};"
                 f" wallet credited, agent earns {format_amount(commission)}"
             )
         kamau = self.people["Kamau's kiosk"]
@@ -697,12 +702,12 @@ class VillageDay:
             )
 
     def _order(
-        self, shop: str, villager: str, amount: int, method: str, agent: str | None = None
+        self, shop: str, villager: str, amount_minor: int, method: str, agent: str | None = None
     ) -> uuid.UUID:
         return self.desk.create_order(
             storefront_id=self.id_of(shop),
             villager_id=self.id_of(villager),
-            amount_minor=amount,
+            amount_minor=amount_minor,
             delivery_method=method,
             agent_id=self.id_of(agent) if agent else None,
         )
@@ -953,7 +958,7 @@ class VillageDay:
                     agent_id=wanjiru,
                     villager_id=self.id_of(who),
                     kind=kind,
-                    amount_minor=amount,
+                    amount_minor=amount_minor,
                     currency=CURRENCY,
                     seq=seq,
                     captured_at=captured + timedelta(minutes=seq),
@@ -961,7 +966,7 @@ class VillageDay:
                     version=2,
                 ),
             )
-            for seq, (who, kind, amount, code) in enumerate(batch, start=1)
+            for seq, (who, kind, amount_minor, code) in enumerate(batch, start=1)
         ]
         report = self.desk.sync(device_id=device_id, agent_id=wanjiru, records=signed)
         self.expect("offline applied", report.applied, 2)

@@ -40,6 +40,7 @@ from api.settings import Settings
 from ledger import Ledger, open_ledger
 from ledger.flows import offline
 from ledger.flows.parties import Kind, Party
+from ledger.limits import API_PAGE_SIZE_MAX as PAGE_SIZE
 from vledger.demo import (
     CURRENCY,
     PROVIDER,
@@ -64,8 +65,6 @@ timers itself *as of* later moments, and sealing and scheduled reconciliation (w
 writes a service key and report files) belong to the service."""
 DEMO_WEBHOOKS = WebhookSettings(worker_enabled=False)
 """No webhook worker: the day's events stay in the outbox for the service to deliver."""
-PAGE_SIZE = 100
-"""The ``limit`` of every list the demo reads (the API's largest page)."""
 
 PARTY_ROLES = {Kind.STOREFRONT: principals.Role.STOREFRONT, Kind.AGENT: principals.Role.AGENT}
 
@@ -202,7 +201,7 @@ class HttpDesk:
         found: list[Any] = []
         after: str | None = None
         while True:
-            page_params = {**params, "limit": str(PAGE_SIZE)}
+            page_params = {**params, "limit": str(PAGE_SIZE)}  # the API's largest page
             if after is not None:
                 page_params["starting_after"] = after
             page = self._call(client, "GET", path, params=page_params)
