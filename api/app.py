@@ -43,8 +43,8 @@ from api.routes import (
     webhooks,
 )
 from api.settings import Settings
-from api.webhooks import WebhookSettings, Worker
 from ledger import LedgerError, StorageError, open_ledger
+from webhooks import WebhookSettings, Worker
 
 log = logging.getLogger(LOGGER_NAME)
 

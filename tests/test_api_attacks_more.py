@@ -19,7 +19,6 @@ import pytest
 
 from api.app import create_app
 from api.client import Client
-from api.webhooks import WebhookSettings
 from tests.test_api_attacks import debits, refused, send, transfer_json
 from tests.test_api_harness import (
     FAST_TEST_SETTINGS,
@@ -31,6 +30,7 @@ from tests.test_api_harness import (
     funded_pair,
     transfer_body,
 )
+from webhooks import WebhookSettings
 
 __all__ = ["api", "api_server"]
 

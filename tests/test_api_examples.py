@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
-from api.webhooks import WebhookSettings
 from ledger import open_ledger
 from tests.test_api_harness import FAST_TEST_SETTINGS, Harness, ServerThread
+from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

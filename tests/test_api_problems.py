@@ -23,12 +23,12 @@ from api.local_server import ServerThread
 from api.principals import Alg, ApiKey, Role, add_key
 from api.problems import STORAGE_RETRY_AFTER_S, ApiError, problem_of, refusal_of
 from api.settings import Settings
-from api.webhooks import WebhookSettings
 from ledger import Ledger
 from ledger.core import migrations
 from ledger.core.errors import InvariantViolation, LedgerError, MalformedRequest, StorageError
 from ledger.flows.errors import Conflict, NotFound, Refused
 from reconciliation.errors import InputInvalid, JobFailed, JobRefused
+from webhooks import WebhookSettings
 
 QUIET = Settings(sweep_interval_s=None, seal_interval_s=None, reconcile_interval_s=None)
 

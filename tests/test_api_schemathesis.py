@@ -50,7 +50,6 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from api.client import Client
 from api.signatures import sign_request
-from api.webhooks import WebhookSettings
 from ledger import open_ledger
 from ledger.flows import fees
 from tests.conftest import drop_pg_schema
@@ -62,6 +61,7 @@ from tests.test_api_harness import (
     transfer_body,
 )
 from tests.test_api_orders import KES, ORDER_RULES, new_village
+from webhooks import WebhookSettings
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("VLEDGER_SCHEMATHESIS_EXAMPLES", "15"))
 """Fuzzed examples per operation (CI: 15, about a minute per engine; raise it locally)."""

@@ -26,7 +26,6 @@ import pytest
 from api.app import create_app
 from api.local_server import ServerThread
 from api.problems import PROBLEM_CONTENT_TYPE, STORAGE_RETRY_AFTER_S
-from api.webhooks import WebhookSettings
 from ledger import open_ledger
 from ledger.core import sqlite_store
 from tests.conftest import drop_pg_schema, pg_base_url, pg_conninfo
@@ -38,6 +37,7 @@ from tests.test_api_harness import (
     funded_pair,
     transfer_body,
 )
+from webhooks import WebhookSettings
 
 SHORT_BUSY_TIMEOUT_MS = 50
 """The service's SQLite busy timeout in these tests (the service's own is 30 s)."""
