@@ -1,0 +1,1 @@
+"""The ``vledger`` commands, a module per group; :mod:`vledger.cli` lists them."""

@@ -1,0 +1,109 @@
+"""Commands that run the service: migrate, demo, expire, sweep, serve, worker."""
+
+from __future__ import annotations
+
+import argparse
+
+from ledger import open_ledger
+from ledger.core import migrations
+from vledger.common import EXIT_OK, UsageError, display
+from vledger.demo import run_demo
+
+
+def migrate(args: argparse.Namespace) -> int:
+    url: str = args.database
+    open_ledger(url, migrate=True).close()
+    revision = migrations.current_revision(url)
+    head = " (head)" if revision == migrations.head_revision() else ""
+    print(f"migrated {display(url)} to revision {revision}{head}")
+    return EXIT_OK
+
+
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="call the flows in this process instead of the signed API",
+    )
+
+
+def demo(args: argparse.Namespace) -> int:
+    if args.direct:
+        return run_demo(args.database)
+    from vledger.demo_http import run_demo_http
+
+    return run_demo_http(args.database)
+
+
+def expire(args: argparse.Namespace) -> int:
+    with open_ledger(args.database) as led:
+        voided = led.expire_pending()
+    print(f"expired holds voided: {voided}")
+    return EXIT_OK
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from ledger.flows.timers import sweep_all
+
+    with open_ledger(args.database) as led:
+        counts = sweep_all(led)
+    for name, count in counts.items():
+        print(f"{name}: {count}")
+    return EXIT_OK
+
+
+def serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (PostgreSQL only; default 1)",
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from api.server import ServeRefused
+    from api.server import serve as serve_api
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be 1..65535, not {args.port}")
+    try:
+        serve_api(args.host, args.port, args.database, migrate=True, workers=args.workers)
+    except ServeRefused as refused:
+        raise UsageError(f"--workers: {refused}") from None
+    return EXIT_OK
+
+
+SCHEDULER_JOIN_S = 70
+"""How long ``vledger worker`` waits for the reconciliation scheduler to stop."""
+
+
+def worker(args: argparse.Namespace) -> int:
+    import threading
+
+    from reconciliation.tasks import run_scheduler
+    from webhooks import run_worker
+
+    stop = threading.Event()
+    scheduler = threading.Thread(
+        target=run_scheduler,
+        args=(args.database,),
+        kwargs={"stop": stop},
+        name="vledger-recon-scheduler",
+        daemon=True,
+    )
+    scheduler.start()
+    print(
+        f"vledger worker on {display(args.database)}: delivering webhooks, running the"
+        " reconciliation schedule; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        run_worker(args.database, stop=stop)
+    finally:
+        stop.set()
+        scheduler.join(timeout=SCHEDULER_JOIN_S)
+    return EXIT_OK
