@@ -51,6 +51,10 @@ and what was read of an account some principal opened is true for ever: :class:`
 remembers it (a bounded LRU per process). Whether an account is a party's could change
 only for an account nobody opened (onboarding adopts no other, see
 ``ledger.flows.parties``), and such accounts are never remembered.
+
+This module opens no transaction: each check is one call of
+:mod:`ledger.flows.ownership.holders` (one transaction per check, as before), which reads
+each owner through its own functions.
 """
 
 from __future__ import annotations
@@ -64,10 +68,10 @@ from enum import StrEnum
 
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from ledger import AccountFlags, Ledger, Transfer, TransferFlags
-from ledger.core.errors import InvariantViolation
+from ledger import Ledger, Transfer, TransferFlags
 from ledger.core.tx import Tx
-from ledger.flows import ownership, parties, principals
+from ledger.flows.ownership import holders as account_holders
+from ledger.flows.ownership.holders import BOUNDED, Holder
 from ledger.flows.principals import principal_role
 
 __all__ = [
@@ -92,8 +96,6 @@ READ_ALL = frozenset({Role.AUDITOR, Role.OPERATOR})
 WRITERS = frozenset({Role.STOREFRONT, Role.AGENT, Role.OPERATOR})
 TENANTS = frozenset({Role.STOREFRONT, Role.AGENT})
 """The roles whose accounts a tenant may credit (and whose own raw transfers are ruled)."""
-BOUNDED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-"""The flag a tenant's debit account must carry: its balance never goes below zero."""
 OWNERS_CACHED_MAX = 100_000
 """The most account owners one process remembers (least recently used forgotten first)."""
 RESOLVING = TransferFlags.POST_PENDING | TransferFlags.VOID_PENDING
@@ -106,36 +108,21 @@ class Verdict(StrEnum):
     PROPOSE = "propose"
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """What the rule needs of an account some principal opened; none of it ever changes."""
-
-    owner: uuid.UUID
-    owner_role: Role
-    bounded: bool
-    """The account carries ``debits_must_not_exceed_credits``."""
-    party: bool
-    """The account is also a party's (``party_accounts``; only an id claimed before the
-    rule existed could be both)."""
-
-
 def require_role(caller: ApiKey, allowed: frozenset[Role]) -> None:
     if caller.role not in allowed:
         raise ApiError("forbidden", f"a {caller.role.value} key may not do this")
 
 
 def reads(tx: Tx, caller: ApiKey, account_id: uuid.UUID) -> bool:
-    """Whether the caller owns the account, or it is an account of the caller's party."""
-    if ownership.owner_of(tx, account_id) == caller.principal_id:
-        return True
-    held = parties.owner_of(tx, account_id)
-    return held is not None and held[0] == caller.principal_id
+    """Whether the caller owns the account, or it is an account of the caller's party
+    (inside a caller's transaction; the checks below open their own)."""
+    return account_holders.can_read_any_in(tx, caller.principal_id, [account_id])
 
 
 def can_read_account(led: Ledger, caller: ApiKey, account_id: uuid.UUID) -> bool:
     if caller.role in READ_ALL:
         return True
-    return led.transact(lambda tx: reads(tx, caller, account_id))
+    return account_holders.can_read_any(led, caller.principal_id, [account_id])
 
 
 class Owners:
@@ -175,22 +162,6 @@ class Owners:
         return len(self._holders)
 
 
-def _read_holder(tx: Tx, account_id: uuid.UUID) -> Holder | None:
-    owner = ownership.owner_of(tx, account_id)
-    if owner is None:
-        return None
-    role = principals.principal_role_in(tx, owner)
-    if role is None:  # the owner row's foreign key makes this a bug
-        raise InvariantViolation(f"account {account_id} is owned by an unknown principal")
-    [account] = tx.lookup_accounts([account_id])
-    return Holder(
-        owner=owner,
-        owner_role=role,
-        bounded=BOUNDED in account.flags,
-        party=parties.owner_of(tx, account_id) is not None,
-    )
-
-
 def holders(
     led: Ledger, account_ids: Iterable[uuid.UUID], *, owners: Owners
 ) -> dict[uuid.UUID, Holder | None]:
@@ -200,7 +171,7 @@ def holders(
     found = {a: owners.holder(a) for a in wanted}
     unknown = [a for a, holder in found.items() if holder is None]
     if unknown:
-        read = led.transact(lambda tx: {a: _read_holder(tx, a) for a in unknown})
+        read = account_holders.holders_of(led, unknown)
         for account_id, holder in read.items():
             found[account_id] = holder
             if holder is not None:
@@ -277,7 +248,7 @@ def _check_credit(caller: ApiKey, holder: Holder | None, index: int) -> None:
 
 def _touches_party(led: Ledger, legs: Sequence[_Leg]) -> bool:
     ids = {a for leg in legs for a in (leg.debit, leg.credit) if a is not None}
-    return led.transact(lambda tx: any(parties.owner_of(tx, a) is not None for a in ids))
+    return account_holders.touches_party(led, list(ids))
 
 
 def check_transfers(
@@ -301,12 +272,5 @@ def check_transfers(
 def can_read_transfer(led: Ledger, caller: ApiKey, transfer: Transfer) -> bool:
     if caller.role in READ_ALL:
         return True
-
-    def work(tx: Tx) -> bool:
-        return any(
-            reads(tx, caller, a)
-            for a in (transfer.debit_account_id, transfer.credit_account_id)
-            if a is not None
-        )
-
-    return led.transact(work)
+    accounts = [a for a in (transfer.debit_account_id, transfer.credit_account_id) if a is not None]
+    return account_holders.can_read_any(led, caller.principal_id, accounts)
