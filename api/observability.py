@@ -11,7 +11,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-LOGGER_NAME = "vledger.api"
+from ledger.observability import LOGGER_NAME
+
+__all__ = [
+    "LOGGER_NAME",
+    "LOG_FIELDS",
+    "REQUEST_ID_PATTERN",
+    "JsonFormatter",
+    "Metrics",
+    "configure_logging",
+]
+
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LOG_FIELDS = (
     "request_id",

@@ -20,6 +20,7 @@ from ledger.core.tx import Tx
 from ledger.flows import events
 from ledger.limits import REASON_LENGTH_MAX as ERROR_LENGTH_MAX
 from ledger.limits import US_PER_S
+from ledger.observability import LOGGER_NAME
 from webhooks import repository
 from webhooks.repository import Attempt, DeliveryState, DueDelivery, Endpoint, EndpointState
 from webhooks.settings import WebhookSettings
@@ -37,11 +38,9 @@ __all__ = [
     "post_with_httpx",
 ]
 
-LOGGER_NAME = "vledger.api"
-"""The API's logger (``api.observability.LOGGER_NAME``): the worker runs inside ``vledger
-serve`` and its lines go out with the API's JSON lines, as before webhooks left ``api``."""
-
 log = logging.getLogger(LOGGER_NAME)
+"""The service's logger (:data:`ledger.observability.LOGGER_NAME`, re-exported here): the
+worker runs inside ``vledger serve`` and its lines go out with the API's JSON lines."""
 
 HttpPost = Callable[[str, bytes, Mapping[str, str], float], int]
 """``(url, body, headers, timeout_s) -> HTTP status``; raises ``OSError`` or

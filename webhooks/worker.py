@@ -8,7 +8,8 @@ import logging
 import threading
 
 from ledger import Ledger, open_ledger
-from webhooks.delivery import LOGGER_NAME, HttpPost, deliver_due, post_with_httpx
+from ledger.observability import LOGGER_NAME
+from webhooks.delivery import HttpPost, deliver_due, post_with_httpx
 from webhooks.settings import WebhookSettings
 
 __all__ = ["Worker", "run_worker"]
