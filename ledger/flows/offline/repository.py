@@ -17,8 +17,9 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.store import from_us, to_us
-from ledger.core.tx import Row, Tx
+from ledger.core.rows import RowMapper, blob, moment
+from ledger.core.store import to_us
+from ledger.core.tx import Tx
 from ledger.flows.offline.records import RecordKind, SignedRecord, canonical_bytes
 
 
@@ -74,47 +75,19 @@ class SyncedRecord:
     synced_at: datetime
 
 
-_DEVICE_COLUMNS = (
+_DEVICE = RowMapper(
+    Device,
     "id, agent_id, public_key, state, allowance_registered_minor, allowance_minor,"
-    " allowance_hold_id, holds_made, last_seq, created_at_us, updated_at_us"
+    " allowance_hold_id, last_seq, created_at_us AS created_at, updated_at_us AS updated_at",
+    {"public_key": blob, "state": DeviceState, "created_at": moment, "updated_at": moment},
 )
-_RECORD_COLUMNS = (
-    "id, device_id, agent_id, villager_id, seq, kind, amount_minor, currency, state, reason,"
-    " cash_operation_id, captured_at_us, synced_at_us"
+_RECORD = RowMapper(
+    SyncedRecord,
+    "id AS record_id, device_id, agent_id, villager_id, seq, kind, amount_minor, currency,"
+    " state, reason, cash_operation_id, captured_at_us AS captured_at,"
+    " synced_at_us AS synced_at",
+    {"kind": RecordKind, "state": RecordState, "captured_at": moment, "synced_at": moment},
 )
-
-
-def _device(row: Row) -> Device:
-    return Device(
-        id=row[0],
-        agent_id=row[1],
-        public_key=bytes(row[2]),
-        state=DeviceState(row[3]),
-        allowance_registered_minor=row[4],
-        allowance_minor=row[5],
-        allowance_hold_id=row[6],
-        last_seq=row[8],
-        created_at=from_us(row[9]),
-        updated_at=from_us(row[10]),
-    )
-
-
-def _synced(row: Row) -> SyncedRecord:
-    return SyncedRecord(
-        record_id=row[0],
-        device_id=row[1],
-        agent_id=row[2],
-        villager_id=row[3],
-        seq=row[4],
-        kind=RecordKind(row[5]),
-        amount_minor=row[6],
-        currency=row[7],
-        state=RecordState(row[8]),
-        reason=row[9],
-        cash_operation_id=row[10],
-        captured_at=from_us(row[11]),
-        synced_at=from_us(row[12]),
-    )
 
 
 # -- devices ----------------------------------------------------------------------------
@@ -123,10 +96,10 @@ def _synced(row: Row) -> SyncedRecord:
 def read_device(tx: Tx, device_id: uuid.UUID, *, lock: bool) -> Device | None:
     """The device, locked ``FOR UPDATE`` when ``lock``; ``None`` when there is none."""
     row = tx.one(
-        f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = :id{tx.for_update if lock else ''}",
+        f"SELECT {_DEVICE.columns} FROM devices WHERE id = :id{tx.for_update if lock else ''}",
         {"id": device_id},
     )
-    return None if row is None else _device(row)
+    return _DEVICE.one(row)
 
 
 def reread_device(tx: Tx, device_id: uuid.UUID) -> Device:
@@ -152,8 +125,8 @@ def insert_device(
 ) -> None:
     """An active device holding nothing yet (the allowance is held next)."""
     tx.execute(
-        f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (:id, :agent, :key, 'active',"
-        " :allowance, 0, NULL, 0, 0, :now, :now)",
+        f"INSERT INTO devices ({_DEVICE.stored_columns}, holds_made) VALUES (:id, :agent,"
+        " :key, 'active', :allowance, 0, NULL, 0, :now, :now, 0)",
         {
             "id": device_id,
             "agent": agent_id,
@@ -200,10 +173,10 @@ def mark_revoked(tx: Tx, device_id: uuid.UUID) -> None:
 def read_record(tx: Tx, record_id: uuid.UUID) -> tuple[SyncedRecord, bytes] | None:
     """A stored record and the canonical bytes it was stored with."""
     row = tx.one(
-        f"SELECT {_RECORD_COLUMNS}, payload FROM offline_records WHERE id = :id",
+        f"SELECT {_RECORD.columns}, payload FROM offline_records WHERE id = :id",
         {"id": record_id},
     )
-    return None if row is None else (_synced(row), bytes(row[13]))
+    return None if row is None else (_RECORD(row[:-1]), bytes(row[-1]))
 
 
 def insert_record(
@@ -218,7 +191,7 @@ def insert_record(
     """Store a record's outcome, and its ``seq`` as the device's last."""
     record = signed.record
     tx.execute(
-        f"INSERT INTO offline_records ({_RECORD_COLUMNS}, payload, signature) VALUES"
+        f"INSERT INTO offline_records ({_RECORD.stored_columns}, payload, signature) VALUES"
         " (:id, :device, :agent, :villager, :seq, :kind, :amount, :currency, :state,"
         " :reason, :operation, :captured, :now, :payload, :signature)",
         {
@@ -265,8 +238,8 @@ def select_exceptions(
         where += " AND (synced_at_us, device_id, seq) > (:at, :device, :seq)"
         params.update(at=cursor[0], device=cursor[1], seq=cursor[2])
     rows = tx.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM offline_records WHERE {where}"
+        f"SELECT {_RECORD.columns} FROM offline_records WHERE {where}"
         " ORDER BY synced_at_us, device_id, seq LIMIT :limit",
         params,
     )
-    return [_synced(row) for row in rows]
+    return _RECORD.all(rows)

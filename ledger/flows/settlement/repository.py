@@ -9,63 +9,28 @@ Amounts are minor units of the row's currency, moments UTC microseconds.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.store import from_us
-from ledger.core.tx import Row, Tx
+from ledger.core.rows import RowMapper, moment
+from ledger.core.tx import Tx
 from ledger.flows.parties import Kind, Role
 from ledger.flows.settlement.model import Payout, PayoutState, Window, WindowState
 
-_WINDOW_COLUMNS = (
+_WINDOW = RowMapper(
+    Window,
     "id, currency, state, provider, payouts_count, payouts_total_minor,"
-    " opened_at_us, closed_at_us, settled_at_us"
+    " opened_at_us AS opened_at, closed_at_us AS closed_at, settled_at_us AS settled_at",
+    {"state": WindowState, "opened_at": moment, "closed_at": moment, "settled_at": moment},
 )
-_PAYOUT_COLUMNS = (
+_PAYOUT = RowMapper(
+    Payout,
     "id, window_id, storefront_id, currency, provider, proceeds_account_id,"
     " clearing_account_id, proceeds_before_minor, amount_minor, state, hold_transfer_id,"
-    " resolve_transfer_id, provider_reference, failure_reason, created_at_us, resolved_at_us"
+    " resolve_transfer_id, provider_reference, failure_reason, created_at_us AS created_at,"
+    " resolved_at_us AS resolved_at",
+    {"state": PayoutState, "created_at": moment, "resolved_at": moment},
 )
-
-
-def _time(value: int | None) -> datetime | None:
-    return None if value is None else from_us(value)
-
-
-def _window(row: Row) -> Window:
-    return Window(
-        id=row[0],
-        currency=row[1],
-        state=WindowState(row[2]),
-        provider=row[3],
-        payouts_count=row[4],
-        payouts_total_minor=row[5],
-        opened_at=from_us(row[6]),
-        closed_at=_time(row[7]),
-        settled_at=_time(row[8]),
-    )
-
-
-def _payout(row: Row) -> Payout:
-    return Payout(
-        id=row[0],
-        window_id=row[1],
-        storefront_id=row[2],
-        currency=row[3],
-        provider=row[4],
-        proceeds_account_id=row[5],
-        clearing_account_id=row[6],
-        proceeds_before_minor=row[7],
-        amount_minor=row[8],
-        state=PayoutState(row[9]),
-        hold_transfer_id=row[10],
-        resolve_transfer_id=row[11],
-        provider_reference=row[12],
-        failure_reason=row[13],
-        created_at=from_us(row[14]),
-        resolved_at=_time(row[15]),
-    )
 
 
 # -- windows ------------------------------------------------------------------------------
@@ -74,11 +39,11 @@ def _payout(row: Row) -> Payout:
 def read_window(tx: Tx, window_id: uuid.UUID, *, lock: bool) -> Window | None:
     """The window, locked ``FOR UPDATE`` when ``lock``; ``None`` when there is none."""
     row = tx.one(
-        f"SELECT {_WINDOW_COLUMNS} FROM settlement_windows WHERE id = :id"
+        f"SELECT {_WINDOW.columns} FROM settlement_windows WHERE id = :id"
         f"{tx.for_update if lock else ''}",
         {"id": window_id},
     )
-    return None if row is None else _window(row)
+    return _WINDOW.one(row)
 
 
 def reread_window(tx: Tx, window_id: uuid.UUID) -> Window:
@@ -167,11 +132,11 @@ def select_windows(
         where.append("(opened_at_us > :at OR (opened_at_us = :at AND id > :after))")
         params.update(at=cursor[0], after=starting_after)
     rows = tx.execute(
-        f"SELECT {_WINDOW_COLUMNS} FROM settlement_windows WHERE {' AND '.join(where)}"
+        f"SELECT {_WINDOW.columns} FROM settlement_windows WHERE {' AND '.join(where)}"
         " ORDER BY opened_at_us, id LIMIT :limit",
         params,
     )
-    return [_window(row) for row in rows]
+    return _WINDOW.all(rows)
 
 
 # -- storefronts (the published view) ---------------------------------------------------
@@ -193,10 +158,10 @@ def storefronts_of(tx: Tx, currency: str) -> list[uuid.UUID]:
 def read_payout(tx: Tx, payout_id: uuid.UUID, *, lock: bool) -> Payout | None:
     """The payout, locked ``FOR UPDATE`` when ``lock``; ``None`` when there is none."""
     row = tx.one(
-        f"SELECT {_PAYOUT_COLUMNS} FROM payouts WHERE id = :id{tx.for_update if lock else ''}",
+        f"SELECT {_PAYOUT.columns} FROM payouts WHERE id = :id{tx.for_update if lock else ''}",
         {"id": payout_id},
     )
-    return None if row is None else _payout(row)
+    return _PAYOUT.one(row)
 
 
 def reread_payout(tx: Tx, payout_id: uuid.UUID) -> Payout:
@@ -210,10 +175,10 @@ def reread_payout(tx: Tx, payout_id: uuid.UUID) -> Payout:
 def payouts_of(tx: Tx, window_id: uuid.UUID) -> list[Payout]:
     """Every payout of the window, in id order."""
     rows = tx.execute(
-        f"SELECT {_PAYOUT_COLUMNS} FROM payouts WHERE window_id = :w ORDER BY id",
+        f"SELECT {_PAYOUT.columns} FROM payouts WHERE window_id = :w ORDER BY id",
         {"w": window_id},
     )
-    return [_payout(row) for row in rows]
+    return _PAYOUT.all(rows)
 
 
 def select_payouts(
@@ -226,10 +191,10 @@ def select_payouts(
         where += " AND id > :after"
         params["after"] = starting_after
     rows = tx.execute(
-        f"SELECT {_PAYOUT_COLUMNS} FROM payouts WHERE {where} ORDER BY id LIMIT :limit",
+        f"SELECT {_PAYOUT.columns} FROM payouts WHERE {where} ORDER BY id LIMIT :limit",
         params,
     )
-    return [_payout(row) for row in rows]
+    return _PAYOUT.all(rows)
 
 
 def insert_payout(
@@ -246,7 +211,7 @@ def insert_payout(
 ) -> None:
     """A pending payout of all of the storefront's available proceeds (``amount_minor``)."""
     tx.execute(
-        f"INSERT INTO payouts ({_PAYOUT_COLUMNS}) VALUES (:id, :window_id, :storefront_id,"
+        f"INSERT INTO payouts ({_PAYOUT.stored_columns}) VALUES (:id, :window_id, :storefront_id,"
         " :currency, :provider, :proceeds, :clearing, :before, :amount, 'pending', :hold,"
         " NULL, NULL, NULL, :now, NULL)",
         {

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.store import from_us
-from ledger.core.tx import Row, Tx
+from ledger.core.rows import RowMapper, moment
+from ledger.core.tx import Tx
 
 
 class SuspenseState(StrEnum):
@@ -46,39 +46,22 @@ class SuspenseItem:
     resolved_at: datetime | None
 
 
-_COLUMNS = (
+_ITEM = RowMapper(
+    SuspenseItem,
     "id, currency, provider, provider_reference, amount_minor, note, state, park_transfer_id,"
-    " target_party_id, target_account_id, resolve_transfer_id, return_reason, created_at_us,"
-    " resolved_at_us"
+    " target_party_id, target_account_id, resolve_transfer_id, return_reason,"
+    " created_at_us AS created_at, resolved_at_us AS resolved_at",
+    {"state": SuspenseState, "created_at": moment, "resolved_at": moment},
 )
-
-
-def _item(row: Row) -> SuspenseItem:
-    return SuspenseItem(
-        id=row[0],
-        currency=row[1],
-        provider=row[2],
-        provider_reference=row[3],
-        amount_minor=row[4],
-        note=row[5],
-        state=SuspenseState(row[6]),
-        park_transfer_id=row[7],
-        target_party_id=row[8],
-        target_account_id=row[9],
-        resolve_transfer_id=row[10],
-        return_reason=row[11],
-        created_at=from_us(row[12]),
-        resolved_at=None if row[13] is None else from_us(row[13]),
-    )
 
 
 def read(tx: Tx, suspense_id: uuid.UUID, *, lock: bool) -> SuspenseItem | None:
     """The item, locked ``FOR UPDATE`` when ``lock``; ``None`` when there is none."""
     row = tx.one(
-        f"SELECT {_COLUMNS} FROM suspense_items WHERE id = :id{tx.for_update if lock else ''}",
+        f"SELECT {_ITEM.columns} FROM suspense_items WHERE id = :id{tx.for_update if lock else ''}",
         {"id": suspense_id},
     )
-    return None if row is None else _item(row)
+    return _ITEM.one(row)
 
 
 def reread(tx: Tx, suspense_id: uuid.UUID) -> SuspenseItem:
@@ -110,8 +93,9 @@ def insert_parked(
     park_transfer_id: uuid.UUID,
 ) -> None:
     tx.execute(
-        f"INSERT INTO suspense_items ({_COLUMNS}) VALUES (:id, :currency, :provider, :reference,"
-        " :amount, :note, 'parked', :park, NULL, NULL, NULL, NULL, :now, NULL)",
+        f"INSERT INTO suspense_items ({_ITEM.stored_columns}) VALUES (:id, :currency,"
+        " :provider, :reference, :amount, :note, 'parked', :park, NULL, NULL, NULL, NULL,"
+        " :now, NULL)",
         {
             "id": suspense_id,
             "currency": currency,
@@ -186,8 +170,8 @@ def select_page(
         where.append("(created_at_us > :at OR (created_at_us = :at AND id > :after))")
         params.update(at=cursor[0], after=starting_after)
     rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM suspense_items WHERE {' AND '.join(where)}"
+        f"SELECT {_ITEM.columns} FROM suspense_items WHERE {' AND '.join(where)}"
         " ORDER BY created_at_us, id LIMIT :limit",
         params,
     )
-    return [_item(row) for row in rows]
+    return _ITEM.all(rows)
