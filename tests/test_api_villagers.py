@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ from api.schemas import VillagerOut
 from ledger.flows import events, villagers
 from ledger.flows.errors import Refused
 from tests.test_api_harness import Harness, api, api_server
-from tests.test_api_orders import ok, refused
+from tests.test_api_orders import flow_source, ok, refused
 from tests.villager_helpers import DEFAULT_PIN, activation_code
 
 __all__ = ["api", "api_server"]
@@ -210,7 +209,7 @@ def test_reset_and_a_new_phone_are_for_operators(api: Harness) -> None:
 
 
 def test_every_code_the_villager_flow_raises_has_a_title() -> None:
-    text = Path(villagers.__file__).read_text()
+    text = flow_source("villagers.py")
     raised = set(re.findall(r'(?:Refused|NotFound|Conflict)\(\s*"([a-z_]+)"', text))
     assert {"pin_invalid", "sim_swap_hold", "phone_taken"} <= raised
     assert not raised - set(FLOW_CODES), sorted(raised - set(FLOW_CODES))

@@ -288,7 +288,7 @@ def test_a_code_is_looked_up_by_villager_and_never_by_digits_alone(
     Otieno's money."""
     otieno = counter.villager()
     akinyi = counter.villager()
-    monkeypatch.setattr(consent.secrets, "randbelow", lambda _: 424_242)
+    monkeypatch.setattr("secrets.randbelow", lambda _: 424_242)
     mine = counter.code(akinyi, 100_000)
     his = counter.code(otieno, 50_000)
     assert mine == his == "424242"

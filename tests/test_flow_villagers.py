@@ -22,6 +22,7 @@ from ledger.flows import events, limits, parties, villagers
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 from ledger.flows.villagers import State, Villager
+from ledger.flows.villagers import service as villager_service
 from tests.conftest import Clock
 from tests.villager_helpers import DEFAULT_PIN, activation_code, active_villager
 
@@ -230,7 +231,7 @@ def test_a_trivially_weak_pin_is_refused_and_the_code_stays_good(
 
 @pytest.mark.parametrize("pin", ["258", "2580147", "25a0", "٢٥٨٠", " 2580", 2580])
 def test_a_pin_is_four_to_six_ascii_digits(pin: Any) -> None:
-    refused("pin_format_invalid", lambda: villagers._check_new_pin(pin))
+    refused("pin_format_invalid", lambda: villager_service._check_new_pin(pin))
 
 
 def test_pins_of_four_and_six_digits_are_taken(ledger: Ledger, agent: uuid.UUID) -> None:
@@ -578,8 +579,11 @@ def test_an_unknown_phone_takes_the_same_path_as_a_wrong_pin(
 
 
 def test_the_dummy_hash_costs_what_a_real_pin_hash_costs() -> None:
-    assert not villagers._HASHER.check_needs_rehash(villagers.DUMMY_PIN_HASH)
-    assert villagers._HASHER.hash("2580").split("$")[:4] == villagers.DUMMY_PIN_HASH.split("$")[:4]
+    assert not villager_service._HASHER.check_needs_rehash(villagers.DUMMY_PIN_HASH)
+    assert (
+        villager_service._HASHER.hash("2580").split("$")[:4]
+        == villagers.DUMMY_PIN_HASH.split("$")[:4]
+    )
 
 
 def test_eight_parallel_wrong_guesses_get_three_tries_and_no_more(
