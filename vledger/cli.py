@@ -38,6 +38,7 @@ import argparse
 import logging
 import sqlite3
 import sys
+from collections.abc import Callable
 
 import psycopg
 import sqlalchemy as sa
@@ -45,7 +46,16 @@ import sqlalchemy as sa
 from ledger import MalformedRequest, StorageError
 from ledger.flows.errors import FlowError
 from vledger.commands import audit, keys, reconcile, service, villagers
-from vledger.common import EXIT_USAGE, Command, UsageError, database_argument, display
+from vledger.common import (
+    EXIT_USAGE,
+    Command,
+    OneLineParser,
+    UsageError,
+    database_argument,
+    display,
+    quiet_argument,
+    subparsers_of,
+)
 
 __all__ = ["COMMANDS", "UsageError", "main"]
 
@@ -98,17 +108,52 @@ OWN_DATABASE = frozenset({"keys", "audit", "variance", "villagers"})
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="vledger",
         description="Village Ledger: accounts and transfers on PostgreSQL and SQLite.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.summary, description=command.summary)
+        sub = commands.add_parser(
+            name,
+            help=command.summary,
+            description=command.summary,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.arguments(sub)
         if name not in NO_DATABASE | OWN_DATABASE:
             database_argument(sub)
+    _everywhere(parser, quiet_argument)
     return parser
+
+
+def _everywhere(
+    parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """``add`` an option to ``parser`` and to every subcommand's parser below it."""
+    add(parser)
+    for sub in subparsers_of(parser):
+        _everywhere(sub, add)
+
+
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost parser the command line chose (``vledger variance approve``'s)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(getattr(args, action.dest, None) or "")
+            if sub is not None:
+                return _chosen(sub, args)
+    return parser
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line; a usage error is one line on stderr and ``SystemExit(2)``
+    (an argument no parser knows is reported by the command it was given to)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _chosen(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _one_line(exc: BaseException) -> str:
@@ -123,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format="vledger: %(name)s: %(message)s")
     logging.getLogger("psycopg").setLevel(logging.ERROR)  # psycopg sets WARNING itself
     try:
-        args = _parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     url: str = getattr(args, "database", "")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ledger.core.errors import EdgeError
 
@@ -29,11 +31,44 @@ class UsageError(EdgeError):
     """Bad input a command found after parsing: one line on stderr, exit 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose every usage error is one line on stderr and exit 2:
+    ``vledger keys create: argument --role: invalid choice: 'king' ... (see vledger keys
+    create --help)``. Subparsers are made of the same class (argparse's default)."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())  # argparse's messages may hold line breaks
+        print(f"{self.prog}: {text} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     run: Callable[[argparse.Namespace], int]
     summary: str
     arguments: Callable[[argparse.ArgumentParser], None] = lambda _parser: None
+
+
+def quiet_argument(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress on stderr. Absent from the namespace unless given (so a
+    subcommand's default does not undo its parent's), hence read as
+    ``getattr(args, "quiet", False)``."""
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show no progress on stderr (errors are still shown)",
+    )
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of ``parser``'s subcommands, one level down."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.extend(dict.fromkeys(action.choices.values()))
+    return found
 
 
 def database_argument(parser: argparse.ArgumentParser) -> None:
