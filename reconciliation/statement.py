@@ -26,11 +26,8 @@ Detail kinds (every one is a break; matched lines are counted in the summary):
 
 from __future__ import annotations
 
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,6 +38,7 @@ from ledger.core.currency import format_minor
 from ledger.flows import parties
 from ledger.flows.errors import Refused
 from reconciliation import matching
+from reconciliation.progress import SILENT, Progress, Timed
 from reconciliation.runs import Findings, sha256_of
 from reconciliation.statement_formats import (
     StatementLine,
@@ -104,49 +102,6 @@ def _file_sha256(path: Path) -> str:
                 yield chunk
 
     return sha256_of(chunks())
-
-
-class _Progress:
-    """A ``rich`` progress line on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        self._current = "staging lines"
-        self._since = time.monotonic()
-        self.seconds: dict[str, float] = {}
-        """Wall time of each step, for the summary."""
-
-    @contextmanager
-    def shown(self) -> Iterator[_Progress]:
-        if not sys.stderr.isatty():
-            yield self
-            return
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} lines"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            self._bar = bar
-            self._task = bar.add_task("statement: staging lines", total=None)
-            yield self
-
-    def step(self, description: str) -> None:
-        now = time.monotonic()
-        self.seconds[self._current] = round(now - self._since, 2)
-        self._current, self._since = description, now
-        if self._bar is not None:
-            self._bar.update(self._task, description=f"statement: {description}")
-
-    def lines(self, count: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=count)
 
 
 def _provider(request: JobRequest) -> str:
@@ -243,7 +198,7 @@ def _open(request: JobRequest) -> _Job:
 
 
 def _stage_lines(
-    st: matching.Staging, reader: StatementReader, progress: _Progress
+    st: matching.Staging, reader: StatementReader, progress: Progress
 ) -> tuple[int, int]:
     """Stream the statement into ``recon_lines``; [lines, sum of their amounts]."""
     total = [0, 0]
@@ -253,11 +208,11 @@ def _stage_lines(
             total[0] += 1
             total[1] += line.amount_minor
             if total[0] % PROGRESS_EVERY_LINES == 0:
-                progress.lines(total[0])
+                progress.advance(total[0])
             yield line
 
     st.load("recon_lines", matching.LINE_COLUMNS, matching.line_rows(counted(reader.lines())))
-    progress.lines(total[0])
+    progress.advance(total[0])
     return total[0], total[1]
 
 
@@ -278,8 +233,8 @@ def run(led: Ledger, request: JobRequest) -> Findings:
     clearing account; the findings (nothing is recorded here)."""
     job = _open(request)
     reader = job.reader
-    progress = _Progress()
-    with progress.shown(), matching.open_staging(led.url) as st:
+    progress = Timed(getattr(request, "progress", SILENT), "staging lines")
+    with matching.open_staging(led.url) as st:
         matching.create_tables(st)
         line_count, lines_sum = _stage_lines(st, reader, progress)
         summary = job.summary(line_count, lines_sum)
@@ -298,7 +253,7 @@ def run(led: Ledger, request: JobRequest) -> Findings:
         progress.step("reading breaks")
         counts = matching.counts(st)
         detail = list(matching.detail(st, job.tolerance_minor))
-        progress.step("done")
+        progress.close()
     transfers = sum(v for k, v in counts.items() if k.startswith("transfers_"))
     summary["period"] = {"from": period_from.isoformat(), "to": period_to.isoformat()}
     summary["counts"] = counts
