@@ -28,6 +28,7 @@ from ledger import Ledger
 from ledger.core import store
 from ledger.core.tx import Tx
 from reconciliation import seal
+from reconciliation.progress import SILENT, Progress
 from reconciliation.runs import SCOPE_ALL, Findings, sha256_of, snapshot
 
 JOB = "integrity"
@@ -76,12 +77,17 @@ def _trial_balance_breaks(balance: dict[str, dict[str, int]]) -> list[tuple[obje
     ]  # fmt: skip
 
 
-def _core_breaks(tx: Tx) -> list[tuple[object, ...]]:
+def _core_breaks(tx: Tx, progress: Progress = SILENT) -> list[tuple[object, ...]]:
     """A line per row the core's integrity queries and its last-balance check find."""
     detail: list[tuple[object, ...]] = []
-    for rule, sql in store.INTEGRITY_QUERIES:
+    queries = len(store.INTEGRITY_QUERIES) + 1
+    for done, (rule, sql) in enumerate(store.INTEGRITY_QUERIES):
         kind = _RULE_KINDS.get(rule, rule)
+        progress.step(f"checking {kind}")
+        progress.advance(done, queries)
         detail.extend((kind, "", str(row[0]), "", "", rule) for row in tx.execute(sql))
+    progress.step("checking last balances")
+    progress.advance(queries - 1, queries)
     detail.extend(
         ("last_balance", "", str(row[0]), row[2], row[1], "counters (debits, credits)")
         for row in tx.execute(store.LAST_BALANCES_QUERY)
@@ -95,10 +101,13 @@ def _transfer_count(tx: Tx) -> int:
     return int(row[0]) if row else 0
 
 
-def examine(tx: Tx, business_date: date, seal_faults: list[str]) -> Findings:
+def examine(
+    tx: Tx, business_date: date, seal_faults: list[str], progress: Progress = SILENT
+) -> Findings:
     """The integrity findings of the snapshot ``tx`` reads, and of the seal."""
+    progress.step("reading the trial balance")
     balance = _trial_balance(tx)
-    detail = _trial_balance_breaks(balance) + _core_breaks(tx)
+    detail = _trial_balance_breaks(balance) + _core_breaks(tx, progress)
     detail.extend(("seal", "", "", "", "", fault) for fault in seal_faults)
     extent = seal.sealed_extent(tx)
     sealed = {"blocks": extent.blocks, "last_seq": extent.last_seq, "faults": len(seal_faults)}
@@ -132,7 +141,9 @@ def examine(tx: Tx, business_date: date, seal_faults: list[str]) -> Findings:
     )
 
 
-def run_checks(led: Ledger, business_date: date) -> Findings:
-    """Check the seal, then read one snapshot; the findings (nothing is recorded)."""
+def run_checks(led: Ledger, business_date: date, progress: Progress = SILENT) -> Findings:
+    """Check the seal, then read one snapshot; the findings (nothing is recorded).
+    ``progress`` is told each check as it starts."""
+    progress.step("checking the seal chain")
     faults = seal.integrity_check(led)
-    return snapshot(led, lambda tx: examine(tx, business_date, faults))
+    return snapshot(led, lambda tx: examine(tx, business_date, faults, progress))
