@@ -12,7 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.core.store import from_us, to_us
+from ledger.core.rows import RowMapper, moment
+from ledger.core.store import to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows import fees
 from ledger.flows.cash.model import CashIn, CashOut, CashOutMode, CashOutState
@@ -54,25 +55,12 @@ def _page_sql(
 
 # -- cash_ins -----------------------------------------------------------------------------
 
-_CASH_IN_COLUMNS = (
+_CASH_IN = RowMapper(
+    CashIn,
     "id, agent_id, villager_id, device_id, currency, amount_minor, fee_minor,"
-    " commission_minor, fee_version, created_at_us"
+    " commission_minor, fee_version, created_at_us AS created_at",
+    {"created_at": moment},
 )
-
-
-def _cash_in(row: Row) -> CashIn:
-    return CashIn(
-        id=row[0],
-        agent_id=row[1],
-        villager_id=row[2],
-        device_id=row[3],
-        currency=row[4],
-        amount_minor=row[5],
-        fee_minor=row[6],
-        commission_minor=row[7],
-        fee_version=row[8],
-        created_at=from_us(row[9]),
-    )
 
 
 class CashInRepository:
@@ -83,13 +71,13 @@ class CashInRepository:
 
     def find(self, cash_in_id: uuid.UUID) -> CashIn | None:
         row = self._tx.one(
-            f"SELECT {_CASH_IN_COLUMNS} FROM cash_ins WHERE id = :id", {"id": cash_in_id}
+            f"SELECT {_CASH_IN.columns} FROM cash_ins WHERE id = :id", {"id": cash_in_id}
         )
-        return None if row is None else _cash_in(row)
+        return _CASH_IN.one(row)
 
     def add(self, done: CashIn, *, utc_day: int) -> None:
         self._tx.execute(
-            f"INSERT INTO cash_ins ({_CASH_IN_COLUMNS}, utc_day) VALUES (:id, :agent,"
+            f"INSERT INTO cash_ins ({_CASH_IN.stored_columns}, utc_day) VALUES (:id, :agent,"
             " :villager, :device, :currency, :amount, :fee, :commission, :version, :at, :day)",
             {
                 "id": done.id,
@@ -108,17 +96,28 @@ class CashInRepository:
 
     def page(self, *, agent_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> list[CashIn]:
         rows = _page_sql(
-            self._tx, "cash_ins", _CASH_IN_COLUMNS, agent_id=agent_id, after=after, limit=limit
+            self._tx, "cash_ins", _CASH_IN.columns, agent_id=agent_id, after=after, limit=limit
         )
-        return [_cash_in(row) for row in rows]
+        return _CASH_IN.all(rows)
 
 
 # -- cash_outs ----------------------------------------------------------------------------
 
-_CASH_OUT_COLUMNS = (
+_CASH_OUT = RowMapper(
+    CashOut,
     "id, agent_id, villager_id, device_id, currency, amount_minor, fee_minor, fee_version,"
-    " mode, state, reason, created_at_us, expires_at_us, resolved_at_us, utc_day, quote"
+    " mode, state, reason, created_at_us AS created_at, expires_at_us AS expires_at,"
+    " resolved_at_us AS resolved_at",
+    {
+        "mode": CashOutMode,
+        "state": CashOutState,
+        "created_at": moment,
+        "expires_at": moment,
+        "resolved_at": moment,
+    },
 )
+_STORED_CASH_OUT_COLUMNS = f"{_CASH_OUT.columns}, expires_at_us, utc_day, quote"
+"""A :class:`StoredCashOut`: the cash-out's columns, then what only the flow reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,24 +151,14 @@ class NewCashOut:
 
 
 def _stored_cash_out(row: Row) -> StoredCashOut:
-    cash_out = CashOut(
-        id=row[0],
-        agent_id=row[1],
-        villager_id=row[2],
-        device_id=row[3],
-        currency=row[4],
-        amount_minor=row[5],
-        fee_minor=row[6],
-        fee_version=row[7],
-        mode=CashOutMode(row[8]),
-        state=CashOutState(row[9]),
-        reason=row[10],
-        created_at=from_us(row[11]),
-        expires_at=None if row[12] is None else from_us(row[12]),
-        resolved_at=None if row[13] is None else from_us(row[13]),
+    width = _CASH_OUT.width
+    expires_at_us, utc_day, quote = row[width:]
+    return StoredCashOut(
+        _CASH_OUT(row[:width]),
+        expires_at_us,
+        utc_day,
+        None if quote is None else fees.Quote(**json.loads(quote)),
     )
-    quote = None if row[15] is None else fees.Quote(**json.loads(row[15]))
-    return StoredCashOut(cash_out, row[12], row[14], quote)
 
 
 class CashOutRepository:
@@ -182,7 +171,7 @@ class CashOutRepository:
         """The row (locked for the transaction with ``lock``), if there is one."""
         tx = self._tx
         row = tx.one(
-            f"SELECT {_CASH_OUT_COLUMNS} FROM cash_outs"
+            f"SELECT {_STORED_CASH_OUT_COLUMNS} FROM cash_outs"
             f" WHERE id = :id{tx.for_update if lock else ''}",
             {"id": cash_out_id},
         )
@@ -198,9 +187,9 @@ class CashOutRepository:
         now_us = self._tx.now_us
         quote = new.quote
         self._tx.execute(
-            f"INSERT INTO cash_outs ({_CASH_OUT_COLUMNS}) VALUES (:id, :agent, :villager,"
-            " :device, :currency, :amount, :fee, :version, :mode, :state, NULL, :now,"
-            " :expires, :resolved, :day, :quote)",
+            f"INSERT INTO cash_outs ({_CASH_OUT.stored_columns}, utc_day, quote) VALUES"
+            " (:id, :agent, :villager, :device, :currency, :amount, :fee, :version, :mode,"
+            " :state, NULL, :now, :expires, :resolved, :day, :quote)",
             {
                 "id": new.id,
                 "agent": new.agent_id,
@@ -252,10 +241,10 @@ class CashOutRepository:
         rows = _page_sql(
             self._tx,
             "cash_outs",
-            _CASH_OUT_COLUMNS,
+            _CASH_OUT.columns,
             agent_id=agent_id,
             after=after,
             limit=limit,
             state=state,
         )
-        return [_stored_cash_out(row).cash_out for row in rows]
+        return _CASH_OUT.all(rows)
