@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import start_background, stop_all
 from api.context import Context, problem_response
+from api.docs import install_docs
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
 from api.openapi import install_openapi
 from api.problems import ApiError, problem_of
@@ -204,5 +205,6 @@ def create_app(
     ):
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)  # /docs: human docs from installed assets (FastAPI's CDN page stays off)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app

@@ -20,6 +20,7 @@ import pytest
 
 from ledger import Ledger, open_ledger
 
+pytest_plugins = ["tests.browser"]  # served app + Debian chromium page fixtures
 PG_URL_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
