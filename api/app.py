@@ -166,8 +166,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        background = start_background(led, ledger_url, settings)  # first: it may refuse
         worker = Worker(led, hooks).start() if hooks.worker_enabled else None
-        background = start_background(led, ledger_url, settings)
         try:
             yield {}
         finally:

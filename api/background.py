@@ -32,7 +32,12 @@ from api.settings import Settings
 from ledger import Ledger
 from ledger.flows.timers import sweep_all
 from reconciliation.seal import seal_pending
-from reconciliation.service_key import ServiceKey, ServiceKeyError, load_service_key
+from reconciliation.service_key import (
+    ServiceKey,
+    ServiceKeyError,
+    ServiceKeyExposed,
+    load_service_key,
+)
 from reconciliation.tasks import run_pass
 
 log = logging.getLogger(LOGGER_NAME)
@@ -103,9 +108,12 @@ def seal_pass(led: Ledger, key: ServiceKey) -> int:
 
 
 def service_key(database_url: str, path: str | None) -> ServiceKey | None:
-    """The sealer's key, or None (logged) when it cannot be loaded."""
+    """The sealer's key, or None (logged) when it cannot be loaded; a key others may
+    read or replace (:class:`ServiceKeyExposed`) stops the service from starting."""
     try:
         return load_service_key(database_url, path)
+    except ServiceKeyExposed:
+        raise
     except (ServiceKeyError, OSError) as exc:
         log.error("service key not loaded: sealing is off", extra={"error": str(exc)})
         return None

@@ -21,13 +21,19 @@ from ledger import open_ledger
 HMAC_SECRET_BYTES = 32
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _claim_file(path: Path) -> int:
+    """``path`` created empty with mode 0600 whatever the umask (refused if it exists),
+    before the key is registered, so that a key is never registered without its file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def create_key(
@@ -56,9 +62,15 @@ def create_key(
     else:
         material = secrets.token_bytes(HMAC_SECRET_BYTES)
         secret_file = base64.b64encode(material) + b"\n"
-    with open_ledger(ledger_url) as led:
-        key = add_key(led, role=role_, name=name, alg=alg_, material=material)
-    _write_private(path, secret_file)
+    fd = _claim_file(path)
+    try:
+        with open_ledger(ledger_url) as led:
+            key = add_key(led, role=role_, name=name, alg=alg_, material=material)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    _write_all(fd, secret_file)
     return {"key_id": key.key_id, "principal_id": str(key.principal_id), "role": role_.value}
 
 

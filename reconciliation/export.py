@@ -19,7 +19,9 @@ The folder holds (``vledger-audit-export/1``):
 - ``manifest.json``: what was exported (unsigned: a summary for people; the verifier
   trusts only the signed checkpoints and the key it is given).
 
-Only whole blocks are exported, since a checkpoint covers whole blocks.
+Only whole blocks are exported, since a checkpoint covers whole blocks. Before anything
+is sealed there is nothing to export: :class:`NothingSealed` (run ``vledger seal``
+first); a range that holds no sealed block gives an empty export (``blocks == 0``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from ledger import Ledger, open_ledger
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from reconciliation.checkpoint import CHAIN_GENESIS, Frontier, chain_next
+from reconciliation.errors import InputInvalid, JobRefused
+from reconciliation.progress import SILENT, Progress
 from reconciliation.seal import (
     BLOCKS_PAGE_MAX,
     CANONICAL_VERSION,
@@ -54,7 +58,7 @@ from reconciliation.seal import (
 )
 from reconciliation.service_key import public_key_pem
 
-__all__ = ["EXPORT_FORMAT", "ExportSummary", "checkpoint_file_name", "export"]
+__all__ = ["EXPORT_FORMAT", "ExportSummary", "NothingSealed", "checkpoint_file_name", "export"]
 
 EXPORT_FORMAT = "vledger-audit-export/1"
 TRANSFERS_FILE = "transfers.jsonl"
@@ -62,6 +66,13 @@ BLOCKS_FILE = "blocks.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 PUBLIC_KEY_FILE = "public-key.pem"
 MANIFEST_FILE = "manifest.json"
+
+
+class NothingSealed(JobRefused):
+    """No block is sealed yet: there is nothing an auditor could verify; nothing was
+    written."""
+
+    code = "nothing_sealed"
 
 
 def checkpoint_file_name(number: int) -> str:
@@ -93,15 +104,18 @@ def export(
     *,
     from_: Bound = None,
     to: Bound = None,
+    progress: Progress = SILENT,
 ) -> ExportSummary:
     """Write the sealed blocks in range, their transfers and checkpoints to ``out_dir``.
 
-    ``out_dir`` is created; files already in it with our names are replaced.
+    ``out_dir`` is created; files already in it with our names are replaced. Raises
+    :class:`NothingSealed` (before writing anything) when no block is sealed yet.
+    ``progress`` hears ``"exporting blocks"`` and the blocks written of those in range.
     """
     if isinstance(url_or_led, Ledger):
-        return _export(url_or_led, Path(out_dir), from_, to)
+        return _export(url_or_led, Path(out_dir), from_, to, progress)
     with open_ledger(url_or_led) as led:
-        return _export(led, Path(out_dir), from_, to)
+        return _export(led, Path(out_dir), from_, to, progress)
 
 
 def _block_range(tx: Tx, from_: Bound, to: Bound) -> tuple[int, int] | None:
@@ -117,19 +131,16 @@ def _block_range(tx: Tx, from_: Bound, to: Bound) -> tuple[int, int] | None:
     return (first, last) if first <= last else None
 
 
-def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
-    for bound in (from_, to):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | datetime)):
-            raise ValueError("from_ and to are block numbers or aware datetimes")
+def _export(led: Ledger, out: Path, from_: Bound, to: Bound, progress: Progress) -> ExportSummary:
+    _check_bounds(from_, to)
+    if led.transact(last_block_number) == 0:
+        raise NothingSealed("nothing is sealed yet: run `vledger seal` first, then export")
     found = led.transact(lambda tx: _block_range(tx, from_, to))
     out.mkdir(parents=True, exist_ok=True)
     (out / CHECKPOINTS_DIR).mkdir(exist_ok=True)
     origin = led.transact(journal_origin)
     if found is None:
-        _write_json(out / MANIFEST_FILE, _manifest(origin, None, 0, 0, 0, 0))
-        (out / TRANSFERS_FILE).write_text("")
-        (out / BLOCKS_FILE).write_text("")
-        return ExportSummary(out, None, None, 0, 0, 0, 0)
+        return _write_empty(out, origin)
     first, last = found
     if first > 1:
         [anchor] = led.transact(lambda tx: read_blocks(tx, first - 1, first - 1))
@@ -142,6 +153,7 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
     count = 0
     last_block: BlockRow | None = None
     number = first
+    progress.step("exporting blocks")
     with (
         (out / TRANSFERS_FILE).open("w", encoding="utf-8") as transfers_out,
         (out / BLOCKS_FILE).open("w", encoding="utf-8") as blocks_out,
@@ -172,6 +184,7 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
                 prev_last_seq = block.last_seq
                 last_block = block
                 number = block.number + 1
+                progress.advance(number - first, last - first + 1)
     assert last_block is not None
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(last_block.public_key))
     (out / PUBLIC_KEY_FILE).write_bytes(public_key_pem(key))
@@ -181,6 +194,20 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound) -> ExportSummary:
         out, first, last_block.number, last_block.number - first + 1, count,
         tree_size_before, frontier.size,
     )  # fmt: skip
+
+
+def _check_bounds(from_: Bound, to: Bound) -> None:
+    for bound in (from_, to):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | datetime)):
+            raise InputInvalid("from_ and to are block numbers or aware datetimes")
+
+
+def _write_empty(out: Path, origin: str) -> ExportSummary:
+    """An export of a range that holds no sealed block."""
+    _write_json(out / MANIFEST_FILE, _manifest(origin, None, 0, 0, 0, 0))
+    (out / TRANSFERS_FILE).write_text("")
+    (out / BLOCKS_FILE).write_text("")
+    return ExportSummary(out, None, None, 0, 0, 0, 0)
 
 
 def _block_record(block: BlockRow, frontier_before: Frontier) -> dict[str, Any]:

@@ -62,7 +62,8 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger import Ledger
+from ledger import Ledger, StorageError
+from ledger.core.ledger import transactional
 from ledger.core.tx import Tx
 from ledger.flows import events
 from ledger.limits import LIST_PAGE_SIZE_MAX as BLOCKS_PAGE_MAX
@@ -77,6 +78,8 @@ from reconciliation.checkpoint import (
     public_key_raw,
     sign_checkpoint,
 )
+from reconciliation.errors import InputInvalid
+from reconciliation.progress import SILENT, Progress
 from reconciliation.service_key import ServiceKey
 
 __all__ = [
@@ -86,8 +89,10 @@ __all__ = [
     "FIELDS",
     "SETTLE_WAIT_S_MAX",
     "BlockRow",
+    "SealStatus",
     "SealedExtent",
     "block_transfers",
+    "blocks_page",
     "blocks_created_in",
     "canonical_bytes",
     "first_block_created_from",
@@ -97,6 +102,8 @@ __all__ = [
     "last_block_number",
     "read_blocks",
     "seal_pending",
+    "seal_status",
+    "seal_status_in",
     "sealed_extent",
     "transfer_fields",
 ]
@@ -161,35 +168,35 @@ Fields = dict[str, Any]
 
 
 def _value(name: str, kind: str, value: object) -> str:
-    """One field's canonical text; ``ValueError`` naming the field if it is malformed."""
+    """One field's canonical text; :class:`InputInvalid` naming the field if it is malformed."""
     if value is None:
         if kind in (INT_OR_NULL, UUID_OR_NULL, METADATA):
             return ""
-        raise ValueError(f"{name} must not be null")
+        raise InputInvalid(f"{name} must not be null")
     if kind in (INT, INT_OR_NULL):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer, not {type(value).__name__}")
+            raise InputInvalid(f"{name} must be an integer, not {type(value).__name__}")
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"{name} is out of the 64-bit range")
+            raise InputInvalid(f"{name} is out of the 64-bit range")
         return str(value)
     if kind in (UUID, UUID_OR_NULL):
         if not isinstance(value, str) or len(value) != 36:
-            raise ValueError(f"{name} must be a lowercase hyphenated UUID")
+            raise InputInvalid(f"{name} must be a lowercase hyphenated UUID")
         try:
             canonical = str(uuid.UUID(value))
         except ValueError:
-            raise ValueError(f"{name} must be a lowercase hyphenated UUID") from None
+            raise InputInvalid(f"{name} must be a lowercase hyphenated UUID") from None
         if canonical != value:
-            raise ValueError(f"{name} must be a lowercase hyphenated UUID")
+            raise InputInvalid(f"{name} must be a lowercase hyphenated UUID")
         return value
     if kind == CURRENCY:
         if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isupper()):
-            raise ValueError(f"{name} must be three capital letters")
+            raise InputInvalid(f"{name} must be three capital letters")
         return value
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError(f"{name} must be an object of strings, or null")
+        raise InputInvalid(f"{name} must be an object of strings, or null")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -197,15 +204,16 @@ def canonical_bytes(fields: Mapping[str, object]) -> bytes:
     """The canonical bytes of a transfer (see the module docstring).
 
     ``fields`` holds exactly the names of :data:`FIELDS`; UUIDs as strings. Raises
-    ``ValueError`` naming the first field that is missing, extra or malformed.
+    :class:`~reconciliation.errors.InputInvalid` (a ``ValueError``) naming the first field
+    that is missing, extra or malformed.
     """
     extra = set(fields) - set(FIELD_NAMES)
     if extra:
-        raise ValueError(f"unknown fields: {', '.join(sorted(extra))}")
+        raise InputInvalid(f"unknown fields: {', '.join(sorted(extra))}")
     lines = [CANONICAL_VERSION]
     for name, kind in FIELDS:
         if name not in fields:
-            raise ValueError(f"{name} is missing")
+            raise InputInvalid(f"{name} is missing")
         lines.append(f"{name}={_value(name, kind, fields[name])}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -244,15 +252,17 @@ class _State:
 def _state(tx: Tx) -> _State:
     row = tx.one("SELECT origin, sealed_seq, fence_seq, fence_xid FROM seal_state WHERE id = 1")
     if row is None:
-        raise RuntimeError("seal_state has no row: is the database migrated to 0007?")
+        raise StorageError("seal_state has no row: is the database migrated to 0007?")
     return _State(row[0], row[1], row[2], row[3])
 
 
 def _check_block_size(block_size_max: int) -> None:
     if not isinstance(block_size_max, int) or isinstance(block_size_max, bool):
-        raise ValueError("block_size_max must be an int")
+        raise InputInvalid("block_size_max must be an int")
     if not 1 <= block_size_max <= BLOCK_SIZE_MAX:
-        raise ValueError(f"block_size_max must be within 1..{BLOCK_SIZE_MAX}, not {block_size_max}")
+        raise InputInvalid(
+            f"block_size_max must be within 1..{BLOCK_SIZE_MAX}, not {block_size_max}"
+        )
 
 
 def seal_pending(
@@ -261,26 +271,34 @@ def seal_pending(
     *,
     block_size_max: int = BLOCK_SIZE_MAX,
     settle_wait_s: float = SETTLE_WAIT_S_MAX,
+    progress: Progress = SILENT,
 ) -> int:
     """Seal every transfer committed before this call into new blocks; how many blocks.
 
     Safe to run from several processes at once (they take turns on a lock). On
     PostgreSQL it waits up to ``settle_wait_s`` for transactions in flight to end.
+    ``progress`` hears ``"sealing transfers"`` and the transfers sealed so far (of how
+    many, on SQLite, where the target is known at the start).
     """
     _check_block_size(block_size_max)
     if not 0 <= settle_wait_s <= 60:
-        raise ValueError("settle_wait_s must be within 0..60")
+        raise InputInvalid("settle_wait_s must be within 0..60")
     postgres = led.dialect == "postgresql"
     target_seq: int | None = None
+    total: int | None = None
     if not postgres:
-        target_seq = led.transact(_max_seq)
-    seal = _round_function(key, block_size_max, target_seq)
-    blocks = fences = 0
+        target_seq, total = led.transact(_target)
+    tally = _Tally()
+    seal = _round_function(key, block_size_max, target_seq, tally)
+    blocks = fences = transfers = 0
+    progress.step("sealing transfers")
     deadline = time.monotonic() + settle_wait_s
     while blocks < BLOCKS_PER_CALL_MAX:
         outcome = led.transact(seal)
         if outcome is _Round.SEALED:
             blocks += 1
+            transfers += tally.rows
+            progress.advance(transfers, total)
         elif outcome is _Round.FENCED:
             fences += 1
             if fences == 2:  # the second fence is left for the next call
@@ -295,13 +313,31 @@ def seal_pending(
     return blocks
 
 
+@dataclass(slots=True)
+class _Tally:
+    """The rows the last sealed round put in its block (set, not added: a round that
+    the ledger retries runs again from the start)."""
+
+    rows: int = 0
+
+
+def _target(tx: Tx) -> tuple[int, int]:
+    """SQLite: the last seq to seal up to and how many transfers are still unsealed."""
+    top = _max_seq(tx)
+    row = tx.one(
+        "SELECT count(*) FROM journal_transfers WHERE seq > :after AND seq <= :top",
+        {"after": _state(tx).sealed_seq, "top": top},
+    )
+    return top, int(row[0]) if row else 0
+
+
 def _max_seq(tx: Tx) -> int:
     row = tx.one("SELECT COALESCE(max(seq), 0) FROM journal_transfers")
     return int(row[0]) if row else 0
 
 
 def _round_function(
-    key: ServiceKey, block_size_max: int, target_seq: int | None
+    key: ServiceKey, block_size_max: int, target_seq: int | None, tally: _Tally
 ) -> Callable[[Tx], _Round]:
     def seal_round(tx: Tx) -> _Round:
         postgres = tx.dialect == "postgresql"
@@ -324,6 +360,7 @@ def _round_function(
         )
         if rows:
             _seal_block(tx, key, state.origin, [transfer_fields(r) for r in rows])
+            tally.rows = len(rows)
             sealed_to = rows[-1][0] if len(rows) == block_size_max else limit
             _advance(tx, sealed_to)
             return _Round.SEALED
@@ -527,6 +564,46 @@ def journal_origin(tx: Tx) -> str:
     """The origin line the checkpoints state; empty when the seal has no state row."""
     row = tx.one("SELECT origin FROM seal_state WHERE id = 1")
     return str(row[0]) if row else ""
+
+
+@dataclass(frozen=True, slots=True)
+class SealStatus:
+    """How far the sealed journal reaches, as ``vledger seal`` tells it."""
+
+    blocks: int
+    """The last block's number; 0 when nothing is sealed."""
+    last_seq: int
+    """The last seq the blocks seal; 0 when none."""
+    last_created_at_us: int | None
+    """When the newest sealed transfer was created (UTC microseconds); None when none."""
+    sealed_at_us: int | None
+    """When the last block was sealed (UTC microseconds); None when none."""
+    unsealed: int
+    """Committed transfers past the last block (sealing lags by design)."""
+
+
+def seal_status_in(tx: Tx) -> SealStatus:
+    """The sealed journal's extent and how many committed transfers lie past it."""
+    row = tx.one(
+        "SELECT number, last_seq, last_created_at_us, sealed_at_us FROM seal_blocks"
+        " ORDER BY number DESC LIMIT 1"
+    )
+    blocks, last_seq = (int(row[0]), int(row[1])) if row else (0, 0)
+    after = tx.one("SELECT count(*) FROM journal_transfers WHERE seq > :seq", {"seq": last_seq})
+    return SealStatus(
+        blocks,
+        last_seq,
+        int(row[2]) if row else None,
+        int(row[3]) if row else None,
+        int(after[0]) if after else 0,
+    )
+
+
+seal_status = transactional(seal_status_in)
+""":func:`seal_status_in` in a transaction of its own."""
+
+blocks_page = transactional(read_blocks)
+""":func:`read_blocks` in a transaction of its own: what an edge calls."""
 
 
 def block_transfers(tx: Tx, after_seq: int, last_seq: int) -> list[Fields]:

@@ -18,6 +18,12 @@ A generated key is PKCS#8 PEM, unencrypted, mode 0600, in a folder of mode 0700;
 created with ``O_EXCL``, so two processes racing to create it end with one key. The
 public half of every key that ever signed a checkpoint is kept in the ``seal_keys`` table
 (rows never change), and ``public-key.pem`` in every audit export.
+
+The key is checked each time it is loaded (``vledger seal``, the pack job, ``vledger
+serve``'s sealer): a key file that its group or other users may read or write, or a
+folder that they may write (where the file could be swapped or planted), is refused
+with :class:`ServiceKeyExposed` and one line saying what to ``chmod``. ``*.db.keys/`` is
+in ``.gitignore``: the folder beside a SQLite database is never committed.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ __all__ = [
     "ENV_VAR",
     "ServiceKey",
     "ServiceKeyError",
+    "ServiceKeyExposed",
+    "check_key_permissions",
     "default_key_path",
     "existing_service_key",
     "load_public_key",
@@ -62,6 +70,13 @@ class ServiceKeyError(InputInvalid):
     """The key file is missing (where it must exist), unreadable, or not Ed25519."""
 
     code = "service_key_invalid"
+
+
+class ServiceKeyExposed(ServiceKeyError):
+    """The key file is readable or writable by its group or other users, or its folder
+    is writable by them: the key is refused until the modes are fixed."""
+
+    code = "service_key_exposed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +140,26 @@ def existing_service_key(
     return load_service_key(database_url, path)
 
 
+def check_key_permissions(path: Path) -> None:
+    """Refuse a private key file that others may read or write, or whose folder others
+    may write; ``ServiceKeyExposed`` with one line saying how to fix it."""
+    if os.name != "posix":  # modes are POSIX; elsewhere the folder's ACL decides
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ServiceKeyExposed(
+            f"key file {path} has mode {mode:04o}: its group or other users can read or"
+            f" write it; run: chmod 600 {path}"
+        )
+    folder = path.parent
+    folder_mode = folder.stat().st_mode & 0o777
+    if folder_mode & 0o022:
+        raise ServiceKeyExposed(
+            f"key folder {folder} has mode {folder_mode:04o}: other users can replace the"
+            f" key in it; run: chmod go-w {folder} (or keep the key in a private folder)"
+        )
+
+
 def _load_or_create(path: Path) -> ServiceKey:
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -154,19 +189,29 @@ def _read_bounded(path: Path) -> bytes:
 
 
 def _read_private(path: Path) -> Ed25519PrivateKey:
+    """The key in ``path``, once it parses (a junk file is reported as such) and its
+    modes protect it (:func:`check_key_permissions`)."""
     try:
         key = load_pem_private_key(_read_bounded(path), password=None)
     except (ValueError, TypeError) as exc:
         raise ServiceKeyError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise ServiceKeyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    check_key_permissions(path)
     return key
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    """An Ed25519 public key from a PEM file (SubjectPublicKeyInfo)."""
+    """An Ed25519 public key from a PEM file (SubjectPublicKeyInfo); a private key given
+    in its place is refused, saying so."""
+    data = _read_bounded(Path(path))
+    if b"PRIVATE KEY-----" in data:
+        raise ServiceKeyError(
+            f"{path} is a private key: give the public key (public-key.pem, or GET"
+            " /v1/service-key), and keep the private key where it was"
+        )
     try:
-        key = load_pem_public_key(_read_bounded(Path(path)))
+        key = load_pem_public_key(data)
     except ValueError as exc:
         raise ServiceKeyError(f"{path} is not a PEM public key: {exc}") from exc
     if not isinstance(key, Ed25519PublicKey):

@@ -1,4 +1,12 @@
-"""``vledger verify DIR --public-key FILE``: check an audit export offline.
+"""``vledger verify DIR [--public-key FILE]``: check an audit export or an audit pack
+offline.
+
+:func:`check_folder` tells the two apart (an export has ``manifest.json``; a pack, or the
+run folder holding it in ``pack/``, has ``MANIFEST.sha256``) and checks either; without a
+trusted key it checks against the key the folder carries, which proves the files are
+intact but not who made them (the first lines say so). A pack is checked by
+:func:`reconciliation.pack.verify_pack`: the manifest's signature, every file's SHA-256,
+no file the manifest does not list. An export, by :func:`verify`, as follows.
 
 Needs only the folder written by :mod:`reconciliation.export` and the service's public
 key; touches no database. Every fault found is reported, each naming where it is (block,
@@ -18,7 +26,8 @@ log index, transfer id and seq, line of ``transfers.jsonl``) and what differs:
   recompute to), ``block_mismatch`` (likewise, in a block whose row faults explain it);
 - ``start_state`` (a block's stated starting frontier or chain does not join the
   previous checkpoint), ``block_record`` (``blocks.jsonl`` disagrees with the signed
-  checkpoints), ``public_key`` (``public-key.pem`` is not the trusted key), ``manifest``.
+  checkpoints), ``public_key`` (``public-key.pem`` is not the trusted key), ``manifest``,
+  ``extra_file`` (a file that no export writes).
 
 How rows are located: each row's stated ``chain`` value lets a fault be pinned to one
 row (the next row's link still holds); the signed checkpoints decide what is true. Each
@@ -31,8 +40,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +59,7 @@ from reconciliation.checkpoint import (
     public_key_raw,
     read_checkpoint_unverified,
 )
+from reconciliation.errors import InputInvalid
 from reconciliation.export import (
     BLOCKS_FILE,
     CHECKPOINTS_DIR,
@@ -57,16 +69,32 @@ from reconciliation.export import (
     TRANSFERS_FILE,
     checkpoint_file_name,
 )
+from reconciliation.pack import MANIFEST as PACK_MANIFEST
+from reconciliation.pack import PACK_DIR, verify_pack
+from reconciliation.pack import PUBLIC_KEY as PACK_PUBLIC_KEY
+from reconciliation.progress import SILENT, Progress
 from reconciliation.seal import FIELD_NAMES, canonical_bytes
 from reconciliation.service_key import ServiceKeyError, load_public_key
 
-__all__ = ["Fault", "VerifyReport", "verify"]
+__all__ = [
+    "FolderCheck",
+    "FolderKind",
+    "Fault",
+    "NotAuditFolder",
+    "VerifyReport",
+    "check_folder",
+    "folder_kind",
+    "verify",
+]
 
 LINE_LENGTH_MAX = 65_536
 """A ``transfers.jsonl`` line longer than this is malformed (ours are under 3 kB)."""
 CHECKPOINT_FILE_SIZE_MAX = 8192
 POSTED_MOVES = 0b1010  # PENDING | VOID_PENDING: neither moves posted balances
 ROW_KEYS = frozenset({"index", "block", "chain", *FIELD_NAMES})
+EXPORT_FILES = frozenset({TRANSFERS_FILE, BLOCKS_FILE, PUBLIC_KEY_FILE, MANIFEST_FILE})
+"""The files an export writes at its top (besides ``checkpoints/NNNNNNNNNN.txt``)."""
+CHECKPOINT_NAME = re.compile(r"[0-9]{10}\.txt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +192,10 @@ class _Walk:
 
 
 class _Verifier:
-    def __init__(self, folder: Path, key: Ed25519PublicKey) -> None:
+    def __init__(self, folder: Path, key: Ed25519PublicKey, progress: Progress = SILENT) -> None:
         self.folder = folder
         self.key = key
+        self.progress = progress
         self.report = VerifyReport()
 
     def fault(self, kind: str, message: str, row: _Row | None = None, **where: Any) -> None:
@@ -594,7 +623,9 @@ class _Verifier:
     # -- the whole ----------------------------------------------------------------------
 
     def run(self) -> VerifyReport:
+        self.progress.step("reading the export")
         self.check_public_key()
+        self.check_extra_files()
         origin = self.check_manifest()
         records: list[dict[str, Any]] = []
         for line, value, _ in self.read_jsonl(BLOCKS_FILE):
@@ -623,7 +654,8 @@ class _Verifier:
                 )
         carried: tuple[Frontier, bytes] | None = None
         last_size = 0
-        for record in records:
+        self.progress.step("checking blocks")
+        for done, record in enumerate(records, start=1):
             number = int(record["number"])
             signed = self.read_checkpoint(number)
             if signed.checkpoint is not None and origin and signed.checkpoint.origin != origin:
@@ -642,6 +674,7 @@ class _Verifier:
                 carried = None
             before = signed
             last_size = signed.checkpoint.tree_size if signed.checkpoint else last_size
+            self.progress.advance(done, len(records))
         self.check_outside(records)
         self.report.blocks = len(records)
         self.report.tree_size = last_size
@@ -674,6 +707,23 @@ class _Verifier:
                     block=int(stem),
                 )
 
+    def check_extra_files(self) -> None:
+        """Every file in the folder is one an export writes."""
+        for path in sorted(self.folder.rglob("*")):
+            if path.is_dir():
+                continue
+            relative = path.relative_to(self.folder)
+            parts = relative.parts
+            if len(parts) == 1 and parts[0] in EXPORT_FILES:
+                continue
+            if (
+                len(parts) == 2
+                and parts[0] == CHECKPOINTS_DIR
+                and CHECKPOINT_NAME.fullmatch(parts[1])
+            ):
+                continue
+            self.fault("extra_file", f"{relative.as_posix()}: no export writes this file")
+
     def check_public_key(self) -> None:
         path = self.folder / PUBLIC_KEY_FILE
         if not path.is_file():
@@ -702,13 +752,103 @@ class _Verifier:
     rows_by_index: dict[int, _Row]
 
 
-def verify(folder: str | Path, public_key_path: str | Path) -> VerifyReport:
+def verify(
+    folder: str | Path, public_key_path: str | Path, *, progress: Progress = SILENT
+) -> VerifyReport:
     """Verify the export in ``folder`` against the public key in ``public_key_path``."""
     try:
         key = load_public_key(public_key_path)
     except (ServiceKeyError, OSError) as exc:
         return VerifyReport([Fault("public_key", f"trusted key unreadable: {exc}")])
-    return _Verifier(Path(folder), key).run()
+    return _Verifier(Path(folder), key, progress).run()
+
+
+# -- an export or a pack ---------------------------------------------------------------
+
+
+class FolderKind(StrEnum):
+    EXPORT = "audit export"
+    PACK = "audit pack"
+
+
+class NotAuditFolder(InputInvalid):
+    """The folder holds neither an audit export nor an audit pack."""
+
+    code = "not_an_audit_folder"
+
+
+UNTRUSTED_KEY_NOTE = (
+    "note: checked against {name}, the key inside the folder: this proves the files are"
+    " intact, not who made them; to prove they come from the service, pass --public-key"
+    " with its key from a channel you trust (GET /v1/service-key)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderCheck:
+    """What :func:`check_folder` found: which kind of folder, where, whether it is clean,
+    and the lines for people (a verdict first, then one line per fault)."""
+
+    kind: FolderKind
+    folder: Path
+    ok: bool
+    lines: list[str]
+
+
+def folder_kind(folder: str | os.PathLike[str]) -> tuple[FolderKind, Path]:
+    """Which kind of audit folder ``folder`` is, and the folder to check (a run folder's
+    ``pack/``); :class:`NotAuditFolder` when it is neither."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotAuditFolder(f"{root} is not a folder")
+    for candidate in (root, root / PACK_DIR):
+        if (candidate / PACK_MANIFEST).is_file():
+            return FolderKind.PACK, candidate
+    if (root / MANIFEST_FILE).is_file():
+        return FolderKind.EXPORT, root
+    raise NotAuditFolder(
+        f"{root} holds neither an audit export ({MANIFEST_FILE}, from `vledger audit"
+        f" export`) nor an audit pack ({PACK_MANIFEST}, from `vledger reconcile pack`)"
+    )
+
+
+def check_folder(
+    folder: str | os.PathLike[str],
+    public_key_path: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress = SILENT,
+) -> FolderCheck:
+    """Check the export or pack in ``folder`` against the public key in
+    ``public_key_path``, else against the key the folder carries (see the module
+    docstring). Raises :class:`NotAuditFolder`, or ``ServiceKeyError`` for a key file
+    that is not an Ed25519 public key (a private key included), before checking."""
+    kind, root = folder_kind(folder)
+    inside = root / (PACK_PUBLIC_KEY if kind is FolderKind.PACK else PUBLIC_KEY_FILE)
+    if public_key_path is None and not inside.is_file():
+        raise ServiceKeyError(
+            f"{root} carries no {inside.name}: give the service's public key with --public-key"
+        )
+    key = load_public_key(inside if public_key_path is None else public_key_path)
+    if kind is FolderKind.PACK:
+        ok, lines = _check_pack(root, key, progress)
+    else:
+        report = _Verifier(root, key, progress).run()
+        ok, lines = report.ok, report.lines()
+    if public_key_path is None:
+        lines.insert(1, UNTRUSTED_KEY_NOTE.format(name=inside.name))
+    return FolderCheck(kind, root, ok, lines)
+
+
+def _check_pack(root: Path, key: Ed25519PublicKey, progress: Progress) -> tuple[bool, list[str]]:
+    progress.step("checking the pack's signature and SHA-256 digests")
+    found = verify_pack(root, key)
+    progress.advance(found.files, found.files)
+    verdict = "OK" if found.ok else f"FAILED, {len(found.problems)} faults"
+    head = (
+        f"{verdict}: audit pack {root}: the manifest's signature, {found.files} files'"
+        " SHA-256, no file unlisted"
+    )
+    return found.ok, [head, *found.problems]
 
 
 # -- small helpers ---------------------------------------------------------------------

@@ -229,9 +229,9 @@ def test_seal_export_and_verify_from_the_command_line(
     assert main(["demo", "--database", url]) == 0
     key = tmp_path / "service-key.pem"
     assert main(["seal", "--key", str(key), "--database", url]) == 0
-    assert capsys.readouterr().out.strip().endswith("blocks sealed: 1")
+    assert "\nsealed 1 new block (1..1, transfers seq 1.." in capsys.readouterr().out
     assert main(["seal", "--key", str(key), "--database", url]) == 0  # nothing new
-    assert capsys.readouterr().out.strip() == "blocks sealed: 0"
+    assert capsys.readouterr().out.startswith("nothing new to seal: the journal is sealed up to")
 
     out = tmp_path / "export"
     assert main(["audit", "export", "--out", str(out), "--database", url]) == 0
@@ -251,8 +251,8 @@ def test_seal_export_and_verify_from_the_command_line(
     assert report.startswith("FAILED")
     assert "changed_transfer" in report
 
-    assert main(["verify", str(tmp_path / "nowhere"), "--public-key", str(public)]) == 1
-    assert "transfers.jsonl is missing" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "nowhere"), "--public-key", str(public)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
     assert main(["audit", "export", "--out", str(out), "--from", "yesterday"]) == 2
     assert "not a block number or a time" in capsys.readouterr().err
 

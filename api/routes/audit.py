@@ -41,7 +41,7 @@ from ledger.core.store import from_us
 from ledger.limits import API_PAGE_SIZE_MAX
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.runs import Run, get_run, list_runs
-from reconciliation.seal import BlockRow, read_blocks
+from reconciliation.seal import BlockRow, blocks_page
 from reconciliation.service_key import ServiceKeyError, existing_service_key
 
 runs_router = APIRouter(prefix="/v1/reconciliation/runs", tags=["audit"])
@@ -299,7 +299,7 @@ def checkpoints(
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
     first = (starting_after or 0) + 1
-    found = context(request).ledger.transact(lambda tx: read_blocks(tx, first, first + size))
+    found = blocks_page(context(request).ledger, first, first + size)
     return json_response(
         200, {"data": [checkpoint_out(b) for b in found[:size]], "has_more": len(found) > size}
     )

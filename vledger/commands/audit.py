@@ -1,12 +1,24 @@
-"""The auditor's commands: ``vledger seal``, ``vledger audit export``, ``vledger verify``."""
+"""The auditor's commands: ``vledger seal``, ``vledger audit export``, ``vledger verify``.
+
+Each says what it did and what comes next; a long one shows its progress on stderr
+(:func:`vledger.progress.shown`), standard output staying its result.
+"""
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ledger import open_ledger
+from ledger.core.store import from_us
 from vledger.common import EXIT_BREAKS, EXIT_OK, UsageError, database_argument
+from vledger.progress import shown
+
+if TYPE_CHECKING:
+    from reconciliation.seal import SealStatus
+
+TRUSTED_KEY_HINT = "the service's public key from a channel you trust: GET /v1/service-key"
 
 
 def seal_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +32,7 @@ def seal_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def seal(args: argparse.Namespace) -> int:
-    from reconciliation.seal import seal_pending
+    from reconciliation.seal import seal_pending, seal_status
     from reconciliation.service_key import ServiceKeyError, load_service_key
 
     try:
@@ -28,9 +40,48 @@ def seal(args: argparse.Namespace) -> int:
     except ServiceKeyError as exc:
         raise UsageError(str(exc)) from exc
     with open_ledger(args.database) as led:
-        blocks = seal_pending(led, key)
-    print(f"blocks sealed: {blocks}")
+        before = seal_status(led)
+        with shown("vledger seal", quiet=getattr(args, "quiet", False)) as progress:
+            blocks = seal_pending(led, key, progress=progress)
+        after = seal_status(led)
+    for line in seal_report(before, after, blocks):
+        print(line)
     return EXIT_OK
+
+
+def _moment(at_us: int | None) -> str:
+    return "-" if at_us is None else from_us(at_us).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def seal_report(before: SealStatus, after: SealStatus, blocks: int) -> list[str]:
+    """What ``vledger seal`` did (from the seal status before and after it), then what
+    to do next."""
+    waiting = (
+        f"; {_plural(after.unsealed, 'newer transfer')} still in flight: run vledger seal"
+        " again to seal them"
+        if after.unsealed
+        else ""
+    )
+    if after.blocks == 0:
+        if after.unsealed == 0:
+            return ["nothing to seal: no transfers yet"]
+        return [f"nothing sealed yet{waiting}"]
+    extent = (
+        f"the journal is sealed up to block {after.blocks:,} (transfers created until"
+        f" {_moment(after.last_created_at_us)})"
+    )
+    if blocks:
+        done = (
+            f"sealed {_plural(blocks, 'new block')} ({before.blocks + 1:,}..{after.blocks:,},"
+            f" transfers seq {before.last_seq + 1:,}..{after.last_seq:,}); {extent}{waiting}"
+        )
+    else:
+        done = f"nothing new to seal: {extent}, sealed {_moment(after.sealed_at_us)}{waiting}"
+    return [done, "next: vledger audit export --out DIR, for an auditor to verify offline"]
 
 
 def audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,30 +116,49 @@ def block_or_time(text: str) -> int | datetime:
 
 
 def audit(args: argparse.Namespace) -> int:
-    from reconciliation.export import export
+    from reconciliation.export import NothingSealed, export
 
-    done = export(args.database, args.out, from_=args.from_, to=args.to_)
+    try:
+        with shown("vledger audit export", quiet=getattr(args, "quiet", False)) as progress:
+            done = export(args.database, args.out, from_=args.from_, to=args.to_, progress=progress)
+    except NothingSealed as exc:
+        raise UsageError(str(exc)) from exc
+    if done.first_block is None:
+        print(
+            f"no sealed block is in that range: {done.out_dir} holds an empty export"
+            " (without --from and --to, every sealed block is exported)"
+        )
+        return EXIT_OK
     print(
-        f"exported blocks {done.first_block}..{done.last_block} ({done.blocks} blocks,"
-        f" {done.transfers} transfers, tree size {done.tree_size}) to {done.out_dir}"
+        f"exported blocks {done.first_block:,}..{done.last_block:,}"
+        f" ({_plural(done.blocks, 'block')}, {_plural(done.transfers, 'transfer')},"
+        f" tree size {done.tree_size:,}) to {done.out_dir}"
     )
+    print(f"next: vledger verify {done.out_dir} --public-key FILE ({TRUSTED_KEY_HINT})")
     return EXIT_OK
 
 
 def verify_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", metavar="DIR", help="a folder written by vledger audit export")
+    parser.add_argument(
+        "folder",
+        metavar="DIR",
+        help="a folder written by vledger audit export, or an audit pack (a pack run's"
+        " folder or its pack/)",
+    )
     parser.add_argument(
         "--public-key",
-        required=True,
+        default=None,
         metavar="FILE",
-        help="the service's public key, from a channel you trust (PEM)",
+        help=f"{TRUSTED_KEY_HINT} (PEM); without it, the key inside the folder, which"
+        " proves the files intact but not who made them",
     )
 
 
 def verify(args: argparse.Namespace) -> int:
-    from reconciliation.verify import verify as verify_export
+    from reconciliation.verify import check_folder
 
-    report = verify_export(args.folder, args.public_key)
-    for line in report.lines():
+    with shown("vledger verify", quiet=getattr(args, "quiet", False)) as progress:
+        found = check_folder(args.folder, args.public_key, progress=progress)
+    for line in found.lines:
         print(line)
-    return EXIT_OK if report.ok else EXIT_BREAKS
+    return EXIT_OK if found.ok else EXIT_BREAKS

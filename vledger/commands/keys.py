@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from vledger.common import EXIT_OK, UsageError, database_argument
 
@@ -34,8 +36,21 @@ def keys(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         print(json.dumps(created))
+        _say_where(Path(args.out), created["key_id"], args.alg)
         return EXIT_OK
     if not revoke(args.database, args.key_id):
         raise UsageError(f"no active key {args.key_id!r}")
     print(json.dumps({"key_id": args.key_id, "state": "revoked"}))
     return EXIT_OK
+
+
+def _say_where(out: Path, key_id: str, alg: str) -> None:
+    """One line on stderr (stdout stays the JSON): where the private key went and what
+    to do with it."""
+    secret = "HMAC secret" if alg == "hmac-sha256" else "private key"
+    print(
+        f"vledger keys: the {secret} of key {key_id} is in {out.resolve()}"
+        " (mode 0600, readable by you only); hand it to its holder over a safe channel"
+        " and never commit it",
+        file=sys.stderr,
+    )
