@@ -11,6 +11,9 @@
   anything but ``served_app`` is aborted and recorded in ``offsite_requests``, as on a
   closed network; the page's console errors and uncaught exceptions are recorded in
   ``page_errors``. A test asserts on both lists itself.
+
+A module whose page needs another app or other settings defines its own ``served_app``
+fixture (returning a :class:`ServedApp`); ``page`` then guards that one.
 """
 
 from __future__ import annotations
