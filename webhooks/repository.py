@@ -17,8 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.core.errors import StorageError
-from ledger.core.store import from_us
-from ledger.core.tx import Row, Tx
+from ledger.core.rows import RowMapper, from_json, moment
+from ledger.core.tx import Tx
 from ledger.flows.events import Event
 
 __all__ = [
@@ -121,25 +121,24 @@ class Attempt:
 
 # -- endpoints -------------------------------------------------------------------------
 
-_ENDPOINT_COLUMNS = (
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(from_json(value))
+
+
+_ENDPOINT = RowMapper(
+    Endpoint,
     "id, principal_id, url, event_types, description, state, disabled_reason,"
-    " previous_secret_expires_at_us, created_at_us, updated_at_us"
+    " previous_secret_expires_at_us AS previous_secret_expires_at,"
+    " created_at_us AS created_at, updated_at_us AS updated_at",
+    {
+        "event_types": _names,
+        "state": EndpointState,
+        "previous_secret_expires_at": moment,
+        "created_at": moment,
+        "updated_at": moment,
+    },
 )
-
-
-def _endpoint(row: Row) -> Endpoint:
-    return Endpoint(
-        id=row[0],
-        principal_id=row[1],
-        url=row[2],
-        event_types=tuple(json.loads(row[3])),
-        description=row[4],
-        state=EndpointState(row[5]),
-        disabled_reason=row[6],
-        previous_secret_expires_at=None if row[7] is None else from_us(row[7]),
-        created_at=from_us(row[8]),
-        updated_at=from_us(row[9]),
-    )
 
 
 def _mine(principal_id: uuid.UUID | None) -> tuple[str, dict[str, Any]]:
@@ -190,10 +189,10 @@ def find_endpoint(
     """The endpoint, if it is the principal's (``principal_id`` None: anyone's)."""
     where, params = _mine(principal_id)
     row = tx.one(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = :id{where}",
+        f"SELECT {_ENDPOINT.columns} FROM webhook_endpoints WHERE id = :id{where}",
         {"id": endpoint_id, **params},
     )
-    return None if row is None else _endpoint(row)
+    return _ENDPOINT.one(row)
 
 
 def endpoint_seq(tx: Tx, endpoint_id: uuid.UUID, principal_id: uuid.UUID | None) -> int | None:
@@ -213,11 +212,11 @@ def endpoints_after(
     ``after_seq``, oldest first."""
     where, params = _mine(principal_id)
     rows = tx.execute(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE seq > :after_seq{where}"
+        f"SELECT {_ENDPOINT.columns} FROM webhook_endpoints WHERE seq > :after_seq{where}"
         " ORDER BY seq LIMIT :limit",
         {"after_seq": after_seq, "limit": limit, **params},
     )
-    return [_endpoint(r) for r in rows]
+    return _ENDPOINT.all(rows)
 
 
 def lock_secret(tx: Tx, endpoint_id: uuid.UUID, principal_id: uuid.UUID) -> str | None:
@@ -283,35 +282,27 @@ def audience(tx: Tx, party_id: uuid.UUID | None, broadcast_role: str) -> list[En
         where = "principal_id IN (SELECT principal_id FROM principal_roles WHERE role = :role)"
         params = {"role": broadcast_role}
     rows = tx.execute(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+        f"SELECT {_ENDPOINT.columns} FROM webhook_endpoints"
         f" WHERE {where} AND state = 'enabled' ORDER BY seq",
         params,
     )
-    return [_endpoint(r) for r in rows]
+    return _ENDPOINT.all(rows)
 
 
 # -- deliveries ------------------------------------------------------------------------
 
-_DELIVERY_COLUMNS = (
-    "id, endpoint_id, event_id, event_type, state, attempts, next_attempt_at_us,"
-    " last_attempt_at_us, last_status_code, last_error, created_at_us"
+_DELIVERY = RowMapper(
+    Delivery,
+    "id, endpoint_id, event_id, event_type, state, attempts,"
+    " next_attempt_at_us AS next_attempt_at, last_attempt_at_us AS last_attempt_at,"
+    " last_status_code, last_error, created_at_us AS created_at",
+    {
+        "state": DeliveryState,
+        "next_attempt_at": moment,
+        "last_attempt_at": moment,
+        "created_at": moment,
+    },
 )
-
-
-def _delivery(row: Row) -> Delivery:
-    return Delivery(
-        id=row[0],
-        endpoint_id=row[1],
-        event_id=row[2],
-        event_type=row[3],
-        state=DeliveryState(row[4]),
-        attempts=row[5],
-        next_attempt_at=None if row[6] is None else from_us(row[6]),
-        last_attempt_at=None if row[7] is None else from_us(row[7]),
-        last_status_code=row[8],
-        last_error=row[9],
-        created_at=from_us(row[10]),
-    )
 
 
 def delivery_seq(tx: Tx, delivery_id: uuid.UUID, endpoint_id: uuid.UUID) -> int | None:
@@ -328,11 +319,11 @@ def deliveries_after(
 ) -> list[Delivery]:
     """At most ``limit`` of the endpoint's deliveries after ``after_seq``, oldest first."""
     rows = tx.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = :e"
+        f"SELECT {_DELIVERY.columns} FROM webhook_deliveries WHERE endpoint_id = :e"
         " AND seq > :after_seq ORDER BY seq LIMIT :limit",
         {"e": endpoint_id, "after_seq": after_seq, "limit": limit},
     )
-    return [_delivery(r) for r in rows]
+    return _DELIVERY.all(rows)
 
 
 def add_delivery(tx: Tx, endpoint_id: uuid.UUID, event: Event, now_us: int) -> bool:
@@ -358,21 +349,14 @@ def add_delivery(tx: Tx, endpoint_id: uuid.UUID, event: Event, now_us: int) -> b
     return True
 
 
-def _due(row: Row) -> DueDelivery:
-    return DueDelivery(
-        delivery_id=row[0],
-        attempts=row[1],
-        endpoint_id=row[2],
-        url=row[3],
-        secret=row[4],
-        previous_secret=row[5],
-        previous_secret_expires_at_us=row[6],
-        endpoint_state=EndpointState(row[7]),
-        event_id=row[8],
-        event_type=row[9],
-        payload=json.loads(row[10]),
-        event_created_at=from_us(row[11]),
-    )
+_DUE = RowMapper(
+    DueDelivery,
+    "d.id AS delivery_id, d.attempts, e.id AS endpoint_id, e.url, e.secret,"
+    " e.previous_secret, e.previous_secret_expires_at_us, e.state AS endpoint_state,"
+    " ev.id AS event_id, ev.type AS event_type, ev.payload,"
+    " ev.created_at_us AS event_created_at",
+    {"endpoint_state": EndpointState, "payload": from_json, "event_created_at": moment},
+)
 
 
 def lock_due(tx: Tx, now_us: int, limit: int) -> list[DueDelivery]:
@@ -380,16 +364,14 @@ def lock_due(tx: Tx, now_us: int, limit: int) -> list[DueDelivery]:
     (on PostgreSQL, skipping those another worker holds)."""
     lock = " FOR UPDATE OF d SKIP LOCKED" if tx.dialect == "postgresql" else ""
     rows = tx.execute(
-        "SELECT d.id, d.attempts, e.id, e.url, e.secret, e.previous_secret,"
-        " e.previous_secret_expires_at_us, e.state, ev.id, ev.type, ev.payload,"
-        " ev.created_at_us FROM webhook_deliveries d"
+        f"SELECT {_DUE.columns} FROM webhook_deliveries d"
         " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
         " JOIN outbox_events ev ON ev.id = d.event_id"
         " WHERE d.state = 'pending' AND d.next_attempt_at_us <= :now"
         f" ORDER BY d.next_attempt_at_us, d.seq LIMIT :limit{lock}",
         {"now": now_us, "limit": limit},
     )
-    return [_due(r) for r in rows]
+    return _DUE.all(rows)
 
 
 def fail_unsent(tx: Tx, delivery_id: uuid.UUID, now_us: int) -> None:

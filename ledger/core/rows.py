@@ -42,10 +42,14 @@ T = TypeVar("T")
 Convert = Callable[[Any], Any]
 """Turns one non-NULL column value into its field's value."""
 
-_ITEM = re.compile(r"^\s*(?P<column>[A-Za-z_]\w*)(?:\s+AS\s+(?P<field>[A-Za-z_]\w*))?\s*$", re.I)
+_ITEM = re.compile(
+    r"^\s*(?P<column>(?:[A-Za-z_]\w*\.)?[A-Za-z_]\w*)(?:\s+AS\s+(?P<field>[A-Za-z_]\w*))?\s*$",
+    re.IGNORECASE,
+)
+"""One item of a SELECT list: ``column``, ``alias.column``, either with ``AS field``."""
 
 
-def uuid_of(value: uuid.UUID | bytes | str) -> uuid.UUID:
+def uuid_of(value: uuid.UUID | bytes | bytearray | memoryview | str) -> uuid.UUID:
     """A UUID from what either engine (or a JSON text) answers for one."""
     if isinstance(value, uuid.UUID):
         return value
@@ -162,7 +166,8 @@ def _item(text: str) -> tuple[str, str]:
     found = _ITEM.match(text)
     if found is None:
         raise ValueError(f"not a column (or 'column AS field'): {text.strip()!r}")
-    return found["column"], found["field"] or found["column"]
+    column = found["column"]
+    return column, found["field"] or column.rsplit(".", 1)[-1]
 
 
 def _check_declaration(
