@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from ledger import Ledger
 from ledger.core.store import to_us
@@ -29,10 +28,8 @@ from reconciliation import (
     statement,
 )
 from reconciliation.errors import InputInvalid
+from reconciliation.report_tables import Tables, _integrity_tables
 from reconciliation.runs import Findings, Run, record, write_files
-
-Tables = list[tuple[str, list[tuple[Any, ...]]]]
-"""Extra report sections: (title, [header, *rows])."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +66,6 @@ class JobResult:
 
 def _integrity(led: Ledger, request: JobRequest) -> Findings:
     return integrity.run_checks(led, request.business_date)
-
-
-def _integrity_tables(findings: Findings) -> Tables:
-    header: tuple[Any, ...] = (
-        "currency",
-        "accounts",
-        "debits posted",
-        "credits posted",
-        "debits pending",
-        "credits pending",
-    )
-    rows: list[tuple[Any, ...]] = [header]
-    for currency, t in findings.summary["trial_balance"].items():
-        rows.append(
-            (
-                currency,
-                t["accounts"],
-                t["debits_posted"],
-                t["credits_posted"],
-                t["debits_pending"],
-                t["credits_pending"],
-            )
-        )
-    return [("Trial balance (minor units)", rows)]
 
 
 JOBS: dict[str, JobSpec] = {
