@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from ledger.core.store import from_us, to_us
+from ledger.core.rows import RowMapper, moment
+from ledger.core.store import to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows.agent_float.model import FloatSettings, FloatTopUp, FloatTransfer
 
@@ -79,19 +80,21 @@ def update_armed(tx: Tx, agent_id: uuid.UUID, *, armed: bool) -> None:
 
 # -- float_topups -------------------------------------------------------------------------
 
-_TOP_UP_COLUMNS = "id, agent_id, provider, currency, amount_minor, transfer_id, created_at_us"
+_TOP_UP = RowMapper(
+    FloatTopUp,
+    "id, agent_id, provider, currency, amount_minor, transfer_id, created_at_us AS created_at",
+    {"created_at": moment},
+)
 
 
 def find_top_up(tx: Tx, topup_id: uuid.UUID) -> FloatTopUp | None:
-    row = tx.one(f"SELECT {_TOP_UP_COLUMNS} FROM float_topups WHERE id = :id", {"id": topup_id})
-    if row is None:
-        return None
-    return FloatTopUp(row[0], row[1], row[2], row[3], row[4], row[5], from_us(row[6]))
+    row = tx.one(f"SELECT {_TOP_UP.columns} FROM float_topups WHERE id = :id", {"id": topup_id})
+    return _TOP_UP.one(row)
 
 
 def insert_top_up(tx: Tx, top_up: FloatTopUp) -> None:
     tx.execute(
-        f"INSERT INTO float_topups ({_TOP_UP_COLUMNS}) VALUES"
+        f"INSERT INTO float_topups ({_TOP_UP.stored_columns}) VALUES"
         " (:id, :agent, :provider, :currency, :amount, :transfer, :at)",
         {
             "id": top_up.id,
@@ -107,23 +110,24 @@ def insert_top_up(tx: Tx, top_up: FloatTopUp) -> None:
 
 # -- float_transfers ----------------------------------------------------------------------
 
-_TRANSFER_COLUMNS = (
-    "id, from_agent_id, to_agent_id, currency, amount_minor, transfer_id, created_at_us"
+_TRANSFER = RowMapper(
+    FloatTransfer,
+    "id, from_agent_id, to_agent_id, currency, amount_minor, transfer_id,"
+    " created_at_us AS created_at",
+    {"created_at": moment},
 )
 
 
 def find_float_transfer(tx: Tx, transfer_id: uuid.UUID) -> FloatTransfer | None:
     row = tx.one(
-        f"SELECT {_TRANSFER_COLUMNS} FROM float_transfers WHERE id = :id", {"id": transfer_id}
+        f"SELECT {_TRANSFER.columns} FROM float_transfers WHERE id = :id", {"id": transfer_id}
     )
-    if row is None:
-        return None
-    return FloatTransfer(row[0], row[1], row[2], row[3], row[4], row[5], from_us(row[6]))
+    return _TRANSFER.one(row)
 
 
 def insert_float_transfer(tx: Tx, moved: FloatTransfer) -> None:
     tx.execute(
-        f"INSERT INTO float_transfers ({_TRANSFER_COLUMNS}) VALUES"
+        f"INSERT INTO float_transfers ({_TRANSFER.stored_columns}) VALUES"
         " (:id, :payer, :payee, :currency, :amount, :transfer, :at)",
         {
             "id": moved.id,

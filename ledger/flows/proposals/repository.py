@@ -3,15 +3,13 @@ never changes again and no proposal is deleted (triggers refuse both)."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ledger.core.store import from_us
+from ledger.core.rows import RowMapper, from_json, moment
 from ledger.core.tx import Tx
 
 
@@ -36,25 +34,18 @@ class Proposal:
     decided_at: datetime | None
 
 
-_COLUMNS = (
+_PROPOSAL = RowMapper(
+    Proposal,
     "id, kind, payload, proposed_by, state, decided_by, reason, result,"
-    " created_at_us, decided_at_us"
+    " created_at_us AS created_at, decided_at_us AS decided_at",
+    {
+        "payload": from_json,
+        "state": State,
+        "result": from_json,
+        "created_at": moment,
+        "decided_at": moment,
+    },
 )
-
-
-def _proposal(row: Sequence[Any]) -> Proposal:
-    return Proposal(
-        id=row[0],
-        kind=row[1],
-        payload=json.loads(row[2]),
-        proposed_by=row[3],
-        state=State(row[4]),
-        decided_by=row[5],
-        reason=row[6],
-        result=None if row[7] is None else json.loads(row[7]),
-        created_at=from_us(int(row[8])),
-        decided_at=None if row[9] is None else from_us(int(row[9])),
-    )
 
 
 def insert(
@@ -77,10 +68,10 @@ def insert(
 def select(tx: Tx, proposal_id: uuid.UUID, *, lock: bool = False) -> Proposal | None:
     """The proposal (its row locked until commit with ``lock``), or ``None``."""
     row = tx.one(
-        f"SELECT {_COLUMNS} FROM proposals WHERE id = :id{tx.for_update if lock else ''}",
+        f"SELECT {_PROPOSAL.columns} FROM proposals WHERE id = :id{tx.for_update if lock else ''}",
         {"id": proposal_id},
     )
-    return None if row is None else _proposal(row)
+    return _PROPOSAL.one(row)
 
 
 def mark_approved(tx: Tx, *, proposal_id: uuid.UUID, approver: uuid.UUID, result_text: str) -> None:
@@ -110,7 +101,8 @@ def select_after(tx: Tx, *, after_seq: int, state: State | None, limit: int) -> 
     given."""
     where = "" if state is None else " AND state = :state"
     rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM proposals WHERE seq > :after{where} ORDER BY seq LIMIT :n",
+        f"SELECT {_PROPOSAL.columns} FROM proposals WHERE seq > :after{where}"
+        " ORDER BY seq LIMIT :n",
         {"after": after_seq, "state": None if state is None else state.value, "n": limit},
     )
-    return [_proposal(row) for row in rows]
+    return _PROPOSAL.all(rows)

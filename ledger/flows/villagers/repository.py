@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.core.tx import Row, Tx
+from ledger.core.rows import RowMapper
+from ledger.core.tx import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,45 +44,38 @@ class CodeRow:
     expires_at_us: int
 
 
-_COLUMNS = (
+_VILLAGER = RowMapper(
+    VillagerRow,
     "party_id, agent_id, phone, language, state, pin_tries_failed, unlocked_at_us,"
-    " debit_hold_until_us, created_at_us, updated_at_us, pin_hash, registration_sha256"
+    " debit_hold_until_us, created_at_us, updated_at_us, pin_hash, registration_sha256",
+    {
+        "pin_tries_failed": int,
+        "unlocked_at_us": int,
+        "debit_hold_until_us": int,
+        "created_at_us": int,
+        "updated_at_us": int,
+    },
 )
-
-
-def _villager(row: Row) -> VillagerRow:
-    return VillagerRow(
-        party_id=row[0],
-        agent_id=row[1],
-        phone=row[2],
-        language=row[3],
-        state=row[4],
-        pin_tries_failed=int(row[5]),
-        unlocked_at_us=None if row[6] is None else int(row[6]),
-        debit_hold_until_us=None if row[7] is None else int(row[7]),
-        created_at_us=int(row[8]),
-        updated_at_us=int(row[9]),
-        pin_hash=row[10],
-        registration_sha256=row[11],
-    )
 
 
 def select_by_id(tx: Tx, villager_id: uuid.UUID, *, lock: bool) -> VillagerRow | None:
     """The villager's row (locked until commit with ``lock``), or ``None``."""
     row = tx.one(
-        f"SELECT {_COLUMNS} FROM villagers WHERE party_id = :id{tx.for_update if lock else ''}",
+        f"SELECT {_VILLAGER.columns} FROM villagers"
+        f" WHERE party_id = :id{tx.for_update if lock else ''}",
         {"id": villager_id},
     )
-    return None if row is None else _villager(row)
+    return _VILLAGER.one(row)
 
 
 def select_by_phone(tx: Tx, phone: str, *, lock: bool) -> VillagerRow | None:
     """The row of the villager of ``phone`` (E.164; locked with ``lock``), or ``None``."""
     row = tx.one(
-        f"SELECT {_COLUMNS} FROM villagers WHERE phone = :phone{tx.for_update if lock else ''}",
+        f"SELECT {_VILLAGER.columns} FROM villagers"
+        f" WHERE phone = :phone{tx.for_update if lock else ''}",
         {"phone": phone},
     )
-    return None if row is None else _villager(row)
+    return _VILLAGER.one(row)
 
 
 def phone_taken(tx: Tx, phone: str) -> bool:
