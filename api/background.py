@@ -17,7 +17,8 @@ from several processes (their state is in the database), so a pass that fails is
 and the next one tries again: a background thread never takes the service down. The
 sealer needs the service key (:func:`reconciliation.service_key.load_service_key`); when
 it cannot be loaded the error is logged and nothing is sealed (``vledger seal`` can
-catch up later), the API serving on.
+catch up later), the API serving on; but a key that other users may read or replace
+(:class:`~reconciliation.service_key.ServiceKeyExposed`) stops the service from starting.
 """
 
 from __future__ import annotations
