@@ -1,0 +1,66 @@
+"""The villager's catalogs are complete: every ``tr(...)`` message in the code has an English
+and a Swahili text with the same placeholders, and no catalog keeps a message nobody uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+
+from ledger.core.errors import MalformedRequest
+from ledger.i18n import DOMAINS, LANGUAGES, catalog, placeholders, tr
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("ledger", "api", "webhooks", "vledger")
+
+
+def used_messages() -> dict[str, set[str]]:
+    """``domain -> msgids`` of every ``tr(language, "domain", "msgid", ...)`` call."""
+    found: dict[str, set[str]] = {domain: set() for domain in DOMAINS}
+    for folder in SOURCES:
+        for _name, _line, message, _comments, _context in extract_from_dir(
+            ROOT / folder,
+            method_map=[("**.py", "python")],
+            keywords={"tr": (2, 3)},
+            comment_tags=(),
+            strip_comment_tags=True,
+        ):
+            domain, msgid = message if isinstance(message, tuple) else (None, None)
+            assert domain in DOMAINS, f"tr() names an unknown domain: {message!r}"
+            if msgid:
+                found[domain].add(msgid)
+    return found
+
+
+def test_every_message_is_in_every_language_with_its_placeholders() -> None:
+    used = used_messages()
+    problems = []
+    for domain, msgids in used.items():
+        for language in LANGUAGES:
+            texts = catalog(language, domain)
+            for msgid in sorted(msgids):
+                text = texts.get(msgid)
+                if text is None:
+                    problems.append(f"{language}/{domain}: untranslated {msgid!r}")
+                elif placeholders(text) != placeholders(msgid):
+                    problems.append(f"{language}/{domain}: placeholders differ in {text!r}")
+            stale = sorted(set(texts) - msgids)
+            problems += [f"{language}/{domain}: unused {msgid!r}" for msgid in stale]
+    assert problems == []
+
+
+def test_the_check_finds_a_message_missing_from_swahili(tmp_path: Path) -> None:
+    """The extraction sees a ``tr`` call, so a new untranslated message fails the test above."""
+    (tmp_path / "screen.py").write_text('tr(lang, "ussd", "A message nobody translated")\n')
+    extracted = [m for *_x, m, _c, _ctx in extract_from_dir(tmp_path, keywords={"tr": (2, 3)})]
+    assert extracted == [("ussd", "A message nobody translated")]
+    assert "A message nobody translated" not in catalog("sw", "ussd")
+
+
+def test_tr_fills_placeholders_falls_back_to_english_and_strips_control_characters() -> None:
+    assert tr("sw", "ussd", "Not in any catalog {x}", x="1") == "Not in any catalog 1"
+    marked = tr("fr", "ussd", "Not in any catalog {x}", x="\x1b[31mA\nB")
+    assert marked == "Not in any catalog [31mAB"
+    with pytest.raises(MalformedRequest):
+        catalog("sw", "email")
