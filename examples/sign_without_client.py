@@ -1,6 +1,6 @@
 """Sign one request without our client: RFC 9421 + Content-Digest with ``cryptography``.
 
-    python examples/sign_without_client.py URL KEY_ID KEY_FILE
+    .venv/bin/python examples/sign_without_client.py URL KEY_ID KEY_FILE
     (or VLEDGER_URL, VLEDGER_KEY_ID, VLEDGER_KEY_FILE)
 
 Creates an account (``POST /v1/accounts``) and prints the answer. KEY_FILE is what
@@ -8,6 +8,10 @@ Creates an account (``POST /v1/accounts``) and prints the answer. KEY_FILE is wh
 The profile: one signature tagged ``vledger`` covering ``"@method" "@target-uri"``,
 plus ``"content-type" "content-digest"`` with a body, plus ``"idempotency-key"``;
 parameters ``created``, ``keyid``, ``alg`` and ``tag``.
+
+Prints the status and the answer. A refusal is problem+json: the script prints its
+``code`` and ``detail`` (``refused: 401 signature_invalid: ...``) and exits 1; missing
+arguments or an unreadable key file print the usage and exit 2.
 """
 
 import base64
@@ -20,14 +24,29 @@ import sys
 import time
 import urllib.parse
 import uuid
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+USAGE = "usage: sign_without_client.py URL KEY_ID KEY_FILE (or $VLEDGER_URL ... in the environment)"
+
+
+def usage(message: str) -> NoReturn:
+    print(f"{USAGE}\nsign_without_client.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 names = ("VLEDGER_URL", "VLEDGER_KEY_ID", "VLEDGER_KEY_FILE")
-base_url, key_id, key_file = sys.argv[1:4] or [os.environ[n] for n in names]
-with open(key_file, "rb") as f:
-    key_bytes = f.read()
+given = sys.argv[1:] or [os.environ.get(n, "") for n in names]
+if len(given) != len(names) or not all(given):
+    usage("give URL, KEY_ID and KEY_FILE")
+base_url, key_id, key_file = given
+try:
+    with open(key_file, "rb") as f:
+        key_bytes = f.read()
+except OSError as exc:
+    usage(f"cannot read KEY_FILE: {exc}")
 
 url = base_url.rstrip("/") + "/v1/accounts"
 body = json.dumps({"id": str(uuid.uuid4()), "currency": "KES", "code": 101}).encode()
@@ -48,21 +67,39 @@ lines += [f'"{name}": {value}' for name, value in headers.items()]
 lines.append(f'"@signature-params": {params}')
 signature_base = "\n".join(lines).encode()
 
-if alg == "ed25519":
-    private_key = load_pem_private_key(key_bytes, password=None)
-    if not isinstance(private_key, Ed25519PrivateKey):
-        sys.exit("KEY_FILE is not an Ed25519 key")
-    signature = private_key.sign(signature_base)
-else:
-    secret = base64.b64decode(key_bytes.strip())
-    signature = hmac.new(secret, signature_base, hashlib.sha256).digest()
+try:
+    if alg == "ed25519":
+        private_key = load_pem_private_key(key_bytes, password=None)
+        if not isinstance(private_key, Ed25519PrivateKey):
+            usage("KEY_FILE is not an Ed25519 key")
+        signature = private_key.sign(signature_base)
+    else:
+        secret = base64.b64decode(key_bytes.strip(), validate=True)
+        signature = hmac.new(secret, signature_base, hashlib.sha256).digest()
+except ValueError as exc:  # binascii.Error is one
+    usage(f"KEY_FILE is neither a PEM Ed25519 key nor a base64 HMAC secret ({exc})")
 
 headers["signature-input"] = f"vledger={params}"
 headers["signature"] = "vledger=:" + base64.b64encode(signature).decode() + ":"
 
 target = urllib.parse.urlsplit(url)
+if target.scheme != "http" or not target.netloc:
+    usage(f"URL must be http://host:port, not {base_url!r}")
 connection = http.client.HTTPConnection(target.netloc, timeout=10)
-connection.request("POST", target.path, body=body, headers=headers)
-answer = connection.getresponse()
-print(answer.status, answer.read().decode())  # a refusal is problem+json saying why
-sys.exit(0 if answer.status < 400 else 1)
+try:
+    connection.request("POST", target.path, body=body, headers=headers)
+    answer = connection.getresponse()
+    text = answer.read().decode()
+except OSError as exc:
+    print(f"no answer from {base_url}: {exc}", file=sys.stderr)
+    sys.exit(1)
+if answer.status >= 400:  # a refusal is problem+json saying why
+    try:
+        problem = json.loads(text)
+    except ValueError:
+        problem = {"detail": text}
+    print(
+        f"refused: {answer.status} {problem.get('code')}: {problem.get('detail')}", file=sys.stderr
+    )
+    sys.exit(1)
+print(answer.status, text)
