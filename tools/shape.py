@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("ledger", "api", "reconciliation", "vledger", "webhooks")
+PACKAGES = ("ledger", "api", "reconciliation", "vledger", "webhooks", "sms")
 FUNCTION_LINES_MAX = 70
 """The length gate: a function longer than this needs a ``# long:`` comment saying why."""
 LONG_MARK = "# long:"
@@ -67,10 +67,15 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "webhook_deliveries": ("webhooks",),
     "webhook_attempts": ("webhooks",),
     "webhook_cursor": ("webhooks",),
+    "sms_cursor": ("sms.repository",),
+    "sms_contacts": ("sms.repository",),
+    "sms_messages": ("sms.repository",),
+    "sms_attempts": ("sms.repository",),
     "recon_runs": ("reconciliation.runs",),
     "recon_claims": ("reconciliation.schedule",),
     "recon_cash_counts": ("reconciliation.cash_count",),
     "recon_variances": ("reconciliation.cash_count",),
+    "recon_settlement_times": ("reconciliation.ageing",),
     "seal_blocks": ("reconciliation.seal",),
     "seal_keys": ("reconciliation.seal",),
     "seal_state": ("reconciliation.seal",),
