@@ -12,10 +12,18 @@ from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer
 from ledger.flows import events, fees, wallets
-from ledger.flows.agent_float import check_amount, check_float_low, check_id, submit_linked
-from ledger.flows.cash import rules
+from ledger.flows.agent_float import check_float_low, submit_linked
 from ledger.flows.cash.batch import check_device, leg, resolve, shortages, two_parties
-from ledger.flows.cash.cash_out import checked, consented, emit, price_cash_out, replay_first
+from ledger.flows.cash.cash_out import (
+    Asked,
+    add_in,
+    answered,
+    checked,
+    consented,
+    emit,
+    price_cash_out,
+    replayed_in,
+)
 from ledger.flows.cash.model import (
     CASH_OUT_CODE,
     CASH_PAID_CODE,
@@ -23,7 +31,7 @@ from ledger.flows.cash.model import (
     CashOutMode,
     CashOutState,
 )
-from ledger.flows.cash.repository import CashOutRepository, NewCashOut
+from ledger.flows.cash.repository import CashOutRepository
 from ledger.flows.consent import Consent, HeldWithdrawal, Purpose, held_withdrawal_in
 from ledger.flows.parties import Party, Role
 
@@ -51,29 +59,18 @@ def cash_out(
     ``amount_minor`` to the agent's float, the fee legs are paid at the fee quoted when
     the code was made, and the agent's cash-on-hand shrinks by ``amount_minor``.
     ``caller_id`` (default: the agent) is whose wrong codes are counted."""
-    request = (agent_id, villager_id, amount_minor, device_id)
-    replayed = replay_first(led, cash_out_id, CashOutMode.ONE_SHOT, request)
-    if replayed is not None:
-        return replayed
-    given = checked(
+    asked = Asked(cash_out_id, agent_id, villager_id, amount_minor, device_id, CashOutMode.ONE_SHOT)
+    return answered(
         led,
-        caller_id=caller_id or agent_id,
-        villager_id=villager_id,
-        consent_code=consent_code,
-        purpose=Purpose.OFFLINE_WITHDRAWAL,
-        amount_minor=amount_minor,
-        agent_id=agent_id,
-    )
-    return led.transact(
-        lambda tx: cash_out_in(
-            tx,
-            cash_out_id=cash_out_id,
-            agent_id=agent_id,
-            villager_id=villager_id,
-            amount_minor=amount_minor,
-            consent=given,
-            device_id=device_id,
-        )
+        asked,
+        lambda: checked(
+            led,
+            asked,
+            Purpose.OFFLINE_WITHDRAWAL,
+            caller_id=caller_id or agent_id,
+            consent_code=consent_code,
+        ),
+        lambda tx, given: _cash_out_in(tx, asked, given),
     )
 
 
@@ -126,41 +123,40 @@ def cash_out_in(
 ) -> CashOut:
     """:func:`cash_out` inside a transaction someone else opened, with the consent
     :func:`ledger.flows.consent.check_code` gave for the offline withdrawal code."""
-    check_id(cash_out_id, "cash_out_id")
-    check_id(agent_id, "agent_id")
-    check_id(villager_id, "villager_id")
-    check_device(device_id)
-    check_amount(amount_minor)
+    asked = Asked(cash_out_id, agent_id, villager_id, amount_minor, device_id, CashOutMode.ONE_SHOT)
+    return _cash_out_in(tx, asked, consent)
+
+
+def _cash_out_in(tx: Tx, asked: Asked, consent: Consent | None) -> CashOut:
+    check_device(asked.device_id)
     repository = CashOutRepository(tx)
-    request = (agent_id, villager_id, amount_minor, device_id)
-    replayed = rules.replayed_cash_out(repository, cash_out_id, CashOutMode.ONE_SHOT, request)
+    replayed = replayed_in(repository, asked)
     if replayed is not None:
         return replayed
-    who = (agent_id, villager_id)
-    used = consented(tx, consent, Purpose.OFFLINE_WITHDRAWAL, cash_out_id, who, amount_minor)
+    used = consented(tx, consent, Purpose.OFFLINE_WITHDRAWAL, asked)
     held = held_withdrawal_in(tx, used)
-    agent, villager = two_parties(tx, agent_id, villager_id)
+    agent, villager = two_parties(tx, asked.agent_id, asked.villager_id)
     quote = None if held.quote is None else fees.Quote(**json.loads(held.quote))
     legs = _posted_legs(
-        tx, cash_out_id, agent, villager, held=held, quote=quote, amount_minor=amount_minor
+        tx,
+        asked.cash_out_id,
+        agent,
+        villager,
+        held=held,
+        quote=quote,
+        amount_minor=asked.amount_minor,
     )
     submit_linked(tx, legs, shortages(agent, villager))
-    new = NewCashOut(
-        id=cash_out_id,
-        agent_id=agent.id,
-        villager_id=villager.id,
-        device_id=device_id,
-        currency=agent.currency,
-        amount_minor=amount_minor,
-        quote=quote,
-        mode=CashOutMode.ONE_SHOT,
+    found = add_in(
+        repository,
+        asked,
+        agent,
         state=CashOutState.COMPLETED,
+        quote=quote,
         utc_day=held.utc_day,  # counted in the villager's usage when the code was made
-        expires_at_us=None,
     )
-    found = repository.add(new).cash_out
     emit(tx, events.CASHOUT_COMPLETED, found)
-    check_float_low(tx, agent_id)
+    check_float_low(tx, agent.id)
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 from ledger.core.errors import InvariantViolation, MalformedRequest
@@ -14,10 +13,19 @@ from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer
 from ledger.flows import events, fees, limits, wallets
-from ledger.flows.agent_float import check_amount, check_float_low, check_id, submit_linked
+from ledger.flows.agent_float import check_float_low, check_id, submit_linked
 from ledger.flows.cash import rules
 from ledger.flows.cash.batch import hold_ids, leg, resolve, shortages, two_parties
-from ledger.flows.cash.cash_out import checked, consented, emit, price_cash_out, replay_first
+from ledger.flows.cash.cash_out import (
+    Asked,
+    add_in,
+    answered,
+    checked,
+    consented,
+    emit,
+    price_cash_out,
+    replayed_in,
+)
 from ledger.flows.cash.model import (
     CASH_OUT_CODE,
     CASH_OUT_TIMEOUT_S,
@@ -26,7 +34,7 @@ from ledger.flows.cash.model import (
     CashOutMode,
     CashOutState,
 )
-from ledger.flows.cash.repository import CashOutRepository, NewCashOut, StoredCashOut
+from ledger.flows.cash.repository import CashOutRepository, StoredCashOut
 from ledger.flows.consent import Consent, Purpose, by_pin
 from ledger.flows.limits import Direction
 from ledger.flows.parties import Party, Role
@@ -62,22 +70,18 @@ def request_cash_out(
     cash-on-hand until the agent confirms, the villager cancels, or ``timeout_s`` passes
     (see the module docstring). ``caller_id`` (default: the agent) is whose wrong codes
     are counted. No code: ``consent_required``, nothing held."""
-    return _two_phase(
+    asked = _asked(cash_out_id, agent_id, villager_id, amount_minor)
+    return answered(
         led,
-        cash_out_id=cash_out_id,
-        agent_id=agent_id,
-        villager_id=villager_id,
-        amount_minor=amount_minor,
-        timeout_s=timeout_s,
-        consent_of=lambda: checked(
+        asked,
+        lambda: checked(
             led,
+            asked,
+            Purpose.WITHDRAWAL,
             caller_id=caller_id or agent_id,
-            villager_id=villager_id,
             consent_code=consent_code,
-            purpose=Purpose.WITHDRAWAL,
-            amount_minor=amount_minor,
-            agent_id=agent_id,
         ),
+        lambda tx, given: _request_in(tx, asked, given, timeout_s),
     )
 
 
@@ -94,52 +98,19 @@ def start_withdrawal(
     """The villager starts a withdrawal at ``agent_id`` with the PIN (USSD later; M-Pesa's
     model): the same hold as :func:`request_cash_out`, and the agent confirms the
     hand-over with :func:`confirm_cash_out`. A wrong PIN holds nothing."""
-    return _two_phase(
+    asked = _asked(cash_out_id, agent_id, villager_id, amount_minor)
+    return answered(
         led,
-        cash_out_id=cash_out_id,
-        agent_id=agent_id,
-        villager_id=villager_id,
-        amount_minor=amount_minor,
-        timeout_s=timeout_s,
-        consent_of=lambda: by_pin(
-            led,
-            villager_id=villager_id,
-            pin=pin,
-            purpose=Purpose.WITHDRAWAL,
-            amount_minor=amount_minor,
-            agent_id=agent_id,
-        ),
+        asked,
+        lambda: by_pin(led, pin=pin, **asked.consent_terms(Purpose.WITHDRAWAL)),
+        lambda tx, given: _request_in(tx, asked, given, timeout_s),
     )
 
 
-def _two_phase(
-    led: Ledger,
-    *,
-    cash_out_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    villager_id: uuid.UUID,
-    amount_minor: int,
-    timeout_s: int,
-    consent_of: Callable[[], Consent | None],
-) -> CashOut:
-    """A two-phase cash-out: a replay answers as before without asking for consent again
-    (its code is spent); else ``consent_of()`` (its own transaction), then the holds."""
-    request = (agent_id, villager_id, amount_minor, None)
-    replayed = replay_first(led, cash_out_id, CashOutMode.TWO_PHASE, request)
-    if replayed is not None:
-        return replayed
-    given = consent_of()
-    return led.transact(
-        lambda tx: request_cash_out_in(
-            tx,
-            cash_out_id=cash_out_id,
-            agent_id=agent_id,
-            villager_id=villager_id,
-            amount_minor=amount_minor,
-            consent=given,
-            timeout_s=timeout_s,
-        )
-    )
+def _asked(
+    cash_out_id: uuid.UUID, agent_id: uuid.UUID, villager_id: uuid.UUID, amount_minor: int
+) -> Asked:
+    return Asked(cash_out_id, agent_id, villager_id, amount_minor, None, CashOutMode.TWO_PHASE)
 
 
 def _hold_legs(
@@ -189,43 +160,38 @@ def request_cash_out_in(
 ) -> CashOut:
     """:func:`request_cash_out` inside a transaction someone else opened, with the
     villager's ``withdrawal`` consent for this agent and amount."""
-    check_id(cash_out_id, "cash_out_id")
-    check_id(agent_id, "agent_id")
-    check_id(villager_id, "villager_id")
-    check_amount(amount_minor)
+    asked = _asked(cash_out_id, agent_id, villager_id, amount_minor)
+    return _request_in(tx, asked, consent, timeout_s)
+
+
+def _request_in(tx: Tx, asked: Asked, consent: Consent | None, timeout_s: int) -> CashOut:
     rules.check_timeout(timeout_s)
     repository = CashOutRepository(tx)
-    request = (agent_id, villager_id, amount_minor, None)
-    replayed = rules.replayed_cash_out(repository, cash_out_id, CashOutMode.TWO_PHASE, request)
+    replayed = replayed_in(repository, asked)
     if replayed is not None:
         return replayed
-    who = (agent_id, villager_id)
-    consented(tx, consent, Purpose.WITHDRAWAL, cash_out_id, who, amount_minor)
-    agent, villager = two_parties(tx, agent_id, villager_id)
-    quote, fee, day = price_cash_out(tx, agent, villager, amount_minor)
+    consented(tx, consent, Purpose.WITHDRAWAL, asked)
+    agent, villager = two_parties(tx, asked.agent_id, asked.villager_id)
+    amount_minor = asked.amount_minor
+    quote, fee_minor, day = price_cash_out(tx, agent, villager, amount_minor)
     legs = _hold_legs(
-        cash_out_id,
+        asked.cash_out_id,
         agent,
         villager,
-        total_minor=amount_minor + fee,
+        total_minor=amount_minor + fee_minor,
         cash_minor=amount_minor,
         timeout_s=timeout_s,
     )
     submit_linked(tx, legs, shortages(agent, villager))
-    new = NewCashOut(
-        id=cash_out_id,
-        agent_id=agent.id,
-        villager_id=villager.id,
-        device_id=None,
-        currency=agent.currency,
-        amount_minor=amount_minor,
-        quote=quote,
-        mode=CashOutMode.TWO_PHASE,
+    found = add_in(
+        repository,
+        asked,
+        agent,
         state=CashOutState.REQUESTED,
+        quote=quote,
         utc_day=day,
         expires_at_us=tx.now_us + timeout_s * US_PER_S,
     )
-    found = repository.add(new).cash_out
     assert found.expires_at is not None  # a two-phase cash-out always expires
     emit(tx, events.CASHOUT_RESERVED, found, expires_at=found.expires_at.isoformat())
     return found
