@@ -29,18 +29,17 @@ a cancelled one answer it unchanged, so those two steps need no id of their own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
-from api.context import context, json_response, run_post
+from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import body_of, page_limit, signed
-from api.routes.steps import id_text, parse, time_text
+from api.routes.common import page_limit, page_of, signed, write
+from api.routes.steps import id_text, time_text
 from api.schemas import (
     CashInCreate,
     CashInList,
@@ -57,6 +56,7 @@ from api.schemas import (
     FloatTransferCreate,
     FloatTransferOut,
 )
+from ledger import Ledger
 from ledger.flows import agent_float, cash
 from ledger.flows.agent_float import FloatStatus, FloatTopUp, FloatTransfer
 from ledger.flows.cash import CashIn, CashOut, CashOutState
@@ -159,21 +159,6 @@ def _visible(caller: ApiKey, owner: uuid.UUID) -> bool:
     return caller.role in READ_ALL or owner == caller.principal_id
 
 
-def _post(
-    request: Request,
-    caller: ApiKey,
-    handle: Callable[[bytes], Response],
-) -> Response:
-    body = body_of(request)
-    return run_post(request, caller, body, lambda: handle(body))
-
-
-def _page(found: list[Any], size: int, shape: Callable[[Any], Any]) -> Response:
-    return json_response(
-        200, {"data": [shape(x) for x in found[:size]], "has_more": len(found) > size}
-    )
-
-
 # -- cash-ins ---------------------------------------------------------------------------
 
 
@@ -186,20 +171,19 @@ def _page(found: list[Any], size: int, shape: Callable[[Any], Any]) -> Response:
 )
 def create_cash_in(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, CashInCreate)
-        made = cash.cash_in(
+    def act(led: Ledger, data: CashInCreate) -> CashIn:
+        return cash.cash_in(
             led,
             cash_in_id=data.id,
             agent_id=agent_id,
             villager_id=data.villager_id,
             amount_minor=data.amount_minor,
         )
-        return json_response(201, cash_in_out(made), {"Location": f"/v1/cash-ins/{made.id}"})
 
-    return _post(request, caller, handle)
+    return write(
+        request, caller, CashInCreate, act, cash_in_out, status=201, location="/v1/cash-ins"
+    )
 
 
 @agents_router.get(
@@ -216,7 +200,7 @@ def list_cash_ins(
     size = page_limit(request, limit)
     led = context(request).ledger
     found = cash.list_cash_ins(led, agent_id=agent_id, after=starting_after, limit=size + 1)
-    return _page(found, size, cash_in_out)
+    return page_of(found, size, cash_in_out)
 
 
 @cash_ins_router.get("/{cash_in_id}", response_model=CashInOut, summary="Get a cash-in")
@@ -242,11 +226,9 @@ def get_cash_in(request: Request, caller: Caller, cash_in_id: uuid.UUID) -> Resp
 )
 def request_cash_out(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, CashOutCreate)
-        made = cash.request_cash_out(
+    def act(led: Ledger, data: CashOutCreate) -> CashOut:
+        return cash.request_cash_out(
             led,
             cash_out_id=data.id,
             agent_id=agent_id,
@@ -256,9 +238,10 @@ def request_cash_out(request: Request, caller: Caller, agent_id: uuid.UUID) -> R
             timeout_s=data.timeout_s,
             caller_id=caller.principal_id,
         )
-        return json_response(201, cash_out_out(made), {"Location": f"/v1/cash-outs/{made.id}"})
 
-    return _post(request, caller, handle)
+    return write(
+        request, caller, CashOutCreate, act, cash_out_out, status=201, location="/v1/cash-outs"
+    )
 
 
 @agents_router.get(
@@ -280,7 +263,7 @@ def list_cash_outs(
     found = cash.list_cash_outs(
         led, agent_id=agent_id, state=state, after=starting_after, limit=size + 1
     )
-    return _page(found, size, cash_out_out)
+    return page_of(found, size, cash_out_out)
 
 
 def _cash_out(request: Request, caller: ApiKey, cash_out_id: uuid.UUID) -> CashOut:
@@ -306,15 +289,12 @@ def get_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) -> Re
 )
 def confirm_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) -> Response:
     require_role(caller, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        parse(request, body, CashOutConfirm, empty_ok=True)
+    def act(led: Ledger, data: CashOutConfirm) -> CashOut:
         found = _cash_out(request, caller, cash_out_id)
-        done = cash.confirm_cash_out(led, cash_out_id=cash_out_id, agent_id=found.agent_id)
-        return json_response(200, cash_out_out(done))
+        return cash.confirm_cash_out(led, cash_out_id=cash_out_id, agent_id=found.agent_id)
 
-    return _post(request, caller, handle)
+    return write(request, caller, CashOutConfirm, act, cash_out_out, empty_ok=True)
 
 
 @cash_outs_router.post(
@@ -325,17 +305,13 @@ def confirm_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) -
 )
 def cancel_cash_out(request: Request, caller: Caller, cash_out_id: uuid.UUID) -> Response:
     require_role(caller, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, CashOutCancel, empty_ok=True)
+    def act(led: Ledger, data: CashOutCancel) -> CashOut:
         _cash_out(request, caller, cash_out_id)
-        done = cash.cancel_cash_out(
-            led, cash_out_id=cash_out_id, reason=data.reason or DEFAULT_CANCEL_REASON
-        )
-        return json_response(200, cash_out_out(done))
+        reason = data.reason or DEFAULT_CANCEL_REASON
+        return cash.cancel_cash_out(led, cash_out_id=cash_out_id, reason=reason)
 
-    return _post(request, caller, handle)
+    return write(request, caller, CashOutCancel, act, cash_out_out, empty_ok=True)
 
 
 # -- the float --------------------------------------------------------------------------
@@ -358,20 +334,17 @@ def get_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response
 )
 def top_up_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     require_role(caller, OPERATOR)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, FloatTopUpCreate)
-        made = agent_float.top_up_float(
+    def act(led: Ledger, data: FloatTopUpCreate) -> FloatTopUp:
+        return agent_float.top_up_float(
             led,
             topup_id=data.id,
             agent_id=agent_id,
             amount_minor=data.amount_minor,
             provider=data.provider,
         )
-        return json_response(201, top_up_out(made))
 
-    return _post(request, caller, handle)
+    return write(request, caller, FloatTopUpCreate, act, top_up_out, status=201)
 
 
 @agents_router.post(
@@ -383,20 +356,17 @@ def top_up_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Respo
 )
 def transfer_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, FloatTransferCreate)
-        made = agent_float.transfer_float(
+    def act(led: Ledger, data: FloatTransferCreate) -> FloatTransfer:
+        return agent_float.transfer_float(
             led,
             transfer_id=data.id,
             from_agent_id=agent_id,
             to_agent_id=data.to_agent_id,
             amount_minor=data.amount_minor,
         )
-        return json_response(201, float_transfer_out(made))
 
-    return _post(request, caller, handle)
+    return write(request, caller, FloatTransferCreate, act, float_transfer_out, status=201)
 
 
 @agents_router.post(
@@ -407,13 +377,10 @@ def transfer_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Res
 )
 def set_float_threshold(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, ACTORS)
-    led = context(request).ledger
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, FloatThresholdSet)
-        found = agent_float.set_float_threshold(
+    def act(led: Ledger, data: FloatThresholdSet) -> FloatStatus:
+        return agent_float.set_float_threshold(
             led, agent_id=agent_id, threshold_minor=data.threshold_minor
         )
-        return json_response(200, float_out(found))
 
-    return _post(request, caller, handle)
+    return write(request, caller, FloatThresholdSet, act, float_out)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.context import KeyNotInMemory, authenticate, context, raw_body
+from api.context import KeyNotInMemory, authenticate, context, json_response, raw_body, run_post
 from api.principals import ApiKey
 from api.problems import ApiError
+from api.routes.steps import parse
 from api.schemas import account_flag_names, transfer_flag_names
-from ledger import Account, Transfer
+from ledger import Account, Ledger, Transfer
 from ledger.limits import API_PAGE_SIZE_MAX
 from ledger.limits import API_PAGE_SIZE_MAX as PAGE_SIZE_MAX
 
@@ -22,9 +26,14 @@ __all__ = [
     "account_out",
     "body_of",
     "page_limit",
+    "page_of",
     "signed",
     "transfer_out",
+    "write",
 ]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 async def signed(request: Request) -> ApiKey:
@@ -43,6 +52,40 @@ async def signed(request: Request) -> ApiKey:
 def body_of(request: Request) -> bytes:
     found: bytes = request.scope["state"]["raw_body"]
     return found
+
+
+def write(
+    request: Request,
+    caller: ApiKey,
+    model: type[M],
+    act: Callable[[Ledger, M], T],
+    shape: Callable[[T], dict[str, Any]],
+    *,
+    status: int = 200,
+    location: str | None = None,
+    empty_ok: bool = False,
+) -> Response:
+    """A write route's body, once per Idempotency-Key (:func:`api.context.run_post`):
+    parse the signed body as ``model`` (empty allowed with ``empty_ok``), make the one
+    flow call ``act``, answer ``shape`` of what it made with ``status`` (and, given
+    ``location``, a ``Location`` of that prefix and the answer's ``id``)."""
+    led = context(request).ledger
+    body = body_of(request)
+
+    def handle() -> Response:
+        answer = shape(act(led, parse(request, body, model, empty_ok=empty_ok)))
+        headers = None if location is None else {"Location": f"{location}/{answer['id']}"}
+        return json_response(status, answer, headers)
+
+    return run_post(request, caller, body, handle)
+
+
+def page_of(found: Sequence[T], size: int, shape: Callable[[T], dict[str, Any]]) -> Response:
+    """A list answer: the first ``size`` of ``found`` (fetched with one more than
+    ``size``, so that ``has_more`` says whether another page follows), shaped."""
+    return json_response(
+        200, {"data": [shape(x) for x in found[:size]], "has_more": len(found) > size}
+    )
 
 
 def page_limit(request: Request, limit: int | None) -> int:

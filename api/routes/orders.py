@@ -37,11 +37,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
-from api.context import context, json_response, run_post
+from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import body_of, page_limit, signed
-from api.routes.steps import id_text, parse, step_id, time_text
+from api.routes.common import page_limit, page_of, signed, write
+from api.routes.steps import id_text, step_id, time_text
 from api.schemas import (
     OrderCreate,
     OrderDeliver,
@@ -117,10 +117,6 @@ def _order(request: Request, caller: ApiKey, order_id: uuid.UUID) -> Order:
     return found
 
 
-def _created(order: Order) -> Response:
-    return json_response(201, order_out(order), {"Location": f"/v1/orders/{order.id}"})
-
-
 @router.post(
     "",
     status_code=201,
@@ -130,12 +126,9 @@ def _created(order: Order) -> Response:
 )
 def create_order(request: Request, caller: Caller) -> Response:
     require_role(caller, STOREFRONT)
-    led = context(request).ledger
-    body = body_of(request)
 
-    def handle() -> Response:
-        data = parse(request, body, OrderCreate)
-        made = orders.create_order(
+    def act(led: Ledger, data: OrderCreate) -> Order:
+        return orders.create_order(
             led,
             order_id=data.id,
             storefront_id=caller.principal_id,
@@ -145,9 +138,8 @@ def create_order(request: Request, caller: Caller) -> Response:
             villager_id=data.villager_id,
             agent_id=data.agent_id,
         )
-        return _created(made)
 
-    return run_post(request, caller, body, handle)
+    return write(request, caller, OrderCreate, act, order_out, status=201, location="/v1/orders")
 
 
 @router.get("", response_model=OrderList, summary="List a storefront's orders, oldest first")
@@ -171,9 +163,7 @@ def list_orders(
     led = context(request).ledger
     shop = storefront_id
     found = orders.list_orders(led, storefront_id=shop, after=starting_after, limit=size + 1)
-    return json_response(
-        200, {"data": [order_out(o) for o in found[:size]], "has_more": len(found) > size}
-    )
+    return page_of(found, size, order_out)
 
 
 @router.get("/{order_id}", response_model=OrderOut, summary="Get an order")
@@ -203,17 +193,12 @@ def _step_route(
 
     def route(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
         require_role(caller, roles)
-        led = context(request).ledger
-        body = body_of(request)
 
-        def handle() -> Response:
-            data = parse(request, body, model, empty_ok=empty_ok)
+        def act(led: Ledger, data: StepModel) -> Order:
             _order(request, caller, order_id)
-            sid = step_id(request, caller, data.step_id)
-            done = call(led, caller, order_id, sid, data)
-            return json_response(200, order_out(done))
+            return call(led, caller, order_id, step_id(request, caller, data.step_id), data)
 
-        return run_post(request, caller, body, handle)
+        return write(request, caller, model, act, order_out, empty_ok=empty_ok)
 
     router.add_api_route(
         f"/{{order_id}}/{name}",
@@ -224,6 +209,11 @@ def _step_route(
         summary=summary,
         openapi_extra={"x-request-model": model.__name__},
     )
+
+
+def _plain(step: Callable[..., Order]) -> StepCall[OrderStep]:
+    """The call of a step that takes nothing but its ids."""
+    return lambda led, _caller, order_id, sid, _data: step(led, step_id=sid, order_id=order_id)
 
 
 def _paying_agent(caller: ApiKey, data: OrderPay) -> uuid.UUID | None:
@@ -267,9 +257,7 @@ _step_route(
     "The storefront sent the goods: the auto-release timer starts",
     OrderStep,
     SHOP,
-    lambda led, _caller, order_id, sid, _data: orders.dispatch_order(
-        led, step_id=sid, order_id=order_id
-    ),
+    _plain(orders.dispatch_order),
 )
 _step_route(
     "deliver",
@@ -289,9 +277,7 @@ _step_route(
     "Release what is left in escrow (the villager confirms early)",
     OrderStep,
     AGENT,
-    lambda led, _caller, order_id, sid, _data: orders.release_order(
-        led, step_id=sid, order_id=order_id
-    ),
+    _plain(orders.release_order),
 )
 _step_route(
     "dispute",
@@ -316,9 +302,7 @@ _step_route(
     "Cancel an order before dispatch; a paid one is refunded in full",
     OrderStep,
     EITHER,
-    lambda led, _caller, order_id, sid, _data: orders.cancel_order(
-        led, step_id=sid, order_id=order_id
-    ),
+    _plain(orders.cancel_order),
 )
 _step_route(
     "refund",

@@ -27,18 +27,17 @@ id of their own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
-from api.context import context, json_response, run_post
+from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import body_of, page_limit, signed
-from api.routes.steps import id_text, parse, time_text
+from api.routes.common import page_limit, page_of, signed, write
+from api.routes.steps import id_text, time_text
 from api.schemas import (
     PayoutConfirm,
     PayoutFail,
@@ -50,6 +49,7 @@ from api.schemas import (
     WindowOut,
     WindowReportOut,
 )
+from ledger import Ledger
 from ledger.flows import settlement
 from ledger.flows.errors import NotFound
 from ledger.flows.settlement import Payout, Window, WindowReport, WindowState
@@ -136,14 +136,6 @@ def report_out(r: WindowReport) -> dict[str, Any]:
     }
 
 
-def _operator_post(
-    request: Request, caller: ApiKey, handle: Callable[[bytes], Response]
-) -> Response:
-    require_role(caller, OPERATOR)
-    body = body_of(request)
-    return run_post(request, caller, body, lambda: handle(body))
-
-
 # -- windows ----------------------------------------------------------------------------
 
 
@@ -155,16 +147,14 @@ def _operator_post(
     openapi_extra={"x-request-model": "WindowOpen"},
 )
 def open_window(request: Request, caller: Caller) -> Response:
-    led = context(request).ledger
+    require_role(caller, OPERATOR)
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, WindowOpen)
-        made = settlement.open_window(led, window_id=data.id, currency=data.currency)
-        return json_response(
-            201, window_out(made), {"Location": f"/v1/settlement-windows/{made.id}"}
-        )
+    def act(led: Ledger, data: WindowOpen) -> Window:
+        return settlement.open_window(led, window_id=data.id, currency=data.currency)
 
-    return _operator_post(request, caller, handle)
+    return write(
+        request, caller, WindowOpen, act, window_out, status=201, location="/v1/settlement-windows"
+    )
 
 
 @router.get("", response_model=WindowList, summary="Settlement windows, oldest first")
@@ -184,9 +174,7 @@ def list_windows(
     found = settlement.list_windows(
         led, currency=currency, state=state, limit=size + 1, starting_after=starting_after
     )
-    return json_response(
-        200, {"data": [window_out(w) for w in found[:size]], "has_more": len(found) > size}
-    )
+    return page_of(found, size, window_out)
 
 
 @router.get("/{window_id}", response_model=WindowOut, summary="Get a settlement window")
@@ -203,14 +191,12 @@ def get_window(request: Request, caller: Caller, window_id: uuid.UUID) -> Respon
     openapi_extra={"x-request-model": "WindowClose"},
 )
 def close_window(request: Request, caller: Caller, window_id: uuid.UUID) -> Response:
-    led = context(request).ledger
+    require_role(caller, OPERATOR)
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, WindowClose)
-        closed = settlement.close_window(led, window_id=window_id, provider=data.provider)
-        return json_response(200, window_out(closed))
+    def act(led: Ledger, data: WindowClose) -> Window:
+        return settlement.close_window(led, window_id=window_id, provider=data.provider)
 
-    return _operator_post(request, caller, handle)
+    return write(request, caller, WindowClose, act, window_out)
 
 
 @router.get(
@@ -240,9 +226,7 @@ def list_payouts(
     payouts = settlement.list_payouts(
         led, window_id=window_id, limit=size + 1, starting_after=starting_after
     )
-    return json_response(
-        200, {"data": [payout_out(p) for p in payouts[:size]], "has_more": len(payouts) > size}
-    )
+    return page_of(payouts, size, payout_out)
 
 
 @router.get(
@@ -280,16 +264,13 @@ def get_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Respon
     openapi_extra={"x-request-model": "PayoutConfirm"},
 )
 def confirm_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Response:
-    led = context(request).ledger
+    require_role(caller, OPERATOR)
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, PayoutConfirm)
-        paid = settlement.confirm_payout(
-            led, payout_id=payout_id, provider_reference=data.provider_reference
-        )
-        return json_response(200, payout_out(paid))
+    def act(led: Ledger, data: PayoutConfirm) -> Payout:
+        reference = data.provider_reference
+        return settlement.confirm_payout(led, payout_id=payout_id, provider_reference=reference)
 
-    return _operator_post(request, caller, handle)
+    return write(request, caller, PayoutConfirm, act, payout_out)
 
 
 @payouts_router.post(
@@ -300,11 +281,9 @@ def confirm_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Re
     openapi_extra={"x-request-model": "PayoutFail"},
 )
 def fail_payout(request: Request, caller: Caller, payout_id: uuid.UUID) -> Response:
-    led = context(request).ledger
+    require_role(caller, OPERATOR)
 
-    def handle(body: bytes) -> Response:
-        data = parse(request, body, PayoutFail)
-        failed = settlement.fail_payout(led, payout_id=payout_id, reason=data.reason)
-        return json_response(200, payout_out(failed))
+    def act(led: Ledger, data: PayoutFail) -> Payout:
+        return settlement.fail_payout(led, payout_id=payout_id, reason=data.reason)
 
-    return _operator_post(request, caller, handle)
+    return write(request, caller, PayoutFail, act, payout_out)

@@ -17,8 +17,8 @@ from api.access import READ_ALL, require_role
 from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed
-from api.routes.steps import parse, time_text
+from api.routes.common import PAGE_SIZE_MAX, body_of, page_limit, signed, write
+from api.routes.steps import time_text
 from api.schemas import (
     WebhookDeliveryList,
     WebhookEndpointCreate,
@@ -28,6 +28,7 @@ from api.schemas import (
     WebhookSecretOut,
     WebhookSecretRotate,
 )
+from ledger import Ledger
 from webhooks import Delivery, Endpoint, WebhookSettings
 
 router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
@@ -90,13 +91,10 @@ def _missing(endpoint_id: uuid.UUID) -> ApiError:
 )
 def create_endpoint(request: Request, caller: Caller) -> Response:
     require_role(caller, OWNERS)
-    led = context(request).ledger
-    body = body_of(request)
 
-    def handle() -> Response:
-        data = parse(request, body, WebhookEndpointCreate)
+    def act(led: Ledger, data: WebhookEndpointCreate) -> tuple[Endpoint, str]:
         try:
-            endpoint, secret = webhooks.create_endpoint(
+            return webhooks.create_endpoint(
                 led,
                 principal_id=caller.principal_id,
                 url=data.url,
@@ -106,13 +104,20 @@ def create_endpoint(request: Request, caller: Caller) -> Response:
             )
         except webhooks.EndpointRefused as refused:
             raise ApiError(refused.code, refused.detail) from None
-        return json_response(
-            201,
-            {**endpoint_out(endpoint), "secret": secret},
-            {"Location": f"/v1/webhook-endpoints/{endpoint.id}"},
-        )
 
-    return run_post(request, caller, body, handle)
+    def shape(made: tuple[Endpoint, str]) -> dict[str, Any]:
+        endpoint, secret = made
+        return {**endpoint_out(endpoint), "secret": secret}
+
+    return write(
+        request,
+        caller,
+        WebhookEndpointCreate,
+        act,
+        shape,
+        status=201,
+        location="/v1/webhook-endpoints",
+    )
 
 
 @router.get("", response_model=WebhookEndpointList, summary="List webhook endpoints")
@@ -147,27 +152,24 @@ def get_endpoint(request: Request, caller: Caller, endpoint_id: uuid.UUID) -> Re
 )
 def rotate_secret(request: Request, caller: Caller, endpoint_id: uuid.UUID) -> Response:
     require_role(caller, OWNERS)
-    led = context(request).ledger
-    body = body_of(request)
 
-    def handle() -> Response:
-        data = parse(request, body, WebhookSecretRotate, empty_ok=True)
+    def act(led: Ledger, data: WebhookSecretRotate) -> tuple[Endpoint, str]:
         rotated = webhooks.rotate_secret(
             led, endpoint_id=endpoint_id, principal_id=caller.principal_id, grace_s=data.grace_s
         )
         if rotated is None:
             raise _missing(endpoint_id)
-        endpoint, secret = rotated
-        return json_response(
-            200,
-            {
-                "endpoint_id": str(endpoint.id),
-                "secret": secret,
-                "previous_secret_expires_at": time_text(endpoint.previous_secret_expires_at),
-            },
-        )
+        return rotated
 
-    return run_post(request, caller, body, handle)
+    def shape(made: tuple[Endpoint, str]) -> dict[str, Any]:
+        endpoint, secret = made
+        return {
+            "endpoint_id": str(endpoint.id),
+            "secret": secret,
+            "previous_secret_expires_at": time_text(endpoint.previous_secret_expires_at),
+        }
+
+    return write(request, caller, WebhookSecretRotate, act, shape, empty_ok=True)
 
 
 def _switch(request: Request, caller: ApiKey, endpoint_id: uuid.UUID, enabled: bool) -> Response:
@@ -185,22 +187,24 @@ def _switch(request: Request, caller: ApiKey, endpoint_id: uuid.UUID, enabled: b
     return run_post(request, caller, body_of(request), handle)
 
 
-@router.post(
-    "/{endpoint_id}/disable",
-    response_model=WebhookEndpointOut,
-    summary="Stop delivering to the endpoint (its pending deliveries fail)",
-)
-def disable(request: Request, caller: Caller, endpoint_id: uuid.UUID) -> Response:
-    return _switch(request, caller, endpoint_id, False)
+def _switch_route(name: str, enabled: bool, summary: str) -> None:
+    """Register ``POST /v1/webhook-endpoints/{endpoint_id}/<name>`` (no body)."""
+
+    def route(request: Request, caller: Caller, endpoint_id: uuid.UUID) -> Response:
+        return _switch(request, caller, endpoint_id, enabled)
+
+    router.add_api_route(
+        f"/{{endpoint_id}}/{name}",
+        route,
+        methods=["POST"],
+        name=name,
+        response_model=WebhookEndpointOut,
+        summary=summary,
+    )
 
 
-@router.post(
-    "/{endpoint_id}/enable",
-    response_model=WebhookEndpointOut,
-    summary="Deliver to the endpoint again (after a 410 disabled it, say)",
-)
-def enable(request: Request, caller: Caller, endpoint_id: uuid.UUID) -> Response:
-    return _switch(request, caller, endpoint_id, True)
+_switch_route("disable", False, "Stop delivering to the endpoint (its pending deliveries fail)")
+_switch_route("enable", True, "Deliver to the endpoint again (after a 410 disabled it, say)")
 
 
 @router.get(
