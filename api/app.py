@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.background import start_background, stop_all
+from api.background import refuse_exposed_key, start_background, stop_all
 from api.context import Context, problem_response
 from api.docs import install_docs
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
@@ -161,6 +161,8 @@ def create_app(
     serves."""
     settings = settings or Settings()
     hooks = webhook_settings or WebhookSettings()
+    if settings.seal_interval_s is not None:  # vledger serve: one line, exit 2
+        refuse_exposed_key(ledger_url, settings.service_key_path)
     led = open_ledger(ledger_url, clock=settings.clock)
     ctx = Context(ledger=led, settings=settings)
 

@@ -37,6 +37,7 @@ from reconciliation.service_key import (
     ServiceKey,
     ServiceKeyError,
     ServiceKeyExposed,
+    existing_service_key,
     load_service_key,
 )
 from reconciliation.tasks import run_pass
@@ -118,6 +119,18 @@ def service_key(database_url: str, path: str | None) -> ServiceKey | None:
     except (ServiceKeyError, OSError) as exc:
         log.error("service key not loaded: sealing is off", extra={"error": str(exc)})
         return None
+
+
+def refuse_exposed_key(database_url: str, path: str | None) -> None:
+    """Raise :class:`ServiceKeyExposed` now, before anything is served, when the sealer's
+    key exists and others may read or replace it; any other problem with the key is left
+    to :func:`start_background` (logged, sealing off)."""
+    try:
+        existing_service_key(database_url, path)
+    except ServiceKeyExposed:
+        raise
+    except (ServiceKeyError, OSError):
+        return
 
 
 def start_background(led: Ledger, database_url: str, settings: Settings) -> list[Periodic]:

@@ -111,9 +111,26 @@ def test_the_app_refuses_to_start_with_an_exposed_key(tmp_path: Path) -> None:
         FAST_TEST_SETTINGS, seal_interval_s=3600.0, service_key_path=str(made.path)
     )
     with pytest.raises(ServiceKeyExposed, match="has mode 0640"):
-        asyncio.run(start_and_stop(create_app(url, settings=settings)))
+        create_app(url, settings=settings)  # vledger serve: before uvicorn starts
     made.path.chmod(0o600)
     assert asyncio.run(start_and_stop(create_app(url, settings=settings))) == "served"
+    app = create_app(url, settings=settings)
+    made.path.chmod(0o604)  # exposed between building the app and serving it
+    with pytest.raises(ServiceKeyExposed, match="has mode 0604"):
+        asyncio.run(start_and_stop(app))
+
+
+def test_vledger_serve_refuses_an_exposed_key_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/served.db"
+    open_ledger(url, migrate=True).close()
+    made = load_service_key(url)
+    made.path.chmod(0o644)
+    # An address no socket can bind: were the key not refused, serving would fail fast.
+    assert main(["serve", "--host", "256.0.0.1", "--database", url]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"vledger serve: key file {made.path} has mode 0644")
 
 
 async def start_and_stop(app: FastAPI) -> str:
