@@ -11,10 +11,10 @@ httpie does: ``name=Amina`` a string, ``amount_minor:=120000`` raw JSON (a numbe
 a list); ``id=@uuid`` a new random UUID (an operation's own permanent id).
 
 Prints the JSON answer, or with ``--pick FIELD`` that one field (``--pick accounts.wallet``
-for a nested one). ``whoami`` prints the key's principal id (a storefront's or an agent's
-party id; ``whoami --pick key_id``: its key id) and sends nothing. A refusal prints the
-problem's status, ``code`` and ``detail`` on stderr and exits 1; wrong arguments print
-the usage and exit 2.
+for a nested one, ``--pick data.0.id`` in a list). ``whoami`` prints the key's principal
+id (a storefront's or an agent's party id; ``whoami --pick key_id``: its key id) and sends
+nothing. A refusal prints the problem's status, ``code`` and ``detail`` on stderr and
+exits 1; wrong arguments print the usage and exit 2.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def body_of(fields: list[str]) -> dict[str, Any]:
 
 def picked(answer: Any, field: str) -> Any:
     for name in field.split("."):
-        answer = answer[name]
+        answer = answer[int(name)] if isinstance(answer, list) else answer[name]
     return answer
 
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pick:
         try:
             answer = picked(answer, args.pick)
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, IndexError, ValueError):
             return usage_error(parser, f"the answer has no field {args.pick!r}")
     print(answer if isinstance(answer, str) else json.dumps(answer, indent=2))
     return 0
