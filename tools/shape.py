@@ -60,6 +60,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "suspense_items": ("ledger.flows.suspense",),
     "villagers": ("ledger.flows.villagers",),
     "villager_activation_codes": ("ledger.flows.villagers",),
+    "ussd_sessions": ("ledger.flows.ussd",),
     "principals": ("ledger.flows.principals.repository",),
     "api_keys": ("ledger.flows.principals.repository",),
     "idempotency_records": ("ledger.flows.idempotency.repository",),

@@ -125,6 +125,13 @@ def set_pin_tries(tx: Tx, villager_id: uuid.UUID, *, tries_failed: int, state: s
     )
 
 
+def set_language(tx: Tx, villager_id: uuid.UUID, *, language: str) -> None:
+    tx.execute(
+        "UPDATE villagers SET language = :language, updated_at_us = :now WHERE party_id = :id",
+        {"language": language, "now": tx.now_us, "id": villager_id},
+    )
+
+
 def restart_activation(
     tx: Tx, villager_id: uuid.UUID, *, debit_hold_until_us: int | None, unlocked: bool
 ) -> None:

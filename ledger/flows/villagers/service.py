@@ -490,6 +490,33 @@ def change_pin(led: Ledger, *, villager_id: uuid.UUID, pin: str, new_pin: str) -
     return _settle(led, work)
 
 
+def find_villager_by_phone(led: Ledger, phone: str) -> Villager | None:
+    """The villager of ``phone`` (any text :func:`normalise_phone` takes), or ``None``.
+    For a channel whose network vouches for the number (USSD): the API never answers
+    it, so it tells no caller which numbers are registered."""
+    e164 = normalise_phone(phone)
+
+    def work(tx: Tx) -> Villager | None:
+        row = repository.select_by_phone(tx, e164, lock=False)
+        return None if row is None else _villager(tx, row)
+
+    return led.transact(work)
+
+
+def set_language(led: Ledger, *, villager_id: uuid.UUID, language: str) -> Villager:
+    """The villager chooses the language of its menus and messages;
+    :class:`Refused` ``language_not_supported``, :class:`NotFound` ``villager_not_found``."""
+    if language not in set(Language):
+        raise Refused("language_not_supported", f"a language is one of {', '.join(Language)}")
+
+    def work(tx: Tx) -> Villager:
+        _locked(tx, villager_id)
+        repository.set_language(tx, villager_id, language=language)
+        return _villager(tx, _locked(tx, villager_id))
+
+    return led.transact(work)
+
+
 # -- unlock, reset, phone change ------------------------------------------------------------
 
 

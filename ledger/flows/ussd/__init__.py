@@ -1,0 +1,43 @@
+"""The villager's USSD menu: sessions, the PIN once per session, read-only menus.
+
+An aggregator (Africa's Talking) calls the service back for every step of a dialled
+session with ``sessionId``, ``phoneNumber`` and ``text`` (every input so far joined by
+``*``, empty on the first step). :func:`answer` returns the step's :class:`Screen`: its
+text (at most :data:`SCREEN_LENGTH_MAX` characters, in the villager's language from the
+``ussd`` catalogs) and whether the session ends (``END``) or waits (``CON``).
+
+Menus: balance (posted and available) and the mini statement (the last
+:data:`STATEMENT_MOVEMENTS` wallet receipts, paged with ``98 More`` / ``0 Back``) after
+the PIN, verified once per session; change PIN (current, new, again: the villagers
+flow's rules); language (English, Kiswahili). Nothing here moves money yet.
+
+Modules: :mod:`~ledger.flows.ussd.model` (values, limits, reading ``text``),
+:mod:`~ledger.flows.ussd.menus` (what an input means, pure),
+:mod:`~ledger.flows.ussd.screens` (the words, pure), :mod:`~ledger.flows.ussd.service`
+(the step), :mod:`~ledger.flows.ussd.repository` (``ussd_sessions``, all its SQL).
+"""
+
+from ledger.flows.ussd.model import (
+    INPUT_LENGTH_MAX,
+    INPUTS_MAX,
+    SCREEN_LENGTH_MAX,
+    SESSION_ID_LENGTH_MAX,
+    SESSION_IDLE_S,
+    STATEMENT_MOVEMENTS,
+    TEXT_LENGTH_MAX,
+    Screen,
+)
+from ledger.flows.ussd.service import answer, refused_screen
+
+__all__ = [
+    "INPUTS_MAX",
+    "INPUT_LENGTH_MAX",
+    "SCREEN_LENGTH_MAX",
+    "SESSION_IDLE_S",
+    "SESSION_ID_LENGTH_MAX",
+    "STATEMENT_MOVEMENTS",
+    "TEXT_LENGTH_MAX",
+    "Screen",
+    "answer",
+    "refused_screen",
+]

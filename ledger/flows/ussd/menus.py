@@ -1,0 +1,138 @@
+"""What an input means on each screen (pure): ``choose(state, input)`` is the next step.
+
+The menu tree (``0`` goes back, ``98`` turns a page)::
+
+    main ─ 1 Balance ──────── (PIN once per session) ─ balance
+         ─ 2 Mini statement ─ (PIN once per session) ─ statement (paged)
+         ─ 3 Change PIN ───── current PIN ─ new PIN ─ new PIN again
+         ─ 4 Language ─────── 1 English / 2 Kiswahili
+
+The PIN is asked before anything that reads money and is verified once per session; a
+PIN change asks the current PIN anyway (the flow checks it). An input typed on a PIN
+screen is a secret: :func:`is_secret` tells the service so that it never stores, logs or
+digests it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from ledger.flows.ussd.model import Menu, State
+from ledger.flows.ussd.screens import BACK, MORE
+
+__all__ = [
+    "ChangePin",
+    "Note",
+    "SetLanguage",
+    "Show",
+    "Step",
+    "VerifyPin",
+    "choose",
+    "is_secret",
+]
+
+SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM})
+MONEY_MENUS = frozenset({Menu.BALANCE, Menu.STATEMENT})
+"""Screens that read money: only after the PIN was verified in the session."""
+LANGUAGE_CHOICES = {"1": "en", "2": "sw"}
+
+
+class Note(StrEnum):
+    """A line shown above a screen's prompt."""
+
+    INVALID = "invalid"
+    WRONG_PIN = "wrong_pin"
+    PIN_FORMAT = "pin_format"
+    PINS_DIFFER = "pins_differ"
+    PIN_TOO_WEAK = "pin_too_weak"
+    PIN_UNCHANGED = "pin_unchanged"
+    LANGUAGE_SAVED = "language_saved"
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """Go to ``state`` and show its screen (with ``note`` above it)."""
+
+    state: State
+    note: Note | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPin:
+    """The input is the PIN: verify it, then show ``after``."""
+
+    after: Menu
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePin:
+    """The input confirms the new PIN: the current PIN was typed at ``old_at``, the new
+    one at ``new_at`` (indexes of ``text``'s inputs)."""
+
+    old_at: int
+    new_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetLanguage:
+    language: str
+
+
+Step = Show | VerifyPin | ChangePin | SetLanguage
+
+
+def is_secret(state: State) -> bool:
+    """Whether the input answering ``state``'s screen is a PIN."""
+    return state.menu in SECRET_MENUS
+
+
+def _money(menu: Menu, pin_verified: bool) -> Show:
+    if pin_verified:
+        return Show(State(menu))
+    return Show(State(Menu.PIN, after=menu))
+
+
+def _main(choice: str, pin_verified: bool) -> Show:
+    if choice == "1":
+        return _money(Menu.BALANCE, pin_verified)
+    if choice == "2":
+        return _money(Menu.STATEMENT, pin_verified)
+    if choice == "3":
+        return Show(State(Menu.PIN_OLD))
+    if choice == "4":
+        return Show(State(Menu.LANGUAGE))
+    return Show(State(Menu.MAIN), Note.INVALID)
+
+
+def _paged(state: State, choice: str) -> Show:
+    if choice == MORE:
+        return Show(replace(state, page=state.page + 1))
+    if choice == BACK:
+        return Show(replace(state, page=state.page - 1) if state.page > 0 else State(Menu.MAIN))
+    return Show(state, Note.INVALID)
+
+
+def choose(state: State, choice: str, *, position: int, pin_verified: bool) -> Step:
+    """The step that ``choice`` (the input at index ``position`` of ``text``) makes on
+    ``state``'s screen."""
+    menu = state.menu
+    if menu is Menu.MAIN:
+        return _main(choice, pin_verified)
+    if menu is Menu.PIN:
+        return VerifyPin(state.after or Menu.MAIN)
+    if menu in MONEY_MENUS:
+        return _paged(state, choice)
+    if menu is Menu.PIN_OLD:
+        return Show(State(Menu.PIN_NEW, old_at=position))
+    if menu is Menu.PIN_NEW:
+        return Show(State(Menu.PIN_CONFIRM, old_at=state.old_at, new_at=position))
+    if menu is Menu.PIN_CONFIRM:
+        if state.old_at is None or state.new_at is None:
+            return Show(State(Menu.MAIN), Note.INVALID)
+        return ChangePin(old_at=state.old_at, new_at=state.new_at)
+    if choice in LANGUAGE_CHOICES:
+        return SetLanguage(LANGUAGE_CHOICES[choice])
+    if choice == BACK:
+        return Show(State(Menu.MAIN))
+    return Show(state, Note.INVALID)

@@ -1,0 +1,122 @@
+"""All SQL of ``ussd_sessions``: one row per aggregator ``sessionId``, never a PIN.
+
+Times are UTC microseconds since 1970 (``*_us``). A step is saved by compare-and-set on
+``inputs_seen``, so that two deliveries of one step cannot both move the session on.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from ledger.core.rows import RowMapper, flag, from_json
+from ledger.core.tx import Tx
+
+__all__ = ["SessionRow", "insert", "select", "update"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A ``ussd_sessions`` row."""
+
+    session_id: str
+    phone: str
+    """E.164."""
+    villager_id: uuid.UUID
+    language: str
+    state: dict[str, object]
+    """The menu state (:class:`ledger.flows.ussd.menus.State` as JSON)."""
+    inputs_seen: int
+    secret_positions: list[int]
+    """Indexes of the inputs that were PINs (never the digits)."""
+    inputs_sha256: str
+    pin_verified_at_us: int | None
+    screen_text: str
+    screen_end: bool
+    created_at_us: int
+    updated_at_us: int
+
+
+_SESSION = RowMapper(
+    SessionRow,
+    "session_id, phone, villager_id, language, state, inputs_seen, secret_positions,"
+    " inputs_sha256, pin_verified_at_us, screen_text, screen_end, created_at_us,"
+    " updated_at_us",
+    {
+        "state": from_json,
+        "inputs_seen": int,
+        "secret_positions": from_json,
+        "pin_verified_at_us": int,
+        "screen_end": flag,
+        "created_at_us": int,
+        "updated_at_us": int,
+    },
+)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def select(tx: Tx, session_id: str, *, lock: bool = False) -> SessionRow | None:
+    """The session's row (locked until commit with ``lock``), or ``None``."""
+    row = tx.one(
+        f"SELECT {_SESSION.columns} FROM ussd_sessions"
+        f" WHERE session_id = :id{tx.for_update if lock else ''}",
+        {"id": session_id},
+    )
+    return _SESSION.one(row)
+
+
+def insert(tx: Tx, row: SessionRow) -> bool:
+    """Store a new session; ``False`` when one with its id exists already (nothing
+    written)."""
+    written = tx.execute(
+        "INSERT INTO ussd_sessions (session_id, phone, villager_id, language, state,"
+        " inputs_seen, secret_positions, inputs_sha256, pin_verified_at_us, screen_text,"
+        " screen_end, created_at_us, updated_at_us) VALUES (:id, :phone, :villager,"
+        " :language, :state, :seen, :secrets, :sha, :verified, :screen, :end, :now, :now)"
+        " ON CONFLICT (session_id) DO NOTHING RETURNING session_id",
+        {
+            "id": row.session_id,
+            "phone": row.phone,
+            "villager": row.villager_id,
+            "language": row.language,
+            "state": _json(row.state),
+            "seen": row.inputs_seen,
+            "secrets": _json(row.secret_positions),
+            "sha": row.inputs_sha256,
+            "verified": row.pin_verified_at_us,
+            "screen": row.screen_text,
+            "end": row.screen_end,
+            "now": tx.now_us,
+        },
+    )
+    return bool(written)
+
+
+def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
+    """Save the session's next step, only if it is still at ``inputs_seen_before``
+    inputs; ``False`` when another delivery moved it on first (nothing written)."""
+    written = tx.execute(
+        "UPDATE ussd_sessions SET language = :language, state = :state,"
+        " inputs_seen = :seen, secret_positions = :secrets, inputs_sha256 = :sha,"
+        " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
+        " updated_at_us = :now WHERE session_id = :id AND inputs_seen = :before"
+        " RETURNING session_id",
+        {
+            "id": row.session_id,
+            "language": row.language,
+            "state": _json(row.state),
+            "seen": row.inputs_seen,
+            "secrets": _json(row.secret_positions),
+            "sha": row.inputs_sha256,
+            "verified": row.pin_verified_at_us,
+            "screen": row.screen_text,
+            "end": row.screen_end,
+            "now": tx.now_us,
+            "before": inputs_seen_before,
+        },
+    )
+    return bool(written)

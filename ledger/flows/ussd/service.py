@@ -1,0 +1,403 @@
+"""The USSD service: :func:`answer` takes one aggregator step and returns its screen.
+
+What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the menu):
+
+- **No PIN is kept.** ``text`` repeats every input, PINs included; the session row keeps
+  the positions of the PIN inputs, a digest of the inputs with those positions blanked,
+  and when the PIN was verified. Nothing logged names an input.
+- **Replays answer the same.** The same ``sessionId`` and ``text`` again answers the
+  stored screen and runs nothing (no second PIN try, no second PIN change). A step is
+  saved by compare-and-set, so two deliveries of one step cannot both move on.
+- **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
+  input, an unknown ``sessionId`` after the first step, a session idle longer than
+  :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
+  written.
+- **Read only** in this part: balance and statement read the wallet; the only writes are
+  the session row and the villagers flow's own (PIN tries, a PIN change, the language).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import deque
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
+
+from ledger.core.errors import InvariantViolation
+from ledger.core.ledger import Ledger
+from ledger.core.store import to_us
+from ledger.core.tx import Tx
+from ledger.flows import events, villagers
+from ledger.flows.errors import NotFound, Refused
+from ledger.flows.ussd import repository
+from ledger.flows.ussd.menus import (
+    ChangePin,
+    Note,
+    SetLanguage,
+    Show,
+    Step,
+    VerifyPin,
+    choose,
+    is_secret,
+)
+from ledger.flows.ussd.model import (
+    SESSION_ID_LENGTH_MAX,
+    SESSION_IDLE_S,
+    STATEMENT_MOVEMENTS,
+    Menu,
+    Screen,
+    State,
+    blanked,
+    inputs_sha256,
+    parse_text,
+)
+from ledger.flows.ussd.repository import SessionRow
+from ledger.flows.ussd.screens import (
+    Line,
+    ask,
+    ended,
+    language_menu,
+    main_menu,
+    paged,
+    statement_line,
+)
+from ledger.flows.villagers import State as VillagerState
+from ledger.flows.villagers import Villager
+from ledger.i18n import DEFAULT_LANGUAGE, tr
+from ledger.limits import US_PER_S
+from ledger.money import format_money
+
+__all__ = ["answer", "refused_screen"]
+
+log = logging.getLogger("vledger.ussd")
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_ZONES = {
+    "KES": "Africa/Nairobi",
+    "UGX": "Africa/Kampala",
+    "TZS": "Africa/Dar_es_Salaam",
+    "RWF": "Africa/Kigali",
+}
+"""The zone a wallet's dates are shown in, by its currency (UTC for another)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A step's result: the screen and what the session keeps."""
+
+    screen: Screen
+    state: State
+    language: str
+    pin_verified_at_us: int | None
+
+
+def refused_screen(language: str = DEFAULT_LANGUAGE) -> Screen:
+    """The one answer to a caller that is not a trusted aggregator (tells nothing)."""
+    return ended(tr(language, "ussd", "The service cannot answer now. Please try again later."))
+
+
+def _text_refused(language: str, code: str) -> Screen:
+    if code == "ussd_input_not_digits":
+        return ended(tr(language, "ussd", "Only the number keys work here. Please dial again."))
+    return ended(tr(language, "ussd", "Too many keys in one session. Please dial again."))
+
+
+def _dial_again(language: str) -> Screen:
+    return ended(tr(language, "ussd", "This session is over. Please dial again."))
+
+
+def _expired(language: str) -> Screen:
+    return ended(tr(language, "ussd", "Your session timed out. Please dial again."))
+
+
+def _locked(language: str) -> Screen:
+    return ended(tr(language, "ussd", "Your PIN is locked. Visit your agent to unlock it."))
+
+
+def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
+    """The screen for one step of session ``session_id`` dialled from ``phone`` (the
+    aggregator's ``phoneNumber``, vouched for by the network) with ``text`` (every input
+    so far joined by ``*``). Times are the ledger's clock."""
+    if not (0 < len(session_id) <= SESSION_ID_LENGTH_MAX and _SESSION_ID.match(session_id)):
+        log.warning("ussd: a sessionId that is not one")
+        return refused_screen()
+    try:
+        e164 = villagers.normalise_phone(phone)
+    except Refused:
+        log.info("ussd: a phone number that is not one", extra={"ussd_session": session_id})
+        return _not_registered(DEFAULT_LANGUAGE)
+    row = led.transact(lambda tx: repository.select(tx, session_id))
+    language = DEFAULT_LANGUAGE if row is None else row.language
+    try:
+        inputs = parse_text(text)
+    except Refused as refusal:
+        log.info("ussd: text refused", extra={"ussd_session": session_id, "code": refusal.code})
+        return _text_refused(language, refusal.code)
+    if row is None:
+        if inputs:  # a step of a session this service never started (or forgot)
+            log.info("ussd: unknown session", extra={"ussd_session": session_id})
+            return _dial_again(language)
+        return _start(led, session_id, e164)
+    return _continue(led, row, e164, inputs)
+
+
+def _not_registered(language: str) -> Screen:
+    return ended(tr(language, "ussd", "This number is not registered. Visit an agent to register."))
+
+
+def _start(led: Ledger, session_id: str, e164: str) -> Screen:
+    villager = villagers.find_villager_by_phone(led, e164)
+    if villager is None:
+        log.info("ussd: unknown phone", extra={"ussd_session": session_id})
+        return _not_registered(DEFAULT_LANGUAGE)
+    language = villager.language.value
+    if villager.state is VillagerState.LOCKED:
+        return _locked(language)
+    if villager.state is not VillagerState.ACTIVE:
+        return ended(
+            tr(
+                language,
+                "ussd",
+                "Your account is not active yet. Set your PIN with the code sent by SMS.",
+            )
+        )
+    screen = main_menu(language)
+    row = SessionRow(
+        session_id=session_id,
+        phone=e164,
+        villager_id=villager.id,
+        language=language,
+        state=State().to_json(),
+        inputs_seen=0,
+        secret_positions=[],
+        inputs_sha256=inputs_sha256([]),
+        pin_verified_at_us=None,
+        screen_text=screen.text,
+        screen_end=screen.end,
+        created_at_us=0,
+        updated_at_us=0,
+    )
+    if not led.transact(lambda tx: repository.insert(tx, row)):
+        return _stored(led, session_id, 0)
+    log.info("ussd: session started", extra={"ussd_session": session_id})
+    return screen
+
+
+def _stored(led: Ledger, session_id: str, inputs_seen: int) -> Screen:
+    """The screen another delivery of this step saved first."""
+    row = led.transact(lambda tx: repository.select(tx, session_id))
+    if row is None or row.inputs_seen != inputs_seen:
+        return _dial_again(DEFAULT_LANGUAGE if row is None else row.language)
+    return Screen(row.screen_text, row.screen_end)
+
+
+def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Screen:
+    language, seen = row.language, row.inputs_seen
+    extra = {"ussd_session": row.session_id, "inputs": len(inputs)}
+    if row.phone != e164:
+        log.warning("ussd: a session's step from another phone", extra=extra)
+        return refused_screen(language)
+    if to_us(led.now()) - row.updated_at_us > SESSION_IDLE_S * US_PER_S:
+        log.info("ussd: session expired", extra=extra)
+        return _expired(language)
+    if len(inputs) == seen and _sha(inputs, row) == row.inputs_sha256:
+        log.info("ussd: replayed step", extra=extra)
+        return Screen(row.screen_text, row.screen_end)
+    if row.screen_end:
+        return _dial_again(language)
+    if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
+        log.warning("ussd: a step out of order", extra=extra)
+        return _dial_again(language)
+    state = State.from_json(row.state)
+    secrets = [*row.secret_positions, *([seen] if is_secret(state) else [])]
+    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
+    outcome = _perform(led, row, step, inputs)
+    saved = replace(
+        row,
+        language=outcome.language,
+        state=outcome.state.to_json(),
+        inputs_seen=seen + 1,
+        secret_positions=secrets,
+        inputs_sha256=inputs_sha256(blanked(inputs, secrets)),
+        pin_verified_at_us=outcome.pin_verified_at_us,
+        screen_text=outcome.screen.text,
+        screen_end=outcome.screen.end,
+    )
+    if not led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=seen)):
+        return _stored(led, row.session_id, seen + 1)
+    log.info("ussd: step", extra={**extra, "menu": outcome.state.menu.value})
+    return outcome.screen
+
+
+def _sha(inputs: list[str], row: SessionRow) -> str:
+    return inputs_sha256(blanked(inputs, row.secret_positions))
+
+
+def _verified(row: SessionRow) -> bool:
+    return row.pin_verified_at_us is not None
+
+
+def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _Outcome:
+    if isinstance(step, Show):
+        return _show(led, row, step.state, step.note)
+    if isinstance(step, VerifyPin):
+        return _verify(led, row, step.after, inputs[-1])
+    if isinstance(step, ChangePin):
+        return _change_pin(led, row, step, inputs)
+    return _set_language(led, row, step)
+
+
+def _same(row: SessionRow, screen: Screen, state: State) -> _Outcome:
+    return _Outcome(screen, state, row.language, row.pin_verified_at_us)
+
+
+def _verify(led: Ledger, row: SessionRow, after: Menu, pin: str) -> _Outcome:
+    again = State(Menu.PIN, after=after)
+    try:
+        villagers.verify_pin_by_phone(led, phone=row.phone, pin=pin)
+    except Refused as refusal:
+        if refusal.code == "pin_invalid":
+            return _show(led, row, again, Note.WRONG_PIN)
+        if refusal.code == "pin_format_invalid":
+            return _show(led, row, again, Note.PIN_FORMAT)
+        return _same(row, _locked(row.language), again)
+    verified = replace(row, pin_verified_at_us=to_us(led.now()))
+    return _show(led, verified, State(after))
+
+
+def _change_pin(led: Ledger, row: SessionRow, step: ChangePin, inputs: list[str]) -> _Outcome:
+    old, new, confirm = inputs[step.old_at], inputs[step.new_at], inputs[-1]
+    ask_new = State(Menu.PIN_NEW, old_at=step.old_at)
+    if new != confirm:
+        return _show(led, row, ask_new, Note.PINS_DIFFER)
+    try:
+        villagers.change_pin(led, villager_id=row.villager_id, pin=old, new_pin=new)
+    except Refused as refusal:
+        notes = {
+            "pin_too_weak": Note.PIN_TOO_WEAK,
+            "pin_unchanged": Note.PIN_UNCHANGED,
+        }
+        if refusal.code in notes:
+            return _show(led, row, ask_new, notes[refusal.code])
+        if refusal.code == "pin_format_invalid":
+            return _show(led, row, ask_new, Note.PIN_FORMAT)
+        if refusal.code == "pin_invalid":
+            return _show(led, row, State(Menu.PIN_OLD), Note.WRONG_PIN)
+        return _same(row, _locked(row.language), State(Menu.MAIN))
+    done = ended(tr(row.language, "ussd", "Your PIN is changed. Use the new PIN from now on."))
+    return _Outcome(done, State(Menu.MAIN), row.language, to_us(led.now()))
+
+
+def _set_language(led: Ledger, row: SessionRow, step: SetLanguage) -> _Outcome:
+    villagers.set_language(led, villager_id=row.villager_id, language=step.language)
+    chosen = replace(row, language=step.language)
+    return _show(led, chosen, State(Menu.MAIN), Note.LANGUAGE_SAVED)
+
+
+def note_text(language: str, note: Note | None) -> str | None:
+    if note is None:
+        return None
+    texts = {
+        Note.INVALID: tr(language, "ussd", "That is not a choice here."),
+        Note.WRONG_PIN: tr(language, "ussd", "Wrong PIN."),
+        Note.PIN_FORMAT: tr(language, "ussd", "A PIN is 4 to 6 digits."),
+        Note.PINS_DIFFER: tr(language, "ussd", "The two new PINs differ."),
+        Note.PIN_TOO_WEAK: tr(
+            language, "ussd", "Too easy to guess: not one digit repeated or a straight run."
+        ),
+        Note.PIN_UNCHANGED: tr(language, "ussd", "The new PIN must differ from the PIN."),
+        Note.LANGUAGE_SAVED: tr(language, "ussd", "Language saved."),
+    }
+    return texts[note]
+
+
+def _show(led: Ledger, row: SessionRow, state: State, note: Note | None = None) -> _Outcome:
+    """``state``'s screen in the session's language (money read now, PIN verified)."""
+    language, said = row.language, note_text(row.language, note)
+    menu = state.menu
+    if menu in (Menu.BALANCE, Menu.STATEMENT) and not _verified(row):
+        raise InvariantViolation("a money screen before the PIN was verified")
+    if menu is Menu.BALANCE:
+        screen = ask(language, _balance(led, row) + "\n" + tr(language, "ussd", "0 Back"), said)
+    elif menu is Menu.STATEMENT:
+        screen, page = _statement(led, row, state.page)  # a full page: no room for a note
+        state = replace(state, page=page)
+    elif menu is Menu.LANGUAGE:
+        screen = language_menu(language, said)
+    elif menu is Menu.MAIN:
+        screen = main_menu(language, said)
+    else:
+        screen = ask(language, _prompt(language, menu), said)
+    return _Outcome(screen, state, language, row.pin_verified_at_us)
+
+
+def _prompt(language: str, menu: Menu) -> str:
+    if menu is Menu.PIN:
+        return tr(language, "ussd", "Enter your PIN")
+    if menu is Menu.PIN_OLD:
+        return tr(language, "ussd", "Enter your current PIN")
+    if menu is Menu.PIN_NEW:
+        return tr(language, "ussd", "Enter a new PIN (4 to 6 digits)")
+    return tr(language, "ussd", "Enter the new PIN again")
+
+
+def _villager(led: Ledger, villager_id: uuid.UUID) -> Villager:
+    try:
+        return villagers.get_villager(led, villager_id)
+    except NotFound as missing:  # sessions name villagers, who are never deleted
+        raise InvariantViolation(f"a USSD session's villager is gone: {missing}") from None
+
+
+def _balance(led: Ledger, row: SessionRow) -> str:
+    villager = _villager(led, row.villager_id)
+    found = led.lookup_accounts([villager.wallet_id])
+    if not found:
+        raise InvariantViolation(f"villager {villager.id} has no wallet")
+    wallet = found[0]
+    posted = wallet.credits_posted - wallet.debits_posted
+    available = posted - wallet.debits_pending
+    return tr(
+        row.language,
+        "ussd",
+        "Balance: {posted}\nAvailable: {available}",
+        posted=format_money(posted, villager.currency),
+        available=format_money(available, villager.currency),
+    )
+
+
+def _statement(led: Ledger, row: SessionRow, page: int) -> tuple[Screen, int]:
+    villager = _villager(led, row.villager_id)
+    receipts = led.transact(lambda tx: _last_receipts(tx, villager.id))
+    zone = ZoneInfo(_ZONES.get(villager.currency, "UTC"))
+    lines = [
+        statement_line(
+            row.language,
+            Line(
+                day=event.created_at.astimezone(zone).strftime("%d/%m"),
+                movement=str(event.payload.get("movement")),
+                amount=format_money(int(event.payload["amount_minor"]), villager.currency),
+                balance=format_money(int(event.payload["available_minor"]), villager.currency),
+            ),
+        )
+        for event in reversed(receipts)
+    ]
+    if not lines:
+        lines = [tr(row.language, "ussd", "No movements yet.")]
+    return paged(row.language, tr(row.language, "ussd", "Mini statement"), lines, page)
+
+
+def _last_receipts(tx: Tx, villager_id: uuid.UUID) -> list[events.Event]:
+    """The villager's last :data:`STATEMENT_MOVEMENTS` wallet receipts, oldest first
+    (the outbox is read forward, page by page: it has no backward read)."""
+    last: deque[events.Event] = deque(maxlen=STATEMENT_MOVEMENTS)
+    after = 0
+    while True:
+        page = events.read_events(
+            tx, after_seq=after, limit=events.EVENTS_PAGE_MAX, party_id=villager_id
+        )
+        last.extend(e for e in page if e.type == events.WALLET_RECEIPT)
+        if len(page) < events.EVENTS_PAGE_MAX:
+            return list(last)
+        after = page[-1].seq
