@@ -12,7 +12,7 @@ from ledger.core.errors import MalformedRequest
 from ledger.i18n import DOMAINS, LANGUAGES, catalog, placeholders, tr
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("ledger", "api", "webhooks", "vledger")
+SOURCES = ("ledger", "api", "webhooks", "vledger", "sms")
 
 
 def used_messages() -> dict[str, set[str]]:

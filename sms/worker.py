@@ -1,0 +1,90 @@
+"""The SMS worker: :func:`~sms.delivery.send_due` in a background thread, inside
+``vledger serve`` (:class:`SmsWorker`) or ``vledger worker`` (:func:`run_sms_worker`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ledger import Ledger, open_ledger
+from ledger.observability import LOGGER_NAME
+from sms.delivery import send_due
+from sms.gateway import HttpPost, post_with_httpx
+from sms.settings import Gateway, SmsSettings, gateway_from_env
+
+__all__ = ["SmsWorker", "run_sms_worker"]
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+class SmsWorker:
+    """:func:`send_due` in a background thread, every ``poll_interval_s`` (at once again
+    while passes come back full), until :meth:`stop`."""
+
+    def __init__(
+        self,
+        led: Ledger,
+        settings: SmsSettings,
+        *,
+        gateway: Gateway | None,
+        http_post: HttpPost = post_with_httpx,
+    ) -> None:
+        self.led = led
+        self.settings = settings
+        self.gateway = gateway
+        self.http_post = http_post
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vledger-sms", daemon=True)
+
+    def start(self) -> SmsWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.settings.timeout_s + 5 if timeout_s is None else timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                done = send_due(
+                    self.led,
+                    now=self.led.now(),
+                    gateway=self.gateway,
+                    http_post=self.http_post,
+                    settings=self.settings,
+                )
+                busy = done >= self.settings.messages_per_pass_max
+            except Exception:  # a worker that dies silently sends nothing: log, go on
+                log.exception("sms pass failed")
+            if not busy:
+                self._stop.wait(self.settings.poll_interval_s)
+
+
+def start_sms_worker(led: Ledger) -> SmsWorker:
+    """An :class:`SmsWorker` on ``led`` with the environment's gateway and zone, started."""
+    return SmsWorker(led, SmsSettings.from_env(), gateway=gateway_from_env()).start()
+
+
+def run_sms_worker(
+    database_url: str,
+    *,
+    settings: SmsSettings | None = None,
+    gateway: Gateway | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Send SMS until ``stop`` is set (or interrupted); the gateway from the environment
+    when none is given."""
+    stop = stop or threading.Event()
+    with open_ledger(database_url) as led:
+        worker = SmsWorker(
+            led, settings or SmsSettings.from_env(), gateway=gateway or gateway_from_env()
+        ).start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            log.info("sms worker interrupted: stopping")
+        finally:
+            worker.stop()
