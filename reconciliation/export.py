@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -73,6 +74,10 @@ class NothingSealed(JobRefused):
     written."""
 
     code = "nothing_sealed"
+
+
+CHECKPOINT_NAME = re.compile(r"[0-9]{10}\.txt")
+"""What :func:`checkpoint_file_name` gives."""
 
 
 def checkpoint_file_name(number: int) -> str:
@@ -138,6 +143,7 @@ def _export(led: Ledger, out: Path, from_: Bound, to: Bound, progress: Progress)
     found = led.transact(lambda tx: _block_range(tx, from_, to))
     out.mkdir(parents=True, exist_ok=True)
     (out / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+    _drop_old_checkpoints(out)
     origin = led.transact(journal_origin)
     if found is None:
         return _write_empty(out, origin)
@@ -200,6 +206,14 @@ def _check_bounds(from_: Bound, to: Bound) -> None:
     for bound in (from_, to):
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | datetime)):
             raise InputInvalid("from_ and to are block numbers or aware datetimes")
+
+
+def _drop_old_checkpoints(out: Path) -> None:
+    """An earlier export's checkpoint files (only names we write): a block outside this
+    export's range would otherwise be left behind, and the verifier reports it."""
+    for path in (out / CHECKPOINTS_DIR).glob("*.txt"):
+        if path.is_file() and CHECKPOINT_NAME.fullmatch(path.name):
+            path.unlink()
 
 
 def _write_empty(out: Path, origin: str) -> ExportSummary:

@@ -62,6 +62,7 @@ from reconciliation.checkpoint import (
 from reconciliation.errors import InputInvalid
 from reconciliation.export import (
     BLOCKS_FILE,
+    CHECKPOINT_NAME,
     CHECKPOINTS_DIR,
     EXPORT_FORMAT,
     MANIFEST_FILE,
@@ -94,7 +95,6 @@ POSTED_MOVES = 0b1010  # PENDING | VOID_PENDING: neither moves posted balances
 ROW_KEYS = frozenset({"index", "block", "chain", *FIELD_NAMES})
 EXPORT_FILES = frozenset({TRANSFERS_FILE, BLOCKS_FILE, PUBLIC_KEY_FILE, MANIFEST_FILE})
 """The files an export writes at its top (besides ``checkpoints/NNNNNNNNNN.txt``)."""
-CHECKPOINT_NAME = re.compile(r"[0-9]{10}\.txt")
 
 
 @dataclass(frozen=True, slots=True)

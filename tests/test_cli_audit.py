@@ -346,3 +346,18 @@ def test_blocks_page_reads_in_its_own_transaction(
     page = blocks_page(ledger, 2, 9)
     assert [b.number for b in page] == [2, 3]
     assert page == ledger.transact(lambda tx: read_blocks(tx, 2, 9))
+
+
+def test_a_narrower_export_into_the_same_folder_still_verifies(
+    exported: Path, ledger: Ledger, clock: Clock, key: ServiceKey
+) -> None:
+    pay(ledger, clock, 2)
+    assert seal_pending(ledger, key) == 1  # block 3
+    (exported / "checkpoints" / "notes.txt").write_text("kept: not a name export writes")
+    narrower = export(ledger, exported, from_=3)
+    assert (narrower.first_block, narrower.last_block) == (3, 3)
+    names = sorted(p.name for p in (exported / "checkpoints").iterdir())
+    assert names == ["0000000002.txt", "0000000003.txt", "notes.txt"]  # anchor, block 3
+    (exported / "checkpoints" / "notes.txt").unlink()
+    found = check_folder(exported)
+    assert found.ok, found.lines
