@@ -66,6 +66,7 @@ from ledger.flows.parties import Kind, Role
 from ledger.limits import LIST_PAGE_SIZE_MAX as VARIANCES_PAGE_MAX
 from ledger.limits import NAME_LENGTH_MAX as OPERATOR_LENGTH_MAX
 from ledger.limits import REASON_LENGTH_MAX as COMMENT_LENGTH_MAX
+from ledger.money import format_money
 from reconciliation.errors import InputInvalid
 from reconciliation.runs import Findings, snapshot
 
@@ -463,9 +464,9 @@ def _require_comment(count: CashCount, expected: int) -> None:
         return
     direction = "over" if difference > 0 else "short"
     raise CashCountRefused(
-        f"the count is {direction} by {iso4217.format_minor(abs(difference), count.currency)}"
-        f" (counted {iso4217.format_minor(count.counted_minor, count.currency)}, expected"
-        f" {iso4217.format_minor(expected, count.currency)}): a count that is over or short"
+        f"the count is {direction} by {format_money(abs(difference), count.currency)}"
+        f" (counted {format_money(count.counted_minor, count.currency)}, expected"
+        f" {format_money(expected, count.currency)}): a count that is over or short"
         " needs a comment"
     )
 
@@ -604,34 +605,41 @@ def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
     for value, number in s["denominations"].items():
         count_rows.append(
             (
-                iso4217.format_minor(int(value), currency),
+                format_money(int(value), currency),
                 number,
-                iso4217.format_minor(int(value) * number, currency),
+                format_money(int(value) * number, currency),
             )
         )
-    count_rows.append(("counted", "", iso4217.format_minor(s["counted_minor"], currency)))
-    count_rows.append(("expected", "", iso4217.format_minor(s["expected_minor"], currency)))
-    count_rows.append(("variance", "", iso4217.format_minor(s["variance_minor"], currency)))
+    count_rows.append(("counted", "", format_money(s["counted_minor"], currency)))
+    count_rows.append(("expected", "", format_money(s["expected_minor"], currency)))
+    count_rows.append(("variance", "", format_money(s["variance_minor"], currency)))
     since = s["previous_count_at"] or "the start"
     moves: list[tuple[Any, ...]] = [
         ("movement", "transfers", "cash in", "cash out", "float in", "float out"),
-        ("opening (previous count)", "", s["opening_minor"], "", "", ""),
+        ("opening (previous count)", "", format_money(s["opening_minor"], currency), "", "", ""),
     ]
     for m in s["movements"]:
         moves.append(
             (
                 m["name"],
                 m["transfers"],
-                m["cash_in_minor"],
-                m["cash_out_minor"],
-                m["float_in_minor"],
-                m["float_out_minor"],
+                *(
+                    format_money(m[key], currency)
+                    for key in (
+                        "cash_in_minor",
+                        "cash_out_minor",
+                        "float_in_minor",
+                        "float_out_minor",
+                    )
+                ),
             )
         )
-    moves.append(("expected cash-on-hand", "", s["expected_minor"], "", "", ""))
+    moves.append(
+        ("expected cash-on-hand", "", format_money(s["expected_minor"], currency), "", "", "")
+    )
     return [
         (f"Cash counted ({currency})", count_rows),
-        (f"Movements since {since} (minor units)", moves),
+        (f"Movements since {since}", moves),
     ]
 
 

@@ -52,6 +52,7 @@ from ledger.flows import parties
 from ledger.flows.orders import State
 from ledger.flows.parties import Kind, Role
 from ledger.limits import AMOUNT_MAX_MINOR
+from ledger.money import format_money
 from reconciliation.errors import InputInvalid
 from reconciliation.portable_sql import array_rows, element, uuid_hex
 from reconciliation.runs import Findings, snapshot
@@ -543,14 +544,18 @@ def run(led: Ledger, request: JobRequest) -> Findings:
 def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """Orders by state with what they hold in escrow, and the escrow tie-out."""
     s = findings.summary
-    states: list[tuple[Any, ...]] = [("state", "orders", "in escrow (minor units)")]
-    states += [(k, v["orders"], v["escrow_minor"]) for k, v in s["by_state"].items()]
+    currency = str(s["currency"])
+    states: list[tuple[Any, ...]] = [("state", "orders", "in escrow")]
+    states += [
+        (k, v["orders"], format_money(v["escrow_minor"], currency))
+        for k, v in s["by_state"].items()
+    ]
     tie: list[tuple[Any, ...]] = [
         ("escrow account balance", "orders: paid - released - refunded", "difference"),
         (
-            s["escrow_balance_minor"],
-            s["orders_escrow_minor"],
-            s["escrow_balance_minor"] - s["orders_escrow_minor"],
+            format_money(s["escrow_balance_minor"], currency),
+            format_money(s["orders_escrow_minor"], currency),
+            format_money(s["escrow_balance_minor"] - s["orders_escrow_minor"], currency),
         ),
     ]
     return [(f"Orders by state ({s['currency']})", states), ("Escrow tie-out", tie)]

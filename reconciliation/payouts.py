@@ -49,6 +49,7 @@ from ledger.flows import parties
 from ledger.flows.errors import Refused
 from ledger.limits import AMOUNT_MAX_MINOR, REFERENCE_LENGTH_MAX
 from ledger.limits import AMOUNT_MAX_MINOR as FEE_MAX_MINOR_LIMIT
+from ledger.money import format_money
 from reconciliation.errors import InputInvalid
 from reconciliation.portable_sql import array_rows, array_texts, element, uuid_hex
 from reconciliation.runs import Findings, snapshot
@@ -461,6 +462,7 @@ def run(led: Ledger, request: JobRequest) -> Findings:
             "business_date": request.business_date.isoformat(),
             "rule_version": RULE_VERSION,
             "provider": provider,
+            "currency": _one_currency(options, credits),
             "from": from_day.isoformat(),
             "as_of": from_us(as_of_us).isoformat(),
             "credits": len(credits),
@@ -477,23 +479,42 @@ def run(led: Ledger, request: JobRequest) -> Findings:
     )
 
 
+def _one_currency(options: _Options, credits: list[Credit]) -> str | None:
+    """The run's one currency (``--option currency``, or the credits' only one), for the
+    report's money; None when the credits mix currencies."""
+    if options.currency is not None:
+        return options.currency
+    found = {credit.currency for credit in credits}
+    return found.pop() if len(found) == 1 else None
+
+
 def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Credits matched per stage, and the totals on each side."""
+    """Credits matched per stage, and the totals on each side (as money when the run
+    has one currency, else in minor units)."""
     s = findings.summary
+    currency = s.get("currency")
+
+    def money(amount_minor: int) -> object:
+        return amount_minor if currency is None else format_money(amount_minor, currency)
+
     stages: list[tuple[Any, ...]] = [("stage", "credits matched")]
     stages += [
         (stage, s["matched_by_stage"].get(stage, 0))
         for stage in ("reference", "window id", "window total")
     ]
     totals: list[tuple[Any, ...]] = [
-        ("", "count", "minor units"),
-        ("credits in the file", s["credits"], s["credits_total_minor"]),
-        (f"payouts paid since {s['from']}", s["payouts_paid"], s["payouts_paid_total_minor"]),
+        ("", "count", "minor units" if currency is None else "amount"),
+        ("credits in the file", s["credits"], money(s["credits_total_minor"])),
+        (
+            f"payouts paid since {s['from']}",
+            s["payouts_paid"],
+            money(s["payouts_paid_total_minor"]),
+        ),
         (
             "payouts still pending (in flight)",
             s["payouts_pending"],
-            s["payouts_pending_total_minor"],
+            money(s["payouts_pending_total_minor"]),
         ),
-        ("fees (payout less credit)", "", s["fees_minor"]),
+        ("fees (payout less credit)", "", money(s["fees_minor"])),
     ]
     return [("Matching by stage", stages), (f"Provider {s['provider']}", totals)]

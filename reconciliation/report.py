@@ -3,6 +3,12 @@
 One self-contained page: the run's facts, its summary figures, a bar chart of breaks by
 kind (inline SVG, no script, nothing fetched), and the first :data:`DETAIL_ROWS_SHOWN`
 detail lines. Rendered with Jinja2, autoescaped: every value from the database is text.
+
+Money is shown as money: in the detail table a column whose name ends in ``_minor`` is
+shown without that suffix and each integer in it as ``KES 1,250.00``
+(:func:`ledger.money.format_money`), in the currency of the line's ``currency`` column,
+else the summary's ``currency``; a value without a known currency stays as it is. The
+jobs' extra tables format their own amounts. The CSV and JSON keep minor units.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from typing import Any
 
 import jinja2
 
+from ledger.core.errors import MalformedRequest
+from ledger.money import format_money
 from reconciliation.runs import Findings, Run
 
 DETAIL_ROWS_SHOWN = 1000
@@ -79,6 +87,33 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+MINOR_SUFFIX = "_minor"
+
+
+def _money(value: object, currency: object) -> object:
+    """``value`` as money when it is an integer and ``currency`` a known code."""
+    if isinstance(value, bool) or not isinstance(value, int) or not isinstance(currency, str):
+        return value
+    try:
+        return format_money(value, currency)
+    except MalformedRequest:
+        return value
+
+
+def money_detail(
+    header: tuple[str, ...], lines: list[tuple[object, ...]], currency: object
+) -> tuple[tuple[str, ...], list[tuple[object, ...]]]:
+    """The detail for people: ``*_minor`` columns as money (see the module docstring)."""
+    money = [i for i, name in enumerate(header) if name.endswith(MINOR_SUFFIX)]
+    if not money:
+        return header, lines
+    at = header.index("currency") if "currency" in header else None
+    shown_header = tuple(name.removesuffix(MINOR_SUFFIX) for name in header)
+    shown: list[tuple[object, ...]] = []
+    for line in lines:
+        code = line[at] if at is not None and at < len(line) else currency
+        shown.append(tuple(_money(v, code) if i in money else v for i, v in enumerate(line)))
+    return shown_header, shown
 
 
 def render(
@@ -96,14 +131,18 @@ def render(
         (kind, count, max(1, count * BAR_WIDTH_MAX_PX // most))
         for kind, count in sorted(counts.items())
     ]
-    shown = findings.detail[:DETAIL_ROWS_SHOWN]
+    header, shown = money_detail(
+        findings.detail_header,
+        findings.detail[:DETAIL_ROWS_SHOWN],
+        findings.summary.get("currency"),
+    )
     return _ENV.from_string(_TEMPLATE).render(
         run=run,
         tables=tables or [],
         bars=bars,
         bar_width=BAR_WIDTH_MAX_PX,
         bar_height=BAR_HEIGHT_PX,
-        header=findings.detail_header,
+        header=header,
         detail=shown,
         shown=len(shown),
         total=len(findings.detail),

@@ -2,13 +2,16 @@
 
 A table is ``(title, [header, *rows])`` (:data:`Tables`); :func:`reconciliation.report.render`
 renders them. Jobs with a module of their own (statement, cash count ...) keep their
-``tables`` function there; :mod:`reconciliation.jobs` wires them to the jobs.
+``tables`` function there; :mod:`reconciliation.jobs` wires them to the jobs. Amounts
+are shown as money (``KES 1,250.00``, :func:`ledger.money.format_money`); the run's
+summary.json keeps minor units.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ledger.money import format_money
 from reconciliation.runs import Findings
 
 Tables = list[tuple[str, list[tuple[Any, ...]]]]
@@ -30,10 +33,10 @@ def _integrity_tables(findings: Findings) -> Tables:
             (
                 currency,
                 t["accounts"],
-                t["debits_posted"],
-                t["credits_posted"],
-                t["debits_pending"],
-                t["credits_pending"],
+                format_money(t["debits_posted"], currency),
+                format_money(t["credits_posted"], currency),
+                format_money(t["debits_pending"], currency),
+                format_money(t["credits_pending"], currency),
             )
         )
-    return [("Trial balance (minor units)", rows)]
+    return [("Trial balance", rows)]

@@ -6,6 +6,7 @@ not a break; older, it is a break. Both engines, on a fixed clock that starts at
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import uuid
 from datetime import date
@@ -16,7 +17,7 @@ import pytest
 from ledger import Ledger
 from ledger.flows import agent_float, parties, suspense
 from ledger.flows.parties import Kind
-from reconciliation import ageing
+from reconciliation import ageing, report
 from reconciliation.jobs import JobRequest, run_job
 from tests.conftest import Clock
 from vledger.cli import main
@@ -187,3 +188,29 @@ def test_without_items_in_transit_there_is_no_extra_file(ledger: Ledger, tmp_pat
     done = run_job(ledger, "ageing", JobRequest(TODAY), out=tmp_path)
     assert "files" not in done.run.summary or done.run.summary["files"] == {}
     assert not (done.folder / ageing.IN_TRANSIT_FILE).exists()
+
+
+def test_the_report_shows_detail_amounts_as_money_and_escapes_markup(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    agent = agent_with_float(ledger, 100_000, "BANK")
+    top_up(ledger, agent, 30_000, "MPESA")
+    done = run_job(ledger, "ageing", JobRequest(date(2026, 6, 5)), out=tmp_path)
+    html = (done.folder / "report.html").read_text()
+    assert "<th>amount</th>" in html and "<th>amount_minor</th>" not in html
+    assert "<td>KES 1,000.00</td>" in html and "<td>KES 300.00</td>" in html
+    with (done.folder / "detail.csv").open() as f:  # the CSV keeps minor units
+        assert sorted(r[5] for r in list(csv.reader(f))[1:]) == ["100000", "30000"]
+
+    odd = dataclasses.replace(
+        done.findings,
+        detail=[
+            ("age 0-1", "clearing", "x", "<script>alert(1)</script>", "<b>", 500, 1, "t"),
+            ("age 0-1", "clearing", "y", "r", "UGX", 12_500, 1, "t"),
+            ("age 0-1", "clearing", "z", "r", "KES", "", 1, "t"),
+        ],
+    )
+    page = report.render(done.run, odd)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<td>500</td>" in page and "&lt;b&gt;" in page  # no known currency: as it is
+    assert "<td>UGX 12,500</td>" in page
