@@ -285,11 +285,11 @@ def test_an_operator_decides_variances_from_the_command_line(
     url = ["--database", shop.led.url]
     assert main(["variance", "list", "--state", "proposed", *url]) == 0
     listed = capsys.readouterr().out
-    assert f"{variance.id} proposed short 10000 KES" in listed and "1 variance(s)" in listed
+    assert f"{variance.id} proposed short KES 100.00 agent" in listed and "1 variance(s)" in listed
 
     approve = ["variance", "approve", str(variance.id), "--operator", "ops:akinyi", *url]
     assert main(approve) == 0
-    assert capsys.readouterr().out.startswith(f"{variance.id} approved short 10000 KES")
+    assert capsys.readouterr().out.startswith(f"{variance.id} approved short KES 100.00 agent")
     assert main(approve) == 0  # approving again posts nothing more
     capsys.readouterr()
     assert shop.variance_transfers() == 1 and shop.cash_minor == 2_140_000

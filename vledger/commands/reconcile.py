@@ -102,8 +102,12 @@ def variance_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def variance_line(v: Any) -> str:
+    """One variance for people: its amount as money (``KES 100.00``)."""
+    from ledger.money import format_money
+
+    amount = format_money(v.amount_minor, v.currency)
     return (
-        f"{v.id} {v.state} {v.direction} {v.amount_minor} {v.currency} agent {v.agent_id}"
+        f"{v.id} {v.state} {v.direction} {amount} agent {v.agent_id}"
         + (f" transfer {v.transfer_id}" if v.transfer_id else "")
         + (f" by {v.decided_by}" if v.decided_by else "")
     )
