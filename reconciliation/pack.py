@@ -101,7 +101,6 @@ from ledger.limits import US_PER_S
 from reconciliation.checkpoint import public_key_raw
 from reconciliation.errors import InputInvalid
 from reconciliation.export import checkpoint_file_name
-from reconciliation.progress import SILENT, Progress
 from reconciliation.runs import Findings, Run, runs_of_period, snapshot
 from reconciliation.seal import (
     FIELD_NAMES,
@@ -852,7 +851,7 @@ def run(led: Ledger, request: JobRequest) -> Findings:
     """Make the pack of the requested period from one snapshot (see the module)."""
     period = period_of(request)
     key = signing_key(led.url, request.service_key_path)
-    progress: Progress = getattr(request, "progress", SILENT)
+    progress = request.progress
     progress.step(f"reading accounts and transfers of {period.text()}")
     reading = snapshot(led, lambda tx: _read(tx, period))
     progress.step(f"writing and signing the pack ({len(reading.transfers):,} transfers)")

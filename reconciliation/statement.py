@@ -38,7 +38,7 @@ from ledger.core.currency import format_minor
 from ledger.flows import parties
 from ledger.flows.errors import Refused
 from reconciliation import matching
-from reconciliation.progress import SILENT, Progress, Timed
+from reconciliation.progress import Progress, Timed
 from reconciliation.runs import Findings, sha256_of
 from reconciliation.statement_formats import (
     StatementLine,
@@ -233,7 +233,7 @@ def run(led: Ledger, request: JobRequest) -> Findings:
     clearing account; the findings (nothing is recorded here)."""
     job = _open(request)
     reader = job.reader
-    progress = Timed(getattr(request, "progress", SILENT), "staging lines")
+    progress = Timed(request.progress, "staging lines")
     with matching.open_staging(led.url) as st:
         matching.create_tables(st)
         line_count, lines_sum = _stage_lines(st, reader, progress)

@@ -29,6 +29,8 @@ BAD_INPUTS = [
         "argument --date: not a date (YYYY-MM-DD): '2026-02-30'",
     ),
     (["reconcile", "integrity", "--threshold", "x"], "argument --threshold: invalid int"),
+    (["reconcile", "fly", "--out", "{tmp}/reports"], "invalid choice: 'fly'"),
+    (["reconcile", "integrity", "--out", "{tmp}/r", "--bogus"], "unrecognized arguments: --bogus"),
     (["variance", "approve", "not-a-uuid", "--operator", "o"], "invalid UUID value"),
     (["variance", "list", "--state", "maybe"], "vledger variance list: argument --state"),
     (["audit", "export", "--to", "2026-01-01"], "vledger audit export: argument --to"),
@@ -112,3 +114,79 @@ def test_a_command_error_after_parsing_is_one_line_too(
     assert captured.out == ""
     assert captured.err == "vledger reconcile: --threshold must be 0 or more\n"
     assert not (tmp_path / "r").exists()
+
+
+def test_a_reconcile_run_lists_every_problem_at_once(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["reconcile", "statement", "--database", ledger.url, "--out", str(tmp_path / "r")]
+    bad = ["--option", "tolerance=lots", "--option", "window_days=99", "--option", "<b>=1"]
+    assert main([*argv, *bad, "--option", "nameless", "--threshold", "-2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    line = captured.err.rstrip("\n")
+    assert line.startswith("vledger reconcile: statement needs --scope PROVIDER, --input FILE; ")
+    for part in (
+        "statement has no option <b> (its options: tolerance, window_days, format,",
+        "option tolerance must be a decimal amount of 0 or more, like 50 or 0.50, not 'lots'",
+        "option window_days must be a whole number of days 0..31, not '99'",
+        "--option takes NAME=VALUE, not 'nameless'",
+        "--threshold must be 0 or more",
+    ):
+        assert part in line
+    assert "None" not in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["orders"], "orders needs --scope STOREFRONT_ID"),
+        (["settlement", "--scope", "MPESA"], "settlement needs --input FILE"),
+        (["integrity", "--input", "{tmp}/x.csv"], "integrity takes no --input"),
+        (["cash-count", "--input", "{tmp}/missing.json"], "no such file"),
+        (["ageing", "--option", "x=1"], "ageing has no option x (its options: none)"),
+        (["pack", "--option", "from=June"], "option from must be a date YYYY-MM-DD, not 'June'"),
+        (["orders", "--scope", "s", "--option", "evidence=magic"], "option evidence must be"),
+        (["statement", "--option", "x=" + "9" * 10_000], "statement needs --scope"),
+    ],
+)
+def test_reconcile_refuses_what_a_job_does_not_take(
+    argv: list[str],
+    problem: str,
+    ledger: Ledger,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "x.csv").write_text("a\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    out = tmp_path / "reports"
+    assert main(["reconcile", *argv, "--database", ledger.url, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert problem in captured.err
+    assert len(captured.err) < 600  # an oversized value is not echoed whole
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("job", "says"),
+    [
+        ("statement", ["--scope PROVIDER (required)", "--input FILE (required)", "tolerance:"]),
+        ("orders", ["--scope STOREFRONT_ID (required)", "--input FILE (optional)", "stale_days"]),
+        ("integrity", ["--scope: not taken", "--input: not taken", "options: none"]),
+        ("pack", ["from: the first day", "(default: the business date)"]),
+        ("settlement", ["fee_max_minor:", "(default: 0)", "--input FILE (required)"]),
+    ],
+)
+def test_reconcile_job_help_lists_its_scope_input_and_options(
+    job: str, says: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reconcile", job, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: vledger reconcile {job}")
+    flat = " ".join(out.split())  # the epilog is wrapped
+    for text in says:
+        assert text in flat
+    assert all(len(line) <= 100 for line in out.splitlines())

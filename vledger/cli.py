@@ -103,7 +103,7 @@ NO_DATABASE = frozenset({"verify"})
 """Commands that never open a database."""
 
 
-OWN_DATABASE = frozenset({"keys", "audit", "variance", "villagers"})
+OWN_DATABASE = frozenset({"keys", "reconcile", "audit", "variance", "villagers"})
 """Commands whose actions each take their own ``--database``."""
 
 

@@ -4,29 +4,57 @@ variances."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import open_ledger
 from vledger.common import EXIT_BREAKS, EXIT_OK, UsageError, database_argument
 
+if TYPE_CHECKING:
+    from reconciliation.jobs import JobSpec
+
 
 def reconcile_arguments(parser: argparse.ArgumentParser) -> None:
+    """A subcommand per job, so ``vledger reconcile JOB --help`` lists that job's scope,
+    input and options (the command line is ``vledger reconcile JOB [options]`` as ever)."""
+    from reconciliation.jobs import JOBS
+
+    jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB", title="jobs")
+    for spec in JOBS.values():
+        job = jobs.add_parser(
+            spec.name,
+            help=spec.summary,
+            description=textwrap.fill(f"{spec.summary}.", HELP_WIDTH),
+            epilog=job_help(spec),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _job_arguments(job, spec)
+        database_argument(job)
+
+
+def _job_arguments(parser: argparse.ArgumentParser, spec: JobSpec) -> None:
+    scope, source = spec.scope, spec.input
     parser.add_argument(
-        "job",
-        metavar="JOB",
-        help="integrity, statement, cash-count, orders, settlement, ageing, pack",
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="not taken" if source is None else source.meaning,
     )
-    parser.add_argument("--input", default=None, metavar="FILE", help="the outside record")
-    parser.add_argument("--scope", default=None, help="a provider, agent or storefront")
+    parser.add_argument(
+        "--scope",
+        default=None,
+        metavar="SCOPE" if scope is None else scope.metavar,
+        help="not taken" if scope is None else scope.meaning,
+    )
     parser.add_argument(
         "--option",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a job's setting (repeatable)",
+        help="a setting of the job (repeatable; listed below)",
     )
     parser.add_argument(
         "--date",
@@ -47,6 +75,34 @@ def reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+HELP_WIDTH = 88
+"""The width ``vledger reconcile JOB --help`` wraps the job's scope, input and options to."""
+
+
+def job_help(spec: JobSpec) -> str:
+    """What ``vledger reconcile JOB --help`` says below the arguments: whether the job
+    needs ``--scope`` and ``--input``, and its options with their defaults."""
+    lines = []
+    for flag, taken in (("--scope", spec.scope), ("--input", spec.input)):
+        if taken is None:
+            lines.append(f"{flag}: not taken")
+        else:
+            need = "required" if taken.required else "optional"
+            text = f"{flag} {taken.metavar} ({need}): {taken.meaning}"
+            lines.append(textwrap.fill(text, HELP_WIDTH, subsequent_indent="    "))
+    if not spec.options:
+        lines.append("options: none")
+    else:
+        lines.append("options (--option NAME=VALUE):")
+        for option in spec.options:
+            default = "" if option.default is None else f" (default: {option.default})"
+            text = f"{option.name}: {option.meaning}{default}"
+            lines.append(
+                textwrap.fill(text, HELP_WIDTH, initial_indent="  ", subsequent_indent="      ")
+            )
+    return "\n".join(lines)
+
+
 def business_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -54,27 +110,46 @@ def business_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def reconcile(args: argparse.Namespace) -> int:
-    from reconciliation.jobs import JOBS, JobRequest, run_job
-
-    if args.job not in JOBS:
-        raise UsageError(f"no job {args.job!r}; jobs: {', '.join(JOBS)}")
-    if args.threshold < 0:
-        raise UsageError("--threshold must be 0 or more")
-    options = {}
-    for option in args.option:
+def _options(given: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``--option NAME=VALUE`` as a mapping, and the problems of those not so written."""
+    options: dict[str, str] = {}
+    problems: list[str] = []
+    for option in given:
         name, equals, value = option.partition("=")
         if not equals or not name:
-            raise UsageError(f"--option takes NAME=VALUE, not {option!r}")
-        options[name] = value
+            problems.append(f"--option takes NAME=VALUE, not {option!r}")
+        else:
+            options[name] = value
+    return options, problems
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    """Check everything the command line says before opening the ledger (every problem
+    in one line), then run the job with its progress on stderr."""
+    from reconciliation.jobs import JOBS, JobRequest, job_problems, run_job
+    from vledger.progress import shown
+
+    spec = JOBS[args.job]
+    options, problems = _options(args.option)
+    input_path = Path(args.input) if args.input else None
+    problems = [
+        *job_problems(spec, input_path=input_path, scope=args.scope, options=options),
+        *problems,
+    ]
+    if args.threshold < 0:
+        problems.append("--threshold must be 0 or more")
+    if problems:
+        raise UsageError("; ".join(problems))
+    quiet = getattr(args, "quiet", False)
     with open_ledger(args.database) as led:
         request = JobRequest(
             business_date=args.date or led.now().date(),
-            input_path=Path(args.input) if args.input else None,
+            input_path=input_path,
             scope=args.scope,
             options=options,
         )
-        done = run_job(led, args.job, request, out=Path(args.out))
+        with shown(f"vledger reconcile {spec.name}", quiet=quiet) as progress:
+            done = run_job(led, spec.name, request, out=Path(args.out), progress=progress)
     run = done.run
     print(
         f"{run.job} {run.business_date}: {run.status}, {run.breaks} break(s) in"
