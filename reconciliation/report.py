@@ -13,6 +13,7 @@ jobs' extra tables format their own amounts. The CSV and JSON keep minor units.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
@@ -54,7 +55,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <table>
 <tr>{% for cell in rows[0] %}<th>{{ cell }}</th>{% endfor %}</tr>
 {% for row in rows[1:] %}<tr>{% for cell in row %}
-<td{% if cell is number %} class="n"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+<td{% if cell is number or cell is money %} class="n"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
 {% endfor %}
@@ -78,7 +79,8 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 {% endif %}</h2>
 <table>
 <tr>{% for cell in header %}<th>{{ cell }}</th>{% endfor %}</tr>
-{% for row in detail %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% for row in detail %}<tr>{% for cell in row %}
+<td{% if cell is money %} class="n"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
 {% endif %}
@@ -87,6 +89,8 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+_MONEY_TEXT = re.compile(r"[A-Z]{3} -?\d{1,3}(?:,\d{3})*(?:\.\d+)?")
+_ENV.tests["money"] = lambda cell: isinstance(cell, str) and bool(_MONEY_TEXT.fullmatch(cell))
 MINOR_SUFFIX = "_minor"
 
 

@@ -198,7 +198,7 @@ def test_the_report_shows_detail_amounts_as_money_and_escapes_markup(
     done = run_job(ledger, "ageing", JobRequest(date(2026, 6, 5)), out=tmp_path)
     html = (done.folder / "report.html").read_text()
     assert "<th>amount</th>" in html and "<th>amount_minor</th>" not in html
-    assert "<td>KES 1,000.00</td>" in html and "<td>KES 300.00</td>" in html
+    assert '<td class="n">KES 1,000.00</td>' in html and '<td class="n">KES 300.00</td>' in html
     with (done.folder / "detail.csv").open() as f:  # the CSV keeps minor units
         assert sorted(r[5] for r in list(csv.reader(f))[1:]) == ["100000", "30000"]
 
@@ -213,4 +213,4 @@ def test_the_report_shows_detail_amounts_as_money_and_escapes_markup(
     page = report.render(done.run, odd)
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<td>500</td>" in page and "&lt;b&gt;" in page  # no known currency: as it is
-    assert "<td>UGX 12,500</td>" in page
+    assert '<td class="n">UGX 12,500</td>' in page
