@@ -278,3 +278,35 @@ def test_the_receiver_prints_good_events_and_refuses_forged_ones(tmp_path: Path)
     lines = out.read_text().splitlines()
     assert lines[1] == f"order.paid {order_id} paid"
     assert [line.split(":")[0] for line in lines[2:]] == ["rejected"] * 3
+
+
+# -- the villager's phone ------------------------------------------------------------------
+
+
+def test_the_villager_phone_refuses_with_the_flow_code(api: Harness) -> None:
+    operator = api.client("operator")
+    agent = api.key("agent")
+    body = {"id": agent["principal_id"], "kind": "agent", "name": "Wanjiru", "currency": "KES"}
+    operator.call("POST", "/v1/parties", json_body=body)
+    villager = str(uuid.uuid4())
+    phone = f"+2547{secrets.randbelow(10**8):08d}"
+    register = {"id": villager, "phone": phone, "name": "Amina", "currency": "KES"}
+    station = api.client_for(agent)
+    station.call("POST", "/v1/villagers", json_body=register | {"language": "sw"})
+    db = ("--database", api.db_url)
+
+    weak = example("villager_phone.py", *db, "activate", villager, "1234", cwd=ROOT)
+    assert weak.returncode == 1
+    assert weak.stderr.startswith("refused: pin_too_weak: ")
+    done = example("villager_phone.py", *db, "activate", villager, "2580", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "PIN set: Amina is active"
+
+    order = str(uuid.uuid4())
+    wrong = example("villager_phone.py", *db, "pay-code", villager, "9713", order, "100", cwd=ROOT)
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("refused: pin_invalid: ")
+    assert "Traceback" not in wrong.stderr
+    none = example("villager_phone.py", *db, "pickup-code", villager, order, cwd=ROOT)
+    assert none.returncode == 1
+    assert none.stderr.strip() == "refused: no pickup code was sent for this order"
