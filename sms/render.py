@@ -20,6 +20,7 @@ a party's name cannot break or stretch a message.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,7 +83,9 @@ def _when(value: datetime | str, zone: str) -> str:
 
 
 def _name(value: object) -> str:
-    return str(value or "Village Ledger")[:NAME_SHOWN_MAX]
+    """A name as shown: control characters out, then cut to :data:`NAME_SHOWN_MAX`."""
+    text = "".join(c for c in str(value or "") if unicodedata.category(c)[0] != "C")
+    return (text.strip() or "Village Ledger")[:NAME_SHOWN_MAX]
 
 
 def _money(payload: dict[str, Any], key: str) -> str:
