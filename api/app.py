@@ -40,6 +40,7 @@ from api.routes import (
     settlement,
     system,
     transfers,
+    ussd,
     villagers,
     webhooks,
 )
@@ -204,6 +205,7 @@ def create_app(
         audit.runs_router,
         audit.router,
         villagers.router,
+        ussd.router,  # unsigned: the aggregator's secret and source network
     ):
         app.include_router(router)
     install_openapi(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,18 @@ def loopback_hosts(host: str, port: int) -> frozenset[str] | None:
     if port == HTTP_PORT:  # a client may leave the default port out of Host
         names.update(LOOPBACK_NAMES)
     return frozenset(names)
+
+
+USSD_SECRETS_ENV = "VLEDGER_USSD_SECRETS"
+"""Comma-separated aggregator secrets (:attr:`Settings.ussd_secrets`' default)."""
+USSD_SOURCE_NETWORKS_ENV = "VLEDGER_USSD_SOURCE_NETWORKS"
+"""Comma-separated CIDRs the aggregator calls from (:attr:`Settings.ussd_source_networks`)."""
+USSD_TRUSTED_PROXIES_ENV = "VLEDGER_USSD_TRUSTED_PROXIES"
+"""Comma-separated proxy addresses whose ``X-Forwarded-For`` is read."""
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +96,18 @@ class Settings:
     database; see ``reconciliation.service_key``)."""
     clock: Callable[[], datetime] = field(default=system_clock)
     """The clock signatures and idempotency records are checked against (UTC)."""
+    ussd_secrets: tuple[str, ...] = field(default_factory=lambda: _env_list(USSD_SECRETS_ENV))
+    """The USSD aggregators' secrets, one each: the last path segment of the callback URL
+    (``POST /ussd/africastalking/{secret}``) configured at the aggregator. Empty: the
+    callback answers every call with ``END`` and a generic message (USSD off)."""
+    ussd_source_networks: tuple[str, ...] = field(
+        default_factory=lambda: _env_list(USSD_SOURCE_NETWORKS_ENV)
+    )
+    """The networks (CIDR, IPv4 or IPv6) the aggregators call from; a call from anywhere
+    else is refused like a wrong secret. Empty: every call is refused."""
+    ussd_trusted_proxies: tuple[str, ...] = field(
+        default_factory=lambda: _env_list(USSD_TRUSTED_PROXIES_ENV)
+    )
+    """Addresses (or CIDRs) of this deployment's own proxies: only from them is
+    ``X-Forwarded-For`` read to find the caller's address (the nearest address in it that is
+    not a trusted proxy); from any other peer the header is ignored."""

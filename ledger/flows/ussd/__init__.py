@@ -27,7 +27,7 @@ from ledger.flows.ussd.model import (
     TEXT_LENGTH_MAX,
     Screen,
 )
-from ledger.flows.ussd.service import answer, refused_screen
+from ledger.flows.ussd.service import answer, refused_screen, too_many_keys
 
 __all__ = [
     "INPUTS_MAX",
@@ -40,4 +40,5 @@ __all__ = [
     "Screen",
     "answer",
     "refused_screen",
+    "too_many_keys",
 ]

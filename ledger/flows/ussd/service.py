@@ -69,7 +69,7 @@ from ledger.i18n import DEFAULT_LANGUAGE, tr
 from ledger.limits import US_PER_S
 from ledger.money import format_money
 
-__all__ = ["answer", "refused_screen"]
+__all__ = ["answer", "refused_screen", "too_many_keys"]
 
 log = logging.getLogger("vledger.ussd")
 
@@ -98,10 +98,15 @@ def refused_screen(language: str = DEFAULT_LANGUAGE) -> Screen:
     return ended(tr(language, "ussd", "The service cannot answer now. Please try again later."))
 
 
+def too_many_keys(language: str = DEFAULT_LANGUAGE) -> Screen:
+    """The answer to a ``text`` (or a callback body) over the limits."""
+    return ended(tr(language, "ussd", "Too many keys in one session. Please dial again."))
+
+
 def _text_refused(language: str, code: str) -> Screen:
     if code == "ussd_input_not_digits":
         return ended(tr(language, "ussd", "Only the number keys work here. Please dial again."))
-    return ended(tr(language, "ussd", "Too many keys in one session. Please dial again."))
+    return too_many_keys(language)
 
 
 def _dial_again(language: str) -> Screen:

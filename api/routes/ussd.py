@@ -1,0 +1,179 @@
+"""``POST /ussd/africastalking/{secret}``: the USSD aggregator's callback (Africa's Talking).
+
+Not a signed ``/v1`` route: the aggregator signs nothing. It is authenticated by two
+things from :class:`~api.settings.Settings`, both required:
+
+- **its secret**, the last path segment of the callback URL configured at the aggregator
+  (``ussd_secrets``; compared with :func:`hmac.compare_digest` against every configured
+  secret);
+- **its source network** (``ussd_source_networks``, CIDRs): the peer's address, or, only
+  when the peer is one of this deployment's own proxies (``ussd_trusted_proxies``), the
+  nearest address of ``X-Forwarded-For`` that is not such a proxy.
+
+A call that fails either, or that carries no ``sessionId``/``phoneNumber``, gets ``END``
+and one generic sentence, and a log line that says why (never the secret or ``text``).
+The body is ``application/x-www-form-urlencoded`` (``sessionId``, ``serviceCode``,
+``phoneNumber``, ``networkCode``, ``text``), at most :data:`FORM_BODY_MAX_BYTES`; the
+answer ``text/plain``: ``CON <screen>`` or ``END <screen>``
+(:func:`ledger.flows.ussd.answer`, run on a worker thread: the PIN's argon2id must not
+block the event loop). ``POST /ussd/africastalking/{secret}/events`` takes the
+end-of-session notification, logs it and answers ``OK``.
+
+Neither route is in the OpenAPI document (they are the aggregator's, not a client's).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from functools import cache
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.context import context
+from api.observability import LOGGER_NAME
+from api.settings import Settings
+from ledger import StorageError
+from ledger.flows import ussd
+
+router = APIRouter(prefix="/ussd/africastalking", include_in_schema=False)
+
+log = logging.getLogger(LOGGER_NAME)
+
+FORM_BODY_MAX_BYTES = 8_192
+"""The largest callback body read; a longer one answers ``END`` (too many keys)."""
+FORM_FIELDS_MAX = 16
+"""The most form fields read from one body."""
+FORWARDED_ADDRESSES_MAX = 16
+"""The most ``X-Forwarded-For`` addresses looked at."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@cache
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def _address(text: str | None) -> Address | None:
+    try:
+        return None if text is None else ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _within(address: Address, networks: tuple[Network, ...]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
+def caller_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]
+) -> Address | None:
+    """The caller's address: the peer's, unless the peer is a trusted proxy, then the
+    nearest ``X-Forwarded-For`` address that is not one (``None``: no address)."""
+    address = _address(peer)
+    proxies = _networks(trusted_proxies)
+    if address is None or not forwarded_for or not _within(address, proxies):
+        return address
+    hops = forwarded_for.split(",")[-FORWARDED_ADDRESSES_MAX:]
+    for hop in reversed(hops):
+        found = _address(hop)
+        if found is None:
+            return None  # a mangled chain: trust none of it
+        if not _within(found, proxies):
+            return found
+    return address
+
+
+def _secret_known(secret: str, settings: Settings) -> bool:
+    given = secret.encode("utf-8", "replace")
+    matched = False
+    for known in settings.ussd_secrets:  # every secret compared: no early exit
+        matched |= hmac.compare_digest(given, known.encode("utf-8"))
+    return matched
+
+
+def _refusal(request: Request, secret: str) -> str | None:
+    """Why this call is not the aggregator's, or ``None``."""
+    settings = context(request).settings
+    if not _secret_known(secret, settings):
+        return "secret"
+    peer = request.client.host if request.client else None
+    source = caller_address(
+        peer, request.headers.get("x-forwarded-for"), settings.ussd_trusted_proxies
+    )
+    if source is None or not _within(source, _networks(settings.ussd_source_networks)):
+        return "source"
+    return None
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The form's fields (the first value of each), or ``None`` when the body is too
+    long or not UTF-8."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_BODY_MAX_BYTES:
+            return None
+    try:
+        fields = parse_qs(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _plain(screen: ussd.Screen) -> PlainTextResponse:
+    return PlainTextResponse(screen.wire, media_type="text/plain; charset=utf-8")
+
+
+def _refused(request: Request, why: str) -> PlainTextResponse:
+    peer = request.client.host if request.client else None
+    log.warning("ussd: caller refused", extra={"reason": why, "peer": peer})
+    return _plain(ussd.refused_screen())
+
+
+@router.post("/{secret}")
+async def callback(secret: str, request: Request) -> PlainTextResponse:
+    why = _refusal(request, secret)
+    if why is not None:
+        return _refused(request, why)
+    form = await _form(request)
+    if form is None:
+        log.info("ussd: a body too long or not a form")
+        return _plain(ussd.too_many_keys())
+    session_id, phone = form.get("sessionId"), form.get("phoneNumber")
+    if not session_id or not phone:
+        return _refused(request, "fields")
+    led = context(request).ledger
+    try:
+        screen = await run_in_threadpool(
+            ussd.answer, led, session_id=session_id, phone=phone, text=form.get("text", "")
+        )
+    except StorageError as exc:
+        log.warning("ussd: storage unavailable: %s", exc)
+        return _plain(ussd.refused_screen())
+    return _plain(screen)
+
+
+@router.post("/{secret}/events")
+async def session_ended(secret: str, request: Request) -> PlainTextResponse:
+    why = _refusal(request, secret)
+    if why is not None:
+        return _refused(request, why)
+    form = await _form(request) or {}
+    log.info(
+        "ussd: session ended",
+        extra={
+            "ussd_session": form.get("sessionId", "")[:100],
+            "status": form.get("status", "")[:32],
+            "duration_ms": form.get("durationInMillis", "")[:16],
+        },
+    )
+    return PlainTextResponse("OK")
