@@ -207,3 +207,11 @@ def test_the_declaration_is_checked_at_import() -> None:
         RowMapper(Item, f"{ITEM.columns}, id")
     with pytest.raises(TypeError):
         RowMapper(int, "id")
+
+
+def test_a_row_this_transaction_wrote_must_be_there() -> None:
+    item = ITEM((uuid.uuid4(), 5, "parked", None, None, 0, None))
+    assert rows.written_or_locked(item, "suspense x") is item
+    assert rows.written_or_locked(0, "a zero is a value") == 0
+    with pytest.raises(InvariantViolation, match="suspense 7 vanished inside its transaction"):
+        rows.written_or_locked(None, "suspense 7")

@@ -35,7 +35,16 @@ from typing import Any, Generic, TypeVar
 from ledger.core.errors import InvariantViolation
 from ledger.core.store import from_us
 
-__all__ = ["Convert", "RowMapper", "blob", "flag", "from_json", "moment", "uuid_of"]
+__all__ = [
+    "Convert",
+    "RowMapper",
+    "blob",
+    "flag",
+    "from_json",
+    "moment",
+    "written_or_locked",
+    "uuid_of",
+]
 
 T = TypeVar("T")
 
@@ -89,6 +98,14 @@ def from_json(value: str | bytes | Any) -> Any:
     if isinstance(value, str | bytes):
         return json.loads(value)
     return value
+
+
+def written_or_locked(found: T | None, what: str) -> T:
+    """The value of a row this transaction wrote or locked: it cannot be missing, and
+    when it is, that is a bug (:class:`~ledger.core.errors.InvariantViolation`)."""
+    if found is None:
+        raise InvariantViolation(f"{what} vanished inside its transaction")
+    return found
 
 
 def _admits_none(annotation: Any) -> bool:

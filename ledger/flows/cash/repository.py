@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.core.rows import RowMapper, moment
+from ledger.core.rows import RowMapper, moment, written_or_locked
 from ledger.core.store import to_us
 from ledger.core.tx import Row, Tx
 from ledger.flows import fees
@@ -178,9 +178,7 @@ class CashOutRepository:
         return None if row is None else _stored_cash_out(row)
 
     def _reread(self, cash_out_id: uuid.UUID) -> StoredCashOut:
-        found = self.find(cash_out_id, lock=False)
-        assert found is not None  # written or locked in this transaction
-        return found
+        return written_or_locked(self.find(cash_out_id, lock=False), f"cash-out {cash_out_id}")
 
     def add(self, new: NewCashOut) -> StoredCashOut:
         """Insert ``new``, created now (resolved now too unless it is requested)."""

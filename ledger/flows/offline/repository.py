@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.rows import RowMapper, blob, moment
+from ledger.core.rows import RowMapper, blob, moment, written_or_locked
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.flows.offline.records import RecordKind, SignedRecord, canonical_bytes
@@ -104,10 +104,7 @@ def read_device(tx: Tx, device_id: uuid.UUID, *, lock: bool) -> Device | None:
 
 def reread_device(tx: Tx, device_id: uuid.UUID) -> Device:
     """A device this transaction wrote or locked."""
-    device = read_device(tx, device_id, lock=False)
-    if device is None:
-        raise InvariantViolation(f"device {device_id} vanished inside its transaction")
-    return device
+    return written_or_locked(read_device(tx, device_id, lock=False), f"device {device_id}")
 
 
 def key_in_use(tx: Tx, public_key: bytes) -> bool:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ledger.core.errors import InvariantViolation
-from ledger.core.rows import RowMapper, moment
+from ledger.core.rows import RowMapper, moment, written_or_locked
 from ledger.core.tx import Tx
 from ledger.flows.parties import Kind, Role
 from ledger.flows.settlement.model import Payout, PayoutState, Window, WindowState
@@ -48,10 +47,7 @@ def read_window(tx: Tx, window_id: uuid.UUID, *, lock: bool) -> Window | None:
 
 def reread_window(tx: Tx, window_id: uuid.UUID) -> Window:
     """A window this transaction wrote or locked."""
-    window = read_window(tx, window_id, lock=False)
-    if window is None:
-        raise InvariantViolation(f"window {window_id} vanished inside its transaction")
-    return window
+    return written_or_locked(read_window(tx, window_id, lock=False), f"window {window_id}")
 
 
 def open_window_of(tx: Tx, currency: str) -> uuid.UUID | None:
@@ -166,10 +162,7 @@ def read_payout(tx: Tx, payout_id: uuid.UUID, *, lock: bool) -> Payout | None:
 
 def reread_payout(tx: Tx, payout_id: uuid.UUID) -> Payout:
     """A payout this transaction wrote or locked."""
-    payout = read_payout(tx, payout_id, lock=False)
-    if payout is None:
-        raise InvariantViolation(f"payout {payout_id} vanished inside its transaction")
-    return payout
+    return written_or_locked(read_payout(tx, payout_id, lock=False), f"payout {payout_id}")
 
 
 def payouts_of(tx: Tx, window_id: uuid.UUID) -> list[Payout]:

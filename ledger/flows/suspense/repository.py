@@ -13,8 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ledger.core.errors import InvariantViolation
-from ledger.core.rows import RowMapper, moment
+from ledger.core.rows import RowMapper, moment, written_or_locked
 from ledger.core.tx import Tx
 
 
@@ -66,10 +65,7 @@ def read(tx: Tx, suspense_id: uuid.UUID, *, lock: bool) -> SuspenseItem | None:
 
 def reread(tx: Tx, suspense_id: uuid.UUID) -> SuspenseItem:
     """An item this transaction wrote or locked."""
-    item = read(tx, suspense_id, lock=False)
-    if item is None:
-        raise InvariantViolation(f"suspense {suspense_id} vanished inside its transaction")
-    return item
+    return written_or_locked(read(tx, suspense_id, lock=False), f"suspense {suspense_id}")
 
 
 def id_parked_as(tx: Tx, *, provider: str, provider_reference: str) -> uuid.UUID | None:
