@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer, TransferFlags
+from ledger.flows.agent_float.checks import check_id
 from ledger.flows.settlement import repository
 from ledger.flows.settlement.model import Payout, PayoutState, Window, WindowState, leg_id
-from ledger.flows.settlement.service import check_id, get_window_in
+from ledger.flows.settlement.service import get_window_in
 
 LOOKUP_CHUNK = 1000
 """Transfers looked up per core call while a report reads a window's legs."""

@@ -16,6 +16,7 @@ from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer, TransferFlags
 from ledger.flows import events, parties
+from ledger.flows.agent_float.checks import check_id
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Role
 from ledger.flows.settlement import repository
@@ -39,13 +40,7 @@ CLOSE_CHUNK = 1000
 # -- checks -------------------------------------------------------------------------------
 
 
-def check_id(value: object, name: str) -> uuid.UUID:
-    if not isinstance(value, uuid.UUID):
-        raise MalformedRequest(f"{name} must be a UUID")
-    return value
-
-
-def _check_text(value: object, name: str, length_max: int) -> str:
+def check_text(value: object, name: str, length_max: int) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > length_max:
         raise Refused(f"{name}_invalid", f"{name} is 1..{length_max} characters, not blank")
     return value
@@ -258,21 +253,36 @@ def _hold_chunk(
 # -- confirming and failing -----------------------------------------------------------------
 
 
+_DONE_DIFFERENTLY = {
+    PayoutState.PAID: "payout_confirmed_differently",
+    PayoutState.FAILED: "payout_failed_differently",
+}
+
+
+def _done_before(
+    payout: Payout, done: PayoutState, said: str | None, given: str, what: str
+) -> bool:
+    """Whether the payout was already ``done`` with ``given`` (a replay answers it);
+    ``payout_confirmed_differently`` / ``payout_failed_differently`` when it was done
+    with something else, ``payout_not_pending`` when it is neither pending nor done."""
+    if payout.state is done:
+        if said != given:
+            raise Conflict(_DONE_DIFFERENTLY[done], f"payout {payout.id} {what} {said!r}")
+        return True
+    if payout.state is not PayoutState.PENDING:
+        raise Refused("payout_not_pending", f"payout {payout.id} is {payout.state}")
+    return False
+
+
 def confirm_payout_in(tx: Tx, *, payout_id: uuid.UUID, provider_reference: str) -> Payout:
     """The provider paid the payout: post its hold; the payout is ``paid`` (and its window
     ``settled`` when no payout of it is pending any more). (:func:`confirm_payout` runs it
     in a transaction of its own.)"""
-    reference = _check_text(provider_reference, "provider_reference", REFERENCE_LENGTH_MAX)
+    reference = check_text(provider_reference, "provider_reference", REFERENCE_LENGTH_MAX)
     window, payout = _lock(tx, check_id(payout_id, "payout_id"))
-    if payout.state is PayoutState.PAID:
-        if payout.provider_reference != reference:
-            raise Conflict(
-                "payout_confirmed_differently",
-                f"payout {payout.id} was confirmed by {payout.provider_reference!r}",
-            )
+    said = payout.provider_reference
+    if _done_before(payout, PayoutState.PAID, said, reference, "was confirmed by"):
         return payout
-    if payout.state is not PayoutState.PENDING:
-        raise Refused("payout_not_pending", f"payout {payout.id} is {payout.state}")
     used = repository.payout_confirmed_by(
         tx, provider=payout.provider, provider_reference=reference
     )
@@ -293,17 +303,10 @@ def fail_payout_in(tx: Tx, *, payout_id: uuid.UUID, reason: str) -> Payout:
     storefront's proceeds again, and the next window to close pays it); the payout is
     ``failed`` (and its window ``settled`` when no payout of it is pending any more).
     (:func:`fail_payout` runs it in a transaction of its own.)"""
-    reason = _check_text(reason, "reason", REASON_LENGTH_MAX)
+    reason = check_text(reason, "reason", REASON_LENGTH_MAX)
     window, payout = _lock(tx, check_id(payout_id, "payout_id"))
-    if payout.state is PayoutState.FAILED:
-        if payout.failure_reason != reason:
-            raise Conflict(
-                "payout_failed_differently",
-                f"payout {payout.id} failed for {payout.failure_reason!r}",
-            )
+    if _done_before(payout, PayoutState.FAILED, payout.failure_reason, reason, "failed for"):
         return payout
-    if payout.state is not PayoutState.PENDING:
-        raise Refused("payout_not_pending", f"payout {payout.id} is {payout.state}")
     void_id = _resolve(tx, payout, TransferFlags.VOID_PENDING, "void")
     repository.mark_failed(tx, payout.id, reason=reason, transfer_id=void_id)
     return _finish(tx, window, payout.id, events.PAYOUT_FAILED)

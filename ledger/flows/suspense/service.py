@@ -12,8 +12,10 @@ from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer
 from ledger.flows import events, parties, wallets
+from ledger.flows.agent_float.checks import check_id
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
+from ledger.flows.settlement.service import check_text
 from ledger.flows.suspense import repository
 from ledger.flows.suspense.repository import SuspenseItem, SuspenseState
 from ledger.limits import AMOUNT_MAX_MINOR, REFERENCE_LENGTH_MAX
@@ -26,18 +28,6 @@ REASSIGN_CODE = 912
 """Suspense to the account it belonged to."""
 RETURN_CODE = 913
 """Suspense back to the provider's clearing account."""
-
-
-def _check_id(value: object, name: str) -> uuid.UUID:
-    if not isinstance(value, uuid.UUID):
-        raise MalformedRequest(f"{name} must be a UUID")
-    return value
-
-
-def _check_text(value: object, name: str, length_max: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > length_max:
-        raise Refused(f"{name}_invalid", f"{name} is 1..{length_max} characters, not blank")
-    return value
 
 
 def _leg_id(suspense_id: uuid.UUID, name: str) -> uuid.UUID:
@@ -111,11 +101,11 @@ def _check_park(
     if not isinstance(provider, str):
         raise MalformedRequest("provider must be a string")
     parties.provider_role(provider)  # refuses a malformed provider name
-    reference = _check_text(provider_reference, "provider_reference", REFERENCE_LENGTH_MAX)
+    reference = check_text(provider_reference, "provider_reference", REFERENCE_LENGTH_MAX)
     if type(amount_minor) is not int or not 1 <= amount_minor <= AMOUNT_MAX_MINOR:
         raise Refused("amount_invalid", f"amount_minor must be an integer in 1..{AMOUNT_MAX_MINOR}")
     if note is not None:
-        _check_text(note, "note", NOTE_LENGTH_MAX)
+        check_text(note, "note", NOTE_LENGTH_MAX)
     return reference
 
 
@@ -146,7 +136,7 @@ def park_in(
     """Park provider money nobody could match: ``provider``'s clearing account ->
     the platform's suspense account; idempotent by ``suspense_id``. (:func:`park` runs it
     in a transaction of its own.)"""
-    suspense_id = _check_id(suspense_id, "suspense_id")
+    suspense_id = check_id(suspense_id, "suspense_id")
     reference = _check_park(
         currency=currency,
         provider=provider,
@@ -204,8 +194,8 @@ def _target(
     if (to_villager_id is None) == (to_storefront_id is None):
         raise Refused("target_invalid", "name exactly one of to_villager_id, to_storefront_id")
     if to_villager_id is not None:
-        return _check_id(to_villager_id, "to_villager_id"), Kind.VILLAGER, Role.WALLET
-    return _check_id(to_storefront_id, "to_storefront_id"), Kind.STOREFRONT, Role.PROCEEDS
+        return check_id(to_villager_id, "to_villager_id"), Kind.VILLAGER, Role.WALLET
+    return check_id(to_storefront_id, "to_storefront_id"), Kind.STOREFRONT, Role.PROCEEDS
 
 
 def reassign_in(
@@ -217,7 +207,7 @@ def reassign_in(
 ) -> SuspenseItem:
     """Move a parked item to where it belonged: a villager's wallet or a storefront's
     proceeds (name exactly one). (:func:`reassign` runs it in a transaction of its own.)"""
-    suspense_id = _check_id(suspense_id, "suspense_id")
+    suspense_id = check_id(suspense_id, "suspense_id")
     party_id, kind, role = _target(to_villager_id, to_storefront_id)
     item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
     target = parties.get_party(tx, party_id, kind)
@@ -257,8 +247,8 @@ def return_to_provider_in(tx: Tx, *, suspense_id: uuid.UUID, reason: str) -> Sus
     """Send a parked item back through its provider (suspense -> the provider's clearing
     account), with the reason why. (:func:`return_to_provider` runs it in a transaction
     of its own.)"""
-    suspense_id = _check_id(suspense_id, "suspense_id")
-    reason = _check_text(reason, "reason", NOTE_LENGTH_MAX)
+    suspense_id = check_id(suspense_id, "suspense_id")
+    reason = check_text(reason, "reason", NOTE_LENGTH_MAX)
     item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
     if item.state is not SuspenseState.PARKED:
         if item.state is SuspenseState.RETURNED and item.return_reason == reason:
@@ -291,7 +281,7 @@ def get_suspense_in(tx: Tx, *, suspense_id: uuid.UUID) -> SuspenseItem:
     """The item, or :class:`~ledger.flows.errors.NotFound`. (:func:`get_suspense` runs it
     in a transaction of its own.)"""
     return _found(
-        repository.read(tx, _check_id(suspense_id, "suspense_id"), lock=False), suspense_id
+        repository.read(tx, check_id(suspense_id, "suspense_id"), lock=False), suspense_id
     )
 
 
@@ -313,7 +303,7 @@ def list_suspense(
     if type(limit) is not int or not 1 <= limit <= SUSPENSE_PAGE_MAX:
         raise MalformedRequest(f"limit must be 1..{SUSPENSE_PAGE_MAX}")
     if starting_after is not None:
-        _check_id(starting_after, "starting_after")
+        check_id(starting_after, "starting_after")
     wanted = None if state is None else SuspenseState(state)
     return led.transact(
         lambda tx: repository.select_page(
