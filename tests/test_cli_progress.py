@@ -139,3 +139,47 @@ def test_quick_reconcile_prints_no_progress_by_default(
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out.startswith("ageing 2026-11-28:")
+
+
+def test_sweep_and_expire_show_progress_unless_quiet(
+    ledger: Ledger, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vledger.progress, "LINE_EVERY_S", 0)
+    assert main(["sweep", "--database", ledger.url]) == 0
+    swept = capsys.readouterr()
+    assert swept.err.splitlines()[0] == "vledger sweep: running the flows' timers (0 s)"
+    assert swept.err.splitlines()[-1].startswith("vledger sweep: done (")
+    assert "timers" not in swept.out
+    assert main(["sweep", "--database", ledger.url, "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and quiet.out == swept.out
+    assert main(["expire", "-q", "--database", ledger.url]) == 0
+    assert capsys.readouterr() == ("expired holds voided: 0\n", "")
+
+
+def test_the_statement_job_reports_its_phases_and_keeps_their_seconds(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from reconciliation.jobs import JobRequest, run_job
+    from tests.test_recon_statement import DATA, DAY, PROVIDER, Story
+
+    Story(ledger).build()
+    seen = _Recorder()
+    request = JobRequest(DAY, DATA / "mpesa-2026-06-01.sta", PROVIDER, {})
+    done = run_job(ledger, "statement", request, out=tmp_path, progress=seen)
+    steps = [call[1] for call in seen.calls if call[0] == "step"]
+    assert steps == [
+        "reconciling",
+        "staging lines",
+        "ledger side",
+        "pass 1: reference",
+        "pass 2: amount and date",
+        "pass 3: group sums",
+        "reading breaks",
+        "recording the run",
+        "writing the run's files",
+    ]
+    lines = done.run.summary["statement"]["lines"]
+    assert ("advance", lines, None) in seen.calls  # the staged count, at the end of staging
+    assert set(done.run.summary["seconds"]) == set(steps[1:7])
+    assert done.run.breaks == 10

@@ -8,6 +8,7 @@ from ledger import open_ledger
 from ledger.core import migrations
 from vledger.common import EXIT_OK, UsageError, display
 from vledger.demo import run_demo
+from vledger.progress import shown
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -36,7 +37,11 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def expire(args: argparse.Namespace) -> int:
-    with open_ledger(args.database) as led:
+    with (
+        open_ledger(args.database) as led,
+        shown("vledger expire", quiet=getattr(args, "quiet", False)) as progress,
+    ):
+        progress.step("voiding expired holds")
         voided = led.expire_pending()
     print(f"expired holds voided: {voided}")
     return EXIT_OK
@@ -45,7 +50,11 @@ def expire(args: argparse.Namespace) -> int:
 def sweep(args: argparse.Namespace) -> int:
     from ledger.flows.timers import sweep_all
 
-    with open_ledger(args.database) as led:
+    with (
+        open_ledger(args.database) as led,
+        shown("vledger sweep", quiet=getattr(args, "quiet", False)) as progress,
+    ):
+        progress.step("running the flows' timers")
         counts = sweep_all(led)
     for name, count in counts.items():
         print(f"{name}: {count}")
@@ -85,6 +94,7 @@ def worker(args: argparse.Namespace) -> int:
     import threading
 
     from reconciliation.tasks import run_scheduler
+    from sms.worker import run_sms_worker
     from webhooks import run_worker
 
     stop = threading.Event()
@@ -96,8 +106,16 @@ def worker(args: argparse.Namespace) -> int:
         daemon=True,
     )
     scheduler.start()
+    texts = threading.Thread(
+        target=run_sms_worker,
+        args=(args.database,),
+        kwargs={"stop": stop},
+        name="vledger-sms-runner",
+        daemon=True,
+    )
+    texts.start()
     print(
-        f"vledger worker on {display(args.database)}: delivering webhooks, running the"
+        f"vledger worker on {display(args.database)}: delivering webhooks and SMS, running the"
         " reconciliation schedule; Ctrl-C stops",
         flush=True,
     )
@@ -106,4 +124,5 @@ def worker(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         scheduler.join(timeout=SCHEDULER_JOIN_S)
+        texts.join(timeout=SCHEDULER_JOIN_S)
     return EXIT_OK
