@@ -45,7 +45,7 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError
 from ledger.flows.errors import FlowError
-from vledger.commands import audit, keys, reconcile, service, villagers
+from vledger.commands import audit, keys, reconcile, service, sms, villagers
 from vledger.common import (
     EXIT_USAGE,
     Command,
@@ -96,6 +96,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "audit": Command(audit.audit, "export the sealed journal for auditors", audit.audit_arguments),
     "verify": Command(audit.verify, "verify an audit export offline", audit.verify_arguments),
+    "sms": Command(sms.sms, "list the SMS outbox; set agents' SMS phones", sms.sms_arguments),
 }
 
 
@@ -103,7 +104,7 @@ NO_DATABASE = frozenset({"verify"})
 """Commands that never open a database."""
 
 
-OWN_DATABASE = frozenset({"keys", "reconcile", "audit", "variance", "villagers"})
+OWN_DATABASE = frozenset({"keys", "reconcile", "audit", "variance", "villagers", "sms"})
 """Commands whose actions each take their own ``--database``."""
 
 
