@@ -185,6 +185,11 @@ def test_another_tenants_order_is_not_found(api: Harness, tmp_path: Path) -> Non
     mine = example("storefront.py", "show", order_id, cwd=ROOT, env=storefront_env(api, owner))
     assert mine.returncode == 0
     assert mine.stdout.split()[:2] == [order_id, "created"]
+    unpaid = example("storefront.py", "refund", order_id, cwd=ROOT, env=storefront_env(api, owner))
+    assert unpaid.returncode == 1
+    assert unpaid.stderr.startswith("refused: 409 ") or unpaid.stderr.startswith("refused: 422 ")
+    still = example("storefront.py", "show", order_id, cwd=ROOT, env=storefront_env(api, owner))
+    assert still.stdout.split()[1:3] == ["created", "amount=120000"]  # the refusal moved nothing
     other = api.key("storefront")
     theirs = example("storefront.py", "show", order_id, cwd=ROOT, env=storefront_env(api, other))
     assert theirs.returncode == 1
