@@ -92,7 +92,7 @@ class Counter:
         self.villager_id = str(uuid.uuid4())
         for kind, party_id, extra in (
             ("agent", self.agent_id, {}),
-            ("villager", self.villager_id, {"kyc_tier": "basic"}),
+            ("villager", self.villager_id, {"kyc_tier": "tier0"}),
         ):
             body = {"id": party_id, "kind": kind, "name": kind, "currency": KES, **extra}
             ok(self.operator.request("POST", "/v1/parties", json_body=body), 201)

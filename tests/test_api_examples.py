@@ -72,7 +72,7 @@ def onboarded_shop(api: Harness) -> tuple[dict[str, str], str]:
             "kind": "villager",
             "name": "Wanjiru",
             "currency": "KES",
-            "kyc_tier": "basic",
+            "kyc_tier": "tier0",
         },
     ):
         answer = operator.request("POST", "/v1/parties", json_body=body)

@@ -127,7 +127,7 @@ def village(api: Harness) -> Village:
     villager_id = str(uuid.uuid4())
     bank = operator.create_account(**account_body())["id"]
     found = Village(api, operator, shop, agent, other_shop, villager_id, bank)
-    ok(found.onboard("villager", villager_id, kyc_tier="basic"), 201)
+    ok(found.onboard("villager", villager_id, kyc_tier="tier0"), 201)
     ok(found.top_up(agent.party_id, BANK, FLOAT_MINOR), 201)
     platform = parties.platform_id(KES)
     for party in (shop.party_id, agent.party_id, other_shop.party_id, villager_id, platform):

@@ -5,10 +5,13 @@ id**. ``vledger keys create --role storefront`` makes the principal (and prints 
 an operator then onboards the party with that id, a name and its one currency. From then
 on the principal's orders, devices and events are the party's. A principal is one party
 of one currency (a shop selling in two currencies has two principals). A villager's id is
-any UUID no principal has. A villager onboarded here is a **receive-only wallet**: it has
-no phone and no PIN, so it can consent to nothing and nothing may debit its wallet. A
-villager who acts (a PIN, consent codes) is registered by an agent at its station,
-``POST /v1/villagers`` (:mod:`api.routes.villagers`), and cannot be made from one of these.
+any UUID no principal has. A villager onboarded here needs a ``kyc_tier`` with limits in
+its currency (the seeded ``tier0``, ``tier1``, ``tier2`` in KES, UGX and TZS, or one an
+operator added; otherwise 422 ``kyc_tier_unknown``, nothing written) and is a
+**receive-only wallet**: it has no phone and no PIN, so it can consent to nothing and
+nothing may debit its wallet. A villager who acts (a PIN, consent codes) is registered by
+an agent at its station, ``POST /v1/villagers`` (:mod:`api.routes.villagers`), and cannot
+be made from one of these.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def onboard(request: Request, caller: Caller) -> Response:
         if role is not PRINCIPAL_ROLE.get(kind):
             wanted = f"a {PRINCIPAL_ROLE[kind]} principal's" if kind in PRINCIPAL_ROLE else "no"
             raise ApiError("principal_mismatch", f"a {kind.value}'s id is {wanted} id")
-        party = parties.onboard(
+        party = parties.onboard_with_limits(
             led,
             party_id=data.id,
             kind=kind,
@@ -82,7 +85,7 @@ def onboard(request: Request, caller: Caller) -> Response:
 @router.get("/{party_id}", response_model=PartyOut, summary="Get a party and its accounts")
 def get_party(request: Request, caller: Caller, party_id: uuid.UUID) -> Response:
     led = context(request).ledger
-    found = led.transact(lambda tx: parties.find_party(tx, party_id))
+    found = parties.read_party(led, party_id)
     if found is None or (caller.role not in READ_ALL and found.id != caller.principal_id):
         raise ApiError("party_not_found", f"no party {party_id}", 404)
     return json_response(200, party_out(found))

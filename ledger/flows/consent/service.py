@@ -102,6 +102,34 @@ class HeldWithdrawal:
 # -- checks -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a consent is for: checked once, the same way, by :func:`make_code`,
+    :func:`by_pin` and :func:`check_code`."""
+
+    villager_id: uuid.UUID
+    purpose: Purpose
+    amount_minor: int
+    agent_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+
+
+def _asked(
+    villager_id: uuid.UUID,
+    purpose: object,
+    amount_minor: int,
+    agent_id: uuid.UUID | None,
+    order_id: uuid.UUID | None,
+) -> _Asked:
+    """The request checked: a known purpose, well-formed ids, an amount, the target the
+    purpose takes (:func:`_check_target`)."""
+    checked = _purpose(purpose)
+    check_id(villager_id, "villager_id")
+    check_amount(amount_minor)
+    _check_target(checked, agent_id, order_id)
+    return _Asked(villager_id, checked, amount_minor, agent_id, order_id)
+
+
 def _purpose(value: object) -> Purpose:
     try:
         return Purpose(str(value))
@@ -248,62 +276,20 @@ def make_code(
     """The villager makes a one-time code (the PIN first, in its own transaction): for
     ``purpose``, exactly ``amount_minor``, at one agent or for one order. An offline
     withdrawal code holds its amount and fee on the wallet now (module docstring)."""
-    purpose = _purpose(purpose)
-    check_id(villager_id, "villager_id")
-    check_amount(amount_minor)
-    _check_target(purpose, agent_id, order_id)
-    _verify_pin(led, villager_id, pin)
+    asked = _asked(villager_id, purpose, amount_minor, agent_id, order_id)
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(CODE_SALT_BYTES)
-    secret = (salt, _hash(code, salt))
-    target = (agent_id, order_id)
-    row = led.transact(lambda tx: _make_in(tx, villager_id, purpose, amount_minor, target, secret))
+    row = _give(led, asked, pin, (salt, _hash(code, salt)))
     return IssuedCode(
         row.id,
         villager_id,
-        purpose,
+        asked.purpose,
         amount_minor,
         agent_id,
         order_id,
         code,
         from_us(row.expires_at_us),
     )
-
-
-def _make_in(
-    tx: Tx,
-    villager_id: uuid.UUID,
-    purpose: Purpose,
-    amount_minor: int,
-    target: tuple[uuid.UUID | None, uuid.UUID | None],
-    secret: tuple[bytes, bytes],
-) -> ConsentRow:
-    """Store a new code (and, offline, its hold); at most :data:`OPEN_CODES_MAX` open."""
-    villager, agent = _start(tx, villager_id, purpose, amount_minor, target[0])
-    live = _expire_due(tx, repository.select_open(tx, villager_id, purpose))
-    if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
-        raise Refused(
-            "consent_codes_too_many",
-            f"the villager has {OPEN_CODES_MAX} open {purpose.value} codes",
-        )
-    consent_id = uuid.uuid4()
-    ttl_s = OFFLINE_CODE_TTL_S if purpose is Purpose.OFFLINE_WITHDRAWAL else CODE_TTL_S
-    held = None
-    if purpose is Purpose.OFFLINE_WITHDRAWAL:
-        from ledger.flows import cash  # late: cash imports this module
-
-        assert agent is not None  # _check_target
-        held = cash.hold_offline_withdrawal_in(
-            tx,
-            consent_id=consent_id,
-            agent=agent,
-            villager=villager,
-            amount_minor=amount_minor,
-            timeout_s=ttl_s,
-        )
-    row = _insert(tx, consent_id, villager, purpose, amount_minor, target, secret, held, ttl_s)
-    _emit(tx, CONSENT_CODE_MADE, row)
-    return row
 
 
 def by_pin(
@@ -318,53 +304,62 @@ def by_pin(
 ) -> Consent:
     """The villager starts the step with the PIN (USSD later): a consent for exactly
     this, usable once within :data:`CODE_TTL_S`. An offline withdrawal needs a code."""
-    purpose = _purpose(purpose)
-    check_id(villager_id, "villager_id")
-    check_amount(amount_minor)
-    _check_target(purpose, agent_id, order_id)
-    if purpose is Purpose.OFFLINE_WITHDRAWAL:
+    asked = _asked(villager_id, purpose, amount_minor, agent_id, order_id)
+    if asked.purpose is Purpose.OFFLINE_WITHDRAWAL:
         raise Refused("consent_purpose_invalid", "an offline withdrawal needs a code")
-    _verify_pin(led, villager_id, pin)
+    return _consent(_give(led, asked, pin, None))
+
+
+def _give(led: Ledger, asked: _Asked, pin: str, secret: tuple[bytes, bytes] | None) -> ConsentRow:
+    """The one path of :func:`make_code` (``secret``: the code's salt and hash) and
+    :func:`by_pin` (``None``): the PIN checked in a transaction of its own, then the
+    consent stored in another."""
+    _verify_pin(led, asked.villager_id, pin)
     consent_id = uuid.uuid4()
+    return led.transact(lambda tx: _give_in(tx, consent_id, asked, secret))
 
-    def work(tx: Tx) -> Consent:
-        villager, _ = _start(tx, villager_id, purpose, amount_minor, agent_id)
-        row = _insert(
+
+def _give_in(
+    tx: Tx, consent_id: uuid.UUID, asked: _Asked, secret: tuple[bytes, bytes] | None
+) -> ConsentRow:
+    """Store a consent under the villager's lock, within the tier's per-transaction
+    maximum; a code also: at most :data:`OPEN_CODES_MAX` open, and an offline withdrawal
+    code's hold."""
+    villager = _villager_locked(tx, asked.villager_id)
+    _check_ceiling(tx, villager, asked.amount_minor)
+    agent = _agent_for(tx, villager, asked.agent_id)
+    offline = asked.purpose is Purpose.OFFLINE_WITHDRAWAL
+    ttl_s = OFFLINE_CODE_TTL_S if offline else CODE_TTL_S
+    held = None
+    if secret is not None:
+        live = _expire_due(tx, repository.select_open(tx, asked.villager_id, asked.purpose))
+        if sum(row.method == "code" for row in live) >= OPEN_CODES_MAX:
+            raise Refused(
+                "consent_codes_too_many",
+                f"the villager has {OPEN_CODES_MAX} open {asked.purpose.value} codes",
+            )
+    if offline:
+        from ledger.flows import cash  # late: cash imports this module
+
+        assert agent is not None and secret is not None  # _asked, by_pin
+        held = cash.hold_offline_withdrawal_in(
             tx,
-            consent_id,
-            villager,
-            purpose,
-            amount_minor,
-            (agent_id, order_id),
-            None,
-            None,
-            CODE_TTL_S,
+            consent_id=consent_id,
+            agent=agent,
+            villager=villager,
+            amount_minor=asked.amount_minor,
+            timeout_s=ttl_s,
         )
-        _emit(tx, CONSENT_PIN_GIVEN, row)
-        return _consent(row)
-
-    return led.transact(work)
-
-
-def _start(
-    tx: Tx,
-    villager_id: uuid.UUID,
-    purpose: Purpose,
-    amount_minor: int,
-    agent_id: uuid.UUID | None,
-) -> tuple[Party, Party | None]:
-    villager = _villager_locked(tx, villager_id)
-    _check_ceiling(tx, villager, amount_minor)
-    return villager, _agent_for(tx, villager, agent_id)
+    row = _insert(tx, consent_id, villager, asked, secret, held, ttl_s)
+    _emit(tx, CONSENT_PIN_GIVEN if secret is None else CONSENT_CODE_MADE, row)
+    return row
 
 
 def _insert(
     tx: Tx,
     consent_id: uuid.UUID,
     villager: Party,
-    purpose: Purpose,
-    amount_minor: int,
-    target: tuple[uuid.UUID | None, uuid.UUID | None],
+    asked: _Asked,
     secret: tuple[bytes, bytes] | None,
     held: HeldWithdrawal | None,
     ttl_s: int,
@@ -372,12 +367,12 @@ def _insert(
     new = ConsentRow(
         id=consent_id,
         villager_id=villager.id,
-        purpose=purpose,
+        purpose=asked.purpose,
         method="pin" if secret is None else "code",
-        amount_minor=amount_minor,
+        amount_minor=asked.amount_minor,
         currency=villager.currency,
-        agent_id=target[0],
-        order_id=target[1],
+        agent_id=asked.agent_id,
+        order_id=asked.order_id,
         code_salt=None if secret is None else secret[0],
         code_hash=None if secret is None else secret[1],
         state=ConsentState.OPEN,
@@ -428,29 +423,18 @@ def check_code(
     """The consent a code the caller presents gives, checked in a transaction of its own
     (a wrong try is counted and committed before the refusal; module docstring).
     :class:`Refused` ``consent_invalid``, ``consent_expired``, ``consent_rate_limited``."""
-    purpose = _purpose(purpose)
+    asked = _asked(villager_id, purpose, amount_minor, agent_id, order_id)
     check_id(caller_id, "caller_id")
-    check_id(villager_id, "villager_id")
-    check_amount(amount_minor)
-    _check_target(purpose, agent_id, order_id)
-    asked = (caller_id, villager_id, code, purpose, amount_minor, agent_id, order_id)
-    outcome = led.transact(lambda tx: _check_in(tx, *asked))
+    outcome = led.transact(lambda tx: _check_in(tx, caller_id, code, asked))
     if isinstance(outcome, Refused):
         raise outcome
     return outcome
 
 
-def _check_in(
-    tx: Tx,
-    caller_id: uuid.UUID,
-    villager_id: uuid.UUID,
-    code: object,
-    purpose: Purpose,
-    amount_minor: int,
-    agent_id: uuid.UUID | None,
-    order_id: uuid.UUID | None,
-) -> Consent | Refused:
+def _check_in(tx: Tx, caller_id: uuid.UUID, code: object, asked: _Asked) -> Consent | Refused:
     """The consent, or the refusal to raise once this transaction has committed."""
+    villager_id, purpose, amount_minor = asked.villager_id, asked.purpose, asked.amount_minor
+    agent_id, order_id = asked.agent_id, asked.order_id
     since_us = tx.now_us - CALLER_FAILURE_WINDOW_S * US_PER_S
     failed = repository.count_failures_since(tx, caller_id=caller_id, since_us=since_us)
     if failed >= CALLER_FAILURES_MAX:

@@ -28,6 +28,11 @@ villager      ``wallet``                       credit; the villager's balance
 
 "Never below zero" is the core's limit flag, so the database refuses it too.
 
+A villager's KYC tier names a row of ``kyc_tiers`` (:mod:`ledger.flows.limits`). An
+operator onboards through :func:`onboard_with_limits`, which refuses a tier without limits
+in the villager's currency (``kyc_tier_unknown``, nothing written); :func:`onboard` itself
+lets such a villager exist (it can then do no cash operation until the tier gets limits).
+
 The tables' SQL lives in :mod:`ledger.flows.parties.repository`; other flows read parties
 and their accounts through this module's functions (:func:`find_party`,
 :func:`owner_of`, :func:`account_owners`), never through the tables.
@@ -52,10 +57,13 @@ from ledger.flows.parties.service import (
     get_party,
     onboard,
     onboard_in,
+    onboard_with_limits,
+    onboard_with_limits_in,
     owner_of,
     platform_id,
     provider_clearing,
     provider_role,
+    read_party,
 )
 from ledger.limits import NAME_LENGTH_MAX
 
@@ -79,8 +87,11 @@ __all__ = [
     "get_party",
     "onboard",
     "onboard_in",
+    "onboard_with_limits",
+    "onboard_with_limits_in",
     "owner_of",
     "platform_id",
     "provider_clearing",
     "provider_role",
+    "read_party",
 ]

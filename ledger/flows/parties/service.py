@@ -195,6 +195,34 @@ def onboard_in(
 onboard = transactional(onboard_in)
 
 
+def onboard_with_limits_in(
+    tx: Tx,
+    *,
+    party_id: uuid.UUID,
+    kind: Kind,
+    name: str,
+    currency: str,
+    kyc_tier: str | None = None,
+) -> Party:
+    """:func:`onboard_in` as an operator onboards (``POST /v1/parties``): a villager's KYC
+    tier must also have limits in its currency, else :class:`Refused`
+    ``kyc_tier_unknown`` and nothing is written (:func:`onboard_in` alone lets a villager
+    exist in a tier without limits: it then can do no cash operation until an operator
+    adds them). :func:`onboard_with_limits` runs it in a transaction of its own."""
+    kind = Kind(kind)
+    _check_new_party(party_id, kind, name, currency, kyc_tier)
+    if kyc_tier is not None:
+        from ledger.flows import limits  # late: the KYC limits flow imports this one
+
+        limits.tier_limits_in(tx, currency=currency, tier=kyc_tier)
+    return onboard_in(
+        tx, party_id=party_id, kind=kind, name=name, currency=currency, kyc_tier=kyc_tier
+    )
+
+
+onboard_with_limits = transactional(onboard_with_limits_in)
+
+
 def _check_new_party(
     party_id: uuid.UUID, kind: Kind, name: str, currency: str, kyc_tier: str | None
 ) -> None:
@@ -262,6 +290,10 @@ def find_party(tx: Tx, party_id: uuid.UUID, *, lock: bool = False) -> Party | No
         return None
     accounts = repository.select_accounts(tx, party_id)
     return Party(row.id, Kind(row.kind), row.name, row.currency, row.kyc_tier, accounts)
+
+
+read_party = transactional(find_party)
+"""The party with its accounts, or ``None``, read in a transaction of its own."""
 
 
 def get_party(tx: Tx, party_id: uuid.UUID, kind: Kind | None = None) -> Party:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ledger.core.errors import MalformedRequest
 from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer, TransferFlags
@@ -30,9 +31,13 @@ _APPLY: dict[str, Apply] = {}
 
 
 def register(kind: str, apply: Apply) -> None:
-    """Let proposals of ``kind`` be made; ``apply`` runs in the approval's transaction."""
-    if not kind or len(kind) > KIND_LENGTH_MAX:
-        raise ValueError(f"a kind is 1..{KIND_LENGTH_MAX} characters")
+    """Let proposals of ``kind`` be made; ``apply`` runs in the approval's transaction.
+    :class:`~ledger.core.errors.MalformedRequest` (nothing registered) for a kind that is
+    not 1..:data:`KIND_LENGTH_MAX` characters or an ``apply`` that cannot be called."""
+    if not isinstance(kind, str) or not 1 <= len(kind) <= KIND_LENGTH_MAX:
+        raise MalformedRequest(f"a kind is 1..{KIND_LENGTH_MAX} characters")
+    if not callable(apply):
+        raise MalformedRequest("apply must be a function of (tx, payload)")
     _APPLY[kind] = apply
 
 

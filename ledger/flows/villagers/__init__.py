@@ -11,7 +11,9 @@ A villager is a party of kind ``villager`` (its ``wallet`` and KYC tier live in
   trivially weak PINs (one digit repeated, a straight run up or down: ``0000``,
   ``1234``, ``654321``) are refused with ``pin_too_weak``;
 - **language** (``en``, ``sw``), the **KYC tier** (the party's, ``tier0`` on
-  registration) and a **state**: ``pending_activation`` -> ``active`` <-> ``locked``.
+  registration; a currency in which ``tier0`` has no limits is refused,
+  ``kyc_tier_unknown``) and a **state**: ``pending_activation`` -> ``active`` <->
+  ``locked``.
 
 Lifecycle:
 

@@ -294,7 +294,8 @@ def register_villager(
     the villager row, and a first activation code sent to the villager alone. The same
     request again answers the same villager and sends nothing; another request under the
     same id is a :class:`Conflict` ``villager_id_reused``; a phone already registered is
-    ``phone_taken``."""
+    ``phone_taken``; a currency in which ``tier0`` has no limits is ``kyc_tier_unknown``
+    (nothing written)."""
     e164 = normalise_phone(phone)
     if language not in set(Language):
         raise Refused("language_not_supported", f"a language is one of {', '.join(Language)}")
@@ -342,6 +343,7 @@ def _check_new_registration(
     agent = parties.get_party(tx, agent_id, Kind.AGENT)
     if agent.currency != currency:
         raise Refused("currency_mismatch", f"agent {agent_id} works in {agent.currency}")
+    limits.tier_limits_in(tx, currency=currency, tier=REGISTRATION_TIER)  # kyc_tier_unknown
     if parties.find_party(tx, villager_id) is not None:
         raise Conflict("villager_id_reused", f"party {villager_id} exists already")
     if repository.phone_taken(tx, phone):
