@@ -39,6 +39,7 @@ __all__ = [
     "form_of",
     "outcome",
     "post_with_httpx",
+    "read_answer",
     "send",
 ]
 

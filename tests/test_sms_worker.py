@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from ledger import Ledger
-from ledger.flows import agent_float, cash, consent, parties, villagers
+from ledger.flows import agent_float, cash, consent, orders, parties, villagers
 from ledger.flows.parties import Kind
 from sms import delivery, repository
 from sms.contacts import set_agent_contact
@@ -297,3 +297,35 @@ def test_agents_get_low_float_and_cash_out_requested_at_their_contact_phone(
     assert any(t.startswith("Namba ya kutoa pesa ya KES 500.00 imetengenezwa.") for t in baraka)
     assert not any(code in t for s in fake.seen for t in [s.form["message"]])
     assert any(t.startswith("KES 500.00 imezuiliwa") or "imezuiliwa" in t for t in baraka)
+
+
+def test_an_order_refund_tells_the_villager_in_her_language(
+    village: Village, fake: FakeGateway
+) -> None:
+    led = village.led
+    shop = parties.onboard(
+        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
+    )
+    village.cash_in(village.baraka, 200_000)
+    order_id = uuid.uuid4()
+    orders.create_order(
+        led,
+        order_id=order_id,
+        storefront_id=shop.id,
+        currency="KES",
+        amount_minor=120_000,
+        delivery_method="courier",
+        villager_id=village.baraka,
+    )
+    orders.pay_order_by_pin(
+        led, step_id=uuid.uuid4(), order_id=order_id, villager_id=village.baraka, pin=PIN
+    )
+    orders.refund_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    village.send(fake)
+    baraka = fake.messages(BARAKA)
+    assert (
+        "Oda yako kutoka Mbegu Seeds imerejeshewa pesa: KES 1,200.00 zimerudi kwenye pochi yako."
+        in baraka
+    )
+    assert any(t.startswith("Umelipa KES 1,200.00 kwa Mbegu Seeds") for t in baraka)
+    assert not any("Mbegu" in t for t in fake.messages(AMINA))
