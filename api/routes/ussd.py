@@ -11,7 +11,8 @@ things from :class:`~api.settings.Settings`, both required:
   nearest address of ``X-Forwarded-For`` that is not such a proxy.
 
 A call that fails either, or that carries no ``sessionId``/``phoneNumber``, gets ``END``
-and one generic sentence, and a log line that says why (never the secret or ``text``).
+and one generic sentence, and a log line that says why (never the secret or ``text``:
+the request's path is redacted before the request log line reads it).
 The body is ``application/x-www-form-urlencoded`` (``sessionId``, ``serviceCode``,
 ``phoneNumber``, ``networkCode``, ``text``), at most :data:`FORM_BODY_MAX_BYTES`; the
 answer ``text/plain``: ``CON <screen>`` or ``END <screen>``
@@ -139,8 +140,20 @@ def _refused(request: Request, why: str) -> PlainTextResponse:
     return _plain(ussd.refused_screen())
 
 
+REDACTED = "/ussd/africastalking/-"
+"""The path the request log shows instead of the one carrying the secret."""
+
+
+def _redact(request: Request) -> None:
+    """Keep the secret out of the request log lines (they read the path after routing)."""
+    suffix = "/events" if request.scope.get("path", "").endswith("/events") else ""
+    request.scope["path"] = REDACTED + suffix
+    request.scope["raw_path"] = (REDACTED + suffix).encode("ascii")
+
+
 @router.post("/{secret}")
 async def callback(secret: str, request: Request) -> PlainTextResponse:
+    _redact(request)
     why = _refusal(request, secret)
     if why is not None:
         return _refused(request, why)
@@ -164,6 +177,7 @@ async def callback(secret: str, request: Request) -> PlainTextResponse:
 
 @router.post("/{secret}/events")
 async def session_ended(secret: str, request: Request) -> PlainTextResponse:
+    _redact(request)
     why = _refusal(request, secret)
     if why is not None:
         return _refused(request, why)

@@ -128,11 +128,10 @@ def parse_text(text: str) -> list[str]:
     inputs = text.split("*")
     if len(inputs) > INPUTS_MAX:
         raise Refused("ussd_too_many_inputs", f"more than {INPUTS_MAX} inputs in one session")
-    for item in inputs:
-        if len(item) > INPUT_LENGTH_MAX:
-            raise Refused("ussd_input_too_long", f"an input is at most {INPUT_LENGTH_MAX} keys")
-        if not (item.isascii() and (item == "" or item.isdigit())):
-            raise Refused("ussd_input_not_digits", "an input is digits only")
+    if not all(item.isascii() and (item == "" or item.isdigit()) for item in inputs):
+        raise Refused("ussd_input_not_digits", "an input is digits only")
+    if any(len(item) > INPUT_LENGTH_MAX for item in inputs):
+        raise Refused("ussd_input_too_long", f"an input is at most {INPUT_LENGTH_MAX} keys")
     return inputs
 
 
