@@ -46,6 +46,7 @@ from api.routes import (
 )
 from api.settings import Settings
 from ledger import LedgerError, StorageError, open_ledger
+from sms.worker import start_sms_worker
 from webhooks import WebhookSettings, Worker
 
 log = logging.getLogger(LOGGER_NAME)
@@ -171,12 +172,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         background = start_background(led, ledger_url, settings)  # first: it may refuse
         worker = Worker(led, hooks).start() if hooks.worker_enabled else None
+        texts = start_sms_worker(led) if hooks.worker_enabled else None  # a gateway set
         try:
             yield {}
         finally:
             stop_all(background)
             if worker is not None:
                 worker.stop()
+            if texts is not None:
+                texts.stop()
             led.close()
 
     app = FastAPI(

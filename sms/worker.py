@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from ledger import Ledger, open_ledger
 from ledger.observability import LOGGER_NAME
@@ -12,7 +13,7 @@ from sms.delivery import send_due
 from sms.gateway import HttpPost, post_with_httpx
 from sms.settings import Gateway, SmsSettings, gateway_from_env
 
-__all__ = ["SmsWorker", "run_sms_worker"]
+__all__ = ["SmsWorker", "run_sms_worker", "start_sms_worker"]
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -63,9 +64,17 @@ class SmsWorker:
                 self._stop.wait(self.settings.poll_interval_s)
 
 
-def start_sms_worker(led: Ledger) -> SmsWorker:
-    """An :class:`SmsWorker` on ``led`` with the environment's gateway and zone, started."""
-    return SmsWorker(led, SmsSettings.from_env(), gateway=gateway_from_env()).start()
+def start_sms_worker(
+    led: Ledger, environ: Mapping[str, str] | None = None, *, http_post: HttpPost = post_with_httpx
+) -> SmsWorker | None:
+    """``vledger serve``: an :class:`SmsWorker` on ``led`` with the environment's gateway
+    and zone, started; None (no thread) when the environment names no gateway: then
+    ``vledger worker`` queues the messages and says once that nothing is sent."""
+    gateway = gateway_from_env(environ)
+    if gateway is None:
+        return None
+    settings = SmsSettings.from_env(environ)
+    return SmsWorker(led, settings, gateway=gateway, http_post=http_post).start()
 
 
 def run_sms_worker(

@@ -6,6 +6,7 @@ Juma's station (KES) banks Amina (English) and Baraka (Swahili)."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sms import delivery, repository
 from sms.contacts import set_agent_contact
 from sms.repository import Message, MessageState
 from sms.settings import SmsSettings, gateway_from_env
+from sms.worker import start_sms_worker
 from tests.conftest import Clock
 from tests.sms_gateway_fake import API_KEY, SENDER, USERNAME, FakeGateway, serve
 from tests.villager_helpers import activation_code
@@ -329,3 +331,25 @@ def test_an_order_refund_tells_the_villager_in_her_language(
     )
     assert any(t.startswith("Umelipa KES 1,200.00 kwa Mbegu Seeds") for t in baraka)
     assert not any("Mbegu" in t for t in fake.messages(AMINA))
+
+
+def test_the_served_worker_runs_only_with_a_gateway_and_sends_in_its_thread(
+    village: Village, fake: FakeGateway
+) -> None:
+    assert start_sms_worker(village.led, {}) is None
+    env = {
+        "VLEDGER_SMS_URL": fake.url,
+        "VLEDGER_SMS_USERNAME": USERNAME,
+        "VLEDGER_SMS_API_KEY": "k",
+    }
+    village.cash_in(village.amina, 10_000)
+    worker = start_sms_worker(village.led, env)
+    assert worker is not None
+    try:
+        deadline = time.monotonic() + 30
+        while len(fake.seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert len(fake.seen) == 3 and all(s.form["username"] == USERNAME for s in fake.seen)
+    assert {m.state for m in village.messages()} == {MessageState.SENT}
