@@ -28,12 +28,13 @@ from ledger import Ledger
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.flows import events
+from ledger.flows.errors import FlowError
 from ledger.limits import US_PER_S
 from ledger.observability import LOGGER_NAME
 from sms import gateway as gw
 from sms import repository
 from sms.render import render_in
-from sms.repository import Attempt, Message, MessageState
+from sms.repository import Attempt, Message, MessageState, NewMessage
 from sms.settings import Gateway, SmsSettings
 
 __all__ = ["ERROR_LENGTH_MAX", "backoff_s", "queue_new", "send_due"]
@@ -41,6 +42,23 @@ __all__ = ["ERROR_LENGTH_MAX", "backoff_s", "queue_new", "send_due"]
 log = logging.getLogger(LOGGER_NAME)
 ERROR_LENGTH_MAX = 500
 _no_gateway_logged: list[bool] = []
+
+
+def _rendered(tx: Tx, event: events.Event, settings: SmsSettings) -> NewMessage | None:
+    """The event's message; None, logged, for an event it cannot be made of (a payload
+    without a field it needs, an order or party gone): one such event must not stop
+    every SMS behind it."""
+    try:
+        return render_in(tx, event, settings)
+    except (FlowError, KeyError, TypeError, ValueError) as exc:
+        log.error(
+            "sms: event %s (%s) cannot be rendered, skipped: %s: %s",
+            event.seq,
+            event.type,
+            type(exc).__name__,
+            exc,
+        )
+        return None
 
 
 def _queue_in(tx: Tx, *, now_us: int, settings: SmsSettings) -> int:
@@ -54,7 +72,7 @@ def _queue_in(tx: Tx, *, now_us: int, settings: SmsSettings) -> int:
             watermark = event.seq
         else:
             held = True
-        new = render_in(tx, event, settings)
+        new = _rendered(tx, event, settings)
         if new is not None:
             made += repository.add_message(tx, new, now_us)
     if watermark != cursor:

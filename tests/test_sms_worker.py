@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from ledger import Ledger
-from ledger.flows import agent_float, cash, consent, orders, parties, villagers
+from ledger.core.tx import Tx
+from ledger.flows import agent_float, cash, consent, events, orders, parties, villagers
 from ledger.flows.parties import Kind
 from sms import delivery, repository
 from sms.contacts import set_agent_contact
@@ -353,3 +354,20 @@ def test_the_served_worker_runs_only_with_a_gateway_and_sends_in_its_thread(
         worker.stop()
     assert len(fake.seen) == 3 and all(s.form["username"] == USERNAME for s in fake.seen)
     assert {m.state for m in village.messages()} == {MessageState.SENT}
+
+
+def test_an_event_that_cannot_be_rendered_is_skipped_and_logged_not_a_stall(
+    village: Village, fake: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(tx: Tx) -> None:
+        events.emit(tx, events.WALLET_RECEIPT, {"movement": "credit"}, party_id=village.amina)
+
+    village.led.transact(broken)
+    village.cash_in(village.amina, 10_000)
+    with caplog.at_level(logging.ERROR):
+        village.send(fake)
+    assert any(t.startswith("Received KES 100.00") for t in fake.messages(AMINA))
+    assert any("cannot be rendered, skipped: KeyError" in r.getMessage() for r in caplog.records)
+    cursor = village.led.transact(repository.lock_cursor)
+    last = village.led.transact(lambda tx: events.read_events(tx, limit=500))[-1].seq
+    assert cursor == last
