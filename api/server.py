@@ -8,6 +8,13 @@ the idempotency records, the sealer's lock, the sweeps, leased webhook deliverie
 claimed reconciliation dates); what is per process: the per-key rate limit (each process
 allows the configured rate, so N processes allow up to N times it), and the caches of
 keys (2 s) and account owners (immutable).
+
+:data:`WEBHOOK_NETWORKS_ENV` (``VLEDGER_WEBHOOK_NETWORKS_ALLOWED``, comma-separated CIDRs,
+default empty) lets webhook endpoints target those non-public networks anyway
+(``WebhookSettings.target_networks_allowed``). It is for a try-out on one machine
+(``127.0.0.0/8`` for a receiver on your own loopback), **never for production**: the
+guard it lifts stops requests forged to the service's own network. A value that is not
+a list of networks is refused before anything is served (:class:`ServeRefused`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from api.observability import configure_logging
 from api.settings import Settings, loopback_hosts
 from ledger import open_ledger
 from ledger.core.errors import EdgeError
+from webhooks.settings import WebhookSettings, parse_networks
 
 HOST_DEFAULT = "127.0.0.1"
 PORT_DEFAULT = 8000
@@ -33,6 +41,8 @@ BIND_ENV = "VLEDGER_SERVE_BIND"
 """How :func:`serve` hands ``host port`` to its worker processes (their allowed hosts)."""
 PUBLIC_ORIGIN_ENV = "VLEDGER_PUBLIC_ORIGIN"
 """``https://ledger.example``: the origin clients sign for behind a proxy (Settings)."""
+WEBHOOK_NETWORKS_ENV = "VLEDGER_WEBHOOK_NETWORKS_ALLOWED"
+"""Comma-separated CIDRs webhook targets may be on (a local try-out only, never production)."""
 
 
 def served_settings(host: str, port: int) -> Settings:
@@ -45,7 +55,18 @@ def served_settings(host: str, port: int) -> Settings:
 
 
 class ServeRefused(EdgeError, ValueError):
-    """``serve`` cannot run as asked (several processes on SQLite)."""
+    """``serve`` cannot run as asked (several processes on SQLite, a malformed
+    :data:`WEBHOOK_NETWORKS_ENV`)."""
+
+
+def served_webhook_settings() -> WebhookSettings:
+    """The webhook settings of a served process: the defaults, with the networks
+    :data:`WEBHOOK_NETWORKS_ENV` allows; :class:`ServeRefused` if it is malformed."""
+    try:
+        allowed = parse_networks(os.environ.get(WEBHOOK_NETWORKS_ENV, ""))
+    except ValueError as bad:
+        raise ServeRefused(f"{WEBHOOK_NETWORKS_ENV}: {bad}") from None
+    return WebhookSettings(target_networks_allowed=allowed)
 
 
 def uvicorn_config(app: object, host: str, port: int, *, workers: int = 1) -> uvicorn.Config:
@@ -82,12 +103,13 @@ def serve(
         raise ServeRefused("several worker processes need PostgreSQL (SQLite has one writer)")
     if workers > 1 and settings is not None:
         raise ServeRefused("several worker processes run with the default settings")
+    hooks = served_webhook_settings()  # a malformed value stops here, before migrating
     configure_logging()
     if migrate:
         open_ledger(database_url, migrate=True).close()
     if workers == 1:
         settings = settings or served_settings(host, port)
-        app = create_app(database_url, settings=settings)
+        app = create_app(database_url, settings=settings, webhook_settings=hooks)
         uvicorn.Server(uvicorn_config(app, host, port)).run()
         return
     os.environ[DATABASE_ENV] = database_url
@@ -113,4 +135,8 @@ def app_from_env() -> FastAPI:
     """A worker process's app (``factory``): the database URL :func:`serve` handed over."""
     configure_logging()
     host, port = os.environ[BIND_ENV].rsplit(" ", 1)
-    return create_app(os.environ[DATABASE_ENV], settings=served_settings(host, int(port)))
+    return create_app(
+        os.environ[DATABASE_ENV],
+        settings=served_settings(host, int(port)),
+        webhook_settings=served_webhook_settings(),
+    )

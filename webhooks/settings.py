@@ -3,11 +3,15 @@ unit; the API keeps one in ``app.state.webhooks``."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from ledger.flows import events
 
-__all__ = ["WebhookSettings"]
+__all__ = ["NETWORKS_ALLOWED_MAX", "WebhookSettings", "parse_networks"]
+
+NETWORKS_ALLOWED_MAX = 16
+"""At most this many networks in :func:`parse_networks`' text."""
 
 
 def _known_event_types() -> frozenset[str]:
@@ -45,3 +49,22 @@ class WebhookSettings:
     """Non-public networks that targets may be on anyway (tests: ``127.0.0.0/8``)."""
     event_types: frozenset[str] = field(default_factory=_known_event_types)
     """The event types the outbox knows (``ledger.flows.events``)."""
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (``127.0.0.0/8,::1/128``; blanks ignored) as
+    :attr:`WebhookSettings.target_networks_allowed` wants them; ``ValueError`` naming the
+    first one that is not a network (host bits set included), or more than
+    :data:`NETWORKS_ALLOWED_MAX` of them. Empty text: none."""
+    found: list[str] = []
+    for part in text.split(","):
+        cidr = part.strip()
+        if not cidr:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(cidr, strict=True)))
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not a network in CIDR notation") from None
+    if len(found) > NETWORKS_ALLOWED_MAX:
+        raise ValueError(f"at most {NETWORKS_ALLOWED_MAX} networks")
+    return tuple(found)

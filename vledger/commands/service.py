@@ -74,11 +74,15 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from api.server import ServeRefused
+    from api.server import ServeRefused, served_webhook_settings
     from api.server import serve as serve_api
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1..65535, not {args.port}")
+    try:
+        served_webhook_settings()  # VLEDGER_WEBHOOK_NETWORKS_ALLOWED: one line, exit 2
+    except ServeRefused as refused:
+        raise UsageError(str(refused)) from None
     try:
         serve_api(args.host, args.port, args.database, migrate=True, workers=args.workers)
     except ServeRefused as refused:
