@@ -63,6 +63,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "ussd_sessions": ("ledger.flows.ussd",),
     "principals": ("ledger.flows.principals.repository",),
     "api_keys": ("ledger.flows.principals.repository",),
+    "enrollment_codes": ("ledger.flows.enrollment.repository",),
     "idempotency_records": ("ledger.flows.idempotency.repository",),
     "webhook_endpoints": ("webhooks",),
     "webhook_deliveries": ("webhooks",),

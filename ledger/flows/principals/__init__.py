@@ -20,6 +20,7 @@ from ledger.flows.principals.repository import Alg, ApiKey, KeyState, Role
 from ledger.flows.principals.service import (
     KeyRefused,
     add_key,
+    add_key_for_in,
     add_key_in,
     find_key,
     find_key_in,
@@ -37,6 +38,7 @@ __all__ = [
     "KeyState",
     "Role",
     "add_key",
+    "add_key_for_in",
     "add_key_in",
     "find_key",
     "find_key_in",

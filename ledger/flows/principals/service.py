@@ -16,6 +16,7 @@ from ledger.limits import NAME_LENGTH_MAX
 __all__ = [
     "KeyRefused",
     "add_key",
+    "add_key_for_in",
     "add_key_in",
     "find_key",
     "find_key_in",
@@ -63,6 +64,20 @@ def add_key_in(tx: Tx, *, role: Role, name: str, alg: Alg, material: bytes) -> A
     _check_key(role=role, name=name, alg=alg)
     key_id = new_key_id()
     principal_id = _principal(tx, role, name)
+    repository.insert_key(tx, NewKey(key_id, principal_id, alg, material))
+    return ApiKey(key_id, principal_id, role, alg, material, True)
+
+
+def add_key_for_in(tx: Tx, *, principal_id: uuid.UUID, alg: Alg, material: bytes) -> ApiKey:
+    """Register a key for the existing principal ``principal_id`` (enrollment knows the
+    principal by id); :class:`KeyRefused` when there is no such principal or its role
+    may not sign with ``alg``."""
+    role = repository.select_role(tx, principal_id)
+    if role is None:
+        raise KeyRefused(f"no principal {principal_id}")
+    if role is Role.AGENT and alg is not Alg.ED25519:
+        raise KeyRefused("agents sign with Ed25519 only")
+    key_id = new_key_id()
     repository.insert_key(tx, NewKey(key_id, principal_id, alg, material))
     return ApiKey(key_id, principal_id, role, alg, material, True)
 
