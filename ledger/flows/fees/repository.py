@@ -62,3 +62,28 @@ def in_effect(tx: Tx, *, product: str, currency: str) -> ScheduleRow | None:
         {"p": product, "c": currency, "now": tx.now_us},
     )
     return None if row is None else ScheduleRow(row[0], json.loads(row[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """One published version as a list shows it."""
+
+    version: int
+    effective_from_us: int
+    """When it takes effect, microseconds since the Unix epoch (UTC)."""
+    created_at_us: int
+    """When it was published, microseconds since the Unix epoch (UTC)."""
+    rules: dict[str, Any]
+
+
+def select_versions(
+    tx: Tx, *, product: str, currency: str, after_version: int, limit: int
+) -> list[VersionRow]:
+    """Up to ``limit`` versions after ``after_version``, oldest first."""
+    rows = tx.execute(
+        "SELECT version, effective_from_us, created_at_us, rules FROM fee_schedules"
+        " WHERE product = :p AND currency = :c AND version > :after"
+        " ORDER BY version LIMIT :limit",
+        {"p": product, "c": currency, "after": after_version, "limit": limit},
+    )
+    return [VersionRow(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
