@@ -90,11 +90,13 @@ def test_quiet_is_taken_by_every_command_and_its_actions(
 
 
 def test_a_child_process_prints_one_line_without_traceback(tmp_path: Path) -> None:
+    key, database = tmp_path / "k.key", f"sqlite:///{tmp_path / 'village.db'}"
+    argv = ["keys", "create", "--role", "king", "--name", "n", "--out", str(key)]
     done = subprocess.run(
-        [sys.executable, "-m", "vledger", "keys", "create", "--role", "king", "--name", "n"],
+        [sys.executable, "-m", "vledger", *argv, "--database", database],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=Path(__file__).parents[1],
         timeout=60,
         check=False,
     )
