@@ -93,43 +93,54 @@ def shortages(row: OrderRow) -> dict[uuid.UUID, str]:
     return short
 
 
+def _payer_account(row: OrderRow, source: Source | None) -> uuid.UUID:
+    """What paid the order (and what a refund pays back): the villager's wallet, or for
+    cash the agent's float."""
+    if source is Source.WALLET:
+        return parties.account_id(_party(row.villager_id, "villager", row), Role.WALLET)
+    return parties.account_id(_party(row.agent_id, "agent", row), Role.FLOAT)
+
+
+def _cash_leg(
+    row: OrderRow, step_id: uuid.UUID, name: str, *, received: bool, amount_minor: int, code: int
+) -> Transfer:
+    """The agent's cash-on-hand grows by the cash handed over (``received``) or shrinks
+    by the cash handed back."""
+    agent = _party(row.agent_id, "agent", row)
+    cash = parties.account_id(agent, Role.CASH)
+    control = parties.account_id(agent, Role.CASH_CONTROL)
+    debit, credit = (cash, control) if received else (control, cash)
+    return _transfer(
+        step_id, name, row, debit=debit, credit=credit, amount_minor=amount_minor, code=code
+    )
+
+
 def payment_legs(row: OrderRow, step_id: uuid.UUID, source: Source) -> list[Leg]:
     """The order's amount into escrow: from the villager's wallet; or, in cash, from the
     agent's float while the agent's cash-on-hand grows by the cash handed over. The first
     leg is the payment a refund names."""
-    amount = row.amount_minor
-    if source is Source.WALLET:
-        wallet = parties.account_id(_party(row.villager_id, "villager", row), Role.WALLET)
-        pay = _transfer(
-            step_id,
-            "payment",
-            row,
-            debit=wallet,
-            credit=escrow_account(row),
-            amount_minor=amount,
-            code=PAYMENT_CODE,
-        )
-        return [Leg(Group.PAYMENT, pay)]
-    agent = _party(row.agent_id, "agent", row)
-    from_float = _transfer(
+    amount_minor = row.amount_minor
+    pay = _transfer(
         step_id,
         "payment",
         row,
-        debit=parties.account_id(agent, Role.FLOAT),
+        debit=_payer_account(row, source),
         credit=escrow_account(row),
-        amount_minor=amount,
+        amount_minor=amount_minor,
         code=PAYMENT_CODE,
     )
-    cash_in = _transfer(
-        step_id,
-        "cash_received",
-        row,
-        debit=parties.account_id(agent, Role.CASH),
-        credit=parties.account_id(agent, Role.CASH_CONTROL),
-        amount_minor=amount,
-        code=CASH_RECEIVED_CODE,
-    )
-    return [Leg(Group.PAYMENT, from_float), Leg(Group.PAYMENT, cash_in)]
+    legs = [Leg(Group.PAYMENT, pay)]
+    if source is not Source.WALLET:
+        cash_in = _cash_leg(
+            row,
+            step_id,
+            "cash_received",
+            received=True,
+            amount_minor=amount_minor,
+            code=CASH_RECEIVED_CODE,
+        )
+        legs.append(Leg(Group.PAYMENT, cash_in))
+    return legs
 
 
 def check_fee_within(fee_minor: int, amount_minor: int) -> None:
@@ -186,41 +197,28 @@ def refund_legs(row: OrderRow, step_id: uuid.UUID, amount_minor: int) -> list[Le
     """Escrow back to the payer, naming the payment it reverses: to the wallet; or, for
     cash, to the agent's float while the agent's cash-on-hand shrinks by the cash handed
     back (the payment's legs, turned round)."""
-    paid_with = row.payment_transfer_id
-    if row.payment_source is Source.WALLET:
-        wallet = parties.account_id(_party(row.villager_id, "villager", row), Role.WALLET)
-        refund = _transfer(
-            step_id,
-            "refund",
-            row,
-            debit=escrow_account(row),
-            credit=wallet,
-            amount_minor=amount_minor,
-            code=REFUND_CODE,
-            reverses_id=paid_with,
-        )
-        return [Leg(Group.REFUND, refund)]
-    agent = _party(row.agent_id, "agent", row)
-    to_float = _transfer(
+    refund = _transfer(
         step_id,
         "refund",
         row,
         debit=escrow_account(row),
-        credit=parties.account_id(agent, Role.FLOAT),
+        credit=_payer_account(row, row.payment_source),
         amount_minor=amount_minor,
         code=REFUND_CODE,
-        reverses_id=paid_with,
+        reverses_id=row.payment_transfer_id,
     )
-    cash_back = _transfer(
-        step_id,
-        "cash_returned",
-        row,
-        debit=parties.account_id(agent, Role.CASH_CONTROL),
-        credit=parties.account_id(agent, Role.CASH),
-        amount_minor=amount_minor,
-        code=CASH_RETURNED_CODE,
-    )
-    return [Leg(Group.REFUND, to_float), Leg(Group.REFUND, cash_back)]
+    legs = [Leg(Group.REFUND, refund)]
+    if row.payment_source is not Source.WALLET:
+        cash_back = _cash_leg(
+            row,
+            step_id,
+            "cash_returned",
+            received=False,
+            amount_minor=amount_minor,
+            code=CASH_RETURNED_CODE,
+        )
+        legs.append(Leg(Group.REFUND, cash_back))
+    return legs
 
 
 def reversal_legs(row: OrderRow, step_id: uuid.UUID, released: Sequence[ReleasedLeg]) -> list[Leg]:

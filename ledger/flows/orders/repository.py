@@ -194,11 +194,10 @@ def released_legs(tx: Tx, order_id: uuid.UUID) -> list[ReleasedLeg]:
         "SELECT legs FROM order_steps WHERE order_id = :id ORDER BY created_at_us, id",
         {"id": order_id},
     ):
-        for group, leg_id, debit, credit, amount in json.loads(text):
+        for group, leg_id, debit, credit, amount_minor in json.loads(text):
             if group == "release":
-                found.append(
-                    ReleasedLeg(uuid.UUID(leg_id), uuid.UUID(debit), uuid.UUID(credit), amount)
-                )
+                ids = (uuid.UUID(leg_id), uuid.UUID(debit), uuid.UUID(credit))
+                found.append(ReleasedLeg(*ids, amount_minor))
     return found
 
 

@@ -14,6 +14,7 @@ from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.flows import agent_float, events, parties, pickup
 from ledger.flows import consent as consent_flow
+from ledger.flows.agent_float.checks import check_amount, check_id
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.orders import legs as order_legs
 from ledger.flows.orders import repository
@@ -39,8 +40,6 @@ from ledger.flows.orders.model import (
 )
 from ledger.flows.orders.steps import (
     Outcome,
-    check_amount,
-    check_id,
     delivery_method_in,
     emit,
     iso,
@@ -757,17 +756,17 @@ def _refund_before_release(
     if row.state not in HOLDING:
         raise wrong_state("order_not_refundable", row, "the order holds nothing in escrow")
     left = row.escrow_minor
-    amount = left if amount_minor is None else amount_minor
-    if amount > left:
+    refund_minor = left if amount_minor is None else amount_minor
+    if refund_minor > left:
         raise Refused("amount_exceeds_escrow", f"only {left} of order {row.id} is left")
-    row, legs = refund_from_escrow(tx, row, step_id, amount)
-    if amount == left:
+    row, legs = refund_from_escrow(tx, row, step_id, refund_minor)
+    if refund_minor == left:
         row = dataclasses.replace(
             row,
             state=State.RELEASED if row.released_minor > 0 else State.REFUNDED,
             auto_release_at_us=None,
         )
-    emit(tx, events.ORDER_REFUNDED, row, refunded_now_minor=amount, after_release=False)
+    emit(tx, events.ORDER_REFUNDED, row, refunded_now_minor=refund_minor, after_release=False)
     return row, legs
 
 

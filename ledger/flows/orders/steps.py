@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ledger.core.errors import InvariantViolation, MalformedRequest
+from ledger.core.errors import InvariantViolation
 from ledger.core.store import from_us
 from ledger.core.tx import Tx
 from ledger.core.values import Status, TransferFlags
 from ledger.flows import agent_float, events, fees, wallets
+from ledger.flows.agent_float.checks import check_id
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.orders import legs as order_legs
 from ledger.flows.orders import repository
@@ -30,7 +31,6 @@ from ledger.flows.orders.model import (
     State,
     Step,
 )
-from ledger.limits import AMOUNT_MAX_MINOR
 
 Outcome = tuple[OrderRow, list[Leg]]
 """What an operation made of the order: the changed row and the legs it moved."""
@@ -38,18 +38,6 @@ Apply = Callable[[Tx, OrderRow], Outcome]
 
 
 # -- checks -------------------------------------------------------------------------------
-
-
-def check_id(value: object, name: str) -> uuid.UUID:
-    if not isinstance(value, uuid.UUID):
-        raise MalformedRequest(f"{name} must be a UUID")
-    return value
-
-
-def check_amount(value: object, name: str = "amount_minor") -> int:
-    if type(value) is not int or not 1 <= value <= AMOUNT_MAX_MINOR:
-        raise Refused("amount_invalid", f"{name} must be an integer in 1..{AMOUNT_MAX_MINOR}")
-    return value
 
 
 def wrong_state(code: str, row: OrderRow, wanted: str) -> Refused:
