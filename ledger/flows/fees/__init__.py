@@ -30,6 +30,12 @@ always add up to the fee exactly: fees never create or destroy money.
 ``commission_expense`` account (e.g. on a cash-in, which carries no fee):
 ``min(fixed + floor(amount * bps / 10000), max)``.
 
+Publishing over the API is maker-checker: :func:`propose_schedule` makes a proposal of
+kind :data:`FEE_SCHEDULE` (``ledger.flows.proposals``); another operator's approval
+publishes it in the approval's transaction and emits :data:`FEE_SCHEDULE_PUBLISHED`. An
+``effective_at`` in the past is refused at the proposal (``effective_at_past``); one
+that passes before the approval is clamped to the approval's moment.
+
 The schedules' SQL lives in :mod:`ledger.flows.fees.repository`.
 """
 
@@ -37,18 +43,27 @@ from ledger.flows.fees.service import (
     BANDS_MAX,
     BPS_DENOMINATOR,
     FEE_CODE,
+    FEE_SCHEDULE,
+    FEE_SCHEDULE_PUBLISHED,
     LEG_NAMESPACE,
+    PREVIEW_AMOUNTS_MAX,
     PRODUCT_LENGTH_MAX,
+    PRODUCT_PATTERN,
     Band,
     Quote,
     Rules,
+    example_amounts,
     fee_transfers,
     parse_rules,
+    preview,
     price,
+    propose_schedule,
     publish_schedule,
     publish_schedule_in,
     quote,
+    quotes_of,
     schedule_in_effect,
+    versions,
 )
 
 __all__ = [
@@ -56,15 +71,24 @@ __all__ = [
     "BPS_DENOMINATOR",
     "Band",
     "FEE_CODE",
+    "FEE_SCHEDULE",
+    "FEE_SCHEDULE_PUBLISHED",
     "LEG_NAMESPACE",
+    "PREVIEW_AMOUNTS_MAX",
     "PRODUCT_LENGTH_MAX",
+    "PRODUCT_PATTERN",
     "Quote",
     "Rules",
+    "example_amounts",
     "fee_transfers",
     "parse_rules",
+    "preview",
     "price",
+    "propose_schedule",
     "publish_schedule",
     "publish_schedule_in",
     "quote",
+    "quotes_of",
     "schedule_in_effect",
+    "versions",
 ]

@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.core.ledger import transactional
-from ledger.core.store import to_us
+from ledger.core import currency as iso4217
+from ledger.core.ledger import Ledger, transactional
+from ledger.core.store import from_us, to_us
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer
-from ledger.flows import parties
+from ledger.flows import events, parties, proposals
 from ledger.flows.errors import Refused
 from ledger.flows.fees import repository
+from ledger.flows.fees.repository import VersionRow
 from ledger.flows.parties import Role
+from ledger.flows.proposals import Proposal
 from ledger.limits import AMOUNT_MAX_MINOR
 
 BPS_DENOMINATOR = 10_000
@@ -25,6 +30,15 @@ FEE_CODE = 501
 """Core transfer ``code`` of fee, tax, rounding and commission legs."""
 
 LEG_NAMESPACE = uuid.UUID("0b7f1f6e-9a8e-4f43-8a3e-2f7d3c1f9b21")
+
+FEE_SCHEDULE = "fee_schedule"
+"""The proposal kind of a schedule's next version (:func:`propose_schedule`)."""
+FEE_SCHEDULE_PUBLISHED = "fee_schedule.published"
+"""The event of a version published by an approved proposal."""
+PRODUCT_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,47}")
+"""A product name: lower-case ASCII letters, digits and ``_``, at most 48 characters."""
+PREVIEW_AMOUNTS_MAX = 20
+"""At most this many example amounts in one preview."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +192,7 @@ def publish_schedule_in(
     tx: Tx, *, product: str, currency: str, effective_from: datetime, rules: dict[str, Any]
 ) -> int:
     """Publish the next version of a product's schedule; its version number."""
-    if not product or len(product) > PRODUCT_LENGTH_MAX or not product.isascii():
-        raise Refused("product_invalid", f"a product is 1-{PRODUCT_LENGTH_MAX} ASCII characters")
+    _check_product(product)
     parse_rules(rules)
     if effective_from.tzinfo is None:
         raise Refused("effective_from_naive", "effective_from must carry a time zone")
@@ -197,6 +210,149 @@ def publish_schedule_in(
 
 
 publish_schedule = transactional(publish_schedule_in)
+
+
+def _check_product(product: str) -> None:
+    if not isinstance(product, str) or not PRODUCT_PATTERN.fullmatch(product):
+        raise Refused(
+            "product_invalid",
+            f"a product is 1-{PRODUCT_LENGTH_MAX} lower-case ASCII letters, digits or _",
+        )
+
+
+def _check_currency(currency: str) -> None:
+    if not isinstance(currency, str) or not iso4217.is_supported(currency):
+        raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
+
+
+# -- maker-checker: a version is proposed by one operator, published by another -----------
+
+
+def propose_schedule(
+    led: Ledger,
+    *,
+    proposal_id: uuid.UUID,
+    product: str,
+    currency: str,
+    rules: dict[str, Any],
+    effective_at: datetime | None,
+    proposed_by: uuid.UUID,
+) -> Proposal:
+    """Propose the next version of a schedule (nothing is published until another
+    operator approves the proposal, :func:`ledger.flows.proposals.approve`).
+
+    The rules, product and currency are checked now, so a proposal that could never be
+    published is refused at once. ``effective_at`` (``None``: the approval's moment)
+    must carry a time zone and may not be in the past (``effective_at_past``); if it
+    has passed by the time of the approval, the version takes effect at the approval
+    (clamped: a version never takes effect before it was published)."""
+    _check_product(product)
+    _check_currency(currency)
+    parse_rules(rules)
+    effective_text = None
+    if effective_at is not None:
+        if effective_at.tzinfo is None:
+            raise Refused("effective_from_naive", "effective_at must carry a time zone")
+        if effective_at < led.now():
+            raise Refused("effective_at_past", "effective_at is in the past")
+        effective_text = from_us(to_us(effective_at)).isoformat()
+    payload = {
+        "product": product,
+        "currency": currency,
+        "rules": rules,
+        "effective_at": effective_text,
+    }
+    return proposals.propose(
+        led, proposal_id=proposal_id, kind=FEE_SCHEDULE, payload=payload, proposed_by=proposed_by
+    )
+
+
+def _apply_schedule(tx: Tx, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Publish a proposed version in the approval's transaction; what was published."""
+    effective_from = tx.now
+    if payload["effective_at"] is not None:
+        effective_from = max(effective_from, datetime.fromisoformat(payload["effective_at"]))
+    product, currency = payload["product"], payload["currency"]
+    version = publish_schedule_in(
+        tx,
+        product=product,
+        currency=currency,
+        effective_from=effective_from,
+        rules=dict(payload["rules"]),
+    )
+    published = {
+        "product": product,
+        "currency": currency,
+        "version": version,
+        "effective_from": effective_from.isoformat(),
+    }
+    schedule_id = uuid.uuid5(LEG_NAMESPACE, f"schedule:{product}:{currency}:{version}")
+    events.emit(tx, FEE_SCHEDULE_PUBLISHED, dict(published), subject_id=schedule_id)
+    return published
+
+
+proposals.register(FEE_SCHEDULE, _apply_schedule)
+
+
+# -- reading: versions and previews ---------------------------------------------------------
+
+
+def versions(
+    led: Ledger, *, product: str, currency: str, after_version: int, limit: int
+) -> list[VersionRow]:
+    """Up to ``limit`` published versions after ``after_version``, oldest first."""
+    _check_product(product)
+    _check_currency(currency)
+
+    def work(tx: Tx) -> list[VersionRow]:
+        return repository.select_versions(
+            tx, product=product, currency=currency, after_version=after_version, limit=limit
+        )
+
+    return led.transact(work)
+
+
+def example_amounts(rules: Rules) -> list[int]:
+    """Amounts that show each band: 1, each band's upper edge and the edge after it,
+    and ten times the last edge (for the open band)."""
+    edges = [b.up_to_minor for b in rules.bands if b.up_to_minor is not None]
+    found = {1, *edges, *(e + 1 for e in edges), (edges[-1] * 10 if edges else 100_000)}
+    return sorted(a for a in found if a <= AMOUNT_MAX_MINOR)[:PREVIEW_AMOUNTS_MAX]
+
+
+def quotes_of(
+    rules: Rules, amounts_minor: Sequence[int], *, product: str, currency: str, version: int
+) -> list[Quote]:
+    """What each amount costs under ``rules`` (one version, or a proposal's: 0)."""
+    if not 1 <= len(amounts_minor) <= PREVIEW_AMOUNTS_MAX:
+        raise Refused("amount_invalid", f"a preview has 1..{PREVIEW_AMOUNTS_MAX} amounts")
+    found: list[Quote] = []
+    for amount in amounts_minor:
+        if type(amount) is not int or not 1 <= amount <= AMOUNT_MAX_MINOR:
+            raise Refused("amount_invalid", f"amount_minor must be in 1..{AMOUNT_MAX_MINOR}")
+        fee, tax, commission, income, rounding, paid = price(rules, amount)
+        found.append(
+            Quote(product, currency, version, amount, fee, tax, commission, income, rounding, paid)
+        )
+    return found
+
+
+def preview(
+    led: Ledger, *, product: str, currency: str, amounts_minor: Sequence[int] | None
+) -> tuple[int, Rules, list[Quote]]:
+    """The version in effect now, its rules and what the amounts (``None``: the
+    :func:`example_amounts`) cost under it; ``fee_schedule_missing`` if none is."""
+    _check_product(product)
+    _check_currency(currency)
+    version, rules = led.transact(
+        lambda tx: schedule_in_effect(tx, product=product, currency=currency)
+    )
+    amounts = example_amounts(rules) if amounts_minor is None else amounts_minor
+    return (
+        version,
+        rules,
+        quotes_of(rules, amounts, product=product, currency=currency, version=version),
+    )
 
 
 def schedule_in_effect(tx: Tx, *, product: str, currency: str) -> tuple[int, Rules]:
