@@ -203,6 +203,16 @@ def messages_after(
     return _MESSAGE.all(rows)
 
 
+def newest_messages(tx: Tx, *, state: MessageState | None, limit: int) -> list[Message]:
+    """The newest ``limit`` messages (of one state if given), oldest of them first."""
+    where = "" if state is None else " WHERE state = :state"
+    rows = tx.execute(
+        f"SELECT {_MESSAGE.columns} FROM sms_messages{where} ORDER BY seq DESC LIMIT :limit",
+        {"state": None if state is None else state.value, "limit": limit},
+    )
+    return _MESSAGE.all(rows)[::-1]
+
+
 def lock_due(tx: Tx, now_us: int, limit: int) -> list[Message]:
     """At most ``limit`` queued messages due at ``now_us``, the earliest first, locked
     (on PostgreSQL, skipping those another worker holds)."""

@@ -6,9 +6,9 @@
     vledger sms contact AGENT_ID --phone P --language en|sw [--database URL]
 
 ``outbox`` first renders any outbox events the worker has not yet read (as the worker
-would: idempotent, nothing is sent), then lists the messages oldest first: the recipient
-masked but for the last 3 digits, the language, the state, the parts and the text as an
-operator may see it (a one-time code masked).
+would: idempotent, nothing is sent), then lists the newest ``--limit`` messages, oldest
+of them first: the recipient masked but for the last 3 digits, the language, the state,
+the parts and the text as an operator may see it (a one-time code masked).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ DIGITS_SHOWN = 3
 
 def sms_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="sms_action", required=True, metavar="ACTION")
-    outbox = actions.add_parser("outbox", help="list what would be / was sent, oldest first")
+    outbox = actions.add_parser(
+        "outbox", help="list what would be / was sent: the newest, oldest first"
+    )
     outbox.add_argument("--state", choices=[s.value for s in MessageState], default=None)
     outbox.add_argument(
         "--limit", type=int, default=LIMIT_DEFAULT, help=f"1..{LIMIT_MAX} (default {LIMIT_DEFAULT})"
@@ -81,7 +83,7 @@ def _outbox(args: argparse.Namespace) -> int:
     with open_ledger(args.database) as led:
         queue_new(led, now_us=to_us(led.now()), settings=SmsSettings.from_env())
         found = led.transact(
-            lambda tx: repository.messages_after(tx, after_seq=0, state=state, limit=args.limit)
+            lambda tx: repository.newest_messages(tx, state=state, limit=args.limit)
         )
     for message in found:
         print(_line(message))
