@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ def loopback_hosts(host: str, port: int) -> frozenset[str] | None:
     return frozenset(names)
 
 
+USSD_SECRET_LENGTH_MIN = 16
+"""The shortest aggregator secret accepted (it is all that stands for a signature)."""
 USSD_SECRETS_ENV = "VLEDGER_USSD_SECRETS"
 """Comma-separated aggregator secrets (:attr:`Settings.ussd_secrets`' default)."""
 USSD_SOURCE_NETWORKS_ENV = "VLEDGER_USSD_SOURCE_NETWORKS"
@@ -111,3 +114,18 @@ class Settings:
     """Addresses (or CIDRs) of this deployment's own proxies: only from them is
     ``X-Forwarded-For`` read to find the caller's address (the nearest address in it that is
     not a trusted proxy); from any other peer the header is ignored."""
+
+    def __post_init__(self) -> None:
+        """Refuse USSD settings that cannot be right, when the process starts rather than
+        on the aggregator's first call (``ValueError``)."""
+        for secret in self.ussd_secrets:
+            if len(secret) < USSD_SECRET_LENGTH_MIN or not secret.isascii() or "/" in secret:
+                raise ValueError(
+                    f"a USSD secret is at least {USSD_SECRET_LENGTH_MIN} ASCII characters,"
+                    " without '/'"
+                )
+        for cidr in (*self.ussd_source_networks, *self.ussd_trusted_proxies):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network (CIDR): {cidr!r}") from None

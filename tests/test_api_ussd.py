@@ -18,6 +18,7 @@ import pytest
 from api.app import create_app
 from api.local_server import ServerThread
 from api.routes.ussd import FORM_BODY_MAX_BYTES, caller_address
+from api.settings import Settings
 from ledger import Ledger, open_ledger
 from ledger.flows.parties import Party
 from tests.conftest import Clock, drop_pg_schema
@@ -211,3 +212,24 @@ def test_an_idle_session_expires(aggregator: Aggregator) -> None:
 def test_the_callback_is_not_in_the_openapi_document(aggregator: Aggregator) -> None:
     doc = httpx.get(aggregator.proxied + "/openapi.json").json()
     assert doc["paths"] and not [p for p in doc["paths"] if "ussd" in p]
+
+
+def test_the_ussd_settings_come_from_the_environment_and_bad_ones_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VLEDGER_USSD_SECRETS", " first-secret-of-16 , second-secret-of-16 ")
+    monkeypatch.setenv("VLEDGER_USSD_SOURCE_NETWORKS", "10.0.0.0/8,2001:db8::/32")
+    monkeypatch.setenv("VLEDGER_USSD_TRUSTED_PROXIES", "")
+    made = Settings()
+    assert made.ussd_secrets == ("first-secret-of-16", "second-secret-of-16")
+    assert made.ussd_source_networks == ("10.0.0.0/8", "2001:db8::/32")
+    assert made.ussd_trusted_proxies == ()
+    assert Settings(ussd_secrets=("x" * 16,)).ussd_secrets == ("x" * 16,)
+    for bad in (
+        {"ussd_secrets": ("x" * 15,)},
+        {"ussd_secrets": ("a/secret/of/16/chars",)},
+        {"ussd_source_networks": ("10.0.0.0/33",)},
+        {"ussd_trusted_proxies": ("proxy.example",)},
+    ):
+        with pytest.raises(ValueError):
+            Settings(**bad)  # type: ignore[arg-type]

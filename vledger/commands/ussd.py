@@ -7,8 +7,9 @@ input; ``END`` (or end of input, Ctrl-D) hangs up. An input asked for a PIN is r
 without echo. The served app must know the secret (``VLEDGER_USSD_SECRETS``) and accept
 this machine's address (``VLEDGER_USSD_SOURCE_NETWORKS=127.0.0.1/32``)::
 
-    VLEDGER_USSD_SECRETS=s3cret VLEDGER_USSD_SOURCE_NETWORKS=127.0.0.1/32 vledger serve &
-    vledger ussd --phone +254700000001 --secret s3cret
+    export VLEDGER_USSD_SECRETS=a-secret-of-16-or-more VLEDGER_USSD_SOURCE_NETWORKS=127.0.0.1/32
+    vledger serve &
+    vledger ussd --phone +254700000001
 """
 
 from __future__ import annotations
