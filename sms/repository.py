@@ -235,7 +235,8 @@ def lease(tx: Tx, message_id: uuid.UUID, *, until_us: int, now_us: int) -> None:
 
 
 def record_attempt(tx: Tx, attempt: Attempt) -> None:
-    """Write an attempt and the message's new state."""
+    """Write an attempt and the message's new state; once it is sent or failed, its text
+    becomes the shown one (a one-time code is kept no longer than it is needed)."""
     tx.execute(
         "INSERT INTO sms_attempts (message_id, attempt, at_us, http_status,"
         " recipient_status_code, recipient_status, error, duration_us) VALUES (:m, :n, :at,"
@@ -255,6 +256,7 @@ def record_attempt(tx: Tx, attempt: Attempt) -> None:
         "UPDATE sms_messages SET state = :state, attempts = :n, next_attempt_at_us = :next,"
         " last_attempt_at_us = :at, last_error = :error, gateway_message_id = :gid,"
         " gateway_status_code = :code, gateway_status = :status, gateway_cost = :cost,"
+        " text = CASE WHEN :done = 1 THEN text_shown ELSE text END,"
         " updated_at_us = :at WHERE id = :m",
         {
             "state": attempt.state.value,
@@ -266,6 +268,7 @@ def record_attempt(tx: Tx, attempt: Attempt) -> None:
             "code": attempt.recipient_status_code,
             "status": attempt.recipient_status,
             "cost": attempt.gateway_cost,
+            "done": int(attempt.state is not MessageState.QUEUED),
             "m": attempt.message_id,
         },
     )

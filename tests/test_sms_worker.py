@@ -144,6 +144,7 @@ def test_the_activation_code_goes_to_the_villagers_own_phone_masked_for_operator
     assert not any(code in t for t in fake.messages(AMINA))
     row = village.message(BARAKA, "Namba yako")
     assert code not in row.text_shown and "******" in row.text_shown
+    assert row.state == "sent" and row.text == row.text_shown  # the code not kept once sent
     assert all(PIN not in s.form["message"] for s in fake.seen)  # no PIN in any SMS
 
 
