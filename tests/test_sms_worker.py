@@ -303,7 +303,7 @@ def test_agents_get_low_float_and_cash_out_requested_at_their_contact_phone(
     assert any(t.startswith("KES 500.00 imezuiliwa") or "imezuiliwa" in t for t in baraka)
 
 
-def test_an_order_refund_tells_the_villager_in_her_language(
+def test_an_order_delivered_then_refunded_tells_the_villager_in_her_language(
     village: Village, fake: FakeGateway
 ) -> None:
     led = village.led
@@ -324,9 +324,12 @@ def test_an_order_refund_tells_the_villager_in_her_language(
     orders.pay_order_by_pin(
         led, step_id=uuid.uuid4(), order_id=order_id, villager_id=village.baraka, pin=PIN
     )
+    orders.dispatch_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    orders.deliver_order(led, step_id=uuid.uuid4(), order_id=order_id)
     orders.refund_order(led, step_id=uuid.uuid4(), order_id=order_id)
     village.send(fake)
     baraka = fake.messages(BARAKA)
+    assert "Oda yako kutoka Mbegu Seeds imefikishwa: KES 1,200.00." in baraka
     assert (
         "Oda yako kutoka Mbegu Seeds imerejeshewa pesa: KES 1,200.00 zimerudi kwenye pochi yako."
         in baraka
