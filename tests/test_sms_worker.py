@@ -16,6 +16,7 @@ import pytest
 from ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.flows import agent_float, cash, consent, events, orders, parties, villagers
+from ledger.flows.errors import Refused
 from ledger.flows.parties import Kind
 from sms import delivery, repository
 from sms.contacts import set_agent_contact
@@ -375,3 +376,21 @@ def test_an_event_that_cannot_be_rendered_is_skipped_and_logged_not_a_stall(
     cursor = village.led.transact(repository.lock_cursor)
     last = village.led.transact(lambda tx: events.read_events(tx, limit=500))[-1].seq
     assert cursor == last
+
+
+def test_a_locked_pin_is_told_and_a_name_outside_gsm7_makes_a_two_part_ucs2_message(
+    ledger: Ledger, clock: Clock, fake: FakeGateway
+) -> None:
+    village = make_village(ledger, clock, agent_name="Duka la Mama ✓")
+    for _ in range(villagers.PIN_TRIES_MAX):
+        with pytest.raises(Refused):
+            villagers.verify_pin(ledger, villager_id=village.baraka, pin="1357")
+    village.cash_in(village.amina, 10_000)
+    village.send(fake)
+    assert (
+        "PIN yako imefungwa baada ya majaribio 3 yasiyo sahihi. Mtembelee wakala wako aifungue."
+        in fake.messages(BARAKA)
+    )
+    receipt = village.message(AMINA, "Received")
+    assert (receipt.encoding, receipt.parts, receipt.state) == ("ucs2", 2, "sent")
+    assert "Duka la Mama ✓" in receipt.text and receipt.text in fake.messages(AMINA)
