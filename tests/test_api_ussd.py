@@ -141,11 +141,13 @@ def test_a_forged_secret_or_a_wrong_source_is_refused_and_logged(
         aggregator.post(session(), phone, "", forwarded_for="not-an-address"),
         # a peer that is no trusted proxy: its X-Forwarded-For is not read
         aggregator.post(session(), phone, "", base=aggregator.direct),
+        httpx.get(f"{aggregator.proxied}/ussd/africastalking/{SECRET}"),
+        httpx.post(f"{aggregator.proxied}/ussd/africastalking/{SECRET}/other", data={"a": 1}),
     ]
     assert [(c.status_code, c.text) for c in calls] == [(200, GENERIC)] * len(calls)
     assert all(SECRET not in c.text and "10." not in c.text for c in calls)
     reasons = [r.__dict__.get("reason") for r in caplog.records if "caller refused" in r.message]
-    assert reasons == ["secret"] * 3 + ["source"] * 4
+    assert reasons == ["secret"] * 3 + ["source"] * 4 + ["path"] * 2
     served = [r for r in caplog.records if r.name != "httpx"]  # httpx: this test's client
     assert served and all(SECRET not in f"{r.getMessage()} {r.__dict__}" for r in served)
     events_call = httpx.post(

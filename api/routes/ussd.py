@@ -18,7 +18,8 @@ The body is ``application/x-www-form-urlencoded`` (``sessionId``, ``serviceCode`
 answer ``text/plain``: ``CON <screen>`` or ``END <screen>``
 (:func:`ledger.flows.ussd.answer`, run on a worker thread: the PIN's argon2id must not
 block the event loop). ``POST /ussd/africastalking/{secret}/events`` takes the
-end-of-session notification, logs it and answers ``OK``.
+end-of-session notification, logs it and answers ``OK``. Any other method or path under
+``/ussd/africastalking/`` is refused the same way (and its path kept out of the log).
 
 Neither route is in the OpenAPI document (they are the aggregator's, not a client's).
 """
@@ -144,9 +145,8 @@ REDACTED = "/ussd/africastalking/-"
 """The path the request log shows instead of the one carrying the secret."""
 
 
-def _redact(request: Request) -> None:
+def _redact(request: Request, suffix: str = "") -> None:
     """Keep the secret out of the request log lines (they read the path after routing)."""
-    suffix = "/events" if request.scope.get("path", "").endswith("/events") else ""
     request.scope["path"] = REDACTED + suffix
     request.scope["raw_path"] = (REDACTED + suffix).encode("ascii")
 
@@ -177,7 +177,7 @@ async def callback(secret: str, request: Request) -> PlainTextResponse:
 
 @router.post("/{secret}/events")
 async def session_ended(secret: str, request: Request) -> PlainTextResponse:
-    _redact(request)
+    _redact(request, "/events")
     why = _refusal(request, secret)
     if why is not None:
         return _refused(request, why)
@@ -191,3 +191,13 @@ async def session_ended(secret: str, request: Request) -> PlainTextResponse:
         },
     )
     return PlainTextResponse("OK")
+
+
+@router.api_route(
+    "/{anything:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+)
+async def elsewhere(anything: str, request: Request) -> PlainTextResponse:
+    """Any other method or path under the callback's prefix: refused like a wrong secret,
+    and its path (which may hold the secret) redacted from the log."""
+    _redact(request, "/?")
+    return _refused(request, "path")
