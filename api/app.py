@@ -34,6 +34,7 @@ from api.routes import (
     audit,
     cash,
     devices,
+    enrollment,
     orders,
     parties,
     proposals,
@@ -45,6 +46,7 @@ from api.routes import (
     webhooks,
 )
 from api.settings import Settings
+from api.web import install_web
 from ledger import LedgerError, StorageError, open_ledger
 from sms.worker import start_sms_worker
 from webhooks import WebhookSettings, Worker
@@ -210,9 +212,11 @@ def create_app(
         audit.router,
         villagers.router,
         ussd.router,  # unsigned: the aggregator's secret and source network
+        enrollment.router,
     ):
         app.include_router(router)
     install_openapi(app)
+    install_web(app)  # /web/shared/*.js: the browser's signer (station app, console)
     install_docs(app)  # /docs: human docs from installed assets (FastAPI's CDN page stays off)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app
