@@ -5,14 +5,15 @@ ends after 180 s, and every bad input answers END and moves nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 
-from ledger import Ledger
+from ledger import Ledger, LedgerError
 from ledger.flows import events, ussd, villagers
 from ledger.flows.ussd import Screen
-from ledger.flows.ussd.repository import select
+from ledger.flows.ussd.repository import SessionRow, insert, select
 from ledger.flows.villagers import Language, State
 from tests.conftest import Clock
 from tests.ussd_helpers import PIN, Phone, agent, new_phone, villager, wallet_minor
@@ -231,3 +232,27 @@ def test_a_villager_not_yet_active_is_told_to_set_the_pin(ledger: Ledger) -> Non
     assert Phone(ledger, made.phone).dial() == end(
         "Akaunti yako bado haijaanza kutumika. Weka PIN yako kwa msimbo uliotumwa kwa SMS."
     )
+
+
+def test_the_database_refuses_a_screen_longer_than_182_characters(ledger: Ledger) -> None:
+    otieno = villager(ledger, agent(ledger).id)
+    row = SessionRow(
+        session_id="ATUid_long",
+        phone="+254720000000",
+        villager_id=otieno.id,
+        language="en",
+        state={"menu": "main"},
+        inputs_seen=0,
+        secret_positions=[],
+        inputs_sha256="0" * 64,
+        pin_verified_at_us=None,
+        screen_text="x" * 183,
+        screen_end=False,
+        created_at_us=0,
+        updated_at_us=0,
+    )
+    with pytest.raises(LedgerError):
+        ledger.transact(lambda tx: insert(tx, row))
+    fitting = dataclasses.replace(row, screen_text="x" * 182)
+    assert ledger.transact(lambda tx: insert(tx, fitting))
+    assert not ledger.transact(lambda tx: insert(tx, fitting))  # one row per sessionId
