@@ -45,6 +45,7 @@ from api.routes import (
     villagers,
     webhooks,
 )
+from api.routes import fees as fee_routes
 from api.settings import Settings
 from api.web import install_web
 from ledger import LedgerError, StorageError, open_ledger
@@ -201,6 +202,7 @@ def create_app(
     for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
         app.include_router(module.router)
     app.include_router(proposals.router)
+    app.include_router(fee_routes.router)  # fee schedules: proposed here, approved as proposals
     for router in (
         devices.exceptions_router,
         cash.agents_router,

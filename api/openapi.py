@@ -22,6 +22,7 @@ from api.schemas import (
     DeviceAllowance,
     DeviceCreate,
     DeviceSync,
+    FeeScheduleCreate,
     FloatThresholdSet,
     FloatTopUpCreate,
     FloatTransferCreate,
@@ -93,6 +94,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         VillagerCreate,
         VillagerStep,
         VillagerPhoneChange,
+        FeeScheduleCreate,
     )
 }
 OPTIONAL_BODIES = frozenset(

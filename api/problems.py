@@ -225,6 +225,10 @@ FLOW_CODES: dict[str, str] = {
     "proposal_maker_cannot_decide": "The operator who made a proposal cannot approve it",
     "proposal_kind_unknown": "Nothing applies proposals of that kind",
     "proposal_empty": "A proposal of transfers needs at least one",
+    "fee_rules_invalid": "The fee rules are malformed (the detail says where)",
+    "product_invalid": "A product is 1..48 lower-case ASCII letters, digits or _",
+    "effective_from_naive": "A fee schedule's start must carry a time zone",
+    "effective_at_past": "A fee schedule cannot take effect in the past",
 }
 """The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
 ``tests/test_api_orders.py`` and ``tests/test_api_cash.py`` check every code the exposed

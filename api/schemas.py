@@ -1201,3 +1201,101 @@ class VillagerOut(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+
+
+# -- fee schedules (maker-checker: proposed by one operator, approved by another) ---------
+
+ProductName = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$"),
+    Field(description="order, cash_in, cash_out ...", examples=["order"]),
+]
+
+
+class FeeScheduleCreate(Request):
+    """Propose the next version of a product's fee schedule in a currency. ``rules`` is
+    the JSON of ``ledger.flows.fees`` (bands of fixed fees or basis points, rising, the
+    last open-ended; the fee's split into tax and agent commission; the platform's
+    commission), all integers. ``effective_at``: when it takes effect (not in the past;
+    default and if it passed before the approval: the approval's moment)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5b0c2e1a-7d3f-4e6a-9b8c-1d2e3f4a5b6c",
+                    "product": "order",
+                    "currency": "KES",
+                    "rules": {
+                        "bands": [{"up_to_minor": None, "bps": 200, "min_minor": 1000}],
+                        "split_bps": {"tax": 1600},
+                    },
+                }
+            ]
+        }
+    )
+
+    id: StepId = None
+    product: ProductName
+    currency: Currency
+    rules: dict[str, Any]
+    effective_at: datetime | None = None
+
+
+class FeeQuoteOut(BaseModel):
+    """What one amount costs (all minor units of the schedule's currency)."""
+
+    amount_minor: int
+    fee_minor: int
+    tax_minor: int
+    agent_commission_minor: int
+    platform_income_minor: int
+    rounding_minor: int = Field(description="What the floors leave of the fee (0..2)")
+    platform_commission_minor: int = Field(description="What the platform pays the agent")
+
+
+class FeeBandOut(BaseModel):
+    """One band: fixed, or basis points clamped to min and max."""
+
+    up_to_minor: int | None = Field(description="null: open-ended (the last band)")
+    fixed_minor: int
+    bps: int
+    min_minor: int
+    max_minor: int | None
+
+
+class FeePreviewOut(BaseModel):
+    """A schedule's band table and what example amounts cost under it."""
+
+    product: str
+    currency: str
+    version: int = Field(description="0: the rules of a proposal, not published yet")
+    bands: list[FeeBandOut]
+    tax_bps: int
+    agent_commission_bps: int
+    quotes: list[FeeQuoteOut]
+
+
+class FeeScheduleProposed(BaseModel):
+    """``POST /v1/fee-schedules``: nothing is published yet; another operator approves
+    the proposal (``/v1/proposals/{id}/approve``), which publishes it."""
+
+    proposal: ProposalOut
+    preview: FeePreviewOut
+
+
+class FeeScheduleOut(BaseModel):
+    """One published version (never edited: a change is a new version)."""
+
+    product: str
+    currency: str
+    version: int
+    effective_from: datetime
+    created_at: datetime
+    rules: dict[str, Any]
+
+
+class FeeScheduleList(BaseModel):
+    data: list[FeeScheduleOut]
+    has_more: bool
