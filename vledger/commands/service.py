@@ -95,9 +95,11 @@ SCHEDULER_JOIN_S = 70
 
 
 def worker(args: argparse.Namespace) -> int:
+    import sys
     import threading
 
     from reconciliation.tasks import run_scheduler
+    from sms.settings import gateway_from_env
     from sms.worker import run_sms_worker
     from webhooks import run_worker
 
@@ -123,6 +125,13 @@ def worker(args: argparse.Namespace) -> int:
         " reconciliation schedule; Ctrl-C stops",
         flush=True,
     )
+    if gateway_from_env() is None:
+        print(
+            "vledger worker: no SMS gateway set (VLEDGER_SMS_URL, VLEDGER_SMS_USERNAME,"
+            " VLEDGER_SMS_API_KEY): SMS stay queued, see vledger sms outbox",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         run_worker(args.database, stop=stop)
     finally:
