@@ -45,7 +45,7 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError
 from ledger.flows.errors import FlowError
-from vledger.commands import audit, keys, reconcile, service, sms, ussd, villagers
+from vledger.commands import audit, enroll, keys, reconcile, service, sms, ussd, villagers
 from vledger.common import (
     EXIT_USAGE,
     Command,
@@ -97,6 +97,7 @@ COMMANDS: dict[str, Command] = {
     "audit": Command(audit.audit, "export the sealed journal for auditors", audit.audit_arguments),
     "verify": Command(audit.verify, "verify an audit export offline", audit.verify_arguments),
     "sms": Command(sms.sms, "list the SMS outbox; set agents' SMS phones", sms.sms_arguments),
+    "agents": Command(enroll.agents, "enroll a phone or a console", enroll.agents_arguments),
     "ussd": Command(ussd.ussd, "a terminal phone: dial the USSD menu", ussd.ussd_arguments),
 }
 
@@ -105,7 +106,7 @@ NO_DATABASE = frozenset({"verify", "ussd"})
 """Commands that never open a database."""
 
 
-OWN_DATABASE = frozenset({"keys", "reconcile", "audit", "variance", "villagers", "sms"})
+OWN_DATABASE = frozenset({"keys", "reconcile", "audit", "variance", "villagers", "sms", "agents"})
 """Commands whose actions each take their own ``--database``."""
 
 

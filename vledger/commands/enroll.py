@@ -1,0 +1,72 @@
+"""``vledger agents enroll``: a one-time enrollment code for a phone or a browser.
+
+::
+
+    vledger agents enroll --agent ID [--database URL]        an agent's station app
+    vledger agents enroll --principal ID [--database URL]    an auditor's or operator's console
+
+Prints the code as text (``XXXX-XXXX-XXXX-XXXX-XXXX``), when it expires, and the same
+code as a QR code drawn in the terminal; the person enrolling types it or scans it into
+the app within 15 minutes, once (:mod:`ledger.flows.enrollment`). The command line is an
+operator's tool on the database itself, so the code's ``issued_by`` is empty; the API's
+``POST /v1/enrollments`` records the signed operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import uuid
+
+import segno
+
+from ledger import open_ledger
+from ledger.flows import enrollment, principals
+from ledger.flows.principals import Role
+from vledger.common import EXIT_OK, UsageError, database_argument
+
+__all__ = ["agents", "agents_arguments"]
+
+
+def _principal_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def agents_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="agents_action", required=True, metavar="ACTION")
+    enroll = actions.add_parser(
+        "enroll", help="issue a one-time code that registers a phone's or browser's key"
+    )
+    who = enroll.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent", type=_principal_id, metavar="ID", help="the agent's id")
+    who.add_argument(
+        "--principal",
+        type=_principal_id,
+        metavar="ID",
+        help="an auditor's or operator's principal id (for the console)",
+    )
+    database_argument(enroll)
+
+
+def qr_text(code: str) -> str:
+    """The code as a QR code for a terminal (block characters, two rows a line)."""
+    out = io.StringIO()
+    segno.make(code, error="m").terminal(out=out, compact=True, border=2)
+    return out.getvalue()
+
+
+def agents(args: argparse.Namespace) -> int:
+    principal_id: uuid.UUID = args.agent or args.principal
+    with open_ledger(args.database) as led:
+        role = principals.principal_role(led, principal_id)
+        if args.agent is not None and role is not None and role is not Role.AGENT:
+            raise UsageError(f"{principal_id} is a {role.value}, not an agent: use --principal")
+        issued = enrollment.issue(led, principal_id=principal_id, issued_by=None)
+    expires = issued.expires_at.isoformat().replace("+00:00", "Z")
+    print(f"enrollment code for {issued.role.value} {principal_id}: {issued.code}")
+    print(f"valid once, until {expires} (15 minutes)")
+    print(qr_text(issued.code), end="")
+    return EXIT_OK
