@@ -34,8 +34,6 @@ ARGPARSE_EXAMPLES = (
     "storefront.py",
     "call.py",
     "villager_phone.py",
-    "fee_schedule.py",
-    "local_service.py",
     "webhook_receiver.py",
 )
 NO_ORDER = "00000000-0000-4000-8000-000000000000"
@@ -106,7 +104,6 @@ def test_wrong_arguments_print_the_usage_and_exit_2(tmp_path: Path) -> None:
         ("call.py", (str(tmp_path / "nobody"), "GET", "/v1/orders"), {}),
         ("villager_phone.py", ("pay-code", str(uuid.uuid4()), "2580", NO_ORDER, "ten"), {}),
         ("villager_phone.py", ("activate",), {}),
-        ("fee_schedule.py", ("lunch", "KES"), {}),
         ("webhook_receiver.py", (str(tmp_path / "no-secret"),), {}),
         ("sign_without_client.py", (), {}),
         ("sign_without_client.py", ("http://127.0.0.1:9", "k_x"), {}),

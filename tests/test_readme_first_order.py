@@ -96,6 +96,12 @@ def test_the_section_has_commands_each_with_its_expected_output() -> None:
     for needed in ("vledger keys create", "/v1/parties", "cash-ins", "pay-code", "deliver"):
         assert needed in whole
     assert "python examples/" not in whole.replace(".venv/bin/python examples/", "")
+    # the service's own routes and settings, not stand-ins that write the database
+    for needed in ("/v1/fee-schedules", "/approve", "VLEDGER_WEBHOOK_NETWORKS_ALLOWED="):
+        assert needed in whole
+    assert ".venv/bin/vledger serve" in whole
+    for stand_in in ("examples/fee_schedule.py", "examples/local_service.py"):
+        assert stand_in not in whole
 
 
 def test_the_matcher_needs_every_line_in_order() -> None:
