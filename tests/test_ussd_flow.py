@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 
 import pytest
 
-from ledger import Ledger, LedgerError
+from ledger import Ledger, LedgerError, StorageError
 from ledger.flows import events, ussd, villagers
 from ledger.flows.ussd import Screen
 from ledger.flows.ussd.repository import SessionRow, insert, select
@@ -256,3 +257,46 @@ def test_the_database_refuses_a_screen_longer_than_182_characters(ledger: Ledger
     fitting = dataclasses.replace(row, screen_text="x" * 182)
     assert ledger.transact(lambda tx: insert(tx, fitting))
     assert not ledger.transact(lambda tx: insert(tx, fitting))  # one row per sessionId
+
+
+def test_two_deliveries_of_one_pin_step_at_once_count_one_try(ledger: Ledger) -> None:
+    otieno = villager(ledger, agent(ledger).id)
+    phone = Phone.of(ledger, otieno)
+    phone.dial()
+    phone.press("1")
+    start = threading.Barrier(3)
+    answers: list[Screen] = []
+
+    def deliver() -> None:
+        start.wait()
+        answers.append(phone.send("1*000111"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [con("Wrong PIN.\nEnter your PIN")] * 3
+    assert villagers.get_villager(ledger, otieno.id).pin_tries_left == 2  # one try, not three
+    assert pin_events(ledger, otieno.id, events.VILLAGER_PIN_FAILED) == 1
+
+
+def test_a_step_that_fails_is_given_back_and_a_retry_runs_it(ledger: Ledger) -> None:
+    otieno = villager(ledger, agent(ledger).id, (10_000,))
+    phone = Phone.of(ledger, otieno)
+    phone.dial()
+    phone.press("1")
+    real = villagers.verify_pin_by_phone
+
+    def broken(*_args: object, **_kw: object) -> object:
+        raise StorageError("the database went away")
+
+    villagers.verify_pin_by_phone = broken  # type: ignore[assignment]
+    try:
+        with pytest.raises(StorageError):
+            phone.send(f"1*{PIN}")
+    finally:
+        villagers.verify_pin_by_phone = real  # type: ignore[assignment]
+    row = ledger.transact(lambda tx: select(tx, phone.session_id))
+    assert row is not None and row.inputs_seen == 1 and row.screen_text == "Enter your PIN"
+    assert phone.send(f"1*{PIN}") == con("Balance: KES 100.00\nAvailable: KES 100.00\n0 Back")

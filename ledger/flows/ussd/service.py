@@ -7,7 +7,10 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   and when the PIN was verified. Nothing logged names an input.
 - **Replays answer the same.** The same ``sessionId`` and ``text`` again answers the
   stored screen and runs nothing (no second PIN try, no second PIN change). A step is
-  saved by compare-and-set, so two deliveries of one step cannot both move on.
+  first *claimed* by compare-and-set on ``inputs_seen`` (its screen stored empty), then
+  run, then its screen saved: of two deliveries of one step at once, one runs it and the
+  other waits (at most :data:`PENDING_WAIT_S`) for its screen. A step that fails is given
+  back, so that a retry runs it.
 - **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
   input, an unknown ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, replace
@@ -72,6 +76,12 @@ from ledger.money import format_money
 __all__ = ["answer", "refused_screen", "too_many_keys"]
 
 log = logging.getLogger("vledger.ussd")
+
+PENDING = ""
+"""The stored screen of a step being worked on (claimed, not answered yet)."""
+PENDING_WAIT_S = 5.0
+"""How long a second delivery of a step waits for the first one's screen."""
+PENDING_POLL_S = 0.05
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ZONES = {
@@ -191,11 +201,17 @@ def _start(led: Ledger, session_id: str, e164: str) -> Screen:
 
 
 def _stored(led: Ledger, session_id: str, inputs_seen: int) -> Screen:
-    """The screen another delivery of this step saved first."""
-    row = led.transact(lambda tx: repository.select(tx, session_id))
-    if row is None or row.inputs_seen != inputs_seen:
-        return _dial_again(DEFAULT_LANGUAGE if row is None else row.language)
-    return Screen(row.screen_text, row.screen_end)
+    """The screen another delivery of this step saved (waiting while it is worked on)."""
+    deadline = time.monotonic() + PENDING_WAIT_S
+    while True:
+        row = led.transact(lambda tx: repository.select(tx, session_id))
+        if row is None or row.inputs_seen != inputs_seen:
+            return _dial_again(DEFAULT_LANGUAGE if row is None else row.language)
+        if row.screen_text != PENDING:
+            return Screen(row.screen_text, row.screen_end)
+        if time.monotonic() > deadline:
+            return _dial_again(row.language)
+        time.sleep(PENDING_POLL_S)
 
 
 def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Screen:
@@ -209,29 +225,39 @@ def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Scr
         return _expired(language)
     if len(inputs) == seen and _sha(inputs, row) == row.inputs_sha256:
         log.info("ussd: replayed step", extra=extra)
-        return Screen(row.screen_text, row.screen_end)
-    if row.screen_end:
+        return _stored(led, row.session_id, seen)
+    if row.screen_end or row.screen_text == PENDING:
         return _dial_again(language)
     if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
         log.warning("ussd: a step out of order", extra=extra)
         return _dial_again(language)
     state = State.from_json(row.state)
     secrets = [*row.secret_positions, *([seen] if is_secret(state) else [])]
-    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
-    outcome = _perform(led, row, step, inputs)
-    saved = replace(
+    claimed = replace(
         row,
-        language=outcome.language,
-        state=outcome.state.to_json(),
         inputs_seen=seen + 1,
         secret_positions=secrets,
         inputs_sha256=inputs_sha256(blanked(inputs, secrets)),
+        screen_text=PENDING,
+        screen_end=False,
+    )
+    if not led.transact(lambda tx: repository.update(tx, claimed, inputs_seen_before=seen)):
+        return _stored(led, row.session_id, seen + 1)  # another delivery of it won
+    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
+    try:
+        outcome = _perform(led, row, step, inputs)
+    except BaseException:  # give the step back, so that a retry runs it
+        led.transact(lambda tx: repository.update(tx, row, inputs_seen_before=seen + 1))
+        raise
+    saved = replace(
+        claimed,
+        language=outcome.language,
+        state=outcome.state.to_json(),
         pin_verified_at_us=outcome.pin_verified_at_us,
         screen_text=outcome.screen.text,
         screen_end=outcome.screen.end,
     )
-    if not led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=seen)):
-        return _stored(led, row.session_id, seen + 1)
+    led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=seen + 1))
     log.info("ussd: step", extra={**extra, "menu": outcome.state.menu.value})
     return outcome.screen
 
