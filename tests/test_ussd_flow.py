@@ -13,6 +13,7 @@ import pytest
 
 from ledger import Ledger, LedgerError, StorageError
 from ledger.flows import events, ussd, villagers
+from ledger.flows.errors import Refused
 from ledger.flows.ussd import Screen
 from ledger.flows.ussd.repository import SessionRow, insert, select
 from ledger.flows.villagers import Language, State
@@ -300,3 +301,23 @@ def test_a_step_that_fails_is_given_back_and_a_retry_runs_it(ledger: Ledger) -> 
     row = ledger.transact(lambda tx: select(tx, phone.session_id))
     assert row is not None and row.inputs_seen == 1 and row.screen_text == "Enter your PIN"
     assert phone.send(f"1*{PIN}") == con("Balance: KES 100.00\nAvailable: KES 100.00\n0 Back")
+
+
+def test_sessions_idle_a_day_are_purged_in_batches(ledger: Ledger, clock: Clock) -> None:
+    otieno = villager(ledger, agent(ledger).id)
+    old = [Phone.of(ledger, otieno) for _ in range(3)]
+    for phone in old:
+        phone.dial()
+    clock.advance(ussd.PURGE_AFTER_S - 1)
+    recent = Phone.of(ledger, otieno)
+    recent.dial()
+    assert ussd.purge_sessions(ledger) == 0  # a day less a second: all stay
+    clock.advance(2)
+    assert ussd.purge_sessions(ledger, limit=2) == 2
+    assert ussd.purge_sessions(ledger, limit=2) == 1
+    assert ussd.purge_sessions(ledger) == 0
+    assert ledger.transact(lambda tx: select(tx, recent.session_id)) is not None
+    assert all(ledger.transact(lambda tx, p=p: select(tx, p.session_id)) is None for p in old)
+    for bad in (0, ussd.PURGE_BATCH_MAX + 1):
+        with pytest.raises(Refused):
+            ussd.purge_sessions(ledger, limit=bad)

@@ -14,7 +14,8 @@ flow's rules); language (English, Kiswahili). Nothing here moves money yet.
 Modules: :mod:`~ledger.flows.ussd.model` (values, limits, reading ``text``),
 :mod:`~ledger.flows.ussd.menus` (what an input means, pure),
 :mod:`~ledger.flows.ussd.screens` (the words, pure), :mod:`~ledger.flows.ussd.service`
-(the step), :mod:`~ledger.flows.ussd.repository` (``ussd_sessions``, all its SQL).
+(the step; :func:`purge_sessions` deletes sessions idle a day),
+:mod:`~ledger.flows.ussd.repository` (``ussd_sessions``, all its SQL).
 """
 
 from ledger.flows.ussd.model import (
@@ -27,10 +28,19 @@ from ledger.flows.ussd.model import (
     TEXT_LENGTH_MAX,
     Screen,
 )
-from ledger.flows.ussd.service import answer, refused_screen, too_many_keys
+from ledger.flows.ussd.service import (
+    PURGE_AFTER_S,
+    PURGE_BATCH_MAX,
+    answer,
+    purge_sessions,
+    refused_screen,
+    too_many_keys,
+)
 
 __all__ = [
     "INPUTS_MAX",
+    "PURGE_AFTER_S",
+    "PURGE_BATCH_MAX",
     "INPUT_LENGTH_MAX",
     "SCREEN_LENGTH_MAX",
     "SESSION_IDLE_S",
@@ -39,6 +49,7 @@ __all__ = [
     "TEXT_LENGTH_MAX",
     "Screen",
     "answer",
+    "purge_sessions",
     "refused_screen",
     "too_many_keys",
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ledger.core.rows import RowMapper, flag, from_json
 from ledger.core.tx import Tx
 
-__all__ = ["SessionRow", "insert", "select", "update"]
+__all__ = ["SessionRow", "delete_idle", "insert", "select", "update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +120,15 @@ def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
         },
     )
     return bool(written)
+
+
+def delete_idle(tx: Tx, *, updated_before_us: int, limit: int) -> int:
+    """Delete at most ``limit`` sessions last touched before ``updated_before_us`` (oldest
+    first); how many went."""
+    gone = tx.execute(
+        "DELETE FROM ussd_sessions WHERE session_id IN (SELECT session_id FROM ussd_sessions"
+        " WHERE updated_at_us < :before ORDER BY updated_at_us LIMIT :limit)"
+        " RETURNING session_id",
+        {"before": updated_before_us, "limit": limit},
+    )
+    return len(gone)

@@ -73,10 +73,22 @@ from ledger.i18n import DEFAULT_LANGUAGE, tr
 from ledger.limits import US_PER_S
 from ledger.money import format_money
 
-__all__ = ["answer", "refused_screen", "too_many_keys"]
+__all__ = [
+    "PURGE_AFTER_S",
+    "PURGE_BATCH_MAX",
+    "answer",
+    "purge_sessions",
+    "refused_screen",
+    "too_many_keys",
+]
 
 log = logging.getLogger("vledger.ussd")
 
+PURGE_AFTER_S = 86_400
+"""Sessions idle this long are deleted by :func:`purge_sessions` (long past expiry: a
+replayed step of a day-old session answers "dial again" either way)."""
+PURGE_BATCH_MAX = 1_000
+"""The most sessions one :func:`purge_sessions` call deletes."""
 PENDING = ""
 """The stored screen of a step being worked on (claimed, not answered yet)."""
 PENDING_WAIT_S = 5.0
@@ -432,3 +444,17 @@ def _last_receipts(tx: Tx, villager_id: uuid.UUID) -> list[events.Event]:
         if len(page) < events.EVENTS_PAGE_MAX:
             return list(last)
         after = page[-1].seq
+
+
+def purge_sessions(led: Ledger, *, limit: int = PURGE_BATCH_MAX) -> int:
+    """Delete up to ``limit`` (1..:data:`PURGE_BATCH_MAX`) sessions idle for
+    :data:`PURGE_AFTER_S`, oldest first; how many went. Call it until it answers less
+    than ``limit``."""
+    if not 1 <= limit <= PURGE_BATCH_MAX:
+        raise Refused("limit_invalid", f"limit is 1..{PURGE_BATCH_MAX}")
+
+    def work(tx: Tx) -> int:
+        before_us = tx.now_us - PURGE_AFTER_S * US_PER_S
+        return repository.delete_idle(tx, updated_before_us=before_us, limit=limit)
+
+    return led.transact(work)
