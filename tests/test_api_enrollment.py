@@ -153,6 +153,10 @@ def test_a_redeem_signed_by_another_key_than_the_body_names_is_refused(api: Harn
     thumb = enrollment.thumbprint(base64.b64decode(public_b64(phone)))
     forged = redeem(api.base_url, body, thief, key_id=thumb)
     assert forged.status_code == 401 and forged.json()["code"] == "signature_invalid"
+    no_key = httpx.post(
+        api.base_url + REDEEM, json=body, headers={"content-type": "application/json"}
+    )
+    assert no_key.status_code == 400 and no_key.json()["code"] == "idempotency_key_missing"
     unsigned = redeem(api.base_url, body, None)
     assert unsigned.status_code == 401 and unsigned.json()["code"] == "signature_missing"
     # a body changed after signing
@@ -160,7 +164,7 @@ def test_a_redeem_signed_by_another_key_than_the_body_names_is_refused(api: Harn
     thumb_headers = sign_request(
         method="POST",
         url=api.base_url + REDEEM,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "idempotency-key": '"t-1"'},
         body=signed_for,
         key_id=thumb,
         alg=Alg.ED25519,

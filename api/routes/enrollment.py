@@ -11,8 +11,9 @@ key's thumbprint (:func:`ledger.flows.enrollment.thumbprint`); it is verified wi
 public key in the body before the code is looked at (proof of possession). Its order:
 body size (413), the caller's network address's rate limit (429, the same token buckets
 as keys), strict JSON (400/415/422), the signature (401), then the flow. It is not
-idempotent by Idempotency-Key (there is no principal to scope one by): the same key
-redeeming its own used code answers the first result again.
+idempotent by Idempotency-Key (there is no principal to scope one by; the header is
+required and signed as on every POST): the same key redeeming its own used code answers
+the first result again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from api.access import require_role
-from api.context import context, json_response, raw_body, run_post, target_uri
+from api.context import (
+    context,
+    idempotency_key,
+    json_response,
+    raw_body,
+    run_post,
+    target_uri,
+)
 from api.principals import Alg, ApiKey, Role
 from api.problems import ApiError
 from api.routes.common import body_of, signed
@@ -189,6 +197,7 @@ def _proven(request: Request, body: bytes, raw: bytes) -> None:
 
 
 def _redeem(request: Request, body: bytes) -> Response:
+    idempotency_key(request, context(request).settings)  # sent (and signed) as on every POST
     data = parse(request, body, EnrollmentRedeem)
     raw = _public_key(data.public_key)
     _proven(request, body, raw)
