@@ -77,8 +77,11 @@ def test_the_main_menu_asks_the_pin_before_money_once() -> None:
 
 
 def test_pin_screens_are_secret_and_a_change_remembers_where_not_what() -> None:
-    secret = {m for m in Menu if is_secret(State(m))}
+    secret = {m for m in Menu if is_secret(State(m), "1")}
     assert secret == {Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM}
+    # a PIN typed where a choice was asked is kept like a PIN
+    assert is_secret(State(Menu.MAIN), "739") and not is_secret(State(Menu.MAIN), "98")
+    assert is_secret(State(Menu.STATEMENT), "739146")
     step = choose(State(Menu.PIN_OLD), "739146", position=3, pin_verified=False)
     assert step == Show(State(Menu.PIN_NEW, old_at=3))
     assert isinstance(step, Show)

@@ -9,8 +9,9 @@ The menu tree (``0`` goes back, ``98`` turns a page)::
 
 The PIN is asked before anything that reads money and is verified once per session; a
 PIN change asks the current PIN anyway (the flow checks it). An input typed on a PIN
-screen is a secret: :func:`is_secret` tells the service so that it never stores, logs or
-digests it.
+screen is a secret, and so is anything longer than a choice typed on a menu screen (a
+PIN typed in the wrong place): :func:`is_secret` tells the service so that it never
+stores, logs or digests it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ledger.flows.ussd.model import Menu, State
 from ledger.flows.ussd.screens import BACK, MORE
 
 __all__ = [
+    "CHOICE_LENGTH_MAX",
     "ChangePin",
     "Note",
     "SetLanguage",
@@ -82,9 +84,14 @@ class SetLanguage:
 Step = Show | VerifyPin | ChangePin | SetLanguage
 
 
-def is_secret(state: State) -> bool:
-    """Whether the input answering ``state``'s screen is a PIN."""
-    return state.menu in SECRET_MENUS
+CHOICE_LENGTH_MAX = 2
+"""The longest choice a menu screen takes (``98``). A longer input there is no choice: it
+may be the PIN typed in the wrong place, so it is kept like one (blanked)."""
+
+
+def is_secret(state: State, choice: str) -> bool:
+    """Whether ``choice``, typed on ``state``'s screen, is (or may be) a PIN."""
+    return state.menu in SECRET_MENUS or len(choice) > CHOICE_LENGTH_MAX
 
 
 def _money(menu: Menu, pin_verified: bool) -> Show:

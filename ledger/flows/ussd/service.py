@@ -244,7 +244,7 @@ def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Scr
         log.warning("ussd: a step out of order", extra=extra)
         return _dial_again(language)
     state = State.from_json(row.state)
-    secrets = [*row.secret_positions, *([seen] if is_secret(state) else [])]
+    secrets = [*row.secret_positions, *([seen] if is_secret(state, inputs[-1]) else [])]
     claimed = replace(
         row,
         inputs_seen=seen + 1,
