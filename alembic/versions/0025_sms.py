@@ -68,7 +68,9 @@ def _messages() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_sms_messages"),
         sa.UniqueConstraint("id", name="uq_sms_messages_id"),
         sa.UniqueConstraint("event_id", "phone", name="uq_sms_messages_event_phone"),
-        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name="fk_sms_messages_event_id_events"),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["events.id"], name="fk_sms_messages_event_id_events"
+        ),
         sa.CheckConstraint("state IN ('queued', 'sent', 'failed')", name="ck_sms_messages_state"),
         sa.CheckConstraint("encoding IN ('gsm7', 'ucs2')", name="ck_sms_messages_encoding"),
         sa.CheckConstraint("parts >= 1", name="ck_sms_messages_parts_positive"),
@@ -100,7 +102,9 @@ def upgrade() -> None:
         sa.Column("language", sa.String(8), nullable=False),
         sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("party_id", name="pk_sms_contacts"),
-        sa.ForeignKeyConstraint(["party_id"], ["parties.id"], name="fk_sms_contacts_party_id_parties"),
+        sa.ForeignKeyConstraint(
+            ["party_id"], ["parties.id"], name="fk_sms_contacts_party_id_parties"
+        ),
         sa.CheckConstraint("language IN ('en', 'sw')", name="ck_sms_contacts_language"),
     )
     _messages()
