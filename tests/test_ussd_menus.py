@@ -157,3 +157,11 @@ def test_a_statement_line_in_both_languages() -> None:
     assert statement_line("sw", line) == "05/12 umetoa KES 500.00, salio KES 1,000.00"
     held = Line(day="05/12", movement="hold", amount="KES 5.00", balance="KES 0.00")
     assert statement_line("en", held) == "05/12 held KES 5.00, bal KES 0.00"
+
+
+def test_a_line_too_long_for_a_screen_is_cut_with_three_dots() -> None:
+    (page,) = pages("en", "Mini statement", ["x" * 300])
+    title, cut, back = page.split("\n")
+    assert (title, back) == ("Mini statement", "0 Back")
+    assert cut.endswith("...") and set(cut[:-3]) == {"x"} and len(page) <= SCREEN_LENGTH_MAX
+    assert page.isascii()

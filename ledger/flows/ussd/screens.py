@@ -30,6 +30,8 @@ MORE = "98"
 """The input that turns to the next page."""
 BACK = "0"
 """The input that turns to the previous page, or leaves a screen for the main menu."""
+CUT = "..."
+"""What ends a text cut to fit (GSM 7-bit has no ellipsis character)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ def _join(*parts: str | None) -> str:
 
 def _fit(text: str) -> str:
     """A screen's text cut to the limit (only a villager-supplied value could be long)."""
-    return text if len(text) <= SCREEN_LENGTH_MAX else text[: SCREEN_LENGTH_MAX - 1] + "…"
+    return text if len(text) <= SCREEN_LENGTH_MAX else text[: SCREEN_LENGTH_MAX - len(CUT)] + CUT
 
 
 def ended(text: str) -> Screen:
@@ -102,7 +104,7 @@ def pages(language: str, title: str, lines: Sequence[str]) -> list[str]:
     room = SCREEN_LENGTH_MAX - len(more) - len(back) - 2  # two newlines before the footer
     found: list[list[str]] = [[title]]
     for given in lines:
-        line = given if len(given) <= room - 1 else given[: room - 2] + "…"
+        line = given if len(given) <= room - 1 else given[: room - 1 - len(CUT)] + CUT
         if len("\n".join([*found[-1], line])) > room:
             found.append([])
         found[-1].append(line)
