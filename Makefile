@@ -3,7 +3,7 @@
 #   make run     set up .venv, migrate village.db, serve the API on 127.0.0.1:8000
 #   make demo    set up .venv, migrate village.db, one village day over the signed API, integrity check
 #   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
-#   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ webhooks/ reconciliation/ vledger/ tools/
+#   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ webhooks/ sms/ reconciliation/ vledger/ tools/
 #   make bench   workload W1 against $(BENCH_DATABASE)
 #   make clean   remove .venv and caches (village.db is data: it is left alone)
 #
@@ -72,7 +72,7 @@ test: lint
 lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict ledger/ api/ webhooks/ reconciliation/ vledger/ tools/
+	$(BIN)/mypy --strict ledger/ api/ webhooks/ sms/ reconciliation/ vledger/ tools/
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.w1 --database '$(BENCH_DATABASE)'
