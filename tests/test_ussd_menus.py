@@ -144,7 +144,7 @@ def test_pages_fit_keep_every_line_in_order_and_say_more_and_back(
     assert all(page.endswith(back) for page in found)
     assert [more in page.split("\n") for page in found] == [True] * (len(found) - 1) + [False]
     shown = [line for page in found for line in page.split("\n")[:-1] if line != more]
-    short = [line for line in lines if len(line) < 160 and "\n" not in line]
+    short = [line for line in lines if len(line) <= 150 and "\n" not in line]
     if len(short) == len(lines):
         assert shown == ["Mini statement", *lines]
     screen, index = paged(language, "Mini statement", lines, page=99)

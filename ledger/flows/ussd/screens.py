@@ -99,12 +99,13 @@ def statement_line(language: str, line: Line) -> str:
 def pages(language: str, title: str, lines: Sequence[str]) -> list[str]:
     """``title`` and ``lines`` cut into pages that fit a screen with their footer
     (``98 More`` on all but the last, ``0 Back`` on all). A line is never split; one too
-    long for a screen of its own is cut."""
+    long to share the first page with the title is cut."""
     more, back = _more(language), _back(language)
     room = SCREEN_LENGTH_MAX - len(more) - len(back) - 2  # two newlines before the footer
+    widest = room - len(title) - 1  # any line fits beside the title: no page of a title alone
     found: list[list[str]] = [[title]]
     for given in lines:
-        line = given if len(given) <= room - 1 else given[: room - 1 - len(CUT)] + CUT
+        line = given if len(given) <= widest else given[: widest - len(CUT)] + CUT
         if len("\n".join([*found[-1], line])) > room:
             found.append([])
         found[-1].append(line)
