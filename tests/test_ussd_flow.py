@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import uuid
 
 import pytest
 
@@ -225,7 +226,7 @@ def test_a_villager_not_yet_active_is_told_to_set_the_pin(ledger: Ledger) -> Non
     shop = agent(ledger)
     made = villagers.register_villager(
         ledger,
-        villager_id=__import__("uuid").uuid4(),
+        villager_id=uuid.uuid4(),
         agent_id=shop.id,
         phone=new_phone(),
         name="Akinyi",
