@@ -13,7 +13,9 @@
                                        bands and what the given amounts cost under it
 =====================================  ==================================================
 
-Storefronts and agents have no business here (403). Bad rules are refused whole (422
+Storefronts and agents have no business here (403). A read's malformed or unknown
+product or currency is 400 ``invalid_parameter``; a preview with no version in effect
+is 404 ``fee_schedule_missing``. Bad rules are refused whole (422
 ``fee_rules_invalid``, nothing proposed); ``effective_at`` in the past is refused (422
 ``effective_at_past``), and one that passes before the approval is clamped to the
 approval's moment. Money is integer minor units in both directions.
@@ -34,6 +36,7 @@ from api.routes.common import body_of, page_limit, signed
 from api.routes.proposals import proposal_out
 from api.routes.steps import parse, step_id, time_text
 from api.schemas import FeePreviewOut, FeeScheduleCreate, FeeScheduleList, FeeScheduleProposed
+from ledger.core import currency as iso4217
 from ledger.core.store import from_us
 from ledger.flows import fees
 from ledger.flows.fees import Quote, Rules
@@ -45,9 +48,9 @@ router = APIRouter(prefix="/v1/fee-schedules", tags=["fee schedules"])
 Caller = Annotated[ApiKey, Depends(signed)]
 OPERATOR = frozenset({Role.OPERATOR})
 ProductQuery = Annotated[
-    str, Query(min_length=1, max_length=fees.PRODUCT_LENGTH_MAX, description="order, cash_in ...")
+    str, Query(pattern=f"^{fees.PRODUCT_PATTERN.pattern}$", description="order, cash_in ...")
 ]
-CurrencyQuery = Annotated[str, Query(min_length=3, max_length=3, description="ISO 4217")]
+CurrencyQuery = Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
 Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX, description="page size, 1..100")]
 After = Annotated[
     int | None, Query(ge=0, le=2**31, description="the last version of the previous page")
@@ -60,6 +63,12 @@ Amounts = Annotated[
         description="amounts to price (repeat the parameter); default: each band's edges",
     ),
 ]
+
+
+def supported(currency: str) -> None:
+    """A read's unknown currency is a bad parameter (400), as a malformed one is."""
+    if not iso4217.is_supported(currency):
+        raise ApiError("invalid_parameter", f"{currency!r} is not an active ISO 4217 code")
 
 
 def quote_out(q: Quote) -> dict[str, Any]:
@@ -156,6 +165,7 @@ def list_versions(
 ) -> Response:
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
+    supported(currency)
     found = fees.versions(
         context(request).ledger,
         product=product,
@@ -180,6 +190,7 @@ def preview(
     amounts: Amounts = None,
 ) -> Response:
     require_role(caller, READ_ALL)
+    supported(currency)
     if amounts is not None and not all(1 <= a <= AMOUNT_MAX_MINOR for a in amounts):
         raise ApiError("invalid_parameter", f"amount_minor is 1..{AMOUNT_MAX_MINOR}")
     version, rules, quotes = fees.preview(

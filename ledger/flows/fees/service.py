@@ -16,7 +16,7 @@ from ledger.core.store import from_us, to_us
 from ledger.core.tx import Tx
 from ledger.core.values import Transfer
 from ledger.flows import events, parties, proposals
-from ledger.flows.errors import Refused
+from ledger.flows.errors import NotFound, Refused
 from ledger.flows.fees import repository
 from ledger.flows.fees.repository import VersionRow
 from ledger.flows.parties import Role
@@ -341,12 +341,14 @@ def preview(
     led: Ledger, *, product: str, currency: str, amounts_minor: Sequence[int] | None
 ) -> tuple[int, Rules, list[Quote]]:
     """The version in effect now, its rules and what the amounts (``None``: the
-    :func:`example_amounts`) cost under it; ``fee_schedule_missing`` if none is."""
+    :func:`example_amounts`) cost under it; :class:`NotFound` ``fee_schedule_missing``
+    if none is."""
     _check_product(product)
     _check_currency(currency)
-    version, rules = led.transact(
-        lambda tx: schedule_in_effect(tx, product=product, currency=currency)
-    )
+    found = led.transact(lambda tx: repository.in_effect(tx, product=product, currency=currency))
+    if found is None:  # a read of what is not there: not found, not a refused step
+        raise NotFound("fee_schedule_missing", f"no {product} fee schedule in {currency} in effect")
+    version, rules = found.version, parse_rules(found.rules)
     amounts = example_amounts(rules) if amounts_minor is None else amounts_minor
     return (
         version,
