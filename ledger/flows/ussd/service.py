@@ -6,11 +6,12 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   the positions of the PIN inputs, a digest of the inputs with those positions blanked,
   and when the PIN was verified. Nothing logged names an input.
 - **Replays answer the same.** The same ``sessionId`` and ``text`` again answers the
-  stored screen and runs nothing (no second PIN try, no second PIN change). A step is
-  first *claimed* by compare-and-set on ``inputs_seen`` (its screen stored empty), then
-  run, then its screen saved: of two deliveries of one step at once, one runs it and the
-  other waits (at most :data:`PENDING_WAIT_S`) for its screen. A step that fails is given
-  back, so that a retry runs it.
+  stored screen and runs nothing (no second PIN try, no second PIN change). A step that
+  writes through a flow (a PIN check, a PIN change, the language) is first *claimed* by
+  compare-and-set on ``inputs_seen`` (its screen stored empty), then run, then its screen
+  saved: of two deliveries of one step at once, one runs it and the other waits (at most
+  :data:`PENDING_WAIT_S`) for its screen; a step that fails is given back, so that a
+  retry runs it. A step that only reads is run, then saved by the same compare-and-set.
 - **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
   input, an unknown ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
@@ -253,14 +254,24 @@ def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Scr
         screen_text=PENDING,
         screen_end=False,
     )
+    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
+    if isinstance(step, Show):  # it only reads: run it, then save by compare-and-set
+        return _save(led, claimed, _perform(led, row, step, inputs), seen, extra)
     if not led.transact(lambda tx: repository.update(tx, claimed, inputs_seen_before=seen)):
         return _stored(led, row.session_id, seen + 1)  # another delivery of it won
-    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
     try:
         outcome = _perform(led, row, step, inputs)
     except BaseException:  # give the step back, so that a retry runs it
         led.transact(lambda tx: repository.update(tx, row, inputs_seen_before=seen + 1))
         raise
+    return _save(led, claimed, outcome, seen + 1, extra)
+
+
+def _save(
+    led: Ledger, claimed: SessionRow, outcome: _Outcome, before: int, extra: dict[str, object]
+) -> Screen:
+    """Store the step's outcome if the session is still at ``before`` inputs; else the
+    screen of the delivery that stored it first."""
     saved = replace(
         claimed,
         language=outcome.language,
@@ -269,7 +280,8 @@ def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Scr
         screen_text=outcome.screen.text,
         screen_end=outcome.screen.end,
     )
-    led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=seen + 1))
+    if not led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=before)):
+        return _stored(led, claimed.session_id, claimed.inputs_seen)
     log.info("ussd: step", extra={**extra, "menu": outcome.state.menu.value})
     return outcome.screen
 
