@@ -10,6 +10,7 @@ refused whole and write nothing; an ``effective_at`` in the past is refused.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from tests.test_api_harness import Harness, api, api_server
 __all__ = ["api", "api_server"]
 
 KES = "KES"
+RACERS = 6
 V1_RULES: dict[str, Any] = {
     "bands": [
         {"up_to_minor": 10_000, "fixed_minor": 0},
@@ -324,3 +326,36 @@ def test_openapi_lists_the_fee_schedule_routes(api: Harness) -> None:
     assert "get" in paths["/v1/fee-schedules/preview"]
     assert "FeeScheduleCreate" in doc["components"]["schemas"]
     assert "202" in paths["/v1/fee-schedules"]["post"]["responses"]
+
+
+def test_approvals_racing_on_one_schedule_publish_distinct_versions(api: Harness) -> None:
+    maker, checker = api.client("operator"), api.client("operator")
+    product = unique_product()
+    made = [
+        ok(
+            propose(
+                maker,
+                {
+                    "product": product,
+                    "currency": KES,
+                    "rules": {"bands": [{"up_to_minor": None, "fixed_minor": i}]},
+                },
+            ),
+            202,
+        )["proposal"]["id"]
+        for i in range(RACERS)
+    ]
+    answers: list[httpx.Response] = []
+
+    def go(proposal_id: str) -> None:
+        answers.append(approve(checker, proposal_id))
+
+    threads = [threading.Thread(target=go, args=(p,)) for p in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200] * RACERS, [a.text for a in answers]
+    versions = [v["version"] for v in listed(maker, product)["data"]]
+    assert versions == list(range(1, RACERS + 1))
+    assert sorted(a.json()["result"]["version"] for a in answers) == versions
