@@ -35,7 +35,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.flows import events, villagers
-from ledger.flows.errors import NotFound, Refused
+from ledger.flows.errors import Refused
 from ledger.flows.ussd import repository
 from ledger.flows.ussd.menus import (
     ChangePin,
@@ -156,7 +156,43 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
     except Refused:
         log.info("ussd: a phone number that is not one", extra={"ussd_session": session_id})
         return _not_registered(DEFAULT_LANGUAGE)
-    row = led.transact(lambda tx: repository.select(tx, session_id))
+    found = led.transact(lambda tx: _step_in(tx, session_id, e164, text))
+    if isinstance(found, Screen):
+        return found
+    if isinstance(found, _Start):
+        return _start(led, session_id, e164)
+    if isinstance(found, _Wait):
+        return _stored(led, session_id, found.inputs_seen)
+    return _effect(led, found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """The first step of a session this service does not know yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """Another delivery of this step is at work: wait for its screen."""
+
+    inputs_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Effect:
+    """A step claimed for this delivery that writes through a flow."""
+
+    row: SessionRow
+    """The session before the step."""
+    claimed: SessionRow
+    step: Step
+    inputs: list[str]
+
+
+def _step_in(tx: Tx, session_id: str, e164: str, text: str) -> Screen | _Start | _Wait | _Effect:
+    """In one transaction: read the session, judge the step; a step that only reads is
+    answered and saved here, a step that writes through a flow is claimed."""
+    row = repository.select(tx, session_id, lock=True)
     language = DEFAULT_LANGUAGE if row is None else row.language
     try:
         inputs = parse_text(text)
@@ -167,8 +203,70 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
         if inputs:  # a step of a session this service never started (or forgot)
             log.info("ussd: unknown session", extra={"ussd_session": session_id})
             return _dial_again(language)
-        return _start(led, session_id, e164)
-    return _continue(led, row, e164, inputs)
+        return _Start()
+    judged = _judge(tx, row, e164, inputs)
+    if not isinstance(judged, _Effect):
+        return judged
+    if isinstance(judged.step, Show):  # it only reads: answer it now
+        outcome = _show(tx, row, judged.step.state, judged.step.note)
+        return _save_in(tx, judged.claimed, outcome, before=row.inputs_seen)
+    if not repository.update(tx, judged.claimed, inputs_seen_before=row.inputs_seen):
+        return _Wait(row.inputs_seen + 1)  # another delivery of it won
+    return judged
+
+
+def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _Wait | _Effect:
+    """What ``inputs`` are for ``row``: a refusal, a replay (wait for the stored screen)
+    or the next step (claimed row ready, nothing written)."""
+    language, seen = row.language, row.inputs_seen
+    extra = {"ussd_session": row.session_id, "inputs": len(inputs)}
+    if row.phone != e164:
+        log.warning("ussd: a session's step from another phone", extra=extra)
+        return refused_screen(language)
+    if tx.now_us - row.updated_at_us > SESSION_IDLE_S * US_PER_S:
+        log.info("ussd: session expired", extra=extra)
+        return _expired(language)
+    if len(inputs) == seen and _sha(inputs, row) == row.inputs_sha256:
+        log.info("ussd: replayed step", extra=extra)
+        return (
+            _Wait(seen) if row.screen_text == PENDING else Screen(row.screen_text, row.screen_end)
+        )
+    if row.screen_end or row.screen_text == PENDING:
+        return _dial_again(language)
+    if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
+        log.warning("ussd: a step out of order", extra=extra)
+        return _dial_again(language)
+    state = State.from_json(row.state)
+    secrets = [*row.secret_positions, *([seen] if is_secret(state, inputs[-1]) else [])]
+    claimed = replace(
+        row,
+        inputs_seen=seen + 1,
+        secret_positions=secrets,
+        inputs_sha256=inputs_sha256(blanked(inputs, secrets)),
+        screen_text=PENDING,
+        screen_end=False,
+    )
+    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
+    return _Effect(row, claimed, step, inputs)
+
+
+def _save_in(tx: Tx, claimed: SessionRow, outcome: _Outcome, *, before: int) -> Screen | _Wait:
+    """Store the step's outcome if the session is still at ``before`` inputs."""
+    saved = replace(
+        claimed,
+        language=outcome.language,
+        state=outcome.state.to_json(),
+        pin_verified_at_us=outcome.pin_verified_at_us,
+        screen_text=outcome.screen.text,
+        screen_end=outcome.screen.end,
+    )
+    if not repository.update(tx, saved, inputs_seen_before=before):
+        return _Wait(claimed.inputs_seen)
+    log.info(
+        "ussd: step",
+        extra={"ussd_session": claimed.session_id, "menu": outcome.state.menu.value},
+    )
+    return outcome.screen
 
 
 def _not_registered(language: str) -> Screen:
@@ -227,63 +325,22 @@ def _stored(led: Ledger, session_id: str, inputs_seen: int) -> Screen:
         time.sleep(PENDING_POLL_S)
 
 
-def _continue(led: Ledger, row: SessionRow, e164: str, inputs: list[str]) -> Screen:
-    language, seen = row.language, row.inputs_seen
-    extra = {"ussd_session": row.session_id, "inputs": len(inputs)}
-    if row.phone != e164:
-        log.warning("ussd: a session's step from another phone", extra=extra)
-        return refused_screen(language)
-    if to_us(led.now()) - row.updated_at_us > SESSION_IDLE_S * US_PER_S:
-        log.info("ussd: session expired", extra=extra)
-        return _expired(language)
-    if len(inputs) == seen and _sha(inputs, row) == row.inputs_sha256:
-        log.info("ussd: replayed step", extra=extra)
-        return _stored(led, row.session_id, seen)
-    if row.screen_end or row.screen_text == PENDING:
-        return _dial_again(language)
-    if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
-        log.warning("ussd: a step out of order", extra=extra)
-        return _dial_again(language)
-    state = State.from_json(row.state)
-    secrets = [*row.secret_positions, *([seen] if is_secret(state, inputs[-1]) else [])]
-    claimed = replace(
-        row,
-        inputs_seen=seen + 1,
-        secret_positions=secrets,
-        inputs_sha256=inputs_sha256(blanked(inputs, secrets)),
-        screen_text=PENDING,
-        screen_end=False,
-    )
-    step = choose(state, inputs[-1], position=seen, pin_verified=_verified(row))
-    if isinstance(step, Show):  # it only reads: run it, then save by compare-and-set
-        return _save(led, claimed, _perform(led, row, step, inputs), seen, extra)
-    if not led.transact(lambda tx: repository.update(tx, claimed, inputs_seen_before=seen)):
-        return _stored(led, row.session_id, seen + 1)  # another delivery of it won
+def _effect(led: Ledger, work: _Effect) -> Screen:
+    """Run a claimed step through its flow, then answer and save it; a step that fails
+    is given back (the session as it was), so that a retry runs it."""
+    row, claimed, before = work.row, work.claimed, work.claimed.inputs_seen
     try:
-        outcome = _perform(led, row, step, inputs)
-    except BaseException:  # give the step back, so that a retry runs it
-        led.transact(lambda tx: repository.update(tx, row, inputs_seen_before=seen + 1))
+        after = _perform(led, row, work.step, work.inputs)
+    except BaseException:
+        led.transact(lambda tx: repository.update(tx, row, inputs_seen_before=before))
         raise
-    return _save(led, claimed, outcome, seen + 1, extra)
 
+    def finish(tx: Tx) -> Screen | _Wait:
+        outcome = after if isinstance(after, _Outcome) else _show(tx, after[0], *after[1])
+        return _save_in(tx, claimed, outcome, before=before)
 
-def _save(
-    led: Ledger, claimed: SessionRow, outcome: _Outcome, before: int, extra: dict[str, object]
-) -> Screen:
-    """Store the step's outcome if the session is still at ``before`` inputs; else the
-    screen of the delivery that stored it first."""
-    saved = replace(
-        claimed,
-        language=outcome.language,
-        state=outcome.state.to_json(),
-        pin_verified_at_us=outcome.pin_verified_at_us,
-        screen_text=outcome.screen.text,
-        screen_end=outcome.screen.end,
-    )
-    if not led.transact(lambda tx: repository.update(tx, saved, inputs_seen_before=before)):
-        return _stored(led, claimed.session_id, claimed.inputs_seen)
-    log.info("ussd: step", extra={**extra, "menu": outcome.state.menu.value})
-    return outcome.screen
+    done = led.transact(finish)
+    return _stored(led, row.session_id, before) if isinstance(done, _Wait) else done
 
 
 def _sha(inputs: list[str], row: SessionRow) -> str:
@@ -294,61 +351,62 @@ def _verified(row: SessionRow) -> bool:
     return row.pin_verified_at_us is not None
 
 
-def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _Outcome:
-    if isinstance(step, Show):
-        return _show(led, row, step.state, step.note)
+_After = _Outcome | tuple[SessionRow, tuple[State, Note | None]]
+"""A flow step's result: a final outcome, or the session and the screen to show."""
+
+
+def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _After:
     if isinstance(step, VerifyPin):
         return _verify(led, row, step.after, inputs[-1])
     if isinstance(step, ChangePin):
         return _change_pin(led, row, step, inputs)
-    return _set_language(led, row, step)
+    if isinstance(step, SetLanguage):
+        return _set_language(led, row, step)
+    return row, (step.state, step.note)
 
 
 def _same(row: SessionRow, screen: Screen, state: State) -> _Outcome:
     return _Outcome(screen, state, row.language, row.pin_verified_at_us)
 
 
-def _verify(led: Ledger, row: SessionRow, after: Menu, pin: str) -> _Outcome:
+def _verify(led: Ledger, row: SessionRow, after: Menu, pin: str) -> _After:
     again = State(Menu.PIN, after=after)
     try:
         villagers.verify_pin_by_phone(led, phone=row.phone, pin=pin)
     except Refused as refusal:
         if refusal.code == "pin_invalid":
-            return _show(led, row, again, Note.WRONG_PIN)
+            return row, (again, Note.WRONG_PIN)
         if refusal.code == "pin_format_invalid":
-            return _show(led, row, again, Note.PIN_FORMAT)
+            return row, (again, Note.PIN_FORMAT)
         return _same(row, _locked(row.language), again)
-    verified = replace(row, pin_verified_at_us=to_us(led.now()))
-    return _show(led, verified, State(after))
+    return replace(row, pin_verified_at_us=to_us(led.now())), (State(after), None)
 
 
-def _change_pin(led: Ledger, row: SessionRow, step: ChangePin, inputs: list[str]) -> _Outcome:
+def _change_pin(led: Ledger, row: SessionRow, step: ChangePin, inputs: list[str]) -> _After:
     old, new, confirm = inputs[step.old_at], inputs[step.new_at], inputs[-1]
     ask_new = State(Menu.PIN_NEW, old_at=step.old_at)
     if new != confirm:
-        return _show(led, row, ask_new, Note.PINS_DIFFER)
+        return row, (ask_new, Note.PINS_DIFFER)
     try:
         villagers.change_pin(led, villager_id=row.villager_id, pin=old, new_pin=new)
     except Refused as refusal:
         notes = {
             "pin_too_weak": Note.PIN_TOO_WEAK,
             "pin_unchanged": Note.PIN_UNCHANGED,
+            "pin_format_invalid": Note.PIN_FORMAT,
         }
         if refusal.code in notes:
-            return _show(led, row, ask_new, notes[refusal.code])
-        if refusal.code == "pin_format_invalid":
-            return _show(led, row, ask_new, Note.PIN_FORMAT)
+            return row, (ask_new, notes[refusal.code])
         if refusal.code == "pin_invalid":
-            return _show(led, row, State(Menu.PIN_OLD), Note.WRONG_PIN)
+            return row, (State(Menu.PIN_OLD), Note.WRONG_PIN)
         return _same(row, _locked(row.language), State(Menu.MAIN))
     done = ended(tr(row.language, "ussd", "Your PIN is changed. Use the new PIN from now on."))
     return _Outcome(done, State(Menu.MAIN), row.language, to_us(led.now()))
 
 
-def _set_language(led: Ledger, row: SessionRow, step: SetLanguage) -> _Outcome:
+def _set_language(led: Ledger, row: SessionRow, step: SetLanguage) -> _After:
     villagers.set_language(led, villager_id=row.villager_id, language=step.language)
-    chosen = replace(row, language=step.language)
-    return _show(led, chosen, State(Menu.MAIN), Note.LANGUAGE_SAVED)
+    return replace(row, language=step.language), (State(Menu.MAIN), Note.LANGUAGE_SAVED)
 
 
 def note_text(language: str, note: Note | None) -> str | None:
@@ -368,16 +426,16 @@ def note_text(language: str, note: Note | None) -> str | None:
     return texts[note]
 
 
-def _show(led: Ledger, row: SessionRow, state: State, note: Note | None = None) -> _Outcome:
+def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _Outcome:
     """``state``'s screen in the session's language (money read now, PIN verified)."""
     language, said = row.language, note_text(row.language, note)
     menu = state.menu
     if menu in (Menu.BALANCE, Menu.STATEMENT) and not _verified(row):
         raise InvariantViolation("a money screen before the PIN was verified")
     if menu is Menu.BALANCE:
-        screen = ask(language, _balance(led, row) + "\n" + tr(language, "ussd", "0 Back"), said)
+        screen = ask(language, _balance(tx, row) + "\n" + tr(language, "ussd", "0 Back"), said)
     elif menu is Menu.STATEMENT:
-        screen, page = _statement(led, row, state.page)  # a full page: no room for a note
+        screen, page = _statement(tx, row, state.page)  # a full page: no room for a note
         state = replace(state, page=page)
     elif menu is Menu.LANGUAGE:
         screen = language_menu(language, said)
@@ -398,16 +456,16 @@ def _prompt(language: str, menu: Menu) -> str:
     return tr(language, "ussd", "Enter the new PIN again")
 
 
-def _villager(led: Ledger, villager_id: uuid.UUID) -> Villager:
-    try:
-        return villagers.get_villager(led, villager_id)
-    except NotFound as missing:  # sessions name villagers, who are never deleted
-        raise InvariantViolation(f"a USSD session's villager is gone: {missing}") from None
+def _villager(tx: Tx, villager_id: uuid.UUID) -> Villager:
+    found = villagers.get_villager_in(tx, villager_id)
+    if found is None:  # sessions name villagers, who are never deleted
+        raise InvariantViolation(f"a USSD session's villager {villager_id} is gone")
+    return found
 
 
-def _balance(led: Ledger, row: SessionRow) -> str:
-    villager = _villager(led, row.villager_id)
-    found = led.lookup_accounts([villager.wallet_id])
+def _balance(tx: Tx, row: SessionRow) -> str:
+    villager = _villager(tx, row.villager_id)
+    found = tx.lookup_accounts([villager.wallet_id])
     if not found:
         raise InvariantViolation(f"villager {villager.id} has no wallet")
     wallet = found[0]
@@ -422,9 +480,9 @@ def _balance(led: Ledger, row: SessionRow) -> str:
     )
 
 
-def _statement(led: Ledger, row: SessionRow, page: int) -> tuple[Screen, int]:
-    villager = _villager(led, row.villager_id)
-    receipts = led.transact(lambda tx: _last_receipts(tx, villager.id))
+def _statement(tx: Tx, row: SessionRow, page: int) -> tuple[Screen, int]:
+    villager = _villager(tx, row.villager_id)
+    receipts = _last_receipts(tx, villager.id)
     zone = ZoneInfo(_ZONES.get(villager.currency, "UTC"))
     lines = [
         statement_line(
