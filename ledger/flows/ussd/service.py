@@ -6,12 +6,14 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   the positions of the PIN inputs, a digest of the inputs with those positions blanked,
   and when the PIN was verified. Nothing logged names an input.
 - **Replays answer the same.** The same ``sessionId`` and ``text`` again answers the
-  stored screen and runs nothing (no second PIN try, no second PIN change). A step that
-  writes through a flow (a PIN check, a PIN change, the language) is first *claimed* by
-  compare-and-set on ``inputs_seen`` (its screen stored empty), then run, then its screen
-  saved: of two deliveries of one step at once, one runs it and the other waits (at most
-  :data:`PENDING_WAIT_S`) for its screen; a step that fails is given back, so that a
-  retry runs it. A step that only reads is run, then saved by the same compare-and-set.
+  stored screen and runs nothing (no second PIN try, no second PIN change). One
+  transaction reads the session row (locked on PostgreSQL) and judges the step: a step
+  that only reads (a menu, a prompt, the balance, the statement) is answered and saved
+  there, by compare-and-set on ``inputs_seen``; a step that writes through a flow (a PIN
+  check, a PIN change, the language) is *claimed* there (its screen stored empty), run,
+  then answered and saved. Another delivery of a claimed step waits (at most
+  :data:`PENDING_WAIT_S`) for its screen; a step whose flow fails is given back, so that
+  a retry runs it.
 - **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
   input, an unknown ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
