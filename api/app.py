@@ -48,6 +48,7 @@ from api.routes import (
 from api.routes import fees as fee_routes
 from api.settings import Settings
 from api.web import install_web
+from api.web.console import install_console
 from ledger import LedgerError, StorageError, open_ledger
 from sms.worker import start_sms_worker
 from webhooks import WebhookSettings, Worker
@@ -219,6 +220,7 @@ def create_app(
         app.include_router(router)
     install_openapi(app)
     install_web(app)  # /web/shared/*.js: the browser's signer (station app, console)
+    install_console(app)  # /console/: the back office in a browser (auditors, operators)
     install_docs(app)  # /docs: human docs from installed assets (FastAPI's CDN page stays off)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app

@@ -13,6 +13,9 @@ from ledger.i18n import DOMAINS, LANGUAGES, catalog, placeholders, tr
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("ledger", "api", "webhooks", "vledger", "sms")
+WEB = ROOT / "api" / "web"
+"""Pages' ES modules: ``t("msgid", {...})`` in ``api/web/<domain>/*.js`` is a message of
+that folder's domain (``console/`` -> ``console``)."""
 
 
 def used_messages() -> dict[str, set[str]]:
@@ -30,6 +33,26 @@ def used_messages() -> dict[str, set[str]]:
             assert domain in DOMAINS, f"tr() names an unknown domain: {message!r}"
             if msgid:
                 found[domain].add(msgid)
+    for domain in DOMAINS:
+        if (WEB / domain).is_dir():
+            found[domain].update(msgid for _domain, msgid in js_messages(WEB / domain, domain))
+    return found
+
+
+def js_messages(folder: Path, domain: str) -> list[tuple[str, str]]:
+    """``(domain, msgid)`` of every ``t("msgid", ...)`` call in the ES modules under
+    ``folder`` (Babel's javascript extractor): a page folder ``api/web/<domain>/`` is
+    checked once its domain is in :data:`DOMAINS` (``console``)."""
+    found = []
+    for name, _line, message, _comments, _context in extract_from_dir(
+        folder,
+        method_map=[("**.js", "javascript")],
+        keywords={"t": None},
+        comment_tags=(),
+        strip_comment_tags=True,
+    ):
+        assert isinstance(message, str), f"{name}: t() takes one message: {message!r}"
+        found.append((domain, message))
     return found
 
 
@@ -56,6 +79,16 @@ def test_the_check_finds_a_message_missing_from_swahili(tmp_path: Path) -> None:
     extracted = [m for *_x, m, _c, _ctx in extract_from_dir(tmp_path, keywords={"tr": (2, 3)})]
     assert extracted == [("ussd", "A message nobody translated")]
     assert "A message nobody translated" not in catalog("sw", "ussd")
+
+
+def test_the_check_finds_a_page_message_and_its_domain(tmp_path: Path) -> None:
+    """A page's ``t("...")`` call is extracted, concatenated
+    strings joined, so an untranslated page message fails the first test too."""
+    (tmp_path / "page.js").write_text(
+        'el("h1", {}, t("A page message " + "nobody translated", { n: 1 }));\n'
+    )
+    assert js_messages(tmp_path, "console") == [("console", "A page message nobody translated")]
+    assert "A page message nobody translated" not in catalog("sw", "console")
 
 
 def test_tr_fills_placeholders_falls_back_to_english_and_strips_control_characters() -> None:

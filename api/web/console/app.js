@@ -1,0 +1,104 @@
+// The console's shell: the enrolled identity (or the enrollment page), the menu, and the
+// page named by the location's hash: #/overview, #/runs?job=J&after=ID, #/runs/ID.
+
+import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
+import { createApi } from "/web/shared/api.js";
+import { el, problemEl } from "./dom.js";
+import { loadCurrencies } from "./money.js";
+import { loadWords, preferredLanguage, t } from "./i18n.js";
+import { renderEnroll } from "./enroll.js";
+import { renderOverview } from "./overview.js";
+import { renderRuns } from "./runs.js";
+import { renderRun } from "./run.js";
+
+export const CONSOLE_ROLES = ["auditor", "operator"];
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, query = ""] = raw.split("?");
+  return { parts: path.split("/").filter(Boolean), params: new URLSearchParams(query) };
+}
+
+function menu(identity, here) {
+  const link = (hash, label, name) =>
+    el("a", { href: hash, class: here === name ? "here" : null }, label);
+  document.getElementById("menu").replaceChildren(
+    link("#/overview", t("Overview"), "overview"),
+    link("#/runs", t("Reconciliation runs"), "runs"),
+  );
+  const forget = el("button", { type: "button", id: "forget", on: { click: async () => {
+    await forgetIdentity();
+    location.hash = "#/enroll";
+    await route();
+  } } }, t("Forget this key"));
+  document.getElementById("who").replaceChildren(
+    t("{role} {principal}", { role: identity.role, principal: identity.principalId }), " ", forget);
+}
+
+function wrongRole(main, identity) {
+  main.replaceChildren(
+    el("h1", {}, t("This key is not for the back office")),
+    el("p", { class: "problem" },
+      t("This browser holds a {role} key; the console is for auditors and operators.",
+        { role: identity.role })),
+    el("button", { type: "button", on: { click: async () => {
+      await forgetIdentity();
+      await route();
+    } } }, t("Forget this key")),
+  );
+}
+
+export async function route() {
+  const main = document.getElementById("main");
+  const identity = await loadIdentity();
+  const { parts, params } = parseHash();
+  if (!identity) {
+    document.getElementById("menu").replaceChildren();
+    document.getElementById("who").replaceChildren();
+    renderEnroll(main, { onEnrolled: () => { location.hash = "#/overview"; route(); } });
+    return;
+  }
+  if (!CONSOLE_ROLES.includes(identity.role)) {
+    wrongRole(main, identity);
+    return;
+  }
+  const page = parts[0] === "runs" ? "runs" : "overview";
+  menu(identity, page);
+  const ctx = { api: createApi(identity), identity, params, isOperator: identity.role === "operator" };
+  main.replaceChildren(el("p", { class: "muted" }, t("Loading...")));
+  try {
+    if (page === "runs" && parts[1]) await renderRun(main, ctx, parts[1]);
+    else if (page === "runs") await renderRuns(main, ctx);
+    else await renderOverview(main, ctx);
+  } catch (error) {
+    main.replaceChildren(problemEl(error));
+  }
+}
+
+function unsupported(error) {
+  document.getElementById("main").replaceChildren(
+    el("h1", {}, t("This browser cannot hold a back office key")),
+    el("p", { class: "problem", id: "unsupported" }, error.detail ?? error.message),
+    el("p", {}, t("The console signs every request with a key that never leaves this browser" +
+      " (WebCrypto Ed25519). Open it in a current Chromium, Firefox or Safari.")),
+  );
+}
+
+async function main() {
+  const language = preferredLanguage();
+  document.documentElement.lang = language;
+  await Promise.all([loadWords(language), loadCurrencies()]);
+  document.title = t("Village Ledger back office");
+  try {
+    await requireEd25519();
+  } catch (error) {
+    unsupported(error);
+    return;
+  }
+  window.addEventListener("hashchange", () => route());
+  await route();
+}
+
+main().catch((error) => {
+  document.getElementById("main").replaceChildren(problemEl(error));
+});
