@@ -22,14 +22,21 @@
                     | phone ID --phone P --operator ID      villagers as principals
     vledger seal    [--key FILE] [--database URL]   seal committed transfers into blocks
     vledger audit export --out DIR [--from F] [--to T] [--database URL]
-    vledger verify DIR --public-key FILE            check an export offline
+    vledger verify DIR [--public-key FILE]          check an audit export or pack offline
+    vledger sms outbox [--state S] [--limit N] | contact AGENT_ID --phone P --language L
+    vledger agents enroll (--agent ID | --principal ID)   a one-time enrollment code (and QR)
+    vledger ussd --phone P [--base URL] [--secret S]      a terminal phone on the USSD menu
+
+Every command takes ``--quiet`` (no progress on stderr); ``vledger reconcile JOB --help``
+lists a job's scope, input and options.
 
 The database is ``--database``, else ``$VLEDGER_DATABASE``, else ``sqlite:///village.db``.
 
 Exit codes: 0 done; 1 the demo found a problem (it says which), a reconciliation
-found more breaks than its threshold, or an export did not verify; 2 bad input or a
-database that cannot be used (an unsupported URL, an unreachable server, a database
-that is not migrated), reported as one line on stderr without a traceback.
+found more breaks than its threshold, or an export or pack did not verify; 2 bad input
+(argparse's included) or a database that cannot be used (an unsupported URL, an
+unreachable server, a database that is not migrated), reported as one line on stderr
+without a traceback.
 """
 
 from __future__ import annotations
@@ -95,7 +102,9 @@ COMMANDS: dict[str, Command] = {
         audit.seal, "seal committed transfers into signed blocks", audit.seal_arguments
     ),
     "audit": Command(audit.audit, "export the sealed journal for auditors", audit.audit_arguments),
-    "verify": Command(audit.verify, "verify an audit export offline", audit.verify_arguments),
+    "verify": Command(
+        audit.verify, "verify an audit export or pack offline", audit.verify_arguments
+    ),
     "sms": Command(sms.sms, "list the SMS outbox; set agents' SMS phones", sms.sms_arguments),
     "agents": Command(enroll.agents, "enroll a phone or a console", enroll.agents_arguments),
     "ussd": Command(ussd.ussd, "a terminal phone: dial the USSD menu", ussd.ussd_arguments),
