@@ -7,10 +7,17 @@ import { t } from "./i18n.js";
 export const JOBS = ["integrity", "statement", "cash-count", "orders", "settlement", "ageing", "pack"];
 export const STARTABLE = ["integrity", "orders", "ageing", "pack"];
 export const PAGE_SIZE = 25;
+export const PAGE_SIZE_MAX = 100;
 
-function runsHash(job, after) {
+function pageSize(params) {
+  const asked = Number.parseInt(params.get("limit") ?? "", 10);
+  return Number.isSafeInteger(asked) && asked >= 1 && asked <= PAGE_SIZE_MAX ? asked : PAGE_SIZE;
+}
+
+function runsHash(job, after, limit = PAGE_SIZE) {
   const query = new URLSearchParams();
   if (job) query.set("job", job);
+  if (limit !== PAGE_SIZE) query.set("limit", String(limit));
   if (after) query.set("after", after);
   const text = query.toString();
   return text ? `#/runs?${text}` : "#/runs";
@@ -52,7 +59,8 @@ function startForm(ctx) {
 export async function renderRuns(main, ctx) {
   const job = ctx.params.get("job") || "";
   const after = ctx.params.get("after") || "";
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  const limit = pageSize(ctx.params);
+  const query = new URLSearchParams({ limit: String(limit) });
   if (job) query.set("job", job);
   if (after) query.set("starting_after", after);
   const page = await ctx.api.get(`/v1/reconciliation/runs?${query}`);
@@ -64,9 +72,10 @@ export async function renderRuns(main, ctx) {
     run.job, run.business_date, el("span", { class: "scope" }, run.scope), String(run.attempt),
     String(run.checked), String(run.breaks), el("span", { class: `status-${run.status}` }, run.status)]);
   const pager = el("div", { class: "pager" },
-    after ? el("a", { href: runsHash(job, null), id: "first-page" }, t("First page")) : null,
+    after ? el("a", { href: runsHash(job, null, limit), id: "first-page" }, t("First page")) : null,
     page.has_more && page.data.length
-      ? el("a", { href: runsHash(job, page.data[page.data.length - 1].id), id: "next-page" }, t("Next page"))
+      ? el("a", { href: runsHash(job, page.data[page.data.length - 1].id, limit),
+        id: "next-page" }, t("Next page"))
       : null);
   main.replaceChildren(
     el("h1", {}, t("Reconciliation runs")),
