@@ -49,6 +49,7 @@ from api.routes import fees as fee_routes
 from api.settings import Settings
 from api.web import install_web
 from api.web.console import install_console
+from api.web.station import install_station
 from ledger import LedgerError, StorageError, open_ledger
 from sms.worker import start_sms_worker
 from webhooks import WebhookSettings, Worker
@@ -221,6 +222,7 @@ def create_app(
     install_openapi(app)
     install_web(app)  # /web/shared/*.js: the browser's signer (station app, console)
     install_console(app)  # /console/: the back office in a browser (auditors, operators)
+    install_station(app)  # /station/: the village agent's app (phone first, offline shell)
     install_docs(app)  # /docs: human docs from installed assets (FastAPI's CDN page stays off)
     app.add_middleware(_Pipeline, ctx=ctx)
     return app

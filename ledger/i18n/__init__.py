@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "catalog", "placeholders"
 LANGUAGES = ("en", "sw")
 """The languages a villager may choose (``villagers.language``)."""
 DEFAULT_LANGUAGE = "en"
-DOMAINS = ("ussd", "sms", "console")
+DOMAINS = ("ussd", "sms", "console", "station")
 """One catalog per channel."""
 
 _HERE = Path(__file__).parent

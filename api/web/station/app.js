@@ -1,0 +1,88 @@
+// The station app's shell: the enrolled identity (IndexedDB), the screen named by the
+// hash (#/home, #/cash-in; #/enroll until the phone is enrolled), the menu, the language
+// switch and the service worker (the app opens with no network after one visit).
+
+import { loadIdentity } from "/web/shared/keys.js";
+import { createApi } from "/web/shared/api.js";
+import { clear, el } from "./dom.js";
+import { LANGUAGES, language, loadWords, t } from "./i18n.js";
+import { loadCurrencies } from "./money.js";
+import { renderEnroll } from "./enroll.js";
+import { renderHome } from "./home.js";
+import { renderCashIn } from "./cashin.js";
+
+const SCREENS = { enroll: renderEnroll, home: renderHome, "cash-in": renderCashIn };
+
+function go(name) {
+  if (location.hash === `#/${name}`) show();
+  else location.hash = `#/${name}`;
+}
+
+function renderLanguages() {
+  const box = document.getElementById("languages");
+  clear(box);
+  for (const [code, name] of Object.entries(LANGUAGES)) {
+    const button = el("button", { type: "button", lang: code, "data-language": code,
+      "aria-pressed": String(code === language()) }, name);
+    button.addEventListener("click", async () => {
+      await loadWords(code);
+      await show();
+    });
+    box.append(button);
+  }
+}
+
+function renderMenu(identity, current) {
+  const menu = document.getElementById("menu");
+  clear(menu);
+  if (!identity) return;
+  for (const [name, label] of [["home", t("Home")], ["cash-in", t("Cash in")]]) {
+    const button = el("button", { type: "button", "data-screen": name,
+      class: name === current ? "" : "secondary", "aria-current": name === current ? "page" : false },
+    label);
+    button.addEventListener("click", () => go(name));
+    menu.append(button);
+  }
+}
+
+/** A refusal or a failure in words on `main`. */
+export function showProblem(main, error) {
+  let text = t("Something went wrong: {reason}", { reason: error.code || error.message });
+  if (error.status === 401) text = t("This phone is no longer allowed (its key was revoked or is unknown). Ask the back office for a new enrollment code.");
+  else if (error instanceof TypeError) text = t("No network. Try again when the phone is online.");
+  main.append(el("p", { class: "error", role: "alert" }, text));
+}
+
+async function show() {
+  const identity = await loadIdentity();
+  let name = location.hash.replace(/^#\//, "") || "home";
+  if (!identity) name = "enroll";
+  else if (name === "enroll" || !Object.hasOwn(SCREENS, name)) name = "home";
+  document.documentElement.lang = language();
+  document.title = t("Village Ledger station");
+  document.getElementById("title").textContent = t("Village Ledger station");
+  renderLanguages();
+  renderMenu(identity, name);
+  const main = document.getElementById("screen");
+  clear(main);
+  const api = identity ? createApi(identity) : null;
+  try {
+    await SCREENS[name]({ main, identity, api, go, showProblem });
+  } catch (error) {
+    showProblem(main, error);
+  }
+  main.dataset.ready = name;
+}
+
+async function start() {
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/station/sw.js", { scope: "/station/" }).catch(() => {
+      document.getElementById("status").textContent = t("This app cannot work offline in this browser.");
+    });
+  }
+  await Promise.all([loadWords(), loadCurrencies()]);
+  window.addEventListener("hashchange", show);
+  await show();
+}
+
+start();
