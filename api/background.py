@@ -11,8 +11,9 @@
   :func:`reconciliation.tasks.run_pass` (each scheduled job backfilled for the business
   dates not yet reconciled; on PostgreSQL ``vledger worker`` runs it through procrastinate).
 
-Each runs one pass at once, then one every interval, until :meth:`Periodic.stop`; an
-interval of ``None`` starts no thread (tests). Both passes are safe to repeat and to run
+Each is a :class:`ledger.periodic.Periodic`: one pass at once, then one every interval,
+until :meth:`~ledger.periodic.Periodic.stop`; an interval of ``None`` starts no thread
+(tests). Both passes are safe to repeat and to run
 from several processes (their state is in the database), so a pass that fails is logged
 and the next one tries again: a background thread never takes the service down. The
 sealer needs the service key (:func:`reconciliation.service_key.load_service_key`); when
@@ -24,14 +25,14 @@ catch up later), the API serving on; but a key that other users may read or repl
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from api.observability import LOGGER_NAME
 from api.settings import Settings
 from ledger import Ledger
 from ledger.flows.timers import sweep_all
+from ledger.periodic import Periodic
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import (
     ServiceKey,
@@ -44,8 +45,6 @@ from reconciliation.tasks import run_pass
 
 log = logging.getLogger(LOGGER_NAME)
 
-STOP_WAIT_S = 30.0
-"""How long stopping waits for a pass in progress to finish."""
 SEAL_SETTLE_WAIT_S = 1.0
 """How long a sealer pass waits for PostgreSQL transactions in flight (the next pass
 seals what this one left), kept short so that stopping is prompt."""
@@ -53,44 +52,6 @@ seals what this one left), kept short so that stopping is prompt."""
 SWEEPER_THREAD = "vledger-sweeper"
 SEALER_THREAD = "vledger-sealer"
 RECONCILER_THREAD = "vledger-reconciler"
-
-
-class Periodic:
-    """``work()`` in a daemon thread: once at start, then every ``interval_s``."""
-
-    def __init__(self, name: str, interval_s: float, work: Callable[[], object]) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"{name}: interval_s must be positive, not {interval_s}")
-        self.name = name
-        self.interval_s = interval_s
-        self.work = work
-        self.passes = 0
-        """Passes finished, failed ones included."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> Periodic:
-        self._thread.start()
-        return self
-
-    def ask_to_stop(self) -> None:
-        """Stop after the pass in progress (without waiting for it)."""
-        self._stop.set()
-
-    def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
-        """Stop, waiting up to ``timeout_s`` for the pass in progress."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.work()
-            except Exception:  # a dead thread does nothing silently: log, try next time
-                log.exception("background pass failed", extra={"background": self.name})
-            self.passes += 1
-            self._stop.wait(self.interval_s)
 
 
 def sweep_pass(led: Ledger) -> Mapping[str, int]:

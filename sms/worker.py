@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ledger import Ledger, open_ledger
 from ledger.observability import LOGGER_NAME
+from ledger.periodic import Periodic
 from sms.delivery import send_due
 from sms.gateway import HttpPost, post_with_httpx
 from sms.settings import Gateway, SmsSettings, gateway_from_env
@@ -34,34 +35,25 @@ class SmsWorker:
         self.settings = settings
         self.gateway = gateway
         self.http_post = http_post
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vledger-sms", daemon=True)
+        self._periodic = Periodic("vledger-sms", settings.poll_interval_s, self._pass, busy=bool)
 
     def start(self) -> SmsWorker:
-        self._thread.start()
+        self._periodic.start()
         return self
 
     def stop(self, timeout_s: float | None = None) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(self.settings.timeout_s + 5 if timeout_s is None else timeout_s)
+        self._periodic.stop(self.settings.timeout_s + 5 if timeout_s is None else timeout_s)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                done = send_due(
-                    self.led,
-                    now=self.led.now(),
-                    gateway=self.gateway,
-                    http_post=self.http_post,
-                    settings=self.settings,
-                )
-                busy = done >= self.settings.messages_per_pass_max
-            except Exception:  # a worker that dies silently sends nothing: log, go on
-                log.exception("sms pass failed")
-            if not busy:
-                self._stop.wait(self.settings.poll_interval_s)
+    def _pass(self) -> bool:
+        """One pass; True when it came back full (the next runs at once)."""
+        done = send_due(
+            self.led,
+            now=self.led.now(),
+            gateway=self.gateway,
+            http_post=self.http_post,
+            settings=self.settings,
+        )
+        return done >= self.settings.messages_per_pass_max
 
 
 def start_sms_worker(

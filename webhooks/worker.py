@@ -9,6 +9,7 @@ import threading
 
 from ledger import Ledger, open_ledger
 from ledger.observability import LOGGER_NAME
+from ledger.periodic import Periodic
 from webhooks.delivery import HttpPost, deliver_due, post_with_httpx
 from webhooks.settings import WebhookSettings
 
@@ -31,30 +32,23 @@ class Worker:
         self.led = led
         self.settings = settings
         self.http_post = http_post
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vledger-webhooks", daemon=True)
+        self._periodic = Periodic(
+            "vledger-webhooks", settings.poll_interval_s, self._pass, busy=bool
+        )
 
     def start(self) -> Worker:
-        self._thread.start()
+        self._periodic.start()
         return self
 
     def stop(self, timeout_s: float | None = None) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(self.settings.timeout_s + 5 if timeout_s is None else timeout_s)
+        self._periodic.stop(self.settings.timeout_s + 5 if timeout_s is None else timeout_s)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                done = deliver_due(
-                    self.led, now=self.led.now(), http_post=self.http_post, settings=self.settings
-                )
-                busy = done >= self.settings.deliveries_per_pass_max
-            except Exception:  # a worker that dies silently delivers nothing: log, go on
-                log.exception("webhook pass failed")
-            if not busy:
-                self._stop.wait(self.settings.poll_interval_s)
+    def _pass(self) -> bool:
+        """One pass; True when it came back full (the next runs at once)."""
+        done = deliver_due(
+            self.led, now=self.led.now(), http_post=self.http_post, settings=self.settings
+        )
+        return done >= self.settings.deliveries_per_pass_max
 
 
 def run_worker(
