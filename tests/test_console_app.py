@@ -29,6 +29,8 @@ from api.local_server import ServerThread
 from api.web.console import CONSOLE_CSP, FILES
 from ledger import open_ledger
 from ledger.core.store import to_us
+from ledger.flows import parties
+from ledger.flows.parties import Kind
 from ledger.money import format_money
 from reconciliation import report
 from reconciliation.runs import Findings, record, write_files
@@ -370,3 +372,40 @@ def test_console_files_have_a_strict_csp_no_cookies_and_only_listed_names(
     for name in ("station.js", "..%2Fconsole.py", "%2e%2e/app.py", "i18n/fr.json", "x" * 5000,
                  "i18n/..%2F..%2Fconsole.json", "app.js%00"):  # fmt: skip
         assert httpx.get(served_app.url(f"/console/{name}")).status_code == 404, name
+
+
+SWAHILI = "() => Object.defineProperty(navigator, 'languages', { get: () => ['sw-KE', 'sw'] })"
+
+
+def test_a_swahili_browser_reads_the_console_in_swahili(page: Page, served_app: ServedApp) -> None:
+    page.add_init_script(f"({SWAHILI})()")
+    page.goto(served_app.url("/console/"))
+    expect(page.locator("h1")).to_have_text("Sajili kivinjari hiki")
+    expect(page.locator("#enroll")).to_have_text("Sajili kivinjari hiki")
+    assert page.evaluate("() => document.documentElement.lang") == "sw"
+
+
+def test_an_agent_key_is_not_let_in_and_a_bad_run_id_is_refused_in_words(
+    page: Page, served_app: ServedApp
+) -> None:
+    agent = served_app.key("agent")["principal_id"]
+    parties.onboard(
+        served_app.ledger, party_id=uuid.UUID(agent), kind=Kind.AGENT, name=XSS, currency="KES"
+    )
+    with client(served_app, "operator") as boss:
+        issued = boss.request("POST", "/v1/enrollments", json_body={"principal_id": agent})
+    page.goto(served_app.url("/console/"))
+    page.locator("#code").fill(ok(issued, 201)["code"])
+    page.locator("#enroll").click()
+    expect(page.locator("h1")).to_have_text("This key is not for the back office")
+    expect(page.locator("main .problem")).to_contain_text("a key with the role agent")
+    page.goto(served_app.url("/console/#/runs"))
+    expect(page.locator("h1")).to_have_text("This key is not for the back office")
+    no_script_ran(page)
+    page.locator("#forget-wrong").click()
+    expect(page.locator("h1")).to_have_text("Enroll this browser")
+
+    enroll(page, served_app, "auditor")
+    for bad in ("not-a-run", "x" * 3000):
+        page.goto(served_app.url(f"/console/#/runs/{bad}"))
+        expect(page.locator("main .problem")).to_contain_text("Refused (4")

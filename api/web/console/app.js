@@ -39,9 +39,9 @@ function wrongRole(main, identity) {
   main.replaceChildren(
     el("h1", {}, t("This key is not for the back office")),
     el("p", { class: "problem" },
-      t("This browser holds a {role} key; the console is for auditors and operators.",
+      t("This browser holds a key with the role {role}; the console is for auditors and operators.",
         { role: identity.role })),
-    el("button", { type: "button", on: { click: async () => {
+    el("button", { type: "button", id: "forget-wrong", on: { click: async () => {
       await forgetIdentity();
       await route();
     } } }, t("Forget this key")),
