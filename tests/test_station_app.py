@@ -85,7 +85,7 @@ def new_station(served_app: ServedApp, boss: Client, name: str = "Duka la Wanjir
 def shot(page: Page, tmp_path: Path, screen: str) -> None:
     """A screenshot in the test's folder, copied to docs/screens for the README."""
     path = tmp_path / f"station-{screen}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=True)
     SCREENS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, SCREENS / path.name)
 
@@ -321,3 +321,25 @@ def test_files_are_served_with_a_strict_policy_and_no_cookie(served_app: ServedA
         assert httpx.get(served_app.url(f"{STATION_PATH}/{name}")).status_code == 404, name
     moved = httpx.get(served_app.url(STATION_PATH))
     assert moved.status_code == 308 and moved.headers["location"] == STATION_PATH + "/"
+
+
+IDENTITY_KEY = """async () => {
+  const { loadIdentity } = await import("/web/shared/keys.js");
+  return (await loadIdentity()).keyId;
+}"""
+
+
+def test_a_revoked_device_is_refused_and_the_app_says_so(
+    page: Page, served_app: ServedApp, boss: Client
+) -> None:
+    enroll(page, served_app, new_station(served_app, boss), None)
+    expect(page.locator("#float-available")).to_have_text("KES 1,000.00")
+    key_id = page.evaluate(IDENTITY_KEY)
+    ok(boss.request("POST", f"/v1/keys/{key_id}/revoke"))
+    page.reload()
+    ready(page, "home")
+    expect(page.locator("main .error")).to_have_text(
+        "This phone is no longer allowed (its key was revoked or is unknown)."
+        " Ask the back office for a new enrollment code."
+    )
+    assert page.locator("#float-available").count() == 0

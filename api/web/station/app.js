@@ -23,7 +23,8 @@ function renderLanguages() {
   clear(box);
   for (const [code, name] of Object.entries(LANGUAGES)) {
     const button = el("button", { type: "button", lang: code, "data-language": code,
-      "aria-pressed": String(code === language()) }, name);
+      title: name, "aria-label": name, "aria-pressed": String(code === language()) },
+    code.toUpperCase());
     button.addEventListener("click", async () => {
       await loadWords(code);
       await show();
