@@ -34,7 +34,7 @@ from api.principals import ApiKey, KeyCache, find_key
 from api.problems import PROBLEM_CONTENT_TYPE, ApiError, refusal_of
 from api.ratelimit import TokenBuckets
 from api.settings import Settings
-from api.signatures import verify_request
+from api.signatures import Verified, verify_request
 from ledger import Ledger
 from ledger.core.errors import EdgeError, LedgerError
 
@@ -128,6 +128,25 @@ class KeyNotInMemory(EdgeError):
     """:func:`authenticate` with ``from_memory``: the key is not in the process's cache."""
 
 
+def verify_signature(
+    request: Request, body: bytes, lookup: Callable[[str], ApiKey | None], settings: Settings
+) -> Verified:
+    """Verify the request's RFC 9421 signature in the service's profile, the key found by
+    ``lookup``; :class:`ApiError` (401) if it fails."""
+    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+    return verify_request(
+        method=request.method,
+        url=target_uri(request, settings),
+        fields=fields,
+        body=body,
+        lookup=lookup,
+        now=settings.clock(),
+        tag=settings.signature_tag,
+        age_max_s=settings.signature_age_max_s,
+        ahead_max_s=settings.signature_future_skew_max_s,
+    )
+
+
 def authenticate(request: Request, body: bytes, *, from_memory: bool = False) -> ApiKey:
     """Verify the signature, then the key's rate limit; the caller's key.
 
@@ -146,19 +165,7 @@ def authenticate(request: Request, body: bytes, *, from_memory: bool = False) ->
             raise KeyNotInMemory(key_id)
         return found
 
-    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
-    verified = verify_request(
-        method=request.method,
-        url=target_uri(request, settings),
-        fields=fields,
-        body=body,
-        lookup=lookup,
-        now=settings.clock(),
-        tag=settings.signature_tag,
-        age_max_s=settings.signature_age_max_s,
-        ahead_max_s=settings.signature_future_skew_max_s,
-    )
-    key = verified.key
+    key = verify_signature(request, body, lookup, settings).key
     state = request.scope.setdefault("state", {})
     state["key_id"] = key.key_id
     state["principal_id"] = str(key.principal_id)

@@ -38,14 +38,13 @@ from api.context import (
     json_response,
     raw_body,
     run_post,
-    target_uri,
+    verify_signature,
 )
 from api.principals import Alg, ApiKey, Role
 from api.problems import ApiError
 from api.routes.common import body_of, signed
 from api.routes.steps import parse, time_text
 from api.schemas import Request as RequestModel
-from api.signatures import verify_request
 from ledger.flows import enrollment
 from ledger.flows.enrollment import Enrolled, Issued
 
@@ -182,18 +181,7 @@ def _proven(request: Request, body: bytes, raw: bytes) -> None:
             return None
         return ApiKey(key_id, NOBODY, Role.AGENT, Alg.ED25519, raw, True)
 
-    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
-    verify_request(
-        method=request.method,
-        url=target_uri(request, settings),
-        fields=fields,
-        body=body,
-        lookup=lookup,
-        now=settings.clock(),
-        tag=settings.signature_tag,
-        age_max_s=settings.signature_age_max_s,
-        ahead_max_s=settings.signature_future_skew_max_s,
-    )
+    verify_signature(request, body, lookup, settings)
 
 
 def _redeem(request: Request, body: bytes) -> Response:
