@@ -2,9 +2,10 @@
 phone (360x640): enroll with a code issued through the API, the home screen's float as
 money, a cash-in online checked through the API, a reload that keeps the enrollment
 (IndexedDB), the app shell opening with the network cut (service worker), Swahili, markup
-in a name shown as text, a browser without Ed25519, another agent's villager. SQLite only:
-``served_app`` (tests/browser.py) serves one SQLite file per module. Screenshots go to each
-test's tmp folder, one per screen copied to ``docs/screens/station-*.png``."""
+in a name shown as text, a browser without Ed25519, another agent's villager, a revoked
+device. Both engines: this module's ``served_app`` serves the real application on a fresh
+SQLite file and on a fresh PostgreSQL schema. Screenshots go to each test's tmp folder,
+one per screen copied to ``docs/screens/station-*.png``."""
 
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog, Page, Route, ViewportSize, expect
 
+from api.app import create_app
 from api.client import Client
+from api.local_server import ServerThread
 from api.web.station import FILES, STATION_PATH
+from ledger import open_ledger
 from ledger.money import format_money
-from tests.browser import ServedApp
+from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
+from tests.conftest import drop_pg_schema
+from tests.test_api_harness import fresh_database
+from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ROOT / "docs" / "screens"
@@ -53,6 +60,32 @@ def ok(answer: httpx.Response, status: int = 200) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """tests/browser.py's served app, on each engine."""
+    tmp = tmp_path_factory.mktemp("station")
+    db_url, schema = fresh_database(request.param, tmp)
+    try:
+        led = open_ledger(db_url, migrate=True)
+        app = create_app(
+            db_url,
+            settings=BROWSER_TEST_SETTINGS,
+            webhook_settings=WebhookSettings(worker_enabled=False),
+        )
+        (tmp / "keys").mkdir()
+        server = ServerThread(app).start()
+        try:
+            yield ServedApp(server.base_url, db_url, led, tmp / "keys")
+        finally:
+            server.stop()
+            led.close()
+    finally:
+        if schema is not None:
+            drop_pg_schema(schema)
 
 
 @pytest.fixture(scope="module")
