@@ -376,3 +376,21 @@ def test_a_revoked_device_is_refused_and_the_app_says_so(
         " Ask the back office for a new enrollment code."
     )
     assert page.locator("#float-available").count() == 0
+
+
+def test_home_warns_of_low_float_only_below_the_threshold(
+    page: Page, served_app: ServedApp, boss: Client, tmp_path: Path
+) -> None:
+    station = new_station(served_app, boss)
+    path = f"/v1/agents/{station.agent_id}/float-threshold"
+    ok(boss.request("POST", path, json_body={"threshold_minor": FLOAT_MINOR}))
+    enroll(page, served_app, station, None)
+    expect(page.locator("#float-threshold")).to_have_text("KES 1,000.00")
+    assert page.locator("#low-float").count() == 0  # available == threshold: not below
+    ok(boss.request("POST", path, json_body={"threshold_minor": FLOAT_MINOR + 1}))
+    page.reload()
+    ready(page, "home")
+    expect(page.locator("#low-float")).to_have_text(
+        "Float is low: ask for a top-up before villagers need cash."
+    )
+    shot(page, tmp_path, "home-low-float")
