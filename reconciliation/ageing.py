@@ -200,25 +200,25 @@ def end_of(day: date) -> int:
     return to_us(datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC))
 
 
-def _figures(counts: int, amount: int, weighted: int) -> dict[str, int | None]:
+def _figures(counts: int, amount_minor: int, weighted: int) -> dict[str, int | None]:
     return {
         "items": counts,
-        "amount_minor": amount,
-        "weighted_age_days": weighted // amount if amount else None,
+        "amount_minor": amount_minor,
+        "weighted_age_days": weighted // amount_minor if amount_minor else None,
     }
 
 
 def _summaries(sums: list[Row]) -> dict[str, Any]:
     """Per currency: per bucket, per source and overall figures (see the docstring)."""
     acc: dict[str, dict[str, list[int]]] = {}
-    for currency, source, bucket, age, in_transit, count, amount in sums:
+    for currency, source, bucket, age, in_transit, count, amount_minor in sums:
         per = acc.setdefault(str(currency), {})
         transit = "in_transit" if int(in_transit) else "overdue"
         for key in (BUCKETS[int(bucket)], f"source:{source}", "overall", transit):
             cell = per.setdefault(key, [0, 0, 0])
             cell[0] += int(count)
-            cell[1] += int(amount)
-            cell[2] += int(amount) * int(age)
+            cell[1] += int(amount_minor)
+            cell[2] += int(amount_minor) * int(age)
     out: dict[str, Any] = {}
     for currency, per in sorted(acc.items()):
         empty = [0, 0, 0]

@@ -412,11 +412,11 @@ def fee_transfers(
             id=uuid.uuid5(id_base, f"fee-leg:{name}"),
             debit_account_id=debit,
             credit_account_id=credit,
-            amount=amount,
+            amount=amount_minor,
             currency=currency,
             code=FEE_CODE,
             metadata={"leg": name, "product": quote.product, "version": str(quote.version)},
         )
-        for name, debit, credit, amount in legs
-        if amount > 0
+        for name, debit, credit, amount_minor in legs
+        if amount_minor > 0
     ]
