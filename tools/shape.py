@@ -35,6 +35,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "transfer_failures": ("ledger.core",),
     "alembic_version": ("ledger.core",),
     "account_owners": ("ledger.flows.ownership.repository",),
+    "agent_tills": ("ledger.flows.parties.tills",),
     "agent_float": ("ledger.flows.agent_float",),
     "float_topups": ("ledger.flows.agent_float",),
     "float_transfers": ("ledger.flows.agent_float",),

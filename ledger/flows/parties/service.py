@@ -15,7 +15,7 @@ from ledger.core.tx import Tx
 from ledger.core.values import Account, AccountFlags, Status
 from ledger.flows import ownership
 from ledger.flows.errors import Conflict, NotFound, Refused
-from ledger.flows.parties import repository
+from ledger.flows.parties import repository, tills
 from ledger.flows.parties.repository import AccountOwner
 from ledger.limits import NAME_LENGTH_MAX
 
@@ -186,6 +186,8 @@ def onboard_in(
     )
     for role in KIND_ROLES[kind]:
         _open_account(tx, party_id, role, currency)
+    if kind is Kind.AGENT:
+        tills.till_of_in(tx, party_id)  # the number villagers type to name the agent
     found = find_party(tx, party_id)
     if found is None:
         raise InvariantViolation(f"party {party_id} was written and cannot be read back")
