@@ -166,6 +166,7 @@ def test_enroll_home_cash_in_reload_and_offline(
     enroll(page, served_app, station, tmp_path)
     expect(page.locator("#float-available")).to_have_text("KES 1,000.00")
     expect(page.locator("#float-held")).to_have_text("KES 0.00")
+    assert page.locator("#stale").count() == 0
     # the station's name is markup, shown as the characters it is
     expect(page.locator("#station-name")).to_have_text(MARKUP)
     assert page.locator("img").count() == 0
@@ -222,6 +223,7 @@ def opens_offline(page: Page, float_text: str) -> None:
     expect(page.locator("#title")).to_have_text("Village Ledger station")
     ready(page, "home")
     expect(page.locator("#float-available")).to_have_text(float_text)
+    expect(page.locator("#stale")).to_contain_text("No network: these are the last figures")
     assert page.evaluate("navigator.serviceWorker.controller !== null")
     assert all("/station/" not in url for url in cut), cut
     page.context.set_offline(False)

@@ -3,11 +3,28 @@
 // queue are not offered by the API yet (or come in a later part): the screen says so.
 
 import { el, figures } from "./dom.js";
-import { t } from "./i18n.js";
+import { answerOf } from "/web/shared/api.js";
+import { language, t } from "./i18n.js";
 import { formatMoney } from "./money.js";
 
+/** The agent's float; `stale` when the service worker answered from its cache (no
+ * network), `seenAt` the server's time of that answer. */
 export async function floatOf(api, identity) {
-  return api.get(`/v1/agents/${identity.principalId}/float`);
+  const response = await api.request("GET", `/v1/agents/${identity.principalId}/float`,
+    { raw: true });
+  const float = await answerOf(response);
+  float.stale = response.headers.get("x-station-stale") === "1";
+  float.seenAt = response.headers.get("date");
+  return float;
+}
+
+function staleNote(float) {
+  const seen = float.seenAt ? new Date(float.seenAt) : null;
+  const time = seen && !Number.isNaN(seen.getTime())
+    ? new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" }).format(seen)
+    : "?";
+  return el("p", { class: "warn", role: "status", id: "stale" },
+    t("No network: these are the last figures this phone saw ({time}).", { time }));
 }
 
 export async function renderHome({ main, identity, api, go }) {
@@ -15,6 +32,7 @@ export async function renderHome({ main, identity, api, go }) {
     api.get(`/v1/parties/${identity.principalId}`), floatOf(api, identity)]);
   main.append(el("h2", {}, t("Home")), el("p", { id: "station-name", class: "muted" }, party.name));
   const money = (minor) => formatMoney(minor, float.currency);
+  if (float.stale) main.append(staleNote(float));
   main.append(figures([[t("Float available"), money(float.available_minor), "float-available"]],
     "figures big"));
   const rows = [

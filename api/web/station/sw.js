@@ -1,7 +1,8 @@
 // The station app's service worker (the Offline Cookbook's patterns):
 // - the app shell (this app's files, the shared signer, words, currencies): "cache, then
 //   network", precached at install, so after one visit the app opens with no network;
-// - API reads (GET /v1/...): network first, falling back to the last answer kept;
+// - API reads (GET /v1/...): network first, falling back to the last answer kept,
+//   marked `x-station-stale: 1` so the page can say the figures are old;
 // - writes (anything but GET) are never cached nor answered from a cache.
 // The cache's name carries a digest of the shell (filled in by the server).
 
@@ -43,8 +44,10 @@ async function networkFirst(request) {
     return answer;
   } catch (error) {
     const kept = await cache.match(request);
-    if (kept) return kept;
-    throw error;
+    if (!kept) throw error;
+    const headers = new Headers(kept.headers);
+    headers.set("x-station-stale", "1");
+    return new Response(await kept.blob(), { status: kept.status, headers });
   }
 }
 
