@@ -5,10 +5,9 @@
 space, a minus sign for a negative amount, the whole units grouped by thousands with
 commas, and as many minor digits after a point as the currency's ISO 4217 exponent
 (:data:`ledger.core.currency.MINOR_DIGITS`: KES 2, UGX 0, TZS 2, RWF 0, BHD 3, JPY 0).
-The sign goes after the code so the code always leads (it lines up in a column and
-reads the same as ``ledger.core.currency.format_minor``). The exponent is ISO 4217's, not
-CLDR's: CLDR rounds UGX and TZS to 0 cash digits, ISO 4217 gives UGX 0 and TZS 2, and the
-ledger stores ISO 4217 minor units.
+The sign goes after the code so the code always leads (it lines up in a column). The
+exponent is ISO 4217's, not CLDR's: CLDR rounds UGX and TZS to 0 cash digits, ISO 4217
+gives UGX 0 and TZS 2, and the ledger stores ISO 4217 minor units.
 
 Integer arithmetic only (``divmod`` by ``10**exponent``): no float, no Decimal rounding,
 so every integer round-trips exactly: ``parse_money(format_money(n, c)) == (n, c)``.

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger import Ledger
-from ledger.core.currency import format_minor
 from ledger.flows import parties
 from ledger.flows.errors import Refused
+from ledger.money import format_money
 from reconciliation import matching
 from reconciliation.progress import Progress, Timed
 from reconciliation.runs import Findings, sha256_of
@@ -276,8 +276,8 @@ def _arithmetic_break(
             "",
             expected,
             stated - expected,
-            f"running balance: previous balance + amount = {format_minor(expected, currency)},"
-            f" the statement says {format_minor(stated, currency)}; matching not run",
+            f"running balance: previous balance + amount = {format_money(expected, currency)},"
+            f" the statement says {format_money(stated, currency)}; matching not run",
         )
     if opening + lines_sum != closing:
         return (
@@ -289,8 +289,8 @@ def _arithmetic_break(
             "",
             opening + lines_sum,
             closing - (opening + lines_sum),
-            f"opening {format_minor(opening, currency)} + lines"
-            f" {format_minor(lines_sum, currency)} != closing {format_minor(closing, currency)};"
+            f"opening {format_money(opening, currency)} + lines"
+            f" {format_money(lines_sum, currency)} != closing {format_money(closing, currency)};"
             " matching not run",
         )
     return None

@@ -40,14 +40,3 @@ def is_supported(currency: str) -> bool:
 def minor_digits(currency: str) -> int:
     """How many minor-unit digits ``currency`` has (KES 2, UGX 0, BHD 3)."""
     return MINOR_DIGITS[currency]
-
-
-def format_minor(amount_minor: int, currency: str) -> str:
-    """``format_minor(120000, "KES") == "KES 1,200.00"``, with integer arithmetic only."""
-    digits = MINOR_DIGITS[currency]
-    sign = "-" if amount_minor < 0 else ""
-    whole, frac = divmod(abs(amount_minor), 10**digits)
-    text = f"{whole:,}"
-    if digits:
-        text += f".{frac:0{digits}d}"
-    return f"{currency} {sign}{text}"
