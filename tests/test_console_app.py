@@ -1,5 +1,5 @@
-"""The back office console (``/console/``) in real Chromium, on SQLite (the page tests'
-served app; the routes it calls are tested on both engines in tests/test_api_audit.py):
+"""The back office console (``/console/``) in real Chromium, served on each engine (SQLite
+and PostgreSQL):
 an auditor enrolls with a code an operator issued through the API; the overview shows the
 trial balance as money, the integrity status and the last sealed checkpoint; the runs
 list shows runs made through the API, pages with the cursor and filters by job; a run
@@ -37,6 +37,8 @@ from reconciliation.runs import Findings, record, write_files
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import load_service_key
 from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
+from tests.conftest import drop_pg_schema
+from tests.test_api_harness import fresh_database
 from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +47,14 @@ XSS = '<img src=x onerror="window.__xss=1">'
 DAY = date(2026, 6, 1)
 
 
-@pytest.fixture(scope="module")
-def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    """The browser tests' app (tests/browser.py) with its reports and service key in tmp."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """The browser tests' app (tests/browser.py) on each engine, with its reports and
+    service key in tmp."""
     tmp = tmp_path_factory.mktemp("console")
-    db_url = f"sqlite:///{tmp}/ledger.db"
+    db_url, schema = fresh_database(request.param, tmp)
     led = open_ledger(db_url, migrate=True)
     settings = dataclasses.replace(
         BROWSER_TEST_SETTINGS,
@@ -62,15 +67,22 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     key_dir = tmp / "keys"
     key_dir.mkdir()
     server = ServerThread(app).start()
+    FOLDERS[server.base_url] = tmp
     try:
         yield ServedApp(server.base_url, db_url, led, key_dir)
     finally:
         server.stop()
         led.close()
+        if schema is not None:
+            drop_pg_schema(schema)
+
+
+FOLDERS: dict[str, Path] = {}
+"""Each served app's temporary folder (its reports and service key), by base URL."""
 
 
 def folder_of(served_app: ServedApp) -> Path:
-    return Path(served_app.db_url.removeprefix("sqlite:///")).parent
+    return FOLDERS[served_app.base_url]
 
 
 def client(served_app: ServedApp, role: str) -> Client:
@@ -190,6 +202,10 @@ def test_runs_list_pages_filters_and_a_run_shows_its_breaks_as_text_and_money(
     page_errors: list[str],
 ) -> None:
     some_activity(served_app, 500)
+    with client(served_app, "operator") as boss:
+        for day in ("2026-05-30", "2026-05-31"):
+            body = {"job": "ageing", "business_date": day}
+            ok(boss.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
     run_id = recorded_breaks(served_app)
     enroll(page, served_app, "auditor")
     page.goto(served_app.url("/console/#/runs"))

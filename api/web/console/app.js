@@ -48,9 +48,15 @@ function wrongRole(main, identity) {
   );
 }
 
+let generation = 0;
+
+/** Show the page the hash names. A page is drawn off-screen and shown only if no later
+ * route() started meanwhile: a slow answer never replaces the page the viewer moved to. */
 export async function route() {
+  const mine = ++generation;
   const main = document.getElementById("main");
   const identity = await loadIdentity();
+  if (mine !== generation) return;
   const { parts, params } = parseHash();
   if (!identity) {
     document.getElementById("menu").replaceChildren();
@@ -66,13 +72,15 @@ export async function route() {
   menu(identity, page);
   const ctx = { api: createApi(identity), identity, params, isOperator: identity.role === "operator" };
   main.replaceChildren(el("p", { class: "muted" }, t("Loading...")));
+  const view = el("div");
   try {
-    if (page === "runs" && parts[1]) await renderRun(main, ctx, parts[1]);
-    else if (page === "runs") await renderRuns(main, ctx);
-    else await renderOverview(main, ctx);
+    if (page === "runs" && parts[1]) await renderRun(view, ctx, parts[1]);
+    else if (page === "runs") await renderRuns(view, ctx);
+    else await renderOverview(view, ctx);
   } catch (error) {
-    main.replaceChildren(problemEl(error));
+    view.replaceChildren(problemEl(error));
   }
+  if (mine === generation) main.replaceChildren(...view.childNodes);
 }
 
 function unsupported(error) {
