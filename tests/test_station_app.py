@@ -287,6 +287,8 @@ def test_a_wrong_code_says_so_and_enrolls_nothing(page: Page, served_app: Served
     page.reload()
     ready(page, "enroll")
     assert page.locator("img").count() == 0
+    page.fill("#code", "A" * 5_000)
+    assert len(page.input_value("#code")) == 64
 
 
 def test_a_browser_without_ed25519_gets_a_clear_page(page: Page, served_app: ServedApp) -> None:
@@ -396,3 +398,15 @@ def test_home_warns_of_low_float_only_below_the_threshold(
         "Float is low: ask for a top-up before villagers need cash."
     )
     shot(page, tmp_path, "home-low-float")
+
+
+def test_no_module_writes_markup_or_evaluates_text() -> None:
+    """Text reaches the page only through textContent (dom.js): no module of the app
+    writes HTML from strings or evaluates text as code."""
+    sinks = ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]
+    sinks += ["new Function", 'setTimeout("', "srcdoc"]
+    folder = ROOT / "api" / "web" / "station"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(FILES)
+    found = [(n, s) for n in names for s in sinks if s in (folder / n).read_text()]
+    assert found == []

@@ -1,5 +1,5 @@
-// Elements for the station's screens. Text always goes in as textContent (never
-// innerHTML), so a villager's name is shown as the characters it is.
+// Elements for the station's screens. Text always goes in as textContent (never parsed
+// as HTML), so a villager's name is shown as the characters it is.
 
 /** A new `tag` element with `attributes` (set as attributes; `hidden` and `disabled` as
  * booleans) and `children` (strings become text nodes). */
