@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from api.local_server import ServerThread
 from api.web.console import CONSOLE_CSP, FILES
 from ledger import open_ledger
 from ledger.core.store import to_us
-from ledger.flows import parties
+from ledger.flows import parties, suspense
 from ledger.flows.parties import Kind
 from ledger.money import format_money
 from reconciliation import report
@@ -175,6 +176,12 @@ def test_an_auditor_enrolls_and_the_overview_shows_money_and_the_seal(
     page_errors: list[str],
 ) -> None:
     some_activity(served_app, 12_345)
+    suspense.park(served_app.ledger, suspense_id=uuid.uuid4(), currency="KES", provider="MPESA",
+                  provider_reference=XSS[:40], amount_minor=30_000)  # fmt: skip
+    today = served_app.ledger.now().date().isoformat()
+    with client(served_app, "operator") as boss:
+        body = {"job": "ageing", "business_date": today}
+        ok(boss.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
     enroll(page, served_app, "auditor", shot=tmp_path)
     integrity = page.locator("#integrity")
     expect(integrity).to_contain_text("balanced, no breaks")
@@ -184,6 +191,12 @@ def test_an_auditor_enrolls_and_the_overview_shows_money_and_the_seal(
     expect(page.locator("#checkpoint")).to_contain_text("Block")
     expect(page.locator("#checkpoint dd").first).to_have_text("1")
     expect(page.locator("#recent")).to_contain_text("integrity")
+    ageing = page.locator("#ageing")
+    # the parked item is overdue (a suspense item is a break), its clearing leg in transit
+    overdue = ageing.locator("tbody tr", has_text="overdue (breaks)")
+    expect(overdue).to_have_text(re.compile(r"overdue \(breaks\)\s*1\s*KES 300\.00\s*0"))
+    expect(ageing.locator("tbody tr").first).to_contain_text("0-1")
+    expect(ageing).not_to_contain_text("30000")
     expect(page.locator("#not-yet")).to_contain_text("float alarms")
     save(page, tmp_path, "overview")
 

@@ -94,10 +94,40 @@ async function breaksCard(ctx) {
   return card;
 }
 
+function ageingRows(summary, currency, figures) {
+  const line = (label, f) => [label, String(f.items), moneyOrNote(f.amount_minor, currency),
+    f.weighted_age_days === null ? "-" : String(f.weighted_age_days)];
+  return [...(summary.buckets ?? []).map((bucket) => line(bucket, figures.buckets[bucket])),
+    line(t("overdue (breaks)"), figures.overdue), line(t("in transit (not breaks)"), figures.in_transit)];
+}
+
+async function ageingCard(ctx) {
+  const card = el("section", { class: "card", id: "ageing" },
+    el("h2", {}, t("Open items by age (suspense and clearing)")));
+  const page = await ctx.api.get("/v1/reconciliation/runs?job=ageing&limit=20");
+  const latest = page.data.find((run) => run.scope === "all");
+  if (!latest) {
+    card.append(el("p", { class: "muted" }, t("No ageing run yet.")));
+    return card;
+  }
+  const run = await ctx.api.get(`/v1/reconciliation/runs/${encodeURIComponent(latest.id)}`);
+  const summary = run.summary ?? {};
+  card.append(facts([[t("Business date"), run.business_date],
+    [t("Run"), el("a", { href: `#/runs/${run.id}` }, run.id)]]));
+  const cols = [{ label: t("Age (days)") }, { label: t("Items"), num: true },
+    { label: t("Amount"), num: true }, { label: t("Weighted age (days)"), num: true }];
+  const currencies = Object.entries(summary.ageing ?? {});
+  if (currencies.length === 0) card.append(el("p", { class: "muted" }, t("No open items.")));
+  for (const [currency, figures] of currencies) {
+    card.append(el("h2", {}, currency), table(cols, ageingRows(summary, currency, figures)));
+  }
+  return card;
+}
+
 export async function renderOverview(main, ctx) {
   const { card, run } = await integrityCard(ctx);
-  const cards = [card, await checkpointCard(ctx, run), await breaksCard(ctx)];
+  const cards = [card, await checkpointCard(ctx, run), await ageingCard(ctx), await breaksCard(ctx)];
   main.replaceChildren(el("h1", {}, t("Overview")), ...cards,
     el("p", { class: "muted", id: "not-yet" }, t("Not shown yet (no read route offers them):" +
-      " open breaks by age, settlement windows, float alarms.")));
+      " settlement windows, float alarms.")));
 }
