@@ -6,6 +6,8 @@ The menu tree (``0`` goes back, ``98`` turns a page)::
          ─ 2 Mini statement ─ (PIN once per session) ─ statement (paged)
          ─ 3 Change PIN ───── current PIN ─ new PIN ─ new PIN again
          ─ 4 Language ─────── 1 English / 2 Kiswahili
+         ─ 5 Withdraw cash ── (PIN once per session) ─ the agent's till number
+                              ─ (the agent's name) amount ─ confirm ─ the code (END)
 
 The PIN is asked before anything that reads money and is verified once per session; a
 PIN change asks the current PIN anyway (the flow checks it). An input typed on a PIN
@@ -25,6 +27,8 @@ from ledger.flows.ussd.screens import BACK, MORE
 __all__ = [
     "CHOICE_LENGTH_MAX",
     "ChangePin",
+    "FindTill",
+    "MakeWithdrawalCode",
     "Note",
     "SetLanguage",
     "Show",
@@ -36,7 +40,12 @@ __all__ = [
 
 SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM})
 MONEY_MENUS = frozenset({Menu.BALANCE, Menu.STATEMENT})
-"""Screens that read money: only after the PIN was verified in the session."""
+"""Paged screens that read money."""
+WITHDRAW_MENUS = frozenset({Menu.WITHDRAW_TILL, Menu.WITHDRAW_AMOUNT, Menu.WITHDRAW_CONFIRM})
+PIN_FIRST = MONEY_MENUS | WITHDRAW_MENUS
+"""Screens that read or move money: only after the PIN was verified in the session."""
+AMOUNT_DIGITS_MAX = 9
+"""The longest amount typed, in major units (digits): more is no amount a tier allows."""
 LANGUAGE_CHOICES = {"1": "en", "2": "sw"}
 
 
@@ -50,6 +59,9 @@ class Note(StrEnum):
     PIN_TOO_WEAK = "pin_too_weak"
     PIN_UNCHANGED = "pin_unchanged"
     LANGUAGE_SAVED = "language_saved"
+    TILL_UNKNOWN = "till_unknown"
+    AMOUNT_INVALID = "amount_invalid"
+    OVER_LIMIT = "over_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +93,22 @@ class SetLanguage:
     language: str
 
 
-Step = Show | VerifyPin | ChangePin | SetLanguage
+@dataclass(frozen=True, slots=True)
+class FindTill:
+    """The input is an agent's till number: find the agent, then ask the amount."""
+
+    till: str
+
+
+@dataclass(frozen=True, slots=True)
+class MakeWithdrawalCode:
+    """The villager confirmed: make a withdrawal code for the state's agent and amount."""
+
+    agent_id: str
+    amount_major: int
+
+
+Step = Show | VerifyPin | ChangePin | SetLanguage | FindTill | MakeWithdrawalCode
 
 
 CHOICE_LENGTH_MAX = 2
@@ -109,7 +136,26 @@ def _main(choice: str, pin_verified: bool) -> Show:
         return Show(State(Menu.PIN_OLD))
     if choice == "4":
         return Show(State(Menu.LANGUAGE))
+    if choice == "5":
+        return _money(Menu.WITHDRAW_TILL, pin_verified)
     return Show(State(Menu.MAIN), Note.INVALID)
+
+
+def _withdraw(state: State, choice: str) -> Step:
+    """The withdrawal screens: till number, amount (major units), confirm."""
+    if choice == BACK:
+        return Show(State(Menu.MAIN))
+    if state.menu is Menu.WITHDRAW_TILL:
+        return FindTill(choice)
+    if state.agent_id is None:  # the service sets it with the amount screen
+        return Show(State(Menu.WITHDRAW_TILL), Note.INVALID)
+    if state.menu is Menu.WITHDRAW_AMOUNT:
+        if not (choice.isdigit() and 0 < len(choice) <= AMOUNT_DIGITS_MAX and int(choice) > 0):
+            return Show(state, Note.AMOUNT_INVALID)
+        return Show(State(Menu.WITHDRAW_CONFIRM, agent_id=state.agent_id, amount_major=int(choice)))
+    if choice == "1" and state.amount_major is not None:
+        return MakeWithdrawalCode(state.agent_id, state.amount_major)
+    return Show(state, Note.INVALID)
 
 
 def _paged(state: State, choice: str) -> Show:
@@ -130,6 +176,8 @@ def choose(state: State, choice: str, *, position: int, pin_verified: bool) -> S
         return VerifyPin(state.after or Menu.MAIN)
     if menu in MONEY_MENUS:
         return _paged(state, choice)
+    if menu in WITHDRAW_MENUS:
+        return _withdraw(state, choice)
     if menu is Menu.PIN_OLD:
         return Show(State(Menu.PIN_NEW, old_at=position))
     if menu is Menu.PIN_NEW:

@@ -80,19 +80,27 @@ class Menu(StrEnum):
     PIN_NEW = "pin_new"
     PIN_CONFIRM = "pin_confirm"
     LANGUAGE = "language"
+    WITHDRAW_TILL = "withdraw_till"
+    WITHDRAW_AMOUNT = "withdraw_amount"
+    WITHDRAW_CONFIRM = "withdraw_confirm"
 
 
 @dataclass(frozen=True, slots=True)
 class State:
     """Where a session is: its menu, the page of a paged screen, the screen the PIN step
-    leads to, and the positions (indexes in ``text``) of a PIN change's inputs. Never a
-    PIN: only where in ``text`` one was typed."""
+    leads to, and the positions (indexes in ``text``) of a PIN change's inputs; for a
+    withdrawal code, the agent (found by till number) and the amount in major units.
+    ``pin_at`` is where in ``text`` the PIN that was verified was typed (kept from step to
+    step by the service: a code is made with it). Never a PIN: only where one was typed."""
 
     menu: Menu = Menu.MAIN
     page: int = 0
     after: Menu | None = None
     old_at: int | None = None
     new_at: int | None = None
+    agent_id: str | None = None
+    amount_major: int | None = None
+    pin_at: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -101,6 +109,9 @@ class State:
             "after": None if self.after is None else self.after.value,
             "old_at": self.old_at,
             "new_at": self.new_at,
+            "agent_id": self.agent_id,
+            "amount_major": self.amount_major,
+            "pin_at": self.pin_at,
         }
 
     @classmethod
@@ -113,7 +124,18 @@ class State:
             after=None if after is None else Menu(str(after)),
             old_at=old_at if isinstance(old_at, int) else None,
             new_at=new_at if isinstance(new_at, int) else None,
+            agent_id=_str_or_none(data.get("agent_id")),
+            amount_major=_int_or_none(data.get("amount_major")),
+            pin_at=_int_or_none(data.get("pin_at")),
         )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def parse_text(text: str) -> list[str]:

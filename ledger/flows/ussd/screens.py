@@ -67,7 +67,9 @@ def ask(language: str, prompt: str, note: str | None = None) -> Screen:
 
 def main_menu(language: str, note: str | None = None) -> Screen:
     menu = tr(
-        language, "ussd", "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language"
+        language,
+        "ussd",
+        "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language\n5 Withdraw cash",
     )
     return ask(language, menu, note)
 

@@ -18,8 +18,10 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   input, an unknown ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
   written.
-- **Read only** in this part: balance and statement read the wallet; the only writes are
-  the session row and the villagers flow's own (PIN tries, a PIN change, the language).
+- **Money moves only through the flows.** Balance and statement read the wallet; a
+  withdrawal code is made by :func:`ledger.flows.consent.make_code` with the PIN the
+  session verified (its position in ``text`` is kept, never its digits), as a claimed
+  step: a replay answers the stored screen and makes no second code.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from ledger.core.errors import InvariantViolation
 from ledger.core.ledger import Ledger
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
-from ledger.flows import events, villagers
+from ledger.flows import consent, events, villagers
 from ledger.flows.errors import Refused
-from ledger.flows.ussd import repository
+from ledger.flows.ussd import repository, withdraw
 from ledger.flows.ussd.menus import (
+    PIN_FIRST,
+    WITHDRAW_MENUS,
     ChangePin,
+    FindTill,
+    MakeWithdrawalCode,
     Note,
     SetLanguage,
     Show,
@@ -254,10 +260,13 @@ def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _W
 
 def _save_in(tx: Tx, claimed: SessionRow, outcome: _Outcome, *, before: int) -> Screen | _Wait:
     """Store the step's outcome if the session is still at ``before`` inputs."""
+    state = outcome.state
+    if state.pin_at is None and outcome.pin_verified_at_us is not None:
+        state = replace(state, pin_at=State.from_json(claimed.state).pin_at)
     saved = replace(
         claimed,
         language=outcome.language,
-        state=outcome.state.to_json(),
+        state=state.to_json(),
         pin_verified_at_us=outcome.pin_verified_at_us,
         screen_text=outcome.screen.text,
         screen_end=outcome.screen.end,
@@ -359,7 +368,11 @@ _After = _Outcome | tuple[SessionRow, tuple[State, Note | None]]
 
 def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _After:
     if isinstance(step, VerifyPin):
-        return _verify(led, row, step.after, inputs[-1])
+        return _verify(led, row, step.after, inputs)
+    if isinstance(step, FindTill):
+        return _find_till(led, row, step)
+    if isinstance(step, MakeWithdrawalCode):
+        return _make_withdrawal_code(led, row, step, inputs)
     if isinstance(step, ChangePin):
         return _change_pin(led, row, step, inputs)
     if isinstance(step, SetLanguage):
@@ -371,17 +384,60 @@ def _same(row: SessionRow, screen: Screen, state: State) -> _Outcome:
     return _Outcome(screen, state, row.language, row.pin_verified_at_us)
 
 
-def _verify(led: Ledger, row: SessionRow, after: Menu, pin: str) -> _After:
+def _verify(led: Ledger, row: SessionRow, after: Menu, inputs: list[str]) -> _After:
     again = State(Menu.PIN, after=after)
     try:
-        villagers.verify_pin_by_phone(led, phone=row.phone, pin=pin)
+        villagers.verify_pin_by_phone(led, phone=row.phone, pin=inputs[-1])
     except Refused as refusal:
         if refusal.code == "pin_invalid":
             return row, (again, Note.WRONG_PIN)
         if refusal.code == "pin_format_invalid":
             return row, (again, Note.PIN_FORMAT)
         return _same(row, _locked(row.language), again)
-    return replace(row, pin_verified_at_us=to_us(led.now())), (State(after), None)
+    verified = State(after, pin_at=len(inputs) - 1)
+    return replace(row, pin_verified_at_us=to_us(led.now())), (verified, None)
+
+
+def _currency(led: Ledger, row: SessionRow) -> str:
+    return led.transact(lambda tx: _villager(tx, row.villager_id)).currency
+
+
+def _find_till(led: Ledger, row: SessionRow, step: FindTill) -> _After:
+    pin_at = State.from_json(row.state).pin_at
+    currency = _currency(led, row)
+    agent = led.transact(lambda tx: withdraw.find_in(tx, step.till, currency))
+    if agent is None:
+        return row, (State(Menu.WITHDRAW_TILL, pin_at=pin_at), Note.TILL_UNKNOWN)
+    return row, (State(Menu.WITHDRAW_AMOUNT, agent_id=str(agent.id), pin_at=pin_at), None)
+
+
+def _make_withdrawal_code(
+    led: Ledger, row: SessionRow, step: MakeWithdrawalCode, inputs: list[str]
+) -> _After:
+    """The villager confirmed: the consent flow makes the code with the verified PIN."""
+    state = State.from_json(row.state)
+    if state.pin_at is None or not _verified(row):  # the menu asks the PIN first
+        raise InvariantViolation("a withdrawal code without a verified PIN")
+    currency = _currency(led, row)
+    agent = led.transact(lambda tx: withdraw.agent_in(tx, step.agent_id))
+    try:
+        issued = consent.make_code(
+            led,
+            villager_id=row.villager_id,
+            pin=inputs[state.pin_at],
+            purpose=consent.Purpose.WITHDRAWAL,
+            amount_minor=withdraw.minor(step.amount_major, currency),
+            agent_id=agent.id,
+        )
+    except Refused as refusal:
+        log.info("ussd: withdrawal code refused", extra={"code": refusal.code})
+        shown = withdraw.refusal(row.language, refusal, state)
+        if isinstance(shown, Screen):
+            return _same(row, shown, State(Menu.MAIN))
+        return row, shown
+    log.info("ussd: withdrawal code made", extra={"ussd_session": row.session_id})
+    done = withdraw.made_screen(row.language, agent, issued, currency)
+    return _same(row, done, State(Menu.MAIN))
 
 
 def _change_pin(led: Ledger, row: SessionRow, step: ChangePin, inputs: list[str]) -> _After:
@@ -424,6 +480,9 @@ def note_text(language: str, note: Note | None) -> str | None:
         ),
         Note.PIN_UNCHANGED: tr(language, "ussd", "The new PIN must differ from the PIN."),
         Note.LANGUAGE_SAVED: tr(language, "ussd", "Language saved."),
+        Note.TILL_UNKNOWN: tr(language, "ussd", "No agent has that till number."),
+        Note.AMOUNT_INVALID: tr(language, "ussd", "Type the amount in whole units, digits only."),
+        Note.OVER_LIMIT: tr(language, "ussd", "That amount is above your limit."),
     }
     return texts[note]
 
@@ -432,13 +491,16 @@ def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _O
     """``state``'s screen in the session's language (money read now, PIN verified)."""
     language, said = row.language, note_text(row.language, note)
     menu = state.menu
-    if menu in (Menu.BALANCE, Menu.STATEMENT) and not _verified(row):
+    if menu in PIN_FIRST and not _verified(row):
         raise InvariantViolation("a money screen before the PIN was verified")
     if menu is Menu.BALANCE:
         screen = ask(language, _balance(tx, row) + "\n" + tr(language, "ussd", "0 Back"), said)
     elif menu is Menu.STATEMENT:
         screen, page = _statement(tx, row, state.page)  # a full page: no room for a note
         state = replace(state, page=page)
+    elif menu in WITHDRAW_MENUS:
+        currency = _villager(tx, row.villager_id).currency
+        screen, state = withdraw.screen(tx, language, state, currency, said)
     elif menu is Menu.LANGUAGE:
         screen = language_menu(language, said)
     elif menu is Menu.MAIN:
