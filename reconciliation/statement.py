@@ -300,11 +300,12 @@ def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The report's extra sections: the statement's arithmetic and the outcome counts."""
     s = findings.summary
     statement = s["statement"]
+    currency = s["currency"]
     rows: list[tuple[Any, ...]] = [
-        ("", "minor units"),
-        ("opening", statement["opening_minor"]),
-        ("sum of lines", statement["lines_sum_minor"]),
-        ("closing", statement["closing_minor"]),
+        ("", "amount"),
+        ("opening", format_money(statement["opening_minor"], currency)),
+        ("sum of lines", format_money(statement["lines_sum_minor"], currency)),
+        ("closing", format_money(statement["closing_minor"], currency)),
         ("lines", statement["lines"]),
     ]
     sections: list[tuple[str, list[tuple[Any, ...]]]] = [

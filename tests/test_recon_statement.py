@@ -624,3 +624,29 @@ def test_bench_recon_smoke(pg_url: str) -> None:
 
 if __name__ == "__main__":
     write_fixtures()
+
+
+def test_the_report_shows_the_statement_arithmetic_as_money() -> None:
+    from reconciliation.runs import Findings
+    from reconciliation.statement import tables
+
+    summary = {
+        "provider": "MPESA",
+        "currency": "KES",
+        "format": "csv",
+        "statement": {
+            "opening_minor": 100_000,
+            "lines_sum_minor": -2_550,
+            "closing_minor": 97_450,
+            "lines": 3,
+        },
+    }
+    found = Findings("statement", date(2026, 6, 1), "MPESA", 1, "0" * 64, 3, (), [], summary)
+    (title, rows), *_ = tables(found)
+    assert title == "Statement (MPESA, KES, csv)"
+    assert rows[1:] == [
+        ("opening", "KES 1,000.00"),
+        ("sum of lines", "KES -25.50"),
+        ("closing", "KES 974.50"),
+        ("lines", 3),
+    ]
