@@ -56,7 +56,7 @@ def test_the_seeded_times_cover_mobile_money_banks_and_a_default(ledger: Ledger)
 
 
 def test_a_healthy_ledger_with_same_day_clearing_has_no_breaks(
-    ledger: Ledger, clock: Clock, tmp_path: Path
+    ledger: Ledger, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = agent_with_float(ledger, 14_447_600, "MPESA")
     clock.advance(3600)
@@ -89,7 +89,11 @@ def test_a_healthy_ledger_with_same_day_clearing_has_no_breaks(
     assert "In transit: inside the provider&#39;s settlement time, not breaks" in html
     assert "KES 144,476.00" in html and "KES 146,986.00" in html
     assert "14447600" not in html  # people read money, not minor units
+    capsys.readouterr()
     assert cli(ledger, tmp_path, TODAY) == 0
+    said = capsys.readouterr().out
+    assert "0 break(s)" in said
+    assert "in transit (inside their settlement time, not breaks): 3" in said
 
 
 def test_an_item_older_than_its_providers_time_is_a_break(

@@ -157,6 +157,9 @@ def reconcile(args: argparse.Namespace) -> int:
     )
     for kind, count in sorted(run.summary.get("breaks_by_kind", {}).items()):
         print(f"  {kind}: {count}")
+    in_transit = run.summary.get("in_transit_items")
+    if in_transit:
+        print(f"  in transit (inside their settlement time, not breaks): {in_transit}")
     print(f"files: {done.folder}")
     return EXIT_BREAKS if run.breaks > args.threshold else EXIT_OK
 
