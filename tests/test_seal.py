@@ -489,6 +489,13 @@ def test_concurrent_writers_and_sealer_seal_every_transfer_exactly_once(
         errors: list[BaseException] = []
         sealed_blocks: list[int] = []
 
+        def sealer_caught_up() -> None:
+            """Wait (30 s at most) until the sealer has sealed 2 blocks: on a loaded
+            machine the writers could otherwise finish before it is scheduled at all."""
+            deadline = time.monotonic() + 30
+            while sum(sealed_blocks) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
         def writer(w: int) -> None:
             import random
 
@@ -497,6 +504,8 @@ def test_concurrent_writers_and_sealer_seal_every_transfer_exactly_once(
             try:
                 with open_ledger(pg_url, clock=clock) as mine:
                     for i in range(per_writer):
+                        if i == per_writer // 2:
+                            sealer_caught_up()  # so the sealer runs while others write
                         transfer = Transfer(uuid.uuid4(), debit, credit, i + 1, KES, 1)
                         pause = rng.uniform(0, 0.01)
 
