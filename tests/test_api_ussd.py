@@ -33,7 +33,10 @@ USSD = {
     "ussd_source_networks": ("10.0.0.0/8",),
 }
 GENERIC = "END The service cannot answer now. Please try again later."
-MAIN = "CON Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language\n5 Withdraw cash"
+MAIN = (
+    "CON Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language"
+    "\n5 Withdraw cash\n6 My orders"
+)
 
 
 @dataclass

@@ -21,7 +21,10 @@ from tests.ussd_helpers import PIN, agent, villager, wallet_minor
 __all__ = ["aggregator"]  # the fixture, imported for pytest
 
 SCREEN_MAX = 182 + len("CON ")
-MAIN = "CON Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language\n5 Withdraw cash"
+MAIN = (
+    "CON Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language"
+    "\n5 Withdraw cash\n6 My orders"
+)
 TILL_PROMPT = "Withdraw cash\nEnter the agent's till number\n0 Back"
 
 
@@ -190,7 +193,7 @@ def test_a_swahili_villager_walks_the_withdrawal_in_swahili(aggregator: Aggregat
         aggregator.post(sid, phone, text).text
         for text in ("", "5", f"5*{PIN}", f"5*{PIN}*{till}", f"5*{PIN}*{till}*250")
     ]
-    assert screens[0].endswith("\n5 Toa pesa")
+    assert screens[0].endswith("\n5 Toa pesa\n6 Oda zangu")
     assert screens[2] == "CON Toa pesa\nWeka namba ya till ya wakala\n0 Rudi"
     assert screens[4].startswith("CON Toa KES 250.00 kwa Wanjiru's shop, till ")
     made = aggregator.post(sid, phone, f"5*{PIN}*{till}*250*1").text

@@ -21,8 +21,13 @@ from ledger.flows.villagers import Language, State
 from tests.conftest import Clock
 from tests.ussd_helpers import PIN, Phone, agent, new_phone, villager, wallet_minor
 
-MAIN = "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language\n5 Withdraw cash"
-MAIN_SW = "Village Ledger\n1 Salio\n2 Taarifa fupi\n3 Badilisha PIN\n4 Lugha\n5 Toa pesa"
+MAIN = (
+    "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language"
+    "\n5 Withdraw cash\n6 My orders"
+)
+MAIN_SW = (
+    "Village Ledger\n1 Salio\n2 Taarifa fupi\n3 Badilisha PIN\n4 Lugha\n5 Toa pesa\n6 Oda zangu"
+)
 
 
 def con(text: str) -> Screen:

@@ -70,7 +70,7 @@ def test_the_main_menu_asks_the_pin_before_money_once() -> None:
     assert choose(main, "1", position=4, pin_verified=True) == Show(State(Menu.BALANCE))
     assert choose(main, "3", position=0, pin_verified=True) == Show(State(Menu.PIN_OLD))
     assert choose(main, "4", position=0, pin_verified=False) == Show(State(Menu.LANGUAGE))
-    for junk in ("6", "", "98", "0"):
+    for junk in ("7", "", "98", "0"):
         assert choose(main, junk, position=0, pin_verified=False) == Show(main, Note.INVALID)
     pin = State(Menu.PIN, after=Menu.STATEMENT)
     assert choose(pin, "1234", position=1, pin_verified=False) == VerifyPin(Menu.STATEMENT)

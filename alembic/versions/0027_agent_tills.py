@@ -3,6 +3,7 @@
 * ``agent_tills``: one row per agent party, ``till_number`` (6 ASCII digits, the first
   not ``0``) unique. Allotted at random by :mod:`ledger.flows.parties.tills` when an
   agent is onboarded (or on first need); agents that exist already get one here.
+* ``ix_orders_villager_id_created``: a villager's latest orders (her USSD menu).
 
 Times are microseconds since 1970 UTC.
 
@@ -40,6 +41,8 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("length(till_number) = 6", name="ck_agent_tills_till_number"),
     )
+    # a villager's orders, newest first (her USSD menu "My orders")
+    op.create_index("ix_orders_villager_id_created", "orders", ["villager_id", "created_at_us"])
     parties = sa.table("parties", sa.column("id", UUID), sa.column("kind", sa.String()))
     bind = op.get_bind()
     agents = [
@@ -59,4 +62,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_orders_villager_id_created", table_name="orders")
     op.drop_table("agent_tills")

@@ -135,6 +135,15 @@ def page_of_storefront(
     return [_from_db(raw) for raw in rows]
 
 
+def latest_of_villager(tx: Tx, *, villager_id: uuid.UUID, limit: int) -> list[OrderRow]:
+    """A villager's orders, newest first, at most ``limit`` (her USSD menu)."""
+    rows = tx.execute(
+        f"{_SELECT} WHERE villager_id = :v ORDER BY created_at_us DESC, id DESC LIMIT :limit",
+        {"v": villager_id, "limit": limit},
+    )
+    return [_from_db(raw) for raw in rows]
+
+
 # -- order_steps: the history ---------------------------------------------------------------
 
 

@@ -856,6 +856,15 @@ def get_order_in(tx: Tx, *, order_id: uuid.UUID) -> Order:
 get_order = transactional(get_order_in)
 
 
+def latest_of_villager_in(tx: Tx, *, villager_id: uuid.UUID, limit: int) -> list[Order]:
+    """A villager's latest orders, newest first, at most ``limit`` (1..1000)."""
+    check_id(villager_id, "villager_id")
+    if type(limit) is not int or not 1 <= limit <= LIST_PAGE_SIZE_MAX:
+        raise MalformedRequest(f"limit must be 1..{LIST_PAGE_SIZE_MAX}")
+    rows = repository.latest_of_villager(tx, villager_id=villager_id, limit=limit)
+    return [row.order() for row in rows]
+
+
 def list_orders(
     led: Ledger,
     *,

@@ -8,6 +8,8 @@ The menu tree (``0`` goes back, ``98`` turns a page)::
          ─ 4 Language ─────── 1 English / 2 Kiswahili
          ─ 5 Withdraw cash ── (PIN once per session) ─ the agent's till number
                               ─ (the agent's name) amount ─ confirm ─ the code (END)
+         ─ 6 My orders ────── (PIN once per session) ─ list (paged) ─ an order ─
+                              1 pay code / 2 confirm delivered / 3 dispute ─ reason
 
 The PIN is asked before anything that reads money and is verified once per session; a
 PIN change asks the current PIN anyway (the flow checks it). An input typed on a PIN
@@ -29,6 +31,7 @@ __all__ = [
     "ChangePin",
     "FindTill",
     "MakeWithdrawalCode",
+    "OrderAction",
     "Note",
     "SetLanguage",
     "Show",
@@ -42,7 +45,8 @@ SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM
 MONEY_MENUS = frozenset({Menu.BALANCE, Menu.STATEMENT})
 """Paged screens that read money."""
 WITHDRAW_MENUS = frozenset({Menu.WITHDRAW_TILL, Menu.WITHDRAW_AMOUNT, Menu.WITHDRAW_CONFIRM})
-PIN_FIRST = MONEY_MENUS | WITHDRAW_MENUS
+ORDER_MENUS = frozenset({Menu.ORDERS, Menu.ORDER, Menu.DISPUTE_REASON})
+PIN_FIRST = MONEY_MENUS | WITHDRAW_MENUS | ORDER_MENUS
 """Screens that read or move money: only after the PIN was verified in the session."""
 AMOUNT_DIGITS_MAX = 9
 """The longest amount typed, in major units (digits): more is no amount a tier allows."""
@@ -62,6 +66,7 @@ class Note(StrEnum):
     TILL_UNKNOWN = "till_unknown"
     AMOUNT_INVALID = "amount_invalid"
     OVER_LIMIT = "over_limit"
+    ORDER_NOT_NOW = "order_not_now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +113,28 @@ class MakeWithdrawalCode:
     amount_major: int
 
 
-Step = Show | VerifyPin | ChangePin | SetLanguage | FindTill | MakeWithdrawalCode
+class Action(StrEnum):
+    PAY_CODE = "pay_code"
+    CONFIRM = "confirm"
+    DISPUTE = "dispute"
+
+
+ORDER_ACTIONS = {"1": Action.PAY_CODE, "2": Action.CONFIRM}
+DISPUTE_REASONS = {"1": "not_arrived", "2": "damaged", "3": "wrong_goods"}
+"""The reasons a villager can give for a dispute (stored as the dispute's reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAction:
+    """Run ``action`` on the villager's order ``order_id`` through the orders (or consent)
+    flow; ``reason`` for a dispute."""
+
+    action: Action
+    order_id: str
+    reason: str | None = None
+
+
+Step = Show | VerifyPin | ChangePin | SetLanguage | FindTill | MakeWithdrawalCode | OrderAction
 
 
 CHOICE_LENGTH_MAX = 2
@@ -138,6 +164,8 @@ def _main(choice: str, pin_verified: bool) -> Show:
         return Show(State(Menu.LANGUAGE))
     if choice == "5":
         return _money(Menu.WITHDRAW_TILL, pin_verified)
+    if choice == "6":
+        return _money(Menu.ORDERS, pin_verified)
     return Show(State(Menu.MAIN), Note.INVALID)
 
 
@@ -155,6 +183,29 @@ def _withdraw(state: State, choice: str) -> Step:
         return Show(State(Menu.WITHDRAW_CONFIRM, agent_id=state.agent_id, amount_major=int(choice)))
     if choice == "1" and state.amount_major is not None:
         return MakeWithdrawalCode(state.agent_id, state.amount_major)
+    return Show(state, Note.INVALID)
+
+
+def _orders(state: State, choice: str) -> Step:
+    """The villager's orders: a numbered list (paged), an order, a dispute's reason."""
+    if state.menu is Menu.ORDERS:
+        if choice.isdigit() and 1 <= int(choice) <= len(state.order_ids) and choice != MORE:
+            chosen = state.order_ids[int(choice) - 1]
+            return Show(State(Menu.ORDER, order_id=chosen, order_ids=state.order_ids))
+        return _paged(state, choice)
+    if state.order_id is None:  # the list sets it
+        return Show(State(Menu.ORDERS), Note.INVALID)
+    back = State(Menu.ORDERS, order_ids=state.order_ids)
+    if choice == BACK:
+        return Show(back if state.menu is Menu.ORDER else replace(state, menu=Menu.ORDER))
+    if state.menu is Menu.ORDER:
+        if choice in ORDER_ACTIONS:
+            return OrderAction(ORDER_ACTIONS[choice], state.order_id)
+        if choice == "3":
+            return Show(replace(state, menu=Menu.DISPUTE_REASON))
+        return Show(state, Note.INVALID)
+    if choice in DISPUTE_REASONS:
+        return OrderAction(Action.DISPUTE, state.order_id, DISPUTE_REASONS[choice])
     return Show(state, Note.INVALID)
 
 
@@ -178,6 +229,8 @@ def choose(state: State, choice: str, *, position: int, pin_verified: bool) -> S
         return _paged(state, choice)
     if menu in WITHDRAW_MENUS:
         return _withdraw(state, choice)
+    if menu in ORDER_MENUS:
+        return _orders(state, choice)
     if menu is Menu.PIN_OLD:
         return Show(State(Menu.PIN_NEW, old_at=position))
     if menu is Menu.PIN_NEW:

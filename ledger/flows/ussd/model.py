@@ -83,13 +83,17 @@ class Menu(StrEnum):
     WITHDRAW_TILL = "withdraw_till"
     WITHDRAW_AMOUNT = "withdraw_amount"
     WITHDRAW_CONFIRM = "withdraw_confirm"
+    ORDERS = "orders"
+    ORDER = "order"
+    DISPUTE_REASON = "dispute_reason"
 
 
 @dataclass(frozen=True, slots=True)
 class State:
     """Where a session is: its menu, the page of a paged screen, the screen the PIN step
     leads to, and the positions (indexes in ``text``) of a PIN change's inputs; for a
-    withdrawal code, the agent (found by till number) and the amount in major units.
+    withdrawal code, the agent (found by till number) and the amount in major units; for
+    the villager's orders, the ones listed and the one chosen.
     ``pin_at`` is where in ``text`` the PIN that was verified was typed (kept from step to
     step by the service: a code is made with it). Never a PIN: only where one was typed."""
 
@@ -101,6 +105,9 @@ class State:
     agent_id: str | None = None
     amount_major: int | None = None
     pin_at: int | None = None
+    order_id: str | None = None
+    order_ids: tuple[str, ...] = ()
+    """The orders the list showed, in its order (a choice ``n`` is ``order_ids[n - 1]``)."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -112,6 +119,8 @@ class State:
             "agent_id": self.agent_id,
             "amount_major": self.amount_major,
             "pin_at": self.pin_at,
+            "order_id": self.order_id,
+            "order_ids": list(self.order_ids),
         }
 
     @classmethod
@@ -127,6 +136,10 @@ class State:
             agent_id=_str_or_none(data.get("agent_id")),
             amount_major=_int_or_none(data.get("amount_major")),
             pin_at=_int_or_none(data.get("pin_at")),
+            order_id=_str_or_none(data.get("order_id")),
+            order_ids=tuple(str(i) for i in ids)
+            if isinstance(ids := data.get("order_ids"), list)
+            else (),
         )
 
 

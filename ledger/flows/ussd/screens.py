@@ -69,7 +69,8 @@ def main_menu(language: str, note: str | None = None) -> Screen:
     menu = tr(
         language,
         "ussd",
-        "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language\n5 Withdraw cash",
+        "Village Ledger\n1 Balance\n2 Mini statement\n3 Change PIN\n4 Language"
+        "\n5 Withdraw cash\n6 My orders",
     )
     return ask(language, menu, note)
 

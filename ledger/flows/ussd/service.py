@@ -40,14 +40,16 @@ from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.flows import consent, events, villagers
 from ledger.flows.errors import Refused
-from ledger.flows.ussd import repository, withdraw
+from ledger.flows.ussd import my_orders, repository, withdraw
 from ledger.flows.ussd.menus import (
+    ORDER_MENUS,
     PIN_FIRST,
     WITHDRAW_MENUS,
     ChangePin,
     FindTill,
     MakeWithdrawalCode,
     Note,
+    OrderAction,
     SetLanguage,
     Show,
     Step,
@@ -373,6 +375,8 @@ def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _Af
         return _find_till(led, row, step)
     if isinstance(step, MakeWithdrawalCode):
         return _make_withdrawal_code(led, row, step, inputs)
+    if isinstance(step, OrderAction):
+        return _order_action(led, row, step, inputs)
     if isinstance(step, ChangePin):
         return _change_pin(led, row, step, inputs)
     if isinstance(step, SetLanguage):
@@ -396,6 +400,27 @@ def _verify(led: Ledger, row: SessionRow, after: Menu, inputs: list[str]) -> _Af
         return _same(row, _locked(row.language), again)
     verified = State(after, pin_at=len(inputs) - 1)
     return replace(row, pin_verified_at_us=to_us(led.now())), (verified, None)
+
+
+def _order_action(led: Ledger, row: SessionRow, step: OrderAction, inputs: list[str]) -> _After:
+    """The villager's step on her order, through the orders or consent flow."""
+    state = State.from_json(row.state)
+    if state.pin_at is None or not _verified(row):  # the menu asks the PIN first
+        raise InvariantViolation("an order step without a verified PIN")
+    step_id = uuid.uuid5(my_orders.STEP_NAMESPACE, f"{row.session_id}:{row.inputs_seen}")
+    done = my_orders.act(
+        led,
+        language=row.language,
+        villager_id=row.villager_id,
+        step=step,
+        step_id=step_id,
+        pin=inputs[state.pin_at],
+        state=state,
+    )
+    log.info("ussd: order step", extra={"ussd_session": row.session_id, "action": step.action})
+    if isinstance(done, Screen):
+        return _same(row, done, State(Menu.MAIN))
+    return row, done
 
 
 def _currency(led: Ledger, row: SessionRow) -> str:
@@ -483,6 +508,7 @@ def note_text(language: str, note: Note | None) -> str | None:
         Note.TILL_UNKNOWN: tr(language, "ussd", "No agent has that till number."),
         Note.AMOUNT_INVALID: tr(language, "ussd", "Type the amount in whole units, digits only."),
         Note.OVER_LIMIT: tr(language, "ussd", "That amount is above your limit."),
+        Note.ORDER_NOT_NOW: tr(language, "ussd", "That cannot be done for this order now."),
     }
     return texts[note]
 
@@ -490,6 +516,7 @@ def note_text(language: str, note: Note | None) -> str | None:
 def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _Outcome:
     """``state``'s screen in the session's language (money read now, PIN verified)."""
     language, said = row.language, note_text(row.language, note)
+    pin_at = state.pin_at  # a screen may rebuild its state: where the PIN was stays
     menu = state.menu
     if menu in PIN_FIRST and not _verified(row):
         raise InvariantViolation("a money screen before the PIN was verified")
@@ -501,12 +528,16 @@ def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _O
     elif menu in WITHDRAW_MENUS:
         currency = _villager(tx, row.villager_id).currency
         screen, state = withdraw.screen(tx, language, state, currency, said)
+    elif menu in ORDER_MENUS:
+        screen, state = my_orders.screen(tx, language, state, row.villager_id, said)
     elif menu is Menu.LANGUAGE:
         screen = language_menu(language, said)
     elif menu is Menu.MAIN:
         screen = main_menu(language, said)
     else:
         screen = ask(language, _prompt(language, menu), said)
+    if state.pin_at is None:
+        state = replace(state, pin_at=pin_at)
     return _Outcome(screen, state, language, row.pin_verified_at_us)
 
 

@@ -1,0 +1,203 @@
+"""Otieno's orders over the USSD callback (real HTTP, both engines): a pay code for his
+unpaid order pays it once; "confirm delivered" on a dispatched order releases its escrow
+to the seller through the orders flow (and is refused, nothing moved, while the order is
+only paid); a dispute opens and keeps the money held; another villager's orders are never
+listed; replayed steps answer the same screen and move nothing twice."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ledger.flows import consent, events, fees, orders, parties, villagers
+from ledger.flows.errors import Refused
+from ledger.flows.orders import Source, State
+from ledger.flows.parties import Kind, Party, Role
+from ledger.flows.ussd.my_orders import reference
+from tests.test_api_ussd import Aggregator, aggregator
+from tests.test_api_ussd_withdraw import MAIN, Walk
+from tests.ussd_helpers import PIN, agent, villager, wallet_minor
+
+__all__ = ["aggregator"]  # the fixture, imported for pytest
+
+ORDER_RULES: dict[str, Any] = {
+    "bands": [{"up_to_minor": None, "bps": 200}],
+    "split_bps": {"tax": 1_600, "agent_commission": 2_500},
+}
+_PUBLISHED: set[int] = set()
+
+
+class Village:
+    def __init__(self, agg: Aggregator) -> None:
+        self.agg, self.led = agg, agg.led
+        if id(agg.led) not in _PUBLISHED:
+            fees.publish_schedule(
+                agg.led,
+                product="order",
+                currency="KES",
+                effective_from=agg.clock.now - timedelta(days=1),
+                rules=ORDER_RULES,
+            )
+            _PUBLISHED.add(id(agg.led))
+        self.wanjiru = agent(self.led)
+        self.otieno = villager(self.led, self.wanjiru.id, (150_000,))
+        self.phone = villagers.get_villager(self.led, self.otieno.id).phone
+        self.shop = parties.onboard(
+            self.led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu", currency="KES"
+        )
+
+    def order(self, amount_minor: int = 50_000, *, of: Party | None = None) -> uuid.UUID:
+        self.agg.clock.advance(1)  # the list is newest first
+        order_id = uuid.uuid4()
+        orders.create_order(
+            self.led,
+            order_id=order_id,
+            storefront_id=self.shop.id,
+            currency="KES",
+            amount_minor=amount_minor,
+            delivery_method="courier",
+            villager_id=(of or self.otieno).id,
+            agent_id=self.wanjiru.id,
+        )
+        return order_id
+
+    def paid(self, *, dispatched: bool) -> uuid.UUID:
+        order_id = self.order()
+        orders.pay_order_by_pin(
+            self.led, step_id=uuid.uuid4(), order_id=order_id, villager_id=self.otieno.id, pin=PIN
+        )
+        if dispatched:
+            orders.dispatch_order(self.led, step_id=uuid.uuid4(), order_id=order_id)
+        return order_id
+
+    def state(self, order_id: uuid.UUID) -> State:
+        return orders.get_order(self.led, order_id=order_id).state
+
+    def shop_minor(self, role: str) -> int:
+        (account,) = self.led.lookup_accounts([self.shop.account(role)])
+        return account.credits_posted - account.debits_posted
+
+    def walk_to_orders(self) -> Walk:
+        walk = Walk(self.agg, self.phone)
+        assert walk.press("6") == "CON Enter your PIN"
+        walk.press(PIN)
+        return walk
+
+    def codes_made(self) -> int:
+        found = self.led.transact(
+            lambda tx: events.read_events(tx, party_id=self.otieno.id, limit=events.EVENTS_PAGE_MAX)
+        )
+        return sum(1 for e in found if e.type == consent.CONSENT_CODE_MADE)
+
+
+@pytest.fixture
+def village(aggregator: Aggregator) -> Village:
+    return Village(aggregator)
+
+
+def test_a_pay_code_from_the_menu_pays_the_order_once(village: Village) -> None:
+    order_id = village.order()
+    ref = reference(order_id)
+    walk = village.walk_to_orders()
+    assert walk.send() == f"CON My orders\n1 {ref} KES 500.00 unpaid\n0 Back"
+    assert walk.press("1") == (f"CON Order {ref}: KES 500.00, unpaid\n1 Get a pay code\n0 Back")
+    made = walk.press("1")
+    found = re.fullmatch(
+        rf"END Pay code: (\d{{6}})\nFor KES 500\.00, order {ref}\. Valid 10 minutes\."
+        r" Give it only to the shop\.",
+        made,
+    )
+    assert found is not None, made
+    assert walk.send() == made  # replayed: the same screen, no second code
+    assert village.codes_made() == 1
+    paid = orders.pay_order(
+        village.led,
+        step_id=uuid.uuid4(),
+        order_id=order_id,
+        source=Source.WALLET,
+        consent_code=found.group(1),
+        caller_id=village.shop.id,
+    )
+    assert paid.state is State.PAID
+    assert wallet_minor(village.led, village.otieno) == (100_000, 100_000)
+    with pytest.raises(Refused):
+        orders.pay_order(
+            village.led,
+            step_id=uuid.uuid4(),
+            order_id=order_id,
+            source=Source.WALLET,
+            consent_code=found.group(1),
+            caller_id=village.shop.id,
+        )
+    assert wallet_minor(village.led, village.otieno) == (100_000, 100_000)
+    assert village.shop_minor(Role.ESCROW) == 50_000
+
+
+def test_confirm_delivered_releases_the_escrow_once_and_only_when_dispatched(
+    village: Village,
+) -> None:
+    only_paid = village.paid(dispatched=False)
+    sent = village.paid(dispatched=True)  # newest first: 1 is `sent`
+    walk = village.walk_to_orders()
+    assert walk.send() == (
+        f"CON My orders\n1 {reference(sent)} KES 500.00 on its way"
+        f"\n2 {reference(only_paid)} KES 500.00 paid\n0 Back"
+    )
+    assert walk.press("2") == (
+        f"CON Order {reference(only_paid)}: KES 500.00, paid\n3 Open a dispute\n0 Back"
+    )
+    assert walk.press("2") == (  # not offered, and the flow would refuse it
+        f"CON That cannot be done for this order now.\nOrder {reference(only_paid)}:"
+        " KES 500.00, paid\n3 Open a dispute\n0 Back"
+    )
+    assert village.state(only_paid) is State.PAID
+    assert walk.press("0").startswith("CON My orders\n1 ")
+    assert walk.press("1") == (
+        f"CON Order {reference(sent)}: KES 500.00, on its way\n2 Confirm delivered"
+        "\n3 Open a dispute\n0 Back"
+    )
+    done = walk.press("2")
+    assert done == (
+        f"END Order {reference(sent)} confirmed delivered. KES 500.00 is paid to the seller."
+    )
+    assert walk.send() == done
+    assert village.state(sent) is State.RELEASED
+    assert village.shop_minor(Role.ESCROW) == 50_000  # only `only_paid` is still held
+    proceeds = village.shop_minor(Role.PROCEEDS)
+    assert 0 < proceeds < 50_000  # the seller's share, the fee taken out
+    walk.send()
+    assert village.shop_minor(Role.PROCEEDS) == proceeds
+
+
+def test_a_dispute_opens_and_keeps_the_money_held(village: Village) -> None:
+    order_id = village.paid(dispatched=True)
+    walk = village.walk_to_orders()
+    walk.press("1")
+    assert walk.press("3") == (
+        "CON Why do you dispute it?\n1 Not arrived\n2 Damaged\n3 Wrong goods\n0 Back"
+    )
+    assert walk.press("9").startswith("CON That is not a choice here.\nWhy do you dispute")
+    done = walk.press("2")
+    assert done == (
+        f"END Your dispute of order {reference(order_id)} is open. The money stays held"
+        " until it is settled."
+    )
+    assert walk.send() == done
+    assert village.state(order_id) is State.DISPUTED
+    assert village.shop_minor(Role.ESCROW) == 50_000
+    assert village.shop_minor(Role.PROCEEDS) == 0
+
+
+def test_another_villager_s_orders_are_never_listed(village: Village) -> None:
+    baraka = villager(village.led, village.wanjiru.id, (10_000,))
+    theirs = village.order(of=baraka)
+    walk = village.walk_to_orders()
+    assert walk.send() == "CON My orders\nYou have no orders yet.\n0 Back"
+    assert walk.press("1") == "CON My orders\nYou have no orders yet.\n0 Back"  # no choice
+    assert walk.press("0") == MAIN
+    assert village.state(theirs) is State.CREATED
+    assert village.codes_made() == 0
