@@ -3,6 +3,7 @@
 #   make run     set up .venv, migrate village.db, serve the API on 127.0.0.1:8000
 #   make demo    set up .venv, migrate village.db, one village day over the signed API, integrity check
 #   make test    set up .venv with the test tools, lint, then pytest (SQLite + PostgreSQL)
+#   make screens the station and console page tests, their screenshots copied to docs/screens
 #   make lint    ruff check, ruff format --check, mypy --strict ledger/ api/ webhooks/ sms/ reconciliation/ vledger/ tools/
 #   make bench   workload W1 against $(BENCH_DATABASE)
 #   make clean   remove .venv and caches (village.db is data: it is left alone)
@@ -28,7 +29,7 @@ PYTEST_ARGS ?=
 INSTALLED := $(VENV)/.installed
 INSTALLED_TEST := $(VENV)/.installed-test
 
-.PHONY: help run migrate demo test lint bench clean
+.PHONY: help run migrate demo test lint bench clean screens
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -68,6 +69,12 @@ demo: migrate
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Screenshots for the README: only this target writes docs/screens (a test run leaves
+# them in the tests' tmp folders).
+screens: $(INSTALLED_TEST)
+	VLEDGER_SCREENS_DIR='$(CURDIR)/docs/screens' $(BIN)/pytest -q -p no:cacheprovider \
+		tests/test_station_app.py tests/test_console_app.py
 
 lint: $(INSTALLED_TEST)
 	$(BIN)/ruff check .

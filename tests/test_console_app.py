@@ -6,12 +6,14 @@ list shows runs made through the API, pages with the cursor and filters by job; 
 page shows its breaks as money; a tampered run file shows the 409 in words; an auditor
 has no "start a job" form, an operator starts one; markup in a run's scope and breaks is
 text; the files are served with a strict CSP and no cookies. Screenshots of each page go
-to the test's tmp folder, one per page to ``docs/screens/console-*.png``."""
+to the test's tmp folder, one per page; copied to ``$VLEDGER_SCREENS_DIR/console-*.png`` only
+when that is set (``make screens``: ``docs/screens``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import uuid
@@ -43,7 +45,8 @@ from tests.test_api_harness import fresh_database
 from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS = ROOT / "docs" / "screens"
+SCREENS_ENV = "VLEDGER_SCREENS_DIR"
+"""Where screenshots are copied for the README, when set (``make screens``)."""
 XSS = '<img src=x onerror="window.__xss=1">'
 DAY = date(2026, 6, 1)
 
@@ -116,11 +119,12 @@ def enroll(page: Page, served_app: ServedApp, role: str, shot: Path | None = Non
 
 
 def save(page: Page, folder: Path, name: str) -> None:
-    """A screenshot in the test's folder, copied to docs/screens for the README."""
+    """A screenshot in the test's folder, copied to ``$VLEDGER_SCREENS_DIR`` if set."""
     path = folder / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, SCREENS / path.name)
+    if screens := os.environ.get(SCREENS_ENV):
+        Path(screens).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(screens) / path.name)
 
 
 def some_activity(served_app: ServedApp, amount: int) -> None:
@@ -360,7 +364,7 @@ def test_a_bad_code_is_refused_in_words_as_text(
 
 
 MONEY = """async (cases) => {
-  const { loadCurrencies, money } = await import("/console/money.js");
+  const { loadCurrencies, money } = await import("/web/shared/money.js");
   await loadCurrencies();
   return cases.map(([minor, currency]) => money(BigInt(minor), currency));
 }"""
@@ -369,16 +373,16 @@ MONEY = """async (cases) => {
 def test_money_js_writes_what_ledger_money_writes(page: Page, served_app: ServedApp) -> None:
     cases = [(125_000, "KES"), (-125_000, "KES"), (0, "KES"), (5, "BHD"), (-5, "BHD"),
              (12_500, "UGX"), (1, "CLF"), (2**63 - 1, "KES"), (-(2**63), "JPY")]  # fmt: skip
-    page.goto(served_app.url("/console/money.js"))
+    page.goto(served_app.url("/web/shared/money.js"))
     shown = page.evaluate(MONEY, [[str(n), c] for n, c in cases])
     assert shown == [format_money(n, c) for n, c in cases]
     failed = page.evaluate(
-        """async () => { const m = await import("/console/money.js");
+        """async () => { const m = await import("/web/shared/money.js");
            try { m.money(1, "XYZ"); return "shown"; } catch (e) { return e.name; } }"""
     )
     assert failed == "RangeError"
     unsafe = page.evaluate(
-        "async () => (await import('/console/money.js')).moneyOrNote(2 ** 60, 'KES')"
+        "async () => (await import('/web/shared/money.js')).moneyOrNote(2 ** 60, 'KES')"
     )
     assert unsafe.startswith("(not an exact integer")
 
@@ -386,7 +390,7 @@ def test_money_js_writes_what_ledger_money_writes(page: Page, served_app: Served
 def test_console_files_have_a_strict_csp_no_cookies_and_only_listed_names(
     served_app: ServedApp,
 ) -> None:
-    for name in ["", *FILES, "currencies.json", "i18n/sw.json"]:
+    for name in ["", *FILES]:
         answer = httpx.get(served_app.url(f"/console/{name}"))
         assert answer.status_code == 200, name
         assert answer.headers["content-security-policy"] == CONSOLE_CSP
@@ -394,12 +398,15 @@ def test_console_files_have_a_strict_csp_no_cookies_and_only_listed_names(
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["x-frame-options"] == "DENY"
         assert "set-cookie" not in answer.headers
-    assert httpx.get(served_app.url("/console/currencies.json")).json()["KES"] == 2
-    assert httpx.get(served_app.url("/console/i18n/sw.json")).json()["Overview"] == "Muhtasari"
+    assert httpx.get(served_app.url("/web/shared/currencies.json")).json()["KES"] == 2
+    words = httpx.get(served_app.url("/web/i18n/console/sw.json"))
+    assert words.json()["Overview"] == "Muhtasari" and "set-cookie" not in words.headers
+    assert words.headers["x-content-type-options"] == "nosniff"
     moved = httpx.get(served_app.url("/console"))
     assert (moved.status_code, moved.headers["location"]) == (308, "/console/")
     for name in ("station.js", "..%2Fconsole.py", "%2e%2e/app.py", "i18n/fr.json", "x" * 5000,
-                 "i18n/..%2F..%2Fconsole.json", "app.js%00"):  # fmt: skip
+                 "i18n/..%2F..%2Fconsole.json", "app.js%00", "i18n/sw.json", "currencies.json",
+                 "money.js", "i18n.js"):  # fmt: skip
         assert httpx.get(served_app.url(f"/console/{name}")).status_code == 404, name
 
 

@@ -73,6 +73,13 @@ def test_every_message_is_in_every_language_with_its_placeholders() -> None:
     assert problems == []
 
 
+def test_the_shared_page_modules_name_no_message_of_their_own() -> None:
+    """``api/web/shared/*.js`` belongs to no domain, so a ``t("...")`` there would escape
+    the check above: the words are the apps' (their folders), never the shared modules'."""
+    assert (WEB / "shared" / "i18n.js").is_file()
+    assert js_messages(WEB / "shared", "shared") == []
+
+
 def test_the_check_finds_a_message_missing_from_swahili(tmp_path: Path) -> None:
     """The extraction sees a ``tr`` call, so a new untranslated message fails the test above."""
     (tmp_path / "screen.py").write_text('tr(lang, "ussd", "A message nobody translated")\n')

@@ -5,10 +5,12 @@ money, a cash-in online checked through the API, a reload that keeps the enrollm
 in a name shown as text, a browser without Ed25519, another agent's villager, a revoked
 device. Both engines: this module's ``served_app`` serves the real application on a fresh
 SQLite file and on a fresh PostgreSQL schema. Screenshots go to each test's tmp folder,
-one per screen copied to ``docs/screens/station-*.png``."""
+one per screen; copied to ``$VLEDGER_SCREENS_DIR/station-*.png`` only when that is set
+(``make screens``: ``docs/screens``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from playwright.sync_api import Dialog, Page, Route, ViewportSize, expect
 from api.app import create_app
 from api.client import Client
 from api.local_server import ServerThread
+from api.web import FILES as SHARED_FILES
 from api.web.station import FILES, STATION_PATH
 from ledger import open_ledger
 from ledger.money import format_money
@@ -32,7 +35,8 @@ from tests.test_api_harness import fresh_database
 from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS = ROOT / "docs" / "screens"
+SCREENS_ENV = "VLEDGER_SCREENS_DIR"
+"""Where screenshots are copied for the README, when set (``make screens``)."""
 KES = "KES"
 FLOAT_MINOR = 100_000
 MARKUP = "<img src=x onerror=alert(1)>"
@@ -116,11 +120,12 @@ def new_station(served_app: ServedApp, boss: Client, name: str = "Duka la Wanjir
 
 
 def shot(page: Page, tmp_path: Path, screen: str) -> None:
-    """A screenshot in the test's folder, copied to docs/screens for the README."""
+    """A screenshot in the test's folder, copied to ``$VLEDGER_SCREENS_DIR`` if set."""
     path = tmp_path / f"station-{screen}.png"
     page.screenshot(path=str(path), full_page=True)
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, SCREENS / path.name)
+    if folder := os.environ.get(SCREENS_ENV):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(folder) / path.name)
 
 
 def open_app(page: Page, served_app: ServedApp) -> None:
@@ -324,7 +329,7 @@ def test_money_in_the_browser_is_formatted_as_the_server_does(
     ]
     shown = page.evaluate(
         """async (cases) => {
-          const money = await import("/station/money.js");
+          const money = await import("/web/shared/money.js");
           await money.loadCurrencies();
           return cases.map(([n, c]) => money.formatMoney(n, c));
         }""",
@@ -333,7 +338,7 @@ def test_money_in_the_browser_is_formatted_as_the_server_does(
     assert shown == [format_money(n, c) for n, c in cases]
     parsed = page.evaluate(
         """async () => {
-          const money = await import("/station/money.js");
+          const money = await import("/web/shared/money.js");
           await money.loadCurrencies();
           return ["1,250.50", "1250", "0.01", "12", "1.5", "-1", "1.234", "", "abc"].map(
             (t, i) => { const r = money.parseAmount(t, i === 4 ? "UGX" : "KES");
@@ -341,12 +346,23 @@ def test_money_in_the_browser_is_formatted_as_the_server_does(
         }"""
     )
     assert parsed == ["125050", "125000", "1", "1200", None, None, None, None, None]
+    refused = page.evaluate(
+        """async () => {
+          const money = await import("/web/shared/money.js");
+          await money.loadCurrencies();
+          return [2 ** 53, 2 ** 60, 1.5, NaN, "1e3", 5].map((n) => {
+            try { return money.formatMoney(n, "KES"); } catch (e) { return e.name; } });
+        }"""
+    )
+    assert refused == ["RangeError"] * 5 + ["KES 0.05"]  # never a rounded amount
 
 
 def test_files_are_served_with_a_strict_policy_and_no_cookie(served_app: ServedApp) -> None:
-    for name in (*FILES, "", "i18n/sw.json", "currencies.json"):
-        answer = httpx.get(served_app.url(f"{STATION_PATH}/{name}"))
-        assert answer.status_code == 200, name
+    paths = [f"{STATION_PATH}/{name}" for name in (*FILES, "")]
+    paths += ["/web/i18n/station/sw.json", "/web/shared/currencies.json", "/web/shared/i18n.js"]
+    for path in paths:
+        answer = httpx.get(served_app.url(path))
+        assert answer.status_code == 200, path
         policy = answer.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "default-src 'none'" in policy
         assert "unsafe" not in policy and "http" not in policy
@@ -354,7 +370,8 @@ def test_files_are_served_with_a_strict_policy_and_no_cookie(served_app: ServedA
         assert answer.headers["x-content-type-options"] == "nosniff"
     worker = httpx.get(served_app.url(f"{STATION_PATH}/sw.js")).text
     assert "__SHELL_VERSION__" not in worker and "station-shell-" in worker
-    for name in ("station.py", "..%2Fstation.py", "i18n/fr.json", "i18n/en", "x.js"):
+    for name in ("station.py", "..%2Fstation.py", "i18n/sw.json", "currencies.json", "x.js",
+                 "money.js", "dom.js", "x" * 5000):  # fmt: skip
         assert httpx.get(served_app.url(f"{STATION_PATH}/{name}")).status_code == 404, name
     moved = httpx.get(served_app.url(STATION_PATH))
     assert moved.status_code == 308 and moved.headers["location"] == STATION_PATH + "/"
@@ -405,8 +422,9 @@ def test_no_module_writes_markup_or_evaluates_text() -> None:
     writes HTML from strings or evaluates text as code."""
     sinks = ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("]
     sinks += ["new Function", 'setTimeout("', "srcdoc"]
-    folder = ROOT / "api" / "web" / "station"
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(FILES)
-    found = [(n, s) for n in names for s in sinks if s in (folder / n).read_text()]
+    found = []
+    for folder, listed in (("station", FILES), ("shared", SHARED_FILES)):
+        files = sorted((ROOT / "api" / "web" / folder).iterdir())
+        assert [f.name for f in files] == sorted(listed)
+        found += [(f.name, s) for f in files for s in sinks if s in f.read_text()]
     assert found == []

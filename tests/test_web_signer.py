@@ -14,9 +14,11 @@ import httpx
 from playwright.sync_api import Page
 
 from api.client import Client
-from api.web import FILES, SHARED_PATH
+from api.web import CURRENCIES_PATH, FILES, I18N_PATH, SHARED_PATH
+from ledger.core.currency import MINOR_DIGITS
 from ledger.flows import parties
 from ledger.flows.parties import Kind
+from ledger.i18n import DOMAINS, LANGUAGES, catalog
 from tests.browser import ServedApp
 
 ENROLL = """async (code) => {
@@ -204,3 +206,31 @@ def test_only_the_listed_modules_are_served_with_a_strict_policy(served_app: Ser
         assert "set-cookie" not in answer.headers
     for other in ("__init__.py", "..%2F__init__.py", "missing.js", "keys.js%00"):
         assert httpx.get(served_app.url(f"{SHARED_PATH}/{other}")).status_code == 404
+
+
+def test_the_shared_documents_are_the_servers_tables_and_only_known_catalogs(
+    served_app: ServedApp,
+) -> None:
+    """``currencies.json`` is :data:`MINOR_DIGITS`; ``/web/i18n/<domain>/<language>.json``
+    is that catalog for every domain and language, with the strict headers; any other
+    domain, language or name is 404 (problem+json, never HTML)."""
+    exponents = httpx.get(served_app.url(CURRENCIES_PATH))
+    assert exponents.json() == MINOR_DIGITS
+    assert exponents.headers["content-type"] == "application/json"
+    for domain in DOMAINS:
+        for language in LANGUAGES:
+            answer = httpx.get(served_app.url(f"{I18N_PATH}/{domain}/{language}.json"))
+            assert answer.status_code == 200, (domain, language)
+            assert answer.json() == catalog(language, domain)
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert "default-src 'none'" in answer.headers["content-security-policy"]
+            assert "set-cookie" not in answer.headers
+    markup = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    long = "station/" + "e" * 5000 + ".json"
+    for bad in ("email/en.json", "station/fr.json", "station/en", "station/en.js",
+                "..%2Fstation/en.json", "station/..%2Fen.json", f"{markup}/en.json",
+                f"station/{markup}.json", long, "station"):  # fmt: skip
+        answer = httpx.get(served_app.url(f"{I18N_PATH}/{bad}"))
+        assert answer.status_code == 404, bad
+        # the app's problem handler names the path as ``instance``: JSON, never a page
+        assert answer.headers["content-type"] == "application/problem+json"

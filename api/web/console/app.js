@@ -3,9 +3,10 @@
 
 import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
-import { el, problemEl } from "./dom.js";
-import { loadCurrencies } from "./money.js";
-import { loadWords, preferredLanguage, t } from "./i18n.js";
+import { el } from "/web/shared/dom.js";
+import { problemEl } from "./dom.js";
+import { loadCurrencies } from "/web/shared/money.js";
+import { loadWords, preferredLanguage, t } from "/web/shared/i18n.js";
 import { renderEnroll } from "./enroll.js";
 import { renderOverview } from "./overview.js";
 import { renderRuns } from "./runs.js";
@@ -95,7 +96,7 @@ function unsupported(error) {
 async function main() {
   const language = preferredLanguage();
   document.documentElement.lang = language;
-  await Promise.all([loadWords(language), loadCurrencies()]);
+  await Promise.all([loadWords("console", language), loadCurrencies()]);
   document.title = t("Village Ledger back office");
   try {
     await requireEd25519();

@@ -2,8 +2,9 @@
 // made here and registered with it (/web/shared/enroll.js).
 
 import { enroll } from "/web/shared/enroll.js";
-import { el, problemEl } from "./dom.js";
-import { t } from "./i18n.js";
+import { el } from "/web/shared/dom.js";
+import { problemEl } from "./dom.js";
+import { t } from "/web/shared/i18n.js";
 
 export const CODE_LENGTH_MAX = 64;
 

@@ -1,9 +1,9 @@
 // Overview: the trial balance per currency and the integrity status (from the latest
 // integrity run), the last sealed checkpoint, and the recent runs with breaks.
 
-import { el, facts, table, timeEl } from "./dom.js";
-import { moneyOrNote } from "./money.js";
-import { t } from "./i18n.js";
+import { el, facts, table, timeEl } from "/web/shared/dom.js";
+import { moneyOrNote } from "/web/shared/money.js";
+import { t } from "/web/shared/i18n.js";
 
 export const RECENT_RUNS = 100;
 const CHECKPOINT_PAGES_MAX = 20;

@@ -3,9 +3,10 @@
 // changed since the run recorded them is refused (409 run_file_changed) and said in words.
 
 import { signedFetch, answerOf } from "/web/shared/api.js";
-import { el, facts, problemEl, table, timeEl } from "./dom.js";
-import { moneyOrNote } from "./money.js";
-import { t } from "./i18n.js";
+import { el, facts, table, timeEl } from "/web/shared/dom.js";
+import { problemEl } from "./dom.js";
+import { moneyOrNote } from "/web/shared/money.js";
+import { t } from "/web/shared/i18n.js";
 
 export const BREAKS_SHOWN_MAX = 200;
 const AMOUNT_COLUMN = /amount|debit|credit|expected|actual|counted|balance|difference|sum/;

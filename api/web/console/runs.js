@@ -1,8 +1,9 @@
 // Reconciliation runs: newest first, filtered by job, paged with the cursor; operators
 // start a job that needs no outside file.
 
-import { el, problemEl, table, timeEl } from "./dom.js";
-import { t } from "./i18n.js";
+import { el, table, timeEl } from "/web/shared/dom.js";
+import { problemEl } from "./dom.js";
+import { t } from "/web/shared/i18n.js";
 
 export const JOBS = ["integrity", "statement", "cash-count", "orders", "settlement", "ageing", "pack"];
 export const STARTABLE = ["integrity", "orders", "ageing", "pack"];

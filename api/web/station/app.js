@@ -4,14 +4,15 @@
 
 import { loadIdentity } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
-import { clear, el } from "./dom.js";
-import { LANGUAGES, language, loadWords, t } from "./i18n.js";
-import { loadCurrencies } from "./money.js";
+import { clear, el } from "/web/shared/dom.js";
+import { LANGUAGES, language, loadWords, preferredLanguage, t } from "/web/shared/i18n.js";
+import { loadCurrencies } from "/web/shared/money.js";
 import { renderEnroll } from "./enroll.js";
 import { renderHome } from "./home.js";
 import { renderCashIn } from "./cashin.js";
 
 const SCREENS = { enroll: renderEnroll, home: renderHome, "cash-in": renderCashIn };
+const CHOSEN = "station.language"; // localStorage: the language chosen on this phone
 
 function go(name) {
   if (location.hash === `#/${name}`) show();
@@ -26,7 +27,7 @@ function renderLanguages() {
       title: name, "aria-label": name, "aria-pressed": String(code === language()) },
     code.toUpperCase());
     button.addEventListener("click", async () => {
-      await loadWords(code);
+      await loadWords("station", code, CHOSEN);
       await show();
     });
     box.append(button);
@@ -81,7 +82,7 @@ async function start() {
       document.getElementById("status").textContent = t("This app cannot work offline in this browser.");
     });
   }
-  await Promise.all([loadWords(), loadCurrencies()]);
+  await Promise.all([loadWords("station", preferredLanguage(CHOSEN), CHOSEN), loadCurrencies()]);
   window.addEventListener("hashchange", show);
   await show();
 }

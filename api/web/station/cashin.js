@@ -4,9 +4,9 @@
 // retry is the same operation); the result and the float now.
 
 import { newIdempotencyKey } from "/web/shared/api.js";
-import { el, figures } from "./dom.js";
-import { t } from "./i18n.js";
-import { formatMoney, parseAmount } from "./money.js";
+import { el, figures } from "/web/shared/dom.js";
+import { t } from "/web/shared/i18n.js";
+import { formatMoney, parseAmount } from "/web/shared/money.js";
 import { floatOf } from "./home.js";
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -4,8 +4,8 @@
 
 import { requireEd25519 } from "/web/shared/keys.js";
 import { enroll } from "/web/shared/enroll.js";
-import { el } from "./dom.js";
-import { t } from "./i18n.js";
+import { el } from "/web/shared/dom.js";
+import { t } from "/web/shared/i18n.js";
 
 const CODE_LENGTH_MAX = 64;
 

@@ -2,10 +2,10 @@
 // it (GET /v1/agents/{id}/float) and a low-float warning. Cash on hand, commission this month, open cash-outs and the sync
 // queue are not offered by the API yet (or come in a later part): the screen says so.
 
-import { el, figures } from "./dom.js";
+import { el, figures } from "/web/shared/dom.js";
 import { answerOf } from "/web/shared/api.js";
-import { language, t } from "./i18n.js";
-import { formatMoney } from "./money.js";
+import { language, t } from "/web/shared/i18n.js";
+import { formatMoney } from "/web/shared/money.js";
 
 /** The agent's float; `stale` when the service worker answered from its cache (no
  * network), `seenAt` the server's time of that answer. */

@@ -10,9 +10,9 @@ const VERSION = "__SHELL_VERSION__";
 const SHELL = `station-shell-${VERSION}`;
 const READS = "station-reads-v1";
 const SHELL_FILES = [
-  "/station/", "/station/app.js", "/station/dom.js", "/station/money.js", "/station/i18n.js",
-  "/station/enroll.js", "/station/home.js", "/station/cashin.js", "/station/station.css",
-  "/station/currencies.json", "/station/i18n/en.json", "/station/i18n/sw.json",
+  "/station/", "/station/app.js", "/station/enroll.js", "/station/home.js", "/station/cashin.js",
+  "/station/station.css", "/web/shared/dom.js", "/web/shared/money.js", "/web/shared/i18n.js",
+  "/web/shared/currencies.json", "/web/i18n/station/en.json", "/web/i18n/station/sw.json",
   "/web/shared/keys.js", "/web/shared/sign.js", "/web/shared/api.js", "/web/shared/enroll.js",
 ];
 const SHELL_PATHS = new Set(SHELL_FILES);
