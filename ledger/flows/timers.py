@@ -10,7 +10,7 @@ voids any other hold past its timeout.
 from __future__ import annotations
 
 from ledger.core.ledger import Ledger
-from ledger.flows import cash, consent, orders
+from ledger.flows import cash, consent, orders, ussd
 
 
 def sweep_all(led: Ledger) -> dict[str, int]:
@@ -21,5 +21,6 @@ def sweep_all(led: Ledger) -> dict[str, int]:
         "cash-outs expired": cash.sweep_cash_outs(led),
         # an offline withdrawal code gives its day's usage back (the core voids its hold)
         "consent codes expired": consent.sweep_codes(led),
+        "USSD sessions purged": ussd.purge_sessions(led),  # idle a day: long over
         "expired holds voided": led.expire_pending(),
     }
