@@ -13,8 +13,8 @@ Two JSON documents the pages need, from the server's own tables:
 ``/web/i18n/<domain>/<language>.json`` (a domain of :data:`ledger.i18n.DOMAINS` in one
 of :data:`ledger.i18n.LANGUAGES`; anything else is 404).
 
-:class:`ListedFiles` is the one way a page's folder is served (here, by
-:mod:`api.web.station` and by :mod:`api.web.console`). Guarantees, as for ``/docs``
+:class:`ListedFiles` and :func:`page_router` are the one way a page's folder is served
+(here, by :mod:`api.web.station` and by :mod:`api.web.console`). Guarantees, as for ``/docs``
 (:mod:`api.docs`): only the files named in its list are served, each with its media
 type, a Content-Security-Policy that allows nothing but this origin, ``nosniff``, no
 framing; nothing from the request is reflected; no signature is needed (they are code,
@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from api.docs import SECURITY_HEADERS
@@ -45,6 +45,7 @@ __all__ = [
     "SHARED_PATH",
     "ListedFiles",
     "install_web",
+    "page_router",
 ]
 
 SHARED_PATH = "/web/shared"
@@ -52,6 +53,8 @@ CURRENCIES_PATH = SHARED_PATH + "/currencies.json"
 I18N_PATH = "/web/i18n"
 MAX_AGE_S = 300
 JS = "text/javascript; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+CSS = "text/css; charset=utf-8"
 _JSON = "application/json"
 
 
@@ -76,7 +79,9 @@ class ListedFiles:
     ) -> Response:
         """The answer for ``name`` (404 unless listed): its bytes (or ``body``, made from
         them), its media type, the headers."""
-        content = self.read(name) if body is None else body
+        content = self.read(name)
+        if body is not None:
+            content = body
         headers = self.headers if cache is None else {**self.headers, "Cache-Control": cache}
         return Response(content, media_type=self.files[name], headers=headers)
 
@@ -89,6 +94,29 @@ class ListedFiles:
 @functools.cache
 def _read(folder: str, name: str) -> bytes:
     return (resources.files("api") / "web" / folder / name).read_bytes()
+
+
+def page_router(
+    path: str, serve: Callable[[str], Response], redirect_headers: Mapping[str, str]
+) -> APIRouter:
+    """The routes of a page app at ``path``: ``path`` is a 308 to ``path/`` (relative
+    module paths and a service worker's scope need the slash), ``path/`` is
+    ``serve("index.html")`` and ``path/<name>`` is ``serve(name)`` (404 unless listed)."""
+    pages = APIRouter(include_in_schema=False)
+
+    @pages.get(path)
+    def root() -> Response:
+        return RedirectResponse(path + "/", status_code=308, headers=dict(redirect_headers))
+
+    @pages.get(path + "/")
+    def index() -> Response:
+        return serve("index.html")
+
+    @pages.get(path + "/{name}")
+    def listed(name: str) -> Response:
+        return serve(name)
+
+    return pages
 
 
 SHARED = ListedFiles(

@@ -16,8 +16,7 @@ is reflected.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI
 
 from api import web
 from api.docs import SECURITY_HEADERS
@@ -26,14 +25,9 @@ __all__ = ["CONSOLE_CSP", "CONSOLE_PATH", "FILES", "install_console"]
 
 CONSOLE_PATH = "/console"
 FILES: dict[str, str] = {
-    "index.html": "text/html; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
-    "app.js": web.JS,
-    "dom.js": web.JS,
-    "enroll.js": web.JS,
-    "overview.js": web.JS,
-    "runs.js": web.JS,
-    "run.js": web.JS,
+    "index.html": web.HTML,
+    "console.css": web.CSS,
+    **dict.fromkeys(("app.js", "dom.js", "enroll.js", "overview.js", "runs.js", "run.js"), web.JS),
 }
 """Every file served under ``/console/``, with its content type."""
 CONSOLE_CSP = "; ".join(
@@ -52,24 +46,8 @@ CONSOLE_CSP = "; ".join(
 HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-cache"}
 _CONSOLE = web.ListedFiles("console", FILES, HEADERS)
 
-router = APIRouter(include_in_schema=False)
-
-
-@router.get(CONSOLE_PATH)
-def console_root() -> Response:
-    """``/console`` is ``/console/`` (relative module paths need the slash)."""
-    return RedirectResponse(CONSOLE_PATH + "/", status_code=308, headers=HEADERS)
-
-
-@router.get(CONSOLE_PATH + "/")
-def console_index() -> Response:
-    return _CONSOLE.response("index.html")
-
-
-@router.get(CONSOLE_PATH + "/{name}")
-def console_file(name: str) -> Response:
-    """One of :data:`FILES`; any other name is 404."""
-    return _CONSOLE.response(name)
+router = web.page_router(CONSOLE_PATH, _CONSOLE.response, HEADERS)
+"""``/console`` -> ``/console/``, the page, the listed files."""
 
 
 def install_console(app: FastAPI) -> None:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 
 from api import web
 from api.docs import SECURITY_HEADERS
@@ -33,13 +33,9 @@ __all__ = ["FILES", "STATION_PATH", "install_station", "shell_version"]
 
 STATION_PATH = "/station"
 FILES: dict[str, str] = {
-    "index.html": "text/html; charset=utf-8",
-    "station.css": "text/css; charset=utf-8",
-    "app.js": web.JS,
-    "enroll.js": web.JS,
-    "home.js": web.JS,
-    "cashin.js": web.JS,
-    "sw.js": web.JS,
+    "index.html": web.HTML,
+    "station.css": web.CSS,
+    **dict.fromkeys(("app.js", "enroll.js", "home.js", "cashin.js", "sw.js"), web.JS),
 }
 """Every file served under :data:`STATION_PATH` -> its media type."""
 VERSION_SLOT = b"__SHELL_VERSION__"
@@ -49,8 +45,6 @@ _STATION = web.ListedFiles(
 )
 _FRESH = ("sw.js", "index.html")
 """Always asked again (``no-cache``): the worker and the page that registers it."""
-
-router = APIRouter(include_in_schema=False)
 
 
 @functools.cache
@@ -71,21 +65,8 @@ def _served(name: str) -> Response:
     return _STATION.response(name, body=body, cache="no-cache" if name in _FRESH else None)
 
 
-@router.get(STATION_PATH)
-def station_root() -> Response:
-    """``/station`` -> ``/station/`` (the service worker's scope)."""
-    return RedirectResponse(STATION_PATH + "/", status_code=308, headers=SECURITY_HEADERS)
-
-
-@router.get(STATION_PATH + "/")
-def station_index() -> Response:
-    return _served("index.html")
-
-
-@router.get(STATION_PATH + "/{name}")
-def station_file(name: str) -> Response:
-    """One of :data:`FILES`; any other name is 404."""
-    return _served(name)
+router = web.page_router(STATION_PATH, _served, SECURITY_HEADERS)
+"""``/station`` -> ``/station/`` (the service worker's scope), the page, the listed files."""
 
 
 def install_station(app: FastAPI) -> None:
