@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -42,11 +40,10 @@ from reconciliation.service_key import load_service_key
 from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
 from tests.conftest import drop_pg_schema
 from tests.test_api_harness import fresh_database
+from tests.test_station_app import keep_for_readme
 from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENS_ENV = "VLEDGER_SCREENS_DIR"
-"""Where screenshots are copied for the README, when set (``make screens``)."""
 XSS = '<img src=x onerror="window.__xss=1">'
 DAY = date(2026, 6, 1)
 
@@ -119,12 +116,10 @@ def enroll(page: Page, served_app: ServedApp, role: str, shot: Path | None = Non
 
 
 def save(page: Page, folder: Path, name: str) -> None:
-    """A screenshot in the test's folder, copied to ``$VLEDGER_SCREENS_DIR`` if set."""
+    """A screenshot in the test's folder (copied for the README only when asked)."""
     path = folder / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if screens := os.environ.get(SCREENS_ENV):
-        Path(screens).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, Path(screens) / path.name)
+    keep_for_readme(path)
 
 
 def some_activity(served_app: ServedApp, amount: int) -> None:

@@ -123,6 +123,12 @@ def shot(page: Page, tmp_path: Path, screen: str) -> None:
     """A screenshot in the test's folder, copied to ``$VLEDGER_SCREENS_DIR`` if set."""
     path = tmp_path / f"station-{screen}.png"
     page.screenshot(path=str(path), full_page=True)
+    keep_for_readme(path)
+
+
+def keep_for_readme(path: Path) -> None:
+    """Copy a screenshot to ``$VLEDGER_SCREENS_DIR`` when that is set (``make screens``);
+    otherwise it stays in the test's folder and the git tree is left alone."""
     if folder := os.environ.get(SCREENS_ENV):
         Path(folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(folder) / path.name)
@@ -428,3 +434,17 @@ def test_no_module_writes_markup_or_evaluates_text() -> None:
         assert [f.name for f in files] == sorted(listed)
         found += [(f.name, s) for f in files for s in sinks if s in f.read_text()]
     assert found == []
+
+
+def test_screenshots_stay_in_the_tests_folder_unless_asked_for(
+    page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page.set_content("<p>probe</p>")
+    asked = tmp_path / "asked"
+    monkeypatch.delenv(SCREENS_ENV, raising=False)
+    shot(page, tmp_path, "probe")
+    taken = tmp_path / "station-probe.png"
+    assert taken.stat().st_size > 0 and not asked.exists()
+    monkeypatch.setenv(SCREENS_ENV, str(asked))
+    shot(page, tmp_path, "probe")
+    assert (asked / taken.name).read_bytes() == taken.read_bytes()
