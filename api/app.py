@@ -83,9 +83,15 @@ class _Pipeline:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in (b"date", b"x-content-type-options")
+                ]
                 headers.append((b"date", self.ctx.http_date().encode("latin-1")))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                # No answer is ever to be sniffed into HTML (a problem echoes the path).
+                headers.append((b"x-content-type-options", b"nosniff"))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -673,3 +673,12 @@ def test_bad_path_and_query_values_are_400(shop: Client) -> None:
         "invalid_parameter",
     )
     refused(send(shop, "GET", "/v1/nothing-here"), 404, "not_found")
+
+
+def test_every_answer_forbids_sniffing_even_a_404_that_echoes_its_path(api: Harness) -> None:
+    """A problem echoes the request's path in ``instance``: a browser must never read it as
+    HTML, whatever the route (a 404 of no route, an unsigned 401, a health check)."""
+    for path in ("/no-such-route/<script>alert(1)</script>", "/v1/accounts", "/healthz"):
+        answer = httpx.get(api.base_url + path)
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"], path
+        assert "html" not in answer.headers["content-type"]
