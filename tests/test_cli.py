@@ -55,6 +55,12 @@ DEMO_STORY = (
     "cash-out without the villager's consent: refused, consent_required",
     "with his code (fee KES 30.00): held, cash handed over, confirmed",
     "the same code again: refused, consent_invalid",
+    "Baraka dials *384*55#: 5 (withdraw cash), PIN, Wanjiru's till number, 2,000, 1 Confirm;"
+    " the last screen: END Namba ya kutoa pesa: ###### | Kwa KES 2,000.00 kwa Wanjiru's shop,"
+    " till <till>.",
+    "the aggregator repeats that step: the same screen, no second code",
+    "SMS to Baraka (consent.code_made): Namba ya kutoa pesa ya KES 2,000.00 imetengenezwa.",
+    "SMS to Baraka (wallet.receipt): Umelipa KES 2,000.00 kwa Wanjiru's shop tarehe dd/mm/yyyy",
     "with her PIN and never comes",
     "1 expired, hold voided",
     "refused, below_minimum",

@@ -32,6 +32,7 @@ Amounts are ``int`` minor units throughout; they are formatted with integer arit
 
 from __future__ import annotations
 
+import re
 import secrets
 import sys
 import uuid
@@ -47,6 +48,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ledger import Ledger, open_ledger
 from ledger.core import currency as iso4217
 from ledger.core.errors import EdgeError
+from ledger.core.store import to_us
 from ledger.flows import (
     agent_float,
     cash,
@@ -60,11 +62,15 @@ from ledger.flows import (
     pickup,
     settlement,
     suspense,
+    ussd,
     villagers,
 )
 from ledger.flows.errors import FlowError
-from ledger.flows.parties import Kind, Party, Role
+from ledger.flows.parties import Kind, Party, Role, tills
 from ledger.limits import LIST_PAGE_SIZE_MAX
+from sms import repository as sms_repository
+from sms.delivery import queue_new
+from sms.settings import SmsSettings
 
 CURRENCY = "KES"
 PROVIDER = "BANK"
@@ -214,6 +220,11 @@ class Desk(Protocol):
     over_http: bool
     """True when the steps go over the signed API (the story then says which do not)."""
 
+    def ussd(self, *, session_id: str, phone: str, text: str) -> str:
+        """One step of a dialled USSD session: the screen as the aggregator gets it
+        (``CON ...`` or ``END ...``)."""
+        ...
+
     def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party: ...
     def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
         """The agent registers a villager at its station (tier0, no PIN yet); her id."""
@@ -312,6 +323,9 @@ class DirectDesk:
 
     led: Ledger
     over_http: bool = False
+
+    def ussd(self, *, session_id: str, phone: str, text: str) -> str:
+        return ussd.answer(self.led, session_id=session_id, phone=phone, text=text).wire
 
     def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party:
         return parties.onboard(
@@ -622,6 +636,47 @@ class VillageDay:
         codes = [e.payload["code"] for e in found if e.type == events.VILLAGER_ACTIVATION_CODE]
         return str(codes[-1])
 
+    def _dial_withdrawal_code(self, who: str, agent_id: uuid.UUID, major: int) -> str:
+        """The villager dials the USSD menu (through the aggregator's callback over HTTP,
+        or :func:`ledger.flows.ussd.answer`): 5 Withdraw cash, her PIN, the agent's till
+        number, the amount, 1 Confirm; the code on the last screen (printed masked)."""
+        self.on_the_ledger(f"{who}'s phone number and the agent's till number")
+        phone = villagers.get_villager(self.led, self.id_of(who)).phone
+        till = self.led.transact(lambda tx: tills.till_of_in(tx, agent_id))
+        session_id = f"demo_{new_id().hex}"
+        inputs: list[str] = []
+        screen = self.desk.ussd(session_id=session_id, phone=phone, text="")
+        for key in ("5", PIN, till, str(major), "1"):
+            inputs.append(key)
+            screen = self.desk.ussd(session_id=session_id, phone=phone, text="*".join(inputs))
+        found = re.match(r"END [^:\n]+: (\d{6})\n", screen)  # in her language
+        self.expect("a withdrawal code on the USSD screen", screen if found is None else "", "")
+        assert found is not None
+        again = self.desk.ussd(session_id=session_id, phone=phone, text="*".join(inputs))
+        self.expect("a replayed USSD step answers the same", again, screen)
+        shown = screen.replace(found.group(1), "######").replace(till, "<till>")
+        self.say(
+            f"{who} dials *384*55#: 5 (withdraw cash), PIN, Wanjiru's till number,"
+            f" {major:,}, 1 Confirm; the last screen: {shown.replace(chr(10), ' | ')}"
+        )
+        self.say("the aggregator repeats that step: the same screen, no second code")
+        return found.group(1)
+
+    def _sms_of(self, who: str) -> None:
+        """The villager's SMS as the worker would queue them (``vledger sms outbox``), the
+        one-time codes masked; dates and times shown as dd/mm/yyyy hh:mm."""
+        self.on_the_ledger(f"{who}'s SMS, rendered from the outbox (no gateway)")
+        queue_new(self.led, now_us=to_us(self.led.now()), settings=SmsSettings.from_env())
+        villager_id = self.id_of(who)
+        found = self.led.transact(
+            lambda tx: sms_repository.newest_messages(tx, state=None, limit=LIST_PAGE_SIZE_MAX)
+        )
+        for message in found:
+            if message.party_id == villager_id:
+                text = re.sub(r"\d{2}/\d{2}/\d{4}", "dd/mm/yyyy", message.text_shown)
+                text = re.sub(r"\d{1,2}:\d{2}", "hh:mm", text)
+                self.say(f"SMS to {who} ({message.event_type}): {text}")
+
     def _code(
         self,
         who: str,
@@ -850,12 +905,7 @@ class VillageDay:
                 amount_minor=kes(2_000),
                 consent_code=None,
             )
-        self.on_the_ledger("Baraka makes a withdrawal code with his PIN (USSD later)")
-        code = self._code("Baraka", wanjiru, kes(2_000))
-        self.say(
-            f"Baraka makes a one-time withdrawal code for {format_amount(kes(2_000))} at"
-            " Wanjiru's shop (10 minutes, this agent, this amount; only his phone sees it)"
-        )
+        code = self._dial_withdrawal_code("Baraka", wanjiru, 2_000)
         baraka = self.desk.request_cash_out(
             agent_id=wanjiru,
             villager_id=self.id_of("Baraka"),
@@ -875,6 +925,7 @@ class VillageDay:
                 amount_minor=kes(2_000),
                 consent_code=code,
             )
+        self._sms_of("Baraka")
         self.on_the_ledger("Amina makes a withdrawal code with her PIN (USSD later)")
         amina = self.desk.request_cash_out(
             agent_id=wanjiru,

@@ -59,7 +59,15 @@ from webhooks import WebhookSettings
 
 __all__ = ["DEMO_SETTINGS", "DEMO_WEBHOOKS", "HttpDesk", "Traffic", "run_demo_http"]
 
-DEMO_SETTINGS = Settings(sweep_interval_s=None, seal_interval_s=None, reconcile_interval_s=None)
+DEMO_USSD_SECRET = "demo-aggregator-" + uuid.uuid4().hex
+"""The aggregator's secret for this demo's USSD callback (a fresh one per run)."""
+DEMO_SETTINGS = Settings(
+    sweep_interval_s=None,
+    seal_interval_s=None,
+    reconcile_interval_s=None,
+    ussd_secrets=(DEMO_USSD_SECRET,),
+    ussd_source_networks=("127.0.0.1/32",),
+)
 """The API as ``vledger serve`` runs it, less its background threads: the demo runs the
 timers itself *as of* later moments, and sealing and scheduled reconciliation (which
 writes a service key and report files) belong to the service."""
@@ -231,6 +239,21 @@ class HttpDesk:
             kyc_tier=answer["kyc_tier"],
             accounts={role: uuid.UUID(a) for role, a in answer["accounts"].items()},
         )
+
+    def ussd(self, *, session_id: str, phone: str, text: str) -> str:
+        """A step of the villager's phone, as the aggregator posts it to the callback."""
+        form = {
+            "sessionId": session_id,
+            "serviceCode": "*384*55#",
+            "phoneNumber": phone,
+            "networkCode": "63902",
+            "text": text,
+        }
+        answered = httpx.post(
+            f"{self.base_url}/ussd/africastalking/{DEMO_USSD_SECRET}", data=form, timeout=30
+        )
+        answered.raise_for_status()
+        return answered.text
 
     def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
         body = {"id": new_id(), "phone": phone, "name": name, "currency": CURRENCY}
