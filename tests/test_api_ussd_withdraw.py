@@ -200,3 +200,25 @@ def test_a_swahili_villager_walks_the_withdrawal_in_swahili(aggregator: Aggregat
     assert made.startswith("END Namba ya kutoa pesa: ")
     assert all(len(s) <= SCREEN_MAX for s in [*screens, made])
     assert codes_made(led, otieno.id) == 1
+
+
+def test_the_code_s_screen_is_forgotten_once_the_session_is_over(aggregator: Aggregator) -> None:
+    from ledger.flows import ussd
+    from ledger.flows.ussd.repository import select
+
+    led = aggregator.led
+    wanjiru, _otieno, phone = dial(aggregator, 20_000)
+    walk = Walk(aggregator, phone)
+    for key in ("5", PIN, till_of(led, wanjiru), "100"):
+        walk.press(key)
+    made = walk.press("1")
+    code = re.search(r"code: (\d{6})", made)
+    assert code is not None
+    aggregator.clock.advance(ussd.SESSION_IDLE_S - 1)
+    ussd.purge_sessions(led)
+    assert walk.send() == made  # still replayable: kept
+    aggregator.clock.advance(2)
+    ussd.purge_sessions(led)
+    row = led.transact(lambda tx: select(tx, walk.sid))
+    assert row is not None and code.group(1) not in row.screen_text
+    assert walk.send() == "END Your session timed out. Please dial again."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ledger.core.rows import RowMapper, flag, from_json
 from ledger.core.tx import Tx
 
-__all__ = ["SessionRow", "delete_idle", "insert", "select", "update"]
+__all__ = ["SessionRow", "delete_idle", "forget_ended_screens", "insert", "select", "update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,5 +130,19 @@ def delete_idle(tx: Tx, *, updated_before_us: int, limit: int) -> int:
         " WHERE updated_at_us < :before ORDER BY updated_at_us LIMIT :limit)"
         " RETURNING session_id",
         {"before": updated_before_us, "limit": limit},
+    )
+    return len(gone)
+
+
+def forget_ended_screens(tx: Tx, *, updated_before_us: int, blank: str, limit: int) -> int:
+    """Overwrite with ``blank`` the stored last screen of at most ``limit`` ended sessions
+    last touched before ``updated_before_us`` (a withdrawal or pay code's screen holds its
+    digits); how many. ``updated_at_us`` is kept."""
+    gone = tx.execute(
+        "UPDATE ussd_sessions SET screen_text = :blank WHERE session_id IN (SELECT session_id"
+        " FROM ussd_sessions WHERE screen_end = :ended AND screen_text <> :blank"
+        " AND updated_at_us < :before ORDER BY updated_at_us LIMIT :limit)"
+        " RETURNING session_id",
+        {"blank": blank, "ended": True, "before": updated_before_us, "limit": limit},
     )
     return len(gone)

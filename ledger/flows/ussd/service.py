@@ -102,6 +102,8 @@ PURGE_BATCH_MAX = 1_000
 """The most sessions one :func:`purge_sessions` call deletes."""
 PENDING = ""
 """The stored screen of a step being worked on (claimed, not answered yet)."""
+FORGOTTEN = "-"
+"""The stored screen of an ended session once it can no longer be replayed."""
 PENDING_WAIT_S = 5.0
 """How long a second delivery of a step waits for the first one's screen."""
 PENDING_POLL_S = 0.05
@@ -613,12 +615,18 @@ def _last_receipts(tx: Tx, villager_id: uuid.UUID) -> list[events.Event]:
 
 def purge_sessions(led: Ledger, *, limit: int = PURGE_BATCH_MAX) -> int:
     """Delete up to ``limit`` (1..:data:`PURGE_BATCH_MAX`) sessions idle for
-    :data:`PURGE_AFTER_S`, oldest first; how many went. Call it until it answers less
-    than ``limit``."""
+    :data:`PURGE_AFTER_S`, oldest first; how many went. Before that, the last screen of up
+    to ``limit`` ended sessions idle past the session timeout is overwritten. Call it until
+    it answers less than ``limit``."""
     if not 1 <= limit <= PURGE_BATCH_MAX:
         raise Refused("limit_invalid", f"limit is 1..{PURGE_BATCH_MAX}")
 
     def work(tx: Tx) -> int:
+        # An ended session's last screen is never answered again once the session is idle
+        # past SESSION_IDLE_S (a replay then answers "timed out"): a code's digits on it
+        # are overwritten then, not kept for the day until the row goes.
+        over_us = tx.now_us - SESSION_IDLE_S * US_PER_S
+        repository.forget_ended_screens(tx, updated_before_us=over_us, blank=FORGOTTEN, limit=limit)
         before_us = tx.now_us - PURGE_AFTER_S * US_PER_S
         return repository.delete_idle(tx, updated_before_us=before_us, limit=limit)
 
