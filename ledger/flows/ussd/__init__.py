@@ -9,7 +9,12 @@ text (at most :data:`SCREEN_LENGTH_MAX` characters, in the villager's language f
 Menus: balance (posted and available) and the mini statement (the last
 :data:`STATEMENT_MOVEMENTS` wallet receipts, paged with ``98 More`` / ``0 Back``) after
 the PIN, verified once per session; change PIN (current, new, again: the villagers
-flow's rules); language (English, Kiswahili). Nothing here moves money yet.
+flow's rules); language (English, Kiswahili); withdraw cash (the agent's till number,
+her name shown, the exact amount, then a withdrawal code made by the consent flow with
+the session's verified PIN: :mod:`~ledger.flows.ussd.withdraw`); my orders (a pay code,
+confirm delivered, which releases escrow, and a dispute, through the orders and consent
+flows: :mod:`~ledger.flows.ussd.my_orders`). Money moves only through those flows, as a
+claimed step: a replayed step answers the stored screen and moves nothing twice.
 
 Modules: :mod:`~ledger.flows.ussd.model` (values, limits, reading ``text``),
 :mod:`~ledger.flows.ussd.menus` (what an input means, pure),

@@ -7,7 +7,8 @@ session verified. The agent then requests the cash-out with the code
 The code is shown once, on the screen that ends the session; the SMS the consent flow
 queues says that a code was made (never its digits). The screen is stored in the session
 row like every screen, so that a replayed step answers it again without making a second
-code; the row is purged with the session (:func:`ledger.flows.ussd.purge_sessions`).
+code; once the session is idle past its timeout (no replay can reach it then),
+:func:`ledger.flows.ussd.purge_sessions` overwrites that screen.
 """
 
 from __future__ import annotations
