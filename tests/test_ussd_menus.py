@@ -78,7 +78,11 @@ def test_the_main_menu_asks_the_pin_before_money_once() -> None:
 
 def test_pin_screens_are_secret_and_a_change_remembers_where_not_what() -> None:
     secret = {m for m in Menu if is_secret(State(m), "1")}
-    assert secret == {Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM}
+    assert secret == {Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM} | {
+        Menu.ACTIVATE_CODE,
+        Menu.ACTIVATE_PIN,
+        Menu.ACTIVATE_CONFIRM,
+    }
     # a PIN typed where a choice was asked is kept like a PIN
     assert is_secret(State(Menu.MAIN), "739") and not is_secret(State(Menu.MAIN), "98")
     assert is_secret(State(Menu.STATEMENT), "739146")

@@ -11,6 +11,10 @@ The menu tree (``0`` goes back, ``98`` turns a page)::
          ─ 6 My orders ────── (PIN once per session) ─ list (paged) ─ an order ─
                               1 pay code / 2 confirm delivered / 3 dispute ─ reason
 
+A villager still ``pending_activation`` starts elsewhere: the activation code from the
+SMS ─ a new PIN ─ the new PIN again ─ (the villagers flow activates her) ─ main, with
+the PIN verified for the session.
+
 The PIN is asked before anything that reads money and is verified once per session; a
 PIN change asks the current PIN anyway (the flow checks it). An input typed on a PIN
 screen is a secret, and so is anything longer than a choice typed on a menu screen (a
@@ -25,9 +29,12 @@ from enum import StrEnum
 
 from ledger.flows.ussd.model import Menu, State
 from ledger.flows.ussd.screens import BACK, MORE
+from ledger.flows.villagers import ACTIVATION_CODE_DIGITS
 
 __all__ = [
     "CHOICE_LENGTH_MAX",
+    "ACTIVATE_MENUS",
+    "Activate",
     "ChangePin",
     "FindTill",
     "MakeWithdrawalCode",
@@ -41,7 +48,9 @@ __all__ = [
     "is_secret",
 ]
 
-SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM})
+ACTIVATE_MENUS = frozenset({Menu.ACTIVATE_CODE, Menu.ACTIVATE_PIN, Menu.ACTIVATE_CONFIRM})
+"""A pending villager's activation: every input there (the code, the PINs) is a secret."""
+SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM}) | ACTIVATE_MENUS
 MONEY_MENUS = frozenset({Menu.BALANCE, Menu.STATEMENT})
 """Paged screens that read money."""
 WITHDRAW_MENUS = frozenset({Menu.WITHDRAW_TILL, Menu.WITHDRAW_AMOUNT, Menu.WITHDRAW_CONFIRM})
@@ -67,6 +76,8 @@ class Note(StrEnum):
     AMOUNT_INVALID = "amount_invalid"
     OVER_LIMIT = "over_limit"
     ORDER_NOT_NOW = "order_not_now"
+    CODE_FORMAT = "code_format"
+    PIN_SET = "pin_set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,15 @@ class ChangePin:
     one at ``new_at`` (indexes of ``text``'s inputs)."""
 
     old_at: int
+    new_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Activate:
+    """The input confirms a pending villager's new PIN: the activation code was typed at
+    ``code_at``, the new PIN at ``new_at`` (indexes of ``text``'s inputs)."""
+
+    code_at: int
     new_at: int
 
 
@@ -134,7 +154,16 @@ class OrderAction:
     reason: str | None = None
 
 
-Step = Show | VerifyPin | ChangePin | SetLanguage | FindTill | MakeWithdrawalCode | OrderAction
+Step = (
+    Show
+    | VerifyPin
+    | ChangePin
+    | Activate
+    | SetLanguage
+    | FindTill
+    | MakeWithdrawalCode
+    | OrderAction
+)
 
 
 CHOICE_LENGTH_MAX = 2
@@ -209,6 +238,22 @@ def _orders(state: State, choice: str) -> Step:
     return Show(state, Note.INVALID)
 
 
+def _activate(state: State, choice: str, position: int) -> Step:
+    """A pending villager's activation: the code (its form checked here, so that a slip
+    costs no counted try), the new PIN, the new PIN again."""
+    if state.menu is Menu.ACTIVATE_CODE:
+        if not (len(choice) == ACTIVATION_CODE_DIGITS and choice.isdigit()):
+            return Show(State(Menu.ACTIVATE_CODE), Note.CODE_FORMAT)
+        return Show(State(Menu.ACTIVATE_PIN, old_at=position))
+    if state.old_at is None:  # the code screen sets it
+        return Show(State(Menu.ACTIVATE_CODE), Note.INVALID)
+    if state.menu is Menu.ACTIVATE_PIN:
+        return Show(State(Menu.ACTIVATE_CONFIRM, old_at=state.old_at, new_at=position))
+    if state.new_at is None:  # the new PIN screen sets it
+        return Show(State(Menu.ACTIVATE_PIN, old_at=state.old_at), Note.INVALID)
+    return Activate(code_at=state.old_at, new_at=state.new_at)
+
+
 def _paged(state: State, choice: str) -> Show:
     if choice == MORE:
         return Show(replace(state, page=state.page + 1))
@@ -225,6 +270,8 @@ def choose(state: State, choice: str, *, position: int, pin_verified: bool) -> S
         return _main(choice, pin_verified)
     if menu is Menu.PIN:
         return VerifyPin(state.after or Menu.MAIN)
+    if menu in ACTIVATE_MENUS:
+        return _activate(state, choice, position)
     if menu in MONEY_MENUS:
         return _paged(state, choice)
     if menu in WITHDRAW_MENUS:

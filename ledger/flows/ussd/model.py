@@ -86,6 +86,9 @@ class Menu(StrEnum):
     ORDERS = "orders"
     ORDER = "order"
     DISPUTE_REASON = "dispute_reason"
+    ACTIVATE_CODE = "activate_code"
+    ACTIVATE_PIN = "activate_pin"
+    ACTIVATE_CONFIRM = "activate_confirm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,9 @@ class State:
     withdrawal code, the agent (found by till number) and the amount in major units; for
     the villager's orders, the ones listed and the one chosen.
     ``pin_at`` is where in ``text`` the PIN that was verified was typed (kept from step to
-    step by the service: a code is made with it). Never a PIN: only where one was typed."""
+    step by the service: a code is made with it). Never a PIN: only where one was typed.
+    While a pending villager activates her account, ``old_at`` is where the activation
+    code was typed and ``new_at`` where the new PIN was (positions, never the digits)."""
 
     menu: Menu = Menu.MAIN
     page: int = 0

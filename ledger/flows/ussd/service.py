@@ -45,6 +45,7 @@ from ledger.flows.ussd.menus import (
     ORDER_MENUS,
     PIN_FIRST,
     WITHDRAW_MENUS,
+    Activate,
     ChangePin,
     FindTill,
     MakeWithdrawalCode,
@@ -296,21 +297,18 @@ def _start(led: Ledger, session_id: str, e164: str) -> Screen:
     language = villager.language.value
     if villager.state is VillagerState.LOCKED:
         return _locked(language)
-    if villager.state is not VillagerState.ACTIVE:
-        return ended(
-            tr(
-                language,
-                "ussd",
-                "Your account is not active yet. Set your PIN with the code sent by SMS.",
-            )
-        )
-    screen = main_menu(language)
+    if villager.state is VillagerState.ACTIVE:
+        screen, state = main_menu(language), State()
+    else:  # pending_activation: this menu is her channel to set the PIN
+        state = State(Menu.ACTIVATE_CODE)
+        welcome = tr(language, "ussd", "Welcome to Village Ledger.")
+        screen = ask(language, _prompt(language, state.menu), welcome)
     row = SessionRow(
         session_id=session_id,
         phone=e164,
         villager_id=villager.id,
         language=language,
-        state=State().to_json(),
+        state=state.to_json(),
         inputs_seen=0,
         secret_positions=[],
         inputs_sha256=inputs_sha256([]),
@@ -381,6 +379,8 @@ def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _Af
         return _order_action(led, row, step, inputs)
     if isinstance(step, ChangePin):
         return _change_pin(led, row, step, inputs)
+    if isinstance(step, Activate):
+        return _activate(led, row, step, inputs)
     if isinstance(step, SetLanguage):
         return _set_language(led, row, step)
     return row, (step.state, step.note)
@@ -489,6 +489,51 @@ def _change_pin(led: Ledger, row: SessionRow, step: ChangePin, inputs: list[str]
     return _Outcome(done, State(Menu.MAIN), row.language, to_us(led.now()))
 
 
+_TRIES_LEFT = re.compile(r"(\d+) tries left")
+"""How the villagers flow's ``activation_code_invalid`` detail tells the tries left."""
+
+
+def _activate(led: Ledger, row: SessionRow, step: Activate, inputs: list[str]) -> _After:
+    """A pending villager's code and new PIN (typed twice) through the villagers flow;
+    then she is active and her PIN verified for this session (she goes on to the main
+    menu: no second dial, no PIN typed again on a slow 2G session)."""
+    new, confirm = inputs[step.new_at], inputs[-1]
+    ask_pin = State(Menu.ACTIVATE_PIN, old_at=step.code_at)
+    if new != confirm:
+        return row, (ask_pin, Note.PINS_DIFFER)
+    try:
+        villagers.activate(led, phone=row.phone, activation_code=inputs[step.code_at], pin=new)
+    except Refused as refusal:
+        log.info(
+            "ussd: activation refused", extra={"ussd_session": row.session_id, "code": refusal.code}
+        )
+        return _activation_refused(row, refusal, ask_pin)
+    log.info("ussd: villager activated", extra={"ussd_session": row.session_id})
+    verified = replace(row, pin_verified_at_us=to_us(led.now()))
+    return verified, (State(Menu.MAIN, pin_at=step.new_at), Note.PIN_SET)
+
+
+def _activation_refused(row: SessionRow, refusal: Refused, ask_pin: State) -> _After:
+    language = row.language
+    if refusal.code in ("pin_too_weak", "pin_format_invalid"):
+        note = Note.PIN_TOO_WEAK if refusal.code == "pin_too_weak" else Note.PIN_FORMAT
+        return row, (ask_pin, note)
+    if refusal.code == "activation_code_invalid":
+        left = _TRIES_LEFT.search(refusal.detail)
+        said = (
+            tr(language, "ussd", "Wrong code.")
+            if left is None
+            else tr(language, "ussd", "Wrong code. {left} tries left.", left=int(left[1]))
+        )
+        code = State(Menu.ACTIVATE_CODE)
+        return _same(row, ask(language, _prompt(language, code.menu), said), code)
+    if refusal.code == "activation_code_expired":
+        text = tr(language, "ussd", "Your code has expired. Visit your agent for a new one.")
+    else:  # activation_code_void: too many wrong codes
+        text = tr(language, "ussd", "Too many wrong codes: the code is void. Visit your agent.")
+    return _same(row, ended(text), State(Menu.ACTIVATE_CODE))
+
+
 def _set_language(led: Ledger, row: SessionRow, step: SetLanguage) -> _After:
     villagers.set_language(led, villager_id=row.villager_id, language=step.language)
     return replace(row, language=step.language), (State(Menu.MAIN), Note.LANGUAGE_SAVED)
@@ -511,6 +556,8 @@ def note_text(language: str, note: Note | None) -> str | None:
         Note.AMOUNT_INVALID: tr(language, "ussd", "Type the amount in whole units, digits only."),
         Note.OVER_LIMIT: tr(language, "ussd", "That amount is above your limit."),
         Note.ORDER_NOT_NOW: tr(language, "ussd", "That cannot be done for this order now."),
+        Note.CODE_FORMAT: tr(language, "ussd", "The code from the SMS is 6 digits."),
+        Note.PIN_SET: tr(language, "ussd", "Your PIN is set."),
     }
     return texts[note]
 
@@ -548,8 +595,10 @@ def _prompt(language: str, menu: Menu) -> str:
         return tr(language, "ussd", "Enter your PIN")
     if menu is Menu.PIN_OLD:
         return tr(language, "ussd", "Enter your current PIN")
-    if menu is Menu.PIN_NEW:
+    if menu in (Menu.PIN_NEW, Menu.ACTIVATE_PIN):
         return tr(language, "ussd", "Enter a new PIN (4 to 6 digits)")
+    if menu is Menu.ACTIVATE_CODE:
+        return tr(language, "ussd", "Enter the activation code sent to you by SMS")
     return tr(language, "ussd", "Enter the new PIN again")
 
 
