@@ -79,6 +79,7 @@ from ledger.flows.ussd.screens import (
     paged,
     statement_line,
 )
+from ledger.flows.villagers import ACTIVATION_CODE_DIGITS as CODE_DIGITS
 from ledger.flows.villagers import State as VillagerState
 from ledger.flows.villagers import Villager
 from ledger.i18n import DEFAULT_LANGUAGE, tr
@@ -523,7 +524,7 @@ def _activation_refused(row: SessionRow, refusal: Refused, ask_pin: State) -> _A
         said = (
             tr(language, "ussd", "Wrong code.")
             if left is None
-            else tr(language, "ussd", "Wrong code. {left} tries left.", left=int(left[1]))
+            else tr(language, "ussd", "Wrong code. Tries left: {left}.", left=int(left[1]))
         )
         code = State(Menu.ACTIVATE_CODE)
         return _same(row, ask(language, _prompt(language, code.menu), said), code)
@@ -556,7 +557,9 @@ def note_text(language: str, note: Note | None) -> str | None:
         Note.AMOUNT_INVALID: tr(language, "ussd", "Type the amount in whole units, digits only."),
         Note.OVER_LIMIT: tr(language, "ussd", "That amount is above your limit."),
         Note.ORDER_NOT_NOW: tr(language, "ussd", "That cannot be done for this order now."),
-        Note.CODE_FORMAT: tr(language, "ussd", "The code from the SMS is 6 digits."),
+        Note.CODE_FORMAT: tr(
+            language, "ussd", "The code from the SMS is {digits} digits.", digits=CODE_DIGITS
+        ),
         Note.PIN_SET: tr(language, "ussd", "Your PIN is set."),
     }
     return texts[note]
