@@ -227,7 +227,7 @@ def test_bad_input_answers_end_and_moves_nothing(ledger: Ledger) -> None:
     assert wallet_minor(ledger, otieno) == (10_000, 10_000)
 
 
-def test_a_villager_not_yet_active_is_told_to_set_the_pin(ledger: Ledger) -> None:
+def test_a_villager_not_yet_active_is_asked_for_the_sms_code(ledger: Ledger) -> None:
     shop = agent(ledger)
     made = villagers.register_villager(
         ledger,
@@ -238,8 +238,8 @@ def test_a_villager_not_yet_active_is_told_to_set_the_pin(ledger: Ledger) -> Non
         currency="KES",
         language="sw",
     )
-    assert Phone(ledger, made.phone).dial() == end(
-        "Akaunti yako bado haijaanza kutumika. Weka PIN yako kwa msimbo uliotumwa kwa SMS."
+    assert Phone(ledger, made.phone).dial() == con(
+        "Karibu Village Ledger.\nWeka msimbo wa kuanzisha uliotumwa kwako kwa SMS"
     )
 
 
