@@ -16,6 +16,12 @@ confirm delivered, which releases escrow, and a dispute, through the orders and 
 flows: :mod:`~ledger.flows.ussd.my_orders`). Money moves only through those flows, as a
 claimed step: a replayed step answers the stored screen and moves nothing twice.
 
+A villager still ``pending_activation`` (registered by an agent, no PIN yet) is asked for
+the activation code from her SMS, a new PIN and the PIN again; ``villagers.activate``
+checks them (a wrong code is counted there and committed, the screen shows the tries
+left; an expired or void code ends the session) and she goes on to the main menu with the
+PIN verified for the session. The code and both PINs are secrets like the PIN.
+
 Modules: :mod:`~ledger.flows.ussd.model` (values, limits, reading ``text``),
 :mod:`~ledger.flows.ussd.menus` (what an input means, pure),
 :mod:`~ledger.flows.ussd.screens` (the words, pure), :mod:`~ledger.flows.ussd.service`

@@ -13,7 +13,8 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   check, a PIN change, the language) is *claimed* there (its screen stored empty), run,
   then answered and saved. Another delivery of a claimed step waits (at most
   :data:`PENDING_WAIT_S`) for its screen; a step whose flow fails is given back, so that
-  a retry runs it.
+  a retry runs it. A pending villager's activation (code, new PIN, again) is one such
+  claimed step: a replay neither counts a wrong code twice nor activates twice.
 - **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
   input, an unknown ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
