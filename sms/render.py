@@ -28,12 +28,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import timezone as phone_zones
-
 from ledger.core.tx import Tx
 from ledger.flows import consent, events, orders, parties, villagers
 from ledger.i18n import tr
+from ledger.i18n import zone_of_phone as zone_for
 from ledger.money import format_money
 from sms import repository
 from sms.encoding import split
@@ -61,17 +59,6 @@ class Recipient:
 class _Text:
     text: str
     shown: str
-
-
-def zone_for(phone: str, default: str) -> str:
-    """The time zone of the phone's country when it has exactly one, else ``default``."""
-    try:
-        found = phone_zones.time_zones_for_number(phonenumbers.parse(phone))
-    except phonenumbers.NumberParseException:
-        return default
-    if len(found) == 1 and found[0] != phone_zones.UNKNOWN_TIMEZONE:
-        return str(found[0])
-    return default
 
 
 def _when(value: datetime | str, zone: str) -> str:

@@ -104,3 +104,12 @@ def test_tr_fills_placeholders_falls_back_to_english_and_strips_control_characte
     assert marked == "Not in any catalog [31mAB"
     with pytest.raises(MalformedRequest):
         catalog("sw", "email")
+
+
+def test_times_are_shown_in_the_zone_of_the_phones_country() -> None:
+    from ledger.i18n import zone_of_phone
+
+    assert zone_of_phone("+254700000001") == "Africa/Nairobi"
+    assert zone_of_phone("+256700000001") == "Africa/Kampala"
+    assert zone_of_phone("+1 212 555 0100", "Africa/Nairobi") != "Africa/Nairobi"  # New York
+    assert zone_of_phone("not a phone", "Africa/Nairobi") == "Africa/Nairobi"

@@ -26,11 +26,21 @@ import unicodedata
 from functools import cache
 from pathlib import Path
 
+import phonenumbers
 from babel.messages.pofile import read_po
+from phonenumbers import timezone as phone_zones
 
 from ledger.core.errors import MalformedRequest
 
-__all__ = ["DEFAULT_LANGUAGE", "DOMAINS", "LANGUAGES", "catalog", "placeholders", "tr"]
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "DOMAINS",
+    "LANGUAGES",
+    "catalog",
+    "placeholders",
+    "tr",
+    "zone_of_phone",
+]
 
 LANGUAGES = ("en", "sw")
 """The languages a villager may choose (``villagers.language``)."""
@@ -76,3 +86,16 @@ def tr(language: str, domain: str, msgid: str, /, **values: object) -> str:
         _missing_once(chosen, domain, msgid)
         text = msgid
     return text.format(**{name: _plain(value) for name, value in values.items()})
+
+
+def zone_of_phone(phone: str, default: str = "UTC") -> str:
+    """The time zone a person's times are shown in: their phone's country's zone when it
+    has exactly one (Kenya: ``Africa/Nairobi``), else ``default``. USSD screens and SMS
+    both ask here."""
+    try:
+        found = phone_zones.time_zones_for_number(phonenumbers.parse(phone))
+    except phonenumbers.NumberParseException:
+        return default
+    if len(found) == 1 and found[0] != phone_zones.UNKNOWN_TIMEZONE:
+        return str(found[0])
+    return default

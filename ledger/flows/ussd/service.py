@@ -83,7 +83,7 @@ from ledger.flows.ussd.screens import (
 from ledger.flows.villagers import ACTIVATION_CODE_DIGITS as CODE_DIGITS
 from ledger.flows.villagers import State as VillagerState
 from ledger.flows.villagers import Villager
-from ledger.i18n import DEFAULT_LANGUAGE, tr
+from ledger.i18n import DEFAULT_LANGUAGE, tr, zone_of_phone
 from ledger.limits import US_PER_S
 from ledger.money import format_money
 
@@ -112,13 +112,6 @@ PENDING_WAIT_S = 5.0
 PENDING_POLL_S = 0.05
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
-_ZONES = {
-    "KES": "Africa/Nairobi",
-    "UGX": "Africa/Kampala",
-    "TZS": "Africa/Dar_es_Salaam",
-    "RWF": "Africa/Kigali",
-}
-"""The zone a wallet's dates are shown in, by its currency (UTC for another)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,7 +626,7 @@ def _balance(tx: Tx, row: SessionRow) -> str:
 def _statement(tx: Tx, row: SessionRow, page: int) -> tuple[Screen, int]:
     villager = _villager(tx, row.villager_id)
     receipts = _last_receipts(tx, villager.id)
-    zone = ZoneInfo(_ZONES.get(villager.currency, "UTC"))
+    zone = ZoneInfo(zone_of_phone(row.phone))
     lines = [
         statement_line(
             row.language,
