@@ -22,6 +22,8 @@ from api.schemas import (
     DeviceAllowance,
     DeviceCreate,
     DeviceSync,
+    EnrollmentCreate,
+    EnrollmentRedeem,
     FeeScheduleCreate,
     FloatThresholdSet,
     FloatTopUpCreate,
@@ -95,6 +97,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         VillagerStep,
         VillagerPhoneChange,
         FeeScheduleCreate,
+        EnrollmentCreate,
+        EnrollmentRedeem,
     )
 }
 OPTIONAL_BODIES = frozenset(

@@ -1299,3 +1299,36 @@ class FeeScheduleOut(BaseModel):
 class FeeScheduleList(BaseModel):
     data: list[FeeScheduleOut]
     has_more: bool
+
+
+ENROLLMENT_CODE_TEXT_LENGTH_MAX = 64
+ENROLLMENT_PUBLIC_KEY_TEXT_LENGTH_MAX = 64
+
+
+class EnrollmentCreate(Request):
+    """A one-time enrollment code for the principal (an agent, auditor or operator)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"principal_id": "0b7c7f3e-6a55-4f0e-9d43-2f1c8a9e4b21"}]}
+    )
+
+    principal_id: uuid.UUID
+
+
+class EnrollmentRedeem(Request):
+    """Redeem a code: the new key's raw 32-byte Ed25519 public key, base64; the request is
+    signed by that key (``keyid="enroll-<base64url SHA-256 of the raw key>"``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "7K3M-Q9TX-2HVR-8WCN-5PDA",
+                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                }
+            ]
+        }
+    )
+
+    code: str = Field(min_length=1, max_length=ENROLLMENT_CODE_TEXT_LENGTH_MAX)
+    public_key: str = Field(min_length=1, max_length=ENROLLMENT_PUBLIC_KEY_TEXT_LENGTH_MAX)

@@ -28,7 +28,6 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from api.access import require_role
@@ -44,6 +43,7 @@ from api.principals import Alg, ApiKey, Role
 from api.problems import ApiError
 from api.routes.common import body_of, signed
 from api.routes.steps import parse, time_text
+from api.schemas import EnrollmentCreate, EnrollmentRedeem
 from api.schemas import Request as RequestModel
 from ledger.flows import enrollment
 from ledger.flows.enrollment import Enrolled, Issued
@@ -52,24 +52,9 @@ router = APIRouter(prefix="/v1/enrollments", tags=["enrollment"])
 
 Caller = Annotated[ApiKey, Depends(signed)]
 OPERATORS = frozenset({Role.OPERATOR})
-CODE_TEXT_LENGTH_MAX = 64
-PUBLIC_KEY_TEXT_LENGTH_MAX = 64
 NOBODY = uuid.UUID(int=0)
 """The principal of the stand-in key a redeem request is verified with (it has none yet)."""
 PUBLIC_KEY_LENGTH = 32
-
-
-class EnrollmentCreate(RequestModel):
-    """A one-time code for the principal (an agent, auditor or operator)."""
-
-    principal_id: uuid.UUID
-
-
-class EnrollmentRedeem(RequestModel):
-    """Redeem a code: the new key's raw 32-byte Ed25519 public key, base64."""
-
-    code: str = Field(min_length=1, max_length=CODE_TEXT_LENGTH_MAX)
-    public_key: str = Field(min_length=1, max_length=PUBLIC_KEY_TEXT_LENGTH_MAX)
 
 
 class EnrollmentOut(RequestModel):
@@ -94,12 +79,6 @@ class EnrolledOut(RequestModel):
     alg: str
     device_id: uuid.UUID | None
     """The agent's offline device (agents only)."""
-
-
-def body_of_model(model: type[RequestModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a required JSON body of ``model``."""
-    schema = {"application/json": {"schema": model.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": schema}}
 
 
 def qr_svg(code: str) -> str:
@@ -136,7 +115,7 @@ def enrolled_out(enrolled: Enrolled) -> dict[str, Any]:
     status_code=201,
     response_model=EnrollmentOut,
     summary="Issue a one-time enrollment code for a principal (operators)",
-    openapi_extra=body_of_model(EnrollmentCreate),
+    openapi_extra={"x-request-model": "EnrollmentCreate"},
 )
 def issue(request: Request, caller: Caller) -> Response:
     require_role(caller, OPERATORS)
@@ -201,7 +180,7 @@ def _redeem(request: Request, body: bytes) -> Response:
     status_code=201,
     response_model=EnrolledOut,
     summary="Register a new key with a one-time code (signed by that key; no key needed)",
-    openapi_extra=body_of_model(EnrollmentRedeem),
+    openapi_extra={"x-request-model": "EnrollmentRedeem"},
 )
 async def redeem(request: Request) -> Response:
     ctx = context(request)
