@@ -92,13 +92,16 @@ def chromium_path() -> str:
     return os.environ.get("VLEDGER_CHROMIUM", CHROMIUM_DEFAULT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
+    """Per module, not per session: Playwright's sync API keeps an asyncio loop running in
+    the main thread while it is open, and a later test that calls ``asyncio.run`` (serving
+    an app, ``vledger serve``) would find it there."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     executable = chromium_path()
     if not os.access(executable, os.X_OK):
