@@ -78,22 +78,25 @@ def insert(tx: Tx, row: SessionRow) -> bool:
         " screen_end, created_at_us, updated_at_us) VALUES (:id, :phone, :villager,"
         " :language, :state, :seen, :secrets, :sha, :verified, :screen, :end, :now, :now)"
         " ON CONFLICT (session_id) DO NOTHING RETURNING session_id",
-        {
-            "id": row.session_id,
-            "phone": row.phone,
-            "villager": row.villager_id,
-            "language": row.language,
-            "state": _json(row.state),
-            "seen": row.inputs_seen,
-            "secrets": _json(row.secret_positions),
-            "sha": row.inputs_sha256,
-            "verified": row.pin_verified_at_us,
-            "screen": row.screen_text,
-            "end": row.screen_end,
-            "now": tx.now_us,
-        },
+        {**_step(tx, row), "phone": row.phone, "villager": row.villager_id},
     )
     return bool(written)
+
+
+def _step(tx: Tx, row: SessionRow) -> dict[str, object]:
+    """The parameters of what a step writes (a new session's row, or the next step)."""
+    return {
+        "id": row.session_id,
+        "language": row.language,
+        "state": _json(row.state),
+        "seen": row.inputs_seen,
+        "secrets": _json(row.secret_positions),
+        "sha": row.inputs_sha256,
+        "verified": row.pin_verified_at_us,
+        "screen": row.screen_text,
+        "end": row.screen_end,
+        "now": tx.now_us,
+    }
 
 
 def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
@@ -105,19 +108,7 @@ def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
         " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
         " updated_at_us = :now WHERE session_id = :id AND inputs_seen = :before"
         " RETURNING session_id",
-        {
-            "id": row.session_id,
-            "language": row.language,
-            "state": _json(row.state),
-            "seen": row.inputs_seen,
-            "secrets": _json(row.secret_positions),
-            "sha": row.inputs_sha256,
-            "verified": row.pin_verified_at_us,
-            "screen": row.screen_text,
-            "end": row.screen_end,
-            "now": tx.now_us,
-            "before": inputs_seen_before,
-        },
+        {**_step(tx, row), "before": inputs_seen_before},
     )
     return bool(written)
 
