@@ -221,7 +221,7 @@ FLOW_CODES: dict[str, str] = {
     "enrollment_code_expired": "The enrollment code expired (15 minutes): ask for a new one",
     "enrollment_code_used": "The enrollment code was used already",
     "enrollment_code_void": "The enrollment code is void (5 wrong tries, replaced or revoked)",
-    "enrollment_role_refused": "Only agents, auditors and operators enroll with a code",
+    "enrollment_role_refused": "Only agents and auditors enroll with a code through the API",
     "proposal_maker_cannot_decide": "The operator who made a proposal cannot approve it",
     "proposal_kind_unknown": "Nothing applies proposals of that kind",
     "proposal_empty": "A proposal of transfers needs at least one",

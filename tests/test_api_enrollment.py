@@ -26,8 +26,10 @@ from api.principals import Alg, find_key
 from api.settings import Settings
 from api.signatures import sign_request
 from ledger import open_ledger
-from ledger.flows import enrollment, parties
+from ledger.flows import enrollment, events, parties
+from ledger.flows.enrollment.service import ISSUED
 from ledger.flows.parties import Kind
+from ledger.limits import LIST_PAGE_SIZE_MAX as PAGE
 from tests.test_api_harness import Harness, api, api_server
 
 __all__ = ["api", "api_server"]
@@ -224,3 +226,32 @@ def test_redeem_is_rate_limited_by_network_address(strict_server: str) -> None:
     answers = [redeem(strict_server, body, phone) for _ in range(4)]
     assert [a.status_code for a in answers] == [422, 422, 422, 429]
     assert answers[-1].json()["code"] == "rate_limited" and answers[-1].headers["retry-after"]
+
+
+def test_no_operator_gets_a_key_for_an_operator_through_the_api(api: Harness) -> None:
+    """Maker-checker needs two people: an operator who could enroll a key for another
+    operator (or a second one of its own) could propose and approve alone. Nothing is
+    issued; an operator's code comes from the command line at setup."""
+    mine = api.key("operator")
+    boss = api.client_for(mine)
+    other = api.key("operator")["principal_id"]
+    before = issued_events(api)
+    for target in (other, mine["principal_id"]):
+        refused = boss.request("POST", "/v1/enrollments", json_body={"principal_id": target})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "enrollment_role_refused"
+    assert issued_events(api) == before
+    at_setup = enrollment.issue(api.ledger, principal_id=uuid.UUID(other), issued_by=None)
+    assert at_setup.role.value == "operator"
+    assert issued_events(api) == before + 1
+
+
+def issued_events(api: Harness) -> int:
+    """How many ``enrollment.issued`` events the outbox holds."""
+    count, after = 0, 0
+    while found := api.ledger.transact(
+        lambda tx, a=after: events.read_events(tx, after_seq=a, limit=PAGE)
+    ):
+        count += sum(1 for event in found if event.type == ISSUED)
+        after = found[-1].seq
+    return count

@@ -110,12 +110,23 @@ def normalise(text: object) -> str | None:
 
 def issue_in(tx: Tx, *, principal_id: uuid.UUID, issued_by: uuid.UUID | None) -> Issued:
     """A new one-time code for the principal, valid :data:`CODE_TTL_S`; the principal's
-    older open codes are voided (one open code a principal)."""
+    older open codes are voided (one open code a principal). ``issued_by`` is the signed
+    operator who asked (None: the command line on the database itself); an operator's
+    code is refused when asked by an operator (maker-checker needs two people)."""
     role = principals.principal_role_in(tx, principal_id)
     if role is None:
         raise NotFound("principal_not_found", f"no principal {principal_id}")
     if role not in ENROLLABLE:
         raise Refused("enrollment_role_refused", f"a {role.value} is not enrolled with a code")
+    if role is Role.OPERATOR and issued_by is not None:
+        # One operator must not get a key for another (or a second one of its own): that
+        # would let it be both maker and checker. An operator's code comes from the
+        # command line at setup (issued_by None), as its first keys do.
+        raise Refused(
+            "enrollment_role_refused",
+            "an operator's key is not issued through the API: one operator could then act"
+            " as two (use `vledger agents enroll --principal ID` at setup)",
+        )
     if role is Role.AGENT:
         parties.get_party(tx, principal_id, Kind.AGENT)  # its device needs the agent party
     repository.void_open_of(tx, principal_id)
