@@ -33,13 +33,20 @@ from api.routes import (
     admin,
     audit,
     cash,
+    commission,
+    counts,
     devices,
     enrollment,
+    kyc,
+    operators,
     orders,
     parties,
     proposals,
+    search,
     settlement,
+    suspense,
     system,
+    tills,
     transfers,
     ussd,
     villagers,
@@ -162,6 +169,35 @@ def _install_errors(app: FastAPI) -> None:
         return problem_response(request, ApiError("internal_error", "see the server log"))
 
 
+def _include_routes(app: FastAPI) -> None:
+    """Every API router, in the order their paths are matched."""
+    for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
+        app.include_router(module.router)
+    app.include_router(proposals.router)
+    app.include_router(fee_routes.router)  # fee schedules: proposed here, approved as proposals
+    for router in (
+        devices.exceptions_router,
+        cash.agents_router,
+        cash.cash_ins_router,
+        cash.cash_outs_router,
+        settlement.router,
+        settlement.payouts_router,
+        audit.runs_router,
+        audit.router,
+        villagers.router,
+        ussd.router,  # unsigned: the aggregator's secret and source network
+        enrollment.router,
+        tills.router,
+        kyc.router,
+        suspense.router,
+        counts.router,
+        commission.router,
+        operators.router,
+        search.router,
+    ):
+        app.include_router(router)
+
+
 def create_app(
     ledger_url: str,
     *,
@@ -207,24 +243,7 @@ def create_app(
     app.state.ledger_url = ledger_url
     app.state.webhooks = hooks
     _install_errors(app)
-    for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
-        app.include_router(module.router)
-    app.include_router(proposals.router)
-    app.include_router(fee_routes.router)  # fee schedules: proposed here, approved as proposals
-    for router in (
-        devices.exceptions_router,
-        cash.agents_router,
-        cash.cash_ins_router,
-        cash.cash_outs_router,
-        settlement.router,
-        settlement.payouts_router,
-        audit.runs_router,
-        audit.router,
-        villagers.router,
-        ussd.router,  # unsigned: the aggregator's secret and source network
-        enrollment.router,
-    ):
-        app.include_router(router)
+    _include_routes(app)
     install_openapi(app)
     install_web(app)  # /web/shared/*.js: the browser's signer (station app, console)
     install_console(app)  # /console/: the back office in a browser (auditors, operators)

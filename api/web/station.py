@@ -35,7 +35,22 @@ STATION_PATH = "/station"
 FILES: dict[str, str] = {
     "index.html": web.HTML,
     "station.css": web.CSS,
-    **dict.fromkeys(("app.js", "enroll.js", "home.js", "cashin.js", "sw.js"), web.JS),
+    **dict.fromkeys(
+        (
+            "app.js",
+            "enroll.js",
+            "home.js",
+            "cashin.js",
+            "cashout.js",
+            "villagers.js",
+            "orders.js",
+            "float.js",
+            "history.js",
+            "queue.js",
+            "sw.js",
+        ),
+        web.JS,
+    ),
 }
 """Every file served under :data:`STATION_PATH` -> its media type."""
 VERSION_SLOT = b"__SHELL_VERSION__"

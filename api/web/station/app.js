@@ -10,8 +10,16 @@ import { loadCurrencies } from "/web/shared/money.js";
 import { renderEnroll } from "./enroll.js";
 import { renderHome } from "./home.js";
 import { renderCashIn } from "./cashin.js";
+import { renderCashOut } from "./cashout.js";
+import { renderVillagers } from "./villagers.js";
+import { renderOrders } from "./orders.js";
+import { renderFloat } from "./float.js";
+import { renderHistory } from "./history.js";
 
-const SCREENS = { enroll: renderEnroll, home: renderHome, "cash-in": renderCashIn };
+const SCREENS = {
+  enroll: renderEnroll, home: renderHome, "cash-in": renderCashIn, "cash-out": renderCashOut,
+  villagers: renderVillagers, orders: renderOrders, float: renderFloat, history: renderHistory,
+};
 const CHOSEN = "station.language"; // localStorage: the language chosen on this phone
 
 function go(name) {
@@ -38,7 +46,10 @@ function renderMenu(identity, current) {
   const menu = document.getElementById("menu");
   clear(menu);
   if (!identity) return;
-  for (const [name, label] of [["home", t("Home")], ["cash-in", t("Cash in")]]) {
+  const items = [["home", t("Home")], ["cash-in", t("Cash in")], ["cash-out", t("Cash out")],
+    ["villagers", t("Villagers")], ["orders", t("Orders")], ["float", t("Float")],
+    ["history", t("History")]];
+  for (const [name, label] of items) {
     const button = el("button", { type: "button", "data-screen": name,
       class: name === current ? "" : "secondary", "aria-current": name === current ? "page" : false },
     label);

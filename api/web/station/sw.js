@@ -11,6 +11,8 @@ const SHELL = `station-shell-${VERSION}`;
 const READS = "station-reads-v1";
 const SHELL_FILES = [
   "/station/", "/station/app.js", "/station/enroll.js", "/station/home.js", "/station/cashin.js",
+  "/station/cashout.js", "/station/villagers.js", "/station/orders.js", "/station/float.js",
+  "/station/history.js", "/station/queue.js",
   "/station/station.css", "/web/shared/dom.js", "/web/shared/money.js", "/web/shared/i18n.js",
   "/web/shared/currencies.json", "/web/i18n/station/en.json", "/web/i18n/station/sw.json",
   "/web/shared/keys.js", "/web/shared/sign.js", "/web/shared/api.js", "/web/shared/enroll.js",

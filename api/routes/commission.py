@@ -1,0 +1,10 @@
+"""Agents' commission payouts.
+
+Placeholder: being built this session.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,10 @@
+"""Operators and their keys as proposals (maker-checker).
+
+Placeholder: being built this session.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+// Placeholder: this screen is being built (see the station app's issue).
+
+import { el } from "/web/shared/dom.js";
+
+export async function renderCashOut({ main }) {
+  main.append(el("p", { class: "muted" }, "…"));
+}
