@@ -44,6 +44,7 @@ from api.routes import (
     proposals,
     search,
     settlement,
+    station,
     suspense,
     system,
     tills,
@@ -194,6 +195,7 @@ def _include_routes(app: FastAPI) -> None:
         commission.router,
         operators.router,
         search.router,
+        station.router,
     ):
         app.include_router(router)
 
