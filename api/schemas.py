@@ -1203,6 +1203,34 @@ class VillagerOut(BaseModel):
     updated_at: datetime
 
 
+class VillagerList(BaseModel):
+    """An agent's villager with the phone number asked for: one, or none."""
+
+    data: list[VillagerOut]
+    has_more: bool
+
+
+# -- the station app's home figures -------------------------------------------------------
+
+
+class StationOut(BaseModel):
+    """An agent's station figures now (minor units of ``currency``); its float is
+    ``GET /v1/agents/{agent_id}/float``."""
+
+    agent_id: uuid.UUID
+    currency: str
+    cash_on_hand_minor: int = Field(
+        description="Cash taken at cash-ins less cash handed over at cash-outs (posted)"
+    )
+    cash_promised_minor: int = Field(description="What open cash-outs still hold of the cash")
+    open_cash_outs: int = Field(description="Cash-outs waiting for the agent's confirmation")
+    commission_month: str = Field(description="The month counted, YYYY-MM, in UTC")
+    commission_month_minor: int = Field(
+        description="Commission credited to the agent in that month so far (before payouts)"
+    )
+    at: datetime = Field(description="When these figures were read")
+
+
 # -- fee schedules (maker-checker: proposed by one operator, approved by another) ---------
 
 ProductName = Annotated[
@@ -1332,3 +1360,92 @@ class EnrollmentRedeem(Request):
 
     code: str = Field(min_length=1, max_length=ENROLLMENT_CODE_TEXT_LENGTH_MAX)
     public_key: str = Field(min_length=1, max_length=ENROLLMENT_PUBLIC_KEY_TEXT_LENGTH_MAX)
+
+
+# -- the back office's lookups (/v1/back-office) ----------------------------------------------
+
+
+class SearchHitOut(BaseModel):
+    """One object a search named exactly."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "party",
+                    "id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+                    "matched": "phone",
+                    "label": "villager Amina Njeri +254712345678",
+                    "currency": "KES",
+                    "amount_minor": None,
+                }
+            ]
+        }
+    )
+
+    kind: Literal["party", "account", "transfer", "order", "proposal", "payout", "suspense_item"]
+    id: uuid.UUID
+    matched: Literal["id", "phone", "reference"]
+    label: str = Field(description="A short description (text, never markup)")
+    currency: str | None
+    amount_minor: int | None = Field(description="Its amount, minor units of currency")
+
+
+class SearchOut(BaseModel):
+    """Every object the text names exactly: by id, a villager by phone number, payouts
+    and suspense items by the provider's reference."""
+
+    query: str
+    data: list[SearchHitOut]
+
+
+class HistoryLineOut(BaseModel):
+    """A transfer touching the account and the account's posted counters right after it."""
+
+    transfer: TransferOut
+    debits_posted_after: int = Field(description="Minor units", examples=[0])
+    credits_posted_after: int = Field(description="Minor units", examples=[125_000])
+    balance_posted_after: int = Field(
+        description="credits_posted_after - debits_posted_after", examples=[125_000]
+    )
+
+
+class AccountHolderOut(BaseModel):
+    party_id: uuid.UUID
+    role: str = Field(examples=["wallet"])
+    kind: str = Field(examples=["villager"])
+    name: str = Field(examples=["Amina Njeri"])
+
+
+class AccountHistoryOut(BaseModel):
+    """An account, the party holding it (if a party does) and a page of its statement,
+    oldest first, each line with the counters after it."""
+
+    account: AccountOut
+    holder: AccountHolderOut | None
+    data: list[HistoryLineOut]
+    has_more: bool
+
+
+class OrderEventOut(BaseModel):
+    seq: int = Field(description="The event's place in the outbox; the page cursor")
+    id: uuid.UUID
+    type: str = Field(examples=["order.paid"])
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class OrderTimelineOut(BaseModel):
+    """An order and a page of its events, in the order they happened."""
+
+    order: OrderOut
+    data: list[OrderEventOut]
+    has_more: bool
+
+
+class FloatAlarmList(BaseModel):
+    """Agents whose float available is below their threshold (``float.low`` rang, not
+    re-armed), with their float now."""
+
+    data: list[FloatOut]
+    has_more: bool

@@ -18,6 +18,7 @@ __all__ = [
     "insert_float_transfer",
     "insert_top_up",
     "lock_settings",
+    "select_low",
     "update_armed",
     "update_guarantee_cap",
     "update_threshold",
@@ -76,6 +77,18 @@ def update_armed(tx: Tx, agent_id: uuid.UUID, *, armed: bool) -> None:
         "UPDATE agent_float SET low_armed = :armed, updated_at_us = :now WHERE agent_id = :a",
         {"armed": armed, "now": tx.now_us, "a": agent_id},
     )
+
+
+def select_low(tx: Tx, *, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+    """Agents whose low-float alarm rang and has not re-armed (a threshold is set and the
+    float available was below it when last checked), in id order after ``after``."""
+    where = "" if after is None else " AND agent_id > :after"
+    rows = tx.execute(
+        "SELECT agent_id FROM agent_float WHERE low_threshold_minor IS NOT NULL"
+        f" AND low_armed = :armed{where} ORDER BY agent_id LIMIT :limit",
+        {"armed": False, "after": after, "limit": limit},
+    )
+    return [row[0] for row in rows]
 
 
 # -- float_topups -------------------------------------------------------------------------

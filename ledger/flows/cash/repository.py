@@ -228,6 +228,16 @@ class CashOutRepository:
         )
         return [row[0] for row in rows]
 
+    def count_open(self, *, agent_id: uuid.UUID, now_us: int) -> int:
+        """How many of the agent's cash-outs wait for its confirmation at ``now_us``
+        (requested and not timed out; a timed-out one the sweep has not reached is not)."""
+        row = self._tx.one(
+            "SELECT COUNT(*) FROM cash_outs WHERE agent_id = :agent AND state = 'requested'"
+            " AND expires_at_us > :now",
+            {"agent": agent_id, "now": now_us},
+        )
+        return 0 if row is None else int(row[0])
+
     def page(
         self,
         *,

@@ -135,6 +135,28 @@ def page_of_storefront(
     return [_from_db(raw) for raw in rows]
 
 
+def page_of_agent(
+    tx: Tx, *, agent_id: uuid.UUID, before: uuid.UUID | None, limit: int
+) -> list[OrderRow]:
+    """The orders naming the agent (its station's), newest first, older than the order
+    ``before`` of that agent (another answers ``[]``), at most ``limit``."""
+    params: dict[str, Any] = {"agent": agent_id, "limit": limit}
+    where = "agent_id = :agent"
+    if before is not None:
+        cursor = tx.one(
+            "SELECT created_at_us FROM orders WHERE id = :id AND agent_id = :agent",
+            {"id": before, "agent": agent_id},
+        )
+        if cursor is None:
+            return []
+        where += " AND (created_at_us < :at OR (created_at_us = :at AND id < :before))"
+        params.update(at=cursor[0], before=before)
+    rows = tx.execute(
+        f"{_SELECT} WHERE {where} ORDER BY created_at_us DESC, id DESC LIMIT :limit", params
+    )
+    return [_from_db(raw) for raw in rows]
+
+
 def latest_of_villager(tx: Tx, *, villager_id: uuid.UUID, limit: int) -> list[OrderRow]:
     """A villager's orders, newest first, at most ``limit`` (her USSD menu)."""
     rows = tx.execute(

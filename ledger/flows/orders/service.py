@@ -885,3 +885,24 @@ def list_orders(
         )
     )
     return [row.order() for row in rows]
+
+
+def list_agent_orders(
+    led: Ledger,
+    *,
+    agent_id: uuid.UUID,
+    before: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[Order]:
+    """The orders naming the agent (paid or to be handed over at its station), newest
+    first, older than the cursor ``before`` (an order id of that agent; another answers
+    ``[]``), at most ``limit`` (1..1000)."""
+    check_id(agent_id, "agent_id")
+    if before is not None:
+        check_id(before, "before")
+    if type(limit) is not int or not 1 <= limit <= LIST_PAGE_SIZE_MAX:
+        raise MalformedRequest(f"limit must be 1..{LIST_PAGE_SIZE_MAX}")
+    rows = led.transact(
+        functools.partial(repository.page_of_agent, agent_id=agent_id, before=before, limit=limit)
+    )
+    return [row.order() for row in rows]

@@ -174,6 +174,16 @@ def payouts_of(tx: Tx, window_id: uuid.UUID) -> list[Payout]:
     return _PAYOUT.all(rows)
 
 
+def payouts_with_reference(tx: Tx, reference: str, *, limit: int) -> list[Payout]:
+    """At most ``limit`` payouts the provider confirmed with this reference, in id order."""
+    rows = tx.execute(
+        f"SELECT {_PAYOUT.columns} FROM payouts WHERE provider_reference = :r"
+        " ORDER BY id LIMIT :limit",
+        {"r": reference, "limit": limit},
+    )
+    return _PAYOUT.all(rows)
+
+
 def select_payouts(
     tx: Tx, *, window_id: uuid.UUID, limit: int, starting_after: uuid.UUID | None
 ) -> list[Payout]:

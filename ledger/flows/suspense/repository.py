@@ -77,6 +77,16 @@ def id_parked_as(tx: Tx, *, provider: str, provider_reference: str) -> uuid.UUID
     return None if row is None else row[0]
 
 
+def with_reference(tx: Tx, reference: str, *, limit: int) -> list[SuspenseItem]:
+    """At most ``limit`` items of any provider parked with this reference, in id order."""
+    rows = tx.execute(
+        f"SELECT {_ITEM.columns} FROM suspense_items WHERE provider_reference = :r"
+        " ORDER BY id LIMIT :limit",
+        {"r": reference, "limit": limit},
+    )
+    return _ITEM.all(rows)
+
+
 def insert_parked(
     tx: Tx,
     *,

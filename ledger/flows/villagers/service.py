@@ -509,6 +509,14 @@ def find_villager_by_phone(led: Ledger, phone: str) -> Villager | None:
     return led.transact(work)
 
 
+def find_station_villager(led: Ledger, *, agent_id: uuid.UUID, phone: str) -> Villager | None:
+    """The villager of ``phone`` if ``agent_id`` registered her, else ``None``: the same
+    answer for a number nobody has and a number of another agent's villager, so an agent
+    learns nothing of other stations. :class:`Refused` ``phone_invalid``."""
+    found = find_villager_by_phone(led, phone)
+    return found if found is not None and found.agent_id == agent_id else None
+
+
 def set_language(led: Ledger, *, villager_id: uuid.UUID, language: str) -> Villager:
     """The villager chooses the language of its menus and messages;
     :class:`Refused` ``language_not_supported``, :class:`NotFound` ``villager_not_found``."""
