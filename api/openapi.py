@@ -29,6 +29,8 @@ from api.schemas import (
     FloatTopUpCreate,
     FloatTransferCreate,
     KeyRevoked,
+    OperatorCreate,
+    OperatorKeyCreate,
     OrderCreate,
     OrderDeliver,
     OrderDispute,
@@ -99,6 +101,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         FeeScheduleCreate,
         EnrollmentCreate,
         EnrollmentRedeem,
+        OperatorCreate,
+        OperatorKeyCreate,
     )
 }
 OPTIONAL_BODIES = frozenset(

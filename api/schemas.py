@@ -319,6 +319,44 @@ Base64Key = Annotated[
 AllowanceMinor = Annotated[int, Strict(), Field(ge=0, le=AMOUNT_MAX_MINOR, examples=[500_000])]
 
 
+class OperatorCreate(Request):
+    """Propose a new operator: the person's name and the raw 32-byte Ed25519 public key
+    they made (standard base64; the private half never leaves them). Another operator
+    approves it after comparing the proposal's ``fingerprint`` with the person's."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "8d0b6a52-3c1e-4f7a-9e2d-5b4c3a291f08",
+                    "name": "Wanjiru Kamau",
+                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                }
+            ]
+        }
+    )
+
+    id: StepId = None
+    name: Name
+    public_key: Base64Key
+
+
+class OperatorKeyCreate(Request):
+    """Propose another key for an existing operator (a new laptop, a lost key): the raw
+    32-byte Ed25519 public key, standard base64. Another operator approves it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]
+        }
+    )
+
+    id: StepId = None
+    public_key: Base64Key
+
+
+
+
 class PartyCreate(Request):
     """Onboard a party (operators only). A storefront's or an agent's ``id`` is the id of
     an existing principal of that role (``vledger keys create`` prints it): that principal

@@ -58,6 +58,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "proposals": ("ledger.flows.proposals",),
     "settlement_windows": ("ledger.flows.settlement",),
     "payouts": ("ledger.flows.settlement",),
+    "commission_payouts": ("ledger.flows.commission",),
+    "commission_payout_lines": ("ledger.flows.commission",),
     "suspense_items": ("ledger.flows.suspense",),
     "villagers": ("ledger.flows.villagers",),
     "villager_activation_codes": ("ledger.flows.villagers",),
