@@ -41,6 +41,15 @@ The agent's ``cash``/``cash_control`` pair is the memo of the agent's own physic
 cash becomes what was counted and no platform or villager money moves. Charging an
 agent for a shortage is a business decision made elsewhere. :func:`reject_variance`
 closes a proposal with a reason and moves nothing.
+
+Who decides (maker-checker, both signed callers): an operator proposes the approval
+(:func:`propose_approval`, a proposal of kind :data:`VARIANCE_APPROVAL`) and a
+**different** operator approves that proposal (``ledger.flows.proposals.approve``),
+which applies :func:`approve_variance_in` in the approval's transaction with the
+approver's principal id: that id is what ``decided_by`` records. A rejection is one
+operator's, with a reason. Deciders are principals (``principals.id``) whose role is
+operator, never a typed name; variances decided before that (revision 0030) keep the
+name that was typed in ``decided_by_name``, unchecked.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -57,14 +67,17 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import Ledger
 from ledger.core import currency as iso4217
+from ledger.core.ledger import transactional
 from ledger.core.store import from_us, to_us
 from ledger.core.tx import Row, Tx
 from ledger.core.values import Status, Transfer
-from ledger.flows import agent_float, cash, fees, offline, orders, parties
+from ledger.flows import agent_float, cash, fees, offline, orders, parties, proposals
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
+from ledger.flows.principals import Role as PrincipalRole
+from ledger.flows.principals import principal_role_in
+from ledger.flows.proposals import Proposal
 from ledger.limits import LIST_PAGE_SIZE_MAX as VARIANCES_PAGE_MAX
-from ledger.limits import NAME_LENGTH_MAX as OPERATOR_LENGTH_MAX
 from ledger.limits import REASON_LENGTH_MAX as COMMENT_LENGTH_MAX
 from ledger.money import format_money
 from reconciliation.errors import InputInvalid
@@ -80,13 +93,17 @@ __all__ = [
     "RULE_VERSION",
     "CashCount",
     "CashCountRefused",
+    "VARIANCE_APPROVAL",
     "Direction",
     "Variance",
     "VarianceState",
     "approve_variance",
+    "approve_variance_in",
+    "count_file",
     "get_variance",
     "list_variances",
     "parse_count",
+    "propose_approval",
     "reject_variance",
     "run",
     "tables",
@@ -98,6 +115,8 @@ DETAIL_HEADER = ("kind", "agent_id", "variance_id", "expected_minor", "counted_m
 
 CASH_VARIANCE_CODE = 721
 """Core transfer ``code`` of an approved cash-count variance."""
+VARIANCE_APPROVAL = "variance_approval"
+"""The proposal kind of a variance's approval (:func:`propose_approval`)."""
 COUNT_NAMESPACE = uuid.UUID("0b7e3c52-9d14-4f6a-8e21-5c3a9b7d1e44")
 """Derives a count's id from its agent and moment."""
 
@@ -184,7 +203,11 @@ class Variance:
     comment: str
     state: VarianceState
     transfer_id: uuid.UUID | None
-    decided_by: str | None
+    decided_by: uuid.UUID | None
+    """The deciding operator's principal (the approval's signed approver, or the
+    rejecter); ``None`` while proposed, and on variances decided before revision 0030."""
+    decided_by_name: str | None
+    """Before revision 0030 only: the name typed at the command line (never checked)."""
     reject_reason: str | None
     created_at: datetime
     decided_at: datetime | None
@@ -209,8 +232,7 @@ def _minor_of(text: str, digits: int) -> int:
     return value
 
 
-def parse_count(data: bytes) -> CashCount:
-    """The count in ``data`` (the JSON above), or :class:`CashCountRefused`."""
+def _json_object(data: bytes) -> dict[str, Any]:
     if len(data) > INPUT_BYTES_MAX:
         raise CashCountRefused(f"a cash count file is at most {INPUT_BYTES_MAX} bytes")
     try:
@@ -219,6 +241,29 @@ def parse_count(data: bytes) -> CashCount:
         raise CashCountRefused(f"a cash count file is UTF-8 JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise CashCountRefused("a cash count file is one JSON object")
+    return raw
+
+
+def count_file(agent_id: uuid.UUID, body: bytes) -> bytes:
+    """The count file of a count handed in for ``agent_id`` over the API: ``body`` is the
+    file's JSON, its ``agent_id`` left out (or the same agent's); checked by
+    :func:`parse_count` exactly as a file is. The bytes the run reads and keeps."""
+    raw = _json_object(body)
+    given = raw.setdefault("agent_id", str(agent_id))
+    try:
+        same = uuid.UUID(str(given)) == agent_id
+    except ValueError:
+        same = False
+    if not same:
+        raise CashCountRefused(f"the count names agent {given!r}, not {agent_id}")
+    data = json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    parse_count(data)
+    return data
+
+
+def parse_count(data: bytes) -> CashCount:
+    """The count in ``data`` (the JSON above), or :class:`CashCountRefused`."""
+    raw = _json_object(data)
     unknown = set(raw) - {"agent_id", "counted_at", "currency", "denominations", "comment"}
     if unknown:
         raise CashCountRefused(f"unknown fields in the count: {', '.join(sorted(unknown))}")
@@ -647,7 +692,7 @@ def tables(findings: Findings) -> list[tuple[str, list[tuple[Any, ...]]]]:
 
 _VARIANCE_COLUMNS = (
     "id, count_id, agent_id, currency, direction, amount_minor, comment, state, transfer_id,"
-    " decided_by, reject_reason, created_at_us, decided_at_us"
+    " decided_by, decided_by_name, reject_reason, created_at_us, decided_at_us"
 )
 
 
@@ -663,9 +708,10 @@ def _variance(row: Row) -> Variance:
         state=VarianceState(row[7]),
         transfer_id=row[8],
         decided_by=row[9],
-        reject_reason=row[10],
-        created_at=from_us(int(row[11])),
-        decided_at=None if row[12] is None else from_us(int(row[12])),
+        decided_by_name=row[10],
+        reject_reason=row[11],
+        created_at=from_us(int(row[12])),
+        decided_at=None if row[13] is None else from_us(int(row[13])),
     )
 
 
@@ -684,6 +730,14 @@ def _check_text(value: object, name: str, length_max: int) -> str:
     return value
 
 
+def _check_operator(tx: Tx, principal_id: uuid.UUID) -> None:
+    """A decider is an operator's principal: a typed name or another role is refused."""
+    if not isinstance(principal_id, uuid.UUID):
+        raise Refused("decider_not_operator", "a decider is an operator's principal id")
+    if principal_role_in(tx, principal_id) is not PrincipalRole.OPERATOR:
+        raise Refused("decider_not_operator", f"principal {principal_id} is not an operator")
+
+
 def _locked(tx: Tx, variance_id: uuid.UUID) -> Variance:
     if not isinstance(variance_id, uuid.UUID):
         raise NotFound("variance_not_found", f"no variance {variance_id!r}")
@@ -693,79 +747,139 @@ def _locked(tx: Tx, variance_id: uuid.UUID) -> Variance:
     return found
 
 
-def approve_variance(led: Ledger, *, variance_id: uuid.UUID, operator: str) -> Variance:
-    """Post the variance transfer (legs in the module docstring) and mark it approved, in
-    one transaction. Approving an approved variance answers it unchanged (posted once);
-    a rejected one is :class:`~ledger.flows.errors.Conflict` ``variance_rejected``; a
-    shortage the agent's cash no longer covers (cash promised to open cash-outs) is
-    :class:`~ledger.flows.errors.Refused` ``agent_cash_short``, nothing moves."""
-    _check_text(operator, "operator", OPERATOR_LENGTH_MAX)
+def _variance_transfer(found: Variance) -> Transfer:
+    """The transfer that books the variance (legs in the module docstring)."""
+    cash_account = parties.account_id(found.agent_id, Role.CASH)
+    control = parties.account_id(found.agent_id, Role.CASH_CONTROL)
+    debit, credit = (
+        (control, cash_account) if found.direction is Direction.SHORT else (cash_account, control)
+    )
+    return Transfer(
+        id=uuid.uuid5(found.id, "cash_count:variance"),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=found.amount_minor,
+        currency=found.currency,
+        code=CASH_VARIANCE_CODE,
+        metadata={"variance_id": str(found.id), "direction": str(found.direction)},
+    )
 
-    def work(tx: Tx) -> Variance:
-        found = _locked(tx, variance_id)
-        if found.state is VarianceState.APPROVED:
-            return found
-        if found.state is VarianceState.REJECTED:
-            raise Conflict("variance_rejected", f"variance {variance_id} was rejected")
-        cash_account = parties.account_id(found.agent_id, Role.CASH)
-        control = parties.account_id(found.agent_id, Role.CASH_CONTROL)
-        debit, credit = (
-            (control, cash_account)
-            if found.direction is Direction.SHORT
-            else (cash_account, control)
+
+def approve_variance_in(tx: Tx, *, variance_id: uuid.UUID, approver: uuid.UUID) -> Variance:
+    """Post the variance transfer and mark it approved by ``approver`` (an operator's
+    principal id), in ``tx``. Approving an approved variance answers it unchanged (posted
+    once); a rejected one is :class:`~ledger.flows.errors.Conflict` ``variance_rejected``;
+    a shortage the agent's cash no longer covers (cash promised to open cash-outs) is
+    :class:`~ledger.flows.errors.Refused` ``agent_cash_short``, nothing moves. Reached
+    through an approved :data:`VARIANCE_APPROVAL` proposal (maker-checker)."""
+    _check_operator(tx, approver)
+    found = _locked(tx, variance_id)
+    if found.state is VarianceState.APPROVED:
+        return found
+    if found.state is VarianceState.REJECTED:
+        raise Conflict("variance_rejected", f"variance {variance_id} was rejected")
+    transfer = _variance_transfer(found)
+    [result] = tx.create_transfers([transfer])
+    if result.status in (Status.EXCEEDS_CREDITS, Status.EXCEEDS_DEBITS):
+        raise Refused(
+            "agent_cash_short",
+            f"agent {found.agent_id}'s cash cannot take a shortage of {found.amount_minor}",
         )
-        transfer = Transfer(
-            id=uuid.uuid5(found.id, "cash_count:variance"),
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount=found.amount_minor,
-            currency=found.currency,
-            code=CASH_VARIANCE_CODE,
-            metadata={"variance_id": str(found.id), "direction": str(found.direction)},
-        )
-        [result] = tx.create_transfers([transfer])
-        if result.status in (Status.EXCEEDS_CREDITS, Status.EXCEEDS_DEBITS):
-            raise Refused(
-                "agent_cash_short",
-                f"agent {found.agent_id}'s cash cannot take a shortage of {found.amount_minor}",
-            )
-        if result.status is not Status.CREATED:
-            raise Conflict("variance_transfer_exists", f"transfer {transfer.id}: {result.status}")
-        tx.execute(
-            "UPDATE recon_variances SET state = 'approved', transfer_id = :t,"
-            " decided_by = :operator, decided_at_us = :now WHERE id = :id",
-            {"t": transfer.id, "operator": operator, "now": tx.now_us, "id": found.id},
-        )
-        done = _read_variance(tx, found.id, lock=False)
-        assert done is not None  # locked above
-        return done
-
-    return led.transact(work)
+    if result.status is not Status.CREATED:
+        raise Conflict("variance_transfer_exists", f"transfer {transfer.id}: {result.status}")
+    tx.execute(
+        "UPDATE recon_variances SET state = 'approved', transfer_id = :t,"
+        " decided_by = :by, decided_at_us = :now WHERE id = :id",
+        {"t": transfer.id, "by": approver, "now": tx.now_us, "id": found.id},
+    )
+    done = _read_variance(tx, found.id, lock=False)
+    assert done is not None  # locked above
+    return done
 
 
-def reject_variance(led: Ledger, *, variance_id: uuid.UUID, operator: str, reason: str) -> Variance:
-    """Close a proposed variance without moving anything (the count stays on record).
-    Rejecting a rejected variance answers it unchanged; an approved one is
-    :class:`~ledger.flows.errors.Conflict` ``variance_approved``."""
-    _check_text(operator, "operator", OPERATOR_LENGTH_MAX)
+approve_variance = transactional(approve_variance_in)
+
+
+def reject_variance_in(
+    tx: Tx, *, variance_id: uuid.UUID, decider: uuid.UUID, reason: str
+) -> Variance:
+    """Close a proposed variance without moving anything (the count stays on record),
+    by ``decider`` (an operator's principal id). Rejecting a rejected variance answers
+    it unchanged; an approved one is :class:`~ledger.flows.errors.Conflict`
+    ``variance_approved``."""
     _check_text(reason, "reason", COMMENT_LENGTH_MAX)
+    _check_operator(tx, decider)
+    found = _locked(tx, variance_id)
+    if found.state is VarianceState.REJECTED:
+        return found
+    if found.state is VarianceState.APPROVED:
+        raise Conflict("variance_approved", f"variance {variance_id} was approved")
+    tx.execute(
+        "UPDATE recon_variances SET state = 'rejected', reject_reason = :reason,"
+        " decided_by = :by, decided_at_us = :now WHERE id = :id",
+        {"reason": reason, "by": decider, "now": tx.now_us, "id": found.id},
+    )
+    done = _read_variance(tx, found.id, lock=False)
+    assert done is not None  # locked above
+    return done
 
-    def work(tx: Tx) -> Variance:
-        found = _locked(tx, variance_id)
-        if found.state is VarianceState.REJECTED:
-            return found
-        if found.state is VarianceState.APPROVED:
-            raise Conflict("variance_approved", f"variance {variance_id} was approved")
-        tx.execute(
-            "UPDATE recon_variances SET state = 'rejected', reject_reason = :reason,"
-            " decided_by = :operator, decided_at_us = :now WHERE id = :id",
-            {"reason": reason, "operator": operator, "now": tx.now_us, "id": found.id},
-        )
-        done = _read_variance(tx, found.id, lock=False)
-        assert done is not None  # locked above
-        return done
 
-    return led.transact(work)
+reject_variance = transactional(reject_variance_in)
+
+
+def propose_approval(
+    led: Ledger, *, proposal_id: uuid.UUID, variance_id: uuid.UUID, proposed_by: uuid.UUID
+) -> tuple[Proposal, Variance]:
+    """Propose approving a variance (nothing moves until another operator approves the
+    proposal); the proposal and the variance as it is. A variance that is no longer
+    proposed is :class:`~ledger.flows.errors.Conflict` (``variance_approved``,
+    ``variance_rejected``); the same ``proposal_id`` again answers the same proposal."""
+
+    def check(tx: Tx) -> Variance:
+        _check_operator(tx, proposed_by)
+        found = _read_variance(tx, variance_id, lock=False)
+        if found is None:
+            raise NotFound("variance_not_found", f"no variance {variance_id}")
+        if found.state is not VarianceState.PROPOSED and not _proposed(tx, proposal_id):
+            raise Conflict(f"variance_{found.state}", f"variance {variance_id} was {found.state}")
+        return found
+
+    found = led.transact(check)
+    made = proposals.propose(
+        led,
+        proposal_id=proposal_id,
+        kind=VARIANCE_APPROVAL,
+        payload={"variance_id": str(variance_id)},
+        proposed_by=proposed_by,
+    )
+    return made, found
+
+
+def _proposed(tx: Tx, proposal_id: uuid.UUID) -> bool:
+    """Whether the proposal exists (a replay answers it even once its variance is decided)."""
+    try:
+        proposals.get_in(tx, proposal_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _apply_approval(tx: Tx, payload: Mapping[str, Any], approver: uuid.UUID) -> dict[str, Any]:
+    """Approve the proposal's variance as ``approver``; what was posted."""
+    done = approve_variance_in(
+        tx, variance_id=uuid.UUID(str(payload["variance_id"])), approver=approver
+    )
+    return {
+        "variance_id": str(done.id),
+        "state": str(done.state),
+        "transfer_id": None if done.transfer_id is None else str(done.transfer_id),
+        "amount_minor": done.amount_minor,
+        "currency": done.currency,
+        "direction": str(done.direction),
+    }
+
+
+proposals.register_as(VARIANCE_APPROVAL, _apply_approval)
 
 
 def get_variance(led: Ledger, *, variance_id: uuid.UUID) -> Variance:
@@ -781,9 +895,16 @@ def get_variance(led: Ledger, *, variance_id: uuid.UUID) -> Variance:
 
 
 def list_variances(
-    led: Ledger, *, state: str | None = None, agent_id: uuid.UUID | None = None, limit: int = 100
+    led: Ledger,
+    *,
+    state: str | None = None,
+    agent_id: uuid.UUID | None = None,
+    limit: int = 100,
+    starting_after: uuid.UUID | None = None,
 ) -> list[Variance]:
-    """Variances oldest first, of one state and agent if given, at most ``limit``."""
+    """Variances oldest first, of one state and agent if given, after the variance
+    ``starting_after`` (:class:`~ledger.flows.errors.NotFound` if it names none), at most
+    ``limit``."""
     if type(limit) is not int or not 1 <= limit <= VARIANCES_PAGE_MAX:
         raise ValueError(f"limit must be 1..{VARIANCES_PAGE_MAX}")
     where = ["1 = 1"]
@@ -794,11 +915,20 @@ def list_variances(
     if agent_id is not None:
         where.append("agent_id = :agent")
         params["agent"] = agent_id
-    rows = led.transact(
-        lambda tx: tx.execute(
+
+    def read(tx: Tx) -> list[Row]:
+        if starting_after is not None:
+            after = _read_variance(tx, starting_after, lock=False)
+            if after is None:
+                raise NotFound("variance_not_found", f"no variance {starting_after}")
+            where.append(
+                "(created_at_us > :after_us OR (created_at_us = :after_us AND id > :after))"
+            )
+            params.update(after_us=to_us(after.created_at), after=after.id)
+        return tx.execute(
             f"SELECT {_VARIANCE_COLUMNS} FROM recon_variances WHERE {' AND '.join(where)}"
             " ORDER BY created_at_us, id LIMIT :limit",
             params,
         )
-    )
-    return [_variance(row) for row in rows]
+
+    return [_variance(row) for row in led.transact(read)]

@@ -15,8 +15,8 @@
     vledger keys revoke KEY_ID [--database URL]
     vledger reconcile JOB [--date D] [--input FILE] [--scope S] [--option K=V ...]
                           [--out DIR] [--threshold N] [--database URL]
-    vledger variance list [--state S] [--agent ID] | approve ID --operator NAME
-                   | reject ID --operator NAME --reason TEXT   cash-count variances
+    vledger variance list [--state S] [--agent ID] | show ID   cash-count variances
+                     (approve, reject: refused; decided through the signed API)
     vledger villagers register --agent ID --phone P --name N --currency C --language L [--id ID]
                     | unlock ID (--agent ID | --operator ID) | reset ID --operator ID
                     | phone ID --phone P --operator ID      villagers as principals
@@ -90,7 +90,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "variance": Command(
         reconcile.variance,
-        "list, approve or reject cash-count variances",
+        "list or show cash-count variances (decided through the signed API)",
         reconcile.variance_arguments,
     ),
     "villagers": Command(

@@ -164,50 +164,61 @@ def reconcile(args: argparse.Namespace) -> int:
     return EXIT_BREAKS if run.breaks > args.threshold else EXIT_OK
 
 
+SIGNED_ONLY = (
+    "a variance is decided by signed operators, never a typed name: one proposes"
+    " (POST /v1/variances/ID/approval), another approves (POST /v1/proposals/PROPOSAL_ID"
+    "/approve); a rejection is POST /v1/variances/ID/reject with a reason. Use vledger call"
+    " KEY POST PATH, or the console"
+)
+"""What ``vledger variance approve`` and ``reject`` answer (exit 2): they decide nothing."""
+
+
 def variance_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="variance_action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="proposed, approved and rejected variances")
     listing.add_argument("--state", choices=("proposed", "approved", "rejected"), default=None)
     listing.add_argument("--agent", type=uuid.UUID, default=None, metavar="AGENT_ID")
     database_argument(listing)
-    approve = actions.add_parser("approve", help="post a proposed variance transfer")
-    reject = actions.add_parser("reject", help="close a proposed variance; nothing moves")
+    show = actions.add_parser("show", help="one variance")
+    show.add_argument("variance_id", type=uuid.UUID, metavar="VARIANCE_ID")
+    database_argument(show)
+    signed_only = "refused: through the signed API (vledger call, the console)"
+    approve = actions.add_parser("approve", help=signed_only)
+    reject = actions.add_parser("reject", help=signed_only)
     for action in (approve, reject):
         action.add_argument("variance_id", type=uuid.UUID, metavar="VARIANCE_ID")
-        action.add_argument("--operator", required=True, help="who decides (recorded)")
+        action.add_argument("--operator", default=None, help="no longer taken: refused")
         database_argument(action)
-    reject.add_argument("--reason", required=True)
+    reject.add_argument("--reason", default=None, help="no longer taken: refused")
 
 
 def variance_line(v: Any) -> str:
-    """One variance for people: its amount as money (``KES 100.00``)."""
+    """One variance for people: its amount as money (``KES 100.00``); who decided it, a
+    principal id (a name typed before revision 0030 is shown as typed)."""
     from ledger.money import format_money
 
     amount = format_money(v.amount_minor, v.currency)
+    decider = v.decided_by or (f"{v.decided_by_name} (typed)" if v.decided_by_name else None)
     return (
         f"{v.id} {v.state} {v.direction} {amount} agent {v.agent_id}"
         + (f" transfer {v.transfer_id}" if v.transfer_id else "")
-        + (f" by {v.decided_by}" if v.decided_by else "")
+        + (f" by {decider}" if decider else "")
     )
 
 
 def variance(args: argparse.Namespace) -> int:
+    """``list`` and ``show`` read; ``approve`` and ``reject`` refuse (exit 2) before
+    opening anything: a decision needs a signed caller (:data:`SIGNED_ONLY`)."""
     from reconciliation import cash_count
 
+    if args.variance_action in ("approve", "reject"):
+        raise UsageError(f"{args.variance_action}: {SIGNED_ONLY}")
     with open_ledger(args.database) as led:
-        if args.variance_action == "list":
-            found = cash_count.list_variances(led, state=args.state, agent_id=args.agent)
-            for variance in found:
-                print(variance_line(variance))
-            print(f"{len(found)} variance(s)")
+        if args.variance_action == "show":
+            print(variance_line(cash_count.get_variance(led, variance_id=args.variance_id)))
             return EXIT_OK
-        if args.variance_action == "approve":
-            done = cash_count.approve_variance(
-                led, variance_id=args.variance_id, operator=args.operator
-            )
-        else:
-            done = cash_count.reject_variance(
-                led, variance_id=args.variance_id, operator=args.operator, reason=args.reason
-            )
-    print(variance_line(done))
+        found = cash_count.list_variances(led, state=args.state, agent_id=args.agent)
+    for one in found:
+        print(variance_line(one))
+    print(f"{len(found)} variance(s)")
     return EXIT_OK

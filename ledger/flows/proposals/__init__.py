@@ -29,6 +29,7 @@ from ledger.flows.proposals.service import (
     PROPOSAL_NAMESPACE,
     TRANSFERS,
     Apply,
+    ApplyAs,
     approve,
     canonical,
     get,
@@ -37,6 +38,7 @@ from ledger.flows.proposals.service import (
     propose,
     propose_transfers,
     register,
+    register_as,
     reject,
     transfer_json,
     transfers_proposal_id,
@@ -45,6 +47,7 @@ from ledger.limits import REASON_LENGTH_MAX
 
 __all__ = [
     "Apply",
+    "ApplyAs",
     "KIND_LENGTH_MAX",
     "PROPOSAL_NAMESPACE",
     "Proposal",
@@ -59,6 +62,7 @@ __all__ = [
     "propose",
     "propose_transfers",
     "register",
+    "register_as",
     "reject",
     "transfer_json",
     "transfers_proposal_id",

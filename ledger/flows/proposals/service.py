@@ -28,6 +28,10 @@ TRANSFERS = "transfers"
 
 Apply = Callable[[Tx, Mapping[str, Any]], Any]
 _APPLY: dict[str, Apply] = {}
+ApplyAs = Callable[[Tx, Mapping[str, Any], uuid.UUID], Any]
+"""An ``apply`` that is also told the approver (the signed caller's principal id), for
+a step that records who approved it (:func:`register_as`)."""
+_APPLY_AS: dict[str, ApplyAs] = {}
 
 
 def register(kind: str, apply: Apply) -> None:
@@ -39,6 +43,19 @@ def register(kind: str, apply: Apply) -> None:
     if not callable(apply):
         raise MalformedRequest("apply must be a function of (tx, payload)")
     _APPLY[kind] = apply
+
+
+def register_as(kind: str, apply: ApplyAs) -> None:
+    """As :func:`register`, for an ``apply(tx, payload, approver)`` that records the
+    approving operator's principal id (the signed caller of the approval)."""
+    if not callable(apply):
+        raise MalformedRequest("apply must be a function of (tx, payload, approver)")
+    register(kind, _told_approver_only)
+    _APPLY_AS[kind] = apply
+
+
+def _told_approver_only(tx: Tx, payload: Mapping[str, Any]) -> Any:
+    raise AssertionError("a kind registered with register_as is applied with its approver")
 
 
 def canonical(value: Any) -> str:
@@ -96,7 +113,10 @@ def approve(led: Ledger, *, proposal_id: uuid.UUID, approver: uuid.UUID) -> Prop
         apply = _APPLY.get(found.kind)
         if apply is None:
             raise Refused("proposal_kind_unknown", f"nothing applies proposals of {found.kind!r}")
-        result = apply(tx, found.payload)
+        apply_as = _APPLY_AS.get(found.kind)
+        result = (
+            apply(tx, found.payload) if apply_as is None else apply_as(tx, found.payload, approver)
+        )
         repository.mark_approved(
             tx, proposal_id=proposal_id, approver=approver, result_text=canonical(result)
         )
