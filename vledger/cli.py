@@ -26,6 +26,8 @@
     vledger sms outbox [--state S] [--limit N] | contact AGENT_ID --phone P --language L
     vledger agents enroll (--agent ID | --principal ID)   a one-time enrollment code (and QR)
     vledger ussd --phone P [--base URL] [--secret S]      a terminal phone on the USSD menu
+    vledger call KEY (GET|POST) PATH [FIELD=TEXT | FIELD:=JSON ...] [--pick F] [--base URL]
+                 | KEY whoami                              one signed request to the API
 
 Every command takes ``--quiet`` (no progress on stderr); ``vledger reconcile JOB --help``
 lists a job's scope, input and options.
@@ -52,7 +54,7 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError
 from ledger.flows.errors import FlowError
-from vledger.commands import audit, enroll, keys, reconcile, service, sms, ussd, villagers
+from vledger.commands import audit, call, enroll, keys, reconcile, service, sms, ussd, villagers
 from vledger.common import (
     EXIT_USAGE,
     Command,
@@ -108,10 +110,11 @@ COMMANDS: dict[str, Command] = {
     "sms": Command(sms.sms, "list the SMS outbox; set agents' SMS phones", sms.sms_arguments),
     "agents": Command(enroll.agents, "enroll a phone or a console", enroll.agents_arguments),
     "ussd": Command(ussd.ussd, "a terminal phone: dial the USSD menu", ussd.ussd_arguments),
+    "call": Command(call.call, "one signed request to the API with a key", call.call_arguments),
 }
 
 
-NO_DATABASE = frozenset({"verify", "ussd"})
+NO_DATABASE = frozenset({"verify", "ussd", "call"})
 """Commands that never open a database."""
 
 
