@@ -1,0 +1,419 @@
+"""The station app offline, in real Chromium (Debian's), as an agent uses it on a phone:
+the offline allowance set online; the network cut (the context offline AND every request
+aborted, the service worker's too, while the server counts what reaches it: nothing);
+a cash-in, a cash-out with the villager's offline withdrawal code and a cash-out with
+that code again (spent by then) captured as signed records of the offline protocol; a
+capture past the allowance refused; a reload offline that keeps the queue; the network
+back: the queue syncs by itself, the first answer lost on the way (the records stay
+"sent"), sent again: two applied and one exception in words, the money checked through
+the API and unchanged by syncing again. Also: a cash-out online with a withdrawal code
+(the villager's name has quotes and an ampersand, shown as text), a wrong code refused
+in words; a revoked device refused and the app says so, its record kept; a second tab
+never syncs at the same time. Both engines. Screenshots as ``tests/test_station_app.py``
+takes them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from api.app import create_app
+from api.client import Client
+from api.local_server import ServerThread
+from ledger import open_ledger
+from ledger.flows.consent import Purpose
+from ledger.money import format_money
+from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
+from tests.conftest import drop_pg_schema
+from tests.consent_helpers import consenting_villager, withdrawal_code
+from tests.test_api_harness import fresh_database
+from tests.test_station_app import CONTROLLED, open_app, ready, shot
+from webhooks import WebhookSettings
+
+KES = "KES"
+FLOAT_MINOR = 1_000_000
+WALLET_MINOR = 200_000
+"""What the operator's cash-in pays into the villager's wallet before the story."""
+ALLOWANCE = "500"
+MARKUP = 'Akinyi "Mama" O\'Neil & co'
+"""A villager's name with the characters markup is made of that the villagers flow lets
+through (it refuses ``<`` and ``>``): shown as the characters they are."""
+IDENTITY = """async () => {
+  const { loadIdentity } = await import("/web/shared/keys.js");
+  const found = await loadIdentity();
+  return { keyId: found.keyId, deviceId: found.deviceId };
+}"""
+
+
+class Counting:
+    """The served application, counting each HTTP request that reaches it (its path)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+counted: dict[str, Counting] = {}
+"""The counting wrapper of each served app, by base URL."""
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """tests/browser.py's served app, on each engine, counting the requests it sees."""
+    tmp = tmp_path_factory.mktemp("station-offline")
+    db_url, schema = fresh_database(request.param, tmp)
+    try:
+        led = open_ledger(db_url, migrate=True)
+        app = Counting(
+            create_app(
+                db_url,
+                settings=BROWSER_TEST_SETTINGS,
+                webhook_settings=WebhookSettings(worker_enabled=False),
+            )
+        )
+        (tmp / "keys").mkdir()
+        server = ServerThread(app).start()
+        counted[server.base_url] = app
+        try:
+            yield ServedApp(server.base_url, db_url, led, tmp / "keys")
+        finally:
+            server.stop()
+            led.close()
+    finally:
+        if schema is not None:
+            drop_pg_schema(schema)
+
+
+@pytest.fixture(scope="module")
+def boss(served_app: ServedApp) -> Iterator[Client]:
+    made = served_app.key("operator")
+    client = Client.from_key_file(served_app.base_url, made["key_id"], made["path"])
+    yield client
+    client.close()
+
+
+def ok(answer: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+class Station:
+    """An onboarded agent with float, an active villager (PIN set) with money in her
+    wallet, and a fresh enrollment code for the agent's phone."""
+
+    def __init__(self, served_app: ServedApp, boss: Client, villager_name: str) -> None:
+        self.app = served_app
+        self.boss = boss
+        self.agent_id = served_app.key("agent")["principal_id"]
+        party = {"id": self.agent_id, "kind": "agent", "name": "Duka", "currency": KES}
+        ok(boss.request("POST", "/v1/parties", json_body=party), 201)
+        top_up = {"id": str(uuid.uuid4()), "amount_minor": FLOAT_MINOR, "provider": "KCB"}
+        ok(boss.request("POST", f"/v1/agents/{self.agent_id}/float-topups", json_body=top_up), 201)
+        villager = consenting_villager(
+            served_app.ledger, agent_id=uuid.UUID(self.agent_id), name=villager_name
+        )
+        self.villager_id = str(villager.id)
+        paid = {"id": str(uuid.uuid4()), "villager_id": self.villager_id}
+        path = f"/v1/agents/{self.agent_id}/cash-ins"
+        ok(boss.request("POST", path, json_body={**paid, "amount_minor": WALLET_MINOR}), 201)
+        asked = {"principal_id": self.agent_id}
+        made = ok(boss.request("POST", "/v1/enrollments", json_body=asked), 201)
+        self.code = made["code"]
+
+    def code_for(self, amount_minor: int, purpose: Purpose) -> str:
+        return withdrawal_code(
+            self.app.ledger,
+            villager_id=uuid.UUID(self.villager_id),
+            agent_id=uuid.UUID(self.agent_id),
+            amount_minor=amount_minor,
+            purpose=purpose,
+        )
+
+    def wallet(self) -> int:
+        villager = ok(self.boss.request("GET", f"/v1/villagers/{self.villager_id}"))
+        balance = ok(self.boss.request("GET", f"/v1/accounts/{villager['wallet_id']}/balance"))
+        posted: int = balance["balance_posted"]
+        return posted
+
+    def listed(self, what: str) -> list[dict[str, Any]]:
+        path = f"/v1/agents/{self.agent_id}/{what}?limit=100"
+        rows: list[dict[str, Any]] = ok(self.boss.request("GET", path))["data"]
+        return rows
+
+    def exceptions(self) -> list[dict[str, Any]]:
+        path = f"/v1/offline-exceptions?agent_id={self.agent_id}"
+        rows: list[dict[str, Any]] = ok(self.boss.request("GET", path))["data"]
+        return rows
+
+    def money(self, device_id: str) -> dict[str, Any]:
+        """Everything the story moves, as the API reports it."""
+        device = ok(self.boss.request("GET", f"/v1/devices/{device_id}"))
+        return {
+            "wallet": self.wallet(),
+            "float": ok(self.boss.request("GET", f"/v1/agents/{self.agent_id}/float")),
+            "allowance": device["allowance_minor"],
+            "last_seq": device["last_seq"],
+            "cash_ins": self.listed("cash-ins"),
+            "cash_outs": self.listed("cash-outs"),
+            "exceptions": [(e["seq"], e["reason"]) for e in self.exceptions()],
+        }
+
+
+def enroll(page: Page, served_app: ServedApp, station: Station) -> dict[str, str]:
+    open_app(page, served_app)
+    ready(page, "enroll")
+    page.fill("#code", station.code)
+    page.click("#enroll")
+    ready(page, "home")
+    found: dict[str, str] = page.evaluate(IDENTITY)
+    return found
+
+
+def uncaught(page_errors: list[str]) -> list[str]:
+    """The page's errors but the browser's notes of refused requests (a wrong code's
+    422, a read the network cut): those are the story's."""
+    return [e for e in page_errors if not e.startswith("Failed to load resource")]
+
+
+def screen(page: Page, name: str) -> None:
+    page.click(f'[data-screen="{name}"]')
+    ready(page, name)
+
+
+def set_allowance(page: Page, amount: str) -> None:
+    screen(page, "history")
+    page.fill("#allowance", amount)
+    page.click("#set-allowance")
+    expect(page.locator("#allowance-left")).to_have_text(f"KES {amount}.00")
+
+
+def capture(page: Page, kind: str, villager_id: str, amount: str, code: str | None) -> None:
+    """Fill the cash screen offline and keep the record on the phone."""
+    screen(page, kind)
+    expect(page.locator("#offline-note")).to_contain_text("No network: this will be kept")
+    page.fill("#villager", villager_id)
+    page.fill("#amount", amount)
+    if code is not None:
+        page.fill("#consent-code", code)
+    page.click("#check")
+    expect(page.locator("#confirm-text")).to_contain_text("on this phone?")
+    page.click("#confirm")
+    expect(page.locator("#queued")).to_contain_text("Kept on this phone")
+
+
+def cut_network(page: Page) -> tuple[list[str], Any]:
+    """The context offline and every request aborted (the service worker's too)."""
+    cut: list[str] = []
+
+    def abort(route: Route) -> None:
+        cut.append(route.request.url)
+        route.abort("internetdisconnected")
+
+    page.context.route("**/*", abort)
+    page.context.set_offline(True)
+    return cut, abort
+
+
+def states(page: Page) -> list[str | None]:
+    items = page.locator("#queue li")
+    return [items.nth(i).get_attribute("data-state") for i in range(items.count())]
+
+
+def test_offline_capture_survives_a_reload_and_syncs_exactly_once(
+    page: Page,
+    served_app: ServedApp,
+    boss: Client,
+    tmp_path: Path,
+    offsite_requests: list[str],
+    page_errors: list[str],
+) -> None:
+    station = Station(served_app, boss, "Akinyi")
+    code = station.code_for(10_000, Purpose.OFFLINE_WITHDRAWAL)
+    identity = enroll(page, served_app, station)
+    set_allowance(page, ALLOWANCE)
+    shot(page, tmp_path, "history-online")
+    before = station.money(identity["deviceId"])
+    assert before["allowance"] == 50_000 and before["last_seq"] == 0
+    assert page.evaluate(CONTROLLED) is True, "no service worker controls the page"
+
+    seen = counted[served_app.base_url].paths
+    reached = len(seen)
+    cut, abort = cut_network(page)
+    capture(page, "cash-in", station.villager_id, "300", None)
+    expect(page.locator("#allowance-left")).to_have_text("Offline allowance left: KES 200.00")
+    shot(page, tmp_path, "cash-in-offline")
+    capture(page, "cash-out", station.villager_id, "100", code)
+    shot(page, tmp_path, "cash-out-offline")
+    capture(page, "cash-out", station.villager_id, "100", code)  # the same code: spent by then
+    expect(page.locator("#allowance-left")).to_have_text("Offline allowance left: KES 0.00")
+    # past the allowance: refused before any cash changes hands, nothing kept
+    page.fill("#amount", "0.01")
+    page.click("#check")
+    page.click("#confirm")
+    expect(page.locator("#cash-out-outcome")).to_have_text(
+        "That is more than the offline allowance left (KES 0.00). Nothing was kept."
+    )
+    screen(page, "history")
+    assert states(page) == ["queued"] * 3
+    expect(page.locator("#queue-pending")).to_have_text("3")
+
+    page.reload()  # offline: the shell, the enrollment and the queue are all on the phone
+    ready(page, "history")
+    assert states(page) == ["queued"] * 3
+    expect(page.locator("#queue li").first).to_contain_text("Cash in · KES 300.00")
+    shot(page, tmp_path, "history-offline")
+    assert len(seen) == reached, seen[reached:]  # the server saw nothing meanwhile
+    assert any("/v1/" in url for url in cut)  # the worker's reads were tried and cut
+
+    # the first sync's answer is lost on the way: the server applied, the phone never heard
+    lost: list[str] = []
+
+    def lose_first(route: Route) -> None:
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch().text())
+        route.abort("connectionreset")
+
+    page.route("**/v1/devices/*/sync", lose_first)
+    page.context.unroute("**/*", abort)
+    page.context.set_offline(False)  # the `online` event starts the sync by itself
+    expect(page.locator("#last-sync")).to_have_text(
+        "The last sync found no network; it runs again when the network is back."
+    )
+    assert states(page) == ["sent"] * 3 and len(lost) == 1
+    after = station.money(identity["deviceId"])
+    assert after["last_seq"] == 3 and after["exceptions"] == [(3, "consent_invalid")]
+
+    page.click("#sync-now")  # sent again: each record answers its stored outcome
+    expect(page.locator("#sync-outcome")).to_have_text("Sent 3: 2 applied, 1 exceptions.")
+    assert states(page) == ["applied", "applied", "exception"]
+    expect(page.locator('#queue li[data-state="exception"]')).to_contain_text(
+        "Exception: The withdrawal code was not accepted (wrong, already used or voided)."
+    )
+    expect(page.locator("#allowance-left")).to_have_text("KES 100.00")
+    shot(page, tmp_path, "history-synced")
+    assert station.money(identity["deviceId"]) == after
+
+    [cash_in] = [c for c in after["cash_ins"] if c["device_id"] == identity["deviceId"]]
+    [cash_out] = [c for c in after["cash_outs"] if c["device_id"] == identity["deviceId"]]
+    assert (cash_in["amount_minor"], cash_out["amount_minor"]) == (30_000, 10_000)
+    assert (cash_out["mode"], cash_out["state"]) == ("one_shot", "completed")
+    moved = 30_000 - cash_in["fee_minor"] - cash_out["total_minor"]
+    assert after["wallet"] == before["wallet"] + moved
+    assert after["allowance"] == 10_000  # 500 - 300 (cash-in) - 100 (the unconsented cash-out)
+    assert after["float"]["balance_minor"] < before["float"]["balance_minor"]
+
+    page.click("#sync-now")  # again: nothing left to send, nothing moves
+    expect(page.locator("#sync-outcome")).to_have_text("Sent 0: 0 applied, 0 exceptions.")
+    page.reload()
+    ready(page, "history")
+    assert states(page) == ["applied", "applied", "exception"]
+    assert station.money(identity["deviceId"]) == after
+    assert offsite_requests == [] and uncaught(page_errors) == []
+
+
+def test_cash_out_online_with_a_code_shows_the_name_as_text(
+    page: Page, served_app: ServedApp, boss: Client, tmp_path: Path, page_errors: list[str]
+) -> None:
+    station = Station(served_app, boss, MARKUP)
+    enroll(page, served_app, station)
+    screen(page, "cash-out")
+    wallet = station.wallet()
+    page.fill("#villager", station.villager_id)
+    page.fill("#amount", "200")
+    page.fill("#consent-code", "12345")
+    page.click("#check")
+    expect(page.locator("#cash-out-outcome")).to_have_text("The code is 6 digits.")
+    page.fill("#consent-code", "9" * 50)
+    assert page.input_value("#consent-code") == "999999"  # cut by the field's limit
+    page.click("#check")
+    expect(page.locator("#confirm-text")).to_have_text(f"Cash out KES 200.00 to {MARKUP}?")
+    page.click("#confirm")
+    expect(page.locator("#cash-out-outcome")).to_have_text(
+        "The withdrawal code was not accepted (wrong, already used or voided)."
+    )
+    assert station.listed("cash-outs") == [] and station.wallet() == wallet
+
+    code = station.code_for(20_000, Purpose.WITHDRAWAL)
+    page.fill("#consent-code", code)
+    page.click("#check")
+    page.click("#confirm")
+    expect(page.locator("#hand-over-text")).to_have_text(
+        f"The code is right. Hand KES 200.00 to {MARKUP} now, then tap Cash handed over."
+    )
+    [held] = station.listed("cash-outs")
+    assert (held["state"], held["amount_minor"]) == ("requested", 20_000)
+    page.click("#handed")
+    expect(page.locator("#cash-out-done")).to_have_text(f"Handed KES 200.00 to {MARKUP}.")
+    [done] = station.listed("cash-outs")
+    assert done["state"] == "completed" and done["device_id"] is None
+    expect(page.locator("#cash-out-total")).to_have_text(format_money(done["total_minor"], KES))
+    assert station.wallet() == wallet - done["total_minor"]
+    assert page.locator("img").count() == 0
+    shot(page, tmp_path, "cash-out")
+
+    screen(page, "history")
+    expect(page.locator(f'#recent li[data-id="{done["id"]}"]')).to_contain_text("Completed")
+    expect(page.locator("#queue-empty")).to_have_text("Nothing captured offline.")
+    shot(page, tmp_path, "history")
+    assert page.locator("img").count() == 0
+    assert uncaught(page_errors) == []
+
+
+def test_a_revoked_device_keeps_its_records_and_the_app_says_so(
+    page: Page, served_app: ServedApp, boss: Client
+) -> None:
+    station = Station(served_app, boss, "Otieno")
+    identity = enroll(page, served_app, station)
+    set_allowance(page, "50")
+    assert page.evaluate(CONTROLLED) is True
+    _cut, abort = cut_network(page)
+    capture(page, "cash-in", station.villager_id, "20", None)
+    ok(boss.request("POST", f"/v1/devices/{identity['deviceId']}/revoke"))
+    screen(page, "history")
+    page.context.unroute("**/*", abort)
+    page.context.set_offline(False)
+    revoked = (
+        "This phone's offline device was revoked: its records stay here and are not sent."
+        " Ask the back office."
+    )
+    expect(page.locator("#last-sync")).to_have_text(revoked)
+    page.click("#sync-now")
+    expect(page.locator("#sync-outcome")).to_have_text(revoked)
+    assert states(page) == ["sent"]  # kept on the phone, never lost
+    ours = [c for c in station.listed("cash-ins") if c["device_id"] == identity["deviceId"]]
+    assert ours == [] and station.exceptions() == []
+
+
+def test_two_tabs_never_sync_at_once(page: Page, served_app: ServedApp, boss: Client) -> None:
+    station = Station(served_app, boss, "Baraka")
+    enroll(page, served_app, station)
+    screen(page, "history")
+    other = page.context.new_page()
+    other.goto(served_app.url("/station/#/history"))
+    ready(other, "history")
+    held = other.evaluate(
+        """() => new Promise((granted) => navigator.locks.request("vledger-station-sync",
+             () => new Promise((done) => { window.release = done; granted(true); })))"""
+    )
+    assert held is True
+    page.click("#sync-now")
+    expect(page.locator("#sync-outcome")).to_have_text("Another window of this app is syncing now.")
+    other.evaluate("window.release()")
+    page.click("#sync-now")
+    expect(page.locator("#sync-outcome")).to_have_text("Sent 0: 0 applied, 0 exceptions.")
