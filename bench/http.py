@@ -209,7 +209,12 @@ def make_shops(database: str, base_url: str, count: int, key_dir: Path) -> list[
     # its funding from an account of the operator's own.
     lender_key = key_dir / "lender.pem"
     made = create_key(
-        database, "operator", f"bench-lender-{uuid.uuid4().hex[:6]}", "ed25519", lender_key
+        database,
+        "operator",
+        f"bench-lender-{uuid.uuid4().hex[:6]}",
+        "ed25519",
+        lender_key,
+        setup_rules=False,  # a bench database keeps every run's lender
     )
     lender = Client.from_key_file(base_url, made["key_id"], lender_key)
     bank = lender.create_account(id=uuid.uuid4(), currency="KES", code=1)["id"]

@@ -61,7 +61,8 @@ class ServedApp:
         """A new principal with one key (``key_id``, ``principal_id``, ``role``) whose
         private half is in the file ``path``."""
         path = self.key_dir / f"{uuid.uuid4().hex}.key"
-        made = create_key(self.db_url, role, f"{role}-{uuid.uuid4().hex[:8]}", alg, path)
+        name = f"{role}-{uuid.uuid4().hex[:8]}"
+        made = create_key(self.db_url, role, name, alg, path, setup_rules=False)
         return {**made, "path": str(path)}
 
     def url(self, path: str) -> str:

@@ -58,7 +58,8 @@ class Harness:
     def key(self, role: str, name: str | None = None, alg: str = "ed25519") -> dict[str, str]:
         """A new key (and principal, unless ``name`` names one); its file in ``path``."""
         path = self.key_dir / f"{uuid.uuid4().hex}.key"
-        made = create_key(self.db_url, role, name or f"{role}-{uuid.uuid4().hex[:8]}", alg, path)
+        name = name or f"{role}-{uuid.uuid4().hex[:8]}"
+        made = create_key(self.db_url, role, name, alg, path, setup_rules=False)
         return {**made, "path": str(path)}
 
     def client_for(self, made: dict[str, str], **kw: Any) -> Client:

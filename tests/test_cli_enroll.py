@@ -67,20 +67,30 @@ def test_an_agents_code_is_printed_as_text_and_qr_and_enrolls_a_phone(
     assert enrolled.principal_id == agent and enrolled.device_id is not None
 
 
-def test_an_operator_is_enrolled_with_principal_and_refused_as_an_agent(
+def test_an_operator_is_enrolled_at_setup_and_refused_as_an_agent(
     db_url: str, ledger: Ledger, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    operator = principal(ledger, Role.OPERATOR)
-    status, _out, err = run(
-        capsys, "agents", "enroll", "--agent", str(operator), "--database", db_url
-    )
+    status, out, err = run(capsys, "agents", "enroll", "--operator", "Desk", "--database", db_url)
+    assert status == 0, err
+    [line] = [x for x in out.splitlines() if x.startswith("enrollment code for operator ")]
+    operator = line.split()[4].rstrip(":")
+    status, _out, err = run(capsys, "agents", "enroll", "--agent", operator, "--database", db_url)
     assert status == 2 and "not an agent" in err
-    assert issued_count(ledger) == 0
+    assert issued_count(ledger) == 1
+    # no key yet (the first code is not redeemed): another code by id, at setup still
     status, out, err = run(
-        capsys, "agents", "enroll", "--principal", str(operator), "--database", db_url
+        capsys, "agents", "enroll", "--principal", operator, "--database", db_url
     )
     assert status == 0, err
-    assert f"operator {operator}" in out and len(CODE.findall(out)) == 1
+    [code] = CODE.findall(out)
+    enrolled = enrollment.redeem(ledger, code=code, public_key=raw())
+    assert str(enrolled.principal_id) == operator
+    # now it holds a key: another one is a proposal another operator approves
+    status, _out, err = run(
+        capsys, "agents", "enroll", "--principal", operator, "--database", db_url
+    )
+    assert status == 2 and f"POST /v1/operators/{operator}/keys" in err
+    assert len(err.strip().splitlines()) == 1 and issued_count(ledger) == 2
 
 
 def test_bad_input_is_one_line_and_issues_nothing(

@@ -18,9 +18,12 @@ __all__ = [
     "KeyState",
     "NewKey",
     "Role",
+    "count_principals",
+    "has_active_key",
     "insert_key",
     "insert_principal",
     "lock_key_state",
+    "material_registered",
     "revoke",
     "select_key",
     "select_principal_id",
@@ -149,3 +152,27 @@ def select_role(tx: Tx, principal_id: uuid.UUID) -> Role | None:
     """The role of the principal with this id, or None."""
     row = tx.one("SELECT role FROM principals WHERE id = :id", {"id": principal_id})
     return None if row is None else Role(row[0])
+
+
+def count_principals(tx: Tx, role: Role) -> int:
+    """How many principals have ``role``."""
+    row = tx.one("SELECT COUNT(*) FROM principals WHERE role = :role", {"role": role.value})
+    return 0 if row is None else int(row[0])
+
+
+def has_active_key(tx: Tx, principal_id: uuid.UUID) -> bool:
+    """Whether the principal holds at least one active key."""
+    row = tx.one(
+        "SELECT 1 FROM api_keys WHERE principal_id = :id AND state = 'active' LIMIT 1",
+        {"id": principal_id},
+    )
+    return row is not None
+
+
+def material_registered(tx: Tx, material: bytes) -> bool:
+    """Whether any key (of any principal, active or revoked) holds this material."""
+    row = tx.one(
+        "SELECT 1 FROM api_keys WHERE key_material = :material LIMIT 1",
+        {"material": base64.b64encode(material).decode("ascii")},
+    )
+    return row is not None

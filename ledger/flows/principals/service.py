@@ -18,6 +18,7 @@ __all__ = [
     "add_key",
     "add_key_for_in",
     "add_key_in",
+    "check_name",
     "find_key",
     "find_key_in",
     "new_key_id",
@@ -41,9 +42,16 @@ def new_key_id() -> str:
     return "k_" + secrets.token_urlsafe(16)
 
 
-def _check_key(*, role: Role, name: str, alg: Alg) -> None:
-    if not name or len(name) > NAME_LENGTH_MAX or not name.isprintable():
+def check_name(name: object) -> str:
+    """A principal's name (a storefront, an agent, a person): :class:`KeyRefused` unless
+    1..:data:`~ledger.limits.NAME_LENGTH_MAX` printable characters."""
+    if not isinstance(name, str) or not 1 <= len(name) <= NAME_LENGTH_MAX or not name.isprintable():
         raise KeyRefused(f"a principal's name is 1..{NAME_LENGTH_MAX} printable characters")
+    return name
+
+
+def _check_key(*, role: Role, name: str, alg: Alg) -> None:
+    check_name(name)
     if role is Role.AGENT and alg is not Alg.ED25519:
         raise KeyRefused("agents sign with Ed25519 only")
 
