@@ -201,7 +201,7 @@ def test_an_auditor_enrolls_and_the_overview_shows_money_and_the_seal(
     expect(overdue).to_have_text(re.compile(r"overdue \(breaks\)\s*1\s*KES 300\.00\s*0"))
     expect(ageing.locator("tbody tr").first).to_contain_text("0-1")
     expect(ageing).not_to_contain_text("30000")
-    expect(page.locator("#not-yet")).to_contain_text("float alarms")
+    expect(page.locator("#float-alarms")).to_contain_text("Float alarms")
     save(page, tmp_path, "overview")
 
     # the key stays in this browser: a reload shows the overview again, no enrollment

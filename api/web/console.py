@@ -2,10 +2,12 @@
 
 The page is plain ES modules served by this process (no build step): ``index.html``,
 ``app.js`` (the shell: identity, routing by ``#/page``, the menu), one module per page
-(``enroll.js``, ``overview.js``, ``runs.js``, ``run.js``), ``dom.js`` (a refusal in
-the console's words) and ``console.css``. Requests are signed in the browser with the
-key enrolled there; money, words (the ``console`` catalog) and elements made with
-``textContent`` only come from the shared modules (:mod:`api.web`).
+(``enroll.js``, ``overview.js``, ``proposals.js``, ``search.js``, ``party.js``,
+``account.js``, ``transfer.js``, ``order.js``, ``fees.js``, ``webhooks.js``, ``runs.js``,
+``run.js``), ``render.js`` (links, pagers, payloads shown readably with money as money),
+``dom.js`` (a refusal in the console's words) and ``console.css``. Requests are signed
+in the browser with the key enrolled there; money, words (the ``console`` catalog) and
+elements made with ``textContent`` only come from the shared modules (:mod:`api.web`).
 
 Guarantees, as for ``/web/shared`` (:mod:`api.web`): only the files named in
 :data:`FILES` are served (by :class:`api.web.ListedFiles`), with a
@@ -27,7 +29,14 @@ CONSOLE_PATH = "/console"
 FILES: dict[str, str] = {
     "index.html": web.HTML,
     "console.css": web.CSS,
-    **dict.fromkeys(("app.js", "dom.js", "enroll.js", "overview.js", "runs.js", "run.js"), web.JS),
+    **dict.fromkeys(
+        (
+            *("app.js", "dom.js", "enroll.js", "overview.js", "runs.js", "run.js", "render.js"),
+            *("proposals.js", "search.js", "party.js", "account.js", "transfer.js", "order.js"),
+            *("fees.js", "webhooks.js"),
+        ),
+        web.JS,
+    ),
 }
 """Every file served under ``/console/``, with its content type."""
 CONSOLE_CSP = "; ".join(

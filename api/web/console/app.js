@@ -1,5 +1,7 @@
 // The console's shell: the enrolled identity (or the enrollment page), the menu, and the
-// page named by the location's hash: #/overview, #/runs?job=J&after=ID, #/runs/ID.
+// page named by the location's hash: #/overview, #/proposals, #/proposals/ID,
+// #/search?q=, #/party/ID, #/account/ID, #/transfer/ID, #/order/ID, #/fees,
+// #/webhooks, #/webhooks/ID, #/runs?job=J&after=ID, #/runs/ID.
 
 import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -11,6 +13,14 @@ import { renderEnroll } from "./enroll.js";
 import { renderOverview } from "./overview.js";
 import { renderRuns } from "./runs.js";
 import { renderRun } from "./run.js";
+import { renderProposals, renderProposal } from "./proposals.js";
+import { renderSearch } from "./search.js";
+import { renderParty } from "./party.js";
+import { renderAccount } from "./account.js";
+import { renderTransfer } from "./transfer.js";
+import { renderOrder } from "./order.js";
+import { renderFees } from "./fees.js";
+import { renderWebhooks, renderDeliveries } from "./webhooks.js";
 
 export const CONSOLE_ROLES = ["auditor", "operator"];
 
@@ -25,6 +35,10 @@ function menu(identity, here) {
     el("a", { href: hash, class: here === name ? "here" : null }, label);
   document.getElementById("menu").replaceChildren(
     link("#/overview", t("Overview"), "overview"),
+    link("#/proposals", t("Proposals"), "proposals"),
+    link("#/search", t("Search"), "search"),
+    link("#/fees", t("Fee schedules"), "fees"),
+    link("#/webhooks", t("Webhooks"), "webhooks"),
     link("#/runs", t("Reconciliation runs"), "runs"),
   );
   const forget = el("button", { type: "button", id: "forget", on: { click: async () => {
@@ -49,6 +63,21 @@ function wrongRole(main, identity) {
   );
 }
 
+/** Each page: [the page without an id, the page of one object (its id from the hash)]. */
+const PAGES = {
+  overview: [renderOverview, null],
+  proposals: [renderProposals, renderProposal],
+  search: [renderSearch, null],
+  party: [renderSearch, renderParty],
+  account: [renderSearch, renderAccount],
+  transfer: [renderSearch, renderTransfer],
+  order: [renderSearch, renderOrder],
+  fees: [renderFees, null],
+  webhooks: [renderWebhooks, renderDeliveries],
+  runs: [renderRuns, renderRun],
+};
+const MENU_OF = { party: "search", account: "search", transfer: "search", order: "search" };
+
 let generation = 0;
 
 /** Show the page the hash names. A page is drawn off-screen and shown only if no later
@@ -69,15 +98,15 @@ export async function route() {
     wrongRole(main, identity);
     return;
   }
-  const page = parts[0] === "runs" ? "runs" : "overview";
-  menu(identity, page);
+  const page = Object.hasOwn(PAGES, parts[0] ?? "") ? parts[0] : "overview";
+  menu(identity, MENU_OF[page] ?? page);
   const ctx = { api: createApi(identity), identity, params, isOperator: identity.role === "operator" };
   main.replaceChildren(el("p", { class: "muted" }, t("Loading...")));
   const view = el("div");
   try {
-    if (page === "runs" && parts[1]) await renderRun(view, ctx, parts[1]);
-    else if (page === "runs") await renderRuns(view, ctx);
-    else await renderOverview(view, ctx);
+    const [list, one] = PAGES[page];
+    if (parts[1] && one) await one(view, ctx, decodeURIComponent(parts[1]));
+    else await list(view, ctx);
   } catch (error) {
     view.replaceChildren(problemEl(error));
   }

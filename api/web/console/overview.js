@@ -1,11 +1,14 @@
 // Overview: the trial balance per currency and the integrity status (from the latest
-// integrity run), the last sealed checkpoint, and the recent runs with breaks.
+// integrity run), the last sealed checkpoint, open items by age, the recent runs with
+// breaks, the settlement windows not yet settled, and the agents whose float is low.
 
 import { el, facts, table, timeEl } from "/web/shared/dom.js";
 import { moneyOrNote } from "/web/shared/money.js";
 import { t } from "/web/shared/i18n.js";
 
 export const RECENT_RUNS = 100;
+export const WINDOWS_SHOWN = 50;
+export const ALARMS_SHOWN = 50;
 const CHECKPOINT_PAGES_MAX = 20;
 
 function statusEl(run) {
@@ -124,10 +127,41 @@ async function ageingCard(ctx) {
   return card;
 }
 
+async function windowsCard(ctx) {
+  const card = el("section", { class: "card", id: "windows" },
+    el("h2", {}, t("Settlement windows not yet settled")));
+  const pages = await Promise.all(["open", "closed"].map((state) =>
+    ctx.api.get(`/v1/settlement-windows?state=${state}&limit=${WINDOWS_SHOWN}`)));
+  const windows = pages.flatMap((page) => page.data);
+  const cols = [{ label: t("Currency") }, { label: t("State") }, { label: t("Opened") },
+    { label: t("Closed") }, { label: t("Payouts"), num: true }, { label: t("Payouts total"), num: true }];
+  const rows = windows.map((w) => [w.currency, el("span", { class: `window-${w.state}` }, w.state),
+    timeEl(w.opened_at), timeEl(w.closed_at), String(w.payouts_count),
+    moneyOrNote(w.payouts_total_minor, w.currency)]);
+  card.append(rows.length ? table(cols, rows) : el("p", { class: "muted" }, t("Every window is settled.")));
+  if (pages.some((page) => page.has_more)) {
+    card.append(el("p", { class: "muted" }, t("The first {count} of each state.", { count: WINDOWS_SHOWN })));
+  }
+  return card;
+}
+
+async function floatCard(ctx) {
+  const card = el("section", { class: "card", id: "float-alarms" },
+    el("h2", {}, t("Float alarms (agents below their threshold)")));
+  const page = await ctx.api.get(`/v1/back-office/float-alarms?limit=${ALARMS_SHOWN}`);
+  const cols = [{ label: t("Agent") }, { label: t("Available"), num: true },
+    { label: t("Threshold"), num: true }, { label: t("Held"), num: true }];
+  const rows = page.data.map((f) => [el("a", { href: `#/party/${f.agent_id}` }, el("code", {}, f.agent_id)),
+    moneyOrNote(f.available_minor, f.currency), moneyOrNote(f.low_threshold_minor, f.currency),
+    moneyOrNote(f.held_minor, f.currency)]);
+  card.append(rows.length ? table(cols, rows) : el("p", { class: "muted" }, t("No agent's float is low.")));
+  if (page.has_more) card.append(el("p", { class: "muted" }, t("The first {count}.", { count: ALARMS_SHOWN })));
+  return card;
+}
+
 export async function renderOverview(main, ctx) {
   const { card, run } = await integrityCard(ctx);
-  const cards = [card, await checkpointCard(ctx, run), await ageingCard(ctx), await breaksCard(ctx)];
-  main.replaceChildren(el("h1", {}, t("Overview")), ...cards,
-    el("p", { class: "muted", id: "not-yet" }, t("Not shown yet (no read route offers them):" +
-      " settlement windows, float alarms.")));
+  const cards = [card, await checkpointCard(ctx, run), await ageingCard(ctx), await breaksCard(ctx),
+    await windowsCard(ctx), await floatCard(ctx)];
+  main.replaceChildren(el("h1", {}, t("Overview")), ...cards);
 }
