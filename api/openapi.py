@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from api.problems import PROBLEM_CONTENT_TYPE, STORAGE_RETRY_AFTER_S, all_codes
 from api.schemas import (
     AccountCreate,
+    CashCountCreate,
     CashInCreate,
     CashOutCancel,
     CashOutConfirm,
@@ -47,6 +48,8 @@ from api.schemas import (
     SignedRecordIn,
     TransferBatchCreate,
     TransferCreate,
+    VarianceApproval,
+    VarianceReject,
     VillagerCreate,
     VillagerPhoneChange,
     VillagerStep,
@@ -86,6 +89,9 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         CashOutCreate,
         CashOutConfirm,
         CashOutCancel,
+        CashCountCreate,
+        VarianceApproval,
+        VarianceReject,
         FloatTopUpCreate,
         ProposalReject,
         FloatTransferCreate,
@@ -114,6 +120,7 @@ OPTIONAL_BODIES = frozenset(
         "CashOutConfirm",
         "CashOutCancel",
         "VillagerStep",
+        "VarianceApproval",
     }
 )
 """Request models whose every field has a default: the body may be left out."""

@@ -99,6 +99,7 @@ FLOW_CODES: dict[str, str] = {
     "window_not_found": "No such settlement window",
     "payout_not_found": "No such payout",
     "proposal_not_found": "No such proposal",
+    "variance_not_found": "No such cash-count variance",
     "principal_not_found": "No such principal",
     # conflicts of a client's id (409)
     "order_exists_different": "The order id exists with other details",
@@ -110,6 +111,7 @@ FLOW_CODES: dict[str, str] = {
     "account_exists_different": "A party account exists with other details",
     "account_id_taken": "A party's account id was opened by a principal or differs",
     "proposal_exists_different": "The proposal id exists with other details",
+    "variance_transfer_exists": "The variance's transfer id was used otherwise",
     "device_exists_different": "The device id exists with other details",
     "public_key_in_use": "Another device is registered with that key",
     "record_exists_different": "A synced record id came with other bytes",
@@ -143,6 +145,8 @@ FLOW_CODES: dict[str, str] = {
     "window_already_open": "Another window of this currency is open",
     "payout_not_pending": "The payout was already paid or failed",
     "proposal_not_pending": "The proposal was decided otherwise",
+    "variance_approved": "The variance was approved: its transfer is posted",
+    "variance_rejected": "The variance was rejected: nothing moves for it",
     # refused by the rules (422)
     "amount_invalid": "The amount is out of range",
     "amount_exceeds_escrow": "The amount exceeds what the order holds in escrow",
@@ -227,6 +231,7 @@ FLOW_CODES: dict[str, str] = {
     "public_key_registered": "That public key is registered already (to someone)",
     "key_refused": "The key cannot be registered (the detail says why)",
     "proposal_maker_cannot_decide": "The operator who made a proposal cannot approve it",
+    "decider_not_operator": "A variance is decided by an operator's principal (a signed caller)",
     "proposal_kind_unknown": "Nothing applies proposals of that kind",
     "proposal_empty": "A proposal of transfers needs at least one",
     "fee_rules_invalid": "The fee rules are malformed (the detail says where)",

@@ -1143,6 +1143,114 @@ class RunDetailOut(RunOut):
     )
 
 
+# -- cash counts and their variances (maker-checker) ---------------------------------------
+
+DenominationText = Annotated[
+    str, Strict(), StringConstraints(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
+]
+
+
+class CashCountCreate(Request):
+    """An agent's counted cash, as the ``cash-count`` job's file holds it (the agent is the
+    path's). ``denominations``: a note or coin's value in MAJOR units (decimal text, no
+    more fraction digits than the currency has) -> how many were counted. A count that is
+    over or short needs a ``comment``. The same checks as ``vledger reconcile cash-count``
+    (``reconciliation.cash_count.parse_count``) apply, whole."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "counted_at": "2026-06-01T18:00:00+03:00",
+                    "currency": "KES",
+                    "denominations": {"1000": 21, "200": 2},
+                    "comment": "a KES 100 note went with the change",
+                }
+            ]
+        }
+    )
+
+    agent_id: uuid.UUID | None = Field(default=None, description="the path's agent, if given")
+    counted_at: datetime = Field(description="ISO 8601 with its UTC offset; not in the future")
+    currency: Currency
+    denominations: Annotated[
+        dict[DenominationText, Annotated[int, Strict(), Field(ge=0, le=1_000_000)]],
+        Field(min_length=1, max_length=64),
+    ]
+    comment: (
+        Annotated[str, Strict(), StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX)]
+        | None
+    ) = None
+
+
+class VarianceOut(BaseModel):
+    """A count over or short: ``amount_minor`` of ``currency`` the agent's cash differs by.
+    ``proposed`` until an operator's approval proposal is approved by another operator
+    (the transfer is posted, ``transfer_id``) or an operator rejects it (nothing moves)."""
+
+    id: uuid.UUID
+    count_id: uuid.UUID
+    agent_id: uuid.UUID
+    currency: str
+    direction: Literal["over", "short"]
+    amount_minor: int
+    comment: str
+    state: Literal["proposed", "approved", "rejected"]
+    transfer_id: uuid.UUID | None
+    decided_by: uuid.UUID | None = Field(
+        description="The deciding operator's principal: the approval's signed approver, or"
+        " the rejecter"
+    )
+    decided_by_name: str | None = Field(
+        description="Variances decided before signed decisions only: the name that was"
+        " typed at the command line, never checked"
+    )
+    reject_reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class VarianceList(BaseModel):
+    data: list[VarianceOut]
+    has_more: bool
+
+
+class CashCountOut(BaseModel):
+    """The ``cash-count`` run of a count (its summary: counted, expected, movements) and
+    the variance it proposed, if it is over or short."""
+
+    run: RunDetailOut
+    variance: VarianceOut | None
+
+
+class VarianceApproval(Request):
+    """Propose approving a variance: a different operator approves the proposal
+    (``POST /v1/proposals/{id}/approve``), which posts the variance transfer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "7d1e0c55-3b6a-4f0e-9a2d-8c4b1e6f3a90"}]}
+    )
+
+    id: StepId = None
+
+
+class VarianceProposed(BaseModel):
+    """Nothing moved yet: another operator approves the proposal."""
+
+    proposal: ProposalOut
+    variance: VarianceOut
+
+
+class VarianceReject(Request):
+    """Reject a proposed variance: nothing moves; the count stays on record."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "recounted next morning: KES 21,500"}]}
+    )
+
+    reason: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX)]
+
+
 class CheckpointOut(BaseModel):
     """A sealed block: its signed checkpoint note (C2SP signed-note text) and what it
     commits to."""

@@ -25,6 +25,7 @@ __all__ = [
     "NAME_LENGTH_MAX",
     "REASON_LENGTH_MAX",
     "REFERENCE_LENGTH_MAX",
+    "STATEMENT_UPLOAD_BYTES_MAX",
     "SWEEP_BATCH_MAX",
     "TIMEOUT_S_MAX",
     "TRANSFERS_PER_REQUEST_MAX",
@@ -68,6 +69,11 @@ largest integer every JSON client holds exactly."""
 
 TRANSFERS_PER_REQUEST_MAX = 500
 """The most transfers one API request may carry."""
+
+STATEMENT_UPLOAD_BYTES_MAX = 1_000_000
+"""The largest provider statement one API request may upload (raw or multipart), in
+bytes: under the API's default body limit (1 MiB), which leaves room for a multipart
+envelope. A larger statement runs from ``vledger reconcile statement --input FILE``."""
 
 # -- pages and batches ------------------------------------------------------------------
 
