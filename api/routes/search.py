@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from api.access import READ_ALL, require_role
 from api.context import context, json_response
 from api.principals import ApiKey
+from api.problems import ApiError
 from api.routes.cash import float_out
 from api.routes.common import account_out, page_limit, signed, transfer_out
 from api.routes.orders import order_out
@@ -126,6 +127,8 @@ def account_history(
         after=starting_after,
         limit=page_limit(request, limit),
     )
+    if found is None:
+        raise ApiError("invalid_parameter", "starting_after names no transfer of this account")
     return json_response(200, history_out(found))
 
 

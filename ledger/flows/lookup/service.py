@@ -166,18 +166,18 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
 
 def account_history(
     led: Ledger, *, account_id: uuid.UUID, after: uuid.UUID | None, limit: int
-) -> AccountHistory:
+) -> AccountHistory | None:
     """The account, who holds it, and a page of its transfers in the order applied (after
     the transfer ``after``) each with the account's posted counters right after it.
-    :class:`NotFound` ``account_not_found``; :class:`MalformedRequest` for an ``after``
-    that names no transfer of the account."""
+    :class:`NotFound` ``account_not_found``; ``None`` when ``after`` names no transfer of
+    the account (a caller's bad cursor, as :func:`ledger.flows.proposals.page` answers)."""
     _check_limit(limit)
     found = led.lookup_accounts([account_id])
     if not found:
         raise NotFound("account_not_found", f"no account {account_id}")
     page = led.account_transfers(account_id, after=after, limit=limit + 1)
     if after is not None and not page and not _touches(led, account_id, after):
-        raise MalformedRequest(f"after names no transfer of account {account_id}")
+        return None
     shown = page[:limit]
 
     def work(tx: Tx) -> tuple[AccountOwner | None, dict[uuid.UUID, tuple[int, int]]]:
