@@ -172,7 +172,9 @@ def _install_errors(app: FastAPI) -> None:
 
 def _include_routes(app: FastAPI) -> None:
     """Every API router, in the order their paths are matched."""
-    for module in (system, accounts, transfers, admin, parties, orders, devices, webhooks):
+    app.include_router(system.router)
+    app.include_router(ussd.router)  # early: the aggregator's every step matches few paths
+    for module in (accounts, transfers, admin, parties, orders, devices, webhooks):
         app.include_router(module.router)
     app.include_router(proposals.router)
     app.include_router(fee_routes.router)  # fee schedules: proposed here, approved as proposals
@@ -186,7 +188,6 @@ def _include_routes(app: FastAPI) -> None:
         audit.runs_router,
         audit.router,
         villagers.router,
-        ussd.router,  # unsigned: the aggregator's secret and source network
         enrollment.router,
         tills.router,
         kyc.router,

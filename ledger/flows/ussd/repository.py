@@ -1,7 +1,9 @@
 """All SQL of ``ussd_sessions``: one row per aggregator ``sessionId``, never a PIN.
 
 Times are UTC microseconds since 1970 (``*_us``). A step is saved by compare-and-set on
-``inputs_seen``, so that two deliveries of one step cannot both move the session on.
+``inputs_seen``, so that two deliveries of one step cannot both move the session on;
+:func:`update_if_unchanged` saves a step computed from a row this process wrote before,
+in one statement, only if the stored row is still exactly that row.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from dataclasses import dataclass
 from ledger.core.rows import RowMapper, flag, from_json
 from ledger.core.tx import Tx
 
-__all__ = ["SessionRow", "delete_idle", "forget_ended_screens", "insert", "select", "update"]
+__all__ = [
+    "SessionRow",
+    "delete_idle",
+    "forget_ended_screens",
+    "insert",
+    "select",
+    "update",
+    "update_if_unchanged",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,44 @@ def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
         {**_step(tx, row), "before": inputs_seen_before},
     )
     return bool(written)
+
+
+def update_if_unchanged(tx: Tx, row: SessionRow, *, was: SessionRow) -> bool:
+    """Save the session's next step ``row`` only if the stored row is still ``was`` in
+    every column (a compare-and-set on the whole row, read and written in one statement);
+    ``False`` when it is not (nothing written: read it and judge the step again)."""
+    written = tx.execute(
+        "UPDATE ussd_sessions SET language = :language, state = :state,"
+        " inputs_seen = :seen, secret_positions = :secrets, inputs_sha256 = :sha,"
+        " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
+        " updated_at_us = :now WHERE session_id = :id AND phone = :was_phone"
+        " AND villager_id = :was_villager AND language = :was_language"
+        " AND state = :was_state AND inputs_seen = :was_seen"
+        " AND secret_positions = :was_secrets AND inputs_sha256 = :was_sha"
+        " AND COALESCE(pin_verified_at_us, -1) = :was_verified"
+        " AND screen_text = :was_screen AND screen_end = :was_end"
+        " AND created_at_us = :was_created AND updated_at_us = :was_updated"
+        " RETURNING session_id",
+        {**_step(tx, row), **_was(was)},
+    )
+    return bool(written)
+
+
+def _was(row: SessionRow) -> dict[str, object]:
+    return {
+        "was_phone": row.phone,
+        "was_villager": row.villager_id,
+        "was_language": row.language,
+        "was_state": _json(row.state),
+        "was_seen": row.inputs_seen,
+        "was_secrets": _json(row.secret_positions),
+        "was_sha": row.inputs_sha256,
+        "was_verified": -1 if row.pin_verified_at_us is None else row.pin_verified_at_us,
+        "was_screen": row.screen_text,
+        "was_end": row.screen_end,
+        "was_created": row.created_at_us,
+        "was_updated": row.updated_at_us,
+    }
 
 
 def delete_idle(tx: Tx, *, updated_before_us: int, limit: int) -> int:

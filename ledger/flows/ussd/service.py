@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ledger.core.errors import InvariantViolation
@@ -41,7 +42,7 @@ from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.flows import consent, events, villagers
 from ledger.flows.errors import Refused
-from ledger.flows.ussd import my_orders, repository, withdraw
+from ledger.flows.ussd import my_orders, repository, withdraw, written
 from ledger.flows.ussd.menus import (
     ORDER_MENUS,
     PIN_FIRST,
@@ -110,6 +111,9 @@ FORGOTTEN = "-"
 PENDING_WAIT_S = 5.0
 """How long a second delivery of a step waits for the first one's screen."""
 PENDING_POLL_S = 0.05
+PHONES_KEPT_MAX = 4_096
+"""The most aggregator phone numbers whose E.164 form is kept (parsing one costs more
+than the rest of a menu step's Python)."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -160,11 +164,11 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
         log.warning("ussd: a sessionId that is not one")
         return refused_screen()
     try:
-        e164 = villagers.normalise_phone(phone)
+        e164 = _e164(phone)
     except Refused:
         log.info("ussd: a phone number that is not one", extra={"ussd_session": session_id})
         return _not_registered(DEFAULT_LANGUAGE)
-    found = led.transact(lambda tx: _step_in(tx, session_id, e164, text))
+    found = led.transact(lambda tx: _step_in(tx, led.url, session_id, e164, text))
     if isinstance(found, Screen):
         return found
     if isinstance(found, _Start):
@@ -172,6 +176,12 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
     if isinstance(found, _Wait):
         return _stored(led, session_id, found.inputs_seen)
     return _effect(led, found)
+
+
+@lru_cache(maxsize=PHONES_KEPT_MAX)
+def _e164(phone: str) -> str:
+    """:func:`villagers.normalise_phone`, remembered (a refusal is not)."""
+    return villagers.normalise_phone(phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +207,19 @@ class _Effect:
     inputs: list[str]
 
 
-def _step_in(tx: Tx, session_id: str, e164: str, text: str) -> Screen | _Start | _Wait | _Effect:
+def _step_in(
+    tx: Tx, database: str, session_id: str, e164: str, text: str
+) -> Screen | _Start | _Wait | _Effect:
     """In one transaction: read the session, judge the step; a step that only reads is
-    answered and saved here, a step that writes through a flow is claimed."""
+    answered and saved here, a step that writes through a flow is claimed. A step that
+    only reads on the row this process wrote last is saved without the read, if that row
+    is still the stored one (:mod:`~ledger.flows.ussd.written`)."""
+    guessed = written.guess(database, session_id)
+    if guessed is not None:
+        quick = _quick_in(tx, database, guessed, e164, text)
+        if quick is not None:
+            return quick
+        written.forget(database, session_id)
     row = repository.select(tx, session_id, lock=True)
     language = DEFAULT_LANGUAGE if row is None else row.language
     try:
@@ -217,7 +237,7 @@ def _step_in(tx: Tx, session_id: str, e164: str, text: str) -> Screen | _Start |
         return judged
     if isinstance(judged.step, Show):  # it only reads: answer it now
         outcome = _show(tx, row, judged.step.state, judged.step.note)
-        return _save_in(tx, judged.claimed, outcome, before=row.inputs_seen)
+        return _save_in(tx, database, judged.claimed, outcome, before=row.inputs_seen)
     if not repository.update(tx, judged.claimed, inputs_seen_before=row.inputs_seen):
         return _Wait(row.inputs_seen + 1)  # another delivery of it won
     return judged
@@ -244,6 +264,40 @@ def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _W
     if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
         log.warning("ussd: a step out of order", extra=extra)
         return _dial_again(language)
+    return _next(row, inputs)
+
+
+def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> Screen | None:
+    """A step that only reads, judged on ``was`` (the row this process wrote last) and
+    saved in one statement if the stored row is still ``was``; ``None``: judge it on the
+    row read under lock (anything else: a refusal, a replay, a flow's step, a miss)."""
+    try:
+        inputs = parse_text(text)
+    except Refused:
+        return None
+    seen = was.inputs_seen
+    if (
+        was.phone != e164
+        or was.screen_end
+        or was.screen_text == PENDING
+        or tx.now_us - was.updated_at_us > SESSION_IDLE_S * US_PER_S
+        or len(inputs) != seen + 1
+        or _sha(inputs[:-1], was) != was.inputs_sha256
+    ):
+        return None
+    judged = _next(was, inputs)
+    if not isinstance(judged.step, Show):
+        return None
+    outcome = _show(tx, was, judged.step.state, judged.step.note)
+    saved = _saved(judged.claimed, outcome)
+    if not repository.update_if_unchanged(tx, saved, was=was):
+        return None
+    return _done(tx, database, saved, outcome)
+
+
+def _next(row: SessionRow, inputs: list[str]) -> _Effect:
+    """The step ``inputs[-1]`` takes from ``row`` (the claimed row ready, nothing written)."""
+    seen = row.inputs_seen
     state = State.from_json(row.state)
     secrets = [*row.secret_positions, *([seen] if is_secret(state, inputs[-1]) else [])]
     claimed = replace(
@@ -258,12 +312,12 @@ def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _W
     return _Effect(row, claimed, step, inputs)
 
 
-def _save_in(tx: Tx, claimed: SessionRow, outcome: _Outcome, *, before: int) -> Screen | _Wait:
-    """Store the step's outcome if the session is still at ``before`` inputs."""
+def _saved(claimed: SessionRow, outcome: _Outcome) -> SessionRow:
+    """The session row that keeps the step's outcome."""
     state = outcome.state
     if state.pin_at is None and outcome.pin_verified_at_us is not None:
         state = replace(state, pin_at=State.from_json(claimed.state).pin_at)
-    saved = replace(
+    return replace(
         claimed,
         language=outcome.language,
         state=state.to_json(),
@@ -271,11 +325,25 @@ def _save_in(tx: Tx, claimed: SessionRow, outcome: _Outcome, *, before: int) -> 
         screen_text=outcome.screen.text,
         screen_end=outcome.screen.end,
     )
+
+
+def _save_in(
+    tx: Tx, database: str, claimed: SessionRow, outcome: _Outcome, *, before: int
+) -> Screen | _Wait:
+    """Store the step's outcome if the session is still at ``before`` inputs."""
+    saved = _saved(claimed, outcome)
     if not repository.update(tx, saved, inputs_seen_before=before):
         return _Wait(claimed.inputs_seen)
-    log.info(
+    return _done(tx, database, saved, outcome)
+
+
+def _done(tx: Tx, database: str, saved: SessionRow, outcome: _Outcome) -> Screen:
+    """A saved step: remembered as written (the next step's guess), logged at debug
+    level (the request's own log line is the step's one line)."""
+    written.keep(database, replace(saved, updated_at_us=tx.now_us))
+    log.debug(
         "ussd: step",
-        extra={"ussd_session": claimed.session_id, "menu": outcome.state.menu.value},
+        extra={"ussd_session": saved.session_id, "menu": outcome.state.menu.value},
     )
     return outcome.screen
 
@@ -313,9 +381,16 @@ def _start(led: Ledger, session_id: str, e164: str) -> Screen:
         created_at_us=0,
         updated_at_us=0,
     )
-    if not led.transact(lambda tx: repository.insert(tx, row)):
+
+    def insert(tx: Tx) -> bool:
+        if not repository.insert(tx, row):
+            return False
+        written.keep(led.url, replace(row, created_at_us=tx.now_us, updated_at_us=tx.now_us))
+        return True
+
+    if not led.transact(insert):
         return _stored(led, session_id, 0)
-    log.info("ussd: session started", extra={"ussd_session": session_id})
+    log.debug("ussd: session started", extra={"ussd_session": session_id})
     return screen
 
 
@@ -345,7 +420,7 @@ def _effect(led: Ledger, work: _Effect) -> Screen:
 
     def finish(tx: Tx) -> Screen | _Wait:
         outcome = after if isinstance(after, _Outcome) else _show(tx, after[0], *after[1])
-        return _save_in(tx, claimed, outcome, before=before)
+        return _save_in(tx, led.url, claimed, outcome, before=before)
 
     done = led.transact(finish)
     return _stored(led, row.session_id, before) if isinstance(done, _Wait) else done
