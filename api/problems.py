@@ -101,6 +101,7 @@ FLOW_CODES: dict[str, str] = {
     "proposal_not_found": "No such proposal",
     "variance_not_found": "No such cash-count variance",
     "principal_not_found": "No such principal",
+    "suspense_not_found": "No such suspense item",
     # conflicts of a client's id (409)
     "order_exists_different": "The order id exists with other details",
     "step_id_reused": "The step id was used for another request",
@@ -124,6 +125,9 @@ FLOW_CODES: dict[str, str] = {
     "payout_confirmed_differently": "The payout was confirmed with another reference",
     "payout_failed_differently": "The payout failed for another reason",
     "provider_reference_used": "The provider reference confirmed another payout",
+    "suspense_id_reused": "The suspense id parked other money",
+    "provider_reference_parked": "The provider's reference is parked as another item",
+    "suspense_already_resolved": "The suspense item was resolved otherwise",
     # the object's state (409)
     "order_not_payable": "Only a created order is paid",
     "order_not_dispatchable": "Only a paid order is dispatched",
@@ -238,6 +242,8 @@ FLOW_CODES: dict[str, str] = {
     "product_invalid": "A product is 1..48 lower-case ASCII letters, digits or _",
     "effective_from_naive": "A fee schedule's start must carry a time zone",
     "effective_at_past": "A fee schedule cannot take effect in the past",
+    "target_invalid": "Name exactly one of to_villager_id, to_storefront_id",
+    "note_invalid": "A note is 1..500 characters, not blank",
 }
 """The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
 ``tests/test_api_orders.py`` and ``tests/test_api_cash.py`` check every code the exposed

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 from ledger import AccountFlags, TransferFlags
+from ledger.flows.limits import TIER_LENGTH_MAX
+from ledger.flows.orders.model import EXTENSION_DAYS_MAX
 from ledger.limits import (
     AMOUNT_MAX_MINOR,
     CODE_MAX,
@@ -957,6 +959,157 @@ class FloatOut(BaseModel):
     low_threshold_minor: int | None
     low_armed: bool = Field(description="Whether the next fall below emits float.low")
     guarantee_cap_minor: int | None
+
+
+# -- operator tasks: KYC tiers, suspense (maker-checker where money or limits grow) -------
+
+TierName = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=f"^[A-Za-z0-9_]{{1,{TIER_LENGTH_MAX}}}$"),
+    Field(description="A KYC tier's name", examples=["tier1"]),
+]
+
+
+class KycTierSet(Request):
+    """Move a villager to a KYC tier. To ``tier0``: applied at once (200: lowering only
+    restricts her). To any other tier: a proposal (202) that another operator approves;
+    ``id`` is the proposal's permanent id (default: derived from the Idempotency-Key)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"tier": "tier1"}, {"tier": "tier0"}]}
+    )
+
+    id: StepId = None
+    tier: TierName
+
+
+class KycTierOut(BaseModel):
+    """A villager's KYC tier now."""
+
+    villager_id: uuid.UUID
+    currency: str
+    kyc_tier: str
+
+
+class ProposalMade(BaseModel):
+    """Nothing changed yet: a different operator approves the proposal
+    (``POST /v1/proposals/{id}/approve``), which applies it in its transaction."""
+
+    proposal: ProposalOut
+
+
+class TierLimitsSet(Request):
+    """Propose a tier's limits in a currency (a new tier, or new limits), minor units:
+    the most one cash-in or cash-out moves, the most cashed in (and, apart, out) per UTC
+    day, the most the wallet holds. Another operator approves it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "currency": "KES",
+                    "tier": "tier1",
+                    "per_transaction_max_minor": 7_000_000,
+                    "daily_max_minor": 15_000_000,
+                    "balance_max_minor": 30_000_000,
+                }
+            ]
+        }
+    )
+
+    id: StepId = None
+    currency: Currency
+    tier: TierName
+    per_transaction_max_minor: AmountMinor
+    daily_max_minor: AmountMinor
+    balance_max_minor: AmountMinor
+
+
+class TierLimitsOut(BaseModel):
+    """A tier's limits in one currency (minor units)."""
+
+    currency: str
+    tier: str
+    per_transaction_max_minor: int
+    daily_max_minor: int = Field(description="Per UTC day, for cash-in and cash-out apart")
+    balance_max_minor: int
+
+
+class TierLimitsList(BaseModel):
+    data: list[TierLimitsOut]
+    has_more: bool
+
+
+class SuspenseOut(BaseModel):
+    """Provider money nobody could match (minor units of ``currency``): ``parked``, then
+    ``reassigned`` to the party it belonged to or ``returned`` through its provider."""
+
+    id: uuid.UUID
+    currency: str
+    provider: str
+    provider_reference: str
+    amount_minor: int
+    note: str | None
+    state: Literal["parked", "reassigned", "returned"]
+    park_transfer_id: uuid.UUID
+    target_party_id: uuid.UUID | None = Field(description="Reassigned: whose it was")
+    target_account_id: uuid.UUID | None = Field(description="Reassigned: the account credited")
+    resolve_transfer_id: uuid.UUID | None
+    return_reason: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class SuspenseList(BaseModel):
+    data: list[SuspenseOut]
+    has_more: bool
+
+
+class SuspenseReassign(Request):
+    """Move a parked item to whose it was: a villager's wallet or a storefront's
+    proceeds (exactly one; the tier's wallet maximum still holds)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"to_villager_id": "3e1b7c2a-9d4f-4a6b-8c0e-1f2a3b4c5d6e"}]}
+    )
+
+    to_villager_id: uuid.UUID | None = None
+    to_storefront_id: uuid.UUID | None = None
+
+
+class SuspenseReturn(Request):
+    """Propose sending a parked item back through its provider, with the reason why;
+    another operator approves it. ``id``: the proposal's permanent id."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "sender asked for it back: ticket 5120"}]}
+    )
+
+    id: StepId = None
+    reason: Reason
+
+
+CapMinor = Annotated[int, Strict(), Field(ge=0, le=AMOUNT_MAX_MINOR, examples=[2_000_000])]
+
+
+class GuaranteeCapSet(Request):
+    """The most the agent's float may hold (its collateral), minor units; ``null``
+    removes the cap. Top-ups and incoming float transfers beyond it are refused."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"cap_minor": 2_000_000}]})
+
+    cap_minor: CapMinor | None
+
+
+class OrderExtend(Request):
+    """Push a dispatched order's auto-release timer ``days`` later (a disputed order's
+    paused timer gets the days added to what it has left); at most 5 times an order."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"days": 7}]})
+
+    step_id: StepId = None
+    days: Annotated[int, Strict(), Field(ge=1, le=EXTENSION_DAYS_MAX)]
 
 
 # -- settlement -----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ float top-ups                  **operators only**: the agent's cash deposit at t
                                or super-agent is confirmed by the platform against the
                                provider's statement, never asserted by the agent (that
                                would let an agent mint its own float)
+guarantee cap                  **operators only**: the collateral the agent lodged bounds
+                               its float (an agent raising its own would defeat it)
 read (lists, one, the float)   the agent its own; auditors and operators all
 =============================  ==========================================================
 
@@ -55,6 +57,7 @@ from api.schemas import (
     FloatTopUpOut,
     FloatTransferCreate,
     FloatTransferOut,
+    GuaranteeCapSet,
 )
 from ledger import Ledger
 from ledger.flows import agent_float, cash
@@ -384,3 +387,18 @@ def set_float_threshold(request: Request, caller: Caller, agent_id: uuid.UUID) -
         )
 
     return write(request, caller, FloatThresholdSet, act, float_out)
+
+
+@agents_router.post(
+    "/{agent_id}/guarantee-cap",
+    response_model=FloatOut,
+    summary="Set (or remove) the most the agent's float may hold, its collateral (operators)",
+    openapi_extra={"x-request-model": "GuaranteeCapSet"},
+)
+def set_guarantee_cap(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
+    require_role(caller, OPERATOR)
+
+    def act(led: Ledger, data: GuaranteeCapSet) -> FloatStatus:
+        return agent_float.set_guarantee_cap(led, agent_id=agent_id, cap_minor=data.cap_minor)
+
+    return write(request, caller, GuaranteeCapSet, act, float_out)

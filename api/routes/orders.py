@@ -18,6 +18,8 @@ deliver     the order's agent (the villager confirms at the agent): all, or a pa
 release     the order's agent (the villager confirms early)
 dispute     the order's agent, for the villager
 resolve     an operator (arbitration)
+extend-     an operator: the auto-release timer ``days`` later (1..30, at most 5 times)
+release
 cancel      the order's storefront or agent, before dispatch
 refund      the order's storefront
 read        the order's storefront; an agent the orders naming it or no agent yet (the
@@ -46,6 +48,7 @@ from api.schemas import (
     OrderCreate,
     OrderDeliver,
     OrderDispute,
+    OrderExtend,
     OrderList,
     OrderOut,
     OrderPay,
@@ -172,7 +175,14 @@ def get_order(request: Request, caller: Caller, order_id: uuid.UUID) -> Response
 
 
 StepModel = TypeVar(
-    "StepModel", OrderStep, OrderPay, OrderDeliver, OrderDispute, OrderResolve, OrderRefund
+    "StepModel",
+    OrderStep,
+    OrderPay,
+    OrderDeliver,
+    OrderDispute,
+    OrderResolve,
+    OrderRefund,
+    OrderExtend,
 )
 StepCall = Callable[[Ledger, ApiKey, uuid.UUID, uuid.UUID, StepModel], Order]
 """A step's flow call: (ledger, caller, order id, step id, the parsed body) -> the order."""
@@ -315,5 +325,15 @@ _step_route(
         order_id=order_id,
         amount_minor=data.amount_minor,
         after_release=data.after_release,
+    ),
+)
+_step_route(
+    "extend-release",
+    "Push the auto-release timer some days later (operators; a paused timer gets the days"
+    " added to what it has left)",
+    OrderExtend,
+    OPERATOR,
+    lambda led, _caller, order_id, sid, data: orders.extend_auto_release(
+        led, step_id=sid, order_id=order_id, days=data.days
     ),
 )

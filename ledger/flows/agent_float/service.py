@@ -85,14 +85,24 @@ set_float_threshold = transactional(set_float_threshold_in)
 
 def set_guarantee_cap_in(tx: Tx, *, agent_id: uuid.UUID, cap_minor: int | None) -> FloatStatus:
     """Set (or, with ``None``, remove) the most the agent's float may hold, the agent's
-    collateral; top-ups and incoming float transfers beyond it are refused."""
+    collateral (an operator's act); top-ups and incoming float transfers beyond it are
+    refused. A change emits ``float.guarantee_cap_changed`` (the cap before and after);
+    setting the cap the agent has changes nothing and emits nothing."""
     if cap_minor is not None and (
         type(cap_minor) is not int or not 0 <= cap_minor <= AMOUNT_MAX_MINOR
     ):
         raise Refused("amount_invalid", f"cap_minor must be an integer in 0..{AMOUNT_MAX_MINOR}")
     agent = parties.get_party(tx, check_id(agent_id, "agent_id"), Kind.AGENT)
-    repository.lock_settings(tx, agent.id)
-    repository.update_guarantee_cap(tx, agent.id, cap_minor=cap_minor)
+    before = repository.lock_settings(tx, agent.id).guarantee_cap_minor
+    if before != cap_minor:
+        repository.update_guarantee_cap(tx, agent.id, cap_minor=cap_minor)
+        events.emit(
+            tx,
+            events.FLOAT_GUARANTEE_CAP_CHANGED,
+            {"agent_id": str(agent.id), "from_cap_minor": before, "to_cap_minor": cap_minor},
+            party_id=agent.id,
+            subject_id=agent.id,
+        )
     return get_float_in(tx, agent_id=agent.id)
 
 

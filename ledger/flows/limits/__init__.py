@@ -27,7 +27,9 @@ tier2  250,000 / 500,000 / 1m       7m / 15m / 30m               5m / 10m / 20m
 =====  ===========================  ===========================  ==========================
 
 A villager whose tier has no row in their currency can do no cash operation
-(``kyc_tier_unknown``): :func:`set_tier_limits` adds one.
+(``kyc_tier_unknown``): :func:`set_tier_limits` adds one. Changing limits emits
+``kyc.tier_limits_changed``; over the API both a villager's raise above ``tier0`` and a
+change of limits are maker-checker proposals (:mod:`ledger.flows.kyc`).
 
 Concurrency: the daily amounts live in one ``kyc_usage`` row per villager and UTC day.
 Every cash operation of a villager inserts that row if it is missing (``INSERT ... ON
@@ -49,13 +51,16 @@ from ledger.flows.limits.service import (
     TIER_LENGTH_MAX,
     Usage,
     check_balance_in,
+    check_tier_limits,
     get_tier_limits,
     get_usage,
+    list_tier_limits,
     release_in,
     reserve_in,
     set_kyc_tier,
     set_kyc_tier_in,
     set_tier_limits,
+    set_tier_limits_in,
     tier_limits_in,
     utc_day,
 )
@@ -69,13 +74,16 @@ __all__ = [
     "TierLimits",
     "Usage",
     "check_balance_in",
+    "check_tier_limits",
     "get_tier_limits",
     "get_usage",
+    "list_tier_limits",
     "release_in",
     "reserve_in",
     "set_kyc_tier",
     "set_kyc_tier_in",
     "set_tier_limits",
+    "set_tier_limits_in",
     "tier_limits_in",
     "utc_day",
 ]

@@ -103,3 +103,14 @@ def select_usage(tx: Tx, *, villager_id: uuid.UUID, day: int) -> tuple[int, int]
         {"v": villager_id, "d": day},
     )
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+def select_tiers(tx: Tx, *, currency: str, after_tier: str, limit: int) -> list[TierLimits]:
+    """At most ``limit`` tiers of ``currency`` whose name sorts after ``after_tier``
+    (``""``: from the first), in the order of their names."""
+    rows = tx.execute(
+        "SELECT currency, tier, per_transaction_max_minor, daily_max_minor, balance_max_minor"
+        " FROM kyc_tiers WHERE currency = :c AND tier > :after ORDER BY tier LIMIT :n",
+        {"c": currency, "after": after_tier, "n": limit},
+    )
+    return [TierLimits(r[0], r[1], r[2], r[3], r[4]) for r in rows]

@@ -17,7 +17,7 @@ from ledger.flows.limits import repository
 from ledger.flows.limits.repository import Direction, TierLimits
 from ledger.flows.parties import Kind, Party, Role
 from ledger.limits import AMOUNT_MAX_MINOR as LIMIT_MAX_MINOR
-from ledger.limits import US_PER_S
+from ledger.limits import LIST_PAGE_SIZE_MAX, US_PER_S
 
 DAY_US = 86_400 * US_PER_S
 """A UTC day in microseconds; ``utc_day`` is the count of whole days since 1970-01-01."""
@@ -68,8 +68,7 @@ def _check_tier_name(tier: object) -> str:
     return tier
 
 
-def set_tier_limits(
-    led: Ledger,
+def check_tier_limits(
     *,
     currency: str,
     tier: str,
@@ -77,8 +76,8 @@ def set_tier_limits(
     daily_max_minor: int,
     balance_max_minor: int,
 ) -> TierLimits:
-    """Add a tier in a currency, or change its limits (an operator's act). Limits apply to
-    operations from now on; what a villager already used today stays used."""
+    """The limits asked for, once each is checked (:class:`Refused` ``kyc_tier_invalid``,
+    ``limit_invalid``, ``currency_not_supported``); nothing is read or written."""
     _check_tier_name(tier)
     per = _check_limit(per_transaction_max_minor, "per_transaction_max_minor")
     daily = _check_limit(daily_max_minor, "daily_max_minor")
@@ -87,13 +86,70 @@ def set_tier_limits(
         raise Refused("limit_invalid", "the per-transaction limit is above the daily limit")
     if not isinstance(currency, str) or not iso4217.is_supported(currency):
         raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
-    wanted = TierLimits(currency, tier, per, daily, balance)
+    return TierLimits(currency, tier, per, daily, balance)
 
-    def work(tx: Tx) -> TierLimits:
+
+def _limits_json(limits: TierLimits | None) -> dict[str, int] | None:
+    if limits is None:
+        return None
+    return {
+        "per_transaction_max_minor": limits.per_transaction_max_minor,
+        "daily_max_minor": limits.daily_max_minor,
+        "balance_max_minor": limits.balance_max_minor,
+    }
+
+
+def set_tier_limits_in(
+    tx: Tx,
+    *,
+    currency: str,
+    tier: str,
+    per_transaction_max_minor: int,
+    daily_max_minor: int,
+    balance_max_minor: int,
+) -> TierLimits:
+    """Add a tier in a currency, or change its limits (an operator's act: over the API,
+    the approval of a ``tier_limits`` proposal, :mod:`ledger.flows.kyc`). Limits apply to
+    operations from now on; what a villager already used today stays used. A change
+    emits ``kyc.tier_limits_changed`` (the limits before, ``null`` for a new tier, and
+    after); setting the limits a tier has changes nothing and emits nothing.
+    (:func:`set_tier_limits` runs it in a transaction of its own.)"""
+    wanted = check_tier_limits(
+        currency=currency,
+        tier=tier,
+        per_transaction_max_minor=per_transaction_max_minor,
+        daily_max_minor=daily_max_minor,
+        balance_max_minor=balance_max_minor,
+    )
+    before = repository.select_tier(tx, currency=currency, tier=tier)
+    if before != wanted:
         repository.upsert_tier(tx, wanted)
-        return tier_limits_in(tx, currency=currency, tier=tier)
+        payload = {
+            "currency": currency,
+            "tier": tier,
+            "from": _limits_json(before),
+            "to": _limits_json(wanted),
+        }
+        events.emit(tx, events.KYC_TIER_LIMITS_CHANGED, payload)
+    return tier_limits_in(tx, currency=currency, tier=tier)
 
-    return led.transact(work)
+
+set_tier_limits = transactional(set_tier_limits_in)
+
+
+def list_tier_limits(
+    led: Ledger, *, currency: str, after_tier: str | None = None, limit: int = 100
+) -> list[TierLimits]:
+    """The tiers of ``currency`` and their limits, by name, after ``after_tier``, at most
+    ``limit`` (1..:data:`~ledger.limits.LIST_PAGE_SIZE_MAX`)."""
+    if type(limit) is not int or not 1 <= limit <= LIST_PAGE_SIZE_MAX:
+        raise MalformedRequest(f"limit must be 1..{LIST_PAGE_SIZE_MAX}")
+    if not isinstance(currency, str) or not iso4217.is_supported(currency):
+        raise Refused("currency_not_supported", f"{currency!r} is not an active ISO 4217 code")
+    after = "" if after_tier is None else _check_tier_name(after_tier)
+    return led.transact(
+        lambda tx: repository.select_tiers(tx, currency=currency, after_tier=after, limit=limit)
+    )
 
 
 def set_kyc_tier_in(tx: Tx, *, villager_id: uuid.UUID, tier: str) -> Party:

@@ -26,6 +26,11 @@ wallet, so the tier's maximum balance holds (``limit_exceeded_balance``, nothing
 the item stays parked) and the villager gets a ``wallet.receipt``
 (:mod:`ledger.flows.wallets`).
 
+Maker-checker: a return sends money out of the platform, so it is a proposal of kind
+:data:`SUSPENSE_RETURN` (:func:`propose_return`) that a different operator approves
+(:mod:`ledger.flows.proposals`); the return runs in the approval's transaction. A
+reassignment keeps the money inside and is one operator's act.
+
 Events (outbox, same transaction): ``suspense.parked`` and ``suspense.returned``
 (``party_id`` = the platform of the currency), ``suspense.reassigned`` (``party_id`` = the
 party it went to).
@@ -41,11 +46,13 @@ from ledger.flows.suspense.service import (
     PARK_CODE,
     REASSIGN_CODE,
     RETURN_CODE,
+    SUSPENSE_RETURN,
     get_suspense,
     get_suspense_in,
     list_suspense,
     park,
     park_in,
+    propose_return,
     reassign,
     reassign_in,
     return_to_provider,
@@ -63,6 +70,7 @@ __all__ = [
     "REFERENCE_LENGTH_MAX",
     "RETURN_CODE",
     "SUSPENSE_PAGE_MAX",
+    "SUSPENSE_RETURN",
     "SuspenseItem",
     "SuspenseState",
     "get_suspense",
@@ -70,6 +78,7 @@ __all__ = [
     "list_suspense",
     "park",
     "park_in",
+    "propose_return",
     "reassign",
     "reassign_in",
     "return_to_provider",

@@ -4,6 +4,7 @@ docstring for the rules). The SQL is in :mod:`ledger.flows.suspense.repository`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from ledger.core import currency as iso4217
@@ -11,10 +12,11 @@ from ledger.core.errors import InvariantViolation, MalformedRequest
 from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer
-from ledger.flows import events, parties, wallets
+from ledger.flows import events, parties, proposals, wallets
 from ledger.flows.agent_float.checks import check_id
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
+from ledger.flows.proposals import Proposal
 from ledger.flows.settlement.service import check_text
 from ledger.flows.suspense import repository
 from ledger.flows.suspense.repository import SuspenseItem, SuspenseState
@@ -28,6 +30,8 @@ REASSIGN_CODE = 912
 """Suspense to the account it belonged to."""
 RETURN_CODE = 913
 """Suspense back to the provider's clearing account."""
+SUSPENSE_RETURN = "suspense_return"
+"""The proposal kind of a return to the provider (:func:`propose_return`)."""
 
 
 def _leg_id(suspense_id: uuid.UUID, name: str) -> uuid.UUID:
@@ -272,6 +276,65 @@ def return_to_provider_in(tx: Tx, *, suspense_id: uuid.UUID, reason: str) -> Sus
 
 
 return_to_provider = transactional(return_to_provider_in)
+
+
+# -- maker-checker: one operator proposes a return, another approves it -------------------
+
+
+def _proposed(led: Ledger, proposal_id: uuid.UUID) -> bool:
+    try:
+        proposals.get(led, proposal_id)
+    except NotFound:
+        return False
+    return True
+
+
+def propose_return(
+    led: Ledger,
+    *,
+    proposal_id: uuid.UUID,
+    suspense_id: uuid.UUID,
+    reason: str,
+    proposed_by: uuid.UUID,
+) -> Proposal:
+    """Propose sending a parked item back through its provider; nothing moves until
+    another operator approves it (:func:`ledger.flows.proposals.approve`), which runs
+    :func:`return_to_provider_in` in the approval's transaction. The item must exist and
+    be parked when proposed (``suspense_not_found``, ``suspense_already_resolved``; a
+    replay of a proposal made is answered as it is); it is checked again when approved
+    (one reassigned meanwhile refuses the approval and the proposal stays proposed).
+    The payload shows the checker what goes back: amount, currency, provider."""
+    suspense_id = check_id(suspense_id, "suspense_id")
+    reason = check_text(reason, "reason", NOTE_LENGTH_MAX)
+    item = get_suspense(led, suspense_id=suspense_id)
+    if item.state is not SuspenseState.PARKED and not _proposed(led, proposal_id):
+        raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
+    payload = {
+        "suspense_id": str(item.id),
+        "reason": reason,
+        "currency": item.currency,
+        "amount_minor": item.amount_minor,
+        "provider": item.provider,
+        "provider_reference": item.provider_reference,
+    }
+    return proposals.propose(
+        led,
+        proposal_id=proposal_id,
+        kind=SUSPENSE_RETURN,
+        payload=payload,
+        proposed_by=proposed_by,
+    )
+
+
+def _apply_return(tx: Tx, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the item in the approval's transaction; the item as it left."""
+    done = return_to_provider_in(
+        tx, suspense_id=uuid.UUID(payload["suspense_id"]), reason=payload["reason"]
+    )
+    return _payload(done)
+
+
+proposals.register(SUSPENSE_RETURN, _apply_return)
 
 
 # -- reading ------------------------------------------------------------------------------
