@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from api.problems import PROBLEM_CONTENT_TYPE, STORAGE_RETRY_AFTER_S, all_codes
 from api.schemas import (
     AccountCreate,
+    AgentSmsContactSet,
     CashCountCreate,
     CashInCreate,
     CashOutCancel,
@@ -121,6 +122,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         SuspenseReturn,
         GuaranteeCapSet,
         OrderExtend,
+        AgentSmsContactSet,
     )
 }
 OPTIONAL_BODIES = frozenset(
@@ -263,7 +265,7 @@ def build(app: FastAPI) -> dict[str, Any]:
             params = operation.setdefault("parameters", [])
             params.extend(SIGNATURE_HEADERS)
             problems = PROBLEMS_READ
-            if method == "post":
+            if method in ("post", "put"):  # put: an agent's SMS phone
                 params.extend(WRITE_HEADERS)
                 problems = PROBLEMS_WRITE
                 for answer in ("200", "201"):

@@ -1748,3 +1748,59 @@ class FloatAlarmList(BaseModel):
 
     data: list[FloatOut]
     has_more: bool
+
+
+# -- agents' till numbers and SMS phones (api/routes/tills.py) ----------------------------
+
+
+class AgentTillOut(BaseModel):
+    """The agent's 6-digit till number, which a villager types on the USSD menu to
+    withdraw cash there, and the name the menu shows beside it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "agent_id": "0b7f6a52-3c1e-4b8e-9a51-2f0e7c1d9a10",
+                    "till_number": "482913",
+                    "name": "Wanjiru's shop",
+                }
+            ]
+        }
+    )
+
+    agent_id: uuid.UUID
+    till_number: str = Field(description="6 digits, the first not 0")
+    name: str
+
+
+class AgentSmsContactSet(Request):
+    """Where the agent's SMS go (low float, cash-out requested): its phone, and the
+    language of the messages (``en`` unless given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"phone": "+254712345678", "language": "sw"}]}
+    )
+
+    phone: PhoneText
+    language: LanguageName = "en"
+
+
+class AgentSmsContactOut(BaseModel):
+    """The agent's SMS phone (E.164, normalised) and language."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "agent_id": "0b7f6a52-3c1e-4b8e-9a51-2f0e7c1d9a10",
+                    "phone": "+254712345678",
+                    "language": "sw",
+                }
+            ]
+        }
+    )
+
+    agent_id: uuid.UUID
+    phone: str = Field(description="E.164")
+    language: LanguageName

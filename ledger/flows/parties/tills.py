@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from ledger.core.errors import InvariantViolation
+from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
+from ledger.flows.errors import NotFound
+from ledger.flows.parties import repository
 
-__all__ = ["ALLOT_TRIES_MAX", "TILL_DIGITS", "agent_of_till_in", "till_of_in", "well_formed"]
+__all__ = [
+    "ALLOT_TRIES_MAX",
+    "TILL_DIGITS",
+    "AgentTill",
+    "agent_of_till_in",
+    "agent_till",
+    "till_of_in",
+    "well_formed",
+]
 
 TILL_DIGITS = 6
 ALLOT_TRIES_MAX = 20
@@ -51,6 +63,32 @@ def till_of_in(tx: Tx, agent_id: uuid.UUID) -> str:
         )
         return till
     raise InvariantViolation(f"no free till number in {ALLOT_TRIES_MAX} draws")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTill:
+    """An agent's till number, with the name a villager sees beside it on the menu."""
+
+    agent_id: uuid.UUID
+    till_number: str
+    name: str
+
+
+AGENT_KIND = "agent"
+"""``parties.kind`` of an agent (:class:`ledger.flows.parties.Kind`, which imports this)."""
+
+
+def agent_till(led: Ledger, *, agent_id: uuid.UUID) -> AgentTill:
+    """The agent's till number (allotted now if it has none) and name;
+    :class:`NotFound` ``agent_not_found`` when ``agent_id`` is no agent."""
+
+    def work(tx: Tx) -> AgentTill:
+        party = repository.select_party(tx, agent_id)
+        if party is None or party.kind != AGENT_KIND:
+            raise NotFound("agent_not_found", f"no agent {agent_id}")
+        return AgentTill(agent_id, till_of_in(tx, agent_id), party.name)
+
+    return led.transact(work)
 
 
 def agent_of_till_in(tx: Tx, till: str) -> uuid.UUID | None:
