@@ -74,6 +74,7 @@ class World:
     reference: str
     suspense_id: str
     endpoint_id: str
+    variance_id: str = ""
 
 
 def keyed(served_app: ServedApp, role: str) -> tuple[str, Client]:
@@ -105,6 +106,16 @@ def money_moves(world: World, agent: Client, shop: Client) -> None:
     assert ok(paid)["state"] == "paid"
 
 
+def short_count(agent: Client, agent_id: str) -> str:
+    """The agent counts one KES 1,000 note, short of what its cash account holds (the
+    cash-in's and the order's cash): a proposed variance, its comment markup; its id."""
+    body = {"counted_at": datetime.now(UTC).isoformat(), "currency": KES,
+            "denominations": {"1000": 1}, "comment": XSS}  # fmt: skip
+    made = agent.request("POST", f"/v1/agents/{agent_id}/cash-counts", json_body=body)
+    variance_id: str = ok(made, 201)["variance"]["id"]
+    return variance_id
+
+
 def make_world(served_app: ServedApp) -> World:
     led = served_app.ledger
     _maker_id, maker = keyed(served_app, "operator")
@@ -130,6 +141,7 @@ def make_world(served_app: ServedApp) -> World:
         settings=HOOKS,
     )
     money_moves(world, agent, shop)
+    world.variance_id = short_count(agent, agent_id)
     agent_float.set_float_threshold(led, agent_id=uuid.UUID(agent_id), threshold_minor=900_000)
     suspense.park(led, suspense_id=uuid.UUID(world.suspense_id), currency=KES, provider="MPESA",
                   provider_reference=world.reference, amount_minor=30_000)  # fmt: skip
@@ -337,6 +349,7 @@ def test_search_by_phone_and_reference_and_the_pages_they_open(
 
     # a provider's reference finds the suspense item
     page.goto(served_app.url("/console/#/search?q=" + world.reference))
+    expect(page.locator("h1")).to_have_text("Search")
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr")).to_contain_text("suspense_item")
     expect(page.locator("tbody tr")).to_contain_text(format_money(30_000, KES))
@@ -350,6 +363,7 @@ def test_a_party_named_with_markup_shows_it_as_text(
 ) -> None:
     enroll(page, served_app, "auditor")
     page.goto(served_app.url(f"/console/#/search?q={world.shop_id}"))
+    expect(page.locator("h1")).to_have_text("Search")
     expect(page.locator("tbody tr")).to_contain_text(XSS)
     page.locator("tbody tr a").click()
     expect(page.locator("#party-name")).to_have_text(XSS)
@@ -363,6 +377,7 @@ def test_an_orders_timeline_shows_its_events_with_money(
 ) -> None:
     enroll(page, served_app, "auditor")
     page.goto(served_app.url(f"/console/#/search?q={world.order_id}"))
+    expect(page.locator("h1")).to_have_text("Search")
     page.locator("tbody tr a").click()
     expect(page.locator("h1")).to_have_text(f"Order {world.order_id}")
     expect(page.locator("#order")).to_contain_text(format_money(80_000, KES))
@@ -408,4 +423,28 @@ def test_webhook_deliveries_list_their_state(
     expect(page.locator("tbody tr").first).to_contain_text("pending")
     no_script_ran(page)
     save(page, tmp_path, "pages-deliveries")
+    assert page_errors == []
+
+
+def test_an_operator_proposes_approving_a_variance_and_another_approves_it(
+    page: Page, served_app: ServedApp, world: World, tmp_path: Path, page_errors: list[str]
+) -> None:
+    enroll_checker(page, served_app, world)
+    page.locator("#menu a", has_text="Variances").click()
+    expect(page.locator("h1")).to_have_text("Cash-count variances")
+    row = page.locator("#variances tbody tr", has_text=world.agent_id)
+    expect(row).to_contain_text("short")
+    expect(row.locator(".comment")).to_have_text(XSS)
+    expect(row).to_contain_text("KES ")
+    no_script_ran(page)
+    save(page, tmp_path, "pages-variances")
+    row.locator("button.propose-approval").click()
+    expect(row.locator(".outcome")).to_contain_text("Approval proposed")
+    proposal_id = row.locator("a.proposal-link").get_attribute("href").rsplit("/", 1)[1]  # type: ignore[union-attr]
+    decided = world.maker.request("POST", f"/v1/proposals/{proposal_id}/approve")
+    assert ok(decided)["state"] == "approved"
+    page.goto(served_app.url("/console/#/variances?state=approved"))
+    done = page.locator("#variances tbody tr", has_text=world.agent_id)
+    expect(done).to_contain_text("approved")
+    expect(done.locator("a.link-transfer")).to_have_count(1)
     assert page_errors == []

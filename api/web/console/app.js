@@ -1,7 +1,7 @@
 // The console's shell: the enrolled identity (or the enrollment page), the menu, and the
 // page named by the location's hash: #/overview, #/proposals, #/proposals/ID,
 // #/search?q=, #/party/ID, #/account/ID, #/transfer/ID, #/order/ID, #/fees,
-// #/webhooks, #/webhooks/ID, #/runs?job=J&after=ID, #/runs/ID.
+// #/webhooks, #/webhooks/ID, #/variances, #/runs?job=J&after=ID, #/runs/ID.
 
 import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -21,6 +21,7 @@ import { renderTransfer } from "./transfer.js";
 import { renderOrder } from "./order.js";
 import { renderFees } from "./fees.js";
 import { renderWebhooks, renderDeliveries } from "./webhooks.js";
+import { renderVariances } from "./variances.js";
 
 export const CONSOLE_ROLES = ["auditor", "operator"];
 
@@ -39,6 +40,7 @@ function menu(identity, here) {
     link("#/search", t("Search"), "search"),
     link("#/fees", t("Fee schedules"), "fees"),
     link("#/webhooks", t("Webhooks"), "webhooks"),
+    link("#/variances", t("Variances"), "variances"),
     link("#/runs", t("Reconciliation runs"), "runs"),
   );
   const forget = el("button", { type: "button", id: "forget", on: { click: async () => {
@@ -74,6 +76,7 @@ const PAGES = {
   order: [renderSearch, renderOrder],
   fees: [renderFees, null],
   webhooks: [renderWebhooks, renderDeliveries],
+  variances: [renderVariances, null],
   runs: [renderRuns, renderRun],
 };
 const MENU_OF = { party: "search", account: "search", transfer: "search", order: "search" };
