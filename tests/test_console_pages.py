@@ -448,3 +448,39 @@ def test_an_operator_proposes_approving_a_variance_and_another_approves_it(
     expect(done).to_contain_text("approved")
     expect(done.locator("a.link-transfer")).to_have_count(1)
     assert page_errors == []
+
+
+def test_an_operator_uploads_a_statement_and_opens_its_run(
+    page: Page, served_app: ServedApp, world: World, tmp_path: Path, page_errors: list[str]
+) -> None:
+    """The KCB statement shows the agent's KES 6,000.00 deposit (the float top-up) and
+    KES 55.00 nobody booked: the run has a break; markup in a line is text on its page."""
+    today = datetime.now(UTC).date().isoformat()
+    lines = [f"{today},6000.00,DEP1,cash deposit {XSS}", f"{today},55.00,X9,nobody's"]
+    data = ("\n".join(["Date,Amount,Ref,Details", *lines]) + "\n").encode()
+    enroll_checker(page, served_app, world)
+    page.locator("#menu a", has_text="Statements").click()
+    expect(page.locator("h1")).to_have_text("Provider statements")
+    page.locator("#provider").fill("KCB")
+    page.locator("#statement-currency").fill(KES)
+    page.locator("#columns").fill("date:Date,amount:Amount,reference:Ref,description:Details")
+    page.locator("#opening").fill("0")
+    page.locator("#closing").fill("6055.00")
+    page.locator("#statement-file").set_input_files(
+        {"name": "kcb.csv", "mimeType": "text/csv", "buffer": data}
+    )
+    save(page, tmp_path, "pages-statements")
+    page.locator("#upload").click()
+    expect(page.locator("#upload-outcome")).to_contain_text("Reconciled: 1 breaks.")
+    page.locator("#statement-run").click()
+    expect(page.locator("h1")).to_have_text(f"Run statement for {today}")
+    expect(page.locator("#breaks")).to_contain_text("KES 55.00")
+    no_script_ran(page)
+    assert page_errors == []
+
+
+def test_an_auditor_has_no_upload_form(page: Page, served_app: ServedApp) -> None:
+    enroll(page, served_app, "auditor")
+    page.goto(served_app.url("/console/#/statements"))
+    expect(page.locator("#auditor-statements")).to_be_visible()
+    expect(page.locator("#statement-form")).to_have_count(0)

@@ -75,9 +75,9 @@ function filesCard(ctx, run) {
     items.length ? el("ul", { class: "files" }, items) : el("p", { class: "muted" }, t("No files here.")));
 }
 
-function breakCells(header, cells) {
+function breakCells(header, cells, runCurrency) {
   const currencyAt = header.indexOf("currency");
-  const currency = currencyAt >= 0 ? cells[currencyAt] : "";
+  const currency = currencyAt >= 0 ? cells[currencyAt] : runCurrency;
   return cells.map((cell, i) => (currency && AMOUNT_COLUMN.test(header[i]) && /^-?\d+$/.test(cell)
     ? moneyOrNote(cell, currency) : cell));
 }
@@ -98,7 +98,9 @@ async function breaksCard(ctx, run) {
     const [header = [], ...lines] = parseCsv(await response.text());
     const shown = lines.slice(0, BREAKS_SHOWN_MAX);
     const cols = header.map((name) => ({ label: name, num: AMOUNT_COLUMN.test(name) }));
-    card.append(table(cols, shown.map((cells) => breakCells(header, cells))));
+    // a job whose detail has no currency column (a statement's) names it in its summary
+    const runCurrency = typeof run.summary?.currency === "string" ? run.summary.currency : "";
+    card.append(table(cols, shown.map((cells) => breakCells(header, cells, runCurrency))));
     if (lines.length > shown.length) {
       card.append(el("p", { class: "muted" }, t("The first {shown} of {count} breaks; the detail file has them all.",
         { shown: shown.length, count: lines.length })));
