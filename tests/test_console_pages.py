@@ -484,3 +484,44 @@ def test_an_auditor_has_no_upload_form(page: Page, served_app: ServedApp) -> Non
     page.goto(served_app.url("/console/#/statements"))
     expect(page.locator("#auditor-statements")).to_be_visible()
     expect(page.locator("#statement-form")).to_have_count(0)
+
+
+def test_an_operator_moves_a_suspense_item_and_proposes_returning_another(
+    page: Page, served_app: ServedApp, world: World, tmp_path: Path, page_errors: list[str]
+) -> None:
+    """The parked MPESA payment was the villager's: moved to her wallet. Another, of
+    markup, goes back through its provider once a second operator approves."""
+    other = uuid.uuid4()
+    suspense.park(served_app.ledger, suspense_id=other, currency=KES, provider="AIRTEL",
+                  provider_reference=XSS[:40], amount_minor=12_345)  # fmt: skip
+    enroll_checker(page, served_app, world)
+    page.locator("#menu a", has_text="Suspense").click()
+    expect(page.locator("h1")).to_have_text("Suspense queue")
+    mine = page.locator("#suspense tbody tr", has_text=world.reference)
+    expect(mine).to_contain_text(format_money(30_000, KES))
+    markup = page.locator("#suspense tbody tr", has_text="AIRTEL")
+    expect(markup.locator(".reference")).to_have_text(XSS[:40])
+    no_script_ran(page)
+    save(page, tmp_path, "pages-suspense")
+
+    [wallet_before] = served_app.ledger.lookup_accounts(
+        [parties.account_id(uuid.UUID(world.villager_id), Role.WALLET)]
+    )
+    mine.locator("input.to-party").fill(world.villager_id)
+    mine.locator("button.reassign").click()
+    expect(mine.locator(".outcome")).to_have_text("Moved to whose it was.")
+    [wallet_after] = served_app.ledger.lookup_accounts([wallet_before.id])
+    assert wallet_after.credits_posted - wallet_before.credits_posted == 30_000
+
+    markup.locator("input.reason").fill("sender asked for it back")
+    markup.locator("button.propose-return").click()
+    expect(markup.locator(".outcome")).to_contain_text("Return proposed")
+    proposal_id = markup.locator("a.proposal-link").get_attribute("href").rsplit("/", 1)[1]  # type: ignore[union-attr]
+    assert ok(world.maker.request("POST", f"/v1/proposals/{proposal_id}/approve"))["state"] == (
+        "approved"
+    )
+    page.goto(served_app.url("/console/#/suspense?state=returned"))
+    expect(page.locator("#suspense tbody tr", has_text="AIRTEL")).to_contain_text(
+        "returned: sender asked for it back"
+    )
+    assert page_errors == []

@@ -4,8 +4,8 @@ The page is plain ES modules served by this process (no build step): ``index.htm
 ``app.js`` (the shell: identity, routing by ``#/page``, the menu), one module per page
 (``enroll.js``, ``overview.js``, ``proposals.js``, ``search.js``, ``party.js``,
 ``account.js``, ``transfer.js``, ``order.js``, ``fees.js``, ``webhooks.js``,
-``variances.js``, ``statements.js``, ``runs.js``,
-``run.js``), ``render.js`` (links, pagers, payloads shown readably with money as money),
+``variances.js``, ``statements.js``, ``suspense.js``, ``runs.js``, ``run.js``),
+``render.js`` (links, pagers, payloads shown readably with money as money),
 ``dom.js`` (a refusal in the console's words) and ``console.css``. Requests are signed
 in the browser with the key enrolled there; money, words (the ``console`` catalog) and
 elements made with ``textContent`` only come from the shared modules (:mod:`api.web`).
@@ -34,7 +34,7 @@ FILES: dict[str, str] = {
         (
             *("app.js", "dom.js", "enroll.js", "overview.js", "runs.js", "run.js", "render.js"),
             *("proposals.js", "search.js", "party.js", "account.js", "transfer.js", "order.js"),
-            *("fees.js", "webhooks.js", "variances.js", "statements.js"),
+            *("fees.js", "webhooks.js", "variances.js", "statements.js", "suspense.js"),
         ),
         web.JS,
     ),

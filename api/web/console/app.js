@@ -1,7 +1,8 @@
 // The console's shell: the enrolled identity (or the enrollment page), the menu, and the
 // page named by the location's hash: #/overview, #/proposals, #/proposals/ID,
 // #/search?q=, #/party/ID, #/account/ID, #/transfer/ID, #/order/ID, #/fees,
-// #/webhooks, #/webhooks/ID, #/variances, #/statements, #/runs?job=J&after=ID, #/runs/ID.
+// #/webhooks, #/webhooks/ID, #/variances, #/statements,
+// #/suspense, #/runs?job=J&after=ID, #/runs/ID.
 
 import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -23,6 +24,7 @@ import { renderFees } from "./fees.js";
 import { renderWebhooks, renderDeliveries } from "./webhooks.js";
 import { renderVariances } from "./variances.js";
 import { renderStatements } from "./statements.js";
+import { renderSuspense } from "./suspense.js";
 
 export const CONSOLE_ROLES = ["auditor", "operator"];
 
@@ -43,6 +45,7 @@ function menu(identity, here) {
     link("#/webhooks", t("Webhooks"), "webhooks"),
     link("#/variances", t("Variances"), "variances"),
     link("#/statements", t("Statements"), "statements"),
+    link("#/suspense", t("Suspense"), "suspense"),
     link("#/runs", t("Reconciliation runs"), "runs"),
   );
   const forget = el("button", { type: "button", id: "forget", on: { click: async () => {
@@ -80,6 +83,7 @@ const PAGES = {
   webhooks: [renderWebhooks, renderDeliveries],
   variances: [renderVariances, null],
   statements: [renderStatements, null],
+  suspense: [renderSuspense, null],
   runs: [renderRuns, renderRun],
 };
 const MENU_OF = { party: "search", account: "search", transfer: "search", order: "search" };

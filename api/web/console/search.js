@@ -10,6 +10,9 @@ export const QUERY_LENGTH_MAX = 128;
 const PAGES = { party: "party", account: "account", transfer: "transfer", order: "order", proposal: "proposals" };
 
 function target(hit) {
+  if (hit.kind === "suspense_item") {
+    return el("a", { href: "#/suspense?state=all", class: "link-suspense" }, el("code", {}, hit.id));
+  }
   return Object.hasOwn(PAGES, hit.kind) ? idLink(PAGES[hit.kind], hit.id) : el("code", {}, hit.id);
 }
 
