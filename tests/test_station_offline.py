@@ -127,6 +127,7 @@ class Station:
             served_app.ledger, agent_id=uuid.UUID(self.agent_id), name=villager_name
         )
         self.villager_id = str(villager.id)
+        self.phone: str = ok(boss.request("GET", f"/v1/villagers/{villager.id}"))["phone"]
         paid = {"id": str(uuid.uuid4()), "villager_id": self.villager_id}
         path = f"/v1/agents/{self.agent_id}/cash-ins"
         ok(boss.request("POST", path, json_body={**paid, "amount_minor": WALLET_MINOR}), 201)
@@ -190,6 +191,8 @@ def uncaught(page_errors: list[str]) -> list[str]:
 
 
 def screen(page: Page, name: str) -> None:
+    """Open a screen from the menu (again, if it is shown: a fresh form), once drawn."""
+    page.evaluate("delete document.getElementById('screen').dataset.ready")
     page.click(f'[data-screen="{name}"]')
     ready(page, name)
 
@@ -253,7 +256,16 @@ def test_offline_capture_survives_a_reload_and_syncs_exactly_once(
     seen = counted[served_app.base_url].paths
     reached = len(seen)
     cut, abort = cut_network(page)
+    screen(page, "cash-in")  # offline, a phone number this phone never looked up is unknown
+    page.fill("#villager", station.phone)
+    page.fill("#amount", "300")
+    page.click("#check")
+    expect(page.locator("#cash-in-outcome")).to_have_text(
+        "With no network, type her id: a phone number is found only online,"
+        " or if this phone found her before."
+    )
     capture(page, "cash-in", station.villager_id, "300", None)
+    expect(page.locator("#queued")).to_contain_text("name not known on this phone")
     expect(page.locator("#allowance-left")).to_have_text("Offline allowance left: KES 200.00")
     shot(page, tmp_path, "cash-in-offline")
     capture(page, "cash-out", station.villager_id, "100", code)
@@ -334,7 +346,7 @@ def test_cash_out_online_with_a_code_shows_the_name_as_text(
     enroll(page, served_app, station)
     screen(page, "cash-out")
     wallet = station.wallet()
-    page.fill("#villager", station.villager_id)
+    page.fill("#villager", station.phone)  # found by her phone number at this station
     page.fill("#amount", "200")
     page.fill("#consent-code", "12345")
     page.click("#check")

@@ -14,11 +14,14 @@ import { floatOf } from "./home.js";
 import { allowanceLeft, capture, queueState, refreshDevice } from "./queue.js";
 
 export const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const PHONE = /^\+?[0-9]{7,15}$/; // E.164 digits, as the villagers flow takes them
 export const ID_LENGTH_MAX = 36;
 export const AMOUNT_LENGTH_MAX = 20;
 
+/** Say why not on `box`; null (no villager, no step). */
 export function refusal(box, text) {
   box.replaceChildren(el("p", { class: "error", role: "alert" }, text));
+  return null;
 }
 
 /** The station's currency and, offline, the queue's state: online from the float (and
@@ -50,15 +53,41 @@ export function allowanceNote(state) {
       t("Offline allowance left: {amount}", { amount: formatMoney(left, state.device.currency) })));
 }
 
-/** The villager's name for the confirmation: from the API, or from the last answer this
- * phone kept (the service worker's); null when nothing is known offline. */
-export async function villagerOf(api, id) {
+/** The villager typed as her id or her phone number: her record from the API (offline:
+ * the last answer this phone kept, by the service worker), null when the station has no
+ * such villager, undefined with no network and nothing kept. */
+export async function findVillager({ api, identity }, text) {
   try {
-    return await api.get(`/v1/villagers/${id}`);
+    if (ID.test(text)) return await api.get(`/v1/villagers/${text.toLowerCase()}`);
+    const query = new URLSearchParams({ phone: text });
+    const found = await api.get(`/v1/agents/${identity.principalId}/villagers?${query}`);
+    return found.data[0] ?? null;
   } catch (error) {
-    if (error instanceof TypeError) return null;
+    if (error.status === 404) return null;
+    if (error instanceof TypeError) return undefined;
     throw error;
   }
+}
+
+/** The villager for a cash screen's step, or null once `box` says why not: her record,
+ * or offline { id } alone (her name not kept on this phone) when her id was typed. */
+export async function chooseVillager(context, box, text, currency) {
+  const byId = ID.test(text);
+  if (!byId && !PHONE.test(text)) return refusal(box, t("That is not a villager id."));
+  const found = await findVillager(context, text);
+  if (found === null) {
+    return refusal(box, byId ? t("No villager with that id at this station.")
+      : t("No villager of this station has that phone number."));
+  }
+  if (found === undefined) {
+    if (byId && !navigator.onLine) return { id: text.toLowerCase(), name: null, currency };
+    if (navigator.onLine) throw new TypeError("no network");
+    return refusal(box, t("With no network, type her id: a phone number is found only online, or if this phone found her before."));
+  }
+  if (found.currency !== currency) {
+    return refusal(box, t("This villager's wallet is in another currency."));
+  }
+  return found;
 }
 
 function capturedText(kind, amount, name) {
@@ -67,20 +96,12 @@ function capturedText(kind, amount, name) {
 }
 
 /** Offline: confirm, then capture the record into the queue (one tap: a second tap
- * finds the button gone). `wanted`: { kind, villagerId, minor, currency, consentCode }. */
-export async function confirmOffline(context, box, wanted) {
-  const { api, identity } = context;
-  let found;
-  try {
-    found = await villagerOf(api, wanted.villagerId);
-  } catch (error) {
-    if (error.status === 404) return refusal(box, t("No villager with that id at this station."));
-    return context.showProblem(box, error);
-  }
-  if (found && found.currency !== wanted.currency) {
-    return refusal(box, t("This villager's wallet is in another currency."));
-  }
-  const name = found ? found.name : t("villager {id} (name not known on this phone)", { id: wanted.villagerId });
+ * finds the button gone). `wanted`: { kind, villager (chooseVillager's), minor, currency,
+ * consentCode }. */
+export function confirmOffline(context, box, wanted) {
+  const { identity } = context;
+  const found = wanted.villager;
+  const name = found.name ?? t("villager {id} (name not known on this phone)", { id: found.id });
   const amount = formatMoney(wanted.minor, wanted.currency);
   const question = wanted.kind === "cash_in"
     ? t("Keep a cash-in of {amount} for {name} on this phone?", { amount, name })
@@ -90,8 +111,8 @@ export async function confirmOffline(context, box, wanted) {
   keep.addEventListener("click", async () => {
     keep.disabled = true;
     try {
-      await capture(identity, { kind: wanted.kind, villagerId: wanted.villagerId.toLowerCase(),
-        villagerName: found ? found.name : null, amountMinor: Number(wanted.minor),
+      await capture(identity, { kind: wanted.kind, villagerId: found.id,
+        villagerName: found.name, amountMinor: Number(wanted.minor),
         currency: wanted.currency, consentCode: wanted.consentCode ?? null });
       const note = allowanceNote(await queueState(identity.deviceId));
       box.replaceChildren(el("p", { class: "ok", role: "status", id: "queued" },
@@ -146,22 +167,9 @@ export function villagerAndAmount(currency) {
     spellcheck: "false", maxlength: ID_LENGTH_MAX, required: true });
   const amount = el("input", { id: "amount", name: "amount", inputmode: "decimal",
     autocomplete: "off", maxlength: AMOUNT_LENGTH_MAX, required: true });
-  const fields = [el("label", { for: "villager" }, t("Villager id")), villager,
+  const fields = [el("label", { for: "villager" }, t("Villager's phone or id")), villager,
     el("label", { for: "amount" }, t("Amount ({currency})", { currency })), amount];
   return { villager, amount, fields };
-}
-
-async function onlineCashIn(context, box, id, minor, currency) {
-  try {
-    const found = await context.api.get(`/v1/villagers/${id}`);
-    if (found.currency !== currency) {
-      return refusal(box, t("This villager's wallet is in another currency."));
-    }
-    await confirmAndPay(context, box, found, minor);
-  } catch (error) {
-    if (error.status === 404) return refusal(box, t("No villager with that id at this station."));
-    context.showProblem(box, error);
-  }
 }
 
 export async function renderCashIn(context) {
@@ -175,17 +183,23 @@ export async function renderCashIn(context) {
   main.append(el("h2", {}, t("Cash in")));
   if (station.offline) main.append(allowanceNote(station.state));
   main.append(form, box,
-    el("p", { class: "muted" }, t("Finding a villager by phone number is not offered by the API yet: use the id from her registration.")));
+    el("p", { class: "muted" }, t("Type her phone number with its country code (+254…) or the id from her registration.")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const id = villager.value.trim();
+    const text = villager.value.replace(/\s+/g, "");
     const minor = parseAmount(amount.value, station.currency);
-    if (!ID.test(id)) return refusal(box, t("That is not a villager id."));
+    if (!ID.test(text) && !PHONE.test(text)) return refusal(box, t("That is not a villager id."));
     if (minor === null) return refusal(box, t("Type an amount like 1,250 or 1250.50."));
-    if (!navigator.onLine) {
-      return confirmOffline(context, box, { kind: "cash_in", villagerId: id, minor,
-        currency: station.currency, consentCode: null });
+    try {
+      const found = await chooseVillager(context, box, text, station.currency);
+      if (!found) return;
+      if (!navigator.onLine) {
+        return confirmOffline(context, box, { kind: "cash_in", villager: found, minor,
+          currency: station.currency, consentCode: null });
+      }
+      confirmAndPay(context, box, found, minor);
+    } catch (error) {
+      context.showProblem(box, error);
     }
-    await onlineCashIn(context, box, id, minor, station.currency);
   });
 }

@@ -12,7 +12,8 @@ import { el, figures } from "/web/shared/dom.js";
 import { t } from "/web/shared/i18n.js";
 import { formatMoney, parseAmount } from "/web/shared/money.js";
 import { CODE_DIGITS } from "./queue.js";
-import { ID, allowanceNote, confirmOffline, refusal, stationOf, villagerAndAmount } from "./cashin.js";
+import { ID, PHONE, allowanceNote, chooseVillager, confirmOffline, refusal, stationOf,
+  villagerAndAmount } from "./cashin.js";
 
 const CODE = new RegExp(`^\\d{${CODE_DIGITS}}$`);
 
@@ -74,7 +75,7 @@ function handOver(context, box, villager, held) {
       t("Cancelled: nothing was taken from her wallet.")))));
 }
 
-async function checkCode(context, box, villager, minor, code) {
+function checkCode(context, box, villager, minor, code) {
   const { api, identity } = context;
   const operation = newIdempotencyKey();
   const amount = formatMoney(minor, villager.currency);
@@ -96,19 +97,6 @@ async function checkCode(context, box, villager, minor, code) {
   });
 }
 
-async function onlineCashOut(context, box, id, minor, code, currency) {
-  try {
-    const found = await context.api.get(`/v1/villagers/${id}`);
-    if (found.currency !== currency) {
-      return refusal(box, t("This villager's wallet is in another currency."));
-    }
-    await checkCode(context, box, found, minor, code);
-  } catch (error) {
-    if (error.status === 404) return refusal(box, t("No villager with that id at this station."));
-    context.showProblem(box, error);
-  }
-}
-
 export async function renderCashOut(context) {
   const { main } = context;
   const station = await stationOf(context);
@@ -126,16 +114,22 @@ export async function renderCashOut(context) {
     t("The villager makes the code on her phone for this station and this exact amount; with no network she makes an offline withdrawal code.")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const id = villager.value.trim();
+    const text = villager.value.replace(/\s+/g, "");
     const minor = parseAmount(amount.value, station.currency);
     const digits = code.value.trim();
-    if (!ID.test(id)) return refusal(box, t("That is not a villager id."));
+    if (!ID.test(text) && !PHONE.test(text)) return refusal(box, t("That is not a villager id."));
     if (minor === null) return refusal(box, t("Type an amount like 1,250 or 1250.50."));
     if (!CODE.test(digits)) return refusal(box, t("The code is {digits} digits.", { digits: CODE_DIGITS }));
-    if (!navigator.onLine) {
-      return confirmOffline(context, box, { kind: "cash_out", villagerId: id, minor,
-        currency: station.currency, consentCode: digits });
+    try {
+      const found = await chooseVillager(context, box, text, station.currency);
+      if (!found) return;
+      if (!navigator.onLine) {
+        return confirmOffline(context, box, { kind: "cash_out", villager: found, minor,
+          currency: station.currency, consentCode: digits });
+      }
+      checkCode(context, box, found, minor, digits);
+    } catch (error) {
+      context.showProblem(box, error);
     }
-    await onlineCashOut(context, box, id, minor, digits, station.currency);
   });
 }
