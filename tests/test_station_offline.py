@@ -14,6 +14,7 @@ takes them."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from playwright.sync_api import Page, Route, expect
 from api.app import create_app
 from api.client import Client
 from api.local_server import ServerThread
+from api.web.station import FILES, STATION_PATH
 from ledger import open_ledger
 from ledger.flows.consent import Purpose
 from ledger.money import format_money
@@ -36,6 +38,7 @@ from tests.test_api_harness import fresh_database
 from tests.test_station_app import CONTROLLED, open_app, ready, shot
 from webhooks import WebhookSettings
 
+ROOT = Path(__file__).resolve().parent.parent
 KES = "KES"
 FLOAT_MINOR = 1_000_000
 WALLET_MINOR = 200_000
@@ -429,3 +432,12 @@ def test_two_tabs_never_sync_at_once(page: Page, served_app: ServedApp, boss: Cl
     other.evaluate("window.release()")
     page.click("#sync-now")
     expect(page.locator("#sync-outcome")).to_have_text("Sent 0: 0 applied, 0 exceptions.")
+
+
+def test_the_worker_precaches_every_file_of_the_app() -> None:
+    """The offline shell holds every screen and the queue: a file missing from sw.js's
+    list would leave the app unable to open that screen with no network."""
+    worker = (ROOT / "api" / "web" / "station" / "sw.js").read_text()
+    listed = set(re.findall(r'"(/station/[^"]*)"', worker.split("const SHELL_PATHS")[0]))
+    wanted = {f"{STATION_PATH}/{name}" for name in FILES if name not in ("sw.js", "index.html")}
+    assert wanted | {f"{STATION_PATH}/"} <= listed, sorted(wanted - listed)
