@@ -69,10 +69,11 @@ def _run_kept(
             raise InputInvalid("; ".join(problems))
         try:
             done = run_job(led, job, replace(request, input_path=staging), out=out)
-        except InputInvalid:
-            raise
         except ValueError as exc:  # the parsers name the line that is wrong
-            raise InputInvalid(str(exc)) from None
+            if staging.name not in str(exc) and isinstance(exc, InputInvalid):
+                raise
+            shown = str(exc).replace(str(staging), "the file").replace(staging.name, "the file")
+            raise InputInvalid(shown) from None
     except BaseException:
         staging.unlink(missing_ok=True)
         raise

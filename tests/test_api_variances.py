@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from api.client import Client
+from api.problems import FLOW_CODES
 from ledger.flows import parties
 from ledger.flows.parties import Role
 from reconciliation import cash_count
@@ -33,7 +35,7 @@ from tests.test_api_cash_counts import (
     submit,
 )
 from tests.test_api_harness import Harness
-from tests.test_api_orders import ok, refused
+from tests.test_api_orders import _RAISED, ok, refused
 
 __all__ = ["api", "recon_api"]
 
@@ -216,3 +218,10 @@ def test_a_replayed_proposal_is_one_proposal_and_attacks_are_refused(api: Harnes
     ]
     assert len(pending) == 2  # the replayed one and the client-id one; nothing else
     assert cash_minor(api, shop.agent_id) == 500_000
+
+
+def test_every_code_the_variance_flow_raises_is_a_documented_problem() -> None:
+    text = Path(cash_count.__file__).read_text()
+    raised = set(_RAISED.findall(text)) | {"variance_approved", "variance_rejected"}
+    assert {"variance_not_found", "decider_not_operator", "agent_cash_short"} <= raised
+    assert raised <= set(FLOW_CODES), raised - set(FLOW_CODES)

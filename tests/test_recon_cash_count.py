@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from ledger import Ledger
+from ledger.core import migrations
+from ledger.core.errors import InvariantViolation
 from ledger.flows import agent_float, cash, parties, principals
 from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Party, Role
@@ -320,3 +322,29 @@ def test_the_command_line_lists_and_shows_variances_but_decides_none(
     assert cash_count.get_variance(shop.led, variance_id=variance.id).state == "proposed"
     assert main(["variance", "show", str(uuid.uuid4()), *url]) == 2
     assert "variance_not_found" in capsys.readouterr().err
+
+
+def test_a_name_typed_before_signed_decisions_is_kept_apart_from_principals(shop: Shop) -> None:
+    """Revision 0030 keeps a variance decided with a typed name (the old command line) as
+    ``decided_by_name``, with no principal, and gives the table back its guards."""
+    done = shop.run(shop.count_file(SHORT_BY_100, "a KES 100 note went with the change"))
+    variance_id = uuid.UUID(done.run.summary["variance"]["id"])
+    migrations.downgrade(shop.led.url, "0029")
+    shop.led.transact(
+        lambda tx: tx.execute(
+            "UPDATE recon_variances SET state = 'rejected', decided_by = :name,"
+            " reject_reason = 'recount', decided_at_us = :now WHERE id = :id",
+            {"name": "ops:akinyi", "now": tx.now_us, "id": variance_id},
+        )
+    )
+    migrations.upgrade(shop.led.url)
+    old = cash_count.get_variance(shop.led, variance_id=variance_id)
+    assert (old.state, old.decided_by, old.decided_by_name) == ("rejected", None, "ops:akinyi")
+    assert old.reject_reason == "recount"
+    for statement in (
+        "DELETE FROM recon_variances WHERE id = :id",
+        "UPDATE recon_variances SET reject_reason = 'changed' WHERE id = :id",
+    ):
+        with pytest.raises(InvariantViolation, match="refused"):
+            shop.led.transact(lambda tx, sql=statement: tx.execute(sql, {"id": variance_id}))
+    assert cash_count.get_variance(shop.led, variance_id=variance_id) == old
