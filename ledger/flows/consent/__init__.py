@@ -84,6 +84,7 @@ from ledger.flows.consent.service import (
     check_code,
     held_withdrawal_in,
     make_code,
+    make_code_in_session,
     require_in,
     sweep_codes,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "check_code",
     "held_withdrawal_in",
     "make_code",
+    "make_code_in_session",
     "require_in",
     "sweep_codes",
 ]

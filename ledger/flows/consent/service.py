@@ -277,19 +277,58 @@ def make_code(
     ``purpose``, exactly ``amount_minor``, at one agent or for one order. An offline
     withdrawal code holds its amount and fee on the wallet now (module docstring)."""
     asked = _asked(villager_id, purpose, amount_minor, agent_id, order_id)
+    return _issue(led, asked, pin)
+
+
+def make_code_in_session(
+    led: Ledger,
+    *,
+    villager_id: uuid.UUID,
+    purpose: Purpose,
+    amount_minor: int,
+    agent_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> IssuedCode:
+    """:func:`make_code` for a channel that verified the villager's PIN earlier in the
+    same session, where she typed it (the USSD menu, :mod:`ledger.flows.ussd`, verifies
+    it once per session): the PIN is not checked a second time. Refused ``pin_locked``
+    when her PIN is locked now (three wrong tries elsewhere since), ``villager_not_active``
+    when she is not active."""
+    asked = _asked(villager_id, purpose, amount_minor, agent_id, order_id)
+    return _issue(led, asked, None)
+
+
+def _issue(led: Ledger, asked: _Asked, pin: str | None) -> IssuedCode:
+    """A new code for ``asked``: the PIN checked first, or (``None``) the session's."""
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(CODE_SALT_BYTES)
-    row = _give(led, asked, pin, (salt, _hash(code, salt)))
+    secret = (salt, _hash(code, salt))
+    if pin is not None:
+        row = _give(led, asked, pin, secret)
+    else:
+        consent_id = uuid.uuid4()
+        row = led.transact(lambda tx: _give_in(tx, consent_id, asked, secret, session=True))
     return IssuedCode(
         row.id,
-        villager_id,
+        asked.villager_id,
         asked.purpose,
-        amount_minor,
-        agent_id,
-        order_id,
+        asked.amount_minor,
+        asked.agent_id,
+        asked.order_id,
         code,
         from_us(row.expires_at_us),
     )
+
+
+def _active_in(tx: Tx, villager_id: uuid.UUID) -> None:
+    """The villager's PIN is usable now (a session's verified PIN counts only then)."""
+    from ledger.flows import villagers  # late: villagers may import the flows
+
+    found = villagers.get_villager_in(tx, villager_id)
+    if found is not None and found.state is villagers.State.LOCKED:
+        raise Refused("pin_locked", "the villager's PIN is locked")
+    if found is None or found.state is not villagers.State.ACTIVE:
+        raise Refused("villager_not_active", f"villager {villager_id} is not active")
 
 
 def by_pin(
@@ -320,12 +359,20 @@ def _give(led: Ledger, asked: _Asked, pin: str, secret: tuple[bytes, bytes] | No
 
 
 def _give_in(
-    tx: Tx, consent_id: uuid.UUID, asked: _Asked, secret: tuple[bytes, bytes] | None
+    tx: Tx,
+    consent_id: uuid.UUID,
+    asked: _Asked,
+    secret: tuple[bytes, bytes] | None,
+    *,
+    session: bool = False,
 ) -> ConsentRow:
     """Store a consent under the villager's lock, within the tier's per-transaction
     maximum; a code also: at most :data:`OPEN_CODES_MAX` open, and an offline withdrawal
-    code's hold."""
+    code's hold. With ``session`` (a PIN verified earlier in the session), only if her
+    PIN is usable now."""
     villager = _villager_locked(tx, asked.villager_id)
+    if session:
+        _active_in(tx, asked.villager_id)
     _check_ceiling(tx, villager, asked.amount_minor)
     agent = _agent_for(tx, villager, asked.agent_id)
     offline = asked.purpose is Purpose.OFFLINE_WITHDRAWAL

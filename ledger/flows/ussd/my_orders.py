@@ -1,11 +1,11 @@
 """The villager's orders over USSD: her latest orders (numbered, paged), one order's
 amount and state, and what she may do with it through the same flow functions as the
-API: a pay code for an unpaid order (:func:`ledger.flows.consent.make_code`, purpose
-``payment``, the order's exact amount), confirm delivered (:func:`ledger.flows.orders.
-release_order`: the villager confirms, escrow released to the seller; the orders flow
-refuses it unless the order is dispatched or delivered, and for a station hand-over
-wants the pickup code instead) and open a dispute (:func:`ledger.flows.orders.
-dispute_order`).
+API: a pay code for an unpaid order (:func:`ledger.flows.consent.make_code_in_session`,
+on the PIN the session verified once; purpose ``payment``, the order's exact amount),
+confirm delivered (:func:`ledger.flows.orders.release_order`: the villager confirms,
+escrow released to the seller; the orders flow refuses it unless the order is
+dispatched or delivered, and for a station hand-over wants the pickup code instead) and
+open a dispute (:func:`ledger.flows.orders.dispute_order`).
 
 Only her own orders are listed, and every screen and step checks again that the order
 is hers (an order of another villager is answered like one that does not exist). Each
@@ -128,7 +128,6 @@ def act(
     villager_id: uuid.UUID,
     step: OrderAction,
     step_id: uuid.UUID,
-    pin: str,
     state: State,
 ) -> Screen | tuple[State, Note]:
     """Run the villager's step on her order through its flow: the ``END`` screen of what
@@ -140,10 +139,9 @@ def act(
     ref, amount = reference(order.id), format_money(order.escrow_minor, order.currency)
     try:
         if step.action is Action.PAY_CODE:
-            issued = consent.make_code(
+            issued = consent.make_code_in_session(  # the session verified the PIN
                 led,
                 villager_id=villager_id,
-                pin=pin,
                 purpose=consent.Purpose.PAYMENT,
                 amount_minor=order.amount_minor,
                 order_id=order.id,

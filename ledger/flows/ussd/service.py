@@ -20,9 +20,10 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
   written.
 - **Money moves only through the flows.** Balance and statement read the wallet; a
-  withdrawal code is made by :func:`ledger.flows.consent.make_code` with the PIN the
-  session verified (its position in ``text`` is kept, never its digits), as a claimed
-  step: a replay answers the stored screen and makes no second code.
+  withdrawal or pay code is made by :func:`ledger.flows.consent.make_code_in_session` on
+  the PIN the session verified once (no second argon2 verify; refused if her PIN is
+  locked since), as a claimed step: a replay answers the stored screen and makes no
+  second code.
 """
 
 from __future__ import annotations
@@ -486,7 +487,6 @@ def _order_action(led: Ledger, row: SessionRow, step: OrderAction, inputs: list[
         villager_id=row.villager_id,
         step=step,
         step_id=step_id,
-        pin=inputs[state.pin_at],
         state=state,
     )
     log.info("ussd: order step", extra={"ussd_session": row.session_id, "action": step.action})
@@ -518,10 +518,9 @@ def _make_withdrawal_code(
     currency = _currency(led, row)
     agent = led.transact(lambda tx: withdraw.agent_in(tx, step.agent_id))
     try:
-        issued = consent.make_code(
+        issued = consent.make_code_in_session(  # the PIN was verified once, for the session
             led,
             villager_id=row.villager_id,
-            pin=inputs[state.pin_at],
             purpose=consent.Purpose.WITHDRAWAL,
             amount_minor=withdraw.minor(step.amount_major, currency),
             agent_id=agent.id,

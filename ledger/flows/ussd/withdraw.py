@@ -1,7 +1,8 @@
 """The withdrawal code over USSD: the agent's till number, the agent's name shown for
-confirmation, the exact amount, then the code, made by :func:`ledger.flows.consent.make_code`
-(the same flow function as ``POST /v1/villagers/{id}/consent-codes``) with the PIN the
-session verified. The agent then requests the cash-out with the code
+confirmation, the exact amount, then the code, made by
+:func:`ledger.flows.consent.make_code_in_session` (the consent flow's code, as
+``POST /v1/villagers/{id}/consent-codes`` makes it) on the PIN the session verified once
+(not checked a second time). The agent then requests the cash-out with the code
 (:func:`ledger.flows.cash.request_cash_out`).
 
 The code is shown once, on the screen that ends the session; the SMS the consent flow
