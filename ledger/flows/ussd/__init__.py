@@ -26,7 +26,9 @@ Modules: :mod:`~ledger.flows.ussd.model` (values, limits, reading ``text``),
 :mod:`~ledger.flows.ussd.menus` (what an input means, pure),
 :mod:`~ledger.flows.ussd.screens` (the words, pure), :mod:`~ledger.flows.ussd.service`
 (the step; :func:`purge_sessions` deletes sessions idle a day),
-:mod:`~ledger.flows.ussd.repository` (``ussd_sessions``, all its SQL).
+:mod:`~ledger.flows.ussd.repository` (``ussd_sessions``, all its SQL),
+:mod:`~ledger.flows.ussd.written` (the rows this process wrote last: a guess that spares
+a menu step's read, checked by the step's one statement).
 """
 
 from ledger.flows.ussd.model import (
