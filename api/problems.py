@@ -98,6 +98,7 @@ FLOW_CODES: dict[str, str] = {
     "cash_out_not_found": "No such cash-out",
     "window_not_found": "No such settlement window",
     "payout_not_found": "No such payout",
+    "commission_payout_not_found": "No such commission payout",
     "proposal_not_found": "No such proposal",
     "variance_not_found": "No such cash-count variance",
     "principal_not_found": "No such principal",
@@ -242,6 +243,10 @@ FLOW_CODES: dict[str, str] = {
     "product_invalid": "A product is 1..48 lower-case ASCII letters, digits or _",
     "effective_from_naive": "A fee schedule's start must carry a time zone",
     "effective_at_past": "A fee schedule cannot take effect in the past",
+    "month_invalid": "A month is YYYY-MM (UTC)",
+    "month_not_over": "The month is not over yet (months end at 00:00 UTC)",
+    "destination_invalid": "A payout goes to float, or to provider with a provider named",
+    "provider_required": "A payout to a provider names the provider",
     "target_invalid": "Name exactly one of to_villager_id, to_storefront_id",
     "note_invalid": "A note is 1..500 characters, not blank",
 }

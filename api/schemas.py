@@ -357,8 +357,6 @@ class OperatorKeyCreate(Request):
     public_key: Base64Key
 
 
-
-
 class PartyCreate(Request):
     """Onboard a party (operators only). A storefront's or an agent's ``id`` is the id of
     an existing principal of that role (``vledger keys create`` prints it): that principal
@@ -1236,6 +1234,100 @@ class WindowReportOut(BaseModel):
     proceeds_after_total_minor: int
     ties: bool
     problems: list[str]
+
+
+# -- agents' commission payouts (a month, UTC, per currency) ----------------------------
+
+
+CommissionMonth = Annotated[
+    str,
+    Strict(),
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}$"),
+    Field(description="A calendar month in UTC, YYYY-MM", examples=["2026-11"]),
+]
+
+
+class CommissionPayoutCreate(Request):
+    """Pay every agent of ``currency`` the commission it earned in ``month`` (UTC; the
+    month must be over) to its float, or to ``provider`` (``to: provider``). Once per
+    month and currency: asking again answers the first payout."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"month": "2026-11", "currency": "KES", "to": "float"},
+                {"month": "2026-11", "currency": "UGX", "to": "provider", "provider": "MPESA"},
+            ]
+        }
+    )
+
+    month: CommissionMonth
+    currency: Currency
+    to: Literal["float", "provider"]
+    provider: Provider | None = Field(default=None, description="Only with to=provider")
+
+
+class CommissionLineOut(BaseModel):
+    """What a payout paid one agent (minor units of the payout's currency)."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    commission_account_id: uuid.UUID
+    destination_account_id: uuid.UUID = Field(description="Its float, or the provider's clearing")
+    earned_minor: int = Field(description="Credited in the month less what was taken back in it")
+    amount_minor: int = Field(description="Paid: earned, or less if the account held less")
+    transfer_id: uuid.UUID
+    created_at: datetime
+
+
+class CommissionPayoutSummary(BaseModel):
+    """A month's commission payout in one currency (minor units)."""
+
+    id: uuid.UUID
+    month: str = Field(description="YYYY-MM, UTC")
+    currency: str
+    to: Literal["float", "provider"]
+    provider: str | None
+    period_start: datetime = Field(description="The month's first moment (UTC), inclusive")
+    period_end: datetime = Field(description="The next month's first moment (UTC), exclusive")
+    lines_count: int
+    total_minor: int
+    made_by: uuid.UUID | None = Field(description="The operator (null: the command line)")
+    created_at: datetime
+
+
+class CommissionPayoutOut(CommissionPayoutSummary):
+    """The payout and a page of its lines in agent id order (``lines_has_more``: page on
+    with ``starting_after`` = the last line's ``agent_id``)."""
+
+    lines: list[CommissionLineOut]
+    lines_has_more: bool
+
+
+class CommissionPayoutList(BaseModel):
+    data: list[CommissionPayoutSummary]
+    has_more: bool
+
+
+class CommissionPaidMonthOut(BaseModel):
+    month: str
+    payout_id: uuid.UUID
+    earned_minor: int
+    amount_minor: int
+    transfer_id: uuid.UUID
+    paid_at: datetime
+
+
+class AgentCommissionOut(BaseModel):
+    """An agent's commission (minor units of ``currency``): earned this month (UTC) so
+    far, what its commission account holds unpaid, and its paid months, newest first."""
+
+    agent_id: uuid.UUID
+    currency: str
+    month: str = Field(description="The current month, YYYY-MM, UTC")
+    earned_this_month_minor: int
+    unpaid_minor: int
+    paid: list[CommissionPaidMonthOut]
 
 
 # -- reconciliation runs, checkpoints (auditors, operators) -----------------------------

@@ -33,7 +33,8 @@ Paying a month (:func:`pay_month`, once per (month, currency))
 The report of who got what is the payout's lines (agent, earned, paid, the transfer).
 Events (outbox, same transaction): ``commission.paid`` per line (``party_id`` = the
 agent), ``commission_payout.made`` per payout (``party_id`` = the platform of the
-currency). Reads: :func:`get_payout`, :func:`list_payouts`, :func:`payout_lines`, and
+currency). The API pays with :func:`pay_month_report` (the payout and its first lines in one
+transaction). Reads: :func:`get_payout`, :func:`list_payouts`, :func:`payout_lines`, and
 :func:`agent_commission` (this month's earnings so far, what is unpaid, the paid
 months).
 
@@ -73,6 +74,7 @@ from ledger.flows.commission.service import (
     list_payouts,
     pay_month,
     pay_month_in,
+    pay_month_report,
     payout_lines,
 )
 from ledger.limits import LIST_PAGE_SIZE_MAX as PAYOUTS_PAGE_MAX
@@ -97,6 +99,7 @@ __all__ = [
     "list_payouts",
     "pay_month",
     "pay_month_in",
+    "pay_month_report",
     "payout_id_of",
     "payout_lines",
     "transfer_id_of",

@@ -154,6 +154,32 @@ def pay_month_in(
 pay_month = transactional(pay_month_in)
 
 
+def pay_month_report(
+    led: Ledger,
+    *,
+    month: str,
+    currency: str,
+    to: Destination | str,
+    provider: str | None = None,
+    made_by: uuid.UUID | None = None,
+    lines_limit: int = PAYOUTS_PAGE_MAX,
+) -> tuple[CommissionPayout, list[PayoutLine]]:
+    """:func:`pay_month_in` and the first ``lines_limit`` (1..1000) lines of the payout
+    (in agent id order), in one transaction: who got what."""
+    _check_limit(lines_limit, PAYOUTS_PAGE_MAX)
+
+    def work(tx: Tx) -> tuple[CommissionPayout, list[PayoutLine]]:
+        payout = pay_month_in(
+            tx, month=month, currency=currency, to=to, provider=provider, made_by=made_by
+        )
+        lines = repository.select_lines(
+            tx, payout_id=payout.id, limit=lines_limit, after_agent=None
+        )
+        return payout, lines
+
+    return led.transact(work)
+
+
 def _line_of(
     payout_id: uuid.UUID,
     period: Month,
