@@ -12,7 +12,7 @@ naming another agent: 404, as if it did not exist). Each route is one flow read:
 - ``GET .../villagers?phone=``: :func:`ledger.flows.villagers.find_station_villager`,
   the agent's own villager of that number or none: a number nobody has and another
   agent's villager answer alike (an empty list), so an agent learns nothing of other
-  stations.
+  stations; a number that is no phone number is 400 ``invalid_parameter``.
 
 Storefronts have no business here. Every answer is a read: nothing is written.
 """
@@ -36,6 +36,7 @@ from api.routes.villagers import villager_out
 from api.schemas import OrderList, StationOut, VillagerList
 from ledger.flows import orders, villagers
 from ledger.flows.cash.station import StationFigures, station_figures
+from ledger.flows.errors import Refused
 from ledger.flows.villagers import PHONE_INPUT_LENGTH_MAX
 from ledger.limits import API_PAGE_SIZE_MAX
 
@@ -116,6 +117,9 @@ def find_villager(
 ) -> Response:
     _reader(caller, agent_id)
     led = context(request).ledger
-    found = villagers.find_station_villager(led, agent_id=agent_id, phone=phone)
+    try:
+        found = villagers.find_station_villager(led, agent_id=agent_id, phone=phone)
+    except Refused as refused:  # a malformed query parameter of a read: 400, as documented
+        raise ApiError("invalid_parameter", refused.detail, 400) from None
     data = [] if found is None else [villager_out(found)]
     return json_response(200, {"data": data, "has_more": False})

@@ -31,7 +31,7 @@ export function villagerCard(villager, id) {
 }
 
 function refusalText(error) {
-  if (error.code === "phone_invalid") return t("That is not a phone number: start with + and the country code.");
+  if (error.code === "phone_invalid" || error.code === "invalid_parameter") return t("That is not a phone number: start with + and the country code.");
   if (error.code === "name_invalid") return t("A name is printable text without < or >.");
   if (error.code === "phone_taken") return t("A villager with that phone number is already registered.");
   return null;
