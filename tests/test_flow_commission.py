@@ -299,3 +299,36 @@ def test_month_boundaries_are_utc() -> None:
     eat = timezone(timedelta(hours=3), "EAT")
     assert Month.of(datetime(2026, 7, 1, 2, 59, tzinfo=eat)).text == "2026-06"  # 23:59 UTC
     assert Month.of(datetime(2026, 7, 1, 3, 0, tzinfo=eat)).text == "2026-07"
+
+
+# -- the command line: the same flow function -------------------------------------------
+
+
+def test_vledger_commission_pay_pays_once_and_refuses_in_one_line(
+    village: Village, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vledger.cli import main
+
+    juma = village.agent("Juma")
+    village.at(JUNE + timedelta(days=5))
+    village.cash_in(juma, times=2)
+    argv = ["commission", "pay", "--month", "2026-06", "--currency", KES, "--database", db_url]
+    assert main([*argv, "--to", "float"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-06 KES to float, 1 agents, 600 minor units" in out
+    assert f"agent {juma.id}  earned 600  paid 600" in out
+    assert village.commission(juma) == 0
+    assert main([*argv, "--to", "provider", "--provider", "MPESA"]) == 0  # answers the first
+    assert "to float, 1 agents, 600" in capsys.readouterr().out
+    this_month = Month.of(datetime.now(UTC)).text
+    for bad, said in (
+        (["--month", this_month, "--to", "float"], "month_not_over"),
+        (["--month", "2026-13", "--to", "float"], "month_invalid"),
+        (["--month", "2026-05", "--to", "provider"], "provider_required"),
+    ):
+        assert main(["commission", "pay", "--currency", KES, "--database", db_url, *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vledger commission: ") and len(err.splitlines()) == 1, err
+        assert said in err, err
+    assert main([*argv, "--to", "bank"]) == 2
+    assert village.led.check_integrity().ok

@@ -26,6 +26,8 @@
     vledger sms outbox [--state S] [--limit N] | contact AGENT_ID --phone P --language L
     vledger agents enroll (--agent ID | --principal ID)   a one-time enrollment code (and QR)
     vledger ussd --phone P [--base URL] [--secret S]      a terminal phone on the USSD menu
+    vledger commission pay --month YYYY-MM --currency C --to float|provider [--provider P]
+                                                          pay a month's agent commission
     vledger call KEY (GET|POST) PATH [FIELD=TEXT | FIELD:=JSON ...] [--pick F] [--base URL]
                  | KEY whoami                              one signed request to the API
 
@@ -54,7 +56,18 @@ import sqlalchemy as sa
 
 from ledger import MalformedRequest, StorageError
 from ledger.flows.errors import FlowError
-from vledger.commands import audit, call, enroll, keys, reconcile, service, sms, ussd, villagers
+from vledger.commands import (
+    audit,
+    call,
+    commission,
+    enroll,
+    keys,
+    reconcile,
+    service,
+    sms,
+    ussd,
+    villagers,
+)
 from vledger.common import (
     EXIT_USAGE,
     Command,
@@ -111,6 +124,11 @@ COMMANDS: dict[str, Command] = {
     "agents": Command(enroll.agents, "enroll a phone or a console", enroll.agents_arguments),
     "ussd": Command(ussd.ussd, "a terminal phone: dial the USSD menu", ussd.ussd_arguments),
     "call": Command(call.call, "one signed request to the API with a key", call.call_arguments),
+    "commission": Command(
+        commission.commission_command,
+        "pay a month's agent commission (UTC) to floats or a provider",
+        commission.commission_arguments,
+    ),
 }
 
 
