@@ -63,7 +63,7 @@ def _variances_table(name: str, *, principal: bool) -> None:
         if principal
         else [sa.Column("decided_by", sa.String(200), nullable=True)]
     )
-    extra: list[sa.SchemaItem] = (
+    extra: list[sa.schema.SchemaItem] = (
         [
             sa.ForeignKeyConstraint(
                 ["decided_by"], ["principals.id"], name="fk_recon_variances_decided_by_principals"
