@@ -254,3 +254,14 @@ def test_the_database_refuses_a_maker_as_checker_and_a_changed_decision(desk: De
 
     with pytest.raises(InvariantViolation, match=r"(?i)refused|never changes"):
         desk.api.ledger.transact(reopen)
+
+
+def test_the_maker_cannot_reject_its_own_proposal_either(desk: Desk) -> None:
+    """The table holds no decision by a proposal's maker: a rejection by the maker is a
+    clear 422, not a storage error, and the proposal stays open for another operator."""
+    proposal = desk.propose()
+    answer = desk.decide(desk.maker, proposal["id"], "reject", {"reason": "withdrawn"})
+    refused(answer, 422, "proposal_maker_cannot_decide")
+    assert ok(desk.decide(desk.checker, proposal["id"], "reject", {"reason": "no"}))["state"] == (
+        "rejected"
+    )

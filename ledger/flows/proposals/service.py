@@ -126,8 +126,9 @@ def approve(led: Ledger, *, proposal_id: uuid.UUID, approver: uuid.UUID) -> Prop
 
 
 def reject(led: Ledger, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason: str) -> Proposal:
-    """Decide that the proposal is not applied (any operator, its maker too: a
-    withdrawal); rejecting again with the same reason answers it as it is."""
+    """Decide that the proposal is not applied: another operator than its maker (the
+    table holds no decision by the maker, ``proposal_maker_cannot_decide``); rejecting
+    again with the same reason answers it as it is."""
     if not reason.strip() or len(reason) > REASON_LENGTH_MAX:
         raise Refused("reason_invalid", f"a reason is 1..{REASON_LENGTH_MAX} characters")
 
@@ -137,6 +138,8 @@ def reject(led: Ledger, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason: s
             return found
         if found.state is not State.PROPOSED:
             raise Refused("proposal_not_pending", f"proposal {proposal_id} is {found.state}")
+        if found.proposed_by == decider:
+            raise Refused("proposal_maker_cannot_decide", "another operator must reject it")
         repository.mark_rejected(tx, proposal_id=proposal_id, decider=decider, reason=reason)
         return get_in(tx, proposal_id)
 
