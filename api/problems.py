@@ -198,6 +198,8 @@ FLOW_CODES: dict[str, str] = {
     "below_minimum": "The amount is below the smallest cash-out",
     "fee_exceeds_amount": "The fee takes all of the amount",
     "kyc_tier_unknown": "The villager's KYC tier has no limits in this currency",
+    "kyc_tier_needs_approval": "A villager is onboarded at tier0; a higher tier takes a second"
+    " operator's approval",
     "limit_invalid": "A KYC limit is out of range",
     "limit_exceeded_per_transaction": "The amount is above the villager's per-transaction limit",
     "limit_exceeded_daily": "The amount would pass the villager's daily limit",

@@ -80,14 +80,22 @@ def test_a_villager_in_a_tier_with_no_limits_is_refused_and_nothing_is_written(
 
 
 @pytest.mark.parametrize("currency", SEEDED_CURRENCIES)
-def test_every_seeded_tier_onboards_a_villager(api: Harness, currency: str) -> None:
-    for tier in SEEDED_TIERS:
-        body = villager_body(currency=currency, kyc_tier=tier)
-        made = ok(onboard(api, body), 201)
-        assert (made["id"], made["kyc_tier"], made["currency"]) == (body["id"], tier, currency)
-        assert set(made["accounts"]) == {"wallet"}
-        read = ok(api.client("operator").request("GET", f"/v1/parties/{body['id']}"))
-        assert read == made
+def test_one_operator_onboards_at_tier0_and_a_higher_tier_needs_a_second(
+    api: Harness, currency: str
+) -> None:
+    body = villager_body(currency=currency, kyc_tier="tier0")
+    made = ok(onboard(api, body), 201)
+    assert (made["id"], made["kyc_tier"], made["currency"]) == (body["id"], "tier0", currency)
+    assert set(made["accounts"]) == {"wallet"}
+    read = ok(api.client("operator").request("GET", f"/v1/parties/{body['id']}"))
+    assert read == made
+    for tier in SEEDED_TIERS[1:]:  # a raise is maker-checker: POST /v1/kyc/villagers/{id}/tier
+        higher = villager_body(currency=currency, kyc_tier=tier)
+        refused(onboard(api, higher), 422, "kyc_tier_needs_approval")
+        assert_nothing_written(api, higher["id"])
+    # ... and the party made at tier0 cannot be "onboarded again" into a higher tier.
+    refused(onboard(api, {**body, "kyc_tier": "tier1"}), 409, "party_exists_different")
+    assert ok(api.client("operator").request("GET", f"/v1/parties/{body['id']}")) == made
 
 
 def test_a_tier_an_operator_adds_is_accepted_from_then_on(api: Harness) -> None:
@@ -102,10 +110,9 @@ def test_a_tier_an_operator_adds_is_accepted_from_then_on(api: Harness) -> None:
         daily_max_minor=20_000,
         balance_max_minor=50_000,
     )
-    made = ok(onboard(api, body), 201)
-    assert made["kyc_tier"] == "coop_gold"
-    again = ok(onboard(api, body), 201)  # the same party again: a replay, not a second one
-    assert again == made
+    # Known now, and still above tier0: one operator cannot onboard into it.
+    refused(onboard(api, body), 422, "kyc_tier_needs_approval")
+    assert_nothing_written(api, body["id"])
     # ... in KES only: the same tier name in UGX still has no limits.
     refused(
         onboard(api, villager_body(currency="UGX", kyc_tier="coop_gold")), 422, "kyc_tier_unknown"
@@ -143,7 +150,7 @@ def test_markup_and_oversized_tiers_are_refused_as_data(api: Harness) -> None:
 def test_another_tenant_cannot_read_the_villager_and_nobody_reads_a_refused_one(
     api: Harness,
 ) -> None:
-    body = villager_body(kyc_tier="tier1")
+    body = villager_body(kyc_tier="tier0")
     ok(onboard(api, body), 201)
     for role in ("storefront", "agent"):
         stranger = api.client(role)
@@ -151,5 +158,5 @@ def test_another_tenant_cannot_read_the_villager_and_nobody_reads_a_refused_one(
     refused_body = villager_body(kyc_tier="gold")
     refused(onboard(api, refused_body), 422, "kyc_tier_unknown")
     auditor = api.client("auditor")
-    assert ok(auditor.request("GET", f"/v1/parties/{body['id']}"))["kyc_tier"] == "tier1"
+    assert ok(auditor.request("GET", f"/v1/parties/{body['id']}"))["kyc_tier"] == "tier0"
     refused(auditor.request("GET", f"/v1/parties/{refused_body['id']}"), 404, "party_not_found")

@@ -7,7 +7,9 @@ on the principal's orders, devices and events are the party's. A principal is on
 of one currency (a shop selling in two currencies has two principals). A villager's id is
 any UUID no principal has. A villager onboarded here needs a ``kyc_tier`` with limits in
 its currency (the seeded ``tier0``, ``tier1``, ``tier2`` in KES, UGX and TZS, or one an
-operator added; otherwise 422 ``kyc_tier_unknown``, nothing written) and is a
+operator added; otherwise 422 ``kyc_tier_unknown``, nothing written); one operator onboards
+at ``tier0`` only (any other tier: 422 ``kyc_tier_needs_approval``, nothing written; a raise
+is ``POST /v1/kyc/villagers/{id}/tier``, approved by a second operator). It is a
 **receive-only wallet**: it has no phone and no PIN, so it can consent to nothing and
 nothing may debit its wallet. A villager who acts (a PIN, consent codes) is registered by
 an agent at its station, ``POST /v1/villagers`` (:mod:`api.routes.villagers`), and cannot
@@ -29,7 +31,7 @@ from api.problems import ApiError
 from api.routes.common import body_of, signed
 from api.routes.steps import parse
 from api.schemas import PartyCreate, PartyOut
-from ledger.flows import parties
+from ledger.flows import kyc, parties
 from ledger.flows.parties import Kind, Party
 
 router = APIRouter(prefix="/v1/parties", tags=["parties"])
@@ -69,7 +71,7 @@ def onboard(request: Request, caller: Caller) -> Response:
         if role is not PRINCIPAL_ROLE.get(kind):
             wanted = f"a {PRINCIPAL_ROLE[kind]} principal's" if kind in PRINCIPAL_ROLE else "no"
             raise ApiError("principal_mismatch", f"a {kind.value}'s id is {wanted} id")
-        party = parties.onboard_with_limits(
+        party = kyc.onboard(
             led,
             party_id=data.id,
             kind=kind,

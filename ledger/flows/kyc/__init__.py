@@ -21,6 +21,13 @@ checks again. The maker is never the checker (:mod:`ledger.flows.proposals`). Ev
 This module writes no SQL of its own.
 """
 
-from ledger.flows.kyc.service import KYC_TIER, TIER_LIMITS, change_tier, propose_tier_limits
+from ledger.flows.kyc.service import (
+    KYC_TIER,
+    TIER_LIMITS,
+    change_tier,
+    onboard,
+    onboard_in,
+    propose_tier_limits,
+)
 
-__all__ = ["KYC_TIER", "TIER_LIMITS", "change_tier", "propose_tier_limits"]
+__all__ = ["KYC_TIER", "TIER_LIMITS", "change_tier", "onboard", "onboard_in", "propose_tier_limits"]

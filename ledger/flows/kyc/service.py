@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger.core.errors import MalformedRequest
-from ledger.core.ledger import Ledger
+from ledger.core.ledger import Ledger, transactional
 from ledger.core.tx import Tx
 from ledger.flows import limits, parties, proposals
+from ledger.flows.errors import Refused
 from ledger.flows.limits import TierLimits
 from ledger.flows.parties import Kind, Party
 from ledger.flows.proposals import Proposal
@@ -52,6 +53,28 @@ def change_tier(
         payload={"villager_id": str(villager_id), "tier": tier},
         proposed_by=operator_id,
     )
+
+
+def onboard_in(
+    tx: Tx, *, party_id: uuid.UUID, kind: Kind, name: str, currency: str, kyc_tier: str | None
+) -> Party:
+    """One operator onboards a party (``POST /v1/parties``): a villager at tier0 only. A
+    tier above it is a raise, which takes a second operator: onboard at tier0, then
+    :func:`change_tier`. The tier is checked first (``kyc_tier_unknown``), then
+    :class:`~ledger.flows.errors.Refused` ``kyc_tier_needs_approval``; nothing is written."""
+    party = parties.onboard_with_limits_in(
+        tx, party_id=party_id, kind=kind, name=name, currency=currency, kyc_tier=kyc_tier
+    )
+    if kind is Kind.VILLAGER and kyc_tier != REGISTRATION_TIER:
+        raise Refused(
+            "kyc_tier_needs_approval",
+            f"onboard the villager at {REGISTRATION_TIER}; a higher tier is proposed"
+            " (POST /v1/kyc/villagers/{id}/tier) and approved by another operator",
+        )
+    return party
+
+
+onboard = transactional(onboard_in)
 
 
 def _apply_tier(tx: Tx, payload: Mapping[str, Any]) -> dict[str, Any]:
