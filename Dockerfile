@@ -23,7 +23,11 @@ RUN pip install .
 # This line can go once the wheel carries the migrations itself.
 ENV PYTHONPATH=/app
 
-RUN useradd --create-home --uid 10001 vledger && chown vledger /app
+# The folders compose mounts named volumes on, made here so that a new volume takes their
+# owner and modes: reports (reconciliation files) and the service key's private folder.
+RUN useradd --create-home --uid 10001 vledger && chown vledger /app \
+    && install -d -o vledger -m 0755 /app/reports \
+    && install -d -o vledger -m 0700 /var/lib/vledger/keys
 USER vledger
 
 # The database comes from $VLEDGER_DATABASE (default: sqlite:///village.db in /app).
