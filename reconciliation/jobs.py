@@ -6,6 +6,12 @@ extra tables its HTML report shows. :func:`run_job` records the run and writes i
 (and the extra files a job made, like the ``pack`` job's ``pack/`` folder);
 ``vledger reconcile JOB`` calls it. A job reads the ledger through
 :func:`reconciliation.runs.snapshot`, never through ``api/``.
+
+Given a read replica (:class:`reconciliation.replica.Replica`), :func:`run_job` lets a
+job that only reads (:attr:`JobSpec.replica_ok`) read there once the replica has replayed
+past the primary's position after the job's last business date closed, else the primary
+(:func:`reconciliation.replica.plan_reads`); the run row, written on the primary, says
+which and at what WAL position.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ from reconciliation import (
 )
 from reconciliation.errors import InputInvalid
 from reconciliation.progress import SILENT, Progress
+from reconciliation.replica import Replica, plan_reads
 from reconciliation.report_tables import Tables, _integrity_tables
 from reconciliation.runs import SCOPE_ALL, Findings, Run, record, write_files
+from reconciliation.service_key import service_key_path
 from reconciliation.statement_formats import FORMATS
 
 
@@ -248,6 +256,10 @@ class JobSpec:
     options: tuple[JobOption, ...] = ()
     needs_input: bool = False
     """Whether the job refuses to run without ``--input`` (follows :attr:`input`)."""
+    replica_ok: bool = False
+    """Whether the job only reads the ledger, so that it may read a replica."""
+    last_day: Callable[[JobRequest], date] = lambda request: request.business_date
+    """The last business date a request covers (a pack's period may end after its date)."""
 
     def __post_init__(self) -> None:
         required = self.input is not None and self.input.required
@@ -267,6 +279,10 @@ def _integrity(led: Ledger, request: JobRequest) -> Findings:
     return integrity.run_checks(led, request.business_date, request.progress)
 
 
+def _pack_last_day(request: JobRequest) -> date:
+    return pack.period_of(request).last
+
+
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
@@ -275,6 +291,7 @@ JOBS: dict[str, JobSpec] = {
             "trial balance, counters against transfers, holds, limits, the seal chain",
             _integrity,
             _integrity_tables,
+            replica_ok=True,
         ),
         JobSpec(
             "statement",
@@ -309,6 +326,7 @@ JOBS: dict[str, JobSpec] = {
                 "STOREFRONT_ID", "the storefront whose orders are reconciled", True, _uuid_problem
             ),
             options=_ORDERS_OPTIONS,
+            replica_ok=True,
         ),
         JobSpec(
             "settlement",
@@ -320,6 +338,7 @@ JOBS: dict[str, JobSpec] = {
             ),
             scope=_PROVIDER,
             options=_SETTLEMENT_OPTIONS,
+            replica_ok=True,
         ),
         JobSpec(
             "ageing",
@@ -329,6 +348,7 @@ JOBS: dict[str, JobSpec] = {
             scope=JobInput(
                 "CURRENCY", "a currency code, or all (the default)", problem=_ageing_scope_problem
             ),
+            replica_ok=True,
         ),
         JobSpec(
             pack.JOB,
@@ -342,6 +362,8 @@ JOBS: dict[str, JobSpec] = {
                 problem=_pack_scope_problem,
             ),
             options=_PACK_OPTIONS,
+            replica_ok=True,
+            last_day=_pack_last_day,
         ),
     )
 }
@@ -391,10 +413,18 @@ PROBLEM_TEXT_MAX = 40
 
 
 def run_job(
-    led: Ledger, job: str, request: JobRequest, *, out: Path, progress: Progress | None = None
+    led: Ledger,
+    job: str,
+    request: JobRequest,
+    *,
+    out: Path,
+    progress: Progress | None = None,
+    replica: Replica | None = None,
 ) -> JobResult:
-    """Run ``job`` for ``request``; record it and write its files under ``out``, telling
-    ``progress`` (else ``request.progress``) how far it has come.
+    """Run ``job`` for ``request``; record it (on ``led``) and write its files under
+    ``out``, telling ``progress`` (else ``request.progress``) how far it has come. Given
+    a ``replica``, a job that only reads reads there when
+    :func:`~reconciliation.replica.plan_reads` allows.
     :class:`~reconciliation.errors.InputInvalid` (a ``ValueError``) for an unknown job or
     a missing input file; the job refuses the rest in its own terms (``vledger reconcile``
     asks :func:`job_problems` first, to list every problem at once)."""
@@ -407,10 +437,16 @@ def run_job(
         request = dataclass_replace(request, progress=progress)
     shown = request.progress
     started_at_us = to_us(led.now())
+    if spec.replica_ok and replica is not None:
+        shown.step("choosing where to read: the replica once past the close")
+    plan = plan_reads(led, replica if spec.replica_ok else None, spec.last_day(request))
+    if plan.ledger is not led and request.service_key_path is None:
+        # The key is the primary's (found by its URL), whichever database the job reads.
+        request = dataclass_replace(request, service_key_path=service_key_path(led.url))
     shown.step("reconciling")
-    findings = spec.run(led, request)
+    findings = spec.run(plan.ledger, request)
     shown.step("recording the run")
-    run = record(led, findings, started_at_us=started_at_us)
+    run = record(led, findings, started_at_us=started_at_us, reads=plan.reads)
     shown.step("writing the run's files")
     html = report.render(run, findings, tables=spec.tables(findings))
     folder = write_files(out, run, findings, html)

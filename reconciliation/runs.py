@@ -11,6 +11,10 @@ own. :func:`write_files` lays the run's files out under a folder of the caller's
 people), and the extra files a job made (:attr:`Findings.files`: the ``pack`` job's
 ``pack/`` folder). A run is never edited; running a job again for the same date and scope is a
 new row with the next ``attempt``.
+
+Where a run read is part of its row (:class:`RunReads`): the primary, or a streaming
+replica, and the WAL positions that say what its reads include (``reconciliation.replica``
+decides and explains).
 """
 
 from __future__ import annotations
@@ -35,6 +39,24 @@ RUN_FILE_NAMES = ("summary.json", "detail.csv", "report.html")
 STATUS_OK = "ok"
 STATUS_BREAKS = "breaks"
 SCOPE_ALL = "all"
+SOURCE_PRIMARY = "primary"
+SOURCE_REPLICA = "replica"
+
+
+@dataclass(frozen=True, slots=True)
+class RunReads:
+    """Where a run read the ledger: ``source`` (:data:`SOURCE_PRIMARY` or
+    :data:`SOURCE_REPLICA`); ``read_lsn``, the WAL position its reads include everything
+    up to (``X/Y``; ``None`` on SQLite); ``close_lsn``, the primary's position the replica
+    had to pass (``None`` when no replica was asked)."""
+
+    source: str = SOURCE_PRIMARY
+    read_lsn: str | None = None
+    close_lsn: str | None = None
+
+
+PRIMARY_READS = RunReads()
+"""A run that read the primary and knows no position (SQLite, runs before 0031)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +98,7 @@ class Run:
     summary: dict[str, Any]
     started_at_us: int
     finished_at_us: int
+    reads: RunReads = PRIMARY_READS
 
 
 def snapshot(led: Ledger, work: Callable[[Tx], T]) -> T:
@@ -96,8 +119,11 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def record(led: Ledger, findings: Findings, *, started_at_us: int) -> Run:
-    """Write the run row for ``findings``: the next attempt for its job, date and scope."""
+def record(
+    led: Ledger, findings: Findings, *, started_at_us: int, reads: RunReads = PRIMARY_READS
+) -> Run:
+    """Write the run row for ``findings`` (on ``led``, the primary, whatever ``reads``
+    says the job read): the next attempt for its job, date and scope."""
     status = STATUS_OK if findings.breaks == 0 else STATUS_BREAKS
     summary = {**findings.summary, "checked": findings.checked, "breaks": findings.breaks}
     run_id = uuid.uuid4()
@@ -124,12 +150,15 @@ def record(led: Ledger, findings: Findings, *, started_at_us: int) -> Run:
             summary={**summary, "run_id": str(run_id), "attempt": attempt, "status": status},
             started_at_us=started_at_us,
             finished_at_us=max(tx.now_us, started_at_us),
+            reads=reads,
         )
         tx.execute(
             "INSERT INTO recon_runs (id, job, business_date, scope, attempt, rule_version,"
-            " input_sha256, checked, breaks, status, summary, started_at_us, finished_at_us)"
+            " input_sha256, checked, breaks, status, summary, started_at_us, finished_at_us,"
+            " read_source, read_lsn, close_lsn)"
             " VALUES (:id, :job, :day, :scope, :attempt, :rule_version, :input, :checked,"
-            " :breaks, :status, :summary, :started, :finished)",
+            " :breaks, :status, :summary, :started, :finished, :source, :read_lsn,"
+            " :close_lsn)",
             {
                 "id": run.id,
                 "job": run.job,
@@ -144,6 +173,9 @@ def record(led: Ledger, findings: Findings, *, started_at_us: int) -> Run:
                 "summary": json.dumps(run.summary, sort_keys=True),
                 "started": run.started_at_us,
                 "finished": run.finished_at_us,
+                "source": reads.source,
+                "read_lsn": reads.read_lsn,
+                "close_lsn": reads.close_lsn,
             },
         )
         return run
@@ -153,7 +185,7 @@ def record(led: Ledger, findings: Findings, *, started_at_us: int) -> Run:
 
 _RUN_COLUMNS = (
     "id, job, business_date, scope, attempt, rule_version, input_sha256, checked, breaks,"
-    " status, summary, started_at_us, finished_at_us"
+    " status, summary, started_at_us, finished_at_us, read_source, read_lsn, close_lsn"
 )
 
 
@@ -172,6 +204,7 @@ def _run(row: Sequence[Any]) -> Run:
         summary=json.loads(row[10]),
         started_at_us=int(row[11]),
         finished_at_us=int(row[12]),
+        reads=RunReads(str(row[13]), row[14], row[15]),
     )
 
 

@@ -67,6 +67,7 @@ from ledger.limits import LIST_PAGE_SIZE_MAX, US_PER_S
 from reconciliation import integrity
 from reconciliation.errors import InputInvalid, JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
+from reconciliation.replica import Replica
 from reconciliation.runs import SCOPE_ALL, Run, dates_with_runs, latest_run_id
 
 __all__ = [
@@ -345,12 +346,12 @@ def _settle(
     return ours
 
 
-def _run_one(led: Ledger, taken: Claim, out: Path) -> Run:
+def _run_one(led: Ledger, taken: Claim, out: Path, replica: Replica | None) -> Run:
     request = JobRequest(
         taken.business_date, scope=None if taken.scope == SCOPE_ALL else taken.scope
     )
     try:
-        run = run_job(led, taken.job, request, out=out).run
+        run = run_job(led, taken.job, request, out=out, replica=replica).run
         if run.scope != taken.scope:
             raise InvariantViolation(
                 f"the {taken.job} job recorded scope {run.scope!r} for a claim on {taken.scope!r}"
@@ -372,9 +373,11 @@ def backfill(
     out: Path,
     first_date: date | None = None,
     stop: threading.Event | None = None,
+    replica: Replica | None = None,
 ) -> list[Run]:
     """Run ``job`` for every due date (see :func:`due_dates`), oldest first, each at
-    most once across all workers; the runs this call wrote.
+    most once across all workers; the runs this call wrote. Claims and runs are written
+    on ``led``; a job may read ``replica`` (:func:`reconciliation.jobs.run_job`).
 
     Stops at the first failure: the claim is marked failed and :class:`BackfillFailed`
     is raised (the later dates wait for the next pass, which retries the failed one
@@ -393,7 +396,7 @@ def backfill(
         if taken is None:
             continue
         try:
-            runs.append(_run_one(led, taken, out))
+            runs.append(_run_one(led, taken, out, replica))
         except Exception as exc:
             raise BackfillFailed(job, scope, day, runs) from exc
     return runs
@@ -406,6 +409,7 @@ def backfill_scheduled(
     out: Path,
     schedule: Sequence[Scheduled] = SCHEDULE,
     stop: threading.Event | None = None,
+    replica: Replica | None = None,
 ) -> BackfillReport:
     """One pass: :func:`backfill` for every entry of ``schedule``. An entry that fails
     is logged and reported, and the others still run (its claim keeps the error)."""
@@ -423,6 +427,7 @@ def backfill_scheduled(
                     out=out,
                     first_date=entry.start,
                     stop=stop,
+                    replica=replica,
                 )
             )
         except BackfillFailed as failed:

@@ -27,6 +27,11 @@ machines share one schedule:
 
 SQLite (:func:`run_sqlite_loop`): one process owns the file, so a loop calls the same
 pass every :data:`SQLITE_INTERVAL_S` until stopped.
+
+A read replica (``read_database_url``, PostgreSQL only): the worker opens it read-only
+(:func:`ledger.core.replica.open_read_ledger`) beside the primary; claims and runs are
+written on the primary, and the jobs read the replica when
+:func:`reconciliation.replica.plan_reads` allows.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ from procrastinate.schema import SchemaManager
 
 from ledger import Ledger, open_ledger
 from ledger.core.postgres_store import conninfo
+from ledger.core.replica import open_read_ledger
 from reconciliation.errors import InputInvalid, JobFailed
+from reconciliation.replica import Replica
 from reconciliation.schedule import BackfillReport, backfill_scheduled
 
 __all__ = [
@@ -104,11 +111,15 @@ def _today(led: Ledger) -> datetime:
 
 
 def run_pass(
-    led: Ledger, *, out: Path = REPORTS_DIR, stop: threading.Event | None = None
+    led: Ledger,
+    *,
+    out: Path = REPORTS_DIR,
+    stop: threading.Event | None = None,
+    replica: Replica | None = None,
 ) -> BackfillReport:
     """One pass over the schedule for the ledger clock's UTC date (what the workers and
     the SQLite loop call; a ``Periodic`` in the service may call it as well)."""
-    report = backfill_scheduled(led, today=_today(led).date(), out=out, stop=stop)
+    report = backfill_scheduled(led, today=_today(led).date(), out=out, stop=stop, replica=replica)
     log.info(
         "scheduled reconciliation pass: %d run(s), %d failure(s)",
         len(report.runs),
@@ -201,13 +212,20 @@ def run_pg_worker(
     out: Path = REPORTS_DIR,
     clock: Clock | None = None,
     poll_s: float = WORKER_POLL_S,
+    read_database_url: str | None = None,
 ) -> None:
-    """Run a procrastinate worker for the schedule until ``stop`` is set."""
+    """Run a procrastinate worker for the schedule until ``stop`` is set (its jobs
+    reading the replica at ``read_database_url`` when given)."""
     apply_procrastinate_schema(database_url)
-    with open_ledger(database_url, clock=clock) as led:
+    with contextlib.ExitStack() as opened:
+        led = opened.enter_context(open_ledger(database_url, clock=clock))
+        replica = None
+        if read_database_url is not None:
+            reads = opened.enter_context(open_read_ledger(read_database_url, clock=clock))
+            replica = Replica(reads)
 
         def work() -> None:
-            report = run_pass(led, out=out, stop=stop)
+            report = run_pass(led, out=out, stop=stop, replica=replica)
             if report.failures:
                 raise ScheduledPassFailed(
                     "; ".join(
@@ -249,15 +267,25 @@ def run_scheduler(
     stop: threading.Event,
     out: Path = REPORTS_DIR,
     clock: Clock | None = None,
+    read_database_url: str | None = None,
 ) -> None:
     """Run the reconciliation schedule until ``stop`` is set: a procrastinate worker on
-    PostgreSQL (restarted after :data:`RESTART_S` if it fails), the loop on SQLite."""
+    PostgreSQL (restarted after :data:`RESTART_S` if it fails), the loop on SQLite (which
+    has no replica: ``read_database_url`` is refused there before anything runs)."""
     if database_url.startswith("sqlite:///"):
+        if read_database_url is not None:
+            raise InputInvalid("SQLite has no read replica: drop the read database")
         run_sqlite_loop(database_url, stop=stop, out=out, clock=clock)
         return
     while not stop.is_set():
         try:
-            run_pg_worker(database_url, stop=stop, out=out, clock=clock)
+            run_pg_worker(
+                database_url,
+                stop=stop,
+                out=out,
+                clock=clock,
+                read_database_url=read_database_url,
+            )
         except Exception:  # PostgreSQL away, say: the worker must come back with it
             log.exception("reconciliation worker stopped; restarting in %.0f s", RESTART_S)
             stop.wait(RESTART_S)
