@@ -32,11 +32,11 @@ from api.access import Owners
 from api.observability import Metrics
 from api.principals import ApiKey, KeyCache, find_key
 from api.problems import PROBLEM_CONTENT_TYPE, ApiError, refusal_of
-from api.ratelimit import TokenBuckets
+from api.ratelimit import KeyRateLimit, TokenBuckets
 from api.settings import Settings
 from api.signatures import Verified, verify_request
 from ledger import Ledger
-from ledger.core.errors import EdgeError, LedgerError
+from ledger.core.errors import LedgerError
 
 PURGE_EVERY_POSTS = 1000
 JSON_CONTENT_TYPE = "application/json"
@@ -48,6 +48,7 @@ class Context:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     buckets: TokenBuckets = field(init=False)
+    key_limit: KeyRateLimit = field(init=False)
     keys: KeyCache = field(init=False)
     owners: Owners = field(default_factory=Owners)
     _posts: itertools.count[int] = field(default_factory=itertools.count)
@@ -55,6 +56,11 @@ class Context:
     def __post_init__(self) -> None:
         self.buckets = TokenBuckets(
             rate_per_s=self.settings.rate_limit_per_s, burst=self.settings.rate_limit_burst
+        )
+        self.key_limit = KeyRateLimit(
+            self.ledger,
+            rate_per_s=self.settings.rate_limit_per_s,
+            burst=self.settings.rate_limit_burst,
         )
         led = self.ledger
         self.keys = KeyCache(
@@ -124,10 +130,6 @@ def target_uri(request: Request, settings: Settings) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{path}"
 
 
-class KeyNotInMemory(EdgeError):
-    """:func:`authenticate` with ``from_memory``: the key is not in the process's cache."""
-
-
 def verify_signature(
     request: Request, body: bytes, lookup: Callable[[str], ApiKey | None], settings: Settings
 ) -> Verified:
@@ -147,29 +149,16 @@ def verify_signature(
     )
 
 
-def authenticate(request: Request, body: bytes, *, from_memory: bool = False) -> ApiKey:
-    """Verify the signature, then the key's rate limit; the caller's key.
-
-    ``from_memory``: look the key up in the process's cache only, and raise
-    :class:`KeyNotInMemory` (before anything is counted) when it is not there; this does
-    no I/O, so the event loop may run it without a worker thread.
-    """
+def authenticate(request: Request, body: bytes) -> ApiKey:
+    """Verify the signature, then take from the key's rate limit (shared by every process:
+    :class:`api.ratelimit.KeyRateLimit`); the caller's key. Both may do I/O: run it in a
+    worker thread."""
     ctx = context(request)
-    settings = ctx.settings
-
-    def lookup(key_id: str) -> ApiKey | None:
-        if not from_memory:
-            return ctx.keys.find(key_id)
-        found = ctx.keys.cached(key_id)
-        if found is None:
-            raise KeyNotInMemory(key_id)
-        return found
-
-    key = verify_signature(request, body, lookup, settings).key
+    key = verify_signature(request, body, ctx.keys.find, ctx.settings).key
     state = request.scope.setdefault("state", {})
     state["key_id"] = key.key_id
     state["principal_id"] = str(key.principal_id)
-    wait_s = ctx.buckets.take(key.key_id)
+    wait_s = ctx.key_limit.take(key.key_id)
     if wait_s:
         raise ApiError("rate_limited", "slow down", headers={"Retry-After": str(wait_s)})
     return key

@@ -1,8 +1,15 @@
-"""Per-key rate limit: an in-process token bucket.
+"""Rate limits: per API key, shared by every process on the database; per network address
+for the enrollment's redeem, in this process.
 
-Each key may burst ``burst`` requests, refilled at ``rate_per_s``. The buckets live in
-this process only: with several API processes each enforces its own share (a shared
-limit would need the database or a cache; not worth a round trip per request here).
+:class:`KeyRateLimit` (``api.context.authenticate``): each key may burst ``burst`` requests,
+refilled at ``rate_per_s``, however many API processes serve it: the bucket is a row of
+``rate_buckets`` taken by one statement (:mod:`ledger.flows.rate_buckets`, which says
+what it guarantees). It does I/O: it runs in a worker thread, never on the event loop.
+There is no in-process bucket in front of it: one would refuse what the shared bucket
+still allows (its own count lags the other processes' requests) or allow what it refuses.
+
+:class:`TokenBuckets`: an in-process token bucket, for a limit that is not a key's (the
+enrollment's per-address limit: several processes allow it several times).
 """
 
 from __future__ import annotations
@@ -12,8 +19,30 @@ import threading
 import time
 from collections.abc import Callable
 
+from ledger import Ledger
+from ledger.flows import rate_buckets
+from ledger.limits import US_PER_S
+
+__all__ = ["KeyRateLimit", "TokenBuckets"]
+
+
+class KeyRateLimit:
+    """The per-key limit, in the database (``Settings.rate_limit_per_s``, ``_burst``)."""
+
+    def __init__(self, ledger: Ledger, *, rate_per_s: float, burst: int) -> None:
+        self._ledger = ledger
+        self.rate = rate_buckets.Rate.per_second(rate_per_s, burst)
+
+    def take(self, key_id: str) -> int:
+        """0 when the key's request may go ahead (taken), else the whole seconds to wait
+        (``Retry-After``, at least 1). One transaction: call it from a worker thread."""
+        wait_us = rate_buckets.take(self._ledger, key_id, self.rate)
+        return -(-wait_us // US_PER_S)  # whole seconds, rounded up
+
 
 class TokenBuckets:
+    """Token buckets in this process, by any name: ``burst`` each, refilled at ``rate_per_s``."""
+
     def __init__(
         self, *, rate_per_s: float, burst: int, monotonic: Callable[[], float] = time.monotonic
     ) -> None:

@@ -4,10 +4,15 @@ One process by default. ``workers`` > 1 (PostgreSQL only) runs that many process
 uvicorn's supervisor, sharing the listening socket: each builds its app from the database
 URL handed over in :data:`DATABASE_ENV` (:func:`app_from_env`). Everything the service
 does is safe from several processes at once (the group commit and the database's locks,
-the idempotency records, the sealer's lock, the sweeps, leased webhook deliveries,
-claimed reconciliation dates); what is per process: the per-key rate limit (each process
-allows the configured rate, so N processes allow up to N times it), and the caches of
-keys (2 s) and account owners (immutable).
+the idempotency records, the per-key rate limit (``rate_buckets``), the sealer's lock,
+the sweeps, leased webhook deliveries, claimed reconciliation dates); what is per
+process: the caches of keys (2 s) and account owners (immutable), and the enrollment's
+per-address limit (N processes allow up to N times it).
+
+:data:`RATE_LIMIT_PER_S_ENV` and :data:`RATE_LIMIT_BURST_ENV` set every served process's
+per-key rate limit (``Settings.rate_limit_per_s``, ``rate_limit_burst``; default: the
+settings' own); a value that is not a positive number is refused before anything is
+served (:class:`ServeRefused`).
 
 :data:`WEBHOOK_NETWORKS_ENV` (``VLEDGER_WEBHOOK_NETWORKS_ALLOWED``, comma-separated CIDRs,
 default empty) lets webhook endpoints target those non-public networks anyway
@@ -19,8 +24,10 @@ a list of networks is refused before anything is served (:class:`ServeRefused`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -31,6 +38,7 @@ from api.observability import configure_logging
 from api.settings import Settings, loopback_hosts
 from ledger import open_ledger
 from ledger.core.errors import EdgeError
+from ledger.flows.rate_buckets import Rate
 from webhooks.settings import WebhookSettings, parse_networks
 
 HOST_DEFAULT = "127.0.0.1"
@@ -43,6 +51,10 @@ PUBLIC_ORIGIN_ENV = "VLEDGER_PUBLIC_ORIGIN"
 """``https://ledger.example``: the origin clients sign for behind a proxy (Settings)."""
 WEBHOOK_NETWORKS_ENV = "VLEDGER_WEBHOOK_NETWORKS_ALLOWED"
 """Comma-separated CIDRs webhook targets may be on (a local try-out only, never production)."""
+RATE_LIMIT_PER_S_ENV = "VLEDGER_RATE_LIMIT_PER_S"
+"""Requests per second each key may sustain, in every served process (``Settings``)."""
+RATE_LIMIT_BURST_ENV = "VLEDGER_RATE_LIMIT_BURST"
+"""Requests each key may make at once, in every served process (``Settings``)."""
 
 
 def served_settings(host: str, port: int) -> Settings:
@@ -50,8 +62,25 @@ def served_settings(host: str, port: int) -> Settings:
     names a loopback address answers to (``api.settings.loopback_hosts``)."""
     origin = os.environ.get(PUBLIC_ORIGIN_ENV) or None
     if origin is not None:
-        return Settings(public_origin=origin)
-    return Settings(allowed_hosts=loopback_hosts(host, port))
+        return Settings(public_origin=origin, **served_rate_limit())
+    return Settings(allowed_hosts=loopback_hosts(host, port), **served_rate_limit())
+
+
+def served_rate_limit() -> dict[str, Any]:
+    """The per-key rate limit :data:`RATE_LIMIT_PER_S_ENV` and :data:`RATE_LIMIT_BURST_ENV`
+    set (only those set); :class:`ServeRefused` if either is not a positive number."""
+    chosen: dict[str, Any] = {}
+    try:
+        if rate := os.environ.get(RATE_LIMIT_PER_S_ENV):
+            chosen["rate_limit_per_s"] = float(rate)
+        if burst := os.environ.get(RATE_LIMIT_BURST_ENV):
+            chosen["rate_limit_burst"] = int(burst)
+        limit: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Settings)}
+        limit.update(chosen)
+        Rate.per_second(limit["rate_limit_per_s"], limit["rate_limit_burst"])
+    except ValueError as bad:
+        raise ServeRefused(f"{RATE_LIMIT_PER_S_ENV} / {RATE_LIMIT_BURST_ENV}: {bad}") from None
+    return chosen
 
 
 class ServeRefused(EdgeError, ValueError):
@@ -104,6 +133,7 @@ def serve(
     if workers > 1 and settings is not None:
         raise ServeRefused("several worker processes run with the default settings")
     hooks = served_webhook_settings()  # a malformed value stops here, before migrating
+    served_rate_limit()  # so does a malformed rate limit
     configure_logging()
     if migrate:
         open_ledger(database_url, migrate=True).close()

@@ -71,7 +71,9 @@ class Settings:
     """How long this process trusts a key it looked up (``api.principals.KeyCache``): a key
     revoked by another process is refused here at most this long after; 0: no cache."""
     rate_limit_per_s: float = 50.0
-    """Requests per second each key may sustain (an in-process token bucket)."""
+    """Requests per second each key may sustain (one bucket per key in the database, shared
+    by every process: ``ledger.flows.rate_buckets``); also each network address's rate at
+    the enrollment's redeem (in this process)."""
     rate_limit_burst: int = 100
     """Requests a key may make at once before the rate applies."""
     public_origin: str | None = None

@@ -71,12 +71,11 @@ def test_a_storage_error_waits_and_a_bug_is_not_a_refusal() -> None:
 
 def test_the_apis_own_errors_are_in_the_tree() -> None:
     from api.client import ProblemError
-    from api.context import KeyNotInMemory
     from api.principals import KeyRefused
     from api.server import ServeRefused
     from ledger.core.errors import EdgeError
 
-    for edge in (ApiError, ProblemError, KeyNotInMemory, ServeRefused):
+    for edge in (ApiError, ProblemError, ServeRefused):
         assert issubclass(edge, EdgeError)
     assert issubclass(ServeRefused, ValueError)  # ``vledger serve`` catches it so
     assert issubclass(KeyRefused, Refused) and issubclass(KeyRefused, ValueError)

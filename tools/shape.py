@@ -68,6 +68,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "api_keys": ("ledger.flows.principals.repository",),
     "enrollment_codes": ("ledger.flows.enrollment.repository",),
     "idempotency_records": ("ledger.flows.idempotency.repository",),
+    "rate_buckets": ("ledger.flows.rate_buckets",),
     "webhook_endpoints": ("webhooks",),
     "webhook_deliveries": ("webhooks",),
     "webhook_attempts": ("webhooks",),

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.context import KeyNotInMemory, authenticate, context, json_response, raw_body, run_post
+from api.context import authenticate, context, json_response, raw_body, run_post
 from api.principals import ApiKey
 from api.problems import ApiError
 from api.routes.steps import parse
@@ -37,16 +37,11 @@ T = TypeVar("T")
 
 
 async def signed(request: Request) -> ApiKey:
-    """The caller, once the body is read (size-limited) and the signature verified.
-
-    A key this process looked up a moment ago is checked right here on the event loop
-    (a signature check is CPU only); otherwise a worker thread looks it up in the database.
-    """
+    """The caller, once the body is read (size-limited), the signature verified and the
+    key's rate limit taken: one worker thread does both (the limit is a statement in the
+    database, shared by every process; the key is looked up there unless remembered)."""
     body = await raw_body(request)
-    try:
-        return authenticate(request, body, from_memory=True)
-    except KeyNotInMemory:
-        return await run_in_threadpool(authenticate, request, body)
+    return await run_in_threadpool(authenticate, request, body)
 
 
 def body_of(request: Request) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ledger import open_ledger
 from ledger.core import migrations
@@ -67,24 +68,39 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="server processes sharing the port (PostgreSQL only; default 1)",
+        help="server processes sharing the port; default: one per core this process may run"
+        " on with PostgreSQL, 1 with SQLite (one writer; more are refused). Every process"
+        " enforces the same per-key rate limit, kept in the database",
     )
 
 
+def serve_workers(args: argparse.Namespace) -> int:
+    """``--workers``, else its default: the cores this process may run on (PostgreSQL),
+    1 (SQLite, which has one writer)."""
+    if args.workers is not None:
+        return int(args.workers)
+    if not str(args.database).startswith("postgresql"):
+        return 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def serve(args: argparse.Namespace) -> int:
-    from api.server import ServeRefused, served_webhook_settings
+    from api.server import ServeRefused, served_rate_limit, served_webhook_settings
     from api.server import serve as serve_api
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1..65535, not {args.port}")
     try:
         served_webhook_settings()  # VLEDGER_WEBHOOK_NETWORKS_ALLOWED: one line, exit 2
+        served_rate_limit()  # VLEDGER_RATE_LIMIT_PER_S, _BURST: the same
     except ServeRefused as refused:
         raise UsageError(str(refused)) from None
     try:
-        serve_api(args.host, args.port, args.database, migrate=True, workers=args.workers)
+        serve_api(args.host, args.port, args.database, migrate=True, workers=serve_workers(args))
     except ServeRefused as refused:
         raise UsageError(f"--workers: {refused}") from None
     return EXIT_OK
