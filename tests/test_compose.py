@@ -10,9 +10,10 @@
   compose. ``config`` needs no daemon. Outside CI a machine without compose skips these;
   in CI (``CI`` set) they fail instead.
 - On a throwaway PostgreSQL 15 (``tests.pgcluster``, never the machine's server):
-  ``deploy/postgres/primary-init.sh`` makes the roles, the database and the slot;
-  migrations, the service key and procrastinate's schema are made as the application
-  role (no superuser); ``deploy/postgres/replica-entrypoint.sh`` makes a streaming
+  ``deploy/postgres/primary-init.sh`` makes the roles, the database and the slot; with
+  passwords required over TCP (scram-sha-256, as in the image), migrations, the service
+  key and procrastinate's schema are made as the application role (no superuser), and
+  ``deploy/postgres/replica-entrypoint.sh`` makes a streaming
   standby that compose's replica health check calls healthy, that refuses writes and
   that receives a write made on the primary afterwards.
 """
@@ -403,11 +404,30 @@ def test_primary_init_then_app_role_migrates_then_replica_streams(compose: list[
         hba = (primary.data / "pg_hba.conf").read_text().splitlines()
         assert f"host replication {replication['REPLICATION_USER']} all scram-sha-256" in hba
 
+        require_passwords(primary)
         url = app_url(primary, passwords.values["VLEDGER_DB_PASSWORD"])
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(app_url(primary, "not-the-password").replace("+psycopg", "")).close()
         run_migrate_service(compose, url)
         apply_procrastinate_schema(url)  # what `vledger worker` does first, as the same role
         with streaming_replica(primary, passwords, replication) as replica:
             check_replica(compose, primary, replica, url)
+
+
+def require_passwords(primary: Cluster) -> None:
+    """The throwaway cluster's trust, as the image has it: the app role and replication
+    over TCP with their passwords (scram-sha-256); the tests' superuser still trusted."""
+    appended = (primary.data / "pg_hba.conf").read_text().splitlines()[-1]
+    rules = (
+        "local all all trust",
+        "host all postgres 127.0.0.1/32 trust",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        appended,
+    )
+    (primary.data / "pg_hba.conf").write_text("\n".join(rules) + "\n")
+    assert primary.query("SELECT pg_reload_conf()") == [(True,)]
+    [(errors,)] = primary.query("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")
+    assert errors == 0
 
 
 def run_migrate_service(compose: list[str], url: str) -> None:
