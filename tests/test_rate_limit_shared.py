@@ -1,8 +1,9 @@
 """The per-key rate limit is one bucket in the database, whatever process serves the key.
 
 - the bucket (:mod:`ledger.flows.rate_buckets`) against a plain token bucket in Python,
-  step by step on a moving clock, on SQLite and PostgreSQL; a bucket for a key that does
-  not exist is refused by the database too;
+  step by step on a moving clock, on SQLite and PostgreSQL; takes racing from two
+  ledgers allow exactly the burst; a bucket for a key that does not exist is refused by
+  the database too;
 - two apps on one database (two processes' worth of state: two ``Context``, two key
   caches, two connection pools) taking turns: the burst is shared, the next request is
   429 with ``Retry-After`` whichever app serves it, and time refills one bucket for both;
@@ -21,9 +22,11 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,6 +110,30 @@ def test_the_bucket_answers_as_a_plain_token_bucket_would(
         answers.append(rate_buckets.take(ledger, key, rate))
         assert answers[-1] == model.take(now_us), len(answers)
     assert 0 < answers.count(0) < len(answers)  # both answers were given
+
+
+def test_racing_takes_from_two_ledgers_allow_exactly_the_burst(
+    db_url: str, ledger: Ledger, clock: Clock, tmp_path: Path
+) -> None:
+    """Two ledgers (two pools, as two processes have) and four threads each take at once
+    on a clock that does not move: exactly ``burst`` are allowed."""
+    key = new_key(db_url, tmp_path)["key_id"]
+    rate = Rate.per_second(1.0, 13)
+    other = open_ledger(db_url, clock=clock)
+    start = threading.Barrier(8)
+
+    def takes(led: Ledger) -> list[int]:
+        start.wait()
+        return [rate_buckets.take(led, key, rate) for _ in range(5)]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            found = [pool.submit(takes, (ledger, other)[n % 2]) for n in range(8)]
+            answers = [wait for future in found for wait in future.result()]
+    finally:
+        other.close()
+    assert answers.count(0) == 13
+    assert all(wait > 0 for wait in answers if wait) and len(answers) == 40
 
 
 def test_a_bucket_is_only_for_a_key_that_exists(ledger: Ledger) -> None:
