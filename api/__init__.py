@@ -19,7 +19,7 @@ module              what it is for
 ``problems``        RFC 9457 problem details: one ``type`` and ``code`` per refusal
 ``openapi``         completes FastAPI's OpenAPI 3.1 document
 ``observability``   JSON logs with a request id; Prometheus metrics
-``ratelimit``       per-key token bucket (in-process)
+``ratelimit``       per-key rate limit (one bucket per key in the database, every process)
 ``settings``        every limit, named with its unit
 ``webhooks``        the outbox delivered to endpoints, signed (Standard Webhooks), retried
 ``background``      the service's sweeper (flows' timers) and sealer threads
