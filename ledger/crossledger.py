@@ -296,7 +296,13 @@ class Coordinator:
         (the payer is short), :class:`Conflict` if the intent id was used for another
         payment; nothing is in flight then."""
         self._check(intent)
-        [result] = self._ledgers[intent.source].create_transfers([source_hold(intent)])
+        source = self._ledgers[intent.source]
+        [result] = source.create_transfers([source_hold(intent)])
+        if result.status is Status.EXISTS:
+            # The core compares a hold's fields, not its metadata: the payee is only there.
+            [hold] = source.lookup_transfers([leg_id(intent.intent_id, SOURCE_HOLD)])
+            if intent_of(hold) != intent:
+                raise Conflict("cross_intent_reused", "another payment has this id")
         if result.status in _CLASHES:
             raise Conflict("cross_intent_reused", f"another payment has this id: {result.status}")
         if result.status not in _OK:

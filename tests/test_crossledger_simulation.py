@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ MINT_CODE = 1
 WALLET_CODE = 101
 FUND_CODE = 9
 T = TypeVar("T")
+RACED_INTENTS = 30
 
 
 class Crash(Exception):
@@ -525,9 +527,15 @@ def test_misuse_is_refused_before_any_write(shared_world: World) -> None:
     reused = CrossTransfer(
         intent.intent_id, "east", "west", intent.payer_id, intent.payee_id, 701, CURRENCY
     )
-    with pytest.raises(Conflict) as conflict:
-        coordinator.transfer(reused)
-    assert conflict.value.code == "cross_intent_reused"
+    other_payee = CrossTransfer(
+        intent.intent_id, "east", "west", intent.payer_id, world.wallets["west"][1], 700, CURRENCY
+    )
+    for clash in (reused, other_payee):
+        with pytest.raises(Conflict) as conflict:
+            coordinator.transfer(clash)
+        assert conflict.value.code == "cross_intent_reused"
+    assert legs(world, intent) == POSTED_LEGS
+    assert world.coordinator().transfer(intent).target_status is Status.EXISTS
     with pytest.raises(MalformedRequest):
         Coordinator(dict(world.ledgers), [Link("east", "north", CURRENCY)])
 
@@ -565,3 +573,46 @@ def test_recovery_pages_past_its_page_size(world: World) -> None:
     assert east.create_transfers([source_hold(intents[-1])])[0].status is Status.CREATED
     found = world.coordinator().unfinished()
     assert [i.intent_id for i in found] == [i.intent_id for i in intents]
+
+
+def test_coordinators_racing_on_the_same_intents_agree(shared_world: World) -> None:
+    """Three coordinators at once (a client's call and two recoveries) finish the same
+    intents: each ends once, as its payee decides, and no money moves twice."""
+    world = shared_world
+    payer = world.wallets["west"][4]
+    payees = [world.wallets["east"][4], world.closed["east"][1]]
+    intents = [
+        CrossTransfer(uuid.uuid4(), "west", "east", payer, payees[i % 2], 100 + i, CURRENCY)
+        for i in range(RACED_INTENTS)
+    ]
+    before = spendable(world)
+    coordinator = world.coordinator()
+    for intent in intents:
+        coordinator.start(intent)
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    racers = [
+        threading.Thread(target=run, args=(lambda: [coordinator.transfer(i) for i in intents],)),
+        threading.Thread(target=run, args=(world.coordinator().recover,)),
+        threading.Thread(target=run, args=(world.coordinator().recover,)),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert errors == []
+    for i, intent in enumerate(intents):
+        assert legs(world, intent) == (POSTED_LEGS if i % 2 == 0 else VOIDED_LEGS)
+    posted = sum(i.amount_minor for i in intents[::2])
+    after = spendable(world)
+    assert after[payer] == before[payer] - posted
+    assert after[payees[0]] == before[payees[0]] + posted
+    assert after[payees[1]] == before[payees[1]] == 0
+    for name, led in world.ledgers.items():
+        assert led.check_integrity().problems == [], name
