@@ -20,14 +20,15 @@ import queue
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.core import store, tx
 from ledger.core.engine import (
@@ -48,6 +49,9 @@ WRITERS_MAX = 2
 """Write transactions a process keeps in flight at once: while one waits for its commit
 to reach the disk, the next group of callers is already being locked and applied."""
 CONNECT_TIMEOUT_S = 10
+POOL_WAIT_S = 5.0
+"""How long a caller waits for a pooled connection; past it (the database away, every
+connection busy) the call is a :class:`StorageError` (503), not a hang."""
 RETRY_BACKOFF_S = 0.005
 """A deadlock's or serialization failure's retry waits up to this times the attempt."""
 
@@ -212,6 +216,7 @@ class PostgresStore:
             max_size=POOL_SIZE_MAX,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             configure=_configure,
+            timeout=POOL_WAIT_S,
             open=False,
             name="vledger",
         )
@@ -231,8 +236,18 @@ class PostgresStore:
             self._writers.get().drop()
         self._pool.close()
 
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for reads: a lost or unreachable database (no connection
+        within :data:`POOL_WAIT_S`) is a :class:`StorageError`, never psycopg's own."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
+
     def check_schema(self, head: str) -> None:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             try:
                 row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             except pg_errors.UndefinedTable:
@@ -425,6 +440,8 @@ class PostgresStore:
                 pg_errors.ForeignKeyViolation,
             ) as exc:
                 _invariant(exc)
+            except PoolTimeout as exc:  # waited POOL_WAIT_S already: no second wait
+                raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
             except psycopg.OperationalError as exc:
                 if attempt >= 3:
                     raise StorageError(f"PostgreSQL connection failed: {exc}") from exc
@@ -439,7 +456,7 @@ class PostgresStore:
         """Read the accounts of holds this process has not seen (immutable, no lock)."""
         if not pending_ids:
             return
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             rows = conn.execute(
                 "SELECT id, debit_account_id, credit_account_id FROM transfers"
                 " WHERE id = ANY(%s::uuid[])",
@@ -458,7 +475,7 @@ class PostgresStore:
             cache[hold_id] = (debit_id, credit_id)
 
     def expire(self, now_us: int, limit: int) -> int:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             rows = conn.execute(
                 "SELECT debit_account_id, credit_account_id FROM pending_holds"
                 " WHERE expires_at_us <= %s ORDER BY expires_at_us LIMIT %s",
@@ -545,11 +562,11 @@ class PostgresStore:
     # -- reads ------------------------------------------------------------------------
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             return _lookup_accounts(conn, ids, now_us)
 
     def lookup_transfers(self, ids: Sequence[uuid.UUID]) -> list[Transfer]:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             found = {
                 t.id: t
                 for t in (
@@ -566,7 +583,7 @@ class PostgresStore:
     def account_transfers(
         self, account_id: uuid.UUID, after: uuid.UUID | None, limit: int
     ) -> list[Transfer]:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             cursor: tuple[int, int] = (-1, -1)
             if after is not None:
                 row = conn.execute(
@@ -584,7 +601,7 @@ class PostgresStore:
         return [store.transfer(row, _same) for row in rows]
 
     def balance_at(self, account_id: uuid.UUID, at_us: int) -> tuple[int, int] | None:
-        with self._pool.connection() as conn:
+        with self._pooled() as conn:
             row = conn.execute(BALANCE_AT, {"a": account_id, "at": at_us}).fetchone()
         if row is None:
             return None
@@ -594,7 +611,7 @@ class PostgresStore:
 
     def integrity_problems(self) -> list[str]:
         problems: list[str] = []
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pooled() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             totals = {
                 row[0]: [int(v) for v in row[1:]]

@@ -114,11 +114,16 @@ def worker(args: argparse.Namespace) -> int:
     import sys
     import threading
 
+    from api.server import ServeRefused, served_webhook_settings
     from reconciliation.tasks import run_scheduler
     from sms.settings import gateway_from_env
     from sms.worker import run_sms_worker
     from webhooks import run_worker
 
+    try:  # the same webhook settings as vledger serve (VLEDGER_WEBHOOK_NETWORKS_ALLOWED)
+        hooks = served_webhook_settings()
+    except ServeRefused as refused:
+        raise UsageError(str(refused)) from None
     stop = threading.Event()
     scheduler = threading.Thread(
         target=run_scheduler,
@@ -149,7 +154,7 @@ def worker(args: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        run_worker(args.database, stop=stop)
+        run_worker(args.database, settings=hooks, stop=stop)
     finally:
         stop.set()
         scheduler.join(timeout=SCHEDULER_JOIN_S)
