@@ -34,14 +34,19 @@ Three formats, each read by :func:`open_statement` into a :class:`StatementReade
     owner's reference unless it is ``NONREF``. Balances are ``:60F:``/``:60M:`` and
     ``:62F:``/``:62M:``.
 
-Amounts are decimal text turned into minor units with integer arithmetic
-(:func:`to_minor`); an amount with more decimals than its currency has is refused, as is
-a malformed date. Every fault is a :class:`ValueError` naming the line.
+Amounts are decimal text (ASCII digits) turned into minor units with integer arithmetic
+(:func:`to_minor`); an amount with more decimals than its currency has, or beyond
+:data:`~ledger.limits.AMOUNT_MAX_MINOR` minor units either way, is refused, as is a
+malformed date, and a statement whose amounts, summed without their signs, pass
+:data:`AMOUNTS_SUM_MAX_MINOR`. Every fault in a file is a :class:`ValueError` naming the
+file (and the line, when there is one); nothing else escapes, whatever the bytes
+(``tests/test_fuzz_parsers.py``).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import tomllib
@@ -57,7 +62,7 @@ import defusedxml.ElementTree as safe_xml
 from defusedxml import DefusedXmlException
 
 from ledger.core import currency as iso4217
-from ledger.limits import REFERENCE_LENGTH_MAX
+from ledger.limits import AMOUNT_MAX_MINOR, REFERENCE_LENGTH_MAX
 
 __all__ = [
     "FORMATS",
@@ -71,6 +76,9 @@ __all__ = [
 FORMATS = ("csv", "camt053", "mt940")
 LINES_MAX = 10_000_000
 """Statement lines per file."""
+AMOUNTS_SUM_MAX_MINOR = 2**62
+"""The lines' amounts summed without their signs: any sum the matching takes in SQL
+(``reconciliation.matching``, a BIGINT) then fits."""
 DESCRIPTION_LENGTH_MAX = 500
 """A line's description is cut to this many characters."""
 MT940_BYTES_MAX = 64 * 1024 * 1024
@@ -79,7 +87,10 @@ CSV_FIELD_LENGTH_MAX = 4096
 MAPPING_BYTES_MAX = 64 * 1024
 
 _EXTENSIONS = {".csv": "csv", ".xml": "camt053", ".sta": "mt940", ".mt940": "mt940"}
-_DECIMAL_TEXT = re.compile(r"([+-]?)(\d+)(?:\.(\d+))?")
+_DECIMAL_TEXT = re.compile(r"([+-]?)(\d+)(?:\.(\d+))?", re.ASCII)
+_WHOLE_DIGITS_MAX = len(str(AMOUNT_MAX_MINOR))
+"""More whole digits than this is beyond any amount (checked before ``int``, which
+refuses long digit strings in its own words)."""
 _CSV_FIELDS = ("date", "amount", "credit", "debit", "reference", "description", "balance")
 _CSV_KEYS = frozenset(
     {
@@ -127,15 +138,23 @@ class StatementReader:
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> Iterator[StatementLine]:
+        magnitude = 0
         for count, line in enumerate(self._lines, start=1):
             if count > LINES_MAX:
                 raise ValueError(f"statement has more than {LINES_MAX} lines")
+            magnitude += abs(line.amount_minor)
+            if magnitude > AMOUNTS_SUM_MAX_MINOR:
+                raise ValueError(
+                    f"line {line.line_no}: the amounts so far sum past {AMOUNTS_SUM_MAX_MINOR}"
+                    " minor units (signs ignored)"
+                )
             yield line
 
 
 def to_minor(text: str | Decimal, currency: str, *, where: str = "amount") -> int:
-    """Decimal text (``-1234.50``) or a :class:`Decimal` as integer minor units of
-    ``currency``, exactly; more decimals than the currency has is a :class:`ValueError`."""
+    """Decimal text (``-1234.50``, ASCII digits) or a :class:`Decimal` as integer minor
+    units of ``currency``, exactly; more decimals than the currency has, or a magnitude
+    beyond :data:`~ledger.limits.AMOUNT_MAX_MINOR` minor units, is a :class:`ValueError`."""
     digits = iso4217.minor_digits(currency)
     if isinstance(text, str):
         found = _DECIMAL_TEXT.fullmatch(text.strip())
@@ -144,17 +163,27 @@ def to_minor(text: str | Decimal, currency: str, *, where: str = "amount") -> in
         sign, whole, fraction = found.group(1), found.group(2), found.group(3) or ""
         if len(fraction) > digits:
             raise ValueError(f"{where}: {text!r} has more decimals than {currency} has ({digits})")
+        if len(whole.lstrip("0")) > _WHOLE_DIGITS_MAX:
+            raise ValueError(f"{where}: {text[:40]!r}... is beyond any amount")
         magnitude = int(whole + fraction + "0" * (digits - len(fraction)))
-        return -magnitude if sign == "-" else magnitude
+        return _bounded(-magnitude if sign == "-" else magnitude, where)
     if not text.is_finite():
         raise ValueError(f"{where}: not a finite amount: {text!r}")
     negative, figures, exponent = text.as_tuple()
     assert isinstance(exponent, int)  # finite, checked above
     if exponent < -digits:
         raise ValueError(f"{where}: {text} has more decimals than {currency} has ({digits})")
+    if len(figures) + exponent > _WHOLE_DIGITS_MAX:
+        raise ValueError(f"{where}: {text} is beyond any amount")
     scale: int = 10 ** (exponent + digits)  # exponent >= -digits: an integer
     magnitude = int("".join(map(str, figures)) or "0") * scale
-    return -magnitude if negative else magnitude
+    return _bounded(-magnitude if negative else magnitude, where)
+
+
+def _bounded(minor: int, where: str) -> int:
+    if abs(minor) > AMOUNT_MAX_MINOR:
+        raise ValueError(f"{where}: {minor} minor units is beyond {AMOUNT_MAX_MINOR} either way")
+    return minor
 
 
 def _check_currency(code: str | None, where: str) -> str:
@@ -304,9 +333,18 @@ def _csv_layout(settings: dict[str, str]) -> _CsvLayout:
         decimal_mark,
         thousands,
         delimiter,
-        settings.get("encoding", "utf-8-sig"),
+        _text_encoding(settings.get("encoding", "utf-8-sig")),
         "closing" in settings,
     )
+
+
+def _text_encoding(name: str) -> str:
+    """``name`` if it is a text encoding that :func:`open` takes."""
+    try:
+        io.TextIOWrapper(io.BytesIO(), encoding=name)
+    except (LookupError, ValueError):
+        raise ValueError(f"encoding {name!r} is not a text encoding") from None
+    return name
 
 
 def _csv_reader(path: Path, settings: dict[str, str]) -> StatementReader:
@@ -362,6 +400,8 @@ def _csv_header(
         header = next(rows)
     except StopIteration:
         raise ValueError(f"{path.name}: empty CSV file (no header row)") from None
+    except (ValueError, csv.Error) as exc:  # not text in the encoding, a field too long
+        raise ValueError(f"{path.name} header: {exc}") from None
     index = {name: i for i, name in enumerate(header)}
     missing = [h for h in columns.values() if h not in index]
     if missing:
@@ -429,7 +469,8 @@ def _csv_lines(path: Path, layout: _CsvLayout, reader: StatementReader) -> Itera
                 yield file.line(line_no, row)
         except (ValueError, csv.Error) as exc:
             raise ValueError(f"{path.name} line {rows.line_num}: {exc}") from None
-        if reader.opening_minor is None:  # a balance column and no lines
+        if reader.opening_minor is None or reader.closing_minor is None:
+            # a balance column and no lines: they give no balance
             raise ValueError(f"{path.name}: no lines and no --option opening/closing")
 
 
@@ -566,37 +607,49 @@ def _camt_entry(
 
 
 def _camt_events(path: Path, reader: StatementReader) -> Iterator[StatementLine]:
-    statements = 0
-    statement: Element | None = None
-    line_no = 0
-    opening_kind = ""
+    """The booked entries of the camt.053 file at ``path``; whatever its bytes, a fault is
+    a :class:`ValueError` naming the file."""
     try:
-        parsed = safe_xml.iterparse(
-            str(path), events=("start", "end"), forbid_dtd=True, forbid_entities=True
-        )
-        for event, element in parsed:
-            name = _local(element.tag)
-            if event == "start":
-                if name in ("Stmt", "Rpt"):
-                    statements += 1
-                    if statements > 1:
-                        raise ValueError(f"{path.name}: more than one Stmt; one statement per run")
-                    statement = element
-                continue
-            if statement is None:
-                continue
-            if name == "Bal" and _child(element, "Tp", "CdOrPrtry", "Cd") is not None:
-                opening_kind = _camt_balance(path, element, reader, opening_kind)
-            elif name == "Ntry":
-                line = _camt_entry(path, element, reader, line_no + 1)
-                statement.remove(element)  # keep memory bounded on a long statement
-                if line is not None:
-                    line_no += 1
-                    yield line
+        yield from _camt_elements(path, reader)
     except DefusedXmlException as exc:
         raise ValueError(f"{path.name}: XML refused ({type(exc).__name__}: {exc})") from None
     except SyntaxError as exc:  # ElementTree's ParseError
         raise ValueError(f"{path.name}: not well-formed XML: {exc}") from None
+    except LookupError as exc:  # the declaration names an encoding Python has no text codec for
+        raise ValueError(f"{path.name}: XML in an unknown encoding: {exc}") from None
+
+
+def _camt_elements(path: Path, reader: StatementReader) -> Iterator[StatementLine]:
+    statements = 0
+    statement: Element | None = None
+    open_elements: list[Element] = []  # started, not ended: an entry's parent is the last
+    line_no = 0
+    opening_kind = ""
+    parsed = safe_xml.iterparse(
+        str(path), events=("start", "end"), forbid_dtd=True, forbid_entities=True
+    )
+    for event, element in parsed:
+        name = _local(element.tag)
+        if event == "start":
+            open_elements.append(element)
+            if name in ("Stmt", "Rpt"):
+                statements += 1
+                if statements > 1:
+                    raise ValueError(f"{path.name}: more than one Stmt; one statement per run")
+                statement = element
+            continue
+        open_elements.pop()
+        if statement is None:
+            continue
+        if name == "Bal" and _child(element, "Tp", "CdOrPrtry", "Cd") is not None:
+            opening_kind = _camt_balance(path, element, reader, opening_kind)
+        elif name == "Ntry":
+            line = _camt_entry(path, element, reader, line_no + 1)
+            if open_elements:  # keep memory bounded on a long statement
+                open_elements[-1].remove(element)
+            if line is not None:
+                line_no += 1
+                yield line
     if statements == 0:
         raise ValueError(f"{path.name}: no camt.053 Stmt element")
 
@@ -619,6 +672,8 @@ def _mt940_reader(path: Path) -> StatementReader:
         statements = mt940.parse_statements(text)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ValueError(f"{path.name}: not an MT940 statement: {exc}") from None
+    except ArithmeticError:  # decimal.InvalidOperation: an amount such as ",,"
+        raise ValueError(f"{path.name}: an MT940 amount is not a decimal number") from None
     statements = [s for s in statements if s.data or len(s)]
     if len(statements) != 1:
         raise ValueError(f"{path.name}: {len(statements)} MT940 statements; one per run")

@@ -161,7 +161,7 @@ def record_from_canonical(payload: bytes) -> OfflineRecord:
     ``record_invalid`` unless ``payload`` is exactly canonical."""
     try:
         fields = json.loads(payload.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[..."
         raise invalid("?", "payload is not ASCII JSON") from None
     if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _FIELDS_V2):
         raise invalid("?", f"payload must be an object with exactly {sorted(_FIELDS)}")
