@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from api import strictjson
+from api import sigparse, strictjson
 from api.app import create_app
 from api.client import load_key
 from api.keys import create_key
@@ -287,7 +287,7 @@ STATEMENT_REGRESSIONS: dict[str, list[bytes]] = {
         b'<D><Stmt><Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="KES">1</Amt>'
         b"<CdtDbtInd>CRDT</CdtDbtInd></Bal><X><Ntry><Amt Ccy='KES'>1</Amt>"
         b"<CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-06-01</Dt></BookgDt></Ntry></X></Stmt></D>",
-        # 10**25 minor units: past BIGINT in the staging table (a 500 from the database)
+        # 10**25 minor units: past BIGINT in the staging table (OverflowError on SQLite)
         (DATA / "mpesa-2026-06-01.camt053.xml")
         .read_bytes()
         .replace(b">1500.00<", b">10000000000000000000000000.00<"),
@@ -685,6 +685,41 @@ def test_a_signature_field_as_long_as_a_request_head_is_refused_in_bounded_time(
     started = time.perf_counter()
     assert verify(list(fields.items()), SIGNED_BODY) is None
     assert time.perf_counter() - started < AT_THE_LIMIT_S
+
+
+@fuzzed()
+@given(
+    pair=st.sampled_from(list(SIGNING_KEYS)).flatmap(
+        lambda key_id: st.tuples(
+            mutated(signed_fields(key_id)["signature-input"].encode(), SIGNATURE_TOKENS)
+            | HEADER_TEXT.map(str.encode),
+            mutated(signed_fields(key_id)["signature"].encode(), SIGNATURE_TOKENS),
+        )
+    )
+)
+def test_the_signature_field_parser_answers_or_refuses_as_documented(
+    pair: tuple[bytes, bytes],
+) -> None:
+    """``api.sigparse`` (the parser ``verify_request`` now uses): a Dictionary or
+    ``StructuredFieldError``; the profile's selection or ``ApiError`` 401; and what it
+    selects serialises to ``@signature-params`` that parses back to the same."""
+    signature_input, signature = (raw.decode("latin-1") for raw in pair)
+    for text in (signature_input, signature):
+        try:
+            members = sigparse.parse_dictionary(text)
+        except sigparse.StructuredFieldError:
+            continue
+        assert all(isinstance(m, sigparse.Item | sigparse.InnerList) for m in members.values())
+    try:
+        chosen = sigparse.select_signature(signature_input, signature, tag="vledger")
+    except ApiError as exc:
+        assert exc.status == 401, exc
+        return
+    params = sigparse.signature_params(chosen.components, chosen.params)
+    [again] = sigparse.parse_dictionary(f"x={params}").values()
+    assert isinstance(again, sigparse.InnerList)
+    assert tuple(item.value for item in again.items) == chosen.components
+    assert again.params == chosen.params
 
 
 # -- offline records ----------------------------------------------------------------------
