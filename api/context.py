@@ -37,6 +37,7 @@ from api.settings import Settings
 from api.signatures import Verified, verify_request
 from ledger import Ledger
 from ledger.core.errors import LedgerError
+from ledger.core.tx import Tx
 
 PURGE_EVERY_POSTS = 1000
 JSON_CONTENT_TYPE = "application/json"
@@ -202,20 +203,14 @@ def json_response(status: int, content: Any, headers: dict[str, str] | None = No
 STORED_HEADERS = ("content-type", "location", "retry-after")
 
 
-def _claim(request: Request, caller: ApiKey, body: bytes) -> idempotency.Scope | Response:
-    """Claim the request's Idempotency-Key: its scope when the request is to run now, the
-    stored answer when it ran before; a refusal when the key is reused or busy."""
-    ctx = context(request)
-    settings = ctx.settings
-    key = idempotency_key(request, settings)
-    scope = idempotency.Scope(caller.principal_id, request.method, request.url.path, key)
-    claim = idempotency.claim(
-        ctx.ledger,
-        scope,
-        digest=hashlib.sha256(body).hexdigest(),
-        ttl_s=settings.idempotency_ttl_s,
-        lock_s=settings.idempotency_lock_s,
-    )
+def _scope(request: Request, caller: ApiKey) -> idempotency.Scope:
+    key = idempotency_key(request, context(request).settings)
+    return idempotency.Scope(caller.principal_id, request.method, request.url.path, key)
+
+
+def _judged(claim: idempotency.Claim) -> Response | None:
+    """What a claim answers at once: a replay's stored answer, a refusal when the key is
+    reused or busy; ``None`` when the request is to run now."""
     if claim.outcome is idempotency.Outcome.REUSED:
         raise ApiError("idempotency_key_reused", "this key was sent with another body")
     if claim.outcome is idempotency.Outcome.IN_PROGRESS:
@@ -225,17 +220,32 @@ def _claim(request: Request, caller: ApiKey, body: bytes) -> idempotency.Scope |
             headers={"Retry-After": str(claim.retry_after_s)},
         )
     if claim.answer is None:
-        return scope
+        return None
     stored = claim.answer
     headers = {**stored.headers, "Idempotency-Replayed": "true"}
     media = headers.pop("content-type", JSON_CONTENT_TYPE)
     return Response(stored.body, status_code=stored.status_code, headers=headers, media_type=media)
 
 
+def _claim_in(tx: Tx, request: Request, scope: idempotency.Scope, body: bytes) -> Response | None:
+    settings = context(request).settings
+    claim = idempotency.claim_in(
+        tx,
+        scope,
+        digest=hashlib.sha256(body).hexdigest(),
+        ttl_s=settings.idempotency_ttl_s,
+        lock_s=settings.idempotency_lock_s,
+    )
+    return _judged(claim)
+
+
 def _answer(request: Request, handle: Callable[[], Response]) -> Response:
     """``handle()``'s answer; an expected refusal from anywhere in the error tree (the
     API's, a flow's, a job's: :func:`api.problems.refusal_of`) rendered as its problem, so
-    that it is stored and replayed like any answer. A 503 or a bug propagates."""
+    that it is stored and replayed like any answer. What ``handle`` completed before the
+    refusal stays, as it did when each flow call committed on its own (a wrong code's
+    counted try, then ``pickup_code_wrong``); the flow call that refused wrote nothing
+    (its ``transact`` is a savepoint). A 503 or a bug propagates."""
     try:
         return handle()
     except LedgerError as error:
@@ -245,31 +255,84 @@ def _answer(request: Request, handle: Callable[[], Response]) -> Response:
         return problem_response(request, refusal)
 
 
+def _stored(response: Response) -> idempotency.StoredAnswer:
+    headers = {k: response.headers[k] for k in STORED_HEADERS if k in response.headers}
+    return idempotency.StoredAnswer(response.status_code, headers, bytes(response.body))
+
+
+class _NotStored(Exception):
+    """A 5xx answer: the request's transaction rolls back (its key too), then it is sent."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def run_post(
-    request: Request, caller: ApiKey, body: bytes, handle: Callable[[], Response]
+    request: Request,
+    caller: ApiKey,
+    body: bytes,
+    handle: Callable[[], Response],
+    *,
+    one_transaction: bool = True,
 ) -> Response:
     """Run a POST once per Idempotency-Key; replay its stored answer after that. Every
     expected refusal ``handle`` raises is an answer too, stored and replayed; a 5xx (or a
-    crash) releases the key, so that the same request may be sent again."""
+    crash) leaves no record, so that the same request may be sent again.
+
+    The claim, everything ``handle`` writes through the ledger (its flows' ``transact``
+    calls join: :mod:`ledger.core.ledger`) and the stored answer are one database
+    transaction: after a crash a request is either done and replayable or never happened.
+    Concurrent requests share one transaction (:meth:`ledger.Ledger.transact_grouped`:
+    one commit for the group, a savepoint each, a refusal rolls back its own request only).
+    ``one_transaction=False`` is for a handler that commits work of its own as it goes (a
+    reconciliation job: its runs and files): claim, handle and answer are then three
+    transactions, and the claim a lease (``idempotency_lock_s``) that a crash leaves behind
+    until it runs out."""
     ctx = context(request)
-    claimed = _claim(request, caller, body)
-    if isinstance(claimed, Response):
-        return claimed
-    scope = claimed
+    scope = _scope(request, caller)
+    if not one_transaction:
+        return _run_post_leased(request, scope, body, handle)
+
+    def whole(tx: Tx) -> Response:
+        judged = _claim_in(tx, request, scope, body)
+        if judged is not None:
+            return judged
+        response = _answer(request, handle)
+        if response.status_code >= 500:
+            raise _NotStored(response)
+        idempotency.complete_in(tx, scope, _stored(response))
+        return response
+
+    try:
+        response = ctx.ledger.transact_grouped(whole)
+    except _NotStored as not_stored:
+        return not_stored.response
+    _purge_now_and_then(ctx)
+    return response
+
+
+def _run_post_leased(
+    request: Request, scope: idempotency.Scope, body: bytes, handle: Callable[[], Response]
+) -> Response:
+    """:func:`run_post` in three transactions (claim, handle, answer); see there."""
+    led = context(request).ledger
+    judged = led.transact(lambda tx: _claim_in(tx, request, scope, body))
+    if judged is not None:
+        return judged
     try:
         response = _answer(request, handle)
     except BaseException:
-        idempotency.release(ctx.ledger, scope)
+        idempotency.release(led, scope)
         raise
     if response.status_code >= 500:
-        idempotency.release(ctx.ledger, scope)
+        idempotency.release(led, scope)
         return response
-    headers = {k: response.headers[k] for k in STORED_HEADERS if k in response.headers}
-    idempotency.complete(
-        ctx.ledger,
-        scope,
-        idempotency.StoredAnswer(response.status_code, headers, bytes(response.body)),
-    )
+    idempotency.complete(led, scope, _stored(response))
+    _purge_now_and_then(context(request))
+    return response
+
+
+def _purge_now_and_then(ctx: Context) -> None:
     if next(ctx._posts) % PURGE_EVERY_POSTS == PURGE_EVERY_POSTS - 1:
         idempotency.purge_expired(ctx.ledger)
-    return response

@@ -13,7 +13,9 @@ from ledger.flows.idempotency import (
     Scope,
     StoredAnswer,
     claim,
+    claim_in,
     complete,
+    complete_in,
     purge_expired,
     release,
 )
@@ -24,7 +26,9 @@ __all__ = [
     "Scope",
     "StoredAnswer",
     "claim",
+    "claim_in",
     "complete",
+    "complete_in",
     "purge_expired",
     "release",
 ]

@@ -119,24 +119,23 @@ def probing(pg_url: str, clock: Clock) -> Iterator[Probing]:
         led.close()
 
 
-def test_on_postgresql_the_records_commit_without_waiting_for_the_disk(
+def test_on_postgresql_a_request_and_its_record_commit_durably_together(
     probing: Probing, clock: Clock
 ) -> None:
+    """The record shares the request's transaction, money included (``run_post``): no
+    statement of the records may turn ``synchronous_commit`` off in it."""
     scope = scope_of(probing)
+
+    def request(tx: Tx) -> str:
+        found = idempotency.claim_in(tx, scope, digest="d1", ttl_s=TTL_S, lock_s=LOCK_S)
+        if found.outcome == "new":
+            idempotency.complete_in(tx, scope, ANSWER)
+        return str(found.outcome)
+
     probing.seen.clear()
-    assert claim(probing, scope).outcome == "new"
-    assert claim(probing, scope).outcome == "in_progress"  # the conflict path too
-    idempotency.complete(probing, scope, ANSWER)
-    assert claim(probing, scope).outcome == "replay"
-    other = scope_of(probing)
-    probing.seen.clear()
-    claim(probing, other)
-    idempotency.release(probing, other)
+    assert probing.transact(request) == "new"
+    assert probing.transact(request) == "replay"  # the conflict path too
     clock.advance(TTL_S)
+    assert probing.transact(request) == "new"  # an expired record taken over
     idempotency.purge_expired(probing)
-    assert claim(probing, other).outcome == "new"  # an expired record taken over
-    assert probing.seen == ["off"] * 4
-    # ... while everything else, the ledger's own transactions included, stays durable.
-    probing.seen.clear()
-    probing.transact(lambda tx: tx.one("SELECT 1"))
-    assert probing.seen == ["on"]
+    assert probing.seen == ["on"] * 4

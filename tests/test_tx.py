@@ -188,3 +188,179 @@ def test_racing_onboardings_of_one_party_make_one(ledger: Ledger, clock: Clock) 
     assert all(isinstance(a, parties.Party) for a in answers), answers
     assert len({a.accounts[Role.FLOAT] for a in answers if isinstance(a, parties.Party)}) == 1
     assert ledger.check_integrity().ok
+
+
+# -- transactions nest ----------------------------------------------------------------
+
+
+def test_a_transact_inside_a_transact_is_a_savepoint(ledger: Ledger) -> None:
+    """The inner one's writes commit with the outer one; an inner refusal the outer
+    catches rolls back the inner writes only."""
+    funding, wallet = open_pair(ledger, limited=False)
+    kept = Transfer(new_id(), funding, wallet, 100, KES, 1)
+    undone = Transfer(new_id(), funding, wallet, 7, KES, 1)
+
+    def refused_inner(tx: Tx) -> None:
+        assert [r.status for r in tx.create_transfers([undone])] == [Status.CREATED]
+        events.emit(tx, "test.undone", {}, subject_id=undone.id)
+        raise Refused("test_refusal", "inner changed its mind")
+
+    def outer(tx: Tx) -> int:
+        ledger.transact(lambda inner: inner.create_transfers([kept]))
+        with pytest.raises(Refused):
+            ledger.transact(refused_inner)
+        # inside the transaction, the ledger's reads see its own writes
+        return ledger.lookup_accounts([wallet])[0].credits_posted
+
+    assert ledger.transact(outer) == 100
+    assert [t.id for t in ledger.lookup_transfers([kept.id, undone.id])] == [kept.id]
+    assert ledger.transact(lambda tx: events.read_events(tx, subject_id=undone.id)) == []
+    assert ledger.check_integrity().ok
+
+
+def test_ledger_writes_inside_a_transact_roll_back_with_it(ledger: Ledger) -> None:
+    """``create_accounts`` and ``create_transfers`` called on the ledger while a
+    ``transact`` runs join it: nothing of them stays when it raises."""
+    funding, wallet = open_pair(ledger, limited=False)
+    account = Account(new_id(), KES, 1)
+    transfer = Transfer(new_id(), funding, wallet, 500, KES, 1)
+
+    def work(tx: Tx) -> None:
+        assert [r.status for r in ledger.create_accounts([account])] == [Status.CREATED]
+        assert [r.status for r in ledger.create_transfers([transfer])] == [Status.CREATED]
+        raise Refused("test_refusal", "changed my mind")
+
+    with pytest.raises(Refused):
+        ledger.transact(work)
+    assert ledger.lookup_accounts([account.id]) == []
+    assert ledger.lookup_transfers([transfer.id]) == []
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == 0
+
+
+def test_another_thread_does_not_join_a_running_transact(ledger: Ledger) -> None:
+    """Joining is per context: a thread started inside a ``transact`` writes on its own
+    (and commits even though the first transaction then rolls back)."""
+    funding, wallet = open_pair(ledger, limited=False)
+    elsewhere = Transfer(new_id(), funding, wallet, 3, KES, 1)
+    results: list[Status] = []
+    thread = threading.Thread(
+        target=lambda: results.extend(r.status for r in ledger.create_transfers([elsewhere]))
+    )
+
+    def work(tx: Tx) -> None:
+        tx.execute("SELECT 1")
+        thread.start()
+        if ledger.dialect == "postgresql":
+            thread.join()  # on SQLite it waits for this transaction's write lock
+        raise Refused("test_refusal", "roll back")
+
+    with pytest.raises(Refused):
+        ledger.transact(work)
+    thread.join(timeout=10)
+    assert results == [Status.CREATED]
+    assert [t.id for t in ledger.lookup_transfers([elsewhere.id])] == [elsewhere.id]
+
+
+# -- concurrent transactions commit as one group ---------------------------------------
+
+
+class CountingTransactions:
+    """Counts the database transactions the ledger's store opens while installed."""
+
+    def __init__(self, led: Ledger) -> None:
+        self.store = led._store
+        self.count = 0
+        self._real = self.store.transaction
+
+        def counted(work: object) -> object:
+            self.count += 1
+            return self._real(work)  # type: ignore[arg-type]
+
+        self.store.transaction = counted  # type: ignore[method-assign]
+
+    def remove(self) -> None:
+        del self.store.transaction
+
+
+def test_concurrent_grouped_transactions_share_commits_and_a_refusal_is_its_own(
+    ledger: Ledger,
+) -> None:
+    """Sixteen callers at once while the first holds its transaction: they run in fewer
+    database transactions than callers; the refused ones' writes roll back alone."""
+    funding, wallet = open_pair(ledger, limited=False)
+    callers = 16
+    transfers = [Transfer(new_id(), funding, wallet, 10 + i, KES, 1) for i in range(callers)]
+    refused = {i for i in range(callers) if i % 5 == 3}
+    answers: dict[int, object] = {}
+    first_inside = threading.Event()
+
+    def call(i: int) -> None:
+        def work(tx: Tx) -> list[Status]:
+            if i == 0:
+                first_inside.set()
+                threading.Event().wait(0.3)  # the others queue meanwhile
+            done = [r.status for r in ledger.create_transfers([transfers[i]])]
+            events.emit(tx, "test.grouped", {"i": i}, subject_id=transfers[i].id)
+            if i in refused:
+                raise Refused("test_refusal", f"caller {i} changed its mind")
+            return done
+
+        try:
+            answers[i] = ledger.transact_grouped(work)
+        except Refused as exc:
+            answers[i] = exc.code
+
+    counting = CountingTransactions(ledger)
+    try:
+        first = threading.Thread(target=call, args=(0,))
+        first.start()
+        assert first_inside.wait(10)
+        others = [threading.Thread(target=call, args=(i,)) for i in range(1, callers)]
+        for thread in others:
+            thread.start()
+        for thread in [first, *others]:
+            thread.join(timeout=30)
+    finally:
+        counting.remove()
+    assert answers == {
+        i: "test_refusal" if i in refused else [Status.CREATED] for i in range(callers)
+    }
+    assert counting.count < callers  # grouped: fewer transactions than callers
+    kept = [t for i, t in enumerate(transfers) if i not in refused]
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == sum(t.amount for t in kept)
+    for i, transfer in enumerate(transfers):
+        written = ledger.transact(
+            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
+        )
+        assert len(written) == (0 if i in refused else 1)
+    assert ledger.check_integrity().ok
+
+
+def test_a_bug_in_one_grouped_transaction_does_not_fail_the_others(ledger: Ledger) -> None:
+    funding, wallet = open_pair(ledger, limited=False)
+    transfers = [Transfer(new_id(), funding, wallet, 100, KES, 1) for _ in range(6)]
+    answers: dict[int, object] = {}
+    gate = threading.Barrier(6)
+
+    def call(i: int) -> None:
+        def work(tx: Tx) -> Status:
+            [result] = tx.create_transfers([transfers[i]])
+            if i == 2:
+                raise RuntimeError("a bug")
+            return result.status
+
+        gate.wait()
+        try:
+            answers[i] = ledger.transact_grouped(work)
+        except RuntimeError as exc:
+            answers[i] = str(exc)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == {i: "a bug" if i == 2 else Status.CREATED for i in range(6)}
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == 500
+    assert ledger.lookup_transfers([transfers[2].id]) == []
+    assert ledger.check_integrity().ok

@@ -215,7 +215,9 @@ def start_run(request: Request, caller: Caller) -> Response:
         detail["files"] = _files(_folder(request, done.run), done.run)
         return json_response(201, detail, {"Location": f"/v1/reconciliation/runs/{done.run.id}"})
 
-    return run_post(request, caller, body, handle)
+    return run_post(
+        request, caller, body, handle, one_transaction=False
+    )  # a job commits as it goes
 
 
 @runs_router.get(

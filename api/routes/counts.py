@@ -146,7 +146,9 @@ def submit_count(request: Request, caller: Caller, agent_id: uuid.UUID) -> Respo
         }
         return _created(request, done, answer)
 
-    return run_post(request, caller, body, handle)
+    return run_post(
+        request, caller, body, handle, one_transaction=False
+    )  # a job commits as it goes
 
 
 # -- variances --------------------------------------------------------------------------
@@ -367,4 +369,6 @@ def upload_statement(
         )
         return _created(request, done, _run_detail(request, done.run))
 
-    return run_post(request, caller, body, handle)
+    return run_post(
+        request, caller, body, handle, one_transaction=False
+    )  # a job commits as it goes

@@ -5,10 +5,19 @@ is written), coalesces concurrent ``create_transfers`` calls into one database
 transaction (group commit), and answers each call only after its transfers are
 committed. Ledgers opened on the same URL in one process share one store (one
 connection pool); each keeps its own clock.
+
+Transactions nest. While a :meth:`Ledger.transact` runs its work, on that thread (its
+context), every write on the same database joins it: another ``transact`` is a
+savepoint of it, ``create_transfers`` and ``create_accounts`` write in it, and
+``lookup_accounts`` reads its writes. So an edge can make a whole request one
+transaction (the API's idempotency record, a flow's rows and money, the stored answer:
+``api.context.run_post``) while each flow keeps offering its own ``transact``.
+``lookup_transfers``, ``account_transfers`` and ``balance_at`` read committed data only.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 import uuid
@@ -45,6 +54,12 @@ from ledger.limits import (
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+_open_tx: contextvars.ContextVar[tuple[Store, Tx] | None] = contextvars.ContextVar(
+    "vledger_open_tx", default=None
+)
+"""The transaction :meth:`Ledger.transact` is running in this context, and its store."""
 
 
 def system_clock() -> datetime:
@@ -252,6 +267,134 @@ class GroupCommit:
         request.done = True
 
 
+GROUP_WORKS_MAX = 64
+"""The most transactions :class:`GroupTransact` runs as one."""
+
+
+class _Queued:
+    __slots__ = ("context", "done", "error", "result", "wake", "work")
+
+    def __init__(self, work: Callable[[Tx], object], lock: threading.Lock) -> None:
+        self.work = work
+        self.context = contextvars.copy_context()
+        """The caller's context: its work runs in it, on whichever thread leads."""
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.wake = threading.Condition(lock)
+
+
+class _GroupAborted(Exception):
+    """A work of a group raised what is not a refusal: the group's transaction rolls
+    back and each work runs alone."""
+
+
+class GroupTransact:
+    """Runs concurrent callers' transactions as one database transaction: one commit and
+    one disk flush for the group, as :class:`GroupCommit` does for batches of transfers.
+
+    Leaders and followers as in :class:`GroupCommit`. A leader opens one transaction and
+    runs each queued work in a savepoint of it (in the work's own context, with its own
+    :class:`Tx` and clock reading), in arrival order, which answers as running them one
+    after another would. A work that raises a refusal (:class:`LedgerError`) has its
+    savepoint rolled back and its caller gets the error; the others commit. A work that
+    raises anything else (a database error, a bug) rolls the group back, and each work
+    then runs in a transaction of its own, where the store's retries apply as usual.
+    """
+
+    def __init__(
+        self, store: Store, make_tx: Callable[[StoreTx], Tx], *, leaders_max: int = 1
+    ) -> None:
+        self._store = store
+        self._make_tx = make_tx
+        self._lock = threading.Lock()
+        self._queue: list[_Queued] = []
+        self._leaders = 0
+        self._leaders_max = leaders_max
+
+    def submit(self, work: Callable[[Tx], T]) -> T:
+        queued = _Queued(work, self._lock)
+        with self._lock:
+            self._queue.append(queued)
+            while not queued.done:
+                if self._leaders >= self._leaders_max or not self._queue:
+                    queued.wake.wait()
+                    continue
+                self._leaders += 1
+                group = self._queue[:GROUP_WORKS_MAX]
+                del self._queue[:GROUP_WORKS_MAX]
+                self._lock.release()
+                try:
+                    self._run_group(group)
+                finally:
+                    self._lock.acquire()
+                    self._leaders -= 1
+                    for done in group:
+                        done.wake.notify()
+                    if self._queue:
+                        self._queue[0].wake.notify()
+        if queued.error is not None:
+            raise queued.error
+        return queued.result  # type: ignore[return-value]
+
+    def _run_group(self, group: list[_Queued]) -> None:
+        if len(group) > 1 and self._run_together(group):
+            return
+        for queued in group:
+            self._run_alone(queued)
+
+    def _run_together(self, group: list[_Queued]) -> bool:
+        """Run the group as one transaction; False when it rolled back (a work raised
+        what is no refusal, or the commit failed): each work then runs alone."""
+        try:
+            self._store.transaction(lambda inner: self._run_each(inner, group))
+        except Exception:  # noqa: BLE001 (each runs alone, where its error reaches its caller)
+            return False
+        except BaseException as exc:
+            for queued in group:
+                queued.error, queued.done = exc, True
+            raise
+        for queued in group:
+            queued.done = True
+        return True
+
+    def _run_each(self, inner: StoreTx, group: list[_Queued]) -> None:
+        for queued in group:
+            queued.result, queued.error = None, None
+            tx = self._make_tx(inner)
+            try:
+                queued.result = queued.context.run(_in_savepoint, self._store, tx, queued.work)
+            except LedgerError as refused:
+                queued.error = refused
+            except Exception as exc:
+                raise _GroupAborted() from exc  # the transaction rolls back: each alone
+
+    def _run_alone(self, queued: _Queued) -> None:
+        def run(inner: StoreTx) -> None:
+            tx = self._make_tx(inner)
+            queued.result = queued.context.run(_in_open_tx, self._store, tx, queued.work)
+
+        try:
+            self._store.transaction(run)
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread, re-raised)
+            queued.error = exc
+        queued.done = True
+
+
+def _in_open_tx(store: Store, tx: Tx, work: Callable[[Tx], T]) -> T:
+    """``work(tx)`` with ``tx`` as this context's open transaction on ``store`` (see the
+    module: what runs in it joins it)."""
+    token = _open_tx.set((store, tx))
+    try:
+        return work(tx)
+    finally:
+        _open_tx.reset(token)
+
+
+def _in_savepoint(store: Store, tx: Tx, work: Callable[[Tx], T]) -> T:
+    return tx.savepoint(lambda inner: _in_open_tx(store, inner, work))
+
+
 def _trailing_open_chain(transfers: Sequence[Transfer]) -> int:
     """The index where a chain left open at the end of the batch starts (len if none)."""
     start = len(transfers)
@@ -324,6 +467,9 @@ class Ledger:
         self._store = _acquire_store(url)
         self._closed = False
         self._group = GroupCommit(self._commit_transfers, leaders_max=self._store.writers_max)
+        self._transacts = GroupTransact(
+            self._store, self._new_tx, leaders_max=self._store.writers_max
+        )
 
     @property
     def dialect(self) -> str:
@@ -351,17 +497,29 @@ class Ledger:
 
     # -- writes -----------------------------------------------------------------------
 
+    def _joined(self) -> Tx | None:
+        """The transaction this context is running on this ledger's database, if any."""
+        found = _open_tx.get()
+        return found[1] if found is not None and found[0] is self._store else None
+
     def create_accounts(self, accounts: Sequence[Account]) -> list[Result]:
         """One result per account, in order (``created``, ``exists``, ...)."""
         self._check_open()
+        joined = self._joined()
+        if joined is not None:
+            return joined.create_accounts(accounts)
         _check_accounts(accounts)
         if not accounts:
             return []
         return self._store.create_accounts(accounts, self._now_us())
 
     def create_transfers(self, transfers: Sequence[Transfer]) -> list[Result]:
-        """One result per transfer, in order; answers once the batch is committed."""
+        """One result per transfer, in order; answers once the batch is committed (inside
+        a running :meth:`transact`, once that commits)."""
         self._check_open()
+        joined = self._joined()
+        if joined is not None:
+            return joined.create_transfers(transfers)
         open_from = _check_transfers(transfers)
         results: list[Result] = []
         if open_from:
@@ -377,13 +535,31 @@ class Ledger:
     def transact(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in one database transaction with the ledger (see
         :mod:`ledger.core.tx`): a flow's own rows and its transfers commit together, when
-        ``work`` returns, and only then does this answer. ``work`` may run more than once."""
+        ``work`` returns, and only then does this answer. ``work`` may run more than once.
+        Called while another ``transact`` on this database runs in this context, ``work``
+        runs in a savepoint of that one (and commits with it)."""
         self._check_open()
+        joined = self._joined()
+        if joined is not None:
+            return joined.savepoint(work)
 
-        def run(inner: StoreTx) -> T:
-            return work(Tx(inner, self._now_us(), _check_accounts, _check_transfers))
+        return self._store.transaction(
+            lambda inner: _in_open_tx(self._store, self._new_tx(inner), work)
+        )
 
-        return self._store.transaction(run)
+    def transact_grouped(self, work: Callable[[Tx], T]) -> T:
+        """:meth:`transact`, with ``work`` joining concurrent callers' works in one database
+        transaction (:class:`GroupTransact`): one commit, one disk flush for them all. A
+        refusal ``work`` raises rolls back its own writes only. For short works that many
+        callers run at once (the API's requests)."""
+        self._check_open()
+        joined = self._joined()
+        if joined is not None:
+            return joined.savepoint(work)
+        return self._transacts.submit(work)
+
+    def _new_tx(self, inner: StoreTx) -> Tx:
+        return Tx(inner, self._now_us(), _check_accounts, _check_transfers)
 
     def expire_pending(self, now: datetime | None = None) -> int:
         """Void every hold whose timeout has passed at ``now``; how many were voided."""
@@ -401,6 +577,9 @@ class Ledger:
     def lookup_accounts(self, ids: Sequence[uuid.UUID]) -> list[Account]:
         """The accounts asked for, in order, unknown ids left out; expired holds excluded."""
         self._check_open()
+        joined = self._joined()
+        if joined is not None:
+            return joined.lookup_accounts(ids)
         for i in ids:
             _check_uuid(i, "account id")
         if not ids:

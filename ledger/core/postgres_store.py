@@ -743,6 +743,10 @@ class _PgTx:
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
         return _lookup_accounts(self._conn, ids, now_us)
 
+    def savepoint(self, work: Callable[[], T]) -> T:
+        with self._conn.transaction():  # nested in the open transaction: a SAVEPOINT
+            return work()
+
 
 _FLOW_SQL: dict[str, str] = {}
 

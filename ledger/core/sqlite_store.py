@@ -517,6 +517,7 @@ class _SqliteTx:
     def __init__(self, owner: SqliteStore, conn: sqlite3.Connection) -> None:
         self._owner = owner
         self._conn = conn
+        self._depth = 0
 
     def execute(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row]:
         bound = {k: v.bytes if isinstance(v, uuid.UUID) else v for k, v in params.items()}
@@ -534,6 +535,21 @@ class _SqliteTx:
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
         return self._owner._lookup_accounts(self._conn, ids, now_us)
+
+    def savepoint(self, work: Callable[[], T]) -> T:
+        self._depth += 1
+        name = f"vl_{self._depth}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            done = work()
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._depth -= 1
+        self._conn.execute(f"RELEASE {name}")
+        return done
 
 
 def _from_sqlite(value: Any) -> Any:

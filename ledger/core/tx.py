@@ -49,6 +49,8 @@ class StoreTx(Protocol):
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]: ...
 
+    def savepoint(self, work: Callable[[], T]) -> T: ...
+
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -115,6 +117,13 @@ class Tx:
             Result(index, Status.LINKED_EVENT_CHAIN_OPEN)
             for index in range(open_from, len(transfers))
         ]
+
+    def savepoint(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` on this transaction inside a savepoint: if it raises, what it wrote
+        is rolled back (and the error re-raised) while the rest of the transaction goes on.
+        A :meth:`Ledger.transact` called while this transaction runs, on this thread and
+        on the same database, is one of these (see :mod:`ledger.core.ledger`)."""
+        return self._inner.savepoint(lambda: work(self))
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID]) -> list[Account]:
         """As :meth:`Ledger.lookup_accounts`, reading this transaction's own writes."""

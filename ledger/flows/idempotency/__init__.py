@@ -18,29 +18,18 @@ anything. The claim answers one of:
   commit and storing the answer; the ledger's ids answer ``exists`` for what it had done).
   So no record blocks its key for longer than ``lock_s``.
 
-The record and the ledger change are two transactions, not one: the group commit of
-transfers would otherwise be lost. What stays exact is the money (client ids).
+On the API's pipeline (``api.context.run_post``) the claim, everything the request
+writes (flows and money) and the stored answer are ONE database transaction: after any
+crash a request is either done, with its answer stored for replay, or never happened (no
+record, no money). A second request with the same key waits for the first's transaction
+(the record's unique key) and then replays its answer; nobody ever sees ``in_progress``,
+so no lease is left behind. The records commit durably with the money.
 
-The records are a cache of answers, not the money: on PostgreSQL their transactions
-(claim, complete, release, purge) commit with ``synchronous_commit = off``, so a request
-waits for one disk flush only, the ledger's (which the group commit shares). What a
-crash of PostgreSQL can then lose, and why each loss is safe:
-
-* a claim not flushed yet: its request had not reached the ledger's commit (a durable
-  commit flushes the WAL up to itself, hence every record committed before it, the
-  claim included), or it had, and then the claim is on disk too. Its client got no
-  answer, retries, claims anew, and runs once (the transfer ids it sends are the same);
-* a completion (or a release) not flushed yet, after the transfer's commit was flushed:
-  the record is back to ``in_progress``; its client may already hold the answer. A
-  retry gets 409 until the lease of ``lock_s`` runs out, then takes the key over and
-  reruns: the transfers answer ``exists``, nothing moves twice. The answer replayed is
-  then the rerun's, not the first one (as after the API process dying at that point);
-* a purge not flushed: the expired records are deleted again by the next purge.
-
-A crash of the API process alone loses nothing committed (asynchronous commit is about
-the database's own crash); its unfinished claims wait out their lease, as before.
-Visibility does not change: another transaction sees a claim as soon as it commits, so
-two concurrent requests with one key still run one of them.
+The lease (``lock_s``) still matters for a handler that commits as it goes (a
+reconciliation job: ``run_post(..., one_transaction=False)``): there claim, work and
+answer are three transactions, and a crash between them leaves the key ``in_progress``
+until the lease runs out; the next attempt then takes it over (the job's own records make
+the rerun safe).
 """
 
 from __future__ import annotations

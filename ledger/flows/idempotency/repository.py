@@ -2,8 +2,8 @@
 ``in_progress`` by a claim and ``done`` with the stored answer; deleted when released (a
 5xx) or expired. Moments are UTC microseconds since 1970 (``*_us``).
 
-On PostgreSQL every statement that writes here also sets ``synchronous_commit = off``
-for its transaction (see :mod:`ledger.flows.idempotency` for why that is safe)."""
+The records commit durably, like everything else: on the API's pipeline a record shares
+its request's transaction, money included (:mod:`ledger.flows.idempotency`)."""
 
 from __future__ import annotations
 
@@ -103,23 +103,13 @@ _WHERE = (
 )
 
 
-def _without_flush(tx: Tx) -> str:
-    """A condition that holds, and that on PostgreSQL makes the transaction evaluating it
-    commit without waiting for the disk: ``set_config(..., true)`` is ``SET LOCAL``, folded
-    into the statement that writes to save a round trip. A statement that writes no row
-    may not evaluate it, and needs not: a transaction that wrote nothing flushes nothing."""
-    if tx.dialect == "postgresql":
-        return "set_config('synchronous_commit', 'off', true) = 'off'"
-    return "1 = 1"
-
-
 def insert_in_progress(tx: Tx, scope: Scope, lease: Lease) -> bool:
     """Write a new ``in_progress`` record; False when one exists for the scope."""
     inserted = tx.execute(
         "INSERT INTO idempotency_records (principal_id, method, path, idempotency_key,"
         " request_digest, state, created_at_us, locked_until_us, expires_at_us)"
         " SELECT :principal_id, :method, :path, :key, :digest, 'in_progress', :now,"
-        f" :locked_until, :expires WHERE {_without_flush(tx)}"
+        " :locked_until, :expires"
         " ON CONFLICT (principal_id, method, path, idempotency_key) DO NOTHING"
         " RETURNING 1",
         lease.params(scope),
@@ -167,7 +157,7 @@ def mark_done(tx: Tx, scope: Scope, answer: StoredAnswer) -> None:
     tx.execute(
         "UPDATE idempotency_records SET state = 'done', status_code = :status,"
         f" response_headers = :headers, response_body = :body{_WHERE}"
-        f" AND state = 'in_progress' AND {_without_flush(tx)}",
+        " AND state = 'in_progress'",
         {
             **scope.params(),
             "status": answer.status_code,
@@ -180,8 +170,7 @@ def mark_done(tx: Tx, scope: Scope, answer: StoredAnswer) -> None:
 def delete_in_progress(tx: Tx, scope: Scope) -> None:
     """Delete the scope's record if it is still ``in_progress``."""
     tx.execute(
-        f"DELETE FROM idempotency_records{_WHERE} AND state = 'in_progress'"
-        f" AND {_without_flush(tx)}",
+        f"DELETE FROM idempotency_records{_WHERE} AND state = 'in_progress'",
         scope.params(),
     )
 
@@ -190,7 +179,7 @@ def select_expired(tx: Tx, *, now_us: int, limit: int) -> list[Scope]:
     """The scopes of up to ``limit`` records expired at ``now_us``, soonest expired first."""
     rows = tx.execute(
         "SELECT principal_id, method, path, idempotency_key FROM idempotency_records"
-        f" WHERE expires_at_us <= :now AND {_without_flush(tx)}"
+        " WHERE expires_at_us <= :now"
         " ORDER BY expires_at_us LIMIT :limit",
         {"now": now_us, "limit": limit},
     )
