@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -345,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=RUNS_DEFAULT)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    warn_if_busy(lambda line: print(line, flush=True))
+    warn_if_busy(lambda line: print(line, file=sys.stderr, flush=True))
     before = machine()
     report = measure(args.requests, args.runs)
     if args.json:
