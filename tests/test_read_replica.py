@@ -1,0 +1,411 @@
+"""Reads on a streaming replica: packs and reports read there, money never does.
+
+The slow tests start a throwaway primary and a ``pg_basebackup -R`` replica
+(:mod:`tests.pgreplica`), migrate the primary, and pay from a thread while a pack runs on
+the replica: the pack holds every payment committed before the replay position its run
+recorded and none begun after it; a write through the read ledger is refused; a replica
+whose replay is paused makes the job wait, then read the primary (or the replica, once
+replay resumes within the wait). The quick ones run on the suite's own databases.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from ledger import (
+    Account,
+    AccountFlags,
+    Ledger,
+    MalformedRequest,
+    Status,
+    StorageError,
+    Transfer,
+    open_ledger,
+)
+from ledger.core.replica import Lsn, open_read_ledger, primary_lsn, replay_lsn
+from reconciliation.jobs import JobRequest, JobResult, run_job
+from reconciliation.pack import verify_pack
+from reconciliation.replica import Replica
+from reconciliation.runs import SOURCE_PRIMARY, SOURCE_REPLICA, get_run
+from reconciliation.schedule import backfill
+from reconciliation.service_key import ENV_VAR, ServiceKey, load_service_key
+from tests.conftest import Clock
+from tests.pgreplica import Node, primary_and_replica
+
+KES = "KES"
+DAY_PACKED = date(2026, 3, 10)
+DAY_LAGGING = date(2026, 3, 11)
+DAY_SCHEDULED = date(2026, 3, 12)
+PAYMENTS_MAX = 5_000
+"""The paying thread's bound on payments (it stops sooner when told)."""
+PAYING_S_MAX = 120.0
+CATCH_UP_S_MAX = 30.0
+WAIT_SHORT_S = 1.5
+"""The lagging test's wait for the replica, before it reads the primary."""
+
+
+# -- the pair and the ledgers ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[Node, Node]]:
+    """A migrated primary and its streaming replica, for the whole module."""
+    with primary_and_replica() as (primary, replica):
+        open_ledger(primary.url, migrate=True).close()
+        yield primary, replica
+
+
+def caught_up(primary: Node, replica: Node) -> Lsn:
+    """Wait until the replica has replayed what the primary has written now."""
+    target = Lsn.parse(str(primary.query("SELECT pg_current_wal_insert_lsn()::text")[0][0]))
+    deadline = time.monotonic() + CATCH_UP_S_MAX
+    while time.monotonic() < deadline:
+        replayed = replica.query("SELECT pg_last_wal_replay_lsn()::text")[0][0]
+        if Lsn.parse(str(replayed)) >= target:
+            return target
+        time.sleep(0.05)
+    raise AssertionError(f"the replica did not replay up to {target}")
+
+
+@dataclass
+class Ledgers:
+    jobs: Ledger
+    """The primary, on the real clock: the test days are long closed."""
+    pay: Ledger
+    """The primary, on a clock inside the day a test packs."""
+    reads: Ledger
+    """The replica, read-only."""
+    clock: Clock
+    key: ServiceKey
+
+
+@pytest.fixture
+def ledgers(
+    pair: tuple[Node, Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Ledgers]:
+    primary, replica = pair
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    key = load_service_key(primary.url)  # made where the primary's URL says (never the replica's)
+    caught_up(primary, replica)
+    clock = Clock(datetime(2026, 3, 10, 8, 0, tzinfo=UTC))
+    with (
+        open_ledger(primary.url) as jobs,
+        open_ledger(primary.url, clock=clock) as pay,
+        open_read_ledger(replica.url) as reads,
+    ):
+        yield Ledgers(jobs, pay, reads, clock, key)
+
+
+# -- paying ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paid:
+    id: uuid.UUID
+    amount: int
+    before: Lsn
+    """The primary's position before the payment was sent."""
+    after: Lsn
+    """The primary's position once it was committed."""
+
+
+def open_accounts(led: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
+    bank, wallet = uuid.uuid4(), uuid.uuid4()
+    results = led.create_accounts(
+        [
+            Account(id=bank, currency=KES, code=1),
+            Account(
+                id=wallet, currency=KES, code=2, flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            ),
+        ]
+    )
+    assert [r.status for r in results] == [Status.CREATED, Status.CREATED]
+    return bank, wallet
+
+
+def pay(led: Ledger, clock: Clock, bank: uuid.UUID, wallet: uuid.UUID, amount: int) -> Paid:
+    before = primary_lsn(led)
+    clock.advance(1)
+    transfer = Transfer(uuid.uuid4(), bank, wallet, amount, KES, code=7)
+    [result] = led.create_transfers([transfer])
+    assert result.status is Status.CREATED
+    return Paid(transfer.id, amount, before, primary_lsn(led))
+
+
+@dataclass
+class Payer:
+    """Pays bank -> wallet in a thread until stopped (bounded in count and time)."""
+
+    led: Ledger
+    clock: Clock
+    bank: uuid.UUID
+    wallet: uuid.UUID
+    paid: list[Paid] = field(default_factory=list)
+    error: BaseException | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + PAYING_S_MAX
+        try:
+            while (
+                not self.stop.is_set()
+                and len(self.paid) < PAYMENTS_MAX
+                and time.monotonic() < deadline
+            ):
+                self.paid.append(
+                    pay(self.led, self.clock, self.bank, self.wallet, 100 + len(self.paid))
+                )
+        except BaseException as exc:
+            self.error = exc
+
+    def wait_for(self, count: int) -> None:
+        deadline = time.monotonic() + PAYING_S_MAX
+        while len(self.paid) < count and self.error is None:
+            assert time.monotonic() < deadline, "the payer made too few payments"
+            time.sleep(0.01)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def packed_transfers(done: JobResult) -> dict[uuid.UUID, int]:
+    rows = read_csv(done.folder / "pack" / "transfers.csv")
+    return {uuid.UUID(row["id"]): int(row["amount"]) for row in rows}
+
+
+def pack_request(day: date) -> JobRequest:
+    """A pack of ``day``, its key found as production finds it (not given here)."""
+    return JobRequest(day)
+
+
+# -- the pack on the replica while payments go on -------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_pack_on_the_replica_holds_what_the_primary_had_at_its_recorded_position(
+    ledgers: Ledgers, tmp_path: Path
+) -> None:
+    bank, wallet = open_accounts(ledgers.pay)
+    funded = [pay(ledgers.pay, ledgers.clock, bank, wallet, 1_000) for _ in range(20)]
+    payer = Payer(ledgers.pay, ledgers.clock, bank, wallet)
+    thread = threading.Thread(target=payer.run, name="payer")
+    thread.start()
+    try:
+        payer.wait_for(20)
+        done = run_job(
+            ledgers.jobs,
+            "pack",
+            pack_request(DAY_PACKED),
+            out=tmp_path / "reports",
+            replica=Replica(ledgers.reads),
+        )
+        paid_by_then = len(payer.paid)
+        payer.wait_for(paid_by_then + 5)  # payments go on after the pack
+    finally:
+        payer.stop.set()
+        thread.join(timeout=PAYING_S_MAX)
+    assert payer.error is None
+
+    reads = done.run.reads
+    assert reads.source == SOURCE_REPLICA
+    assert reads.read_lsn is not None and reads.close_lsn is not None
+    position = Lsn.parse(reads.read_lsn)
+    assert position >= Lsn.parse(reads.close_lsn)
+    recorded = get_run(ledgers.jobs, done.run.id)  # the row, read back from the primary
+    assert recorded is not None and recorded.reads == reads
+
+    packed = packed_transfers(done)
+    everything = funded + payer.paid
+    committed_before = [p for p in everything if p.after <= position]
+    begun_after = [p for p in everything if p.before > position]
+    assert len(committed_before) >= len(funded) + 20
+    assert begun_after, "no payment began after the recorded position: nothing was tested"
+    for p in committed_before:
+        assert packed.get(p.id) == p.amount, f"{p.id} committed before {position}, not packed"
+    for p in begun_after:
+        assert p.id not in packed, f"{p.id} began after {position}, yet packed"
+    # Nothing else: the pack's transfers are this story's, as the primary holds them.
+    ours = {p.id: p.amount for p in everything}
+    assert packed.items() <= ours.items()
+    on_primary = {t.id: t.amount for t in ledgers.jobs.lookup_transfers(list(packed))}
+    assert on_primary == packed
+    # The snapshot agrees with itself: the wallet's closing credits are its packed payments.
+    balances = {row["account_id"]: row for row in read_csv(done.folder / "pack" / "balances.csv")}
+    assert int(balances[str(wallet)]["closing_credits_posted"]) == sum(packed.values())
+    # Signed with the primary's service key, found by the primary's URL.
+    assert verify_pack(done.folder / "pack", ledgers.key.public_key).ok
+
+
+@pytest.mark.slow
+def test_a_write_through_the_read_ledger_is_refused(
+    ledgers: Ledgers, pair: tuple[Node, Node]
+) -> None:
+    primary, _replica = pair
+    refused = Account(id=uuid.uuid4(), currency=KES, code=1)
+    with pytest.raises(StorageError, match="read-only"):
+        ledgers.reads.create_accounts([refused])
+    # The session refuses, not only the standby: a read ledger on the primary itself.
+    with open_read_ledger(primary.url) as on_primary:
+        shown = on_primary.transact(lambda tx: tx.one("SHOW default_transaction_read_only"))
+        assert shown is not None and shown[0] == "on"
+        with pytest.raises(StorageError, match="read-only"):
+            on_primary.create_accounts([refused])
+        bank, wallet = open_accounts(ledgers.pay)
+        with pytest.raises(StorageError, match="read-only"):
+            on_primary.create_transfers([Transfer(uuid.uuid4(), bank, wallet, 5, KES, code=7)])
+    assert ledgers.jobs.lookup_accounts([refused.id]) == []
+    [untouched] = ledgers.jobs.lookup_accounts([wallet])
+    assert untouched.credits_posted == 0
+
+
+# -- a lagging replica -----------------------------------------------------------------------
+
+
+def pause_replay(replica: Node) -> None:
+    replica.query("SELECT pg_wal_replay_pause()")
+    deadline = time.monotonic() + CATCH_UP_S_MAX
+    while replica.query("SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
+        assert time.monotonic() < deadline, "replay did not pause"
+        time.sleep(0.05)
+
+
+def resume_replay(replica: Node) -> None:
+    replica.query("SELECT pg_wal_replay_resume()")
+
+
+@pytest.mark.slow
+def test_a_lagging_replica_makes_the_job_wait_then_read_the_primary(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path
+) -> None:
+    _primary, replica = pair
+    ledgers.clock.now = datetime(2026, 3, 11, 9, 0, tzinfo=UTC)
+    bank, wallet = open_accounts(ledgers.pay)
+    pause_replay(replica)
+    try:
+        late = pay(ledgers.pay, ledgers.clock, bank, wallet, 4_321)
+        started = time.monotonic()
+        done = run_job(
+            ledgers.jobs,
+            "pack",
+            pack_request(DAY_LAGGING),
+            out=tmp_path / "lagging",
+            replica=Replica(ledgers.reads, wait_max_s=WAIT_SHORT_S, poll_s=0.1),
+        )
+        waited_s = time.monotonic() - started
+        behind = replay_lsn(ledgers.reads)
+    finally:
+        resume_replay(replica)
+    reads = done.run.reads
+    assert reads.source == SOURCE_PRIMARY
+    assert reads.close_lsn is not None and reads.read_lsn is not None
+    assert behind is not None and behind < Lsn.parse(reads.close_lsn)  # it was behind
+    assert Lsn.parse(reads.close_lsn) >= late.after
+    assert Lsn.parse(reads.read_lsn) >= Lsn.parse(reads.close_lsn)
+    assert waited_s >= WAIT_SHORT_S
+    assert packed_transfers(done) == {late.id: late.amount}  # the primary had it
+
+
+@pytest.mark.slow
+def test_a_replica_that_catches_up_within_the_wait_is_read(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path
+) -> None:
+    _primary, replica = pair
+    ledgers.clock.now = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)
+    bank, wallet = open_accounts(ledgers.pay)
+    pause_replay(replica)
+    resumer = threading.Timer(1.0, resume_replay, args=(replica,))
+    try:
+        late = pay(ledgers.pay, ledgers.clock, bank, wallet, 777)
+        resumer.start()
+        started = time.monotonic()
+        done = run_job(
+            ledgers.jobs,
+            "pack",
+            pack_request(DAY_LAGGING),
+            out=tmp_path / "waited",
+            replica=Replica(ledgers.reads, wait_max_s=CATCH_UP_S_MAX, poll_s=0.1),
+        )
+        waited_s = time.monotonic() - started
+    finally:
+        resumer.join()
+        resume_replay(replica)
+    reads = done.run.reads
+    assert reads.source == SOURCE_REPLICA
+    assert reads.read_lsn is not None and reads.close_lsn is not None
+    assert Lsn.parse(reads.read_lsn) >= Lsn.parse(reads.close_lsn) >= late.after
+    assert waited_s >= 0.9  # it waited for replay to resume
+    assert packed_transfers(done)[late.id] == 777
+
+
+@pytest.mark.slow
+def test_an_open_date_reads_the_primary_at_once(ledgers: Ledgers, tmp_path: Path) -> None:
+    today = ledgers.jobs.now().date()
+    started = time.monotonic()
+    done = run_job(
+        ledgers.jobs,
+        "integrity",
+        JobRequest(today),
+        out=tmp_path / "today",
+        replica=Replica(ledgers.reads, wait_max_s=CATCH_UP_S_MAX),
+    )
+    assert time.monotonic() - started < CATCH_UP_S_MAX
+    assert done.run.reads.source == SOURCE_PRIMARY
+    assert done.run.reads.close_lsn is None  # no close to wait for: the day is not over
+    assert done.run.reads.read_lsn is not None
+
+
+@pytest.mark.slow
+def test_the_schedule_runs_a_closed_date_on_the_replica(ledgers: Ledgers, tmp_path: Path) -> None:
+    runs = backfill(
+        ledgers.jobs,
+        "integrity",
+        "all",
+        today=date(2026, 3, 13),
+        out=tmp_path / "scheduled",
+        first_date=DAY_SCHEDULED,
+        replica=Replica(ledgers.reads),
+    )
+    assert [(r.business_date, r.reads.source) for r in runs] == [
+        (DAY_SCHEDULED.isoformat(), SOURCE_REPLICA)
+    ]
+    assert runs[0].status == "ok"
+
+
+# -- the suite's own databases: no replica -----------------------------------------------------
+
+
+def test_without_a_replica_a_run_reads_the_primary(ledger: Ledger, tmp_path: Path) -> None:
+    done = run_job(ledger, "integrity", JobRequest(date(2026, 5, 1)), out=tmp_path)
+    reads = done.run.reads
+    assert reads.source == SOURCE_PRIMARY and reads.close_lsn is None
+    if ledger.dialect == "sqlite":
+        assert reads.read_lsn is None
+    else:
+        assert reads.read_lsn is not None and Lsn.parse(reads.read_lsn) > 0
+    assert get_run(ledger, done.run.id) == done.run
+
+
+def test_sqlite_has_no_read_database(tmp_path: Path) -> None:
+    with pytest.raises(MalformedRequest, match="SQLite has none"):
+        open_read_ledger(f"sqlite:///{tmp_path}/ledger.db")
+
+
+def test_wal_positions_read_and_print_as_postgresql_does() -> None:
+    assert str(Lsn.parse("0/3000148")) == "0/3000148"
+    assert str(Lsn.parse("1a/ff")) == "1A/FF"
+    assert Lsn.parse("1/0") > Lsn.parse("0/FFFFFFFF")
+    for bad in ("", "3000148", "0/", "/1", "x/1"):
+        with pytest.raises(ValueError):
+            Lsn.parse(bad)
