@@ -26,9 +26,19 @@ one request's send to its last byte read. The trivial route gets the same number
 threads and the same body bytes. The targets alternate, run by run, after a warm-up of
 each; the figures are the medians of ``--runs`` runs.
 
-Checked after every run: every signed POST answered 200; the sources' ``debits_posted``
-went up by exactly the number of 200s (one transfer each, no double effect, nothing
-lost). Any failure exits non-zero.
+Beside the raw transfer, two requests through the village flows, timed the same way in
+the same run: a **cash-in** (``POST /v1/agents/{id}/cash-ins`` of 1 minor unit, each
+client an agent with float and a villager registered at its station) and an **order
+payment** in cash at the agent (``POST /v1/orders/{id}/pay``, ``{"source": "cash"}``; the
+orders are made beforehand through the orders flow, untimed).
+
+Checked after every run: every signed POST answered 200 (201 for the flows); the
+sources' ``debits_posted`` went up by exactly the number of 200s (one transfer each, no
+double effect, nothing lost); each villager's wallet by the number of its cash-ins; every
+order paid is paid once. Any failure exits non-zero.
+
+Server CPU per request: the server's user + system CPU (the process and its children,
+from ``/proc``) over a window, divided by the requests answered in it.
 
 Client and servers share the machine: the client's threads (Python) take CPU from the
 server, the same for both targets.
@@ -70,6 +80,9 @@ HEADROOM = 3
 """Requests signed in advance per window: this many times what the warm-up's rate would
 need (a client that runs out stops early and the run says so)."""
 FUNDING_MINOR = 10**12
+FLOAT_MINOR = 10**11
+ORDER_MINOR = 100
+FLOW_TARGETS = ("cash-in", "order-pay")
 TRANSFER_MINOR = 1
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -199,6 +212,7 @@ class Shop:
     client: Any
     source: str
     destination: str
+    principal_id: str
 
 
 def make_shops(database: str, base_url: str, count: int, key_dir: Path) -> list[Shop]:
@@ -232,7 +246,7 @@ def make_shops(database: str, base_url: str, count: int, key_dir: Path) -> list[
         [funded] = lender.create_transfers([transfer(bank, source, FUNDING_MINOR)])
         if funded["status"] != "created":
             raise SystemExit(f"funding a source failed: {funded}")
-        shops.append(Shop(client, source, destination))
+        shops.append(Shop(client, source, destination, made["principal_id"]))
     lender.close()
     return shops
 
@@ -271,6 +285,117 @@ def trivial_requests(count: int) -> list[Prepared]:
 
 
 @dataclass
+class Station:
+    """One agent with float, a villager registered at its station, and a storefront
+    (the client's shop, onboarded) whose orders the agent is paid for in cash."""
+
+    agent: Any
+    agent_id: str
+    villager_id: str
+    shop_id: str
+    wallet_id: str
+
+
+def _post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A setup call's answer; the bench stops on anything but a 2xx."""
+    answer = client.request("POST", path, json_body=body)
+    if not 200 <= answer.status_code < 300:
+        raise SystemExit(f"setup: POST {path} answered {answer.status_code}: {answer.text}")
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def make_stations(database: str, base_url: str, shops: list[Shop], key_dir: Path) -> list[Station]:
+    from api.client import Client
+    from api.keys import create_key
+    from ledger.flows import parties
+    from ledger.flows.parties import Role
+
+    desk_key = key_dir / "desk.pem"
+    name = f"bench-desk-{uuid.uuid4().hex[:6]}"
+    made = create_key(database, "operator", name, "ed25519", desk_key, setup_rules=False)
+    desk = Client.from_key_file(base_url, made["key_id"], desk_key)
+    stations = []
+    for i, shop in enumerate(shops):
+        path = key_dir / f"agent-{i}.pem"
+        name = f"bench-agent-{i}-{uuid.uuid4().hex[:6]}"
+        made = create_key(database, "agent", name, "ed25519", path)
+        agent, agent_id = Client.from_key_file(base_url, made["key_id"], path), made["principal_id"]
+        for party, kind in ((agent_id, "agent"), (shop.principal_id, "storefront")):
+            body = {"id": party, "kind": kind, "name": f"{kind} {i}", "currency": "KES"}
+            _post(desk, "/v1/parties", body)
+        topup = {"id": str(uuid.uuid4()), "amount_minor": FLOAT_MINOR, "provider": "BANK"}
+        _post(desk, f"/v1/agents/{agent_id}/float-topups", topup)
+        phone = f"+2547{uuid.uuid4().int % 10**8:08d}"
+        body = {"id": str(uuid.uuid4()), "phone": phone, "name": f"Villager {i}"}
+        body |= {"currency": "KES", "language": "en"}
+        villager_id = _post(agent, "/v1/villagers", body)["id"]
+        wallet = str(parties.account_id(uuid.UUID(villager_id), Role.WALLET))
+        stations.append(Station(agent, agent_id, villager_id, shop.principal_id, wallet))
+    desk.close()
+    return stations
+
+
+def cash_in_requests(station: Station, count: int) -> list[Prepared]:
+    path = f"/v1/agents/{station.agent_id}/cash-ins"
+    url = station.agent.url(path)
+    prepared = []
+    for _ in range(count):
+        body = json.dumps(
+            {"id": str(uuid.uuid4()), "villager_id": station.villager_id, "amount_minor": 1},
+            separators=(",", ":"),
+        ).encode()
+        headers = station.agent.signed_headers("POST", url, body, idempotency_key=str(uuid.uuid4()))
+        prepared.append(Prepared("POST", path, body, headers))
+    return prepared
+
+
+def order_pay_requests(database: str, station: Station, count: int) -> list[Prepared]:
+    """``count`` orders made through the orders flow (untimed), and their cash payments."""
+    from ledger import open_ledger
+    from ledger.flows import orders
+
+    prepared = []
+    with open_ledger(database) as led:
+        for _ in range(count):
+            order_id = uuid.uuid4()
+            orders.create_order(
+                led, order_id=order_id, storefront_id=uuid.UUID(station.shop_id), currency="KES",
+                amount_minor=ORDER_MINOR, delivery_method="agent_delivery",
+                villager_id=uuid.UUID(station.villager_id), agent_id=uuid.UUID(station.agent_id),
+            )  # fmt: skip
+            path = f"/v1/orders/{order_id}/pay"
+            body = json.dumps({"source": "cash"}, separators=(",", ":")).encode()
+            headers = station.agent.signed_headers(
+                "POST", station.agent.url(path), body, idempotency_key=str(uuid.uuid4())
+            )
+            prepared.append(Prepared("POST", path, body, headers))
+    return prepared
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its descendants so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total / ticks
+
+
+@dataclass
 class Window:
     """One timed window against one target."""
 
@@ -279,6 +404,7 @@ class Window:
     latencies_s: list[float]
     statuses: Counter[int]
     exhausted: int
+    server_cpu_s: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -288,12 +414,18 @@ class Window:
     def per_s(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / max(1, self.requests)
+
     def quantile_ms(self, q: float) -> float:
         ordered = sorted(self.latencies_s)
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_window(port: int, target: str, work: list[list[Prepared]], seconds: float) -> Window:
+def run_window(
+    port: int, target: str, work: list[list[Prepared]], seconds: float, pid: int | None = None
+) -> Window:
     latencies: list[list[float]] = [[] for _ in work]
     statuses: list[Counter[int]] = [Counter() for _ in work]
     ran_out = [False] * len(work)
@@ -322,18 +454,21 @@ def run_window(port: int, target: str, work: list[list[Prepared]], seconds: floa
     threads = [threading.Thread(target=client, args=(i,)) for i in range(len(work))]
     for t in threads:
         t.start()
+    cpu_before = server_cpu_s(pid) if pid is not None else 0.0
     began = time.perf_counter()
     window["end"] = began + seconds
     start.wait()
     for t in threads:
         t.join()
     elapsed = max(time.perf_counter() - began, seconds)
+    cpu = server_cpu_s(pid) - cpu_before if pid is not None else 0.0
     return Window(
         target,
         elapsed,
         [x for xs in latencies for x in xs],
         sum(statuses, Counter()),
         sum(ran_out),
+        cpu,
     )
 
 
@@ -354,16 +489,22 @@ class Report:
         for w in self.windows:
             if w.target != target:
                 continue
-            values.append(
-                {"per_s": w.per_s, "p50_ms": w.quantile_ms(0.5), "p99_ms": w.quantile_ms(0.99)}[
-                    what
-                ]
-            )
-        return statistics.median(values)
+            figures = {
+                "per_s": w.per_s,
+                "p50_ms": w.quantile_ms(0.5),
+                "p99_ms": w.quantile_ms(0.99),
+                "server_cpu_ms_per_request": w.cpu_ms_per_request,
+            }
+            values.append(figures[what])
+        return statistics.median(values) if values else 0.0
+
+    def figures(self, target: str) -> dict[str, float]:
+        kinds = ("per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+        return {k: self.median(target, k) for k in kinds}
 
     def as_json(self) -> dict[str, Any]:
-        signed = {k: self.median("signed", k) for k in ("per_s", "p50_ms", "p99_ms")}
-        trivial = {k: self.median("trivial", k) for k in ("per_s", "p50_ms", "p99_ms")}
+        signed = self.figures("signed")
+        trivial = self.figures("trivial")
         ratio = signed["per_s"] / trivial["per_s"]
         return {
             "benchmark": "http",
@@ -373,6 +514,7 @@ class Report:
             "server_processes": self.workers,
             "signed_transfer_post": signed,
             "trivial_post": trivial,
+            "flows": {target: self.figures(target) for target in FLOW_TARGETS},
             "ratio": ratio,
             "targets_met": {
                 "ratio_at_least_50pct": ratio >= TARGET_RATIO,
@@ -385,6 +527,7 @@ class Report:
                     "per_s": round(w.per_s, 1),
                     "p50_ms": round(w.quantile_ms(0.5), 2),
                     "p99_ms": round(w.quantile_ms(0.99), 2),
+                    "server_cpu_ms_per_request": round(w.cpu_ms_per_request, 3),
                     "statuses": {str(k): v for k, v in sorted(w.statuses.items())},
                     "clients_out_of_requests": w.exhausted,
                 }
@@ -399,19 +542,22 @@ class Report:
 
     def table(self) -> str:
         data = self.as_json()
+        runs = sum(1 for w in self.windows if w.target == "signed")
         lines = [
             f"{self.clients} clients, {self.workers} server process(es) each, {self.seconds:g} s"
-            f" windows, medians of {len(self.windows) // 2} runs"
-            f" ({data['database'].get('dialect')})",
-            f"{'target':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}",
+            f" windows, medians of {runs} runs ({data['database'].get('dialect')})",
+            f"{'target':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}",
         ]
-        for name, key in (
-            ("signed POST /v1/transfers", "signed_transfer_post"),
-            ("trivial POST", "trivial_post"),
-        ):
-            row = data[key]
+        rows = [
+            ("signed POST /v1/transfers", data["signed_transfer_post"]),
+            ("signed cash-in (flow)", data["flows"]["cash-in"]),
+            ("signed order pay (flow)", data["flows"]["order-pay"]),
+            ("trivial POST", data["trivial_post"]),
+        ]
+        for name, row in rows:
             lines.append(
-                f"{name:<24}{row['per_s']:>10.1f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+                f"{name:<30}{row['per_s']:>10.1f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+                f"{row['server_cpu_ms_per_request']:>12.3f}"
             )
         lines.append(
             f"ratio {data['ratio']:.1%} (target >= {TARGET_RATIO:.0%}); "
@@ -422,6 +568,78 @@ class Report:
 
 def debits_posted(shops: Sequence[Shop]) -> int:
     return sum(int(s.client.get_account(s.source)["debits_posted"]) for s in shops)
+
+
+def wallets_credited(database: str, stations: Sequence[Station]) -> int:
+    from ledger import open_ledger
+
+    with open_ledger(database) as led:
+        found = led.lookup_accounts([uuid.UUID(s.wallet_id) for s in stations])
+    return sum(a.credits_posted for a in found)
+
+
+def checked(window: Window, status: int, run: int) -> Window:
+    """``window``, once every answer in it was ``status``; else the run stops."""
+    if window.statuses.get(status, 0) != window.requests:
+        raise SystemExit(f"run {run}: {window.target} statuses {dict(window.statuses)}")
+    return window
+
+
+@dataclass
+class Targets:
+    """The two servers, the clients, and how many requests each client gets per window."""
+
+    database: str
+    ledger: Server
+    trivial: Server
+    shops: list[Shop]
+    stations: list[Station]
+    per_client: int = 0
+    plain_per_client: int = 0
+
+
+def run_once(t: Targets, run: int, seconds: float) -> list[Window]:
+    """One window of each target, in turn, each checked."""
+    pid = t.ledger.process.pid
+    pg.log(f"run {run}: signing {t.per_client * len(t.shops)} requests per ledger target")
+    work = [signed_requests(s, t.per_client) for s in t.shops]
+    before = debits_posted(t.shops)
+    signed = checked(run_window(t.ledger.port, "signed", work, seconds, pid), 200, run)
+    if debits_posted(t.shops) - before != signed.requests * TRANSFER_MINOR:
+        raise SystemExit(f"run {run}: the sources' debits do not match {signed.requests} answers")
+    work = [cash_in_requests(s, t.per_client) for s in t.stations]
+    before = wallets_credited(t.database, t.stations)
+    cash_in = checked(run_window(t.ledger.port, "cash-in", work, seconds, pid), 201, run)
+    if wallets_credited(t.database, t.stations) - before != cash_in.requests:
+        raise SystemExit(f"run {run}: the wallets do not match {cash_in.requests} cash-ins")
+    work = [order_pay_requests(t.database, s, t.per_client) for s in t.stations]
+    order_pay = checked(run_window(t.ledger.port, "order-pay", work, seconds, pid), 200, run)
+    work = [trivial_requests(t.plain_per_client)] * len(t.shops)
+    plain = checked(
+        run_window(t.trivial.port, "trivial", work, seconds, t.trivial.process.pid), 200, run
+    )
+    for w in (signed, cash_in, order_pay, plain):
+        pg.log(
+            f"  {w.target}: {w.per_s:.0f}/s p99 {w.quantile_ms(0.99):.1f} ms,"
+            f" server CPU {w.cpu_ms_per_request:.2f} ms/request"
+        )
+    return [signed, cash_in, order_pay, plain]
+
+
+def warm_up(t: Targets, seconds: float) -> None:
+    """A window of each kind, untimed; its rate sizes the timed windows."""
+    warm = WARMUP_REQUESTS_PER_CLIENT
+    plain = run_window(
+        t.trivial.port, "warm-up", [trivial_requests(warm * 4)] * len(t.shops), WARMUP_S
+    )
+    signed = run_window(
+        t.ledger.port, "warm-up", [signed_requests(s, warm) for s in t.shops], WARMUP_S
+    )
+    run_window(
+        t.ledger.port, "warm-up", [cash_in_requests(s, warm // 4) for s in t.stations], WARMUP_S
+    )
+    t.per_client = int(HEADROOM * signed.per_s * seconds / len(t.shops)) + 100
+    t.plain_per_client = int(HEADROOM * plain.per_s * seconds / len(t.shops)) + 100
 
 
 def bench(
@@ -442,46 +660,15 @@ def bench(
         ):
             (folder / "keys").mkdir()
             shops = make_shops(database, ledger.base_url, clients, folder / "keys")
+            stations = make_stations(database, ledger.base_url, shops, folder / "keys")
+            targets = Targets(database, ledger, trivial, shops, stations)
             try:
-                warm = WARMUP_REQUESTS_PER_CLIENT
-                plain = run_window(
-                    trivial.port, "warm-up", [trivial_requests(warm * 4)] * clients, WARMUP_S
-                )
-                signed = run_window(
-                    ledger.port, "warm-up", [signed_requests(s, warm) for s in shops], WARMUP_S
-                )
-                per_client = int(HEADROOM * signed.per_s * seconds / clients) + 100
-                plain_per_client = int(HEADROOM * plain.per_s * seconds / clients) + 100
+                warm_up(targets, seconds)
                 for run in range(1, runs + 1):
-                    pg.log(f"run {run}/{runs}: signing {per_client * clients} requests")
-                    work = [signed_requests(s, per_client) for s in shops]
-                    before = debits_posted(shops)
-                    pg.log(f"  signed window, {seconds:g} s")
-                    signed = run_window(ledger.port, "signed", work, seconds)
-                    moved = debits_posted(shops) - before
-                    ok = signed.statuses.get(200, 0)
-                    if ok != signed.requests or moved != ok * TRANSFER_MINOR:
-                        raise SystemExit(
-                            f"run {run}: statuses {dict(signed.statuses)}, "
-                            f"{moved} minor units moved for {ok} answers 200"
-                        )
-                    report.windows.append(signed)
-                    plain = run_window(
-                        trivial.port,
-                        "trivial",
-                        [trivial_requests(plain_per_client)] * clients,
-                        seconds,
-                    )
-                    if plain.statuses.get(200, 0) != plain.requests:
-                        raise SystemExit(f"run {run}: trivial statuses {dict(plain.statuses)}")
-                    report.windows.append(plain)
-                    pg.log(
-                        f"  signed {signed.per_s:.0f}/s p99 {signed.quantile_ms(0.99):.1f} ms;"
-                        f" trivial {plain.per_s:.0f}/s p99 {plain.quantile_ms(0.99):.1f} ms"
-                    )
+                    report.windows.extend(run_once(targets, run, seconds))
             finally:
-                for shop in shops:
-                    shop.client.close()
+                for client in [s.client for s in shops] + [s.agent for s in stations]:
+                    client.close()
     return report
 
 
