@@ -102,10 +102,12 @@ class Run:
 
 
 def snapshot(led: Ledger, work: Callable[[Tx], T]) -> T:
-    """Run ``work`` over one consistent, read-only view of the ledger."""
+    """Run ``work`` over one consistent, read-only view of the ledger (inside a running
+    transaction, that one's view: its isolation is set already)."""
+    nested = led.in_transaction
 
     def read(tx: Tx) -> T:
-        if tx.dialect == "postgresql":
+        if tx.dialect == "postgresql" and not nested:
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         return work(tx)
 

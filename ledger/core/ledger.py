@@ -497,6 +497,12 @@ class Ledger:
 
     # -- writes -----------------------------------------------------------------------
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transact` on this database runs in this context (what this
+        context writes now joins it)."""
+        return self._joined() is not None
+
     def _joined(self) -> Tx | None:
         """The transaction this context is running on this ledger's database, if any."""
         found = _open_tx.get()
