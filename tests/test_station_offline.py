@@ -14,6 +14,8 @@ takes them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -27,9 +29,12 @@ from playwright.sync_api import Page, Route, expect
 from api.app import create_app
 from api.client import Client
 from api.local_server import ServerThread
-from api.web.station import FILES, STATION_PATH
+from api.web import FILES as SHARED_FILES
+from api.web import SHARED_PATH
+from api.web.station import FILES, STATION_PATH, shell_version
 from ledger import open_ledger
 from ledger.flows.consent import Purpose
+from ledger.i18n import LANGUAGES
 from ledger.money import format_money
 from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
 from tests.conftest import drop_pg_schema
@@ -434,10 +439,20 @@ def test_two_tabs_never_sync_at_once(page: Page, served_app: ServedApp, boss: Cl
     expect(page.locator("#sync-outcome")).to_have_text("Sent 0: 0 applied, 0 exceptions.")
 
 
-def test_the_worker_precaches_every_file_of_the_app() -> None:
-    """The offline shell holds every screen and the queue: a file missing from sw.js's
-    list would leave the app unable to open that screen with no network."""
-    worker = (ROOT / "api" / "web" / "station" / "sw.js").read_text()
-    listed = set(re.findall(r'"(/station/[^"]*)"', worker.split("const SHELL_PATHS")[0]))
+def test_the_worker_precaches_every_file_of_the_app_by_its_digest(served_app: ServedApp) -> None:
+    """The offline shell holds every screen, the queue, the shared modules, the currencies
+    and the words in each language (a file missing from the worker's manifest would leave
+    the app unable to open with no network), and each digest is the one of the body served
+    now: the worker keeps no other (a stale copy from the HTTP cache after an upgrade)."""
+    worker = httpx.get(served_app.url(f"{STATION_PATH}/sw.js")).text
+    found = re.search(r"^const MANIFEST = (\{.*\});$", worker, re.MULTILINE)
+    assert found is not None and "__SHELL_MANIFEST__" not in worker
+    manifest: dict[str, str] = json.loads(found.group(1))
     wanted = {f"{STATION_PATH}/{name}" for name in FILES if name not in ("sw.js", "index.html")}
-    assert wanted | {f"{STATION_PATH}/"} <= listed, sorted(wanted - listed)
+    wanted |= {f"{STATION_PATH}/", f"{SHARED_PATH}/currencies.json"}
+    wanted |= {f"{SHARED_PATH}/{name}" for name in SHARED_FILES}
+    wanted |= {f"/web/i18n/station/{language}.json" for language in LANGUAGES}
+    assert set(manifest) == wanted
+    for path, digest in manifest.items():
+        assert hashlib.sha256(httpx.get(served_app.url(path)).content).hexdigest() == digest, path
+    assert f'const VERSION = "{shell_version()}";' in worker

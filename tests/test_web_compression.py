@@ -132,12 +132,21 @@ def imported_by(start: str) -> set[str]:
     return found
 
 
-def test_the_station_page_preloads_exactly_what_its_app_imports() -> None:
+def test_the_station_page_preloads_exactly_the_shell_and_its_first_screen() -> None:
+    """The shell's static imports and the enrollment screen's graph (a new phone's first
+    screen; the other screens are imported when shown), and the two documents fetched
+    before the first screen, with the credentials mode their fetch uses."""
     page = (WEB / "station" / "index.html").read_text()
     preloaded = PRELOAD.findall(page)
     assert len(preloaded) == len(set(preloaded))
-    assert set(preloaded) == imported_by(f"{STATION_PATH}/app.js") | {f"{STATION_PATH}/app.js"}
+    first = f"{STATION_PATH}/enroll.js"
+    wanted = imported_by(f"{STATION_PATH}/app.js") | imported_by(first)
+    assert set(preloaded) == wanted | {f"{STATION_PATH}/app.js", first}
     listed = {f"{STATION_PATH}/{name}" for name in STATION_FILES} | {
         f"{SHARED_PATH}/{name}" for name in FILES
     }
     assert set(preloaded) <= listed
+    fetched = re.findall(r'<link rel="preload" href="([^"]+)" as="fetch" crossorigin>', page)
+    assert fetched == [f"{I18N_PATH}/station/en.json", CURRENCIES_PATH]
+    for module in ("i18n.js", "money.js"):
+        assert 'credentials: "same-origin"' in (WEB / "shared" / module).read_text()

@@ -13,23 +13,29 @@ Guarantees, as for ``/web/shared`` (:mod:`api.web`): only the files named in
 Content-Security-Policy allowing this origin only (no inline script or style),
 ``nosniff``, no framing, no cookies set or read; nothing from the request is reflected.
 
-The service worker's cache is named after a digest of every shell file (the shared
-modules too), so a new
-release replaces the old shell at the next visit.
+The service worker gets a manifest (:func:`shell_manifest`): every path of the shell (this
+app's files, the shared modules, the currencies and the station's words in each language)
+and the SHA-256 of the body served there now. It precaches each through the HTTP cache and
+keeps only bodies of that digest (``sw.js``), and its cache is named after a digest of
+the manifest (:func:`shell_version`): a new release replaces the old shell at the next
+visit, and a file still fresh in the browser's HTTP cache (``max-age``) from the release
+before is never kept as the new one's.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 
 from api import web
 from api.docs import SECURITY_HEADERS
+from ledger.i18n import LANGUAGES
 
-__all__ = ["FILES", "STATION_PATH", "install_station", "shell_version"]
+__all__ = ["FILES", "STATION_PATH", "install_station", "shell_manifest", "shell_version"]
 
 STATION_PATH = "/station"
 FILES: dict[str, str] = {
@@ -55,6 +61,9 @@ FILES: dict[str, str] = {
 """Every file served under :data:`STATION_PATH` -> its media type."""
 VERSION_SLOT = b"__SHELL_VERSION__"
 """Replaced in ``sw.js`` by :func:`shell_version`."""
+MANIFEST_SLOT = b"__SHELL_MANIFEST__"
+"""Replaced in ``sw.js`` by :func:`shell_manifest` as a JSON object."""
+WORDS_DOMAIN = "station"
 _STATION = web.ListedFiles(
     "station", FILES, {**SECURITY_HEADERS, "Cache-Control": f"public, max-age={web.MAX_AGE_S}"}
 )
@@ -63,20 +72,39 @@ _FRESH = ("sw.js", "index.html")
 
 
 @functools.cache
+def shell_manifest() -> dict[str, str]:
+    """Every path the service worker precaches -> the SHA-256 (hex) of the body served
+    there (before any content coding): the page, this app's files but the worker, the
+    shared modules, the currencies and the station's words in every language."""
+    bodies = {f"{STATION_PATH}/": _STATION.read("index.html")}
+    for name in sorted(set(FILES) - {"index.html", "sw.js"}):
+        bodies[f"{STATION_PATH}/{name}"] = _STATION.read(name)
+    for name in sorted(web.SHARED.files):
+        bodies[f"{web.SHARED_PATH}/{name}"] = web.SHARED.read(name)
+    bodies[web.CURRENCIES_PATH] = web._currencies()  # the bodies those routes serve
+    for language in LANGUAGES:
+        path = f"{web.I18N_PATH}/{WORDS_DOMAIN}/{language}.json"
+        bodies[path] = web._words(WORDS_DOMAIN, language)
+    return {path: hashlib.sha256(body).hexdigest() for path, body in bodies.items()}
+
+
+@functools.cache
 def shell_version() -> str:
-    """A digest of every shell file (the shared modules too): the service worker's cache
-    name changes with it."""
-    digest = hashlib.sha256()
-    for listed in (_STATION, web.SHARED):
-        for name in sorted(listed.files):
-            digest.update(f"{listed.folder}/{name}".encode() + b"\0" + listed.read(name))
-    return digest.hexdigest()[:16]
+    """A digest of the manifest (so of every shell file): the service worker's cache name
+    changes with it."""
+    text = json.dumps(shell_manifest(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _served(name: str) -> Response:
     body = None
     if name == "sw.js":
-        body = _STATION.read(name).replace(VERSION_SLOT, shell_version().encode())
+        manifest = json.dumps(shell_manifest(), sort_keys=True, separators=(",", ":"))
+        body = (
+            _STATION.read(name)
+            .replace(VERSION_SLOT, shell_version().encode())
+            .replace(MANIFEST_SLOT, manifest.encode())
+        )
     return _STATION.response(name, body=body, cache="no-cache" if name in _FRESH else None)
 
 

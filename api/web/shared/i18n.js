@@ -27,7 +27,10 @@ export function preferredLanguage(storageKey = null) {
  * one of LANGUAGES); the choice is kept under `storageKey` when one is given. */
 export async function loadWords(domain, wanted, storageKey = null) {
   const next = Object.hasOwn(LANGUAGES, wanted) ? wanted : FALLBACK;
-  const answer = await fetch(`/web/i18n/${encodeURIComponent(domain)}/${next}.json`, { credentials: "omit" });
+  // "same-origin" (no cookies exist here) as a page's <link rel="preload" as="fetch"
+  // crossorigin> asks it: with another credentials mode the preloaded answer is not used.
+  const answer = await fetch(`/web/i18n/${encodeURIComponent(domain)}/${next}.json`,
+    { credentials: "same-origin" });
   if (!answer.ok) throw new Error(`words: HTTP ${answer.status}`);
   words = await answer.json();
   chosen = next;

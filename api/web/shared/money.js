@@ -7,7 +7,9 @@ let exponents = {};
 
 /** Load the ISO 4217 exponents the server formats with (/web/shared/currencies.json). */
 export async function loadCurrencies() {
-  const answer = await fetch("/web/shared/currencies.json", { credentials: "omit" });
+  // "same-origin", as a page's <link rel="preload" as="fetch" crossorigin> fetches it
+  // (a preload is used only by a request of the same credentials mode; no cookies exist).
+  const answer = await fetch("/web/shared/currencies.json", { credentials: "same-origin" });
   if (!answer.ok) throw new Error(`currencies.json: HTTP ${answer.status}`);
   exponents = await answer.json();
 }

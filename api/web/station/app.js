@@ -1,24 +1,30 @@
 // The station app's shell: the enrolled identity (IndexedDB), the screen named by the
 // hash (#/home, #/cash-in; #/enroll until the phone is enrolled), the menu, the language
 // switch and the service worker (the app opens with no network after one visit).
+//
+// For a first load on 2G (bench/station.py): only the shell and the enrollment screen are
+// in the first module graph (index.html preloads them, and the words and currencies); every
+// other screen is imported when it is first shown; the service worker is registered only
+// once the first screen is drawn, so that its precache does not compete with it for the
+// phone's few connections; and the sync queue (queue.js, which syncs by itself when the
+// network comes back) is loaded after the first screen of an enrolled phone.
 
 import { loadIdentity } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
 import { clear, el } from "/web/shared/dom.js";
 import { LANGUAGES, language, loadWords, preferredLanguage, t } from "/web/shared/i18n.js";
 import { loadCurrencies } from "/web/shared/money.js";
-import { renderEnroll } from "./enroll.js";
-import { renderHome } from "./home.js";
-import { renderCashIn } from "./cashin.js";
-import { renderCashOut } from "./cashout.js";
-import { renderVillagers } from "./villagers.js";
-import { renderOrders } from "./orders.js";
-import { renderFloat } from "./float.js";
-import { renderHistory } from "./history.js";
 
+// Each screen: its module, imported when first shown, and its render function.
 const SCREENS = {
-  enroll: renderEnroll, home: renderHome, "cash-in": renderCashIn, "cash-out": renderCashOut,
-  villagers: renderVillagers, orders: renderOrders, float: renderFloat, history: renderHistory,
+  enroll: () => import("./enroll.js").then((m) => m.renderEnroll),
+  home: () => import("./home.js").then((m) => m.renderHome),
+  "cash-in": () => import("./cashin.js").then((m) => m.renderCashIn),
+  "cash-out": () => import("./cashout.js").then((m) => m.renderCashOut),
+  villagers: () => import("./villagers.js").then((m) => m.renderVillagers),
+  orders: () => import("./orders.js").then((m) => m.renderOrders),
+  float: () => import("./float.js").then((m) => m.renderFloat),
+  history: () => import("./history.js").then((m) => m.renderHistory),
 };
 const CHOSEN = "station.language"; // localStorage: the language chosen on this phone
 
@@ -80,22 +86,28 @@ async function show() {
   clear(main);
   const api = identity ? createApi(identity) : null;
   try {
-    await SCREENS[name]({ main, identity, api, go, showProblem });
+    const render = await SCREENS[name]();
+    await render({ main, identity, api, go, showProblem });
   } catch (error) {
     showProblem(main, error);
   }
   main.dataset.ready = name;
+  return identity;
+}
+
+function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("/station/sw.js", { scope: "/station/" }).catch(() => {
+    document.getElementById("status").textContent = t("This app cannot work offline in this browser.");
+  });
 }
 
 async function start() {
-  if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("/station/sw.js", { scope: "/station/" }).catch(() => {
-      document.getElementById("status").textContent = t("This app cannot work offline in this browser.");
-    });
-  }
   await Promise.all([loadWords("station", preferredLanguage(CHOSEN), CHOSEN), loadCurrencies()]);
   window.addEventListener("hashchange", show);
-  await show();
+  const identity = await show();
+  registerWorker();
+  if (identity) import("./queue.js").catch(() => null); // it starts syncing by itself
 }
 
 start();

@@ -4,24 +4,44 @@
 // - API reads (GET /v1/...): network first, falling back to the last answer kept,
 //   marked `x-station-stale: 1` so the page can say the figures are old;
 // - writes (anything but GET) are never cached nor answered from a cache.
-// The cache's name carries a digest of the shell (filled in by the server).
+//
+// The server fills in MANIFEST (every shell path -> the SHA-256 of the body it serves
+// now) and VERSION (a digest of the manifest, which names the cache). The precache reads
+// each file through the HTTP cache first (the page has just loaded most of them: no
+// second download on 2G), and keeps it only if its digest is this version's; a copy that
+// is not (an older file still fresh in the HTTP cache after an upgrade) is fetched again
+// from the network, and if that is not this version either the install fails (the old
+// worker stays; the next visit tries again). So no stale file is ever served as this
+// version's shell.
 
 const VERSION = "__SHELL_VERSION__";
+const MANIFEST = __SHELL_MANIFEST__;
 const SHELL = `station-shell-${VERSION}`;
 const READS = "station-reads-v1";
-const SHELL_FILES = [
-  "/station/", "/station/app.js", "/station/enroll.js", "/station/home.js", "/station/cashin.js",
-  "/station/cashout.js", "/station/villagers.js", "/station/orders.js", "/station/float.js",
-  "/station/history.js", "/station/queue.js",
-  "/station/station.css", "/web/shared/dom.js", "/web/shared/money.js", "/web/shared/i18n.js",
-  "/web/shared/currencies.json", "/web/i18n/station/en.json", "/web/i18n/station/sw.json",
-  "/web/shared/keys.js", "/web/shared/sign.js", "/web/shared/api.js", "/web/shared/enroll.js",
-];
-const SHELL_PATHS = new Set(SHELL_FILES);
+const SHELL_PATHS = new Set(Object.keys(MANIFEST));
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function isThisVersion(answer, path) {
+  if (!answer.ok) return false;
+  const digest = await crypto.subtle.digest("SHA-256", await answer.clone().arrayBuffer());
+  return hex(digest) === MANIFEST[path];
+}
+
+async function precacheOne(cache, path) {
+  let answer = await fetch(path, { credentials: "same-origin" });
+  if (!(await isThisVersion(answer, path))) {
+    answer = await fetch(path, { credentials: "same-origin", cache: "reload" });
+    if (!(await isThisVersion(answer, path))) throw new Error(`${path} is not of shell ${VERSION}`);
+  }
+  await cache.put(path, answer);
+}
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL)
-    .then((cache) => cache.addAll(SHELL_FILES.map((path) => new Request(path, { cache: "reload" }))))
+    .then((cache) => Promise.all([...SHELL_PATHS].map((path) => precacheOne(cache, path))))
     .then(() => self.skipWaiting()));
 });
 
