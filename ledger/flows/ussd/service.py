@@ -169,7 +169,8 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
     except Refused:
         log.info("ussd: a phone number that is not one", extra={"ussd_session": session_id})
         return _not_registered(DEFAULT_LANGUAGE)
-    found = led.transact(lambda tx: _step_in(tx, led.url, session_id, e164, text))
+    # Concurrent steps share one commit (a menu step is one short transaction).
+    found = led.transact_grouped(lambda tx: _step_in(tx, led.url, session_id, e164, text))
     if isinstance(found, Screen):
         return found
     if isinstance(found, _Start):
