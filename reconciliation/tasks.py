@@ -24,6 +24,13 @@ machines share one schedule:
 - a task whose entries failed raises after the other entries ran, so procrastinate
   marks the job failed (failed jobs are kept; successful ones are deleted). The failed
   dates are retried by the next pass (see :mod:`reconciliation.schedule`).
+- a worker killed mid-job (``kill -9``, its machine gone) leaves its job ``doing``,
+  holding ``lock``: no later job of the schedule would ever start. Every worker sends a
+  heartbeat each :data:`HEARTBEAT_S`; when it starts and every :data:`STALLED_CHECK_S`
+  it marks failed the queue's jobs whose worker has been silent for
+  :data:`STALLED_AFTER_S` (:func:`fail_stalled_jobs`) and defers a pass, which picks up
+  where the dead one stopped (the date it held stays claimed until its claim's lease
+  ends, then a pass runs it: each date is still recorded once).
 
 SQLite (:func:`run_sqlite_loop`): one process owns the file, so a loop calls the same
 pass every :data:`SQLITE_INTERVAL_S` until stopped.
@@ -46,7 +53,8 @@ from pathlib import Path
 
 import procrastinate
 import psycopg
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
 
 from ledger import Ledger, open_ledger
@@ -64,6 +72,7 @@ __all__ = [
     "ScheduledPassFailed",
     "apply_procrastinate_schema",
     "defer_backfill",
+    "fail_stalled_jobs",
     "make_app",
     "run_pass",
     "run_pg_worker",
@@ -94,6 +103,12 @@ STOP_POLL_S = 0.2
 SHUTDOWN_GRACEFUL_S = 60.0
 """On stop, how long a running backfill may take to finish before it is abandoned (the
 pass itself stops between dates; an abandoned claim is retaken after its lease)."""
+HEARTBEAT_S = 10.0
+"""How often a running worker tells procrastinate it is alive (``procrastinate_workers``)."""
+STALLED_AFTER_S = 30.0
+"""A worker whose last heartbeat is older than this is dead: its jobs are failed."""
+STALLED_CHECK_S = 10.0
+"""How often a worker looks for jobs of dead workers (and once as it starts)."""
 POOL_SIZE_MAX = 4
 RESTART_S = 30.0
 """On PostgreSQL, how long :func:`run_scheduler` waits before restarting a worker that
@@ -180,10 +195,43 @@ def defer_backfill(database_url: str) -> bool:
     return True
 
 
+async def fail_stalled_jobs(app: procrastinate.App) -> list[int]:
+    """Mark failed the schedule's jobs left ``doing`` by a worker silent for
+    :data:`STALLED_AFTER_S` (killed mid-job: its job would hold :data:`BACKFILL_LOCK`
+    for ever); their ids. Failed, not retried: a retried job goes back to ``todo``, where
+    the pass already waiting holds the queueing lock; :func:`_recover` defers a pass."""
+    manager = app.job_manager
+    stalled = await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED_AFTER_S)
+    failed = []
+    for job in stalled:
+        if job.id is None:
+            continue
+        try:
+            await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
+        except ConnectorException:
+            if await manager.get_job_status_async(job.id) is Status.DOING:
+                raise
+            continue  # another worker finished it first
+        log.warning("job %d (%s) of a dead worker marked failed", job.id, job.task_name)
+        failed.append(job.id)
+    return failed
+
+
+async def _recover(app: procrastinate.App) -> None:
+    """Now and every :data:`STALLED_CHECK_S`: fail dead workers' jobs, then defer a pass
+    (unless one waits already) so that the schedule goes on."""
+    while True:
+        if await fail_stalled_jobs(app):
+            with contextlib.suppress(AlreadyEnqueued):
+                await app.configure_task(TASK_BACKFILL).defer_async()
+        await asyncio.sleep(STALLED_CHECK_S)
+
+
 async def _serve(app: procrastinate.App, stop: threading.Event, poll_s: float) -> None:
     async with app.open_async():
         with contextlib.suppress(AlreadyEnqueued):
             await app.configure_task(TASK_BACKFILL).defer_async()
+        recovering = asyncio.create_task(_recover(app))
         worker = asyncio.create_task(
             app.run_worker_async(
                 queues=[QUEUE],
@@ -193,16 +241,20 @@ async def _serve(app: procrastinate.App, stop: threading.Event, poll_s: float) -
                 delete_jobs="successful",
                 fetch_job_polling_interval=poll_s,
                 shutdown_graceful_timeout=SHUTDOWN_GRACEFUL_S,
+                update_heartbeat_interval=HEARTBEAT_S,
+                stalled_worker_timeout=STALLED_AFTER_S,
             )
         )
-        while not stop.is_set() and not worker.done():
-            await asyncio.wait({worker}, timeout=STOP_POLL_S)
-        if worker.done():
-            worker.result()  # a worker that ended by itself: its error, not silence
-            return
-        worker.cancel()  # procrastinate takes a cancel as a graceful stop
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        try:
+            while not stop.is_set() and not worker.done() and not recovering.done():
+                await asyncio.wait({worker, recovering}, timeout=STOP_POLL_S)
+        finally:
+            recovering.cancel()
+            worker.cancel()  # procrastinate takes a cancel as a graceful stop
+            done = await asyncio.gather(worker, recovering, return_exceptions=True)
+        for outcome in done:  # a task that ended by itself: its error, not silence
+            if isinstance(outcome, Exception):
+                raise outcome
 
 
 def run_pg_worker(

@@ -14,8 +14,9 @@ subprocesses, as an operator runs them:
    acknowledged is lost.
 3. ``vledger worker`` killed during a webhook delivery (the receiver stalls the first
    POST): after a restart the delivery is made again with the same ``webhook-id``; and
-   killed during a scheduled reconciliation: every business date ends with exactly one
-   run row.
+   killed during a scheduled reconciliation: the restarted worker fails the dead one's
+   procrastinate job once its heartbeat is stale and finishes the schedule; every
+   business date ends with exactly one run row.
 
 The leases that keep a dead worker's work from being taken at once are long on purpose
 (a webhook delivery 60 s, a reconciliation claim an hour); the worker tests move a
@@ -51,6 +52,7 @@ from ledger import Account, Transfer, open_ledger
 from ledger.core.postgres_store import POOL_WAIT_S
 from ledger.flows import events
 from reconciliation.schedule import LEASE_S as CLAIM_LEASE_S
+from reconciliation.tasks import STALLED_AFTER_S, STALLED_CHECK_S
 from tests.pgcluster import Cluster, free_port, throwaway_cluster
 from webhooks import WebhookSettings, create_endpoint
 from webhooks.signing import signature_header
@@ -654,6 +656,9 @@ def delivered(cluster: Cluster, event_id: uuid.UUID) -> bool:
 
 RECON_DAYS = 40
 """Past business dates with money on them: the worker's first pass reconciles each."""
+RECOVER_WAIT_S = STALLED_AFTER_S + STALLED_CHECK_S + WORKER_WAIT_S
+"""After a restart, how long the schedule may take to finish: the dead worker's heartbeat
+goes stale, the next check fails its job, then a pass runs."""
 
 
 def seed_past_days(url: str, days: int) -> None:
@@ -694,13 +699,14 @@ def test_worker_killed_during_a_reconciliation_records_each_run_once(
             "UPDATE recon_claims SET claimed_at_us = claimed_at_us - %s WHERE state = 'claimed'",
             (CLAIM_LEASE_S * US_PER_S,),
         )
+        [(dead_job,)] = cluster.query("SELECT id FROM procrastinate_jobs WHERE status = 'doing'")
         start_worker(worker)
-        deadline = time.monotonic() + WORKER_WAIT_S
+        deadline = time.monotonic() + RECOVER_WAIT_S
         while recon_counts(cluster) != (RECON_DAYS, 0) and time.monotonic() < deadline:
             assert worker.alive(), worker.output()
             time.sleep(0.5)
-        reconciled = recon_counts(cluster) == (RECON_DAYS, 0)
-        stuck = cluster.query("SELECT status FROM procrastinate_jobs WHERE status = 'doing'")
+        reconciled = recon_counts(cluster)
+        jobs = cluster.query("SELECT id, status::text FROM procrastinate_jobs ORDER BY id")
     finally:
         worker.close()
     twice = cluster.query(
@@ -708,12 +714,11 @@ def test_worker_killed_during_a_reconciliation_records_each_run_once(
         " HAVING count(*) > 1"
     )
     assert twice == [], "a date's run was recorded more than once"
-    if not reconciled and stuck:
-        # KNOWN: the dead worker's procrastinate job stays 'doing' and holds the lock
-        # 'vledger-reconcile-backfill', so the restarted worker's job never starts
-        # (reconciliation/tasks.py retries no stalled job). Safety is asserted above.
-        pytest.xfail(f"after the kill no pass ran: {len(stuck)} stalled procrastinate job(s)")
-    assert reconciled, recon_counts(cluster)
+    assert reconciled == (RECON_DAYS, 0), (reconciled, jobs, worker.output())
+    # The dead worker's job is kept as failed; the passes after it finished (and were
+    # deleted as done): none waits or runs.
+    assert (dead_job, "failed") in jobs, jobs
+    assert not {status for _, status in jobs} & {"todo", "doing"}, jobs
     claims = cluster.query(
         "SELECT c.state, c.run_id = r.id FROM recon_claims c JOIN recon_runs r"
         " ON (r.job, r.business_date, r.scope) = (c.job, c.business_date, c.scope)"
