@@ -59,6 +59,7 @@ from api.web import install_web
 from api.web.console import install_console
 from api.web.station import install_station
 from ledger import LedgerError, StorageError, open_ledger
+from ledger.core.replica import check_read_url, open_read_ledger
 from sms.worker import start_sms_worker
 from webhooks import WebhookSettings, Worker
 
@@ -216,7 +217,15 @@ def create_app(
     if settings.seal_interval_s is not None:  # vledger serve: one line, exit 2
         refuse_exposed_key(ledger_url, settings.service_key_path)
     led = open_ledger(ledger_url, clock=settings.clock)
-    ctx = Context(ledger=led, settings=settings)
+    reads = None
+    if settings.read_database_url is not None:
+        try:
+            check_read_url(settings.read_database_url, primary_url=ledger_url)
+            reads = open_read_ledger(settings.read_database_url, clock=settings.clock)
+        except BaseException:
+            led.close()
+            raise
+    ctx = Context(ledger=led, settings=settings, read_ledger=reads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -232,6 +241,8 @@ def create_app(
             if texts is not None:
                 texts.stop()
             led.close()
+            if reads is not None:
+                reads.close()
 
     app = FastAPI(
         title="Village Ledger API",

@@ -47,6 +47,8 @@ JSON_CONTENT_TYPE = "application/json"
 class Context:
     ledger: Ledger
     settings: Settings
+    read_ledger: Ledger | None = None
+    """The read-only ledger on the replica (``Settings.read_database_url``), if any."""
     metrics: Metrics = field(default_factory=Metrics)
     buckets: TokenBuckets = field(init=False)
     key_limit: KeyRateLimit = field(init=False)
@@ -67,6 +69,11 @@ class Context:
         self.keys = KeyCache(
             lambda key_id: find_key(led, key_id), ttl_s=self.settings.key_cache_ttl_s
         )
+
+    @property
+    def reads(self) -> Ledger:
+        """Where auditors' reads go: the replica when there is one, else the primary."""
+        return self.ledger if self.read_ledger is None else self.read_ledger
 
     def http_date(self) -> str:
         return email.utils.format_datetime(self.settings.clock(), usegmt=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ledger.core.replica import READ_DATABASE_ENV
 from ledger.limits import API_PAGE_SIZE_MAX, TRANSFERS_PER_REQUEST_MAX
 
 
@@ -99,6 +100,14 @@ class Settings:
     service_key_path: str | None = None
     """The sealer's Ed25519 key file (default: ``$VLEDGER_SERVICE_KEY``, else next to the
     database; see ``reconciliation.service_key``)."""
+    read_database_url: str | None = field(
+        default_factory=lambda: os.environ.get(READ_DATABASE_ENV) or None
+    )
+    """A streaming replica of the ledger's PostgreSQL (``$VLEDGER_READ_DATABASE``, or
+    ``--read-database``), opened read-only: auditors' reads of runs and checkpoints, and the
+    reconciliation jobs and packs they start, read there (a job only once the replica has
+    passed the primary's position after its date closed: ``reconciliation.replica``);
+    money never does. ``None``: everything reads the primary."""
     clock: Callable[[], datetime] = field(default=system_clock)
     """The clock signatures and idempotency records are checked against (UTC)."""
     ussd_secrets: tuple[str, ...] = field(default_factory=lambda: _env_list(USSD_SECRETS_ENV))

@@ -11,6 +11,7 @@ replay resumes within the wait). The quick ones run on the suite's own databases
 from __future__ import annotations
 
 import csv
+import dataclasses
 import threading
 import time
 import uuid
@@ -18,9 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from api.app import create_app
+from api.client import Client
+from api.local_server import ServerThread
 from ledger import (
     Account,
     AccountFlags,
@@ -40,6 +46,8 @@ from reconciliation.schedule import backfill
 from reconciliation.service_key import ENV_VAR, ServiceKey, load_service_key
 from tests.conftest import Clock
 from tests.pgreplica import Node, primary_and_replica
+from tests.test_api_harness import FAST_TEST_SETTINGS, Harness
+from vledger.cli import main
 
 KES = "KES"
 DAY_PACKED = date(2026, 3, 10)
@@ -381,6 +389,101 @@ def test_the_schedule_runs_a_closed_date_on_the_replica(ledgers: Ledgers, tmp_pa
         (DAY_SCHEDULED.isoformat(), SOURCE_REPLICA)
     ]
     assert runs[0].status == "ok"
+
+
+# -- over the signed API and the command line --------------------------------------------
+
+
+def ok(answer: httpx.Response, status: int = 200) -> Any:
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def listed_runs(client: Client) -> set[str]:
+    page = ok(client.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    return {run["id"] for run in page["data"]}
+
+
+@pytest.mark.slow
+def test_auditors_read_runs_on_the_replica_and_start_jobs_that_read_there(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path
+) -> None:
+    primary, replica = pair
+    settings = dataclasses.replace(
+        FAST_TEST_SETTINGS, reports_dir=str(tmp_path / "reports"), read_database_url=replica.url
+    )
+    server = ServerThread(create_app(primary.url, settings=settings)).start()
+    (tmp_path / "keys").mkdir()
+    harness = Harness(primary.url, server.base_url, ledgers.jobs, tmp_path / "keys")
+    try:
+        auditor = harness.client("auditor")
+        body = {"job": "integrity", "business_date": "2026-03-14"}
+        made = ok(auditor.request("POST", "/v1/reconciliation/runs", json_body=body), 201)
+        started = get_run(ledgers.jobs, uuid.UUID(made["id"]))
+        assert started is not None and started.reads.source == SOURCE_REPLICA
+        caught_up(primary, replica)
+        assert made["id"] in listed_runs(auditor)
+        pause_replay(replica)
+        try:
+            unseen = run_job(
+                ledgers.jobs, "integrity", JobRequest(date(2026, 3, 15)), out=tmp_path / "direct"
+            )
+            assert str(unseen.run.id) not in listed_runs(auditor)  # the list is the replica's
+            by_id = ok(auditor.request("GET", f"/v1/reconciliation/runs/{unseen.run.id}"))
+            assert by_id["id"] == str(unseen.run.id)  # asked for by id: the primary has it
+        finally:
+            resume_replay(replica)
+        caught_up(primary, replica)
+        assert str(unseen.run.id) in listed_runs(auditor)
+    finally:
+        harness.close_clients()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_vledger_reconcile_reads_the_replica(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    primary, replica = pair
+    code = main(
+        [
+            "reconcile",
+            "integrity",
+            "--date",
+            "2026-03-16",
+            "--database",
+            primary.url,
+            "--read-database",
+            replica.url,
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    shown = capsys.readouterr().out
+    assert code == 0, shown
+    assert "read: the replica up to " in shown
+    [line] = [line for line in shown.splitlines() if line.startswith("integrity 2026-03-16")]
+    run = get_run(ledgers.jobs, uuid.UUID(line.split(" run ")[1].split()[0]))
+    assert run is not None and run.reads.source == SOURCE_REPLICA
+
+
+def test_a_sqlite_database_takes_no_read_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "reconcile",
+            "integrity",
+            "--database",
+            f"sqlite:///{tmp_path}/ledger.db",
+            "--read-database",
+            "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "SQLite has none" in capsys.readouterr().err
 
 
 # -- the suite's own databases: no replica -----------------------------------------------------

@@ -9,12 +9,13 @@
     vledger expire  [--database URL]   void every hold whose timeout has passed
     vledger sweep   [--database URL]   run the flows' timers once (holds, orders, cash-outs)
     vledger serve   [--host H] [--port P] [--workers N] [--database URL]   the signed HTTP API
+                    [--read-database URL]
     vledger worker  [--database URL]   deliver webhooks and run the reconciliation schedule
-                                       (procrastinate on PostgreSQL) until stopped
+                    [--read-database URL]   (procrastinate on PostgreSQL) until stopped
     vledger keys create --role R --name N [--alg A] --out FILE [--database URL]
     vledger keys revoke KEY_ID [--database URL]
     vledger reconcile JOB [--date D] [--input FILE] [--scope S] [--option K=V ...]
-                          [--out DIR] [--threshold N] [--database URL]
+                          [--out DIR] [--threshold N] [--database URL] [--read-database URL]
     vledger variance list [--state S] [--agent ID] | show ID   cash-count variances
                      (approve, reject: refused; decided through the signed API)
     vledger villagers register --agent ID --phone P --name N --currency C --language L [--id ID]
@@ -35,6 +36,9 @@ Every command takes ``--quiet`` (no progress on stderr); ``vledger reconcile JOB
 lists a job's scope, input and options.
 
 The database is ``--database``, else ``$VLEDGER_DATABASE``, else ``sqlite:///village.db``.
+``--read-database`` (else ``$VLEDGER_READ_DATABASE``; serve, worker, reconcile) names a
+PostgreSQL streaming replica, opened read-only, that jobs, packs and auditors' reads use
+(see README "Read replica").
 
 Exit codes: 0 done; 1 the demo found a problem (it says which), a reconciliation
 found more breaks than its threshold, or an export or pack did not verify; 2 bad input
@@ -95,7 +99,9 @@ COMMANDS: dict[str, Command] = {
         service.serve, "run the signed HTTP API (migrates first)", service.serve_arguments
     ),
     "worker": Command(
-        service.worker, "deliver webhooks and run scheduled reconciliations until interrupted"
+        service.worker,
+        "deliver webhooks and run scheduled reconciliations until interrupted",
+        service.worker_arguments,
     ),
     "keys": Command(keys.keys, "create and revoke API keys", keys.keys_arguments),
     "reconcile": Command(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ledger.core.errors import EdgeError
+from ledger.core.replica import READ_DATABASE_ENV
 
 DATABASE_DEFAULT = "sqlite:///village.db"
 
@@ -80,6 +81,23 @@ def database_argument(parser: argparse.ArgumentParser) -> None:
         help=(
             "sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB "
             f"(default: ${DATABASE_ENV} or {DATABASE_DEFAULT}; now {display(default)})"
+        ),
+    )
+
+
+def read_database_argument(parser: argparse.ArgumentParser) -> None:
+    """``--read-database URL``: a streaming replica that reconciliation jobs, packs and
+    auditors' reads use (read-only; money never does); default ``$VLEDGER_READ_DATABASE``,
+    else none (everything reads ``--database``)."""
+    default = os.environ.get(READ_DATABASE_ENV) or None
+    parser.add_argument(
+        "--read-database",
+        default=default,
+        metavar="URL",
+        help=(
+            "a PostgreSQL streaming replica of --database, opened read-only, for"
+            " reconciliation jobs, packs and auditors' reads (default:"
+            f" ${READ_DATABASE_ENV}, else none; now {display(default) if default else 'none'})"
         ),
     )
 

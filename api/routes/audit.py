@@ -7,6 +7,11 @@ answer); any other role: 403. Nothing else here writes: the blocks are the seale
 The jobs that read an outside record (a provider statement, a cash count) take a file
 and run from ``vledger reconcile``.
 
+With a read replica (``Settings.read_database_url``) the runs and checkpoints are read
+there (a list may lag the primary by the replica's delay; one run asked for by id is
+looked for on the primary too), and a job started here reads there once the replica has
+passed the close of its date (``reconciliation.replica``); the run row is the primary's.
+
 A run's files are served from ``Settings.reports_dir`` as the jobs laid them out
 (``<reports_dir>/<job>/<business date>/<run id>/``), and only the names the run has: the
 three every run has (``summary.json``, ``detail.csv``, ``report.html``) and the files its
@@ -40,6 +45,7 @@ from api.schemas import CheckpointList, RunCreate, RunDetailOut, RunList
 from ledger.core.store import from_us
 from ledger.limits import API_PAGE_SIZE_MAX
 from reconciliation.jobs import JOBS, JobRequest, run_job
+from reconciliation.replica import Replica
 from reconciliation.runs import Run, get_run, list_runs
 from reconciliation.seal import BlockRow, blocks_page
 from reconciliation.service_key import ServiceKeyError, existing_service_key
@@ -110,7 +116,12 @@ def checkpoint_out(block: BlockRow) -> dict[str, Any]:
 
 
 def _run(request: Request, run_id: uuid.UUID) -> Run:
-    found = get_run(context(request).ledger, run_id)
+    """The run, read where auditors read; a run the replica has not replayed yet (one
+    just started here, say) is read on the primary before it is called unknown."""
+    ctx = context(request)
+    found = get_run(ctx.reads, run_id)
+    if found is None and ctx.read_ledger is not None:
+        found = get_run(ctx.ledger, run_id)
     if found is None:
         raise ApiError("not_found", f"no run {run_id}", 404)
     return found
@@ -170,7 +181,7 @@ def runs(
 ) -> Response:
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
-    led = context(request).ledger
+    led = context(request).reads
     after = None if starting_after is None else get_run(led, starting_after)
     if starting_after is not None and (after is None or job not in (None, after.job)):
         raise ApiError("invalid_parameter", "starting_after names no run of this list")
@@ -210,7 +221,9 @@ def start_run(request: Request, caller: Caller) -> Response:
             day, scope=data.scope, options=dict(data.options), service_key_path=key_path
         )
         reports = Path(settings.reports_dir)
-        done = run_job(context(request).ledger, data.job, job_request, out=reports)
+        ctx = context(request)
+        replica = None if ctx.read_ledger is None else Replica(ctx.read_ledger)
+        done = run_job(ctx.ledger, data.job, job_request, out=reports, replica=replica)
         detail = {**run_out(done.run), "summary": done.run.summary}
         detail["files"] = _files(_folder(request, done.run), done.run)
         return json_response(201, detail, {"Location": f"/v1/reconciliation/runs/{done.run.id}"})
@@ -301,7 +314,7 @@ def checkpoints(
     require_role(caller, READ_ALL)
     size = page_limit(request, limit)
     first = (starting_after or 0) + 1
-    found = blocks_page(context(request).ledger, first, first + size)
+    found = blocks_page(context(request).reads, first, first + size)
     return json_response(
         200, {"data": [checkpoint_out(b) for b in found[:size]], "has_more": len(found) > size}
     )

@@ -4,6 +4,7 @@ variances."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import textwrap
 import uuid
 from datetime import date
@@ -11,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger import open_ledger
-from vledger.common import EXIT_BREAKS, EXIT_OK, UsageError, database_argument
+from ledger.core.replica import check_read_url, open_read_ledger
+from vledger.common import (
+    EXIT_BREAKS,
+    EXIT_OK,
+    UsageError,
+    database_argument,
+    read_database_argument,
+)
 
 if TYPE_CHECKING:
     from reconciliation.jobs import JobSpec
@@ -33,6 +41,7 @@ def reconcile_arguments(parser: argparse.ArgumentParser) -> None:
         )
         _job_arguments(job, spec)
         database_argument(job)
+        read_database_argument(job)
 
 
 def _job_arguments(parser: argparse.ArgumentParser, spec: JobSpec) -> None:
@@ -127,6 +136,7 @@ def reconcile(args: argparse.Namespace) -> int:
     """Check everything the command line says before opening the ledger (every problem
     in one line), then run the job with its progress on stderr."""
     from reconciliation.jobs import JOBS, JobRequest, job_problems, run_job
+    from reconciliation.replica import Replica
     from vledger.progress import shown
 
     spec = JOBS[args.job]
@@ -141,7 +151,13 @@ def reconcile(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError("; ".join(problems))
     quiet = getattr(args, "quiet", False)
-    with open_ledger(args.database) as led:
+    if args.read_database is not None:
+        check_read_url(args.read_database, primary_url=args.database)
+    with contextlib.ExitStack() as opened:
+        led = opened.enter_context(open_ledger(args.database))
+        replica = None
+        if args.read_database is not None:
+            replica = Replica(opened.enter_context(open_read_ledger(args.read_database)))
         request = JobRequest(
             business_date=args.date or led.now().date(),
             input_path=input_path,
@@ -149,7 +165,9 @@ def reconcile(args: argparse.Namespace) -> int:
             options=options,
         )
         with shown(f"vledger reconcile {spec.name}", quiet=quiet) as progress:
-            done = run_job(led, spec.name, request, out=Path(args.out), progress=progress)
+            done = run_job(
+                led, spec.name, request, out=Path(args.out), progress=progress, replica=replica
+            )
     run = done.run
     print(
         f"{run.job} {run.business_date}: {run.status}, {run.breaks} break(s) in"
@@ -160,6 +178,10 @@ def reconcile(args: argparse.Namespace) -> int:
     in_transit = run.summary.get("in_transit_items")
     if in_transit:
         print(f"  in transit (inside their settlement time, not breaks): {in_transit}")
+    if args.read_database is not None:
+        where = run.reads
+        close = f" (the replica had to pass {where.close_lsn})" if where.close_lsn else ""
+        print(f"read: the {where.source} up to {where.read_lsn}{close}")
     print(f"files: {done.folder}")
     return EXIT_BREAKS if run.breaks > args.threshold else EXIT_OK
 

@@ -7,7 +7,8 @@ import os
 
 from ledger import open_ledger
 from ledger.core import migrations
-from vledger.common import EXIT_OK, UsageError, display
+from ledger.core.replica import READ_DATABASE_ENV, check_read_url
+from vledger.common import EXIT_OK, UsageError, display, read_database_argument
 from vledger.demo import run_demo
 from vledger.progress import shown
 
@@ -62,7 +63,21 @@ def sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_database(args: argparse.Namespace) -> str | None:
+    """``--read-database``, checked against ``--database`` (one line, exit 2, before
+    anything starts)."""
+    url: str | None = args.read_database
+    if url is not None:
+        check_read_url(url, primary_url=args.database)
+    return url
+
+
+def worker_arguments(parser: argparse.ArgumentParser) -> None:
+    read_database_argument(parser)
+
+
 def serve_arguments(parser: argparse.ArgumentParser) -> None:
+    read_database_argument(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument(
@@ -94,6 +109,9 @@ def serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1..65535, not {args.port}")
+    read_url = _read_database(args)
+    if read_url is not None:  # every served process builds its Settings from the environment
+        os.environ[READ_DATABASE_ENV] = read_url
     try:
         served_webhook_settings()  # VLEDGER_WEBHOOK_NETWORKS_ALLOWED: one line, exit 2
         served_rate_limit()  # VLEDGER_RATE_LIMIT_PER_S, _BURST: the same
@@ -124,11 +142,12 @@ def worker(args: argparse.Namespace) -> int:
         hooks = served_webhook_settings()
     except ServeRefused as refused:
         raise UsageError(str(refused)) from None
+    read_url = _read_database(args)
     stop = threading.Event()
     scheduler = threading.Thread(
         target=run_scheduler,
         args=(args.database,),
-        kwargs={"stop": stop},
+        kwargs={"stop": stop, "read_database_url": read_url},
         name="vledger-recon-scheduler",
         daemon=True,
     )
