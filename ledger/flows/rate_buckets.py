@@ -25,6 +25,11 @@ What it guarantees:
   may lose the bucket updates of its last moments (at most three times ``wal_writer_delay``,
   600 ms by default): the keys that made requests then get those requests back, at most
   their burst. A crash can forgive a few requests; it never refuses one wrongly.
+* a take is a transaction of its own, never part of another: :func:`take` called while a
+  :meth:`~ledger.Ledger.transact` on its ledger runs in the same context (which would make
+  it a savepoint of that transaction, and that transaction's commit, a request's money
+  say, asynchronous) raises :class:`~ledger.core.errors.InvariantViolation` and takes
+  nothing. There is no ``take_in`` for a caller's transaction, for the same reason.
 * one row per key that made a request, written only after the request's signature was
   verified (``api.context.authenticate``), so the table is as large as ``api_keys`` at
   most (a foreign key says so too); nothing purges it.
@@ -40,11 +45,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.core.errors import InvariantViolation
-from ledger.core.ledger import transactional
+from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.limits import US_PER_S
 
-__all__ = ["TOLERANCE_US_MAX", "Rate", "take", "take_in"]
+__all__ = ["TOLERANCE_US_MAX", "Rate", "take"]
 
 TOLERANCE_US_MAX = 366 * 86_400 * US_PER_S
 """The longest ``burst * interval_us`` (a year): a bucket's moments stay far inside BIGINT."""
@@ -91,9 +96,20 @@ _LATER = "CASE WHEN rate_buckets.tat_us > :now THEN rate_buckets.tat_us ELSE :no
 """``max(tat_us, now)`` on both engines."""
 
 
-def take_in(tx: Tx, key_id: str, rate: Rate) -> int:
-    """Take one request from ``key_id``'s bucket at the transaction's clock: 0 when taken,
-    else the microseconds until one may be (nothing taken)."""
+def take(led: Ledger, key_id: str, rate: Rate) -> int:
+    """Take one request from ``key_id``'s bucket, in a transaction of its own at its clock:
+    0 when taken, else the microseconds until one may be (nothing taken). Refused
+    (:class:`InvariantViolation`) inside an open transaction on ``led``: see the module."""
+    if led._joined() is not None:  # the one way to ask the ledger (no public name yet)
+        raise InvariantViolation(
+            "a rate-limit take runs outside any transaction: it commits with"
+            " synchronous_commit = off, which would make the open transaction's commit"
+            " asynchronous too"
+        )
+    return led.transact(lambda tx: _take_in(tx, key_id, rate))
+
+
+def _take_in(tx: Tx, key_id: str, rate: Rate) -> int:
     limit_us = tx.now_us + rate.tolerance_us
     params = {"key_id": key_id, "now": tx.now_us, "interval": rate.interval_us, "limit": limit_us}
     taken = tx.execute(
@@ -110,6 +126,3 @@ def take_in(tx: Tx, key_id: str, rate: Rate) -> int:
     if row is None:  # the statement above met the row and holds it until the commit
         raise InvariantViolation(f"the rate bucket of {key_id!r} vanished")
     return max(1, max(int(row[0]), tx.now_us) + rate.interval_us - limit_us)
-
-
-take = transactional(take_in)
