@@ -421,9 +421,9 @@ def test_cross_transfers_survive_a_crashing_coordinator(world: World, seed: int)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize("seed", [11, 12])
 def test_cross_transfers_survive_a_crashing_coordinator_long(world: World, seed: int) -> None:
-    sim = simulate(world, seed=seed, steps=1500)
+    sim = simulate(world, seed=seed, steps=1000)
     check_it_was_a_real_test(sim)
 
 
