@@ -129,6 +129,8 @@ FLOW_CODES: dict[str, str] = {
     "suspense_id_reused": "The suspense id parked other money",
     "provider_reference_parked": "The provider's reference is parked as another item",
     "suspense_already_resolved": "The suspense item was resolved otherwise",
+    "suspense_return_proposed": "A return of this suspense item waits for approval already",
+    "commission_payout_proposed": "A payout of this month and currency waits for approval",
     # the object's state (409)
     "order_not_payable": "Only a created order is paid",
     "order_not_dispatchable": "Only a paid order is dispatched",
@@ -251,6 +253,8 @@ FLOW_CODES: dict[str, str] = {
     "provider_required": "A payout to a provider names the provider",
     "target_invalid": "Name exactly one of to_villager_id, to_storefront_id",
     "note_invalid": "A note is 1..500 characters, not blank",
+    "suspense_not_parked": "The suspense item is no longer parked: nothing to return",
+    "commission_month_paid": "The month's commission in this currency was paid already",
 }
 """The village flows' codes (:class:`~ledger.flows.errors.FlowError`) and their titles.
 ``tests/test_api_orders.py`` and ``tests/test_api_cash.py`` check every code the exposed

@@ -117,18 +117,58 @@ def office(api: Harness) -> Iterator[Office]:
         past.close()
 
 
-def test_a_month_pays_only_its_own_and_a_provider_pays_outside(office: Office) -> None:
+def approve(who: Client, proposal_id: str) -> httpx.Response:
+    return who.request("POST", f"/v1/proposals/{proposal_id}/approve", json_body=None)
+
+
+def test_a_provider_payout_waits_for_a_second_operator_and_pays_only_its_month(
+    office: Office,
+) -> None:
+    """Money out of the platform: the maker's request is a proposal showing what it would
+    pay; nothing moves until another operator approves it (not the maker, an auditor or a
+    tenant); nobody asks for the month meanwhile; the approver is recorded; approving
+    again moves nothing. A payout to the floats is one operator's act."""
     earlier, month = months_ago(10), months_ago(9)
     juma = office.agent()
     office.earn(juma, month.start - timedelta(microseconds=1))  # the month before
     office.earn(juma, month.start, times=2)
     clearing = parties.account_id(parties.platform_id(KES), "provider_clearing:AIRTEL")
-    paid = ok(office.pay(month.text, to="provider", provider="AIRTEL"), 201)
-    assert (paid["to"], paid["provider"]) == ("provider", "AIRTEL")
+    checking = office.api.key("operator")
+    checker, checker_id = office.api.client_for(checking), checking["principal_id"]
+
+    made = ok(office.pay(month.text, to="provider", provider="AIRTEL"), 202)["proposal"]
+    assert (made["kind"], made["state"]) == (commission.COMMISSION_PAYOUT, "proposed")
+    shown = {"month": month.text, "currency": KES, "to": "provider", "provider": "AIRTEL"}
+    assert made["payload"] == shown | {"agents_count": 1, "total_minor": 600}
+    assert office.balance(juma, Role.COMMISSION) == 900  # nothing moved
+    refused(approve(office.operator, made["id"]), 422, "proposal_maker_cannot_decide")
+    for outsider in (office.api.client("auditor"), office.api.client("storefront"),
+                     office.agents[juma]):  # fmt: skip
+        refused(approve(outsider, made["id"]), 403, "forbidden")
+    for who, body in ((checker, {}), (checker, {"to": "provider", "provider": "MPESA"}),
+                      (office.operator, {"to": "provider", "provider": "AIRTEL"})):  # fmt: skip
+        refused(office.pay(month.text, who=who, **body), 409, "commission_payout_proposed")
+    assert office.balance(juma, Role.COMMISSION) == 900
+    listed = ok(office.operator.request("GET", PATH, params={"limit": "100"}))
+    assert month.text not in [p["month"] for p in listed["data"]]
+
+    approved = ok(approve(checker, made["id"]))
+    result = approved["result"]
+    assert (approved["state"], approved["decided_by"], result["made_by"]) == (
+        "approved", checker_id, checker_id,
+    )  # fmt: skip
+    assert (result["lines_count"], result["total_minor"]) == (1, 600)
+    paid = ok(office.operator.request("GET", f"{PATH}/{result['payout_id']}"))
+    assert (paid["to"], paid["provider"], paid["made_by"]) == ("provider", "AIRTEL", checker_id)
     [line] = [x for x in paid["lines"] if x["agent_id"] == juma]
     assert (line["amount_minor"], line["destination_account_id"]) == (600, str(clearing))
     assert office.balance(juma, Role.COMMISSION) == 300  # the earlier month's waits
-    before = ok(office.pay(earlier.text), 201)
+    assert ok(approve(checker, made["id"])) == approved  # again: the same, nothing moves
+    again = ok(office.pay(month.text, to="provider", provider="AIRTEL"), 201)
+    assert again["id"] == paid["id"]
+    assert office.balance(juma, Role.COMMISSION) == 300
+
+    before = ok(office.pay(earlier.text), 201)  # to the floats: at once
     assert [x["amount_minor"] for x in before["lines"] if x["agent_id"] == juma] == [300]
     assert office.balance(juma, Role.COMMISSION) == 0
     assert office.api.ledger.check_integrity().ok
@@ -303,3 +343,28 @@ def test_every_commission_code_has_a_title_and_the_routes_are_documented(api: Ha
     for path in (PATH, f"{PATH}/{{payout_id}}", "/v1/agents/{agent_id}/commission"):
         assert "get" in doc["paths"][path], path
         assert doc["paths"][path]["get"]["security"] == [{"httpMessageSignature": []}]
+
+
+def test_approving_a_payout_of_a_month_paid_since_is_refused_and_moves_nothing(
+    office: Office,
+) -> None:
+    """The machine's command paid the month to the floats while a provider payout waited
+    (the command does not see proposals): approving it is 422 commission_month_paid,
+    nothing moves, and it can still be rejected."""
+    month = months_ago(3)
+    juma = office.agent()
+    office.earn(juma, month.start + timedelta(days=1))
+    made = ok(office.pay(month.text, to="provider", provider="MPESA"), 202)["proposal"]
+    floats = commission.pay_month(office.api.ledger, month=month.text, currency=KES, to="float")
+    assert floats.total_minor == EARNED_PER_CASH_IN
+    checker = office.api.client("operator")
+    float_now = office.balance(juma, Role.FLOAT)
+    refused(approve(checker, made["id"]), 422, "commission_month_paid")
+    assert office.balance(juma, Role.FLOAT) == float_now
+    shown = ok(checker.request("GET", f"{PATH}/{floats.id}"))
+    assert (shown["to"], shown["made_by"]) == ("float", None)
+    assert ok(checker.request("GET", f"/v1/proposals/{made['id']}"))["state"] == "proposed"
+    body = {"reason": "paid to the floats already"}
+    rejected = checker.request("POST", f"/v1/proposals/{made['id']}/reject", json_body=body)
+    assert ok(rejected)["state"] == "rejected"
+    assert office.api.ledger.check_integrity().ok

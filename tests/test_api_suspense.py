@@ -19,7 +19,7 @@ import pytest
 
 from api.client import Client
 from api.signatures import Sha256Digest
-from ledger.flows import events, suspense
+from ledger.flows import events, parties, proposals, suspense
 from tests.test_api_attacks import refused, send
 from tests.test_api_cash import Counter
 from tests.test_api_harness import Harness, api, api_server
@@ -147,12 +147,88 @@ def test_a_return_proposal_replays_by_key_and_by_id(api: Harness) -> None:
     first = ok(propose_return(operator, item_id, {"reason": "dup"}, idempotency_key=key), 202)
     again = propose_return(operator, item_id, {"reason": "dup"}, idempotency_key=key)
     assert ok(again, 202) == first and again.headers["idempotency-replayed"] == "true"
-    step = str(uuid.uuid4())
-    by_id = ok(propose_return(operator, item_id, {"id": step, "reason": "dup"}), 202)
-    assert ok(propose_return(operator, item_id, {"id": step, "reason": "dup"}), 202) == by_id
+    step = first["proposal"]["id"]  # the id the key made, named in the body
+    assert ok(propose_return(operator, item_id, {"id": step, "reason": "dup"}), 202) == first
     refused(propose_return(operator, item_id, {"id": step, "reason": "other"}), 409,
             "proposal_exists_different")  # fmt: skip
-    assert len(returns_of(operator, item_id)) == 2
+    assert [p["id"] for p in returns_of(operator, item_id)] == [step]
+
+
+def test_a_second_return_is_refused_while_one_waits(api: Harness) -> None:
+    """One return per item may wait: not by its maker, another operator, a replay of a
+    new key, nor a tenant; once approved, another is refused as resolved."""
+    amina, baraka = api.client("operator"), api.client("operator")
+    item_id = parked(api)
+    made = ok(propose_return(amina, item_id, {"reason": "sender asked"}), 202)["proposal"]
+    for who, body in ((amina, {"reason": "sender asked"}), (baraka, {"reason": "bank asked"}),
+                      (baraka, {"id": str(uuid.uuid4()), "reason": "bank asked"})):  # fmt: skip
+        answer = propose_return(who, item_id, body)
+        refused(answer, 409, "suspense_return_proposed")
+        assert made["id"] in answer.json()["detail"]  # which one waits, in words
+    for outsider in ("storefront", "agent", "auditor"):
+        refused(propose_return(api.client(outsider), item_id, {"reason": "x"}), 403, "forbidden")
+    assert [p["id"] for p in returns_of(amina, item_id)] == [made["id"]]
+    assert item(amina, item_id)["state"] == "parked"
+
+    ok(approve(baraka, made["id"]))
+    refused(propose_return(baraka, item_id, {"reason": "again"}), 409,
+            "suspense_already_resolved")  # fmt: skip
+    assert [p["id"] for p in returns_of(amina, item_id)] == [made["id"]]
+
+
+def clearing_credits(api: Harness, provider: str = BANK) -> int:
+    platform = parties.platform_id(KES)
+    [account] = api.ledger.lookup_accounts(
+        [parties.account_id(platform, f"provider_clearing:{provider}")]
+    )
+    return account.credits_posted
+
+
+def test_a_waiting_return_of_an_item_resolved_since_is_refused_when_approved(
+    api: Harness, counter: Counter
+) -> None:
+    """Two returns made before one-per-item was the rule (through the flow, as an older
+    service made them): the first approved moves the money; approving the second is
+    422 suspense_not_parked, moves nothing and leaves it proposed, to be rejected. A
+    return waiting on an item reassigned since is refused the same way."""
+    made = api.key("operator")
+    amina, amina_id = api.client_for(made), uuid.UUID(made["principal_id"])
+    baraka = counter.operator
+    item_id = parked(api)
+    older = [
+        proposals.propose(
+            api.ledger,
+            proposal_id=uuid.uuid4(),
+            kind=suspense.SUSPENSE_RETURN,
+            payload={"suspense_id": item_id, "reason": reason},
+            proposed_by=amina_id,
+        )
+        for reason in ("sender asked", "sender asked twice")
+    ]
+    before = clearing_credits(api)
+    ok(approve(baraka, str(older[0].id)))
+    assert clearing_credits(api) == before + ITEM_MINOR
+    refusals = [
+        (baraka, 422, "suspense_not_parked"),  # the replay of an approval, by a checker
+        (amina, 422, "proposal_maker_cannot_decide"),
+        (api.client("auditor"), 403, "forbidden"),
+        (api.client("agent"), 403, "forbidden"),  # a tenant
+    ]
+    for who, status, code in refusals:
+        refused(approve(who, str(older[1].id)), status, code)
+    assert clearing_credits(api) == before + ITEM_MINOR  # once
+    assert ok(baraka.request("GET", f"/v1/proposals/{older[1].id}"))["state"] == "proposed"
+    rejected = baraka.request("POST", f"/v1/proposals/{older[1].id}/reject",
+                              json_body={"reason": "returned already"})  # fmt: skip
+    assert ok(rejected)["state"] == "rejected"
+
+    moved = parked(api)
+    waiting = ok(propose_return(amina, moved, {"reason": "unknown"}), 202)["proposal"]
+    ok(reassign(baraka, moved, {"to_villager_id": counter.villager_id}))
+    refused(approve(baraka, waiting["id"]), 422, "suspense_not_parked")
+    assert item(baraka, moved)["state"] == "reassigned"
+    assert clearing_credits(api) == before + ITEM_MINOR
+    assert wallet_minor(baraka, counter.villager_id) == ITEM_MINOR
 
 
 def test_only_operators_write_and_tenants_read_nothing(api: Harness, counter: Counter) -> None:

@@ -318,17 +318,21 @@ def test_vledger_commission_pay_pays_once_and_refuses_in_one_line(
     assert "2026-06 KES to float, 1 agents, 600 minor units" in out
     assert f"agent {juma.id}  earned 600  paid 600" in out
     assert village.commission(juma) == 0
-    assert main([*argv, "--to", "provider", "--provider", "MPESA"]) == 0  # answers the first
+    assert main([*argv, "--to", "float"]) == 0  # answers the first
     assert "to float, 1 agents, 600" in capsys.readouterr().out
     this_month = Month.of(datetime.now(UTC)).text
     for bad, said in (
         (["--month", this_month, "--to", "float"], "month_not_over"),
         (["--month", "2026-13", "--to", "float"], "month_invalid"),
-        (["--month", "2026-05", "--to", "provider"], "provider_required"),
+        # money out of the platform: two signed operators, never the machine's command
+        (["--month", "2026-05", "--to", "provider", "--provider", "MPESA"], "two signed"),
+        (["--month", "2026-05", "--to", "provider"], "two signed operators"),
     ):
         assert main(["commission", "pay", "--currency", KES, "--database", db_url, *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("vledger commission: ") and len(err.splitlines()) == 1, err
         assert said in err, err
     assert main([*argv, "--to", "bank"]) == 2
+    listed = commission.list_payouts(village.led)
+    assert [p.month for p in listed] == ["2026-06"]  # May was never paid
     assert village.led.check_integrity().ok

@@ -5,9 +5,14 @@ Who may do what (another role: 403):
 =======================================  ================================================
 ``POST /v1/commission-payouts``          operators: pay a month that is over (422
                                          ``month_not_over`` otherwise) to the agents'
-                                         floats or through a provider; once per month and
-                                         currency (again: 201 with the first payout,
-                                         nothing moves)
+                                         floats (201, at once), or through a provider:
+                                         a **proposal** (202, kind ``commission_payout``)
+                                         another operator approves (``POST
+                                         /v1/proposals/{id}/approve``, never the maker:
+                                         422 ``proposal_maker_cannot_decide``); once per
+                                         month and currency (again: 201 with the first
+                                         payout, nothing moves; while one waits for
+                                         approval: 409 ``commission_payout_proposed``)
 ``GET /v1/commission-payouts``           auditors, operators: payouts by month, paged
 ``GET /v1/commission-payouts/{id}``      auditors, operators: the payout and a page of
                                          its lines (who got what), by agent id
@@ -31,23 +36,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.access import READ_ALL, require_role
-from api.context import context, json_response
+from api.context import context, json_response, run_post
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import page_limit, page_of, signed, write
-from api.routes.steps import id_text, time_text
+from api.routes.common import body_of, page_limit, page_of, signed
+from api.routes.kyc import PROPOSED, proposed
+from api.routes.steps import id_text, parse, step_id, time_text
 from api.schemas import (
     AgentCommissionOut,
     CommissionPayoutCreate,
     CommissionPayoutList,
     CommissionPayoutOut,
 )
-from ledger import Ledger
 from ledger.flows import commission
 from ledger.flows.commission import AgentCommission, CommissionPayout, Month, PayoutLine
+from ledger.flows.proposals import Proposal
 from ledger.limits import API_PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1", tags=["commission"])
+PATH = "/v1/commission-payouts"
 
 Caller = Annotated[ApiKey, Depends(signed)]
 OPERATOR = frozenset({Role.OPERATOR})
@@ -123,33 +130,34 @@ def agent_out(a: AgentCommission) -> dict[str, Any]:
     "/commission-payouts",
     status_code=201,
     response_model=CommissionPayoutOut,
-    summary="Pay a month's agent commission in a currency, to floats or a provider (operators)",
+    responses=PROPOSED,
+    summary="Pay a month's agent commission: to floats at once, to a provider as a proposal",
     openapi_extra={"x-request-model": "CommissionPayoutCreate"},
 )
 def pay_month(request: Request, caller: Caller) -> Response:
     require_role(caller, OPERATOR)
+    led = context(request).ledger
     size = context(request).settings.page_size_default
+    body = body_of(request)
 
-    def act(led: Ledger, data: CommissionPayoutCreate) -> tuple[CommissionPayout, list[PayoutLine]]:
-        return commission.pay_month_report(
+    def handle() -> Response:
+        data = parse(request, body, CommissionPayoutCreate)
+        made = commission.request_payout(
             led,
+            proposal_id=step_id(request, caller, None),
             month=data.month,
             currency=data.currency,
             to=data.to,
             provider=data.provider,
-            made_by=caller.principal_id,
+            operator_id=caller.principal_id,
             lines_limit=size + 1,
         )
+        if isinstance(made, Proposal):
+            return proposed(made)
+        answer = payout_out(made, size)
+        return json_response(201, answer, {"Location": f"{PATH}/{answer['id']}"})
 
-    return write(
-        request,
-        caller,
-        CommissionPayoutCreate,
-        act,
-        lambda found: payout_out(found, size),
-        status=201,
-        location="/v1/commission-payouts",
-    )
+    return run_post(request, caller, body, handle)
 
 
 @router.get(

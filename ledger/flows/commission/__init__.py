@@ -30,6 +30,19 @@ Paying a month (:func:`pay_month`, once per (month, currency))
     are skipped. A later month's payout never pays an earlier month's commission: each
     month is paid by its own payout, in any order.
 
+Who pays (maker-checker, :func:`request_payout`, what the API and the command line call)
+    A payout **to a provider** sends money out of the platform, so one operator proposes
+    it (a proposal of kind :data:`COMMISSION_PAYOUT`, :mod:`ledger.flows.proposals`,
+    showing the checker how many agents and how much it would pay now) and another
+    approves it; the payout is made in the approval's transaction with ``made_by`` the
+    approver (the proposal keeps the maker). One such proposal per (month, currency) may
+    wait (``commission_payout_proposed`` for another request of the month meanwhile);
+    approving one whose month was paid since is refused (``commission_month_paid``).
+    A payout **to the agents' floats** stays one operator's act: it moves each agent's
+    money from its own commission account to its own float, inside the platform (the
+    platform's clearing accounts, what it holds at providers, do not change), and a
+    mistake is corrected by a transfer back; it is what the agent earned either way.
+
 The report of who got what is the payout's lines (agent, earned, paid, the transfer).
 Events (outbox, same transaction): ``commission.paid`` per line (``party_id`` = the
 agent), ``commission_payout.made`` per payout (``party_id`` = the platform of the
@@ -66,6 +79,7 @@ from ledger.flows.commission.model import (
     transfer_id_of,
 )
 from ledger.flows.commission.service import (
+    COMMISSION_PAYOUT,
     PAY_CHUNK,
     agent_commission,
     agent_commission_in,
@@ -76,11 +90,13 @@ from ledger.flows.commission.service import (
     pay_month_in,
     pay_month_report,
     payout_lines,
+    request_payout,
 )
 from ledger.limits import LIST_PAGE_SIZE_MAX as PAYOUTS_PAGE_MAX
 
 __all__ = [
     "COMMISSION_NAMESPACE",
+    "COMMISSION_PAYOUT",
     "COMMISSION_PAYOUT_CODE",
     "PAID_MONTHS_SHOWN",
     "PAYOUTS_PAGE_MAX",
@@ -102,5 +118,6 @@ __all__ = [
     "pay_month_report",
     "payout_id_of",
     "payout_lines",
+    "request_payout",
     "transfer_id_of",
 ]

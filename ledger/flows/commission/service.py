@@ -5,7 +5,7 @@ guarantee; the SQL is in its repository)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from ledger.core.ledger import Ledger, transactional
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
 from ledger.core.values import Status, Transfer
-from ledger.flows import events, parties
+from ledger.flows import events, parties, proposals
 from ledger.flows.agent_float.checks import check_id
 from ledger.flows.commission import repository
 from ledger.flows.commission.model import (
@@ -31,11 +31,15 @@ from ledger.flows.commission.model import (
     payout_id_of,
     transfer_id_of,
 )
-from ledger.flows.errors import NotFound, Refused
+from ledger.flows.errors import Conflict, NotFound, Refused
 from ledger.flows.parties import Kind, Role
+from ledger.flows.proposals import Proposal
 from ledger.limits import LIST_PAGE_SIZE_MAX as PAYOUTS_PAGE_MAX
 
 PAY_CHUNK = 1000
+COMMISSION_PAYOUT = "commission_payout"
+"""The proposal kind of a payout to a provider (money leaving the platform):
+:func:`request_payout`."""
 """Agents read and paid per core call while a month is paid (all in one transaction)."""
 
 
@@ -133,13 +137,7 @@ def pay_month_in(
     )
     if not claimed:  # another transaction paid this month meanwhile: answer its payout
         return repository.reread_payout(tx, payout_id)
-    earned = repository.earnings(
-        tx,
-        currency=currency,
-        start_us=to_us(period.start),
-        end_us=to_us(period.end),
-        payout_code=COMMISSION_PAYOUT_CODE,
-    )
+    earned = _month_earnings(tx, period, currency)
     made: list[PayoutLine] = []
     for start in range(0, len(earned), PAY_CHUNK):
         made += _pay_chunk(
@@ -205,6 +203,23 @@ def _line_of(
     )
 
 
+def _owed(tx: Tx, earned: Sequence[Earning]) -> list[tuple[Earning, int]]:
+    """Each agent that earned something and holds it, with what it is paid: the month's
+    earnings, or what its commission account still holds when that is less."""
+    owing = [e for e in earned if e.earned_minor > 0]
+    accounts = {a.id: a for a in tx.lookup_accounts([e.commission_account_id for e in owing])}
+    paid: list[tuple[Earning, int]] = []
+    for earning in owing:
+        account = accounts.get(earning.commission_account_id)
+        if account is None:
+            raise InvariantViolation(f"agent {earning.agent_id} has no commission account")
+        held = account.credits_posted - account.debits_posted - account.debits_pending
+        amount = min(earning.earned_minor, held)
+        if amount > 0:
+            paid.append((earning, amount))
+    return paid
+
+
 def _lines_of(
     tx: Tx,
     payout_id: uuid.UUID,
@@ -213,22 +228,19 @@ def _lines_of(
     clearing: uuid.UUID | None,
     earned: Sequence[Earning],
 ) -> list[PayoutLine]:
-    """A line for each agent that earned something and holds it: the month's earnings,
-    or what its commission account still holds when that is less."""
-    owing = [e for e in earned if e.earned_minor > 0]
-    accounts = {a.id: a for a in tx.lookup_accounts([e.commission_account_id for e in owing])}
-    lines: list[PayoutLine] = []
-    for earning in owing:
-        account = accounts.get(earning.commission_account_id)
-        if account is None:
-            raise InvariantViolation(f"agent {earning.agent_id} has no commission account")
-        held = account.credits_posted - account.debits_posted - account.debits_pending
-        amount = min(earning.earned_minor, held)
-        if amount <= 0:
-            continue
-        to_account = clearing or parties.account_id(earning.agent_id, Role.FLOAT)
-        lines.append(_line_of(payout_id, period, currency, earning, amount, to_account, tx.now))
-    return lines
+    """A line for each agent :func:`_owed` pays."""
+    return [
+        _line_of(
+            payout_id,
+            period,
+            currency,
+            earning,
+            amount,
+            clearing or parties.account_id(earning.agent_id, Role.FLOAT),
+            tx.now,
+        )
+        for earning, amount in _owed(tx, earned)
+    ]
 
 
 def _pay_chunk(
@@ -285,6 +297,158 @@ def _emit_paid(tx: Tx, payout_id: uuid.UUID, made: Sequence[PayoutLine]) -> Comm
         subject_id=payout.id,
     )
     return payout
+
+
+# -- maker-checker: a payout to a provider is proposed, another operator approves it --------
+
+
+def _month_earnings(tx: Tx, period: Month, currency: str) -> list[Earning]:
+    return repository.earnings(
+        tx,
+        currency=currency,
+        start_us=to_us(period.start),
+        end_us=to_us(period.end),
+        payout_code=COMMISSION_PAYOUT_CODE,
+    )
+
+
+def _proposal_payload(tx: Tx, period: Month, currency: str, provider: str) -> dict[str, Any]:
+    """What the checker sees: the month, where the money goes, and what would be paid
+    if approved now (the payout pays what is owed when it is approved)."""
+    owed = _owed(tx, _month_earnings(tx, period, currency))
+    return {
+        "month": period.text,
+        "currency": currency,
+        "to": Destination.PROVIDER.value,
+        "provider": provider,
+        "agents_count": len(owed),
+        "total_minor": sum(amount for _, amount in owed),
+    }
+
+
+def _check_none_waiting(tx: Tx, period: Month, currency: str, proposal_id: uuid.UUID) -> None:
+    naming = {"month": period.text, "currency": currency}
+    waiting = proposals.pending_in(tx, kind=COMMISSION_PAYOUT, naming=naming)
+    others = [p.id for p in waiting if p.id != proposal_id]
+    if others:
+        raise Conflict(
+            "commission_payout_proposed",
+            f"a payout of {period.text} {currency} is proposed already ({others[0]}):"
+            " approve or reject that proposal",
+        )
+
+
+def _replayed(tx: Tx, proposal_id: uuid.UUID) -> Proposal | None:
+    try:
+        return proposals.get_in(tx, proposal_id)
+    except NotFound:
+        return None
+
+
+def _propose_payout(
+    led: Ledger,
+    tx: Tx,
+    *,
+    proposal_id: uuid.UUID,
+    period: Month,
+    currency: str,
+    provider: str,
+    operator_id: uuid.UUID,
+) -> Proposal:
+    """A proposal to pay the month through ``provider`` (a replay answers it as made)."""
+    made = _replayed(tx, proposal_id)
+    if made is not None:
+        asked = (COMMISSION_PAYOUT, period.text, currency, provider, operator_id)
+        found = made.payload
+        if (made.kind, found.get("month"), found.get("currency"), found.get("provider"),
+                made.proposed_by) != asked:  # fmt: skip
+            raise Conflict("proposal_exists_different", f"proposal {proposal_id} differs")
+        return made
+    if tx.now < period.end:
+        raise Refused("month_not_over", f"{period.text} ends at {period.end.isoformat()} (UTC)")
+    _check_none_waiting(tx, period, currency, proposal_id)
+    return proposals.propose(
+        led,
+        proposal_id=proposal_id,
+        kind=COMMISSION_PAYOUT,
+        payload=_proposal_payload(tx, period, currency, provider),
+        proposed_by=operator_id,
+    )
+
+
+def request_payout(
+    led: Ledger,
+    *,
+    proposal_id: uuid.UUID,
+    month: str,
+    currency: str,
+    to: Destination | str,
+    provider: str | None = None,
+    operator_id: uuid.UUID,
+    lines_limit: int = PAYOUTS_PAGE_MAX,
+) -> tuple[CommissionPayout, list[PayoutLine]] | Proposal:
+    """An operator asks to pay ``month``'s commission in ``currency`` (one transaction):
+
+    - the month was paid already: that payout and its first ``lines_limit`` lines, as
+      :func:`pay_month_report` answers it (nothing moves);
+    - ``to=float``: paid at once by this operator (:func:`pay_month_report`): the money
+      moves between two accounts of each agent and stays inside the platform;
+    - ``to=provider``: money leaves the platform, so a proposal (``proposal_id``, kind
+      :data:`COMMISSION_PAYOUT`) that another operator approves
+      (:func:`ledger.flows.proposals.approve`); the payout is made in the approval's
+      transaction with ``made_by`` the approver (the maker is the proposal's).
+
+    While a payout of the month waits for approval, another request for it (to a float
+    or a provider, by anyone) is a :class:`Conflict` ``commission_payout_proposed``."""
+    period = Month.parse(month)
+    currency = _check_currency(currency)
+    destination, provider = _check_destination(to, provider)
+    _check_limit(lines_limit, PAYOUTS_PAGE_MAX)
+
+    def work(tx: Tx) -> tuple[CommissionPayout, list[PayoutLine]] | Proposal:
+        existing = repository.read_payout(tx, payout_id_of(period.text, currency))
+        if existing is not None:
+            lines = repository.select_lines(
+                tx, payout_id=existing.id, limit=lines_limit, after_agent=None
+            )
+            return existing, lines
+        if provider is not None:
+            return _propose_payout(
+                led, tx, proposal_id=proposal_id, period=period, currency=currency,
+                provider=provider, operator_id=operator_id,
+            )  # fmt: skip
+        _check_none_waiting(tx, period, currency, proposal_id)
+        return pay_month_report(
+            led, month=period.text, currency=currency, to=destination, made_by=operator_id,
+            lines_limit=lines_limit,
+        )  # fmt: skip
+
+    return led.transact(work)
+
+
+def _apply_payout(tx: Tx, payload: Mapping[str, Any], approver: uuid.UUID) -> dict[str, Any]:
+    """Pay the month in the approval's transaction, as the approver; the payout as made.
+    A month paid meanwhile (to the floats, say) refuses the approval,
+    ``commission_month_paid`` (422): nothing moves, the proposal stays proposed for an
+    operator to reject."""
+    month, currency = payload["month"], payload["currency"]
+    if repository.read_payout(tx, payout_id_of(month, currency)) is not None:
+        raise Refused(
+            "commission_month_paid",
+            f"{month} {currency} was paid already: nothing to pay; reject this proposal",
+        )
+    payout = pay_month_in(
+        tx,
+        month=month,
+        currency=currency,
+        to=Destination.PROVIDER,
+        provider=payload["provider"],
+        made_by=approver,
+    )
+    return _payout_payload(payout) | {"made_by": str(approver)}
+
+
+proposals.register_as(COMMISSION_PAYOUT, _apply_payout)
 
 
 # -- reading ------------------------------------------------------------------------------

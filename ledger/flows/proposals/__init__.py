@@ -26,6 +26,7 @@ The table's SQL lives in :mod:`ledger.flows.proposals.repository`.
 from ledger.flows.proposals.repository import Proposal, State
 from ledger.flows.proposals.service import (
     KIND_LENGTH_MAX,
+    PENDING_MATCHES_MAX,
     PROPOSAL_NAMESPACE,
     TRANSFERS,
     Apply,
@@ -35,6 +36,7 @@ from ledger.flows.proposals.service import (
     get,
     get_in,
     page,
+    pending_in,
     propose,
     propose_transfers,
     register,
@@ -49,6 +51,7 @@ __all__ = [
     "Apply",
     "ApplyAs",
     "KIND_LENGTH_MAX",
+    "PENDING_MATCHES_MAX",
     "PROPOSAL_NAMESPACE",
     "Proposal",
     "REASON_LENGTH_MAX",
@@ -59,6 +62,7 @@ __all__ = [
     "get",
     "get_in",
     "page",
+    "pending_in",
     "propose",
     "propose_transfers",
     "register",

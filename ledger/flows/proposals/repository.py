@@ -4,6 +4,7 @@ never changes again and no proposal is deleted (triggers refuse both)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -88,6 +89,21 @@ def mark_rejected(tx: Tx, *, proposal_id: uuid.UUID, decider: uuid.UUID, reason:
         " reason = :reason WHERE id = :id AND state = 'proposed'",
         {"id": proposal_id, "by": decider, "now": tx.now_us, "reason": reason},
     )
+
+
+def select_pending_like(
+    tx: Tx, *, kind: str, patterns: Sequence[str], limit: int
+) -> list[Proposal]:
+    """At most ``limit`` proposals still ``proposed`` of ``kind`` whose payload text is
+    LIKE every one of ``patterns`` (``\\`` escapes ``%`` and ``_``), oldest first."""
+    where = "".join(f" AND payload LIKE :p{i} ESCAPE '\\'" for i in range(len(patterns)))
+    params: dict[str, Any] = {f"p{i}": p for i, p in enumerate(patterns)}
+    rows = tx.execute(
+        f"SELECT {_PROPOSAL.columns} FROM proposals WHERE state = 'proposed' AND kind = :kind"
+        f"{where} ORDER BY seq LIMIT :n",
+        {**params, "kind": kind, "n": limit},
+    )
+    return _PROPOSAL.all(rows)
 
 
 def seq_of(tx: Tx, proposal_id: uuid.UUID) -> int | None:

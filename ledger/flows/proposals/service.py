@@ -23,6 +23,9 @@ PROPOSAL_NAMESPACE = uuid.UUID("3b9e4c71-0d2a-4f6e-8a15-7c4d2e9f1b83")
 """Derives a transfers proposal's id from its transfers' ids (a replay finds it)."""
 
 KIND_LENGTH_MAX = 32
+PENDING_MATCHES_MAX = 10
+"""At most this many pending proposals are answered by :func:`pending_in` (a kind whose
+flow refuses a second pending proposal of the same thing has at most one)."""
 TRANSFERS = "transfers"
 """The kind of an operator's raw transfers touching a party's account."""
 
@@ -158,6 +161,25 @@ def get_in(tx: Tx, proposal_id: uuid.UUID) -> Proposal:
 
 
 get = transactional(get_in)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def pending_in(tx: Tx, *, kind: str, naming: Mapping[str, str]) -> list[Proposal]:
+    """The proposals of ``kind`` still waiting for a second operator whose payload has
+    every field of ``naming`` with that value (oldest first, at most
+    :data:`PENDING_MATCHES_MAX`): for a flow that allows one pending proposal of a thing
+    (one return per suspense item). The canonical payload text is searched for each
+    ``"field":value`` (a string value's quotes are escaped inside another string, so only
+    a field matches), then each payload is checked field by field."""
+    patterns = [_like(f"{canonical(k)}:{canonical(v)}") for k, v in naming.items()]
+    found = repository.select_pending_like(
+        tx, kind=kind, patterns=patterns, limit=PENDING_MATCHES_MAX
+    )
+    return [p for p in found if all(p.payload.get(k) == v for k, v in naming.items())]
 
 
 def _locked(tx: Tx, proposal_id: uuid.UUID) -> Proposal:

@@ -281,12 +281,29 @@ return_to_provider = transactional(return_to_provider_in)
 # -- maker-checker: one operator proposes a return, another approves it -------------------
 
 
-def _proposed(led: Ledger, proposal_id: uuid.UUID) -> bool:
-    try:
-        proposals.get(led, proposal_id)
-    except NotFound:
-        return False
-    return True
+def _return_payload(item: SuspenseItem, reason: str) -> dict[str, Any]:
+    """What the checker sees: the amount, currency and provider that go back."""
+    return {
+        "suspense_id": str(item.id),
+        "reason": reason,
+        "currency": item.currency,
+        "amount_minor": item.amount_minor,
+        "provider": item.provider,
+        "provider_reference": item.provider_reference,
+    }
+
+
+def _check_no_other_return(tx: Tx, item: SuspenseItem, proposal_id: uuid.UUID) -> None:
+    """One pending return per item: a second would be left waiting once the first moved
+    the money (and would only be refused when approved)."""
+    waiting = proposals.pending_in(tx, kind=SUSPENSE_RETURN, naming={"suspense_id": str(item.id)})
+    others = [p.id for p in waiting if p.id != proposal_id]
+    if others:
+        raise Conflict(
+            "suspense_return_proposed",
+            f"returning suspense {item.id} is proposed already ({others[0]}):"
+            " approve or reject that proposal",
+        )
 
 
 def propose_return(
@@ -300,37 +317,62 @@ def propose_return(
     """Propose sending a parked item back through its provider; nothing moves until
     another operator approves it (:func:`ledger.flows.proposals.approve`), which runs
     :func:`return_to_provider_in` in the approval's transaction. The item must exist and
-    be parked when proposed (``suspense_not_found``, ``suspense_already_resolved``; a
-    replay of a proposal made is answered as it is); it is checked again when approved
-    (one reassigned meanwhile refuses the approval and the proposal stays proposed).
-    The payload shows the checker what goes back: amount, currency, provider."""
+    be parked when proposed (``suspense_not_found``, ``suspense_already_resolved``), with
+    no other return of it waiting (``suspense_return_proposed``: one pending return per
+    item; the item's row is locked while this is checked, so two operators racing make
+    one); a replay of a proposal made is answered as it is. It is checked again when
+    approved (:func:`_apply_return`). The payload shows the checker what goes back."""
     suspense_id = check_id(suspense_id, "suspense_id")
     reason = check_text(reason, "reason", NOTE_LENGTH_MAX)
-    item = get_suspense(led, suspense_id=suspense_id)
-    if item.state is not SuspenseState.PARKED and not _proposed(led, proposal_id):
-        raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
-    payload = {
-        "suspense_id": str(item.id),
-        "reason": reason,
-        "currency": item.currency,
-        "amount_minor": item.amount_minor,
-        "provider": item.provider,
-        "provider_reference": item.provider_reference,
-    }
+
+    def work(tx: Tx) -> Proposal:
+        item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
+        if _proposal_exists(tx, proposal_id):
+            # a replay: the proposals flow answers it, or refuses other details
+            return _propose(led, proposal_id, item, reason, proposed_by)
+        if item.state is not SuspenseState.PARKED:
+            raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
+        _check_no_other_return(tx, item, proposal_id)
+        return _propose(led, proposal_id, item, reason, proposed_by)
+
+    return led.transact(work)
+
+
+def _proposal_exists(tx: Tx, proposal_id: uuid.UUID) -> bool:
+    try:
+        proposals.get_in(tx, proposal_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _propose(
+    led: Ledger, proposal_id: uuid.UUID, item: SuspenseItem, reason: str, by: uuid.UUID
+) -> Proposal:
+    """The proposal (in a savepoint of the caller's transaction)."""
     return proposals.propose(
         led,
         proposal_id=proposal_id,
         kind=SUSPENSE_RETURN,
-        payload=payload,
-        proposed_by=proposed_by,
+        payload=_return_payload(item, reason),
+        proposed_by=by,
     )
 
 
 def _apply_return(tx: Tx, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the item in the approval's transaction; the item as it left."""
-    done = return_to_provider_in(
-        tx, suspense_id=uuid.UUID(payload["suspense_id"]), reason=payload["reason"]
-    )
+    """Return the item in the approval's transaction; the item as it left. An item no
+    longer parked (returned by another proposal, or reassigned since) refuses the
+    approval, ``suspense_not_parked`` (422): nothing moves, the proposal stays proposed
+    for an operator to reject."""
+    suspense_id = uuid.UUID(payload["suspense_id"])
+    item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
+    if item.state is not SuspenseState.PARKED:
+        raise Refused(
+            "suspense_not_parked",
+            f"suspense {suspense_id} is {item.state} already: nothing to return;"
+            " reject this proposal",
+        )
+    done = return_to_provider_in(tx, suspense_id=suspense_id, reason=payload["reason"])
     return _payload(done)
 
 
