@@ -6,6 +6,7 @@ The page is plain ES modules served by this process (no build step): ``index.htm
 ``account.js``, ``transfer.js``, ``order.js``, ``fees.js``, ``webhooks.js``,
 ``variances.js``, ``statements.js``, ``suspense.js``, ``runs.js``, ``run.js``),
 ``render.js`` (links, pagers, payloads shown readably with money as money),
+``decide.js`` (the decision forms the pages share: send, reason, proposed, state filter),
 ``dom.js`` (a refusal in the console's words) and ``console.css``. Requests are signed
 in the browser with the key enrolled there; money, words (the ``console`` catalog) and
 elements made with ``textContent`` only come from the shared modules (:mod:`api.web`).
@@ -33,6 +34,7 @@ FILES: dict[str, str] = {
     **dict.fromkeys(
         (
             *("app.js", "dom.js", "enroll.js", "overview.js", "runs.js", "run.js", "render.js"),
+            "decide.js",
             *("proposals.js", "search.js", "party.js", "account.js", "transfer.js", "order.js"),
             *("fees.js", "webhooks.js", "variances.js", "statements.js", "suspense.js"),
         ),

@@ -4,21 +4,13 @@
 // anyway). #/proposals?state=proposed|approved|rejected|all, #/proposals/ID.
 
 import { el, facts, timeEl } from "/web/shared/dom.js";
-import { problemEl } from "./dom.js";
 import { readable, pager } from "./render.js";
+import { actionButton, listHash, reasonForm, send, stateFilter, stateOf } from "./decide.js";
 import { t } from "/web/shared/i18n.js";
 
 export const STATES = ["proposed", "approved", "rejected", "all"];
 export const PAGE_SIZE = 25;
-export const REASON_LENGTH_MAX = 500;
-
-function listHash(state, after) {
-  const query = new URLSearchParams();
-  if (state !== "proposed") query.set("state", state);
-  if (after) query.set("after", after);
-  const text = query.toString();
-  return text ? `#/proposals?${text}` : "#/proposals";
-}
+const hashOf = (state, after) => listHash("proposals", "proposed", state, after);
 
 function who(ctx, principal) {
   if (!principal) return el("span", { class: "muted" }, "-");
@@ -26,38 +18,27 @@ function who(ctx, principal) {
     ? t("you ({principal})", { principal }) : el("code", {}, principal);
 }
 
-async function decide(ctx, proposal, action, body, outcome) {
-  outcome.replaceChildren(el("p", { class: "muted" }, t("Sending...")));
-  try {
-    const path = `/v1/proposals/${encodeURIComponent(proposal.id)}/${action}`;
-    const decided = await ctx.api.post(path, body ?? {});
+function decide(ctx, proposal, action, body, outcome) {
+  const path = `/v1/proposals/${encodeURIComponent(proposal.id)}/${action}`;
+  return send(ctx, path, body, outcome, (decided) => {
     const fresh = proposalCard(ctx, decided);
     fresh.append(el("p", { class: "status-ok decided", role: "status" }, decided.state === "approved"
       ? t("Approved: applied once.") : t("Rejected: nothing was applied.")));
     outcome.closest("section.proposal").replaceWith(fresh);
-  } catch (error) {
-    outcome.replaceChildren(problemEl(error));
-  }
+  });
 }
 
 function approveControl(ctx, proposal, outcome) {
   const mine = proposal.proposed_by === ctx.identity.principalId;
-  const button = el("button", { type: "button", class: "approve", disabled: mine,
-    on: { click: () => { button.disabled = true; decide(ctx, proposal, "approve", null, outcome); } } },
-  t("Approve"));
+  const button = actionButton(t("Approve"), "approve", () => decide(ctx, proposal, "approve", null, outcome),
+    { disabled: mine });
   if (!mine) return button;
   return el("span", { class: "decide" }, button, el("span", { class: "refusal", role: "note" },
     t("You made this proposal: another operator must approve it (maker-checker).")));
 }
 
 function rejectControl(ctx, proposal, outcome) {
-  const reason = el("input", { class: "reason", name: "reason", maxlength: REASON_LENGTH_MAX,
-    required: true, placeholder: t("Why (required)") });
-  const button = el("button", { type: "submit", class: "reject" }, t("Reject"));
-  return el("form", { class: "inline", on: { submit: (event) => {
-    event.preventDefault();
-    decide(ctx, proposal, "reject", { reason: reason.value.trim() }, outcome);
-  } } }, el("label", {}, t("Reason"), reason), button);
+  return reasonForm(t("Reject"), "reject", (reason) => decide(ctx, proposal, "reject", { reason }, outcome));
 }
 
 function controls(ctx, proposal) {
@@ -92,16 +73,8 @@ export function proposalCard(ctx, proposal) {
     controls(ctx, proposal));
 }
 
-function stateFilter(state) {
-  const select = el("select", { id: "state-filter", name: "state", on: { change: () => {
-    location.hash = listHash(select.value, null);
-  } } }, STATES.map((name) => el("option", { value: name, selected: name === state ? "selected" : null }, name)));
-  return el("form", { class: "inline", on: { submit: (event) => event.preventDefault() } },
-    el("label", {}, t("State"), select));
-}
-
 export async function renderProposals(main, ctx) {
-  const state = STATES.includes(ctx.params.get("state")) ? ctx.params.get("state") : "proposed";
+  const state = stateOf(ctx, STATES, "proposed");
   const after = ctx.params.get("after") || "";
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (state !== "all") query.set("state", state);
@@ -110,10 +83,10 @@ export async function renderProposals(main, ctx) {
   main.replaceChildren(
     el("h1", {}, t("Proposals")),
     el("p", { class: "muted" }, t("Sensitive steps need two operators: one proposes, another approves.")),
-    stateFilter(state),
+    stateFilter(STATES, state, (chosen) => hashOf(chosen, null)),
     page.data.length ? null : el("p", { class: "muted", id: "no-proposals" }, t("No proposals here.")),
     ...page.data.map((proposal) => proposalCard(ctx, proposal)),
-    pager(page, (cursor) => listHash(state, cursor), after, (p) => p.id),
+    pager(page, (cursor) => hashOf(state, cursor), after, (p) => p.id),
   );
 }
 

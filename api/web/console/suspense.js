@@ -5,31 +5,14 @@
 
 import { el, table, timeEl } from "/web/shared/dom.js";
 import { moneyOrNote } from "/web/shared/money.js";
-import { problemEl } from "./dom.js";
 import { idLink, pager } from "./render.js";
+import { doneNote, listHash, proposedNote, reasonForm, send, stateFilter, stateOf } from "./decide.js";
 import { t } from "/web/shared/i18n.js";
 
 export const STATES = ["parked", "reassigned", "returned", "all"];
 export const PAGE_SIZE = 50;
-export const REASON_LENGTH_MAX = 500;
 const UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
-
-function listHash(state, after) {
-  const query = new URLSearchParams();
-  if (state !== "parked") query.set("state", state);
-  if (after) query.set("after", after);
-  const text = query.toString();
-  return text ? `#/suspense?${text}` : "#/suspense";
-}
-
-async function send(ctx, path, body, outcome, done) {
-  outcome.replaceChildren(el("span", { class: "muted" }, t("Sending...")));
-  try {
-    done(await ctx.api.post(path, body));
-  } catch (error) {
-    outcome.replaceChildren(problemEl(error));
-  }
-}
+const hashOf = (state, after) => listHash("suspense", "parked", state, after);
 
 function reassignForm(ctx, item, outcome) {
   const kind = el("select", { class: "to-kind", name: "to" },
@@ -40,20 +23,14 @@ function reassignForm(ctx, item, outcome) {
   return el("form", { class: "inline", on: { submit: (event) => {
     event.preventDefault();
     send(ctx, `/v1/suspense/${encodeURIComponent(item.id)}/reassign`, { [kind.value]: party.value.trim() },
-      outcome, () => outcome.replaceChildren(el("span", { class: "status-ok" }, t("Moved to whose it was."))));
+      outcome, () => doneNote(outcome, t("Moved to whose it was.")));
   } } }, kind, party, el("button", { type: "submit", class: "reassign" }, t("Move")));
 }
 
 function returnForm(ctx, item, outcome) {
-  const reason = el("input", { class: "reason", name: "reason", required: true,
-    maxlength: REASON_LENGTH_MAX, placeholder: t("Why (required)") });
-  return el("form", { class: "inline", on: { submit: (event) => {
-    event.preventDefault();
-    send(ctx, `/v1/suspense/${encodeURIComponent(item.id)}/return`, { reason: reason.value.trim() },
-      outcome, (made) => outcome.replaceChildren(
-        el("span", { class: "status-ok" }, t("Return proposed: another operator approves it.")), " ",
-        el("a", { href: `#/proposals/${made.proposal.id}`, class: "proposal-link" }, t("Open the proposal"))));
-  } } }, reason, el("button", { type: "submit", class: "propose-return" }, t("Propose return")));
+  const path = `/v1/suspense/${encodeURIComponent(item.id)}/return`;
+  return reasonForm(t("Propose return"), "propose-return", (reason) => send(ctx, path, { reason }, outcome,
+    (made) => proposedNote(outcome, t("Return proposed: another operator approves it."), made)));
 }
 
 function controls(ctx, item) {
@@ -62,16 +39,8 @@ function controls(ctx, item) {
   return el("div", { class: "controls" }, reassignForm(ctx, item, outcome), returnForm(ctx, item, outcome), outcome);
 }
 
-function stateFilter(state) {
-  const select = el("select", { id: "state-filter", name: "state", on: { change: () => {
-    location.hash = listHash(select.value, null);
-  } } }, STATES.map((name) => el("option", { value: name, selected: name === state ? "selected" : null }, name)));
-  return el("form", { class: "inline", on: { submit: (event) => event.preventDefault() } },
-    el("label", {}, t("State"), select));
-}
-
 export async function renderSuspense(main, ctx) {
-  const state = STATES.includes(ctx.params.get("state")) ? ctx.params.get("state") : "parked";
+  const state = stateOf(ctx, STATES, "parked");
   const after = ctx.params.get("after") || "";
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (state !== "all") query.set("state", state);
@@ -88,9 +57,9 @@ export async function renderSuspense(main, ctx) {
     el("p", { class: "muted" }, ctx.isOperator
       ? t("Move an item to whose it was, or propose returning it: another operator approves a return.")
       : t("Auditors read; operators decide.")),
-    stateFilter(state),
+    stateFilter(STATES, state, (chosen) => hashOf(chosen, null)),
     rows.length ? el("div", { id: "suspense" }, table(cols, rows))
       : el("p", { class: "muted", id: "no-suspense" }, t("Nothing in suspense here.")),
-    pager(page, (cursor) => listHash(state, cursor), after, (s) => s.id),
+    pager(page, (cursor) => hashOf(state, cursor), after, (s) => s.id),
   );
 }
