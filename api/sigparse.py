@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from api.problems import ApiError
+from ledger.core.errors import EdgeError
 
 __all__ = [
     "SIGNATURE_FIELD_LENGTH_MAX",
@@ -72,7 +73,7 @@ _DECIMAL_INTEGER_DIGITS_MAX = 12
 _DECIMAL_FRACTION_DIGITS_MAX = 3
 
 
-class StructuredFieldError(ValueError):
+class StructuredFieldError(EdgeError, ValueError):
     """The text is not an RFC 8941 Dictionary (the message says where and why)."""
 
 

@@ -630,7 +630,8 @@ def mutations(draw: st.DrawFn) -> list[tuple[str, int, int, str]]:
 
 def mutated(request: Request, steps: list[tuple[str, int, int, str]]) -> Request:
     for kind, which, at, char in steps:
-        request = MUTATORS[kind](request, which, at, char)
+        if request.fields:  # every field dropped: nothing left to mutate
+            request = MUTATORS[kind](request, which, at, char)
     return request
 
 
@@ -691,7 +692,7 @@ def _repeats_removed(request: Request) -> Request | None:
         except (ValueError, TypeError):
             return None
         found = found or _repeats_a_label(value)
-        edit[name] = http_sf.ser(parsed)
+        edit[name] = http_sf.ser(parsed) if parsed else None  # nothing left: no field
     return request.edited(edit) if found else None
 
 
