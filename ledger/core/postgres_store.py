@@ -1,6 +1,11 @@
 """The ledger on PostgreSQL: the production store.
 
-A batch is one transaction in two round trips, whatever its size:
+A batch of a few plain transfers (no flags, hold or reversal: what most callers send) is
+one statement, ``vledger_create_plain_transfers`` (migration 0033), which decides and
+writes it inside the database and commits in the same round trip; it answers the
+engine's statuses (``tests/test_core_plain_path.py`` runs both paths side by side). It
+hands a batch back unwritten when a hold past its timeout touches its accounts. Every
+other batch is one transaction in two round trips, whatever its size:
 
 1. (pipelined) lock every account the batch names, the accounts of the holds it posts or
    voids and of the due holds touching them, in one ``SELECT ... ORDER BY id FOR UPDATE``
@@ -37,10 +42,11 @@ from ledger.core.engine import (
     TransferBatch,
     create_accounts_in_memory,
     ids_named,
+    metadata_json,
     reversal_targets_named,
 )
 from ledger.core.errors import InvariantViolation, StorageError
-from ledger.core.values import Account, Result, Transfer
+from ledger.core.values import Account, Result, Status, Transfer
 
 T = TypeVar("T")
 
@@ -135,6 +141,20 @@ SELECT vledger_assert(
 """Everything a batch writes, in one statement. It checks its own row counts inside the
 database, so that COMMIT can follow in the same round trip: a mismatch (a bug) aborts the
 transaction and the COMMIT turns into a rollback."""
+
+PLAIN_BATCH_MAX = 32
+"""The largest batch of plain transfers decided inside the database: the function runs a
+few statements per transfer, which past this costs more than the engine path's bulk
+statements (see bench/RESULTS.md, W1)."""
+
+DECIDE_PLAIN = """
+SELECT batch_us, statuses FROM vledger_create_plain_transfers(
+    %(ids)s::uuid[], %(debits)s::uuid[], %(credits)s::uuid[], %(amounts)s::int8[],
+    %(currencies)s::text[], %(codes)s::int4[], %(timeouts)s::int8[], %(metadata)s::text[],
+    %(now)s)
+"""
+"""A batch of plain transfers decided, written and (on the autocommit writer) committed in
+one round trip; ``statuses`` NULL when it wrote nothing and the engine path must run."""
 
 ASSERTION_SQLSTATE = "VL001"
 """Raised by ``vledger_assert`` (migration 0001) when a write breaks an invariant."""
@@ -264,8 +284,11 @@ class PostgresStore:
         self,
         work: Callable[[psycopg.Connection[Any], set[uuid.UUID]], Any],
         lock: set[uuid.UUID] | None = None,
+        *,
+        one_statement: bool = False,
     ) -> Any:
-        """Run ``work`` in one transaction on the writer connection, pipelined.
+        """Run ``work`` in one transaction on the writer connection, pipelined (or, with
+        ``one_statement``, as the single statement it runs: its own transaction).
 
         Deadlocks, serialization failures, races on an id, and a lock set that proved too
         small are retried; a lost connection is reopened and retried (a batch that did
@@ -276,6 +299,8 @@ class PostgresStore:
         try:
             for attempt in range(store.MAX_ATTEMPTS):
                 try:
+                    if one_statement:
+                        return work(writer.connection(), lock)
                     return self._run_once(writer, work, lock)
                 except _Relock as relock:
                     lock |= relock.more
@@ -372,6 +397,32 @@ class PostgresStore:
     # -- transfers --------------------------------------------------------------------
 
     def apply_transfers(self, transfers: Sequence[Transfer], now_us: Callable[[], int]) -> Outcome:
+        plain = plain_batch(transfers)
+        if plain is not None:
+            decided = self._decide_plain(plain, now_us)
+            if decided is not None:
+                return decided
+        return self._apply_with_engine(transfers, now_us)
+
+    def _decide_plain(self, plain: dict[str, Any], now_us: Callable[[], int]) -> Outcome | None:
+        """The batch decided in the database; ``None`` when it handed the batch back."""
+
+        def work(conn: psycopg.Connection[Any], _lock: set[uuid.UUID]) -> tuple[Any, ...]:
+            row = conn.execute(DECIDE_PLAIN, {**plain, "now": now_us()}).fetchone()
+            assert row is not None  # a function call answers one row
+            return tuple(row)
+
+        batch_us, statuses = self._transaction(work, one_statement=True)
+        if statuses is None:
+            return None
+        return Outcome(
+            results=[Result(index, Status(status)) for index, status in enumerate(statuses)],
+            timestamp_us=batch_us,
+        )
+
+    def _apply_with_engine(
+        self, transfers: Sequence[Transfer], now_us: Callable[[], int]
+    ) -> Outcome:
         account_ids, pending_ids = ids_named(transfers)
         self._learn_holds([p for p in pending_ids if p not in self._hold_accounts])
         for pending_id in pending_ids:
@@ -693,6 +744,46 @@ def _array(values: Sequence[Any], kind: str) -> str:
     else:
         items = ("NULL" if v is None else str(v) for v in values)
     return "{" + ",".join(items) + "}"
+
+
+def plain_batch(transfers: Sequence[Transfer]) -> dict[str, Any] | None:
+    """The parameters of :data:`DECIDE_PLAIN` for a batch of at most
+    :data:`PLAIN_BATCH_MAX` plain transfers (no flags, ``pending_id`` or ``reverses_id``)
+    whose texts PostgreSQL takes as they are; ``None`` for any other batch."""
+    if not 0 < len(transfers) <= PLAIN_BATCH_MAX:
+        return None
+    metadata: list[str | None] = []
+    for t in transfers:
+        if t.flags.value or t.pending_id is not None or t.reverses_id is not None:
+            return None
+        text = metadata_json(t.metadata)
+        if not _travels(t.currency) or (text is not None and not _travels(text)):
+            return None
+        metadata.append(text)
+    return {
+        "ids": _array([t.id for t in transfers], "u"),
+        "debits": _array([t.debit_account_id for t in transfers], "u"),
+        "credits": _array([t.credit_account_id for t in transfers], "u"),
+        "amounts": _array([t.amount for t in transfers], "i"),
+        "currencies": _array([t.currency for t in transfers], "t"),
+        "codes": _array([t.code for t in transfers], "i"),
+        "timeouts": _array([t.timeout_s for t in transfers], "i"),
+        "metadata": _array(metadata, "t"),
+    }
+
+
+def _travels(text: str | None) -> bool:
+    """True when PostgreSQL stores ``text`` as it is: a str without NUL, valid UTF-8 (the
+    engine path never sends a refused transfer's texts, so neither may refuse them)."""
+    if not isinstance(text, str) or "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
