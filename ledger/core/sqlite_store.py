@@ -4,6 +4,14 @@ SQLite has one writer at a time per file, so a batch takes the write lock up fro
 (``BEGIN IMMEDIATE``) and needs no row locks. The file runs in WAL mode with
 ``synchronous=FULL``: a commit is on disk before a call answers, and readers never block
 the writer. UUIDs are stored as 16-byte BLOBs.
+
+A file that cannot grow (the disk full, or ``PRAGMA max_page_count`` reached) makes SQLite
+answer ``SQLITE_FULL``: every write path (the writer's ``BEGIN`` and ``COMMIT``, the store's
+statements, a flow's :class:`_SqliteTx`) raises it as :class:`StorageError`, nothing
+committed. SQLite rolls back only the failing statement or the whole transaction, as it
+sees fit; a flow's transaction is then rolled back whole (part of a batch may be in it)
+and refuses any further statement, so that none runs, and commits, on its own, even if
+the flow catches the error.
 """
 
 from __future__ import annotations
@@ -46,6 +54,46 @@ def _blob(value: uuid.UUID | None) -> bytes | None:
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def _full(exc: sqlite3.Error) -> StorageError | None:
+    """``SQLITE_FULL`` as the :class:`StorageError` it is; ``None`` for another error."""
+    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+        return None
+    return StorageError(
+        f"the SQLite file cannot grow (disk full, or max_page_count reached): {exc};"
+        " nothing of the transaction was written"
+    )
+
+
+@contextmanager
+def _full_mapped() -> Iterator[None]:
+    """Statements on the writer: ``SQLITE_FULL`` raised as :class:`StorageError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        full = _full(exc)
+        if full is None:
+            raise
+        raise full from exc
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """Begin a write transaction, retrying briefly while another process holds the lock."""
+    for attempt in range(store.MAX_ATTEMPTS):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if (full := _full(exc)) is not None:
+                raise full from exc
+            if "locked" not in str(exc) or attempt == store.MAX_ATTEMPTS - 1:
+                raise StorageError(f"SQLite write lock not acquired: {exc}") from exc
+            time.sleep(0.01 * (attempt + 1))
+
+
+def _ended_early() -> StorageError:
+    return StorageError("the transaction was rolled back after an error; nothing was written")
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -112,20 +160,17 @@ class SqliteStore:
         """A write transaction: the file's write lock is held from the start."""
         with self._write_lock:
             conn = self._writer
-            for attempt in range(store.MAX_ATTEMPTS):
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == store.MAX_ATTEMPTS - 1:
-                        raise StorageError(f"SQLite write lock not acquired: {exc}") from exc
-                    time.sleep(0.01 * (attempt + 1))
+            _begin_immediate(conn)
             try:
-                yield conn
+                with _full_mapped():
+                    yield conn
+                    if not conn.in_transaction:  # a caller went on after SQLite's rollback
+                        raise _ended_early()
+                    conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLITE_FULL has rolled it back already
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -519,36 +564,63 @@ class _SqliteTx:
         self._conn = conn
         self._depth = 0
 
+    def _live(self) -> sqlite3.Connection:
+        """The connection, while its transaction is open: once it was rolled back
+        (``SQLITE_FULL``), a statement would run, and commit, on its own."""
+        if not self._conn.in_transaction:
+            raise _ended_early()
+        return self._conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The live connection for writes; ``SQLITE_FULL`` rolls the whole transaction
+        back (SQLite may keep it open with part of a batch in it) as a StorageError."""
+        conn = self._live()
+        try:
+            yield conn
+        except sqlite3.OperationalError as exc:
+            full = _full(exc)
+            if full is None:
+                raise
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise full from exc
+
     def execute(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row]:
         bound = {k: v.bytes if isinstance(v, uuid.UUID) else v for k, v in params.items()}
         try:
-            rows = self._conn.execute(sql, bound).fetchall()
+            with self._writing() as conn:
+                rows = conn.execute(sql, bound).fetchall()
         except sqlite3.IntegrityError as exc:
             raise InvariantViolation(f"SQLite refused a flow's write: {exc}") from exc
         return [tuple(_from_sqlite(v) for v in row) for row in rows]
 
     def apply_transfers(self, transfers: Sequence[Transfer], now_us: int) -> Outcome:
-        return self._owner._apply(self._conn, transfers, now_us)
+        with self._writing() as conn:
+            return self._owner._apply(conn, transfers, now_us)
 
     def create_accounts(self, accounts: Sequence[Account], now_us: int) -> list[Result]:
-        return self._owner._create_accounts(self._conn, accounts, now_us)
+        with self._writing() as conn:
+            return self._owner._create_accounts(conn, accounts, now_us)
 
     def lookup_accounts(self, ids: Sequence[uuid.UUID], now_us: int) -> list[Account]:
-        return self._owner._lookup_accounts(self._conn, ids, now_us)
+        return self._owner._lookup_accounts(self._live(), ids, now_us)
 
     def savepoint(self, work: Callable[[], T]) -> T:
+        conn = self._live()
         self._depth += 1
         name = f"vl_{self._depth}"
-        self._conn.execute(f"SAVEPOINT {name}")
+        conn.execute(f"SAVEPOINT {name}")
         try:
             done = work()
         except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            if self._conn.in_transaction:  # else SQLite rolled it all back (SQLITE_FULL)
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
             raise
         finally:
             self._depth -= 1
-        self._conn.execute(f"RELEASE {name}")
+        self._live().execute(f"RELEASE {name}")
         return done
 
 
