@@ -2,7 +2,9 @@
 
 One process by default. ``workers`` > 1 (PostgreSQL only) runs that many processes under
 uvicorn's supervisor, sharing the listening socket: each builds its app from the database
-URL handed over in :data:`DATABASE_ENV` (:func:`app_from_env`). Everything the service
+URL handed over in :data:`DATABASE_ENV` (:func:`app_from_env`). A worker process ends
+with its supervisor, even one killed with SIGKILL, which cannot pass the signal on
+(:func:`exit_with_parent`, Linux): no orphan keeps serving the port. Everything the service
 does is safe from several processes at once (the group commit and the database's locks,
 the idempotency records, the per-key rate limit (``rate_buckets``), the sealer's lock,
 the sweeps, leased webhook deliveries, claimed reconciliation dates); what is per
@@ -24,9 +26,13 @@ a list of networks is refused before anything is served (:class:`ServeRefused`).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import multiprocessing
 import os
+import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -55,6 +61,11 @@ RATE_LIMIT_PER_S_ENV = "VLEDGER_RATE_LIMIT_PER_S"
 """Requests per second each key may sustain, in every served process (``Settings``)."""
 RATE_LIMIT_BURST_ENV = "VLEDGER_RATE_LIMIT_BURST"
 """Requests each key may make at once, in every served process (``Settings``)."""
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (``<linux/prctl.h>``): the signal a process gets when its parent dies."""
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+"""What a worker process gets when its supervisor dies: uvicorn's graceful shutdown (stop
+accepting, finish the requests in flight, close the pool)."""
 
 
 def served_settings(host: str, port: int) -> Settings:
@@ -161,8 +172,26 @@ def tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def exit_with_parent() -> None:
+    """In a worker process: get :data:`PARENT_DEATH_SIGNAL` when the supervisor that
+    started it dies, however it dies (Linux's ``PR_SET_PDEATHSIG``; the supervisor's
+    thread that started the workers is its main thread, which lives as long as it does).
+    A supervisor already gone sends nothing: the signal is raised at once. Elsewhere than
+    Linux, or outside a multiprocessing child, nothing is done."""
+    parent = multiprocessing.parent_process()
+    if not sys.platform.startswith("linux") or parent is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent.pid:  # the supervisor died before the prctl
+        signal.raise_signal(PARENT_DEATH_SIGNAL)
+
+
 def app_from_env() -> FastAPI:
-    """A worker process's app (``factory``): the database URL :func:`serve` handed over."""
+    """A worker process's app (``factory``): the database URL :func:`serve` handed over.
+    The process ends with its supervisor (:func:`exit_with_parent`)."""
+    exit_with_parent()
     configure_logging()
     host, port = os.environ[BIND_ENV].rsplit(" ", 1)
     return create_app(

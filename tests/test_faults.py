@@ -7,6 +7,7 @@ subprocesses, as an operator runs them:
 1. ``vledger serve`` killed (SIGKILL) under signed HTTP load: every request answered 2xx
    is in the database once after a restart; every request sent again (same key, same
    body) answers what it answered the first time; one that got no answer runs now, once.
+   Its supervisor killed alone (``--workers 2``): the workers end too, the port closes.
 2. The database killed (``pg_ctl stop -m immediate``) under load: while it is down every
    request answers 503 ``application/problem+json`` within :data:`DOWN_ANSWER_S_MAX`
    (never a 500, never a hang) and ``/readyz`` says not ready; once it is back the same
@@ -30,6 +31,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -457,6 +459,69 @@ def test_serve_killed_under_load_loses_no_answer_and_replays_it(
         # flight at the kill keeps its claim for 60 s; its replay answers 409 meanwhile.
         assert not replays.in_progress, in_progress_message(replays)
         print(f"{len(sent)} sent, {ok} acknowledged before the kill, {len(unanswered)} in flight")
+
+
+SERVE_WORKERS = 2
+ORPHAN_EXIT_S_MAX = 5.0
+"""After the supervisor's SIGKILL, its worker processes have ended within this."""
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The uvicorn worker processes ``parent`` started (multiprocessing's spawned
+    children; not its resource tracker)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with suppress(OSError):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            cmdline = (status.parent / "cmdline").read_bytes()
+            if int(fields["PPid"]) == parent and b"spawn_main" in cmdline:
+                found.append(int(status.parent.name))
+    return found
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet (it serves nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_serve_supervisor_killed_alone_takes_its_workers_with_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    serve = Command(
+        ["serve", "--workers", str(SERVE_WORKERS), "--port", str(port), "--database", cluster.url],
+        tmp_path,
+        tmp_path / "serve.log",
+        {"VLEDGER_TEST_PORT": str(port)},
+    )
+    try:
+        start_serve(serve)
+        assert serve.process is not None
+        parent = serve.process.pid
+        workers = worker_processes(parent)
+        assert len(workers) == SERVE_WORKERS, (workers, serve.output())
+        os.kill(parent, signal.SIGKILL)  # the supervisor alone, not its process group
+        assert serve.process.wait(timeout=10) == -signal.SIGKILL
+        killed_at = time.monotonic()
+        while not (refused(port) and all(ended(pid) for pid in workers)):
+            took = time.monotonic() - killed_at
+            assert took < ORPHAN_EXIT_S_MAX, ([p for p in workers if not ended(p)], serve.output())
+            time.sleep(0.1)
+        print(f"workers ended {time.monotonic() - killed_at:.2f} s after the supervisor")
+    finally:
+        serve.close()  # the process group: whatever is left of it
 
 
 # -- 2. the database killed -----------------------------------------------------------
