@@ -70,7 +70,14 @@ DEMO_STORY = (
     "1 order(s) auto-released",
     "Duka Solar's KES 2,940.00 failed; report ties to the ledger",
     "Duka Solar's KES 2,940.00 paid now; settled, report ties",
-    "Wanjiru's shop cash on hand  KES 21,500.00",
+    "the same operator approving the return: refused, proposal_maker_cannot_decide",
+    "a second operator approves: the money goes back through the bank (returned)",
+    "KES 50.00 short: a variance",
+    "an operator proposes posting it, a second approves: the shortfall is posted",
+    "KES 20.00 over: a variance",
+    "is paid through the bank, proposed by one operator and approved by another",
+    "its float (KES 12,000.00) is below it, so the back office lists it",
+    "Wanjiru's shop cash on hand  KES 21,450.00",  # KES 50.00 short, posted
 )
 """Lines (or parts) both ways of telling the day print."""
 
@@ -121,18 +128,18 @@ def test_demo_goes_through_the_signed_api_and_ends_with_a_clean_integrity_check(
     assert (
         "[on the ledger directly, no HTTP route: the operator's sweep of the order timers]" in out
     )
-    assert "[on the ledger directly, no HTTP route: the operator's suspense desk" in out
+    assert "[on the ledger directly, no HTTP route: reconciliation parks the bank's" in out
     [traffic] = HTTP_TRAFFIC.findall(out)
     requests, posts, replayed, problems = map(int, traffic)
     assert requests >= 60
     assert posts >= 40
-    assert (replayed, problems) == (1, 5)
+    assert (replayed, problems) == (1, 6)
     # Every POST went through the API's idempotency store (one record per key; the replay
     # reused its key), signed by a key of the day: a demo that called the flows directly
     # would leave neither behind.
     records, principals = api_rows(db_url)
     assert records == posts - replayed
-    assert principals == 6  # an operator, an auditor, 2 storefronts, 2 agents
+    assert principals == 7  # two operators, an auditor, 2 storefronts, 2 agents
 
 
 def test_demo_direct_calls_the_flows_and_tells_the_same_day(
@@ -144,7 +151,7 @@ def test_demo_direct_calls_the_flows_and_tells_the_same_day(
     for expected in DEMO_STORY:
         assert expected in direct, expected
     assert "HTTP" not in direct
-    assert api_rows(db_url) == (0, 0)
+    assert api_rows(db_url) == (0, 6)  # no request; the day's operators, shops and agents
 
     assert main(["demo", "--database", db_url]) == 0
     over_http = capsys.readouterr().out
@@ -179,7 +186,7 @@ def test_demo_runs_again_on_the_same_database(
 
     # Fresh ids and fresh keys each run: the second day is the same story, not a replay.
     assert story(first) == story(second)
-    assert api_rows(db_url)[1] == 12
+    assert api_rows(db_url)[1] == 14
 
 
 def test_demo_as_a_child_process(db_url: str) -> None:

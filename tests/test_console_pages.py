@@ -525,3 +525,38 @@ def test_an_operator_moves_a_suspense_item_and_proposes_returning_another(
         "returned: sender asked for it back"
     )
     assert page_errors == []
+
+
+def test_an_operator_pays_commission_to_floats_and_proposes_a_provider_payout(
+    page: Page, served_app: ServedApp, world: World, tmp_path: Path, page_errors: list[str]
+) -> None:
+    """To the floats: paid at once. Through a provider (money leaving the platform): a
+    proposal the other operator approves; the page then lists it, made by the approver."""
+    enroll_checker(page, served_app, world)
+    page.locator("#menu a", has_text="Commission").click()
+    expect(page.locator("h1")).to_have_text("Commission payouts")
+    page.locator("#pay-month").fill("2021-02")
+    page.locator("#pay").click()
+    expect(page.locator("#pay-outcome")).to_have_text("Paid: 0 agents, KES 0.00.")
+    page.locator("#pay-month").fill("2021-03")
+    page.locator("#pay-to").select_option("provider")
+    page.locator("#pay-provider").fill("MPESA")
+    page.locator("#pay").click()
+    expect(page.locator("#pay-outcome")).to_contain_text("Payout proposed")
+    link = page.locator("#pay-outcome a.proposal-link").get_attribute("href") or ""
+    proposal_id = link.rsplit("/", 1)[1]
+    page.locator("#pay").click()  # the same month again while it waits: refused in words
+    expect(page.locator("#pay-outcome")).to_contain_text("commission_payout_proposed")
+    listed = ok(world.maker.request("GET", "/v1/commission-payouts", params={"limit": "100"}))
+    assert "2021-03" not in [p["month"] for p in listed["data"]]  # nothing paid yet
+    approved = ok(world.maker.request("POST", f"/v1/proposals/{proposal_id}/approve"))
+    approver_id = approved["decided_by"]
+    page.reload()
+    row = page.locator("#payouts tbody tr", has_text="2021-03 KES")
+    expect(row).to_contain_text("through MPESA")
+    expect(row).to_contain_text(approver_id)  # the approver made it
+    save(page, tmp_path, "pages-commission")
+    row.locator("a.payout-link").click()
+    expect(page.locator("h1")).to_have_text("Commission payout 2021-03 KES")
+    expect(page.locator("#no-lines")).to_be_visible()
+    assert [e for e in page_errors if "status of 409" not in e] == []

@@ -9,17 +9,27 @@ villager's consent; confirmed with her withdrawal code, which then does not work
 cancelled; started with her PIN and timed out; one below the minimum), an agent's phone
 syncing a signed offline batch (a cash-out with an offline withdrawal code; one record
 becomes an exception, and the batch re-sent changes nothing), provider
-money parked in suspense and reassigned, and two settlement windows (a payout fails,
-and the next window pays it). Then the balances, the events the day wrote, and the
-integrity check, whose ``integrity: ok`` is the last line.
+money parked in suspense (one item reassigned, one returned by two operators, one left
+with its return proposed), and two settlement windows (a payout fails, and the next
+window pays it). Then the back office's day: the agents' closing cash counts (a shortfall
+two operators post, an excess left waiting), last month's commission paid through the
+bank by two operators, a float alarm left ringing, and a storefront's webhook deliveries
+queued; so that every page of the console (``/console/``) has something on it after the
+demo. Then the balances, the events the day wrote, and the integrity check, whose
+``integrity: ok`` is the last line.
+
+Maker-checker steps take two operator principals (the desk makes them, as it makes the
+storefronts' and agents'): the first proposes, the second approves.
 
 The story (:class:`VillageDay`) takes its steps at a :class:`Desk`: :class:`DirectDesk`
 calls the flows in this process (``vledger demo --direct``, :func:`run_demo`);
 ``vledger.demo_http.HttpDesk`` sends each step as a signed request to the API
 (``vledger demo``). Both sit at the edge, in ``vledger/``, beside the command line:
 ``ledger/`` imports neither. Steps that have no route (fee
-schedules, suspense, the sweepers, reading the outbox) run on the ledger in both cases,
-and the story says so when the rest of the day goes over HTTP.
+schedules, parking suspense, the sweepers, the webhook fan-out, reading the outbox) run
+on the ledger in both cases, and the story says so when the rest of the day goes over
+HTTP. Cash counts write their run's files under the service's reports folder
+(``reports/``, as ``vledger serve`` does), where the console's run pages find them.
 
 Every run uses fresh ids, so it runs again and again on the same database. The demo
 checks each answer against the one it expects and answers 0 only when all hold and the
@@ -32,6 +42,7 @@ Amounts are ``int`` minor units throughout; they are formatted with integer arit
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sys
@@ -40,11 +51,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import webhooks
+from api import principals
+from api.settings import Settings
 from ledger import Ledger, open_ledger
 from ledger.core import currency as iso4217
 from ledger.core.errors import EdgeError
@@ -52,6 +67,7 @@ from ledger.core.store import to_us
 from ledger.flows import (
     agent_float,
     cash,
+    commission,
     consent,
     events,
     fees,
@@ -60,14 +76,17 @@ from ledger.flows import (
     orders,
     parties,
     pickup,
+    proposals,
     settlement,
     suspense,
     ussd,
     villagers,
 )
+from ledger.flows.commission import Month
 from ledger.flows.errors import FlowError
 from ledger.flows.parties import Kind, Party, Role, tills
 from ledger.limits import LIST_PAGE_SIZE_MAX
+from reconciliation import cash_count, uploads
 from sms import repository as sms_repository
 from sms.delivery import queue_new
 from sms.settings import SmsSettings
@@ -99,6 +118,18 @@ FEE_SCHEDULES: dict[str, dict[str, Any]] = {
         "split_bps": {"tax": 1_600, "agent_commission": 5_000},
     },
 }
+
+WEBHOOK_URL = "http://127.0.0.1:9/hooks"
+"""Mbegu Seeds' webhook endpoint: on this machine, a port nothing listens on (discard),
+so the deliveries the service's worker makes later fail there and show in the console;
+no demo event leaves the machine."""
+DEMO_WEBHOOKS = webhooks.WebhookSettings(
+    worker_enabled=False, target_networks_allowed=("127.0.0.0/8",)
+)
+"""No webhook worker (the day's deliveries wait for the service), and a target on this
+machine allowed (:data:`WEBHOOK_URL`)."""
+FAN_OUT_PASSES = 5
+"""Fan-out passes run after the day, as the worker runs them one after another."""
 
 ORDER_AUTO_RELEASE_AFTER = timedelta(days=5, seconds=1)
 """The sweeper runs as of this long after dispatch (pickup points release after 5 days)."""
@@ -198,6 +229,16 @@ class ReportSeen:
     lines: int
     paid_total_minor: int
     ties: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionSeen:
+    """A month's commission payout: where it went, to how many agents, how much."""
+
+    to: str
+    provider: str | None
+    lines_count: int
+    total_minor: int
 
 
 ORDER_ACTS: dict[str, Callable[..., orders.Order]] = {
@@ -304,6 +345,40 @@ class Desk(Protocol):
         """The account's (debits posted, credits posted)."""
         ...
 
+    # the back office: two operators, a maker and a checker (maker-checker)
+    def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
+        """The storefront registers :data:`WEBHOOK_URL` for its events."""
+        ...
+
+    def reassign_suspense(self, suspense_id: uuid.UUID, *, villager_id: uuid.UUID) -> str:
+        """The first operator moves a parked item to the villager's wallet; its state."""
+        ...
+
+    def propose_return(self, suspense_id: uuid.UUID, *, reason: str) -> uuid.UUID:
+        """The first operator proposes returning a parked item; the proposal's id."""
+        ...
+
+    def approve(self, proposal_id: uuid.UUID, *, as_maker: bool = False) -> Any:
+        """The second operator approves the proposal (``as_maker``: the first one tries,
+        and is refused); what applying it answered."""
+        ...
+
+    def count_cash(
+        self, *, agent_id: uuid.UUID, denominations: dict[str, int], comment: str
+    ) -> uuid.UUID | None:
+        """The agent hands in its cash count (now): the variance it proposed, if any."""
+        ...
+
+    def propose_variance_approval(self, variance_id: uuid.UUID) -> uuid.UUID:
+        """The first operator proposes approving a variance; the proposal's id."""
+        ...
+
+    def request_commission_payout(self, *, month: str) -> uuid.UUID | None:
+        """The first operator asks to pay ``month``'s commission through the bank: the
+        proposal's id, or None when the month was paid already."""
+        ...
+
+    def commission_payout(self, *, month: str) -> CommissionSeen: ...
     def summary(self) -> list[str]:
         """Lines printed after the day, before the integrity check."""
         ...
@@ -323,13 +398,28 @@ class DirectDesk:
 
     led: Ledger
     over_http: bool = False
+    maker_id: uuid.UUID = field(init=False)
+    """The first operator: proposes."""
+    checker_id: uuid.UUID = field(init=False)
+    """The second operator: approves."""
+    tag: str = field(init=False)
+    """This run's mark in its principals' names."""
+
+    def __post_init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:8]
+        operator = principals.Role.OPERATOR
+        self.maker_id = demo_principal(self.led, operator, f"demo {self.tag} operator")
+        self.checker_id = demo_principal(self.led, operator, f"demo {self.tag} second operator")
 
     def ussd(self, *, session_id: str, phone: str, text: str) -> str:
         return ussd.answer(self.led, session_id=session_id, phone=phone, text=text).wire
 
     def onboard(self, *, kind: Kind, name: str, kyc_tier: str | None) -> Party:
+        party_id = new_id()
+        if kind in PARTY_ROLES:  # as over HTTP: a storefront or agent is a principal
+            party_id = demo_principal(self.led, PARTY_ROLES[kind], f"demo {self.tag} {name}")
         return parties.onboard(
-            self.led, party_id=new_id(), kind=kind, name=name, currency=CURRENCY, kyc_tier=kyc_tier
+            self.led, party_id=party_id, kind=kind, name=name, currency=CURRENCY, kyc_tier=kyc_tier
         )
 
     def register_villager(self, *, agent_id: uuid.UUID, name: str, phone: str) -> uuid.UUID:
@@ -516,8 +606,113 @@ class DirectDesk:
         [account] = self.led.lookup_accounts([account_id])
         return account.debits_posted, account.credits_posted
 
+    def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
+        webhooks.create_endpoint(
+            self.led,
+            principal_id=storefront_id,
+            url=WEBHOOK_URL,
+            event_types=event_types,
+            description="the demo's shop system",
+            settings=DEMO_WEBHOOKS,
+        )
+
+    def reassign_suspense(self, suspense_id: uuid.UUID, *, villager_id: uuid.UUID) -> str:
+        moved = suspense.reassign(self.led, suspense_id=suspense_id, to_villager_id=villager_id)
+        return moved.state.value
+
+    def propose_return(self, suspense_id: uuid.UUID, *, reason: str) -> uuid.UUID:
+        made = suspense.propose_return(
+            self.led,
+            proposal_id=new_id(),
+            suspense_id=suspense_id,
+            reason=reason,
+            proposed_by=self.maker_id,
+        )
+        return made.id
+
+    def approve(self, proposal_id: uuid.UUID, *, as_maker: bool = False) -> Any:
+        approver = self.maker_id if as_maker else self.checker_id
+        return proposals.approve(self.led, proposal_id=proposal_id, approver=approver).result
+
+    def count_cash(
+        self, *, agent_id: uuid.UUID, denominations: dict[str, int], comment: str
+    ) -> uuid.UUID | None:
+        body = count_body(self.led.now(), denominations, comment)
+        out = Path(Settings().reports_dir)
+        _, variance = uploads.submit_count(self.led, agent_id=agent_id, body=body, out=out)
+        return None if variance is None else variance.id
+
+    def propose_variance_approval(self, variance_id: uuid.UUID) -> uuid.UUID:
+        made, _ = cash_count.propose_approval(
+            self.led, proposal_id=new_id(), variance_id=variance_id, proposed_by=self.maker_id
+        )
+        return made.id
+
+    def request_commission_payout(self, *, month: str) -> uuid.UUID | None:
+        made = commission.request_payout(
+            self.led,
+            proposal_id=new_id(),
+            month=month,
+            currency=CURRENCY,
+            to=commission.Destination.PROVIDER,
+            provider=PROVIDER,
+            operator_id=self.maker_id,
+        )
+        return made.id if isinstance(made, proposals.Proposal) else None
+
+    def commission_payout(self, *, month: str) -> CommissionSeen:
+        found = commission.get_payout(self.led, payout_id=commission.payout_id_of(month, CURRENCY))
+        return CommissionSeen(
+            found.destination.value, found.provider, found.lines_count, found.total_minor
+        )
+
     def summary(self) -> list[str]:
         return []
+
+
+PARTY_ROLES = {Kind.STOREFRONT: principals.Role.STOREFRONT, Kind.AGENT: principals.Role.AGENT}
+"""The principal role of a storefront or agent party (its party id is its principal's)."""
+
+
+def demo_principal(led: Ledger, role: principals.Role, name: str) -> uuid.UUID:
+    """A demo principal with a fresh Ed25519 key (its private half dropped: the direct
+    desk acts in this process; the HTTP desk keeps its own in memory)."""
+    private = Ed25519PrivateKey.generate()
+    key = principals.add_key(
+        led,
+        role=role,
+        name=name,
+        alg=principals.Alg.ED25519,
+        material=private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+    )
+    return key.principal_id
+
+
+def count_body(counted_at: datetime, denominations: dict[str, int], comment: str) -> bytes:
+    """A cash count as the agent's phone hands it in (the ``cash-count`` job's JSON)."""
+    count = {
+        "counted_at": counted_at.isoformat(),
+        "currency": CURRENCY,
+        "denominations": denominations,
+        "comment": comment,
+    }
+    return json.dumps(count).encode()
+
+
+def denominations_of(amount_minor: int) -> dict[str, int]:
+    """``amount_minor`` of KES as 1,000 notes, shilling coins and cents (a count's
+    ``denominations``: values in major units)."""
+    major, cents = divmod(amount_minor, 100)
+    notes, coins = divmod(major, 1_000)
+    found = {"1000": notes, "1": coins, "0.01": cents}
+    return {value: n for value, n in found.items() if n}
+
+
+def last_month(now: datetime) -> str:
+    """The UTC month before ``now``'s, ``YYYY-MM``."""
+    this = Month.of(now)
+    index = this.year * 12 + this.month - 2
+    return Month(index // 12, index % 12 + 1).text
 
 
 def new_phone() -> str:
@@ -597,6 +792,11 @@ class VillageDay:
         self.say(
             "onboarded 2 storefronts (Mbegu Seeds, Duka Solar), 2 agents (Wanjiru's shop,"
             " Kamau's kiosk); Wanjiru's shop registers 3 villagers (Amina, Baraka, Chebet)"
+        )
+        self.desk.register_webhook(storefront_id=self.id_of("Mbegu Seeds"), event_types=["order.*"])
+        self.say(
+            f"Mbegu Seeds registers a webhook endpoint for its order events ({WEBHOOK_URL},"
+            " on this machine)"
         )
         self.on_the_ledger(
             "each villager sets a PIN with the code sent to her phone (USSD later); the"
@@ -1031,23 +1231,41 @@ class VillageDay:
         self.expect("offline re-sent", (again.stored_now, again.replayed), (0, 3))
         self.say("the same batch sent again: 0 stored, 3 already known; nothing moved")
 
-    def suspense(self) -> None:
-        self.on_the_ledger("the operator's suspense desk parks and reassigns")
+    def _park(self, amount_minor: int, note: str) -> uuid.UUID:
         item = suspense.park(
             self.led,
             suspense_id=new_id(),
             currency=CURRENCY,
             provider=PROVIDER,
             provider_reference=f"DEP-{uuid.uuid4().hex[:10].upper()}",
-            amount_minor=kes(750),
-            note="deposit with no wallet number",
+            amount_minor=amount_minor,
+            note=note,
         )
         self.say(
             f"{format_amount(item.amount_minor)} arrives at the bank with reference"
             f" {item.provider_reference} and no wallet: parked in suspense"
         )
-        moved = suspense.reassign(self.led, suspense_id=item.id, to_villager_id=self.id_of("Amina"))
-        self.say(f"an operator finds it is Amina's: reassigned to her wallet ({moved.state})")
+        return item.id
+
+    def suspense(self) -> None:
+        """Three deposits nobody matched: one is Amina's (an operator moves it), one goes
+        back to the sender (two operators: one proposes, the other approves; the maker
+        cannot), one waits with its return proposed."""
+        self.on_the_ledger("reconciliation parks the bank's deposits nobody matched")
+        first = self._park(kes(750), "deposit with no wallet number")
+        second = self._park(kes(1_300), "sender typed a wrong account")
+        third = self._park(kes(420), "deposit with no wallet number")
+        state = self.desk.reassign_suspense(first, villager_id=self.id_of("Amina"))
+        self.say(f"an operator finds the first is Amina's: reassigned to her wallet ({state})")
+        proposal = self.desk.propose_return(second, reason="the sender asked for it back")
+        self.say("the sender of the second asks for it back: an operator proposes returning it")
+        with self.refused("the same operator approving the return", "proposal_maker_cannot_decide"):
+            self.desk.approve(proposal, as_maker=True)
+        result = self.desk.approve(proposal)
+        self.expect("the return", result["state"], suspense.SuspenseState.RETURNED)
+        self.say("a second operator approves: the money goes back through the bank (returned)")
+        self.desk.propose_return(third, reason="nobody has claimed it")
+        self.say("the third's return is proposed too; it waits for a second operator")
 
     def settle(self) -> None:
         duka = self.id_of("Duka Solar")
@@ -1077,6 +1295,66 @@ class VillageDay:
             f"settlement window 2 closed: Duka Solar's {format_amount(failed)} paid now;"
             f" {report.window_state}, report ties"
         )
+
+    def cash_counts(self) -> None:
+        """Each agent counts its cash at closing: Wanjiru's is short (two operators agree to
+        post it), Kamau's is over (it waits for the operators)."""
+        for agent, off_minor in (("Wanjiru's shop", -kes(50)), ("Kamau's kiosk", kes(20))):
+            books = self.balance(agent, Role.CASH)
+            variance = self.desk.count_cash(
+                agent_id=self.id_of(agent),
+                denominations=denominations_of(books + off_minor),
+                comment="closing count",
+            )
+            if variance is None:
+                raise UnexpectedAnswer(f"{agent}'s count proposed no variance")
+            side = "short" if off_minor < 0 else "over"
+            self.say(
+                f"{agent} counts its cash at closing: {format_amount(books + off_minor)}"
+                f" against {format_amount(books)} in the books, {format_amount(abs(off_minor))}"
+                f" {side}: a variance"
+            )
+            if off_minor < 0:
+                proposal = self.desk.propose_variance_approval(variance)
+                result = self.desk.approve(proposal)
+                self.expect("the variance", result["state"], "approved")
+                self.say(
+                    "an operator proposes posting it, a second approves: the shortfall is posted"
+                )
+        self.say("Kamau's variance waits for the operators")
+
+    def commission(self) -> None:
+        """Last month's agent commission goes out through the bank: money leaving the
+        platform, so one operator proposes the payout and another approves it (a month is
+        paid once: on a database that has it, the request answers that payout)."""
+        month = last_month(self.led.now())
+        proposal = self.desk.request_commission_payout(month=month)
+        if proposal is not None:
+            self.desk.approve(proposal)
+        paid = self.desk.commission_payout(month=month)
+        self.expect("the payout's destination", (paid.to, paid.provider), ("provider", PROVIDER))
+        self.say(
+            f"last month's agent commission ({month}) is paid through the bank, proposed by one"
+            f" operator and approved by another: {paid.lines_count} agent(s),"
+            f" {format_amount(paid.total_minor)}"
+        )
+
+    def float_alarm(self) -> None:
+        kamau = self.id_of("Kamau's kiosk")
+        threshold = kes(15_000)
+        self.desk.set_float_threshold(agent_id=kamau, threshold_minor=threshold)
+        now = self.desk.float_of(kamau)
+        self.expect("Kamau's float below the alarm", now.available_minor < threshold, True)
+        self.say(
+            f"Kamau's kiosk raises its low-float alarm to {format_amount(threshold)}: its float"
+            f" ({format_amount(now.available_minor)}) is below it, so the back office lists it"
+        )
+
+    def fan_out(self) -> None:
+        self.on_the_ledger("the webhook worker's fan-out (the service delivers them later)")
+        for _ in range(FAN_OUT_PASSES):
+            webhooks.fan_out(self.led, now_us=to_us(self.led.now()), settings=DEMO_WEBHOOKS)
+        self.say("Mbegu Seeds' order events are queued as webhook deliveries to its endpoint")
 
     def _close_window(self) -> uuid.UUID:
         open_now = self.desk.open_windows()
@@ -1140,6 +1418,10 @@ def run_day(led: Ledger, desk: Desk, out: TextIO) -> int:
         day.suspense()
         day.sweep_orders(beans)
         day.settle()
+        day.cash_counts()
+        day.commission()
+        day.float_alarm()
+        day.fan_out()
         day.print_balances()
         day.print_events()
     except (UnexpectedAnswer, FlowError, StepRefused) as exc:

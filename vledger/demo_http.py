@@ -13,19 +13,22 @@ platform), pays from a villager's wallet, resolves the dispute and runs settleme
 storefront creates, dispatches and cancels its own orders; each agent takes cash-ins and
 cash-outs, passes float, pays in cash, delivers, releases, disputes and syncs its phone;
 the auditor reads what the story checks (orders, balances, windows, payouts, reports).
-The operator's steps without a route (fee schedules, suspense, the timers' sweeps) and
-reading the outbox run on the ledger, and the story says so. A refusal is the API's
+A second operator approves what the first proposes (maker-checker: a suspense return,
+a variance, the commission payout). The steps without a route (fee schedules, parking
+suspense, the timers' sweeps, the webhook fan-out) and reading the outbox run on the
+ledger, and the story says so. A refusal is the API's
 problem+json ``code``. The last lines count the requests and say ``integrity: ok``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import httpx
@@ -38,13 +41,17 @@ from api.client import Client, ProblemError
 from api.local_server import ServerThread
 from api.settings import Settings
 from ledger import Ledger, open_ledger
-from ledger.flows import offline
+from ledger.flows import commission, offline
 from ledger.flows.parties import Kind, Party
 from ledger.limits import API_PAGE_SIZE_MAX as PAGE_SIZE
 from vledger.demo import (
     CURRENCY,
+    DEMO_WEBHOOKS,
+    PARTY_ROLES,
     PROVIDER,
+    WEBHOOK_URL,
     CashOutSeen,
+    CommissionSeen,
     FloatSeen,
     OrderSeen,
     PayoutSeen,
@@ -52,10 +59,10 @@ from vledger.demo import (
     StepRefused,
     SyncSeen,
     UnexpectedAnswer,
+    count_body,
     new_id,
     run_day,
 )
-from webhooks import WebhookSettings
 
 __all__ = ["DEMO_SETTINGS", "DEMO_WEBHOOKS", "HttpDesk", "Traffic", "run_demo_http"]
 
@@ -71,10 +78,6 @@ DEMO_SETTINGS = Settings(
 """The API as ``vledger serve`` runs it, less its background threads: the demo runs the
 timers itself *as of* later moments, and sealing and scheduled reconciliation (which
 writes a service key and report files) belong to the service."""
-DEMO_WEBHOOKS = WebhookSettings(worker_enabled=False)
-"""No webhook worker: the day's events stay in the outbox for the service to deliver."""
-
-PARTY_ROLES = {Kind.STOREFRONT: principals.Role.STOREFRONT, Kind.AGENT: principals.Role.AGENT}
 
 
 @dataclass
@@ -151,6 +154,8 @@ class HttpDesk:
         self._actors: dict[uuid.UUID, Client] = {}
         """The client of each storefront and agent, by its party (= principal) id."""
         _, self.operator = self._principal(principals.Role.OPERATOR, "operator")
+        _, self.checker = self._principal(principals.Role.OPERATOR, "second operator")
+        """The second operator, who approves what the first proposes."""
         _, self.auditor = self._principal(principals.Role.AUDITOR, "auditor")
 
     def close(self) -> None:
@@ -438,6 +443,49 @@ class HttpDesk:
     def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
         answer = self._call(self.auditor, "GET", f"/v1/accounts/{account_id}")
         return answer["debits_posted"], answer["credits_posted"]
+
+    def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
+        body = {"url": WEBHOOK_URL, "event_types": list(event_types)}
+        body["description"] = "the demo's shop system"
+        self._call(self._as(storefront_id), "POST", "/v1/webhook-endpoints", body)
+
+    def reassign_suspense(self, suspense_id: uuid.UUID, *, villager_id: uuid.UUID) -> str:
+        path = f"/v1/suspense/{suspense_id}/reassign"
+        answer = self._call(self.operator, "POST", path, {"to_villager_id": villager_id})
+        return str(answer["state"])
+
+    def propose_return(self, suspense_id: uuid.UUID, *, reason: str) -> uuid.UUID:
+        path = f"/v1/suspense/{suspense_id}/return"
+        answer = self._call(self.operator, "POST", path, {"reason": reason})
+        return uuid.UUID(answer["proposal"]["id"])
+
+    def approve(self, proposal_id: uuid.UUID, *, as_maker: bool = False) -> Any:
+        who = self.operator if as_maker else self.checker
+        return self._call(who, "POST", f"/v1/proposals/{proposal_id}/approve")["result"]
+
+    def count_cash(
+        self, *, agent_id: uuid.UUID, denominations: dict[str, int], comment: str
+    ) -> uuid.UUID | None:
+        body = json.loads(count_body(datetime.now(UTC), denominations, comment))
+        path = f"/v1/agents/{agent_id}/cash-counts"
+        variance = self._call(self._as(agent_id), "POST", path, body)["variance"]
+        return None if variance is None else uuid.UUID(variance["id"])
+
+    def propose_variance_approval(self, variance_id: uuid.UUID) -> uuid.UUID:
+        path = f"/v1/variances/{variance_id}/approval"
+        return uuid.UUID(self._call(self.operator, "POST", path, {})["proposal"]["id"])
+
+    def request_commission_payout(self, *, month: str) -> uuid.UUID | None:
+        body = {"month": month, "currency": CURRENCY, "to": "provider", "provider": PROVIDER}
+        answer = self._call(self.operator, "POST", "/v1/commission-payouts", body)
+        return uuid.UUID(answer["proposal"]["id"]) if "proposal" in answer else None
+
+    def commission_payout(self, *, month: str) -> CommissionSeen:
+        path = f"/v1/commission-payouts/{commission.payout_id_of(month, CURRENCY)}"
+        found = self._call(self.auditor, "GET", path, params={"limit": "1"})
+        return CommissionSeen(
+            found["to"], found["provider"], found["lines_count"], found["total_minor"]
+        )
 
     def summary(self) -> list[str]:
         return [self.traffic.line()]

@@ -4,7 +4,8 @@ The page is plain ES modules served by this process (no build step): ``index.htm
 ``app.js`` (the shell: identity, routing by ``#/page``, the menu), one module per page
 (``enroll.js``, ``overview.js``, ``proposals.js``, ``search.js``, ``party.js``,
 ``account.js``, ``transfer.js``, ``order.js``, ``fees.js``, ``webhooks.js``,
-``variances.js``, ``statements.js``, ``suspense.js``, ``runs.js``, ``run.js``),
+``variances.js``, ``statements.js``, ``suspense.js``, ``commission.js``, ``runs.js``,
+``run.js``),
 ``render.js`` (links, pagers, payloads shown readably with money as money),
 ``decide.js`` (the decision forms the pages share: send, reason, proposed, state filter),
 ``dom.js`` (a refusal in the console's words) and ``console.css``. Requests are signed
@@ -37,6 +38,7 @@ FILES: dict[str, str] = {
             "decide.js",
             *("proposals.js", "search.js", "party.js", "account.js", "transfer.js", "order.js"),
             *("fees.js", "webhooks.js", "variances.js", "statements.js", "suspense.js"),
+            "commission.js",
         ),
         web.JS,
     ),

@@ -2,7 +2,7 @@
 // page named by the location's hash: #/overview, #/proposals, #/proposals/ID,
 // #/search?q=, #/party/ID, #/account/ID, #/transfer/ID, #/order/ID, #/fees,
 // #/webhooks, #/webhooks/ID, #/variances, #/statements,
-// #/suspense, #/runs?job=J&after=ID, #/runs/ID.
+// #/suspense, #/commission, #/commission/ID, #/runs?job=J&after=ID, #/runs/ID.
 
 import { loadIdentity, forgetIdentity, requireEd25519 } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -25,6 +25,7 @@ import { renderWebhooks, renderDeliveries } from "./webhooks.js";
 import { renderVariances } from "./variances.js";
 import { renderStatements } from "./statements.js";
 import { renderSuspense } from "./suspense.js";
+import { renderCommission, renderPayout } from "./commission.js";
 
 export const CONSOLE_ROLES = ["auditor", "operator"];
 
@@ -46,6 +47,7 @@ function menu(identity, here) {
     link("#/variances", t("Variances"), "variances"),
     link("#/statements", t("Statements"), "statements"),
     link("#/suspense", t("Suspense"), "suspense"),
+    link("#/commission", t("Commission"), "commission"),
     link("#/runs", t("Reconciliation runs"), "runs"),
   );
   const forget = el("button", { type: "button", id: "forget", on: { click: async () => {
@@ -84,6 +86,7 @@ const PAGES = {
   variances: [renderVariances, null],
   statements: [renderStatements, null],
   suspense: [renderSuspense, null],
+  commission: [renderCommission, renderPayout],
   runs: [renderRuns, renderRun],
 };
 const MENU_OF = { party: "search", account: "search", transfer: "search", order: "search" };

@@ -84,7 +84,7 @@ export async function renderProposals(main, ctx) {
     el("h1", {}, t("Proposals")),
     el("p", { class: "muted" }, t("Sensitive steps need two operators: one proposes, another approves.")),
     stateFilter(STATES, state, (chosen) => hashOf(chosen, null)),
-    page.data.length ? null : el("p", { class: "muted", id: "no-proposals" }, t("No proposals here.")),
+    page.data.length ? "" : el("p", { class: "muted", id: "no-proposals" }, t("No proposals here.")),
     ...page.data.map((proposal) => proposalCard(ctx, proposal)),
     pager(page, (cursor) => hashOf(state, cursor), after, (p) => p.id),
   );

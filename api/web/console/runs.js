@@ -80,7 +80,7 @@ export async function renderRuns(main, ctx) {
       : null);
   main.replaceChildren(
     el("h1", {}, t("Reconciliation runs")),
-    ctx.isOperator ? startForm(ctx) : null,
+    ctx.isOperator ? startForm(ctx) : "",
     filterForm(job),
     rows.length ? table(cols, rows) : el("p", { class: "muted" }, t("No runs.")),
     pager,
