@@ -626,14 +626,16 @@ class SyncedRecordOut(BaseModel):
     agent_id: uuid.UUID
     villager_id: uuid.UUID
     seq: int
-    kind: Literal["cash_in", "cash_out"]
+    kind: Literal["cash_in", "cash_out", "handover"]
     amount_minor: int
     currency: str
     state: Literal["applied", "exception"]
     reason: str | None
+    # applied: the cash-in or cash-out it became (a handover: the order's delivery step)
     cash_operation_id: uuid.UUID | None
     captured_at: datetime
     synced_at: datetime
+    order_id: uuid.UUID | None  # a handover's order; null for a cash record
 
 
 class SyncReportOut(BaseModel):

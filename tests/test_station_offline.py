@@ -19,6 +19,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from api.web import FILES as SHARED_FILES
 from api.web import SHARED_PATH
 from api.web.station import FILES, STATION_PATH, shell_version
 from ledger import open_ledger
+from ledger.flows import fees
 from ledger.flows.consent import Purpose
 from ledger.i18n import LANGUAGES
 from ledger.money import format_money
@@ -40,11 +42,14 @@ from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
 from tests.conftest import drop_pg_schema
 from tests.consent_helpers import consenting_villager, withdrawal_code
 from tests.test_api_harness import fresh_database
+from tests.test_api_orders import ORDER_RULES
+from tests.test_flow_order_consent import pickup_code_sent
 from tests.test_station_app import CONTROLLED, open_app, ready, shot
 from webhooks import WebhookSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 KES = "KES"
+ORDER_MINOR = 150_000
 FLOAT_MINOR = 1_000_000
 WALLET_MINOR = 200_000
 """What the operator's cash-in pays into the villager's wallet before the story."""
@@ -456,3 +461,110 @@ def test_the_worker_precaches_every_file_of_the_app_by_its_digest(served_app: Se
     for path, digest in manifest.items():
         assert hashlib.sha256(httpx.get(served_app.url(path)).content).hexdigest() == digest, path
     assert f'const VERSION = "{shell_version()}";' in worker
+
+
+@pytest.fixture(scope="module")
+def order_fees(served_app: ServedApp) -> None:
+    """Orders are priced (an order is paid only under a fee schedule)."""
+    fees.publish_schedule(
+        served_app.ledger,
+        product="order",
+        currency=KES,
+        effective_from=datetime.now(UTC) - timedelta(days=1),
+        rules=ORDER_RULES,
+    )
+
+
+def dispatched_order(served_app: ServedApp, boss: Client, station: Station) -> tuple[str, str]:
+    """An order of the station's villager, paid in cash at the station and dispatched to
+    it by the shop: its id and the pickup code the villager was sent."""
+    made = served_app.key("storefront")
+    party = {"id": made["principal_id"], "kind": "storefront", "name": "Mbegu", "currency": KES}
+    ok(boss.request("POST", "/v1/parties", json_body=party), 201)
+    order_id = str(uuid.uuid4())
+    order = {
+        "id": order_id,
+        "currency": KES,
+        "amount_minor": ORDER_MINOR,
+        "delivery_method": "pickup_point",
+        "villager_id": station.villager_id,
+    }
+    with Client.from_key_file(served_app.base_url, made["key_id"], made["path"]) as shop:
+        ok(shop.request("POST", "/v1/orders", json_body=order), 201)
+        paid = {"source": "cash", "agent_id": station.agent_id}
+        ok(boss.request("POST", f"/v1/orders/{order_id}/pay", json_body=paid))
+        ok(shop.request("POST", f"/v1/orders/{order_id}/dispatch", json_body={}))
+    villager = uuid.UUID(station.villager_id)
+    return order_id, pickup_code_sent(served_app.ledger, villager, uuid.UUID(order_id))
+
+
+def hand_over(page: Page, order_id: str, code: str) -> None:
+    """On the orders screen (offline: the list this phone last read), hand the order's
+    goods over with the code she typed."""
+    screen(page, "orders")
+    card = page.locator(f'#station-orders [data-order="{order_id}"]')
+    expect(card).to_have_attribute("data-state", "dispatched")
+    card.locator(".pickup-code").fill(code)
+    card.locator(".hand-over").click()
+    expect(card.locator(".order-outcome")).to_have_text(
+        f"Kept on this phone: hand-over of order {order_id[:8]}."
+        " It will be sent when the network is back."
+    )
+    expect(card.locator(".hand-over")).to_be_disabled()  # kept once
+
+
+def test_a_hand_over_offline_is_synced_and_shows_the_order_delivered(
+    page: Page,
+    served_app: ServedApp,
+    boss: Client,
+    order_fees: None,
+    tmp_path: Path,
+    page_errors: list[str],
+) -> None:
+    station = Station(served_app, boss, "Zawadi")
+    order_id, code = dispatched_order(served_app, boss, station)
+    identity = enroll(page, served_app, station)
+    assert page.evaluate(CONTROLLED) is True, "no service worker controls the page"
+    screen(page, "orders")  # online once: the worker keeps the list for offline
+    expect(page.locator(f'#station-orders [data-order="{order_id}"]')).to_be_visible()
+
+    seen = counted[served_app.base_url].paths
+    reached = len(seen)
+    cut, abort = cut_network(page)
+    hand_over(page, order_id, f"{(int(code) + 1) % 10**6:06d}")  # she mistyped it
+    hand_over(page, order_id, code)
+    shot(page, tmp_path, "orders-handover-offline")
+    screen(page, "history")
+    assert states(page) == ["queued", "queued"]
+    expect(page.locator("#queue li").first).to_contain_text("Hand-over · KES 1,500.00")
+    expect(page.locator("#queue li").first).to_contain_text(f"Order {order_id[:8]}")
+    assert len(seen) == reached, seen[reached:]  # the server saw nothing meanwhile
+    assert ok(boss.request("GET", f"/v1/orders/{order_id}"))["state"] == "dispatched"
+
+    page.context.unroute("**/*", abort)
+    page.context.set_offline(False)  # the `online` event starts the sync by itself
+    expect(page.locator("#last-sync")).to_have_text("Last sync: 1 applied, 1 exceptions.")
+    assert states(page) == ["exception", "applied"]
+    expect(page.locator('#queue li[data-state="exception"]')).to_contain_text(
+        "Exception: The pickup code was wrong: the goods are not recorded as handed over."
+    )
+    expect(page.locator('#queue li[data-state="applied"]')).to_contain_text(
+        "Handed over: the order is delivered"
+    )
+    shot(page, tmp_path, "history-handover-synced")
+    order = ok(boss.request("GET", f"/v1/orders/{order_id}"))
+    assert (order["state"], order["escrow_minor"]) == ("delivered", ORDER_MINOR)
+    assert [(e["kind"], e["reason"]) for e in station.exceptions()] == [
+        ("handover", "pickup_code_invalid")
+    ]
+    device = ok(boss.request("GET", f"/v1/devices/{identity['deviceId']}"))
+    assert device["last_seq"] == 2
+
+    page.click("#sync-now")  # again: nothing left to send, nothing moves
+    expect(page.locator("#sync-outcome")).to_have_text("Sent 0: 0 applied, 0 exceptions.")
+    screen(page, "orders")
+    delivered = page.locator(f'#station-orders [data-order="{order_id}"]')
+    expect(delivered).to_have_attribute("data-state", "delivered")
+    assert ok(boss.request("GET", f"/v1/orders/{order_id}")) == order
+    assert any("/v1/" in url for url in cut)
+    assert uncaught(page_errors) == []

@@ -8,7 +8,12 @@ canonical bytes the phone signed (``payload``, an ASCII JSON string) and its Ed2
 signature (``signature``, base64), so that nothing between the phone and the ledger can
 change what was signed. A cash-out record is version 2 and carries the villager's offline
 withdrawal code; one without a valid code becomes an exception charged to the agent
-(``ledger.flows.offline``).
+(``ledger.flows.offline``). A hand-over record (version 3) carries an order and the
+pickup code the villager typed: at sync the code is checked as the online hand-over
+(``POST /v1/orders/{id}/deliver``) checks it, once per record, and the order is delivered
+or the record becomes an exception with the reason (``order_not_found`` for another
+agent's order, as the orders routes answer; ``pickup_code_invalid``, ``pickup_code_void``
+...); each answered record names its ``order_id``.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ def synced_out(r: SyncedRecord) -> dict[str, Any]:
         "cash_operation_id": id_text(r.cash_operation_id),
         "captured_at": time_text(r.captured_at),
         "synced_at": time_text(r.synced_at),
+        "order_id": id_text(r.order_id),
     }
 
 

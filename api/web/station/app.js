@@ -7,7 +7,7 @@
 // other screen is imported when it is first shown; the service worker is registered only
 // once the first screen is drawn, so that its precache does not compete with it for the
 // phone's few connections; and the sync queue (queue.js, which syncs by itself when the
-// network comes back) is loaded after the first screen of an enrolled phone.
+// network comes back) is loaded beside the first screen of an enrolled phone.
 
 import { loadIdentity } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -86,13 +86,16 @@ async function show() {
   clear(main);
   const api = identity ? createApi(identity) : null;
   try {
-    const render = await SCREENS[name]();
+    const loading = SCREENS[name]();
+    // in the same round trip as the screen (which would find it only once it arrived):
+    // most screens import the queue, and it syncs by itself once loaded
+    if (identity) import("./queue.js").catch(() => null);
+    const render = await loading;
     await render({ main, identity, api, go, showProblem });
   } catch (error) {
     showProblem(main, error);
   }
   main.dataset.ready = name;
-  return identity;
 }
 
 function registerWorker() {
@@ -105,9 +108,8 @@ function registerWorker() {
 async function start() {
   await Promise.all([loadWords("station", preferredLanguage(CHOSEN), CHOSEN), loadCurrencies()]);
   window.addEventListener("hashchange", show);
-  const identity = await show();
+  await show();
   registerWorker();
-  if (identity) import("./queue.js").catch(() => null); // it starts syncing by itself
 }
 
 start();

@@ -35,6 +35,11 @@ export function reasonText(code) {
     record_agent_mismatch: t("The record names another station."),
     sim_swap_hold: t("The villager's phone number changed lately: large withdrawals wait."),
     villager_not_active: t("The villager has not activated her PIN yet."),
+    pickup_code_invalid: t("The pickup code was wrong: the goods are not recorded as handed over."),
+    pickup_code_void: t("Her pickup code is void (three wrong codes, or the shop sent a new one): the shop must send her a new one."),
+    order_not_found: t("No order with that id for this station."),
+    order_not_deliverable: t("The order was no longer waiting to be handed over."),
+    record_order_mismatch: t("The order is not the one this phone saw."),
   };
   return Object.hasOwn(words, code) ? words[code] : t("Not applied: {reason}", { reason: code });
 }

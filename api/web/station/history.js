@@ -1,5 +1,6 @@
 // History: the sync queue (every record captured offline, in capture order, with its
-// state: kept on this phone, sent, applied, or an exception with the reason in words),
+// state: kept on this phone, sent, applied (a hand-over: the order delivered), or an
+// exception with the reason in words),
 // a button that syncs now, the offline allowance (and, online, a form that sets it:
 // POST /v1/devices/{id}/allowance), and the agent's recent cash-ins and cash-outs as the
 // API lists them (GET /v1/agents/{id}/cash-ins, /cash-outs; oldest first, so the last
@@ -19,6 +20,7 @@ const AMOUNT_LENGTH_MAX = 20;
 function stateText(record) {
   if (record.state === "queued") return t("Kept on this phone");
   if (record.state === "sent") return t("Sent, waiting for the answer");
+  if (record.state === "applied" && record.kind === "handover") return t("Handed over: the order is delivered");
   if (record.state === "applied") return t("Applied");
   return t("Exception: {reason}", { reason: reasonText(record.reason) });
 }
@@ -32,13 +34,16 @@ function doneText(c) {
 }
 
 function kindText(kind) {
+  if (kind === "handover") return t("Hand-over");
   return kind === "cash_in" ? t("Cash in") : t("Cash out");
 }
 
 function recordItem(record) {
-  const who = record.villagerName ?? record.villagerId;
+  const who = record.kind === "handover" ? t("Order {id}", { id: record.orderId.slice(0, 8) })
+    : record.villagerName ?? record.villagerId;
   return el("li", { class: `record ${record.state}`, "data-state": record.state,
-    "data-record": record.recordId, "data-seq": record.seq },
+    "data-record": record.recordId, "data-seq": record.seq, "data-kind": record.kind,
+    "data-order": record.orderId ?? false },
   el("span", { class: "what" }, `${kindText(record.kind)} · ${formatMoney(record.amountMinor, record.currency)}`),
   el("span", { class: "who" }, who), timeEl(record.capturedAt),
   el("span", { class: "state" }, stateText(record)));

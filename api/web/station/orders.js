@@ -5,11 +5,16 @@
 // are handed over (deliver, with the villager's pickup code for a station hand-over), and
 // the villager accepts them (release: the escrow pays the shop). Each step is one
 // operation: a second tap or a retry with the same input is the same step.
+// With no network, the hand-over with her pickup code is kept on this phone as a signed
+// record (queue.js) and sent when the network is back: the server checks the code then,
+// as it does online, and the history shows the order delivered or why not. The orders
+// shown offline are the last ones this phone read (the service worker's copy).
 
 import { newIdempotencyKey } from "/web/shared/api.js";
 import { el } from "/web/shared/dom.js";
 import { t } from "/web/shared/i18n.js";
 import { formatMoney } from "/web/shared/money.js";
+import { capture } from "./queue.js";
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ID_LENGTH_MAX = 36;
@@ -95,6 +100,24 @@ function rows(pairs) {
     el("div", {}, el("dt", {}, label), el("dd", { class: name }, value))));
 }
 
+/** No network: keep the hand-over with her code on this phone (one tap: the button stays
+ * disabled once it is kept). */
+async function keepHandover(context, order, code, button, outcome) {
+  button.disabled = true;
+  outcome.replaceChildren();
+  try {
+    await capture(context.identity, { kind: "handover", orderId: order.id, pickupCode: code,
+      villagerId: order.villager_id, villagerName: null, amountMinor: order.amount_minor,
+      currency: order.currency, consentCode: null });
+    outcome.append(el("p", { class: "ok", role: "status", "data-kept": order.id },
+      t("Kept on this phone: hand-over of order {id}. It will be sent when the network is back.",
+        { id: order.id.slice(0, 8) })));
+  } catch (error) {
+    button.disabled = false;
+    context.showProblem(outcome, error);
+  }
+}
+
 function orderCard(context, order) {
   const { api, identity, showProblem } = context;
   const card = el("section", { class: "card order", "data-order": order.id,
@@ -107,6 +130,9 @@ function orderCard(context, order) {
       outcome.replaceChildren(el("p", { class: "error", role: "alert" },
         t("That is not a pickup code: it has 6 digits.")));
       return;
+    }
+    if (step === "deliver" && "pickup_code" in body && !navigator.onLine) {
+      return keepHandover(context, order, body.pickup_code, button, outcome);
     }
     button.disabled = true;
     outcome.replaceChildren();

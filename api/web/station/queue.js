@@ -1,7 +1,9 @@
-// The offline capture queue: cash-ins and cash-outs captured with no network are signed
-// records of the offline protocol (ledger/flows/offline: version 2, the canonical bytes
-// signed with the device key, which is the key enrolled on this phone), kept in IndexedDB
-// in capture order (the device's `seq`), so they survive a reload and a closed tab.
+// The offline capture queue: cash-ins, cash-outs and hand-overs of an order's goods
+// captured with no network are signed records of the offline protocol
+// (ledger/flows/offline: version 2 for cash, version 3 for a hand-over with the pickup
+// code the villager typed; the canonical bytes signed with the device key, which is the
+// key enrolled on this phone), kept in IndexedDB in capture order (the device's `seq`),
+// so they survive a reload and a closed tab.
 //
 // Each record's state: queued (captured here), sent (a sync carrying it left; the answer
 // was not seen yet), applied, exception (with the server's reason). A sync sends the
@@ -17,6 +19,7 @@
 // then (its `last_seq`). A capture that does not fit is refused here, before any cash
 // changes hands. Cash-outs count too: one whose code turns out wrong is charged to the
 // agent against the allowance (ledger/flows/offline), so it is a risk until it applies.
+// A hand-over moves no float: it is not counted against the allowance.
 
 import { base64, loadIdentity } from "/web/shared/keys.js";
 import { createApi } from "/web/shared/api.js";
@@ -30,6 +33,8 @@ const CAPTURE_LOCK = "vledger-station-capture";
 const encoder = new TextEncoder();
 
 export const RECORD_VERSION = 2;
+export const HANDOVER_VERSION = 3;
+const CASH_KINDS = new Set(["cash_in", "cash_out"]);
 export const SYNC_BATCH_MAX = 100; // the server takes at most 500 a sync
 export const SYNC_ROUNDS_MAX = 50; // batches in one sync; the rest waits for the next
 export const SETTLED_KEPT_MAX = 200; // applied and exception records kept for history
@@ -106,7 +111,7 @@ export async function pendingCount() {
 /** The allowance the app shows: the server's last word less every record captured since. */
 export function allowanceLeft({ records, device }) {
   if (!device) return null;
-  const since = records.filter((r) => r.seq > device.lastSeq);
+  const since = records.filter((r) => r.seq > device.lastSeq && CASH_KINDS.has(r.kind));
   return since.reduce((left, r) => left - r.amountMinor, device.allowanceMinor);
 }
 
@@ -132,6 +137,7 @@ export async function refreshDevice(api, identity) {
 /** The exact bytes the server's offline protocol verifies: one JSON object, keys sorted,
  * no whitespace, ASCII only (ledger/flows/offline, "Canonical bytes of a record"). */
 export function canonicalPayload(record) {
+  if (record.kind === "handover") return handoverPayload(record);
   return JSON.stringify({
     agent_id: record.agentId,
     amount_minor: record.amountMinor,
@@ -147,16 +153,41 @@ export function canonicalPayload(record) {
   });
 }
 
+/** A hand-over's canonical bytes (version 3): the same keys, sorted, with the order and
+ * the pickup code instead of a consent code. */
+function handoverPayload(record) {
+  return JSON.stringify({
+    agent_id: record.agentId,
+    amount_minor: record.amountMinor,
+    captured_at: record.capturedAt,
+    currency: record.currency,
+    device_id: record.deviceId,
+    kind: record.kind,
+    order_id: record.orderId,
+    pickup_code: record.pickupCode,
+    record_id: record.recordId,
+    seq: record.seq,
+    version: HANDOVER_VERSION,
+    villager_id: record.villagerId,
+  });
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function checkCapture({ kind, villagerId, amountMinor, currency, consentCode }) {
+function checkCapture({ kind, villagerId, amountMinor, currency, consentCode, orderId, pickupCode }) {
   const bad = (detail) => new QueueError("record_invalid", detail);
-  if (kind !== "cash_in" && kind !== "cash_out") throw bad("kind is cash_in or cash_out");
+  const digits = (code) => new RegExp(`^\\d{${CODE_DIGITS}}$`).test(code ?? "");
   if (!UUID.test(villagerId)) throw bad("villager id is a lower-case UUID");
   if (!Number.isSafeInteger(amountMinor) || amountMinor < 1) throw bad("amount out of range");
   if (!/^[A-Z]{3}$/.test(currency)) throw bad("currency is three letters");
-  const codeOk = kind === "cash_in" ? consentCode === null
-    : new RegExp(`^\\d{${CODE_DIGITS}}$`).test(consentCode ?? "");
+  if (kind === "handover") {
+    if (!UUID.test(orderId ?? "")) throw bad("order id is a lower-case UUID");
+    if (!digits(pickupCode)) throw bad("a pickup code is 6 digits");
+    if (consentCode !== null && consentCode !== undefined) throw bad("a hand-over carries no consent code");
+    return;
+  }
+  if (kind !== "cash_in" && kind !== "cash_out") throw bad("kind is cash_in, cash_out or handover");
+  const codeOk = kind === "cash_in" ? consentCode === null : digits(consentCode);
   if (!codeOk) throw bad("a cash-out carries the villager's code; a cash-in none");
 }
 
@@ -168,7 +199,7 @@ function nextSeq({ records, device, floor }) {
 async function captureLocked(identity, wanted) {
   const state = await queueState(identity.deviceId);
   const left = allowanceLeft(state);
-  if (left === null || wanted.amountMinor > left) {
+  if (CASH_KINDS.has(wanted.kind) && (left === null || wanted.amountMinor > left)) {
     throw new QueueError("allowance_spent", `${wanted.amountMinor} asked, ${left ?? 0} left`);
   }
   const record = { ...wanted, deviceId: identity.deviceId, agentId: identity.principalId,
@@ -179,17 +210,20 @@ async function captureLocked(identity, wanted) {
   const entry = { deviceId: record.deviceId, seq: record.seq, recordId: record.recordId,
     kind: record.kind, villagerId: record.villagerId, villagerName: wanted.villagerName ?? null,
     amountMinor: record.amountMinor, currency: record.currency, capturedAt: record.capturedAt,
-    payload, signature: base64(signature), state: "queued", reason: null, operationId: null };
+    orderId: record.orderId ?? null, payload, signature: base64(signature), state: "queued",
+    reason: null, operationId: null };
   await transact("readwrite", (tx) => {
     tx.objectStore(RECORDS).add(entry); // a seq taken meanwhile aborts: nothing is stored
   });
   return entry;
 }
 
-/** Capture one operation offline: { kind: "cash_in" | "cash_out", villagerId,
- * villagerName (shown in history only), amountMinor (a safe integer), currency,
- * consentCode (a cash-out's six digits; null for a cash-in) }. Resolves to the stored
- * record; rejects with QueueError allowance_spent (nothing stored) or record_invalid. */
+/** Capture one operation offline: { kind: "cash_in" | "cash_out" | "handover",
+ * villagerId, villagerName (shown in history only), amountMinor (a safe integer),
+ * currency, consentCode (a cash-out's six digits; null otherwise), and for a hand-over
+ * orderId and pickupCode (six digits; villagerId, amountMinor and currency are then the
+ * order's) }. Resolves to the stored record; rejects with QueueError allowance_spent (a
+ * cash record beyond the allowance: nothing stored) or record_invalid. */
 export async function capture(identity, wanted) {
   if (!identity || !identity.deviceId) throw new QueueError("device_unknown", "no device");
   checkCapture(wanted);

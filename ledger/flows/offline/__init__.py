@@ -50,6 +50,34 @@ Consent for an offline cash-out (issue 11)
     The wallet and the villager's codes are untouched (a held code stays held until it
     is used or expires). The ``offline.exception`` event says ``charged_minor``.
 
+Hand-over of an order's goods (version 3)
+    Goods waiting at the station for a villager (an order ``dispatched`` to a pickup point
+    or by the agent, :data:`ledger.flows.pickup.HANDOVER_METHODS`) are handed over with
+    the pickup code the villager was sent. Offline, the phone captures a **version 3**
+    record of kind ``handover``: the order, the code she typed, and the order's amount,
+    currency and villager as the phone last saw them. At sync, in this order:
+
+    1. the order must be one the device's agent may hand over (it names this agent, or
+       no agent yet, as ``GET /v1/orders/{id}`` lets an agent see it), else the
+       exception ``order_not_found`` (another agent's order and no order alike; its code
+       is not tried); its amount, currency and villager must be the record's, else
+       ``record_order_mismatch`` (the code is not tried either);
+    2. the code is checked through :func:`ledger.flows.pickup.check`, in a transaction
+       of its own, exactly as the online hand-over checks it
+       (:func:`ledger.flows.orders.deliver_order`): a wrong code is counted and the
+       third wrong one voids the order's code. A wrong code is the exception
+       ``pickup_code_invalid``; once the order has no open code (voided now or before,
+       or replaced by the shop) ``pickup_code_void``;
+    3. the order's delivery step (:func:`ledger.flows.orders.deliver_order_in`, step id
+       :func:`handover_step_id` of the record id: all that is left in escrow; the code
+       marked used) runs in the record's transaction with the record's row: ``applied``,
+       its ``cash_operation_id`` the delivery step. An order no longer dispatched is the
+       exception ``order_not_deliverable``.
+
+    A hand-over moves no float: it neither spends nor is charged to the allowance. Once
+    per record id, as every record: a re-sent record answers its stored outcome and its
+    code is not tried again.
+
 Canonical bytes of a record (what the phone signs)
     The UTF-8 bytes of one JSON object, with exactly these nine keys (version 1), sorted,
     written with no whitespace at all (separators ``,`` and ``:``), ASCII only::
@@ -63,6 +91,11 @@ Canonical bytes of a record (what the phone signs)
     villager's six-digit offline withdrawal code as a string for a cash-out (or
     ``null``: no code), always ``null`` for a cash-in; and ``"version":2``. Version 1
     records still verify and apply as before for cash-ins.
+
+    Version 3 (kind ``handover`` only, and a hand-over is always version 3) has the nine
+    keys and three more, in the same sorted order: ``"order_id"`` (a UUID),
+    ``"pickup_code"`` (the six digits the villager typed, a string) and ``"version":3``;
+    ``amount_minor``, ``currency`` and ``villager_id`` are the order's.
 
     - UUIDs: lower-case hexadecimal in the 8-4-4-4-12 hyphenated form;
     - ``amount_minor``: a JSON integer, 1 to 2**53-1, minor units of ``currency``;
@@ -145,6 +178,7 @@ from ledger.flows.offline.devices import (
 )
 from ledger.flows.offline.records import (
     OFFLINE_NAMESPACE,
+    PICKUP_CODE_DIGITS,
     PUBLIC_KEY_LENGTH,
     RECORD_VERSIONS,
     SIGNATURE_LENGTH,
@@ -153,6 +187,7 @@ from ledger.flows.offline.records import (
     SignedRecord,
     canonical_bytes,
     cash_operation_id,
+    handover_step_id,
     invalid,
     record_from_canonical,
     sign_record,
@@ -161,6 +196,8 @@ from ledger.flows.offline.records import (
 )
 from ledger.flows.offline.repository import Device, DeviceState, RecordState, SyncedRecord
 from ledger.flows.parties import Kind, Role
+from ledger.flows.pickup import PickupProof
+from ledger.flows.pickup import repository as pickup_codes
 from ledger.limits import AMOUNT_MAX_MINOR as JSON_INT_MAX
 from ledger.limits import LIST_PAGE_SIZE_MAX as EXCEPTIONS_PAGE_MAX
 
@@ -170,6 +207,7 @@ __all__ = [
     "EXCEPTIONS_PAGE_MAX",
     "JSON_INT_MAX",
     "OFFLINE_NAMESPACE",
+    "PICKUP_CODE_DIGITS",
     "PUBLIC_KEY_LENGTH",
     "RECORD_VERSIONS",
     "SIGNATURE_LENGTH",
@@ -187,6 +225,7 @@ __all__ = [
     "cash_operation_id",
     "get_device",
     "get_record",
+    "handover_step_id",
     "list_exceptions",
     "record_from_canonical",
     "register_device",
@@ -381,11 +420,50 @@ def _apply_one(led: Ledger, device: Device, signed: SignedRecord) -> tuple[Synce
     cash-out's code is checked first, in a transaction of its own."""
     device_id = device.id
     try:
-        given = _consent_of(led, device, signed.record)
+        given = _proof_of(led, device, signed.record)
         return led.transact(lambda tx: _apply_in(tx, device_id, signed, given))
     except _NotApplicable as refusal:
         reason = refusal
     return led.transact(lambda tx: _store_exception_in(tx, device_id, signed, reason))
+
+
+def _proof_of(led: Ledger, device: Device, record: OfflineRecord) -> Consent | PickupProof | None:
+    """What the record's code proves, checked before its transaction: a cash-out's
+    consent, a hand-over's pickup proof, nothing for a cash-in."""
+    if RecordKind(record.kind) is RecordKind.HANDOVER:
+        return _pickup_of(led, device, record)
+    return _consent_of(led, device, record)
+
+
+def _pickup_of(led: Ledger, device: Device, record: OfflineRecord) -> PickupProof | None:
+    """A hand-over's pickup code checked as the online hand-over checks it (module
+    docstring, steps 1 and 2); ``None`` when the delivery step decides without a code
+    (an order not dispatched, or one that needs none)."""
+    from ledger.flows import orders, pickup  # late: orders imports much of the flows
+
+    if record.agent_id != device.agent_id or record.order_id is None:
+        return None  # refused as such in the record's transaction
+    try:
+        order = orders.get_order(led, order_id=record.order_id)
+    except NotFound:
+        raise _NotApplicable("order_not_found", f"no order {record.order_id}") from None
+    if order.agent_id not in (None, device.agent_id):
+        raise _NotApplicable("order_not_found", f"no order {record.order_id}")
+    seen = (record.villager_id, record.amount_minor, record.currency)
+    if seen != (order.villager_id, order.amount_minor, order.currency):
+        raise _NotApplicable(
+            "record_order_mismatch", f"order {order.id} is not the one the record describes"
+        )
+    if order.state is not orders.State.DISPATCHED or not pickup.needed(
+        order.delivery_method, order.villager_id
+    ):
+        return None
+    try:
+        return pickup.check(led, order_id=order.id, code=record.pickup_code)
+    except FlowError as refusal:
+        if led.transact(lambda tx: pickup_codes.find_open(tx, order.id)) is None:
+            raise _NotApplicable("pickup_code_void", refusal.detail) from refusal
+        raise _NotApplicable(refusal.code, refusal.detail) from refusal
 
 
 def _consent_of(led: Ledger, device: Device, record: OfflineRecord) -> Consent | None:
@@ -436,13 +514,14 @@ def _claim(
 
 
 def _apply_in(
-    tx: Tx, device_id: uuid.UUID, signed: SignedRecord, given: Consent | None
+    tx: Tx, device_id: uuid.UUID, signed: SignedRecord, given: Consent | PickupProof | None
 ) -> tuple[SyncedRecord, int]:
     device, found = _claim(tx, device_id, signed)
     if found is not None:
         return found, 0
     record = signed.record
-    operation_id = cash_operation_id(record.record_id)
+    handover = RecordKind(record.kind) is RecordKind.HANDOVER
+    operation_id = (handover_step_id if handover else cash_operation_id)(record.record_id)
     try:
         _apply_money(tx, device, record, operation_id, given)
     except FlowError as refusal:
@@ -463,7 +542,7 @@ def _apply_money(
     device: Device,
     record: OfflineRecord,
     operation_id: uuid.UUID,
-    given: Consent | None,
+    given: Consent | PickupProof | None,
 ) -> None:
     agent = parties.get_party(tx, device.agent_id, Kind.AGENT)
     if record.agent_id != device.agent_id:
@@ -476,6 +555,11 @@ def _apply_money(
             "currency_mismatch", f"record in {record.currency}; the agent's is {agent.currency}"
         )
     kind = RecordKind(record.kind)
+    if kind is RecordKind.HANDOVER:
+        _hand_over(tx, record, operation_id, given)
+        return
+    if given is not None and not isinstance(given, Consent):
+        raise InvariantViolation(f"record {record.record_id}: a cash record with a pickup proof")
     if kind is RecordKind.CASH_IN and record.amount_minor > device.allowance_minor:
         raise _NotApplicable(
             "allowance_spent",
@@ -507,6 +591,18 @@ def _apply_money(
     )
     remaining = device.allowance_minor - record.amount_minor
     hold_allowance(tx, device, remaining)
+
+
+def _hand_over(
+    tx: Tx, record: OfflineRecord, step_id: uuid.UUID, given: Consent | PickupProof | None
+) -> None:
+    """The order's delivery step, all that is left, with the proof of its pickup code
+    (module docstring, step 3)."""
+    from ledger.flows import orders  # late: orders imports much of the flows
+
+    if record.order_id is None or isinstance(given, Consent):
+        raise InvariantViolation(f"record {record.record_id}: a handover without its order")
+    orders.deliver_order_in(tx, step_id=step_id, order_id=record.order_id, pickup_proof=given)
 
 
 def _outcome(tx: Tx, record_id: uuid.UUID) -> SyncedRecord:

@@ -40,14 +40,20 @@ _FIELDS = frozenset(
     }
 )
 _FIELDS_V2 = _FIELDS | {"consent_code", "version"}
+_FIELDS_V3 = _FIELDS | {"order_id", "pickup_code", "version"}
 
-RECORD_VERSIONS = (1, 2)
-"""Version 1: the nine keys; version 2 adds ``consent_code`` and ``version``."""
+RECORD_VERSIONS = (1, 2, 3)
+"""Version 1: the nine keys; version 2 adds ``consent_code`` and ``version``; version 3
+(a hand-over only) adds ``order_id``, ``pickup_code`` and ``version``."""
+PICKUP_CODE_DIGITS = 6
+"""A villager's pickup code (:data:`ledger.flows.pickup.CODE_DIGITS`, checked by a test)."""
 
 
 class RecordKind(StrEnum):
     CASH_IN = "cash_in"
     CASH_OUT = "cash_out"
+    HANDOVER = "handover"
+    """Goods of an order handed over with the villager's pickup code (version 3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,11 @@ class OfflineRecord:
     consent_code: str | None = None
     """Version 2: the villager's offline withdrawal code for a cash-out (never logged)."""
     version: int = 1
-    """The canonical form: 1 (nine keys) or 2 (with ``consent_code``)."""
+    """The canonical form: 1 (nine keys), 2 (with ``consent_code``) or 3 (a hand-over)."""
+    order_id: uuid.UUID | None = None
+    """Version 3: the order whose goods were handed over."""
+    pickup_code: str | None = None
+    """Version 3: the pickup code the villager typed (never logged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,7 @@ def canonical_bytes(record: OfflineRecord) -> bytes:
         if not isinstance(getattr(record, name), uuid.UUID):
             raise invalid(rid, f"{name} must be a UUID")
     if record.kind not in tuple(RecordKind):
-        raise invalid(rid, "kind must be cash_in or cash_out")
+        raise invalid(rid, "kind must be cash_in, cash_out or handover")
     if not _json_int(record.amount_minor):
         raise invalid(rid, f"amount_minor must be an integer 1..{JSON_INT_MAX}")
     if not _json_int(record.seq):
@@ -138,11 +148,22 @@ def canonical_bytes(record: OfflineRecord) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def _digits(code: object, digits: int) -> bool:
+    return isinstance(code, str) and len(code) == digits and code.isascii() and code.isdigit()
+
+
 def _versioned(record: OfflineRecord) -> dict[str, Any]:
     """The keys a record's version adds (none for version 1)."""
     rid, code = record.record_id, record.consent_code
     if type(record.version) is not int or record.version not in RECORD_VERSIONS:
         raise invalid(rid, f"version must be one of {RECORD_VERSIONS}")
+    handover = RecordKind(record.kind) is RecordKind.HANDOVER
+    if handover != (record.version == 3):
+        raise invalid(rid, "a handover is a version 3 record, and a version 3 record a handover")
+    if record.version == 3:
+        return _handover_keys(record)
+    if record.order_id is not None or record.pickup_code is not None:
+        raise invalid(rid, "only a handover carries order_id and pickup_code")
     if record.version == 1:
         if code is not None:
             raise invalid(rid, "a version 1 record carries no consent_code")
@@ -150,10 +171,22 @@ def _versioned(record: OfflineRecord) -> dict[str, Any]:
     if code is not None and (
         RecordKind(record.kind) is not RecordKind.CASH_OUT
         or not isinstance(code, str)
-        or not (len(code) == 6 and code.isascii() and code.isdigit())
+        or not _digits(code, 6)
     ):
         raise invalid(rid, "consent_code is six digits, on a cash_out only")
     return {"consent_code": code, "version": record.version}
+
+
+def _handover_keys(record: OfflineRecord) -> dict[str, Any]:
+    """A hand-over's keys: the order, the villager's pickup code, no consent code."""
+    rid = record.record_id
+    if record.consent_code is not None:
+        raise invalid(rid, "a handover carries a pickup_code, not a consent_code")
+    if not isinstance(record.order_id, uuid.UUID):
+        raise invalid(rid, "order_id must be a UUID")
+    if not _digits(record.pickup_code, PICKUP_CODE_DIGITS):
+        raise invalid(rid, f"pickup_code is {PICKUP_CODE_DIGITS} digits")
+    return {"order_id": str(record.order_id), "pickup_code": record.pickup_code, "version": 3}
 
 
 def record_from_canonical(payload: bytes) -> OfflineRecord:
@@ -163,21 +196,26 @@ def record_from_canonical(payload: bytes) -> OfflineRecord:
         fields = json.loads(payload.decode("ascii"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[..."
         raise invalid("?", "payload is not ASCII JSON") from None
-    if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _FIELDS_V2):
+    if not isinstance(fields, dict) or set(fields) not in (_FIELDS, _FIELDS_V2, _FIELDS_V3):
         raise invalid("?", f"payload must be an object with exactly {sorted(_FIELDS)}")
-    rid = fields["record_id"]
+    rid = _id_text(fields["record_id"])
+    named = ("record_id", "device_id", "agent_id", "villager_id", "order_id")
+    # Refusals name the field, never the value sent (it may be markup or huge).
     try:
-        ids = {
-            name: uuid.UUID(fields[name])
-            for name in ("record_id", "device_id", "agent_id", "villager_id")
-        }
+        ids = {name: uuid.UUID(fields[name]) for name in named if name in fields}
+    except (TypeError, ValueError, AttributeError):
+        raise invalid(rid, f"{', '.join(n for n in named if n in fields)} must be UUIDs") from None
+    try:
         kind = RecordKind(fields["kind"])
-        text = fields["captured_at"]
+    except (TypeError, ValueError):
+        raise invalid(rid, f"kind must be one of {', '.join(RecordKind)}") from None
+    text = fields["captured_at"]
+    try:
         if not isinstance(text, str) or not text.endswith("Z"):
-            raise ValueError("captured_at must end in Z")
+            raise ValueError("no Z")
         captured_at = datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise invalid(rid, str(exc)) from None
+    except ValueError:
+        raise invalid(rid, "captured_at must be YYYY-MM-DDTHH:MM:SS.sssZ") from None
     record = OfflineRecord(
         record_id=ids["record_id"],
         device_id=ids["device_id"],
@@ -190,10 +228,20 @@ def record_from_canonical(payload: bytes) -> OfflineRecord:
         captured_at=captured_at,
         consent_code=fields.get("consent_code"),
         version=fields.get("version", 1),
+        order_id=ids.get("order_id"),
+        pickup_code=fields.get("pickup_code"),
     )
     if canonical_bytes(record) != payload:
         raise invalid(rid, "payload is not in canonical form")
     return record
+
+
+def _id_text(value: object) -> str:
+    """A record id to name in a refusal: the UUID, or ``?`` for anything else."""
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else "?"
+    except ValueError:
+        return "?"
 
 
 def sign_record(private_key: Ed25519PrivateKey, record: OfflineRecord) -> SignedRecord:
@@ -218,3 +266,8 @@ def verify_record(public_key: bytes, signed: SignedRecord) -> bool:
 def cash_operation_id(record_id: uuid.UUID) -> uuid.UUID:
     """The id of the cash-in or cash-out a record becomes."""
     return uuid.uuid5(OFFLINE_NAMESPACE, f"record:{record_id}")
+
+
+def handover_step_id(record_id: uuid.UUID) -> uuid.UUID:
+    """The id of the order's delivery step a hand-over record becomes."""
+    return uuid.uuid5(OFFLINE_NAMESPACE, f"handover:{record_id}")

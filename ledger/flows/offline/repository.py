@@ -5,7 +5,9 @@ A device row is written when the phone is registered and updated as its allowanc
 held again, its records are stored and it is revoked; ``holds_made`` counts the
 allowance holds made for it (their ids derive from that count). A record row is written
 once, when a sync stores it (applied or exception), with its canonical bytes and
-signature. Amounts are minor units, moments UTC microseconds.
+signature. Amounts are minor units, moments UTC microseconds. A hand-over record's row
+names its order (``order_id``); its amount, currency and villager are the order's as the
+phone saw them, and its ``cash_operation_id`` is the order's delivery step it became.
 """
 
 from __future__ import annotations
@@ -70,9 +72,12 @@ class SyncedRecord:
     reason: str | None
     """Why an ``exception`` did not apply (a refusal code); ``None`` when applied."""
     cash_operation_id: uuid.UUID | None
-    """The cash-in or cash-out an ``applied`` record became."""
+    """The cash-in or cash-out an ``applied`` record became (a hand-over: the order's
+    delivery step)."""
     captured_at: datetime
     synced_at: datetime
+    order_id: uuid.UUID | None = None
+    """A hand-over's order (``None`` for a cash record)."""
 
 
 _DEVICE = RowMapper(
@@ -85,7 +90,7 @@ _RECORD = RowMapper(
     SyncedRecord,
     "id AS record_id, device_id, agent_id, villager_id, seq, kind, amount_minor, currency,"
     " state, reason, cash_operation_id, captured_at_us AS captured_at,"
-    " synced_at_us AS synced_at",
+    " synced_at_us AS synced_at, order_id",
     {"kind": RecordKind, "state": RecordState, "captured_at": moment, "synced_at": moment},
 )
 
@@ -190,7 +195,7 @@ def insert_record(
     tx.execute(
         f"INSERT INTO offline_records ({_RECORD.stored_columns}, payload, signature) VALUES"
         " (:id, :device, :agent, :villager, :seq, :kind, :amount, :currency, :state,"
-        " :reason, :operation, :captured, :now, :payload, :signature)",
+        " :reason, :operation, :captured, :now, :order, :payload, :signature)",
         {
             "id": record.record_id,
             "device": device.id,
@@ -205,6 +210,7 @@ def insert_record(
             "operation": operation_id,
             "captured": to_us(record.captured_at),
             "now": tx.now_us,
+            "order": record.order_id,
             "payload": canonical_bytes(record),
             "signature": signed.signature,
         },
