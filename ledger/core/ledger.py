@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, Generic, ParamSpec, TypeVar
 
 from ledger.core import store as store_rows
 from ledger.core.engine import LINKED
@@ -161,48 +161,49 @@ def _check_transfers(transfers: Sequence[Transfer]) -> int:
     return _trailing_open_chain(transfers)
 
 
-class _Request:
-    __slots__ = ("done", "error", "results", "transfers", "wake")
+class _Waiter:
+    """A caller queued in a :class:`_Coalescer`."""
 
-    def __init__(self, transfers: Sequence[Transfer], lock: threading.Lock) -> None:
-        self.transfers = transfers
-        self.results: list[Result] = []
+    __slots__ = ("done", "error", "wake")
+
+    def __init__(self, lock: threading.Lock) -> None:
         self.error: BaseException | None = None
         self.done = False
         self.wake = threading.Condition(lock)
-        """Notified (under the group's lock) when this request is done, or when it is first
+        """Notified (under the group's lock) when this caller is done, or when it is first
         in the queue and a leader's place came free."""
 
 
-class GroupCommit:
-    """Coalesces concurrent callers' batches into one transaction.
+W = TypeVar("W", bound=_Waiter)
 
-    A caller that finds fewer than ``leaders_max`` transactions running becomes a leader:
-    it takes every queued request (up to the batch limit), runs them as one batch, hands
-    each its results, and wakes their callers and the caller first in the queue, who leads
-    the next group (the others sleep on: one wake-up per caller, not one per group). With two
-    leaders, one group is locked and applied while the other waits for its commit. Requests are
-    concatenated in arrival order, which answers exactly as running them one after
-    another would: a chain never spans two requests (an open chain at the end of a
-    request is answered ``linked_event_chain_open`` before it is queued).
-    """
 
-    def __init__(
-        self, run: Callable[[Sequence[Transfer]], list[Result]], *, leaders_max: int = 1
-    ) -> None:
-        self._run = run
+class _Coalescer(Generic[W]):
+    """Leaders and followers: a caller that finds fewer than ``leaders_max`` groups
+    running becomes a leader: it takes what is queued (:meth:`_take`), runs it as one
+    group (:meth:`_run_group`, which marks each caller done), and wakes their callers and
+    the caller first in the queue, who leads the next group (the others sleep on: one
+    wake-up per caller, not one per group)."""
+
+    def __init__(self, *, leaders_max: int) -> None:
         self._lock = threading.Lock()
-        self._queue: list[_Request] = []
+        self._queue: list[W] = []
         self._leaders = 0
         self._leaders_max = leaders_max
 
-    def submit(self, transfers: Sequence[Transfer]) -> list[Result]:
-        request = _Request(transfers, self._lock)
+    def _take(self) -> list[W]:
+        raise NotImplementedError
+
+    def _run_group(self, group: list[W]) -> None:
+        raise NotImplementedError
+
+    def _lead_or_wait(self, waiter: W) -> None:
+        """Return once ``waiter`` is done (by a group this caller led, or another's);
+        its error, if any, is the caller's to raise."""
         with self._lock:
-            self._queue.append(request)
-            while not request.done:
+            self._queue.append(waiter)
+            while not waiter.done:
                 if self._leaders >= self._leaders_max or not self._queue:
-                    request.wake.wait()
+                    waiter.wake.wait()
                     continue
                 self._leaders += 1
                 group = self._take()
@@ -218,6 +219,37 @@ class GroupCommit:
                         done.wake.notify()
                     if self._queue:
                         self._queue[0].wake.notify()
+
+
+class _Request(_Waiter):
+    __slots__ = ("results", "transfers")
+
+    def __init__(self, transfers: Sequence[Transfer], lock: threading.Lock) -> None:
+        super().__init__(lock)
+        self.transfers = transfers
+        self.results: list[Result] = []
+
+
+class GroupCommit(_Coalescer[_Request]):
+    """Coalesces concurrent callers' batches into one transaction.
+
+    Leaders and followers (:class:`_Coalescer`): a leader takes every queued request (up
+    to the batch limit), runs them as one batch and hands each its results. With two
+    leaders, one group is locked and applied while the other waits for its commit. Requests are
+    concatenated in arrival order, which answers exactly as running them one after
+    another would: a chain never spans two requests (an open chain at the end of a
+    request is answered ``linked_event_chain_open`` before it is queued).
+    """
+
+    def __init__(
+        self, run: Callable[[Sequence[Transfer]], list[Result]], *, leaders_max: int = 1
+    ) -> None:
+        super().__init__(leaders_max=leaders_max)
+        self._run = run
+
+    def submit(self, transfers: Sequence[Transfer]) -> list[Result]:
+        request = _Request(transfers, self._lock)
+        self._lead_or_wait(request)
         if request.error is not None:
             raise request.error
         return request.results
@@ -271,17 +303,15 @@ GROUP_WORKS_MAX = 64
 """The most transactions :class:`GroupTransact` runs as one."""
 
 
-class _Queued:
-    __slots__ = ("context", "done", "error", "result", "wake", "work")
+class _Queued(_Waiter):
+    __slots__ = ("context", "result", "work")
 
     def __init__(self, work: Callable[[Tx], object], lock: threading.Lock) -> None:
+        super().__init__(lock)
         self.work = work
         self.context = contextvars.copy_context()
         """The caller's context: its work runs in it, on whichever thread leads."""
         self.result: object = None
-        self.error: BaseException | None = None
-        self.done = False
-        self.wake = threading.Condition(lock)
 
 
 class _GroupAborted(Exception):
@@ -289,11 +319,11 @@ class _GroupAborted(Exception):
     back and each work runs alone."""
 
 
-class GroupTransact:
+class GroupTransact(_Coalescer[_Queued]):
     """Runs concurrent callers' transactions as one database transaction: one commit and
     one disk flush for the group, as :class:`GroupCommit` does for batches of transfers.
 
-    Leaders and followers as in :class:`GroupCommit`. A leader opens one transaction and
+    Leaders and followers (:class:`_Coalescer`). A leader opens one transaction and
     runs each queued work in a savepoint of it (in the work's own context, with its own
     :class:`Tx` and clock reading), in arrival order, which answers as running them one
     after another would. A work that raises a refusal (:class:`LedgerError`) has its
@@ -305,37 +335,21 @@ class GroupTransact:
     def __init__(
         self, store: Store, make_tx: Callable[[StoreTx], Tx], *, leaders_max: int = 1
     ) -> None:
+        super().__init__(leaders_max=leaders_max)
         self._store = store
         self._make_tx = make_tx
-        self._lock = threading.Lock()
-        self._queue: list[_Queued] = []
-        self._leaders = 0
-        self._leaders_max = leaders_max
 
     def submit(self, work: Callable[[Tx], T]) -> T:
         queued = _Queued(work, self._lock)
-        with self._lock:
-            self._queue.append(queued)
-            while not queued.done:
-                if self._leaders >= self._leaders_max or not self._queue:
-                    queued.wake.wait()
-                    continue
-                self._leaders += 1
-                group = self._queue[:GROUP_WORKS_MAX]
-                del self._queue[:GROUP_WORKS_MAX]
-                self._lock.release()
-                try:
-                    self._run_group(group)
-                finally:
-                    self._lock.acquire()
-                    self._leaders -= 1
-                    for done in group:
-                        done.wake.notify()
-                    if self._queue:
-                        self._queue[0].wake.notify()
+        self._lead_or_wait(queued)
         if queued.error is not None:
             raise queued.error
         return queued.result  # type: ignore[return-value]
+
+    def _take(self) -> list[_Queued]:
+        group = self._queue[:GROUP_WORKS_MAX]
+        del self._queue[:GROUP_WORKS_MAX]
+        return group
 
     def _run_group(self, group: list[_Queued]) -> None:
         if len(group) > 1 and self._run_together(group):
