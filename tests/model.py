@@ -363,9 +363,10 @@ class LedgerModel:
         by CORE_API's precedence, else ``exists``. A post or void that leaves accounts or
         amount unset means the hold's."""
         debit, credit, amount = t.debit_account_id, t.credit_account_id, t.amount
-        if is_resolving(t.flags):
-            assert t.pending_id is not None  # an existing post or void names its hold
-            hold = self.state.transfers[t.pending_id]
+        hold = self.state.transfers.get(t.pending_id) if t.pending_id is not None else None
+        if is_resolving(t.flags) and hold is not None:
+            # A hold the model never saw (a replay with another pending_id) fills nothing:
+            # the differing pending_id is answered before accounts or amount matter.
             debit = hold.debit_account_id if debit is None else debit
             credit = hold.credit_account_id if credit is None else credit
             amount = hold.amount if amount is None else amount

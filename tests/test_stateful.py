@@ -783,3 +783,23 @@ def test_ledger_matches_the_model(engine_url: str) -> None:
         url = engine_url
 
     run_state_machine_as_test(Machine, settings=machine_settings())
+
+
+def test_a_replayed_post_naming_a_hold_nobody_made_is_answered_as_the_ledger_does(
+    ledger: Ledger,
+) -> None:
+    """Found by the machine above: a post sent again with another ``pending_id``, one
+    no transfer has, is ``exists_with_different_pending_id``; the model once looked that
+    hold up (KeyError) to fill in the accounts and amount, which never matter there."""
+    model = LedgerModel()
+    now = ledger.now()
+    accounts = [Account(uuid.uuid4(), "KES", 1), Account(uuid.uuid4(), "KES", 1)]
+    assert [r.status for r in ledger.create_accounts(accounts)] == model.create_accounts(
+        accounts, now
+    )
+    hold = Transfer(uuid.uuid4(), accounts[0].id, accounts[1].id, 100, "KES", 1, TF.PENDING)
+    post = Transfer(uuid.uuid4(), None, None, None, "KES", 1, TF.POST_PENDING, pending_id=hold.id)
+    for batch in ([hold], [post], [replace(post, pending_id=uuid.uuid4())]):
+        got = [r.status for r in ledger.create_transfers(batch)]
+        assert got == model.create_transfers(batch, now)
+    assert got == [Status.EXISTS_WITH_DIFFERENT_PENDING_ID]
