@@ -1,6 +1,7 @@
 """Workload W1 against the ledger, quoted beside pgbench on the same PostgreSQL.
 
-    python -m bench.w1 --database URL [--mode a|b|c] [--runs 3] [--transfers 100000] [--json]
+    python -m bench.w1 --database URL [--mode a|b|c] [--runs 3] [--transfers 100000]
+                       [--path database|engine|both] [--json]
 
 Each run of each mode gets a fresh database (PostgreSQL: a new database on the server the
 URL names, dropped afterwards; SQLite: a new file in a new folder beside the file the URL
@@ -19,6 +20,12 @@ transfers answered ``created``; money is conserved; no wallet or escrow is negat
 pending amount exists. Modes ``a`` and ``c`` must also match a sequential replay in
 plain Python exactly, account by account and refusal by refusal (mode ``b`` interleaves
 its clients, so only the rules above apply to it). Any failure exits non-zero.
+
+On PostgreSQL a batch of a few plain transfers is decided inside the database in one
+round trip (``ledger.core.postgres_store.PLAIN_BATCH_MAX``, migration 0033): the ``database``
+path, what the ledger does. ``--path engine`` sends every batch through the Python engine
+instead (two pipelined round trips: the path before 0033), and ``--path both`` runs each
+mode on both paths in every round, interleaved, for a before/after from one invocation.
 
 On PostgreSQL, pgbench's TPC-B-like script (scale 4; 1 client, and 4 clients on 2
 threads, 15 s each) runs in the same invocation, interleaved with the ledger runs, and
@@ -63,6 +70,7 @@ from ledger import (
     Transfer,
     open_ledger,
 )
+from ledger.core import postgres_store
 
 CURRENCY = "KES"
 CODE = 1
@@ -99,6 +107,28 @@ MODES: dict[str, Mode] = {
     "b": Mode("b", f"{CLIENTS_MODE_B} threads, 1 Ledger, 1 transfer per call", 4, 1, 4, 2.0),
     "c": Mode("c", f"1 client, {BATCH_SIZE_MODE_C} transfers per call", 1, 100, 1, 10.0, 10_000),
 }
+
+
+PATHS = ("database", "engine")
+"""Where a plain batch is decided: in the database (what the ledger does), or in the
+Python engine (``PLAIN_BATCH_MAX`` 0: every batch)."""
+
+
+@contextmanager
+def decided_on(path: str) -> Iterator[None]:
+    """Run the ledger with plain batches decided on ``path`` (PostgreSQL only)."""
+    saved = postgres_store.PLAIN_BATCH_MAX
+    if path == "engine":
+        postgres_store.PLAIN_BATCH_MAX = 0
+    try:
+        yield
+    finally:
+        postgres_store.PLAIN_BATCH_MAX = saved
+
+
+def label(mode: Mode, path: str) -> str:
+    """A mode's name in the report: ``a``, or ``a/engine`` on the engine path."""
+    return mode.name if path == "database" else f"{mode.name}/{path}"
 
 
 class BenchFailure(Exception):
@@ -351,9 +381,11 @@ class RunResult:
         return self.transfers / self.seconds
 
 
-def run_once(url: str, mode: Mode, rows: Sequence[W1Transfer], run: int) -> RunResult:
+def run_once(
+    url: str, mode: Mode, rows: Sequence[W1Transfer], run: int, path: str = "database"
+) -> RunResult:
     tag = 0x100 + run
-    with fresh_ledger_url(url) as fresh:
+    with fresh_ledger_url(url) as fresh, decided_on(path):
         led = open_ledger(fresh, migrate=True)
         try:
             set_up(led)
@@ -368,7 +400,7 @@ def run_once(url: str, mode: Mode, rows: Sequence[W1Transfer], run: int) -> RunR
         raise BenchFailure(f"mode {mode.name}, run {run}: " + "; ".join(problems))
     counted = Counter(statuses.values())
     return RunResult(
-        mode.name,
+        label(mode, path),
         run,
         len(rows),
         seconds,
@@ -416,6 +448,7 @@ class Report:
     transfers: int
     runs: int
     modes: list[Mode]
+    paths: tuple[str, ...] = ("database",)
     results: dict[str, list[RunResult]] = field(default_factory=dict)
     pgbench_tps: dict[int, list[float]] = field(default_factory=dict)
     pgbench_duration_s: int = pg.PGBENCH_DURATION_S
@@ -428,14 +461,19 @@ class Report:
         found = self.pgbench_tps.get(mode.baseline_clients)
         return statistics.median(found) if found else None
 
+    def labelled(self) -> list[tuple[Mode, str]]:
+        """Every (mode, label) measured, in report order."""
+        return [(mode, label(mode, path)) for mode in self.modes for path in self.paths]
+
     def as_json(self) -> dict[str, Any]:
         modes: dict[str, Any] = {}
-        for mode in self.modes:
-            median = self.median_per_s(mode.name)
+        for mode, name in self.labelled():
+            median = self.median_per_s(name)
             baseline = self.baseline(mode)
             ratio = median / baseline if baseline else None
             entry: dict[str, Any] = {
                 "description": mode.description,
+                "path": name.partition("/")[2] or "database",
                 "runs": [
                     {
                         "transfers_per_s": round(r.transfers_per_s, 1),
@@ -443,7 +481,7 @@ class Report:
                         "created": r.created,
                         "refused": r.refused,
                     }
-                    for r in self.results[mode.name]
+                    for r in self.results[name]
                 ],
                 "median_transfers_per_s": round(median, 1),
             }
@@ -460,7 +498,7 @@ class Report:
                     "transfers_per_s": mode.sqlite_target_per_s,
                     "met": median >= mode.sqlite_target_per_s,
                 }
-            modes[mode.name] = entry
+            modes[name] = entry
         pgbench = {
             f"{clients}_client": {
                 "clients": clients,
@@ -491,9 +529,10 @@ def run_benchmark(
     runs: int,
     pgbench_duration_s: int,
     progress: Callable[[str], None] = pg.log,
+    paths: tuple[str, ...] = ("database",),
 ) -> Report:
     warn_if_busy(progress)
-    report = Report(describe_database(url), len(rows), runs, modes)
+    report = Report(describe_database(url), len(rows), runs, modes, paths)
     report.pgbench_duration_s = pgbench_duration_s
     bench: pg.PgBench | None = None
     baselines = sorted({m.baseline_clients for m in modes})
@@ -504,11 +543,11 @@ def run_benchmark(
         bench.warm_up()
     try:
         for run in range(1, runs + 1):
-            for mode in modes:
-                result = run_once(url, mode, rows, run)
-                report.results.setdefault(mode.name, []).append(result)
+            for mode, path in [(mode, path) for mode in modes for path in paths]:
+                result = run_once(url, mode, rows, run, path)
+                report.results.setdefault(result.mode, []).append(result)
                 progress(
-                    f"run {run} mode {mode.name}: {result.transfers_per_s:,.0f} transfers/s"
+                    f"run {run} mode {result.mode}: {result.transfers_per_s:,.0f} transfers/s"
                     f" ({result.seconds:.2f} s; {result.created} created,"
                     f" {result.refused} refused; checks passed)"
                 )
@@ -543,26 +582,26 @@ def render_table(report: Report) -> str:
         "",
     ]
     run_heads = "".join(f"{'run ' + str(i):>10}" for i in range(1, report.runs + 1))
-    lines.append(f"{'mode':<5}{'(transfers/s)':<42}{run_heads}{'median':>10}")
-    for mode in report.modes:
-        cells = "".join(f"{r.transfers_per_s:>10,.0f}" for r in report.results[mode.name])
-        median = report.median_per_s(mode.name)
-        lines.append(f"{mode.name:<5}{mode.description:<42}{cells}{median:>10,.0f}")
+    lines.append(f"{'mode':<10}{'(transfers/s)':<37}{run_heads}{'median':>10}")
+    for mode, name in report.labelled():
+        cells = "".join(f"{r.transfers_per_s:>10,.0f}" for r in report.results[name])
+        median = report.median_per_s(name)
+        lines.append(f"{name:<10}{mode.description:<37}{cells}{median:>10,.0f}")
     for clients, tps in sorted(report.pgbench_tps.items()):
         c, j = PGBENCH_CONFIGS[clients]
-        label = f"pgbench -s {pg.PGBENCH_SCALE} -c {c} -j {j} -T {report.pgbench_duration_s} (tps)"
+        title = f"pgbench -s {pg.PGBENCH_SCALE} -c {c} -j {j} -T {report.pgbench_duration_s} (tps)"
         cells = "".join(f"{t:>10,.0f}" for t in tps)
-        lines.append(f"{'':<5}{label:<42}{cells}{statistics.median(tps):>10,.0f}")
+        lines.append(f"{'':<10}{title:<37}{cells}{statistics.median(tps):>10,.0f}")
     lines.append("")
     lines.append("targets (medians):")
-    for mode in report.modes:
-        median = report.median_per_s(mode.name)
+    for mode, name in report.labelled():
+        median = report.median_per_s(name)
         baseline = report.baseline(mode)
         if baseline is not None:
             ratio = median / baseline
             met = "met" if ratio >= mode.target_ratio else "NOT met"
             lines.append(
-                f"  {mode.name} / pgbench {mode.baseline_clients} client"
+                f"  {name} / pgbench {mode.baseline_clients} client"
                 f"{'s' if mode.baseline_clients > 1 else ''}:"
                 f" {median:,.0f} / {baseline:,.0f} = {ratio:.2f}x"
                 f"  (target >= {mode.target_ratio:g}x: {met})"
@@ -604,6 +643,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=pg.PGBENCH_DURATION_S,
         help=f"duration of each pgbench run (default {pg.PGBENCH_DURATION_S})",
     )
+    parser.add_argument(
+        "--path",
+        choices=[*PATHS, "both"],
+        default="database",
+        help="where plain batches are decided on PostgreSQL (default: database, as the"
+        " ledger does; engine: the Python engine; both: each mode on both, interleaved)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -620,7 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = [MODES[args.mode]] if args.mode else list(MODES.values())
     rows = workload.generate(args.transfers)
     try:
-        report = run_benchmark(args.database, modes, rows, args.runs, args.pgbench_seconds)
+        paths = PATHS if args.path == "both" else (args.path,)
+        report = run_benchmark(
+            args.database, modes, rows, args.runs, args.pgbench_seconds, paths=paths
+        )
     except (BenchFailure, LedgerError) as exc:
         pg.log(f"W1 FAILED: {type(exc).__name__}: {exc}")
         if args.json:
