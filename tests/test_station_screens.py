@@ -326,3 +326,36 @@ def test_a_float_transfer_moves_float_to_another_agent(
     page.fill("#transfer-amount", "9" * 500)
     assert len(page.input_value("#transfer-amount")) == 20
     assert uncaught(page_errors) == []
+
+
+def test_an_agent_asks_for_a_top_up_and_an_operator_approves_it(
+    page: Page, served_app: ServedApp, boss: Client, tmp_path: Path, page_errors: list[str]
+) -> None:
+    """The float screen asks (a proposal: nothing moves); an operator approves it through
+    the API; the float grows once. Bad input is refused in words, markup stays text."""
+    station = new_station(served_app, boss)
+    enroll(page, served_app, station, None)
+    screen(page, "float")
+    for amount, provider, said in [
+        ("0", "KCB", "Type an amount like 1,250 or 1250.50."),
+        ("10", MARKUP, "Type the provider's code, like KCB or MPESA."),
+    ]:
+        page.fill("#topup-amount", amount)
+        page.fill("#topup-provider", provider)
+        page.click("#ask-topup")
+        expect(page.locator("#topup-outcome")).to_have_text(said)
+    page.fill("#topup-amount", "1500")
+    page.fill("#topup-provider", "kcb")
+    page.click("#ask-topup")
+    expect(page.locator("#topup-asked")).to_have_text(
+        "Asked for KES 1,500.00 from KCB. The back office approves it once your deposit"
+        " is confirmed."
+    )
+    assert float_of(boss, station.agent_id)["available_minor"] == FLOAT_MINOR  # nothing yet
+    listed = ok(boss.request("GET", "/v1/proposals", params={"state": "proposed"}))["data"]
+    [asked] = [p for p in listed if p["proposed_by"] == station.agent_id]
+    assert (asked["kind"], asked["payload"]["amount_minor"]) == ("float_topup", 150_000)
+    ok(boss.request("POST", f"/v1/proposals/{asked['id']}/approve"))
+    assert float_of(boss, station.agent_id)["available_minor"] == FLOAT_MINOR + 150_000
+    shot(page, tmp_path, "float-topup-request")
+    assert uncaught(page_errors) == []

@@ -41,6 +41,7 @@ from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
 from api.routes.common import page_limit, page_of, signed, write
+from api.routes.proposals import proposal_out
 from api.routes.steps import id_text, time_text
 from api.schemas import (
     CashInCreate,
@@ -58,11 +59,13 @@ from api.schemas import (
     FloatTransferCreate,
     FloatTransferOut,
     GuaranteeCapSet,
+    ProposalCreated,
 )
 from ledger import Ledger
 from ledger.flows import agent_float, cash
 from ledger.flows.agent_float import FloatStatus, FloatTopUp, FloatTransfer
 from ledger.flows.cash import CashIn, CashOut, CashOutState
+from ledger.flows.proposals import Proposal
 from ledger.limits import API_PAGE_SIZE_MAX
 
 agents_router = APIRouter(prefix="/v1/agents", tags=["cash"])
@@ -73,6 +76,7 @@ Caller = Annotated[ApiKey, Depends(signed)]
 ACTORS = frozenset({Role.AGENT, Role.OPERATOR})
 READERS = frozenset({Role.AGENT}) | READ_ALL
 OPERATOR = frozenset({Role.OPERATOR})
+AGENT_ONLY = frozenset({Role.AGENT})
 DEFAULT_CANCEL_REASON = "cancelled"
 
 Limit = Annotated[int | None, Query(ge=1, le=API_PAGE_SIZE_MAX)]
@@ -348,6 +352,32 @@ def top_up_float(request: Request, caller: Caller, agent_id: uuid.UUID) -> Respo
         )
 
     return write(request, caller, FloatTopUpCreate, act, top_up_out, status=201)
+
+
+@agents_router.post(
+    "/{agent_id}/float-topup-requests",
+    status_code=202,
+    response_model=ProposalCreated,
+    summary="The agent asks for float for cash it deposited with a provider: a proposal an"
+    " operator approves (POST /v1/proposals/{id}/approve) once the deposit is confirmed"
+    " (the agent itself)",
+    openapi_extra={"x-request-model": "FloatTopUpCreate"},
+)
+def request_top_up(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
+    _agent(caller, agent_id, AGENT_ONLY)
+
+    def act(led: Ledger, data: FloatTopUpCreate) -> Proposal:
+        return agent_float.request_top_up(
+            led,
+            request_id=data.id,
+            agent_id=agent_id,
+            amount_minor=data.amount_minor,
+            provider=data.provider,
+        )
+
+    return write(
+        request, caller, FloatTopUpCreate, act, lambda p: {"proposal": proposal_out(p)}, status=202
+    )
 
 
 @agents_router.post(

@@ -100,7 +100,7 @@ def take(led: Ledger, key_id: str, rate: Rate) -> int:
     """Take one request from ``key_id``'s bucket, in a transaction of its own at its clock:
     0 when taken, else the microseconds until one may be (nothing taken). Refused
     (:class:`InvariantViolation`) inside an open transaction on ``led``: see the module."""
-    if led._joined() is not None:  # the one way to ask the ledger (no public name yet)
+    if led.in_transaction:
         raise InvariantViolation(
             "a rate-limit take runs outside any transaction: it commits with"
             " synchronous_commit = off, which would make the open transaction's commit"

@@ -2,9 +2,9 @@
 // agent (POST /v1/agents/{id}/float-transfers: the other agent's id and the amount; a
 // check, then one operation under one id, so a second tap or a retry moves it once), and
 // how to top up. A top-up is not this phone's to make: the agent deposits cash with its
-// bank or super-agent and the back office confirms the deposit against the provider's
-// statement (POST .../float-topups is for operators only, so that no agent can mint its
-// own float); the screen says so and shows the agent id to quote.
+// bank or super-agent and asks for the float (POST .../float-topup-requests: a proposal,
+// nothing moves); an operator approves it once the deposit is confirmed against the
+// provider's statement (so that no agent can mint its own float).
 
 import { newIdempotencyKey } from "/web/shared/api.js";
 import { el, figures } from "/web/shared/dom.js";
@@ -15,6 +15,8 @@ import { floatOf } from "./home.js";
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ID_LENGTH_MAX = 36;
 const AMOUNT_LENGTH_MAX = 20;
+const PROVIDER = /^[A-Z0-9_]{1,32}$/;
+const PROVIDER_LENGTH_MAX = 32;
 
 function refusal(box, text) {
   box.replaceChildren(el("p", { class: "error", role: "alert" }, text));
@@ -89,6 +91,40 @@ function transferForm(context, float) {
   return [form, box];
 }
 
+function topUpForm(context, float) {
+  const { api, identity, showProblem } = context;
+  const amount = el("input", { id: "topup-amount", name: "amount", inputmode: "decimal",
+    autocomplete: "off", maxlength: AMOUNT_LENGTH_MAX, required: true });
+  const provider = el("input", { id: "topup-provider", name: "provider", autocomplete: "off",
+    spellcheck: "false", maxlength: PROVIDER_LENGTH_MAX, required: true });
+  const ask = el("button", { type: "submit", id: "ask-topup" }, t("Ask"));
+  const form = el("form", { id: "topup-form" },
+    el("label", { for: "topup-amount" }, t("Amount ({currency})", { currency: float.currency })),
+    amount, el("label", { for: "topup-provider" }, t("Provider (your bank or super-agent)")),
+    provider, ask);
+  const box = el("div", { id: "topup-outcome" });
+  const operation = newIdempotencyKey();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const minor = parseAmount(amount.value, float.currency);
+    const code = provider.value.trim().toUpperCase();
+    if (minor === null) return refusal(box, t("Type an amount like 1,250 or 1250.50."));
+    if (!PROVIDER.test(code)) return refusal(box, t("Type the provider's code, like KCB or MPESA."));
+    ask.disabled = true;
+    try {
+      await api.post(`/v1/agents/${identity.principalId}/float-topup-requests`,
+        { id: operation, amount_minor: Number(minor), provider: code }, { idempotencyKey: operation });
+      box.replaceChildren(el("p", { class: "ok", role: "status", id: "topup-asked" },
+        t("Asked for {amount} from {provider}. The back office approves it once your deposit is confirmed.",
+          { amount: formatMoney(minor, float.currency), provider: code })));
+    } catch (error) {
+      ask.disabled = false;
+      showProblem(box, error);
+    }
+  });
+  return [form, box];
+}
+
 export async function renderFloat(context) {
   const { main, api, identity } = context;
   const float = await floatOf(api, identity);
@@ -100,5 +136,6 @@ export async function renderFloat(context) {
   main.append(el("h3", {}, t("Top up")),
     el("p", { id: "top-up-how" }, t("To top up, deposit cash with your bank or super-agent and quote your agent id. The back office confirms the deposit against the provider's statement; then your float grows. This phone cannot add float by itself.")),
     figures([[t("Your agent id"), identity.principalId, "my-agent-id"]]),
+    el("h3", {}, t("Ask for a top-up")), ...topUpForm(context, float),
     el("h3", {}, t("Send float to another agent")), ...transferForm(context, float));
 }

@@ -44,6 +44,7 @@ from ledger.flows.agent_float.model import (
     FloatTopUp,
     FloatTransfer,
 )
+from ledger.flows.agent_float.requests import FLOAT_TOPUP, request_top_up
 from ledger.flows.agent_float.service import (
     check_float_low,
     check_guarantee_cap,
@@ -62,6 +63,7 @@ from ledger.limits import AMOUNT_MAX_MINOR
 
 __all__ = [
     "AMOUNT_MAX_MINOR",
+    "FLOAT_TOPUP",
     "FLOAT_TRANSFER_CODE",
     "TOP_UP_CODE",
     "FloatSettings",
@@ -74,6 +76,7 @@ __all__ = [
     "check_id",
     "get_float",
     "get_float_in",
+    "request_top_up",
     "set_float_threshold",
     "set_float_threshold_in",
     "set_guarantee_cap",
