@@ -74,7 +74,8 @@ test: lint
 # them in the tests' tmp folders).
 screens: $(INSTALLED_TEST)
 	VLEDGER_SCREENS_DIR='$(CURDIR)/docs/screens' $(BIN)/pytest -q -p no:cacheprovider \
-		tests/test_station_app.py tests/test_console_app.py tests/test_console_pages.py \
+		tests/test_station_app.py tests/test_station_screens.py tests/test_station_offline.py \
+		tests/test_console_app.py tests/test_console_pages.py \
 		tests/test_console_demo.py
 
 lint: $(INSTALLED_TEST)
