@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["PG_BIN", "Cluster", "throwaway_cluster"]
+__all__ = ["HOST", "PG_BIN", "SUPERUSER", "Cluster", "free_port", "run_as", "throwaway_cluster"]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
@@ -52,7 +52,7 @@ def free_port() -> int:
         return port
 
 
-def _run_as() -> str | None:
+def run_as() -> str | None:
     """The user to run PostgreSQL's binaries as: ``postgres`` when we are root."""
     if os.geteuid() != 0:
         return None
@@ -90,7 +90,8 @@ class Cluster:
     def conninfo(self) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{DATABASE}"
 
-    def _pg(self, binary: str, *args: str, check: bool = True) -> None:
+    def pg(self, binary: str, *args: str, check: bool = True) -> None:
+        """Run one of PostgreSQL's binaries (as :attr:`user`); RuntimeError if it fails."""
         command: list[str] = [str(PG_BIN / binary), *args]
         if self.user is not None:
             command = ["runuser", "-u", self.user, "--", *command]
@@ -116,7 +117,7 @@ class Cluster:
             return ""
 
     def init(self) -> None:
-        self._pg("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        self.pg("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
 
     def start(self) -> None:
         """Start (again) on the same folder and port; returns once it accepts connections."""
@@ -129,7 +130,7 @@ class Cluster:
                 "-c max_connections=100",
             )
         )
-        self._pg(
+        self.pg(
             "pg_ctl",
             "start",
             "-D",
@@ -145,12 +146,12 @@ class Cluster:
 
     def kill(self) -> None:
         """``pg_ctl stop -m immediate``: every backend gone at once, no checkpoint."""
-        self._pg("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        self.pg("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
 
     def stop(self) -> None:
         """Stop if running (the end of a test); never raises."""
         with suppress(OSError, subprocess.TimeoutExpired):
-            self._pg(
+            self.pg(
                 "pg_ctl",
                 "stop",
                 "-D",
@@ -190,7 +191,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
     removed afterwards, whatever happened."""
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL 15 binaries not found in {PG_BIN}")
-    user = _run_as()
+    user = run_as()
     folder = Path(tempfile.mkdtemp(prefix="vledger-pgcluster-"))
     if user is not None:
         entry = pwd.getpwnam(user)

@@ -8,7 +8,7 @@ it streams, and stops and removes both when the test is done, failed or not.
 
 ``initdb`` refuses to run as root: when the tests run as root (CI on this machine kind
 does), PostgreSQL's binaries run as the ``postgres`` user through ``runuser`` and the
-folder is given to that user. (``tests/pgcluster.py`` does the same for one cluster.)
+folder is given to that user. Each server is a :class:`tests.pgcluster.Cluster`.
 """
 
 from __future__ import annotations
@@ -16,114 +16,23 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-__all__ = ["DATABASE", "Node", "primary_and_replica"]
+from tests.pgcluster import HOST, PG_BIN, SUPERUSER, Cluster, free_port, run_as
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-HOST = "127.0.0.1"
-SUPERUSER = "postgres"
-RUN_AS_WHEN_ROOT = "postgres"
-DATABASE = "vledger"
-START_TIMEOUT_S = 60
-COMMAND_TIMEOUT_S = 180
-"""Bound on any one ``initdb`` / ``pg_ctl`` / ``pg_basebackup`` call."""
+__all__ = ["Node", "primary_and_replica"]
+
+Node = Cluster
+"""One server of the pair."""
+
 STREAMING_TIMEOUT_S = 60
 """How long the replica may take to start streaming from the primary."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _run_as() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    pwd.getpwnam(RUN_AS_WHEN_ROOT)  # KeyError: no such user, nothing can start
-    return RUN_AS_WHEN_ROOT
-
-
-@dataclass
-class Node:
-    """One server of the pair: its folder, port, and the user its binaries run as."""
-
-    folder: Path
-    port: int
-    user: str | None
-
-    @property
-    def data(self) -> Path:
-        return self.folder / "data"
-
-    @property
-    def url(self) -> str:
-        """The ledger URL of the pair's database on this server."""
-        return f"postgresql+psycopg://{SUPERUSER}@{HOST}:{self.port}/{DATABASE}"
-
-    @property
-    def conninfo(self) -> str:
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{DATABASE}"
-
-    def pg(self, binary: str, *args: str, check: bool = True) -> None:
-        command = [str(PG_BIN / binary), *args]
-        if self.user is not None:
-            command = ["runuser", "-u", self.user, "--", *command]
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
-        )
-        if check and done.returncode != 0:
-            raise RuntimeError(
-                f"{binary} {' '.join(args)} exited {done.returncode}:"
-                f" {done.stdout}{done.stderr}\n{self.server_log()}"
-            )
-
-    def server_log(self) -> str:
-        try:
-            return (self.folder / "server.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -c listen_addresses={HOST}"
-            f" -c unix_socket_directories={self.folder} -c fsync=off"
-        )
-        self.pg(
-            "pg_ctl",
-            "start",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.folder / "server.log"),
-            "-w",
-            "-t",
-            str(START_TIMEOUT_S),
-            "-o",
-            options,
-        )
-
-    def stop(self) -> None:
-        """Stop if running; never raises (the end of a test)."""
-        with suppress(OSError, subprocess.TimeoutExpired):
-            self.pg("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", check=False)
-
-    def query(self, sql: str) -> list[tuple[object, ...]]:
-        """Rows of one statement on the pair's database (a fresh superuser session)."""
-        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
-            cursor = conn.execute(sql.encode())
-            return list(cursor.fetchall()) if cursor.description is not None else []
 
 
 def _mkdir(path: Path, user: str | None) -> Path:
@@ -149,37 +58,23 @@ def _wait_streaming(replica: Node) -> None:
 
 @contextmanager
 def primary_and_replica() -> Iterator[tuple[Node, Node]]:
-    """A running primary with an empty database :data:`DATABASE`, and a hot standby
-    streaming from it; both stopped and removed afterwards."""
+    """A running primary with an empty test database, and a hot standby streaming from
+    it; both stopped and removed afterwards."""
     if not (PG_BIN / "pg_basebackup").exists():
         raise RuntimeError(f"PostgreSQL 15 binaries not found in {PG_BIN}")
-    user = _run_as()
+    user = run_as()
     folder = _mkdir(Path(tempfile.mkdtemp(prefix="vledger-replica-")) / "pair", user)
     os.chmod(folder.parent, 0o755)  # the postgres user walks through it
     primary = Node(_mkdir(folder / "primary", user), free_port(), user)
     replica = Node(_mkdir(folder / "replica", user), free_port(), user)
     try:
-        primary.pg("initdb", "-D", str(primary.data), "-U", SUPERUSER, "--auth=trust")
+        primary.init()
         primary.start()
-        with psycopg.connect(
-            f"postgresql://{SUPERUSER}@{HOST}:{primary.port}/postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"'.encode())
+        primary.create_database()
         primary.pg(
-            "pg_basebackup",
-            "-h",
-            HOST,
-            "-p",
-            str(primary.port),
-            "-U",
-            SUPERUSER,
-            "-D",
-            str(replica.data),
-            "-R",
-            "-X",
-            "stream",
-            "--checkpoint=fast",
-        )
+            "pg_basebackup", "-h", HOST, "-p", str(primary.port), "-U", SUPERUSER,
+            "-D", str(replica.data), "-R", "-X", "stream", "--checkpoint=fast",
+        )  # fmt: skip
         replica.start()
         _wait_streaming(replica)
         yield primary, replica
