@@ -38,6 +38,8 @@ from ledger import (
     open_ledger,
 )
 from ledger.core.replica import Lsn, open_read_ledger, primary_lsn, replay_lsn
+from ledger.flows import parties
+from ledger.flows.parties import Kind
 from reconciliation.jobs import JobRequest, JobResult, run_job
 from reconciliation.pack import verify_pack
 from reconciliation.replica import Replica
@@ -512,3 +514,35 @@ def test_wal_positions_read_and_print_as_postgresql_does() -> None:
     for bad in ("", "3000148", "0/", "/1", "x/1"):
         with pytest.raises(ValueError):
             Lsn.parse(bad)
+
+
+@pytest.mark.slow
+def test_the_back_office_search_reads_the_replica(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path
+) -> None:
+    """A party onboarded on the primary while the replica's replay is paused is not
+    found by the back office's search; once replay resumes, it is."""
+    primary, replica = pair
+    settings = dataclasses.replace(FAST_TEST_SETTINGS, read_database_url=replica.url)
+    server = ServerThread(create_app(primary.url, settings=settings)).start()
+    (tmp_path / "keys").mkdir()
+    harness = Harness(primary.url, server.base_url, ledgers.jobs, tmp_path / "keys")
+    try:
+        auditor = harness.client("auditor")
+        pause_replay(replica)
+        try:
+            made = parties.onboard(
+                ledgers.jobs, party_id=uuid.uuid4(), kind=Kind.VILLAGER, name="Wanjiru",
+                currency="KES", kyc_tier="tier0",
+            )  # fmt: skip
+            search = {"q": str(made.id)}
+            found = ok(auditor.request("GET", "/v1/back-office/search", params=search))
+            assert found["data"] == []  # the replica has not replayed it yet
+        finally:
+            resume_replay(replica)
+        caught_up(primary, replica)
+        found = ok(auditor.request("GET", "/v1/back-office/search", params=search))
+        assert [hit["id"] for hit in found["data"]] == [str(made.id)]
+    finally:
+        harness.close_clients()
+        server.stop()

@@ -14,6 +14,9 @@ console's search, account and order pages and its overview.
                                                    threshold, with their float now
 =================================================  ======================================
 
+They read the streaming replica when the service has one (``Settings.read_database_url``:
+what the primary committed a moment ago may not show yet), else the primary.
+
 Auditors and operators only (they read everything); storefronts and agents are refused
 (403), so a search never tells a tenant which phone numbers are registered. Every list is
 paged (``limit`` 1..100, ``starting_after``); money is integer minor units.
@@ -102,7 +105,7 @@ def event_out(e: Event) -> dict[str, Any]:
 @router.get("/search", response_model=SearchOut, summary="Find objects by id, phone or reference")
 def search(request: Request, caller: Caller, q: SearchText) -> Response:
     require_role(caller, READ_ALL)
-    hits = lookup.search(context(request).ledger, q)
+    hits = lookup.search(context(request).reads, q)
     return json_response(200, {"query": q.strip(), "data": [hit_out(h) for h in hits]})
 
 
@@ -122,7 +125,7 @@ def account_history(
 ) -> Response:
     require_role(caller, READ_ALL)
     found = lookup.account_history(
-        context(request).ledger,
+        context(request).reads,
         account_id=account_id,
         after=starting_after,
         limit=page_limit(request, limit),
@@ -148,7 +151,7 @@ def order_timeline(
 ) -> Response:
     require_role(caller, READ_ALL)
     found = lookup.order_timeline(
-        context(request).ledger,
+        context(request).reads,
         order_id=order_id,
         after_seq=starting_after or 0,
         limit=page_limit(request, limit),
@@ -174,7 +177,7 @@ def float_alarms(
 ) -> Response:
     require_role(caller, READ_ALL)
     found, has_more = lookup.float_alarms(
-        context(request).ledger, after=starting_after, limit=page_limit(request, limit)
+        context(request).reads, after=starting_after, limit=page_limit(request, limit)
     )
     return json_response(200, {"data": [float_out(f) for f in found], "has_more": has_more})
 
