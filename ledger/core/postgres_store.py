@@ -142,10 +142,11 @@ SELECT vledger_assert(
 database, so that COMMIT can follow in the same round trip: a mismatch (a bug) aborts the
 transaction and the COMMIT turns into a rollback."""
 
-PLAIN_BATCH_MAX = 32
-"""The largest batch of plain transfers decided inside the database: the function runs a
-few statements per transfer, which past this costs more than the engine path's bulk
-statements (see bench/RESULTS.md, W1)."""
+PLAIN_BATCH_MAX = 8
+"""The largest batch of plain transfers decided inside the database: the function runs
+seven statements per transfer, and at about this size the engine path's bulk statements
+cost as much (measured: 1 transfer 1.6x the engine's rate, 8 even, 32 0.6x; see
+bench/RESULTS.md, W1)."""
 
 DECIDE_PLAIN = """
 SELECT batch_us, statuses FROM vledger_create_plain_transfers(
