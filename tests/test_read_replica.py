@@ -45,6 +45,7 @@ from reconciliation.pack import verify_pack
 from reconciliation.replica import Replica
 from reconciliation.runs import SOURCE_PRIMARY, SOURCE_REPLICA, get_run
 from reconciliation.schedule import backfill
+from reconciliation.seal import seal_pending
 from reconciliation.service_key import ENV_VAR, ServiceKey, load_service_key
 from tests.conftest import Clock
 from tests.pgreplica import Node, primary_and_replica
@@ -546,3 +547,30 @@ def test_the_back_office_search_reads_the_replica(
     finally:
         harness.close_clients()
         server.stop()
+
+
+@pytest.mark.slow
+def test_vledger_audit_export_reads_the_replica(
+    ledgers: Ledgers, pair: tuple[Node, Node], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blocks sealed on the primary while the replica's replay is paused are not in an
+    export read from the replica; the primary's export has them."""
+    primary, replica = pair
+    bank, wallet = open_accounts(ledgers.pay)
+    pay(ledgers.pay, ledgers.clock, bank, wallet, 100)
+    seal_pending(ledgers.jobs, ledgers.key, settle_wait_s=0)
+    caught_up(primary, replica)
+    pause_replay(replica)
+    try:
+        pay(ledgers.pay, ledgers.clock, bank, wallet, 200)
+        seal_pending(ledgers.jobs, ledgers.key, settle_wait_s=0)
+        exported = {}
+        for name, extra in (("replica", ["--read-database", replica.url]), ("primary", [])):
+            out = tmp_path / name
+            argv = ["audit", "export", "--database", primary.url, "--out", str(out), "--quiet"]
+            assert main(argv + extra) == 0
+            shown = capsys.readouterr().out
+            exported[name] = int(shown.split("exported blocks ")[1].split("..")[1].split()[0])
+    finally:
+        resume_replay(replica)
+    assert exported["replica"] < exported["primary"]

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from ledger import open_ledger
 from ledger.core.store import from_us
-from vledger.common import EXIT_BREAKS, EXIT_OK, UsageError, database_argument
+from vledger.common import (
+    EXIT_BREAKS,
+    EXIT_OK,
+    UsageError,
+    database_argument,
+    read_database_argument,
+)
 from vledger.progress import shown
 
 if TYPE_CHECKING:
@@ -101,6 +107,7 @@ def audit_arguments(parser: argparse.ArgumentParser) -> None:
             + (", inclusive)" if bound == "from" else ", exclusive for a time)"),
         )
     database_argument(export)
+    read_database_argument(export)
 
 
 def block_or_time(text: str) -> int | datetime:
@@ -116,11 +123,20 @@ def block_or_time(text: str) -> int | datetime:
 
 
 def audit(args: argparse.Namespace) -> int:
+    """Export sealed blocks, read from ``--read-database`` (a replica: the blocks it has
+    replayed) when given, else from ``--database``."""
+    from ledger.core.replica import check_read_url, open_read_ledger
     from reconciliation.export import NothingSealed, export
 
+    read_url = getattr(args, "read_database", None)
+    if read_url is not None:
+        check_read_url(read_url, primary_url=args.database)
     try:
-        with shown("vledger audit export", quiet=getattr(args, "quiet", False)) as progress:
-            done = export(args.database, args.out, from_=args.from_, to=args.to_, progress=progress)
+        with (
+            open_read_ledger(read_url) if read_url else open_ledger(args.database) as led,
+            shown("vledger audit export", quiet=getattr(args, "quiet", False)) as progress,
+        ):
+            done = export(led, args.out, from_=args.from_, to=args.to_, progress=progress)
     except NothingSealed as exc:
         raise UsageError(str(exc)) from exc
     if done.first_block is None:
