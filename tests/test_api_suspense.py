@@ -189,8 +189,7 @@ def test_a_waiting_return_of_an_item_resolved_since_is_refused_when_approved(
 ) -> None:
     """Two returns made before one-per-item was the rule (through the flow, as an older
     service made them): the first approved moves the money; approving the second is
-    422 suspense_not_parked, moves nothing and leaves it proposed, to be rejected. A
-    return waiting on an item reassigned since is refused the same way."""
+    422 suspense_not_parked, moves nothing and leaves it proposed, to be rejected."""
     made = api.key("operator")
     amina, amina_id = api.client_for(made), uuid.UUID(made["principal_id"])
     baraka = counter.operator
@@ -222,13 +221,36 @@ def test_a_waiting_return_of_an_item_resolved_since_is_refused_when_approved(
                               json_body={"reason": "returned already"})  # fmt: skip
     assert ok(rejected)["state"] == "rejected"
 
-    moved = parked(api)
-    waiting = ok(propose_return(amina, moved, {"reason": "unknown"}), 202)["proposal"]
-    ok(reassign(baraka, moved, {"to_villager_id": counter.villager_id}))
-    refused(approve(baraka, waiting["id"]), 422, "suspense_not_parked")
-    assert item(baraka, moved)["state"] == "reassigned"
-    assert clearing_credits(api) == before + ITEM_MINOR
+
+def test_an_item_whose_return_waits_cannot_be_reassigned_until_the_return_is_rejected(
+    api: Harness, counter: Counter
+) -> None:
+    """Amina proposes returning an item; while it waits, Baraka's reassignment to a
+    villager's wallet is 409 suspense_return_proposed (problem+json naming the proposal)
+    and moves nothing, replayed by its key or not. Baraka rejects the return; the same
+    reassignment (a new request) then moves the item, and the rejected return cannot be
+    approved."""
+    amina, baraka = api.client("operator"), counter.operator
+    item_id = parked(api)
+    waiting = ok(propose_return(amina, item_id, {"reason": "unknown"}), 202)["proposal"]
+    body = {"to_villager_id": counter.villager_id}
+    key = str(uuid.uuid4())
+    for who in (baraka, amina, baraka):
+        answer = reassign(who, item_id, body, idempotency_key=key if who is baraka else None)
+        refused(answer, 409, "suspense_return_proposed")
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert waiting["id"] in answer.json()["detail"]
+    assert item(baraka, item_id)["state"] == "parked"
+    assert wallet_minor(baraka, counter.villager_id) == 0
+
+    rejected = baraka.request("POST", f"/v1/proposals/{waiting['id']}/reject",
+                              json_body={"reason": "the money is a villager's"})  # fmt: skip
+    assert ok(rejected)["state"] == "rejected"
+    done = ok(reassign(baraka, item_id, body))
+    assert (done["state"], done["target_party_id"]) == ("reassigned", counter.villager_id)
     assert wallet_minor(baraka, counter.villager_id) == ITEM_MINOR
+    refused(approve(baraka, waiting["id"]), 409, "proposal_not_pending")
+    assert item(baraka, item_id)["state"] == "reassigned"
 
 
 def test_only_operators_write_and_tenants_read_nothing(api: Harness, counter: Counter) -> None:

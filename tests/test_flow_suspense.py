@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import Account, Ledger, open_ledger
-from ledger.flows import events, parties, settlement, suspense
+from ledger.flows import events, parties, principals, proposals, settlement, suspense
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.parties import Kind, Role
 from ledger.flows.suspense import SuspenseItem, SuspenseState
@@ -348,6 +349,74 @@ def test_refusals_change_nothing(office: Office, ledger: Ledger) -> None:
     longest = park(provider_reference="R" * 128, note="n" * 500, amount_minor=2**53 - 1)
     assert isinstance(longest, SuspenseItem)
     assert ledger.check_integrity().ok
+
+
+def operator_pair(led: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two operator principals: a maker and a checker."""
+    made = [
+        principals.add_key(
+            led,
+            role=principals.Role.OPERATOR,
+            name=f"operator {new_id().hex[:8]}",
+            alg=principals.Alg.ED25519,
+            material=Ed25519PrivateKey.generate().public_key().public_bytes_raw(),
+        )
+        for _ in range(2)
+    ]
+    return made[0].principal_id, made[1].principal_id
+
+
+def test_nothing_moves_an_item_while_its_return_waits_until_the_return_is_rejected(
+    office: Office,
+) -> None:
+    """Operator Otieno proposes returning a deposit to the bank. While it waits for a
+    second operator, nobody may move the item elsewhere (a checker would otherwise approve
+    the return of money already in a wallet): reassigning it to Amina's wallet or to the
+    storefront, or returning it directly, is 409 suspense_return_proposed and changes
+    nothing. Njeri rejects the return; the item is Amina's after all, and moves."""
+    led = office.led
+    otieno, njeri = operator_pair(led)
+    item = office.park(6_500)
+    waiting = suspense.propose_return(
+        led, proposal_id=new_id(), suspense_id=item.id, reason="sender asked", proposed_by=otieno
+    )
+    before = office.snapshot()
+    moves: list[Callable[[], object]] = [
+        lambda: suspense.reassign(led, suspense_id=item.id, to_villager_id=office.villager),
+        lambda: suspense.reassign(led, suspense_id=item.id, to_storefront_id=office.storefront),
+        lambda: suspense.return_to_provider(led, suspense_id=item.id, reason="by hand"),
+    ]
+    for move in moves:
+        with pytest.raises(Conflict, match=r"^suspense_return_proposed:") as refused:
+            move()
+        assert str(waiting.id) in str(refused.value)  # which proposal waits, in words
+        assert office.snapshot() == before
+    assert suspense.get_suspense(led, suspense_id=item.id).state is SuspenseState.PARKED
+
+    proposals.reject(led, proposal_id=waiting.id, decider=njeri, reason="it is Amina's")
+    moved = suspense.reassign(led, suspense_id=item.id, to_villager_id=office.villager)
+    assert (moved.state, moved.target_party_id) == (SuspenseState.REASSIGNED, office.villager)
+    assert office.wallet(office.villager) == 6_500 and office.suspense == 0
+    assert office.event_types(item.id) == ["suspense.parked", "suspense.reassigned"]
+    with pytest.raises(Refused, match=r"^proposal_not_pending:"):
+        proposals.approve(led, proposal_id=waiting.id, approver=njeri)
+    assert office.clearing() == 6_500  # never returned
+    assert led.check_integrity().ok
+
+
+def test_an_approved_return_moves_its_item_though_it_waited(office: Office) -> None:
+    """The waiting return does not refuse itself: approved, it is the move."""
+    led = office.led
+    otieno, njeri = operator_pair(led)
+    item = office.park(2_000)
+    made = suspense.propose_return(
+        led, proposal_id=new_id(), suspense_id=item.id, reason="sender asked", proposed_by=otieno
+    )
+    approved = proposals.approve(led, proposal_id=made.id, approver=njeri)
+    assert approved.result["state"] == SuspenseState.RETURNED
+    assert office.suspense == 0 and office.clearing() == 0
+    with pytest.raises(Conflict, match=r"^suspense_already_resolved:"):
+        suspense.reassign(led, suspense_id=item.id, to_villager_id=office.villager)
 
 
 def test_the_database_keeps_the_suspense_rules(office: Office) -> None:

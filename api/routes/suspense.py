@@ -16,7 +16,9 @@
 
 Storefronts and agents have no business here (403). An unknown item is 404
 ``suspense_not_found``; resolving a resolved item otherwise than it was is 409
-``suspense_already_resolved`` (the same request again answers it unchanged); a target in
+``suspense_already_resolved`` (the same request again answers it unchanged); reassigning
+an item whose return waits for a second operator, or proposing a second return, 409
+``suspense_return_proposed`` (nothing moves; reject that proposal first); a target in
 another currency 422 ``currency_mismatch``; a wallet that would pass its tier's maximum
 422 ``limit_exceeded_balance`` (nothing moves). Amounts are integer minor units. Writes
 run once per Idempotency-Key.

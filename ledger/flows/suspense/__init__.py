@@ -29,11 +29,14 @@ the item stays parked) and the villager gets a ``wallet.receipt``
 Maker-checker: a return sends money out of the platform, so it is a proposal of kind
 :data:`SUSPENSE_RETURN` (:func:`propose_return`) that a different operator approves
 (:mod:`ledger.flows.proposals`); the return runs in the approval's transaction. One
-return per item may wait: proposing another while one is pending is a
-:class:`~ledger.flows.errors.Conflict` (``suspense_return_proposed``). Approving a return
-of an item no longer parked (reassigned meanwhile, or a proposal made before this rule)
-is refused (``suspense_not_parked``): nothing moves and the proposal stays proposed, for
-an operator to reject. A reassignment keeps the money inside and is one operator's act.
+return per item may wait, and while it waits nothing else moves the item: proposing
+another return, reassigning it or returning it directly is a
+:class:`~ledger.flows.errors.Conflict` (``suspense_return_proposed``) that changes
+nothing; rejecting the waiting proposal makes the item movable again. Approving a
+return of an item no longer parked (returned by an older proposal, made before
+one-per-item was the rule, or reassigned before a reassignment waited for returns) is
+refused (``suspense_not_parked``): nothing moves and the proposal stays proposed, for an
+operator to reject. A reassignment keeps the money inside and is one operator's act.
 
 Events (outbox, same transaction): ``suspense.parked`` and ``suspense.returned``
 (``party_id`` = the platform of the currency), ``suspense.reassigned`` (``party_id`` = the

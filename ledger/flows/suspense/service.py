@@ -210,7 +210,9 @@ def reassign_in(
     to_storefront_id: uuid.UUID | None = None,
 ) -> SuspenseItem:
     """Move a parked item to where it belonged: a villager's wallet or a storefront's
-    proceeds (name exactly one). (:func:`reassign` runs it in a transaction of its own.)"""
+    proceeds (name exactly one). Refused while a return of it waits for a second operator
+    (``suspense_return_proposed``: reject that proposal first); nothing moves. (:func:`reassign`
+    runs it in a transaction of its own.)"""
     suspense_id = check_id(suspense_id, "suspense_id")
     party_id, kind, role = _target(to_villager_id, to_storefront_id)
     item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
@@ -224,6 +226,7 @@ def reassign_in(
         raise Refused(
             "currency_mismatch", f"{kind} {party_id} holds {target.currency}, not {item.currency}"
         )
+    _check_no_return_waiting(tx, item)
     moved = _move(
         tx,
         item.id,
@@ -249,8 +252,16 @@ reassign = transactional(reassign_in)
 
 def return_to_provider_in(tx: Tx, *, suspense_id: uuid.UUID, reason: str) -> SuspenseItem:
     """Send a parked item back through its provider (suspense -> the provider's clearing
-    account), with the reason why. (:func:`return_to_provider` runs it in a transaction
-    of its own.)"""
+    account), with the reason why, at once: for a caller in this process (the signed API
+    only proposes a return, :func:`propose_return`). Refused while a return proposal of
+    it waits (``suspense_return_proposed``), as a reassignment is. (:func:`return_to_provider`
+    runs it in a transaction of its own.)"""
+    return _return_in(tx, suspense_id, reason, proposed=False)
+
+
+def _return_in(tx: Tx, suspense_id: uuid.UUID, reason: str, *, proposed: bool) -> SuspenseItem:
+    """The return; ``proposed``: it is an approved proposal's, so the proposal waiting is
+    this one (it is marked approved once this is done) and does not refuse it."""
     suspense_id = check_id(suspense_id, "suspense_id")
     reason = check_text(reason, "reason", NOTE_LENGTH_MAX)
     item = _found(repository.read(tx, suspense_id, lock=True), suspense_id)
@@ -258,6 +269,8 @@ def return_to_provider_in(tx: Tx, *, suspense_id: uuid.UUID, reason: str) -> Sus
         if item.state is SuspenseState.RETURNED and item.return_reason == reason:
             return item
         raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
+    if not proposed:
+        _check_no_return_waiting(tx, item)
     platform = parties.platform_id(item.currency)
     moved = _move(
         tx,
@@ -293,16 +306,20 @@ def _return_payload(item: SuspenseItem, reason: str) -> dict[str, Any]:
     }
 
 
-def _check_no_other_return(tx: Tx, item: SuspenseItem, proposal_id: uuid.UUID) -> None:
-    """One pending return per item: a second would be left waiting once the first moved
-    the money (and would only be refused when approved)."""
+def _check_no_return_waiting(
+    tx: Tx, item: SuspenseItem, proposal_id: uuid.UUID | None = None
+) -> None:
+    """While a return of the item waits for a second operator (other than ``proposal_id``),
+    nothing else may move it: not a second return (it would be left waiting once the first
+    moved the money), not a reassignment (the checker would approve a return of money that
+    is gone). The caller holds the item's row lock, so a proposal cannot slip in between."""
     waiting = proposals.pending_in(tx, kind=SUSPENSE_RETURN, naming={"suspense_id": str(item.id)})
     others = [p.id for p in waiting if p.id != proposal_id]
     if others:
         raise Conflict(
             "suspense_return_proposed",
-            f"returning suspense {item.id} is proposed already ({others[0]}):"
-            " approve or reject that proposal",
+            f"a return of suspense {item.id} waits for a second operator ({others[0]}):"
+            " approve or reject that proposal first",
         )
 
 
@@ -332,7 +349,7 @@ def propose_return(
             return _propose(led, proposal_id, item, reason, proposed_by)
         if item.state is not SuspenseState.PARKED:
             raise Conflict("suspense_already_resolved", f"suspense {suspense_id} is {item.state}")
-        _check_no_other_return(tx, item, proposal_id)
+        _check_no_return_waiting(tx, item, proposal_id)
         return _propose(led, proposal_id, item, reason, proposed_by)
 
     return led.transact(work)
@@ -372,7 +389,7 @@ def _apply_return(tx: Tx, payload: Mapping[str, Any]) -> dict[str, Any]:
             f"suspense {suspense_id} is {item.state} already: nothing to return;"
             " reject this proposal",
         )
-    done = return_to_provider_in(tx, suspense_id=suspense_id, reason=payload["reason"])
+    done = _return_in(tx, suspense_id, payload["reason"], proposed=True)
     return _payload(done)
 
 
