@@ -264,6 +264,19 @@ def dates_with_runs(tx: Tx, job: str, scope: str, first: date, last: date) -> se
     return {str(row[0]) for row in rows}
 
 
+def latest_runs_by_date(
+    tx: Tx, job: str, scope: str, first: date, last: date
+) -> dict[str, uuid.UUID]:
+    """The business dates (ISO text) in ``first`` .. ``last`` that have a run of ``job``
+    over ``scope``, each with the id of its last attempt."""
+    rows = tx.execute(
+        "SELECT business_date, id FROM recon_runs WHERE job = :job AND scope = :scope"
+        " AND business_date BETWEEN :first AND :last ORDER BY business_date, attempt",
+        {"job": job, "scope": scope, "first": first.isoformat(), "last": last.isoformat()},
+    )
+    return {str(row[0]): row[1] for row in rows}  # the last attempt of a date wins
+
+
 def latest_run_id(tx: Tx, job: str, business_date: date, scope: str) -> uuid.UUID | None:
     """The id of the last attempt of ``job`` over ``scope`` for ``business_date``."""
     row = tx.one(

@@ -24,9 +24,13 @@ died (or to a run longer than the lease, which is why the lease is far longer th
 run): it is due again and may be retaken. The claim's ``token`` fences the late
 worker: it can no longer mark the claim done or failed (its run row, if it writes one,
 stays, as a further attempt). A date with a run row in ``recon_runs`` is reconciled
-whatever its claim says: that closes the gap between writing the run row and marking
-the claim done (a worker dying there leaves a claim whose retaker finds the run and
-marks the claim done without running again), and a manual run counts as well.
+whatever its claim says (a manual run counts as well), and the next :func:`due_dates`
+settles a claim still ``claimed`` for such a date as ``done`` with the run's id: a
+worker killed between writing the run row and marking its claim done leaves no claim
+``claimed`` for good (``tests/test_recon_schedule.py``, ``tests/test_faults.py``). That
+settling is one conditional ``UPDATE`` per claim (only a ``claimed`` row changes), so it
+is idempotent and two workers doing it at once settle it once; the worker still running
+the date then finds its claim ``done`` with its own run and counts it as settled.
 
 What "reconciling date D" means. A job reads today's ledger (there is no time travel but
 ``balance_at``); the run row records D. For ``integrity`` the checks are cumulative: a
@@ -68,7 +72,7 @@ from reconciliation import integrity
 from reconciliation.errors import InputInvalid, JobFailed
 from reconciliation.jobs import JOBS, JobRequest, run_job
 from reconciliation.replica import Replica
-from reconciliation.runs import SCOPE_ALL, Run, dates_with_runs, latest_run_id
+from reconciliation.runs import SCOPE_ALL, Run, latest_run_id, latest_runs_by_date
 
 __all__ = [
     "ATTEMPTS_MAX",
@@ -220,7 +224,8 @@ def due_dates(
     to the day before ``today`` that are not reconciled, oldest first, at most ``limit``.
 
     Reconciled: a run row exists, or the claim is ``done``, or ``claimed`` within the
-    lease, or ``failed`` :data:`ATTEMPTS_MAX` times.
+    lease, or ``failed`` :data:`ATTEMPTS_MAX` times. A claim still ``claimed`` for a
+    date that has a run row is settled ``done`` on the way (:func:`_settle_recorded`).
     """
     if limit < 1:
         raise InputInvalid("limit must be at least 1")
@@ -228,25 +233,7 @@ def due_dates(
     last = today - timedelta(days=1)
     if start is None or start > last:
         return []
-    span = {"job": job, "scope": scope, "first": start.isoformat(), "last": last.isoformat()}
-
-    def read(tx: Tx) -> set[str]:
-        closed = dates_with_runs(tx, job, scope, start, last)
-        expired_before_us = tx.now_us - LEASE_S * US_PER_S
-        for day, state, attempts, claimed_at_us in tx.execute(
-            "SELECT business_date, state, attempts, claimed_at_us FROM recon_claims"
-            " WHERE job = :job AND scope = :scope AND business_date BETWEEN :first AND :last",
-            span,
-        ):
-            if (
-                state == STATE_DONE
-                or (state == STATE_CLAIMED and int(claimed_at_us) >= expired_before_us)
-                or (state == STATE_FAILED and int(attempts) >= ATTEMPTS_MAX)
-            ):
-                closed.add(str(day))
-        return closed
-
-    closed = led.transact(read)
+    closed = led.transact(lambda tx: _closed_dates(tx, job, scope, start, last))
     found: list[date] = []
     day = start
     while day <= last and len(found) < limit:
@@ -254,6 +241,43 @@ def due_dates(
             found.append(day)
         day += timedelta(days=1)
     return found
+
+
+def _closed_dates(tx: Tx, job: str, scope: str, first: date, last: date) -> set[str]:
+    """The dates in ``first`` .. ``last`` that are reconciled (see :func:`due_dates`);
+    settles each ``claimed`` claim whose date has a run row."""
+    recorded = latest_runs_by_date(tx, job, scope, first, last)
+    closed = set(recorded)
+    expired_before_us = tx.now_us - LEASE_S * US_PER_S
+    for day, state, attempts, claimed_at_us in tx.execute(
+        "SELECT business_date, state, attempts, claimed_at_us FROM recon_claims"
+        " WHERE job = :job AND scope = :scope AND business_date BETWEEN :first AND :last"
+        " ORDER BY business_date",  # one order of row locks for racing workers
+        {"job": job, "scope": scope, "first": first.isoformat(), "last": last.isoformat()},
+    ):
+        if state == STATE_CLAIMED and str(day) in recorded:
+            _settle_recorded(tx, job, str(day), scope, recorded[str(day)])
+        if (
+            state == STATE_DONE
+            or (state == STATE_CLAIMED and int(claimed_at_us) >= expired_before_us)
+            or (state == STATE_FAILED and int(attempts) >= ATTEMPTS_MAX)
+        ):
+            closed.add(str(day))
+    return closed
+
+
+def _settle_recorded(tx: Tx, job: str, day: str, scope: str, run_id: uuid.UUID) -> bool:
+    """Mark the claim on ``day`` done with ``run_id``, its date's recorded run, if it is
+    still ``claimed``; whether this call settled it. Whoever holds the claim (its token
+    is kept), one statement, a no-op once settled."""
+    row = tx.one(
+        "UPDATE recon_claims SET state = 'done', run_id = :run, error = NULL,"
+        " finished_at_us = CASE WHEN claimed_at_us > :now THEN claimed_at_us ELSE :now END"
+        " WHERE job = :job AND business_date = :day AND scope = :scope AND state = 'claimed'"
+        " RETURNING attempts",
+        {"job": job, "day": day, "scope": scope, "run": run_id, "now": tx.now_us},
+    )
+    return row is not None
 
 
 def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
@@ -298,11 +322,7 @@ def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
             return None
         recorded = latest_run_id(tx, job, day, scope)
         if recorded is not None:
-            tx.execute(
-                "UPDATE recon_claims SET state = 'done', run_id = :run, finished_at_us = :now"
-                " WHERE job = :job AND business_date = :day AND scope = :scope",
-                {**params, "run": recorded},
-            )
+            _settle_recorded(tx, job, day.isoformat(), scope, recorded)
             return None
         return Claim(job, day, scope, token, int(won[0]))
 
@@ -312,7 +332,9 @@ def claim(led: Ledger, job: str, day: date, scope: str) -> Claim | None:
 def _settle(
     led: Ledger, taken: Claim, state: ClaimState, *, run: Run | None, error: str | None
 ) -> bool:
-    """Mark ``taken`` done or failed; ``False`` when the claim was no longer ours."""
+    """Mark ``taken`` done or failed; ``False`` when the claim was no longer ours. A
+    claim another worker's :func:`due_dates` already settled done with this very run
+    (it saw the run row first) is still ours."""
 
     def work(tx: Tx) -> bool:
         row = tx.one(
@@ -320,7 +342,8 @@ def _settle(
             " finished_at_us = CASE WHEN claimed_at_us > :now THEN claimed_at_us"
             " ELSE :now END"
             " WHERE job = :job AND business_date = :day AND scope = :scope"
-            " AND token = :token AND state = 'claimed' RETURNING attempts",
+            " AND token = :token AND (state = 'claimed' OR (state = 'done' AND run_id = :run))"
+            " RETURNING attempts",
             {
                 **_key(taken.job, taken.business_date, taken.scope),
                 "state": state.value,

@@ -18,7 +18,7 @@ import pytest
 
 from ledger import Account, Ledger, Status, Transfer, open_ledger
 from ledger.core.postgres_store import conninfo
-from reconciliation import integrity, tasks
+from reconciliation import integrity, schedule, tasks
 from reconciliation.jobs import JOBS, JobRequest, JobSpec, run_job
 from reconciliation.runs import SCOPE_ALL, Findings, Run, list_runs
 from reconciliation.schedule import (
@@ -263,6 +263,63 @@ def test_a_worker_that_died_after_recording_is_not_run_twice(
     [claimed] = list_claims(ledger, job=JOB)
     assert (claimed.state, claimed.run_id) == ("done", recorded.id)
     assert len(list_runs(ledger, job=JOB)) == 1
+
+
+def test_a_claim_left_claimed_after_its_run_was_recorded_is_settled_by_the_next_pass(
+    ledger: Ledger, clock: Clock, tmp_path: Path
+) -> None:
+    """A worker killed between writing a date's run row and settling its claim: within
+    the lease, nobody retakes the claim, so the next look at the due dates settles it."""
+    pay_once(ledger)
+    clock.advance(2 * DAY_S)
+    assert claim(ledger, JOB, JUNE_1, SCOPE_ALL) is not None
+    recorded = run_job(ledger, JOB, JobRequest(JUNE_1), out=tmp_path).run  # then it died
+    clock.advance(60)  # well within the lease
+    [dangling] = list_claims(ledger, job=JOB)
+    assert (dangling.state, dangling.run_id) == ("claimed", None)
+
+    assert due_dates(ledger, JOB, SCOPE_ALL, today=today(clock)) == [JUNE_2]
+
+    [settled] = list_claims(ledger, job=JOB)
+    assert (settled.state, settled.run_id, settled.attempts) == ("done", recorded.id, 1)
+    assert settled.finished_at_us == settled.claimed_at_us + 60 * 1_000_000
+    assert settled.claimed_by == dangling.claimed_by  # settled, not retaken
+    clock.advance(60)
+    assert due_dates(ledger, JOB, SCOPE_ALL, today=today(clock)) == [JUNE_2]  # idempotent
+    assert list_claims(ledger, job=JOB) == [settled]
+    runs = backfill(ledger, JOB, SCOPE_ALL, today=today(clock), out=tmp_path)
+    assert dates(runs) == ["2026-06-02"]
+    assert len(list_runs(ledger, job=JOB)) == 2  # 1 June was not run again
+    assert {c.state for c in list_claims(ledger, job=JOB)} == {"done"}
+
+
+def test_a_worker_whose_claim_another_pass_settled_keeps_its_run(
+    ledger: Ledger,
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another worker's pass looks at the dates between this worker's run row and its
+    settling: it settles the claim with this very run, and this worker counts it settled."""
+    pay_once(ledger)
+    clock.advance(DAY_S)
+
+    def run_then_another_pass(led: Ledger, job: str, request: JobRequest, **kw: object) -> object:
+        done = run_job(led, job, request, **kw)  # type: ignore[arg-type]
+        assert due_dates(led, JOB, SCOPE_ALL, today=today(clock)) == []  # the other worker
+        [early] = list_claims(led, job=JOB)
+        assert (early.state, early.run_id) == ("done", done.run.id)
+        return done
+
+    monkeypatch.setattr(schedule, "run_job", run_then_another_pass)
+    with caplog.at_level("WARNING", logger="vledger.reconciliation.schedule"):
+        runs = backfill(ledger, JOB, SCOPE_ALL, today=today(clock), out=tmp_path)
+
+    assert dates(runs) == ["2026-06-01"]
+    [claimed] = list_claims(ledger, job=JOB)
+    assert (claimed.state, claimed.run_id) == ("done", runs[0].id)
+    assert not [r for r in caplog.records if "claim lost" in r.getMessage()]
 
 
 # -- PostgreSQL: racing workers and procrastinate ------------------------------------
