@@ -33,9 +33,15 @@ import pytest
 from ledger import Account, Ledger, Status, Transfer
 from ledger.flows import agent_float, parties, suspense
 from ledger.flows.parties import Kind
+from ledger.limits import AMOUNT_MAX_MINOR
 from reconciliation.jobs import JobRequest, run_job
-from reconciliation.runs import get_run
-from reconciliation.statement_formats import StatementLine, open_statement, to_minor
+from reconciliation.runs import get_run, list_runs
+from reconciliation.statement_formats import (
+    AMOUNTS_SUM_MAX_MINOR,
+    StatementLine,
+    open_statement,
+    to_minor,
+)
 from tests.conftest import Clock
 from vledger.cli import main
 
@@ -546,6 +552,79 @@ def test_a_tolerance_of_zero_makes_a_fee_two_breaks(ledger: Ledger, tmp_path: Pa
         out=tmp_path,
     )
     assert sorted(r[0] for r in done.findings.detail) == ["ledger_only", "statement_only"]
+
+
+# -- the limit on the sum of a statement's amounts ----------------------------------------
+
+SUM_PAIRS = AMOUNTS_SUM_MAX_MINOR // AMOUNT_MAX_MINOR // 2
+"""Pairs of a line of the largest amount in and one out (256)."""
+SUM_REST_MINOR = AMOUNTS_SUM_MAX_MINOR - 2 * SUM_PAIRS * AMOUNT_MAX_MINOR
+"""What one more line adds to reach the limit exactly (512 minor units)."""
+
+
+def sum_limit_lines(extra_minor: int) -> list[tuple[str, int]]:
+    """(reference, signed amount) of a statement whose amounts, signs ignored, sum to
+    :data:`AMOUNTS_SUM_MAX_MINOR` plus ``extra_minor``: the largest amount in, then out,
+    :data:`SUM_PAIRS` times (the balance never far from 0), then the rest in."""
+    lines: list[tuple[str, int]] = []
+    for pair in range(SUM_PAIRS):
+        lines.append((f"IN{pair:04d}", AMOUNT_MAX_MINOR))
+        lines.append((f"OUT{pair:04d}", -AMOUNT_MAX_MINOR))
+    lines.append(("REST", SUM_REST_MINOR + extra_minor))
+    assert sum(abs(amount) for _, amount in lines) == AMOUNTS_SUM_MAX_MINOR + extra_minor
+    return lines
+
+
+def sum_limit_statement(
+    tmp_path: Path, lines: list[tuple[str, int]]
+) -> tuple[Path, dict[str, str]]:
+    rows = "".join(f"{DAY.isoformat()},{_major(amount)},{ref}\n" for ref, amount in lines)
+    path = write(tmp_path, "at-the-limit.csv", "Date,Amount,Ref\n" + rows)
+    closing = _major(sum(amount for _, amount in lines))
+    options = {**CSV_OPTIONS, "columns": "date:Date,amount:Amount,reference:Ref",
+               "opening": "0", "closing": closing}  # fmt: skip
+    return path, options
+
+
+def test_a_statement_summing_to_exactly_the_limit_is_read_and_reconciled(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """Every line has its transfer (same reference, amount and day): the run is clean,
+    every line matched by reference, the sums exact; nothing overflows on either engine."""
+    assert (SUM_PAIRS, SUM_REST_MINOR) == (256, 512)
+    lines = sum_limit_lines(extra_minor=0)
+    story = Story(ledger)
+    batch: list[Transfer] = []
+    for reference, amount in lines:
+        debit, credit = (story.clearing, story.bank) if amount > 0 else (story.bank, story.clearing)
+        batch.append(Transfer(uuid.uuid4(), debit, credit, abs(amount), KES, 7,
+                              metadata={"provider_reference": reference}))  # fmt: skip
+    for start in range(0, len(batch), 100):
+        results = ledger.create_transfers(batch[start : start + 100])
+        assert {r.status for r in results} == {Status.CREATED}
+    path, options = sum_limit_statement(tmp_path, lines)
+
+    done = run_job(ledger, "statement", JobRequest(DAY, path, PROVIDER, options), out=tmp_path)
+
+    assert done.findings.detail == []
+    assert (done.run.status, done.run.breaks) == ("ok", 0)
+    assert done.run.summary["counts"]["lines_matched"] == len(lines) == 513
+    assert done.run.summary["counts"]["paired_by_pass_1"] == len(lines)
+    statement = done.run.summary["statement"]
+    assert statement["lines"] == len(lines)
+    assert statement["lines_sum_minor"] == SUM_REST_MINOR == statement["closing_minor"]
+    assert get_run(ledger, done.run.id) == done.run
+
+
+def test_a_statement_summing_one_minor_unit_past_the_limit_is_refused(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    path, options = sum_limit_statement(tmp_path, sum_limit_lines(extra_minor=1))
+    with pytest.raises(ValueError, match=f"line 513: the amounts so far sum past {2**62}"):
+        run_job(ledger, "statement", JobRequest(DAY, path, PROVIDER, options), out=tmp_path)
+    assert list_runs(ledger, job="statement") == []  # nothing recorded
+    with pytest.raises(ValueError, match="sum past"):
+        list(open_statement(path, options).lines())
 
 
 # -- the command line ---------------------------------------------------------------------
