@@ -44,7 +44,9 @@ def run_vledger(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 DEMO_STORY = (
-    "fee schedules published: order, cash_in, cash_out",
+    "an operator proposes Amina and Baraka for tier1, a second approves (Chebet stays tier0)",
+    "fee schedules published: order, cash_in, cash_out (each proposed by one operator,"
+    " approved by another)",
     "float.low: Kamau's kiosk's float is down to KES 7,000.00",
     "alarm re-armed",
     "refused, limit_exceeded_per_transaction",

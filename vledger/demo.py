@@ -1,35 +1,52 @@
 """`vledger demo`: one village day, told once, taken through the flows or the signed API.
 
-Two storefronts, two agents and three villagers in Kenya shillings: fee schedules in
-data, float top-ups and an agent-to-agent float transfer with the low-float alarm,
-cash-ins (one refused by a KYC limit), four escrowed orders (released with the fee
-split, paid in cash and delivered in part with a dispute over the rest, cancelled,
-auto-released by the sweeper), a replayed request, cash-outs (one refused without the
-villager's consent; confirmed with her withdrawal code, which then does not work twice;
-cancelled; started with her PIN and timed out; one below the minimum), an agent's phone
-syncing a signed offline batch (a cash-out with an offline withdrawal code; one record
-becomes an exception, and the batch re-sent changes nothing), provider
-money parked in suspense (one item reassigned, one returned by two operators, one left
-with its return proposed), and two settlement windows (a payout fails, and the next
-window pays it). Then the back office's day: the agents' closing cash counts (a shortfall
-two operators post, an excess left waiting), last month's commission paid through the
-bank by two operators, a float alarm left ringing, and a storefront's webhook deliveries
-queued; so that every page of the console (``/console/``) has something on it after the
-demo. Then the balances, the events the day wrote, and the integrity check, whose
-``integrity: ok`` is the last line.
+Two storefronts, two agents and three villagers in Kenya shillings (two raised to tier1
+and the fee schedules published, each by two operators), float top-ups and an
+agent-to-agent float transfer with the low-float alarm, cash-ins (one refused by a KYC
+limit), four escrowed orders (released with the fee split, paid in cash and delivered in
+part with a dispute over the rest, cancelled, auto-released by the sweeper), a replayed
+request, cash-outs (one refused without the villager's consent; confirmed with her
+withdrawal code, which then does not work twice; cancelled; started with her PIN and
+timed out; one below the minimum), an agent's phone syncing a signed offline batch (a
+cash-out with an offline withdrawal code; one record becomes an exception, and the batch
+re-sent changes nothing), provider money parked in suspense (one item reassigned, one
+returned by two operators, one left with its return proposed), and two settlement
+windows (a payout fails, and the next window pays it). Then the back office's day: the
+agents' closing cash counts (a shortfall two operators post, an excess left waiting),
+last month's commission paid through the bank by two operators, a float alarm left
+ringing, and a storefront's webhook deliveries queued; so that every page of the console
+(``/console/``) has something on it after the demo. Then the balances, the events the
+day wrote, and the integrity check, whose ``integrity: ok`` is the last line.
 
 Maker-checker steps take two operator principals (the desk makes them, as it makes the
-storefronts' and agents'): the first proposes, the second approves.
+storefronts' and agents'): the first proposes, the second approves, through the same flow
+functions the routes call (over HTTP, through the signed routes): raising Amina and
+Baraka to tier1 (``kyc_tier``), publishing each fee schedule (``fee_schedule``),
+returning suspense money, posting a cash-count shortfall and paying commission through
+the bank.
 
 The story (:class:`VillageDay`) takes its steps at a :class:`Desk`: :class:`DirectDesk`
 calls the flows in this process (``vledger demo --direct``, :func:`run_demo`);
 ``vledger.demo_http.HttpDesk`` sends each step as a signed request to the API
 (``vledger demo``). Both sit at the edge, in ``vledger/``, beside the command line:
-``ledger/`` imports neither. Steps that have no route (fee
-schedules, parking suspense, the sweepers, the webhook fan-out, reading the outbox) run
-on the ledger in both cases, and the story says so when the rest of the day goes over
-HTTP. Cash counts write their run's files under the service's reports folder
-(``reports/``, as ``vledger serve`` does), where the console's run pages find them.
+``ledger/`` imports neither. Steps that have no route run on the ledger in both cases,
+and the story says so when the rest of the day goes over HTTP: the sweepers, the
+webhook fan-out and SMS queueing (the service's own background work), reading the outbox
+and the villagers' one-time codes (their phones' side), and parking suspense.
+
+Parking has no route on purpose, and the service has no other path that parks: money
+reaches suspense when a provider's statement shows a deposit no transfer claims (the
+``statement`` job flags the line ``statement_only``, "park in suspense", and never moves
+money), and :func:`ledger.flows.suspense.park` books it. A route where one operator types
+a provider, a reference and an amount into suspense, and then reassigns it
+(``POST /v1/suspense/{id}/reassign``, one operator's act) to any wallet, would let one
+person create wallet money with no second operator; parking over the API needs a
+maker-checker design (a proposal naming a statement line of a reconciliation run) that
+the back office does not have yet. So the demo parks three bank deposits the way
+reconciliation's operator does today: with the flow, on the ledger.
+
+Cash counts write their run's files under the service's reports folder (``reports/``, as
+``vledger serve`` does), where the console's run pages find them.
 
 Every run uses fresh ids, so it runs again and again on the same database. The demo
 checks each answer against the one it expects and answers 0 only when all hold and the
@@ -49,7 +66,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -71,7 +88,7 @@ from ledger.flows import (
     consent,
     events,
     fees,
-    limits,
+    kyc,
     offline,
     orders,
     parties,
@@ -346,6 +363,20 @@ class Desk(Protocol):
         ...
 
     # the back office: two operators, a maker and a checker (maker-checker)
+    def propose_tier(self, villager_id: uuid.UUID, *, tier: str) -> uuid.UUID:
+        """The first operator proposes moving the villager to ``tier`` (above tier0: a
+        proposal of kind ``kyc_tier``); the proposal's id."""
+        ...
+
+    def fee_schedule_in_effect(self, product: str) -> bool:
+        """Whether a version of the product's schedule in :data:`CURRENCY` is in effect."""
+        ...
+
+    def propose_fee_schedule(self, *, product: str, rules: dict[str, Any]) -> uuid.UUID:
+        """The first operator proposes the product's next schedule version (in effect from
+        its approval; kind ``fee_schedule``); the proposal's id."""
+        ...
+
     def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
         """The storefront registers :data:`WEBHOOK_URL` for its events."""
         ...
@@ -606,6 +637,39 @@ class DirectDesk:
         [account] = self.led.lookup_accounts([account_id])
         return account.debits_posted, account.credits_posted
 
+    def propose_tier(self, villager_id: uuid.UUID, *, tier: str) -> uuid.UUID:
+        made = kyc.change_tier(
+            self.led,
+            proposal_id=new_id(),
+            villager_id=villager_id,
+            tier=tier,
+            operator_id=self.maker_id,
+        )
+        if not isinstance(made, proposals.Proposal):
+            raise UnexpectedAnswer(f"moving a villager to {tier} made no proposal")
+        return made.id
+
+    def fee_schedule_in_effect(self, product: str) -> bool:
+        try:
+            self.led.transact(
+                lambda tx: fees.schedule_in_effect(tx, product=product, currency=CURRENCY)
+            )
+        except FlowError:
+            return False
+        return True
+
+    def propose_fee_schedule(self, *, product: str, rules: dict[str, Any]) -> uuid.UUID:
+        made = fees.propose_schedule(
+            self.led,
+            proposal_id=new_id(),
+            product=product,
+            currency=CURRENCY,
+            rules=rules,
+            effective_at=None,
+            proposed_by=self.maker_id,
+        )
+        return made.id
+
     def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
         webhooks.create_endpoint(
             self.led,
@@ -788,7 +852,10 @@ class VillageDay:
             villager_id = self.desk.register_villager(
                 agent_id=self.id_of("Wanjiru's shop"), name=name, phone=phones[name]
             )
-            self.people[name] = Party(villager_id, Kind.VILLAGER, name, CURRENCY, None)
+            wallet = {str(Role.WALLET): parties.account_id(villager_id, Role.WALLET)}
+            self.people[name] = Party(
+                villager_id, Kind.VILLAGER, name, CURRENCY, villagers.REGISTRATION_TIER, wallet
+            )
         self.say(
             "onboarded 2 storefronts (Mbegu Seeds, Duka Solar), 2 agents (Wanjiru's shop,"
             " Kamau's kiosk); Wanjiru's shop registers 3 villagers (Amina, Baraka, Chebet)"
@@ -798,31 +865,38 @@ class VillageDay:
             f"Mbegu Seeds registers a webhook endpoint for its order events ({WEBHOOK_URL},"
             " on this machine)"
         )
-        self.on_the_ledger(
-            "each villager sets a PIN with the code sent to her phone (USSD later); the"
-            " operator sets the KYC tiers"
-        )
-        for name, tier in (("Amina", "tier1"), ("Baraka", "tier1"), ("Chebet", "tier0")):
+        self.on_the_ledger("each villager sets a PIN with the code sent to her phone (USSD later)")
+        for name in ("Amina", "Baraka", "Chebet"):
             code = self._activation_code(self.id_of(name))
             villagers.activate(self.led, phone=phones[name], activation_code=code, pin=PIN)
-            self.people[name] = limits.set_kyc_tier(
-                self.led, villager_id=self.id_of(name), tier=tier
-            )
-        self.say("the villagers set their PINs; Amina and Baraka are tier1, Chebet tier0")
-        self.on_the_ledger("the operator publishes the fee schedules")
+        self.raise_tiers(("Amina", "Baraka"), "tier1")
+        self.publish_fee_schedules()
+
+    def raise_tiers(self, names: Sequence[str], tier: str) -> None:
+        """The first operator proposes each villager's move above tier0; the second approves."""
+        for name in names:
+            raised = self.desk.approve(self.desk.propose_tier(self.id_of(name), tier=tier))
+            self.expect(f"{name}'s tier", raised["kyc_tier"], tier)
+            self.people[name] = replace(self.people[name], kyc_tier=tier)
+        self.say(
+            f"the villagers set their PINs; an operator proposes {' and '.join(names)} for"
+            f" {tier}, a second approves (Chebet stays {villagers.REGISTRATION_TIER})"
+        )
+
+    def publish_fee_schedules(self) -> None:
+        """Each schedule not yet in effect: the first operator proposes it, the second
+        approves, and it is in effect from the approval (a database that has them, from
+        an earlier run, gets none)."""
         published = []
         for product, rules in FEE_SCHEDULES.items():
-            if not self._schedule_in_effect(product):
-                fees.publish_schedule(
-                    self.led,
-                    product=product,
-                    currency=CURRENCY,
-                    effective_from=self.led.now() - timedelta(seconds=1),
-                    rules=rules,
-                )
+            if not self.desk.fee_schedule_in_effect(product):
+                proposal = self.desk.propose_fee_schedule(product=product, rules=rules)
+                done = self.desk.approve(proposal)
+                self.expect(f"the {product} schedule", done["product"], product)
                 published.append(product)
         self.say(
-            f"fee schedules published: {', '.join(published)}"
+            f"fee schedules published: {', '.join(published)} (each proposed by one operator,"
+            " approved by another)"
             if published
             else "fee schedules already in effect: order, cash_in, cash_out"
         )
@@ -894,15 +968,6 @@ class VillageDay:
             agent_id=agent_id,
         )
         return made.code
-
-    def _schedule_in_effect(self, product: str) -> bool:
-        try:
-            self.led.transact(
-                lambda tx: fees.schedule_in_effect(tx, product=product, currency=CURRENCY)
-            )
-        except FlowError:
-            return False
-        return True
 
     def float_morning(self) -> None:
         for agent, amount_minor in (
@@ -1251,7 +1316,10 @@ class VillageDay:
         """Three deposits nobody matched: one is Amina's (an operator moves it), one goes
         back to the sender (two operators: one proposes, the other approves; the maker
         cannot), one waits with its return proposed."""
-        self.on_the_ledger("reconciliation parks the bank's deposits nobody matched")
+        self.on_the_ledger(
+            "reconciliation parks the bank's deposits nobody matched (no route parks: see"
+            " vledger.demo)"
+        )
         first = self._park(kes(750), "deposit with no wallet number")
         second = self._park(kes(1_300), "sender typed a wrong account")
         third = self._park(kes(420), "deposit with no wallet number")

@@ -13,10 +13,13 @@ platform), pays from a villager's wallet, resolves the dispute and runs settleme
 storefront creates, dispatches and cancels its own orders; each agent takes cash-ins and
 cash-outs, passes float, pays in cash, delivers, releases, disputes and syncs its phone;
 the auditor reads what the story checks (orders, balances, windows, payouts, reports).
-A second operator approves what the first proposes (maker-checker: a suspense return,
-a variance, the commission payout). The steps without a route (fee schedules, parking
-suspense, the timers' sweeps, the webhook fan-out) and reading the outbox run on the
-ledger, and the story says so. A refusal is the API's
+A second operator approves what the first proposes, each through the signed routes
+(maker-checker: ``POST /v1/kyc/villagers/{id}/tier`` raising Amina and Baraka to tier1,
+``POST /v1/fee-schedules`` for each schedule, a suspense return, a variance, the
+commission payout; then ``POST /v1/proposals/{id}/approve`` by the second). The steps
+without a route (parking suspense, which has none on purpose: :mod:`vledger.demo` says
+why; the timers' sweeps, the webhook fan-out) and reading the outbox run on the ledger,
+and the story says so. A refusal is the API's
 problem+json ``code``. The last lines count the requests and say ``integrity: ok``.
 """
 
@@ -211,6 +214,12 @@ class HttpDesk:
 
     def _pages(self, client: Client, path: str, params: Mapping[str, str]) -> list[Any]:
         """Every item of a list, page after page."""
+        return self._pages_by(client, path, params, cursor="id")
+
+    def _pages_by(
+        self, client: Client, path: str, params: Mapping[str, str], *, cursor: str
+    ) -> list[Any]:
+        """Every item of a list paged by the field ``cursor`` of its last item."""
         found: list[Any] = []
         after: str | None = None
         while True:
@@ -221,7 +230,7 @@ class HttpDesk:
             found += page["data"]
             if not page["has_more"] or not page["data"]:
                 return found
-            after = page["data"][-1]["id"]
+            after = str(page["data"][-1][cursor])
 
     # -- the desk ---------------------------------------------------------------------
 
@@ -443,6 +452,21 @@ class HttpDesk:
     def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
         answer = self._call(self.auditor, "GET", f"/v1/accounts/{account_id}")
         return answer["debits_posted"], answer["credits_posted"]
+
+    def propose_tier(self, villager_id: uuid.UUID, *, tier: str) -> uuid.UUID:
+        path = f"/v1/kyc/villagers/{villager_id}/tier"
+        return uuid.UUID(self._call(self.operator, "POST", path, {"tier": tier})["proposal"]["id"])
+
+    def fee_schedule_in_effect(self, product: str) -> bool:
+        params = {"product": product, "currency": CURRENCY}
+        versions = self._pages_by(self.auditor, "/v1/fee-schedules", params, cursor="version")
+        now = datetime.now(UTC)
+        return any(datetime.fromisoformat(v["effective_from"]) <= now for v in versions)
+
+    def propose_fee_schedule(self, *, product: str, rules: dict[str, Any]) -> uuid.UUID:
+        body = {"product": product, "currency": CURRENCY, "rules": rules}
+        answer = self._call(self.operator, "POST", "/v1/fee-schedules", body)
+        return uuid.UUID(answer["proposal"]["id"])
 
     def register_webhook(self, *, storefront_id: uuid.UUID, event_types: Sequence[str]) -> None:
         body = {"url": WEBHOOK_URL, "event_types": list(event_types)}
