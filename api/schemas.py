@@ -1350,6 +1350,18 @@ class RunOut(BaseModel):
     status: Literal["ok", "breaks"]
     started_at: datetime
     finished_at: datetime
+    read_source: Literal["primary", "replica"] = Field(
+        description="Where the job read the ledger: the primary, or a streaming replica"
+        " (``reconciliation.replica``)"
+    )
+    read_lsn: str | None = Field(
+        description="The WAL position (X/Y) the job's reads include everything up to;"
+        " null on SQLite"
+    )
+    close_lsn: str | None = Field(
+        description="The primary's WAL position at the business date's close, which the"
+        " replica had to pass; null when no replica was asked"
+    )
 
 
 class RunCreate(Request):

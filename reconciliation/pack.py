@@ -18,7 +18,9 @@ midnight UTC after ``to``. One snapshot is read; the run's folder gets, besides 
 - ``balances.csv``: per account, the posted counters at the start and at the end of the
   period and the period's posted movements; ``ties`` says whether
   ``opening + movements = closing`` on both sides (a break when not);
-- ``runs.csv``: the reconciliation runs whose business date is in the period;
+- ``runs.csv``: the reconciliation runs whose business date is in the period, each with
+  where it read (``read_source``: primary or replica; ``read_lsn``, ``close_lsn``: the
+  WAL positions its row records, empty when there are none);
 - ``checkpoints.csv`` and ``checkpoints/NNNNNNNNNN.txt``: the sealed blocks holding a
   transfer of the period, each with its signed checkpoint note, byte for byte;
 - ``summary.json``: the period, counts, totals per currency, the trial balance at the
@@ -225,6 +227,9 @@ RUNS_HEADER = (
     "input_sha256",
     "started_at",
     "finished_at",
+    "read_source",
+    "read_lsn",
+    "close_lsn",
 )
 CHECKPOINTS_HEADER = (
     "block",
@@ -680,7 +685,7 @@ def _write_runs(pack: _Pack) -> None:
         (
             run.id, run.job, run.business_date, run.scope, run.attempt, run.rule_version,
             run.status, run.checked, run.breaks, run.input_sha256, _iso(run.started_at_us),
-            _iso(run.finished_at_us),
+            _iso(run.finished_at_us), run.reads.source, run.reads.read_lsn, run.reads.close_lsn,
         )
         for run in runs
     )  # fmt: skip

@@ -1,6 +1,7 @@
 """The HTML report of a run, for people (the detail CSV stays the source of truth).
 
-One self-contained page: the run's facts, its summary figures, a bar chart of breaks by
+One self-contained page: the run's facts (where it read: the primary or a replica,
+and the WAL positions its row records), its summary figures, a bar chart of breaks by
 kind (inline SVG, no script, nothing fetched), and the first :data:`DETAIL_ROWS_SHOWN`
 detail lines. Rendered with Jinja2, autoescaped: every value from the database is text.
 
@@ -49,6 +50,11 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 <tr><th>input SHA-256</th><td><code>{{ run.input_sha256 }}</code></td></tr>
 <tr><th>checked</th><td class="n">{{ run.checked }}</td></tr>
 <tr><th>breaks</th><td class="n">{{ run.breaks }}</td></tr>
+<tr><th>read from</th><td class="read-source">{{ run.reads.source }}</td></tr>
+<tr><th>read LSN</th><td>{% if run.reads.read_lsn %}<code>{{ run.reads.read_lsn }}</code>
+{%- else %}none{% endif %}</td></tr>
+<tr><th>close LSN</th><td>{% if run.reads.close_lsn %}<code>{{ run.reads.close_lsn }}</code>
+{%- else %}none{% endif %}</td></tr>
 </table>
 {% for title, rows in tables %}
 <h2>{{ title }}</h2>

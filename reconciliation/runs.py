@@ -59,6 +59,11 @@ PRIMARY_READS = RunReads()
 """A run that read the primary and knows no position (SQLite, runs before 0031)."""
 
 
+def reads_out(reads: RunReads) -> dict[str, str | None]:
+    """Where a run read, as its summary, ``summary.json`` and its report show it."""
+    return {"source": reads.source, "read_lsn": reads.read_lsn, "close_lsn": reads.close_lsn}
+
+
 @dataclass(frozen=True, slots=True)
 class Findings:
     """What a job found, before it is recorded."""
@@ -125,9 +130,16 @@ def record(
     led: Ledger, findings: Findings, *, started_at_us: int, reads: RunReads = PRIMARY_READS
 ) -> Run:
     """Write the run row for ``findings`` (on ``led``, the primary, whatever ``reads``
-    says the job read): the next attempt for its job, date and scope."""
+    says the job read): the next attempt for its job, date and scope. Its summary (and
+    so ``summary.json``) says where the job read, as ``reads``, beside the row's
+    ``read_source``, ``read_lsn`` and ``close_lsn``."""
     status = STATUS_OK if findings.breaks == 0 else STATUS_BREAKS
-    summary = {**findings.summary, "checked": findings.checked, "breaks": findings.breaks}
+    summary = {
+        **findings.summary,
+        "checked": findings.checked,
+        "breaks": findings.breaks,
+        "reads": reads_out(reads),
+    }
     run_id = uuid.uuid4()
     day = findings.business_date.isoformat()
 

@@ -8,11 +8,13 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -115,6 +117,49 @@ def test_an_auditor_lists_reads_and_downloads_a_run(audit_api: Harness) -> None:
     assert ok(operator.request("GET", f"/v1/reconciliation/runs/{made.run.id}"))["id"] == str(
         made.run.id
     )
+
+
+def test_a_run_says_where_it_read_in_every_answer_and_in_the_openapi_document(
+    audit_api: Harness,
+) -> None:
+    """No replica here: every run read the primary; on PostgreSQL its row has the
+    primary's WAL position then, on SQLite no position at all; no close position."""
+    auditor = audit_api.client("auditor")
+    started = ok(
+        auditor.request(
+            "POST",
+            "/v1/reconciliation/runs",
+            json_body={"job": "integrity", "business_date": "2024-06-03"},
+        ),
+        201,
+    )
+    direct = run_job(audit_api.ledger, "integrity", JobRequest(DAY), out=reports_dir(audit_api))
+    listed = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+    by_id = {run["id"]: run for run in listed["data"]}
+    for run_id in (started["id"], str(direct.run.id)):
+        one = ok(auditor.request("GET", f"/v1/reconciliation/runs/{run_id}"))
+        for answer in (one, by_id[run_id]) + ((started,) if run_id == started["id"] else ()):
+            assert answer["read_source"] == "primary"
+            assert answer["close_lsn"] is None
+            if audit_api.db_url.startswith("sqlite"):
+                assert answer["read_lsn"] is None
+            else:
+                assert re.fullmatch(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}", answer["read_lsn"])
+        assert one["summary"]["reads"] == {
+            "source": "primary",
+            "read_lsn": one["read_lsn"],
+            "close_lsn": None,
+        }
+    assert by_id[str(direct.run.id)]["read_lsn"] == direct.run.reads.read_lsn
+
+    document = ok(httpx.get(f"{audit_api.base_url}/openapi.json", timeout=30))
+    schemas = document["components"]["schemas"]
+    for name in ("RunOut", "RunDetailOut"):
+        properties = schemas[name]["properties"]
+        assert properties["read_source"]["enum"] == ["primary", "replica"], name
+        for lsn in ("read_lsn", "close_lsn"):
+            assert {"type": "null"} in properties[lsn]["anyOf"], (name, lsn)
+        assert {"read_source", "read_lsn", "close_lsn"} <= set(schemas[name]["required"]), name
 
 
 def test_other_roles_are_refused_and_unknown_runs_and_files_are_404(audit_api: Harness) -> None:

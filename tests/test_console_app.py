@@ -34,7 +34,7 @@ from ledger.flows import enrollment, parties, suspense
 from ledger.flows.parties import Kind
 from ledger.money import format_money
 from reconciliation import report
-from reconciliation.runs import Findings, record, write_files
+from reconciliation.runs import SOURCE_REPLICA, Findings, RunReads, record, write_files
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import load_service_key
 from tests.browser import BROWSER_TEST_SETTINGS, ServedApp
@@ -46,6 +46,7 @@ from webhooks import WebhookSettings
 ROOT = Path(__file__).resolve().parent.parent
 XSS = '<img src=x onerror="window.__xss=1">'
 DAY = date(2026, 6, 1)
+REPLICA_READS = RunReads(SOURCE_REPLICA, read_lsn="0/3000148", close_lsn="0/30000D8")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -146,7 +147,8 @@ def some_activity(served_app: ServedApp, amount: int) -> None:
 
 def recorded_breaks(served_app: ServedApp) -> str:
     """A statement run with two breaks (amounts in KES minor units) and markup in its
-    scope and a note, recorded and written as a job does; its id."""
+    scope and a note, recorded (as having read a streaming replica at :data:`REPLICA_READS`)
+    and written as a job does; its id."""
     findings = Findings(
         job="statement",
         business_date=DAY,
@@ -161,7 +163,12 @@ def recorded_breaks(served_app: ServedApp) -> str:
         ],
         summary={"job": "statement", "breaks_by_kind": {"unmatched": 1, "amount": 1}},
     )
-    run = record(served_app.ledger, findings, started_at_us=to_us(served_app.ledger.now()))
+    run = record(
+        served_app.ledger,
+        findings,
+        started_at_us=to_us(served_app.ledger.now()),
+        reads=REPLICA_READS,
+    )
     out = folder_of(served_app) / "reports"
     write_files(out, run, findings, report.render(run, findings, tables=[]))
     return str(run.id)
@@ -257,8 +264,22 @@ def test_runs_list_pages_filters_and_a_run_shows_its_breaks_as_text_and_money(
     expect(breaks).not_to_contain_text("250050")
     expect(breaks.locator("tbody tr").first).to_contain_text(XSS)
     expect(page.locator("#summary")).to_contain_text("unmatched")
+    # where the run read: the replica, up to which position, past which close position
+    facts = page.locator("dl.facts").first
+    expect(facts.locator(".read-source")).to_have_text("a streaming replica")
+    expect(facts.locator("dd", has_text="0/3000148")).to_have_count(1)
+    expect(facts.locator("dd", has_text="0/30000D8")).to_have_count(1)
     no_script_ran(page)
     save(page, tmp_path, "run")
+
+    # a run through the API read the primary (no replica here)
+    with client(served_app, "auditor") as auditor:
+        listed = auditor.request("GET", "/v1/reconciliation/runs", params={"job": "ageing"})
+        ageing_id = ok(listed)["data"][0]["id"]
+    page.goto(served_app.url(f"/console/#/runs/{ageing_id}"))
+    facts = page.locator("dl.facts").first
+    expect(facts.locator(".read-source")).to_have_text("the primary")
+    expect(facts).to_contain_text(re.compile(r"Close LSN\s*none"))
     assert offsite_requests == []
     assert page_errors == []
 

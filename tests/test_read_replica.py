@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import threading
 import time
 import uuid
@@ -40,10 +41,11 @@ from ledger import (
 from ledger.core.replica import Lsn, open_read_ledger, primary_lsn, replay_lsn
 from ledger.flows import parties
 from ledger.flows.parties import Kind
+from reconciliation import report
 from reconciliation.jobs import JobRequest, JobResult, run_job
 from reconciliation.pack import verify_pack
 from reconciliation.replica import Replica
-from reconciliation.runs import SOURCE_PRIMARY, SOURCE_REPLICA, get_run
+from reconciliation.runs import SOURCE_PRIMARY, SOURCE_REPLICA, RunReads, get_run
 from reconciliation.schedule import backfill
 from reconciliation.seal import seal_pending
 from reconciliation.service_key import ENV_VAR, ServiceKey, load_service_key
@@ -430,6 +432,18 @@ def test_auditors_read_runs_on_the_replica_and_start_jobs_that_read_there(
         assert started is not None and started.reads.source == SOURCE_REPLICA
         caught_up(primary, replica)
         assert made["id"] in listed_runs(auditor)
+        # The run's answer says it read the replica, up to which position, and which
+        # primary position that had to pass: as its row says, in the list and by id.
+        listed = ok(auditor.request("GET", "/v1/reconciliation/runs", params={"limit": "100"}))
+        [in_list] = [run for run in listed["data"] if run["id"] == made["id"]]
+        by_id = ok(auditor.request("GET", f"/v1/reconciliation/runs/{made['id']}"))
+        for answer in (made, in_list, by_id):
+            assert answer["read_source"] == "replica"
+            assert answer["read_lsn"] == started.reads.read_lsn
+            assert answer["close_lsn"] == started.reads.close_lsn
+        assert started.reads.read_lsn is not None and started.reads.close_lsn is not None
+        assert Lsn.parse(started.reads.read_lsn) >= Lsn.parse(started.reads.close_lsn)
+        assert by_id["summary"]["reads"]["source"] == "replica"
         pause_replay(replica)
         try:
             unseen = run_job(
@@ -505,6 +519,33 @@ def test_without_a_replica_a_run_reads_the_primary(ledger: Ledger, tmp_path: Pat
     else:
         assert reads.read_lsn is not None and Lsn.parse(reads.read_lsn) > 0
     assert get_run(ledger, done.run.id) == done.run
+
+
+def test_a_runs_report_and_summary_say_where_it_read(ledger: Ledger, tmp_path: Path) -> None:
+    """summary.json and report.html of a run on the primary; a run that read a replica
+    rendered the same way shows the replica and both positions, as text."""
+    done = run_job(ledger, "integrity", JobRequest(date(2026, 5, 2)), out=tmp_path)
+    reads = done.run.reads
+    summary = json.loads((done.folder / "summary.json").read_text())
+    assert summary["reads"] == {
+        "source": "primary",
+        "read_lsn": reads.read_lsn,
+        "close_lsn": None,
+    }
+    assert (reads.read_lsn is None) == (ledger.dialect == "sqlite")
+    page = (done.folder / "report.html").read_text()
+    assert '<th>read from</th><td class="read-source">primary</td>' in page
+    shown_lsn = "none" if reads.read_lsn is None else f"<code>{reads.read_lsn}</code>"
+    assert f"<th>read LSN</th><td>{shown_lsn}</td>" in page
+    assert "<th>close LSN</th><td>none</td>" in page
+
+    on_replica = dataclasses.replace(
+        done.run, reads=RunReads(SOURCE_REPLICA, "0/3000148", "0/30000D8<b>")
+    )
+    page = report.render(on_replica, done.findings)
+    assert '<th>read from</th><td class="read-source">replica</td>' in page
+    assert "<th>read LSN</th><td><code>0/3000148</code></td>" in page
+    assert "<th>close LSN</th><td><code>0/30000D8&lt;b&gt;</code></td>" in page  # text
 
 
 def test_sqlite_has_no_read_database(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def test_one_day_pack_has_exact_rows_ties_and_a_signed_manifest(
 ) -> None:
     s = tell_story(ledger, clock)
     seal_pending(ledger, key, block_size_max=3)  # blocks: seq 1-3, 4-6, 7-9, 10
-    run_job(ledger, "integrity", JobRequest(JUNE_1), out=tmp_path)
+    integrity = run_job(ledger, "integrity", JobRequest(JUNE_1), out=tmp_path).run
 
     done = make_pack(ledger, tmp_path, JUNE_1)
 
@@ -205,6 +205,11 @@ def test_one_day_pack_has_exact_rows_ties_and_a_signed_manifest(
     assert accounts[str(s.alice)]["beancount_account"] == f"Assets:Code2:{s.alice.hex.upper()}"
     [integrity_run] = read_csv(folder, "runs.csv")
     assert (integrity_run["job"], integrity_run["status"]) == ("integrity", "ok")
+    # where the run read: the primary (no replica here), its position on PostgreSQL
+    assert (integrity_run["run_id"], integrity_run["read_source"]) == (str(integrity.id), "primary")
+    assert integrity_run["read_lsn"] == (integrity.reads.read_lsn or "")
+    assert (integrity_run["read_lsn"] == "") == (ledger.dialect == "sqlite")
+    assert integrity_run["close_lsn"] == ""
     blocks = read_csv(folder, "checkpoints.csv")
     assert [b["block"] for b in blocks] == ["1", "2"]  # the blocks holding seq 3 .. 6
     note = (folder / "pack" / blocks[0]["checkpoint_file"]).read_text()

@@ -95,6 +95,9 @@ def run_out(run: Run) -> dict[str, Any]:
         "status": run.status,
         "started_at": _time_us(run.started_at_us),
         "finished_at": _time_us(run.finished_at_us),
+        "read_source": run.reads.source,
+        "read_lsn": run.reads.read_lsn,
+        "close_lsn": run.reads.close_lsn,
     }
 
 

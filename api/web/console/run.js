@@ -1,4 +1,5 @@
-// One reconciliation run: its facts, its summary, its breaks (from detail.csv, the source
+// One reconciliation run: its facts (where it read: the primary or a streaming replica,
+// and the WAL positions its row records), its summary, its breaks (from detail.csv, the source
 // of truth) and its files, each downloaded through a signed request; a file whose bytes
 // changed since the run recorded them is refused (409 run_file_changed) and said in words.
 
@@ -111,6 +112,19 @@ async function breaksCard(ctx, run) {
   return card;
 }
 
+const READ_SOURCES = { primary: () => t("the primary"), replica: () => t("a streaming replica") };
+
+/** Where the run read, as text: the primary or a replica, and the two WAL positions. */
+function readsFacts(run) {
+  const source = READ_SOURCES[run.read_source];
+  const lsn = (value) => (value ? el("code", {}, value) : el("span", { class: "muted" }, t("none")));
+  return [
+    [t("Read from"), el("span", { class: "read-source" }, source ? source() : String(run.read_source))],
+    [t("Read LSN"), lsn(run.read_lsn)],
+    [t("Close LSN"), lsn(run.close_lsn)],
+  ];
+}
+
 function summaryCard(run) {
   const summary = run.summary ?? {};
   const pairs = Object.entries(summary)
@@ -136,6 +150,7 @@ export async function renderRun(main, ctx, id) {
       [t("Started"), timeEl(run.started_at)],
       [t("Finished"), timeEl(run.finished_at)],
       [t("Input SHA-256"), el("code", {}, run.input_sha256)],
+      ...readsFacts(run),
       [t("Run"), el("code", {}, run.id)],
     ])),
     summaryCard(run),
