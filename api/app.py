@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.background import refuse_exposed_key, start_background, stop_all
-from api.context import Context, problem_response
+from api.context import Context, problem_response, take_late
 from api.docs import install_docs
 from api.observability import LOGGER_NAME, REQUEST_ID_PATTERN
 from api.openapi import install_openapi
@@ -107,6 +107,7 @@ class _Pipeline:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            await take_late(self.ctx, state)
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")

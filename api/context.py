@@ -6,15 +6,23 @@ The pipeline of a request, in order:
    that grows past it while read answers 413 too;
 2. signature (:mod:`api.signatures`): the digest against the raw bytes, then the
    signature; 401 otherwise;
-3. rate limit of the key: 429 with ``Retry-After``;
+3. rate limit of the key: 429 with ``Retry-After`` (a POST's is taken in its own
+   transaction, at step 5, and a POST refused before that still takes, once answered:
+   :func:`take_late`);
 4. role check of the route: 403;
 5. POST only: ``Idempotency-Key`` (400 when missing), the claim (:mod:`api.idempotency`);
 6. strict parse of the body (:mod:`api.strictjson`): 400 / 422;
 7. one service call; the answer, an expected refusal included, is stored for replay.
+
+A POST's take, claim, service call and stored answer are one database transaction,
+grouped with concurrent requests' (:func:`run_post`); the hot routes (transfers, cash-ins,
+order steps) run it from the event loop on the ledger's writer threads, with no worker
+thread of their own (:func:`run_post_async`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import itertools
@@ -26,6 +34,7 @@ from typing import Any
 import http_sf
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api import idempotency
 from api.access import Owners
@@ -157,19 +166,93 @@ def verify_signature(
     )
 
 
-def authenticate(request: Request, body: bytes) -> ApiKey:
-    """Verify the signature, then take from the key's rate limit (shared by every process:
-    :class:`api.ratelimit.KeyRateLimit`); the caller's key. Both may do I/O: run it in a
-    worker thread."""
+def verify_looked_up(request: Request, body: bytes) -> ApiKey:
+    """The caller's key once its signature is verified, the key looked up in the
+    database unless remembered (I/O: a worker thread)."""
     ctx = context(request)
-    key = verify_signature(request, body, ctx.keys.find, ctx.settings).key
+    return _noted(request, verify_signature(request, body, ctx.keys.find, ctx.settings).key)
+
+
+def verify_remembered(request: Request, body: bytes) -> ApiKey | None:
+    """:func:`verify_looked_up` without I/O, for the event loop: ``None`` when the key is
+    not remembered (then look it up in a worker thread); the same refusals otherwise."""
+    ctx = context(request)
+    missed: list[str] = []
+
+    def remembered(key_id: str) -> ApiKey | None:
+        found = ctx.keys.cached(key_id)
+        if found is None:
+            missed.append(key_id)
+        return found
+
+    try:
+        key = verify_signature(request, body, remembered, ctx.settings).key
+    except ApiError:
+        if missed:
+            return None
+        raise
+    return _noted(request, key)
+
+
+def _noted(request: Request, key: ApiKey) -> ApiKey:
     state = request.scope.setdefault("state", {})
     state["key_id"] = key.key_id
     state["principal_id"] = str(key.principal_id)
-    wait_s = ctx.key_limit.take(key.key_id)
+    return key
+
+
+RATE_TAKE_DUE = "rate_take_due"
+"""The request state's flag: the caller's rate-limit take is still to be made (a POST's
+is made in its own transaction, :func:`run_post`)."""
+
+
+def take_or_refuse(request: Request, key: ApiKey) -> None:
+    """Take from the key's rate limit in a transaction of its own (I/O: a worker thread);
+    429 when it is spent."""
+    request.scope.setdefault("state", {}).pop(RATE_TAKE_DUE, None)
+    wait_s = context(request).key_limit.take(key.key_id)
     if wait_s:
         raise ApiError("rate_limited", "slow down", headers={"Retry-After": str(wait_s)})
-    return key
+
+
+def defer_take(request: Request) -> None:
+    """Leave the take to the request's own transaction (:func:`run_post`); whatever
+    refuses the request before it still takes (:func:`take_if_due`)."""
+    request.scope.setdefault("state", {})[RATE_TAKE_DUE] = True
+
+
+def take_if_due(request: Request, key: ApiKey) -> None:
+    """The take a deferred request has not made yet (it was refused before its
+    transaction), in a transaction of its own; a worker thread."""
+    if request.scope.get("state", {}).get(RATE_TAKE_DUE):
+        take_or_refuse(request, key)
+
+
+async def take_late(ctx: Context, state: dict[str, Any]) -> None:
+    """After the answer: the take of a POST refused before its transaction (a wrong
+    role, a body that does not parse), so that no request is free of the rate limit. A
+    take that fails (the database away) is given up: the request was refused anyway."""
+    if state.pop(RATE_TAKE_DUE, None) and state.get("key_id"):
+        with contextlib.suppress(LedgerError):
+            await run_in_threadpool(ctx.key_limit.take, state["key_id"])
+
+
+def _taken(request: Request) -> None:
+    """The request's transaction is over: its take committed with it, or, rolled back
+    (a 5xx), is given back with the request."""
+    request.scope.setdefault("state", {}).pop(RATE_TAKE_DUE, None)
+
+
+def _rate_refusal_in(tx: Tx, request: Request, key: ApiKey) -> Response | None:
+    """The deferred take, in the request's transaction: a 429 (never stored: the key is
+    not spent, the client sends it again later) or ``None`` when taken."""
+    if not request.scope.setdefault("state", {}).get(RATE_TAKE_DUE):
+        return None
+    wait_s = context(request).key_limit.take_in(tx, key.key_id)
+    if not wait_s:
+        return None
+    error = ApiError("rate_limited", "slow down", headers={"Retry-After": str(wait_s)})
+    return problem_response(request, error)
 
 
 def idempotency_key(request: Request, settings: Settings) -> str:
@@ -297,11 +380,63 @@ def run_post(
     transactions, and the claim a lease (``idempotency_lock_s``) that a crash leaves behind
     until it runs out."""
     ctx = context(request)
-    scope = _scope(request, caller)
+    try:
+        scope = _scope(request, caller)
+    except ApiError:  # refused once the request is taken, as any other
+        take_if_due(request, caller)
+        raise
     if not one_transaction:
+        take_if_due(request, caller)
         return _run_post_leased(request, scope, body, handle)
+    try:
+        response = ctx.ledger.transact_grouped(_whole(request, caller, scope, body, handle))
+    except _NotStored as not_stored:
+        return not_stored.response
+    finally:
+        _taken(request)
+    _purge_now_and_then(ctx)
+    return response
+
+
+async def run_post_async(
+    request: Request, caller: ApiKey, body: bytes, handle: Callable[[], Response]
+) -> Response:
+    """:func:`run_post` from the event loop, with no worker thread: the request's
+    transaction (take, claim, ``handle``, answer) runs on one of the ledger's writer
+    threads in the group it joins (:meth:`ledger.Ledger.transact_grouped_async`)."""
+    ctx = context(request)
+    try:
+        scope = _scope(request, caller)
+    except ApiError:
+        await run_in_threadpool(take_if_due, request, caller)
+        raise
+    try:
+        response = await ctx.ledger.transact_grouped_async(
+            _whole(request, caller, scope, body, handle)
+        )
+    except _NotStored as not_stored:
+        return not_stored.response
+    finally:
+        _taken(request)
+    if _purge_due(ctx):
+        await run_in_threadpool(idempotency.purge_expired, ctx.ledger)
+    return response
+
+
+def _whole(
+    request: Request,
+    caller: ApiKey,
+    scope: idempotency.Scope,
+    body: bytes,
+    handle: Callable[[], Response],
+) -> Callable[[Tx], Response]:
+    """A POST's one transaction: the deferred rate-limit take, the claim, ``handle`` and
+    its stored answer (see :func:`run_post`)."""
 
     def whole(tx: Tx) -> Response:
+        refused = _rate_refusal_in(tx, request, caller)
+        if refused is not None:
+            return refused
         judged = _claim_in(tx, request, scope, body)
         if judged is not None:
             return judged
@@ -311,12 +446,7 @@ def run_post(
         idempotency.complete_in(tx, scope, _stored(response))
         return response
 
-    try:
-        response = ctx.ledger.transact_grouped(whole)
-    except _NotStored as not_stored:
-        return not_stored.response
-    _purge_now_and_then(ctx)
-    return response
+    return whole
 
 
 def _run_post_leased(
@@ -340,6 +470,10 @@ def _run_post_leased(
     return response
 
 
+def _purge_due(ctx: Context) -> bool:
+    return next(ctx._posts) % PURGE_EVERY_POSTS == PURGE_EVERY_POSTS - 1
+
+
 def _purge_now_and_then(ctx: Context) -> None:
-    if next(ctx._posts) % PURGE_EVERY_POSTS == PURGE_EVERY_POSTS - 1:
+    if _purge_due(ctx):
         idempotency.purge_expired(ctx.ledger)

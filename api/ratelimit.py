@@ -4,7 +4,9 @@ for the enrollment's redeem, in this process.
 :class:`KeyRateLimit` (``api.context.authenticate``): each key may burst ``burst`` requests,
 refilled at ``rate_per_s``, however many API processes serve it: the bucket is a row of
 ``rate_buckets`` taken by one statement (:mod:`ledger.flows.rate_buckets`, which says
-what it guarantees). It does I/O: it runs in a worker thread, never on the event loop.
+what it guarantees). It does I/O: it runs in a worker thread, never on the event loop. A
+POST takes in its own transaction (:meth:`KeyRateLimit.take_in`, ``api.context.run_post``):
+one transaction per request, the take committed with it.
 There is no in-process bucket in front of it: one would refuse what the shared bucket
 still allows (its own count lags the other processes' requests) or allow what it refuses.
 
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from ledger import Ledger
+from ledger.core.tx import Tx
 from ledger.flows import rate_buckets
 from ledger.limits import US_PER_S
 
@@ -38,6 +41,12 @@ class KeyRateLimit:
         (``Retry-After``, at least 1). One transaction: call it from a worker thread."""
         wait_us = rate_buckets.take(self._ledger, key_id, self.rate)
         return -(-wait_us // US_PER_S)  # whole seconds, rounded up
+
+    def take_in(self, tx: Tx, key_id: str) -> int:
+        """:meth:`take` in the request's own transaction ``tx`` (a POST's: it commits, or
+        rolls back, with the request)."""
+        wait_us = rate_buckets.take_in(tx, key_id, self.rate)
+        return -(-wait_us // US_PER_S)
 
 
 class TokenBuckets:

@@ -40,7 +40,7 @@ from api.access import READ_ALL, require_role
 from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import page_limit, page_of, signed, write
+from api.routes.common import page_limit, page_of, signed, write, write_async
 from api.routes.proposals import proposal_out
 from api.routes.steps import id_text, time_text
 from api.schemas import (
@@ -176,7 +176,7 @@ def _visible(caller: ApiKey, owner: uuid.UUID) -> bool:
     summary="A villager hands the agent cash: the agent's float pays her wallet",
     openapi_extra={"x-request-model": "CashInCreate"},
 )
-def create_cash_in(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
+async def create_cash_in(request: Request, caller: Caller, agent_id: uuid.UUID) -> Response:
     _agent(caller, agent_id, ACTORS)
 
     def act(led: Ledger, data: CashInCreate) -> CashIn:
@@ -188,7 +188,7 @@ def create_cash_in(request: Request, caller: Caller, agent_id: uuid.UUID) -> Res
             amount_minor=data.amount_minor,
         )
 
-    return write(
+    return await write_async(
         request, caller, CashInCreate, act, cash_in_out, status=201, location="/v1/cash-ins"
     )
 

@@ -12,7 +12,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.context import authenticate, context, json_response, raw_body, run_post
+from api.context import (
+    context,
+    defer_take,
+    json_response,
+    raw_body,
+    run_post,
+    run_post_async,
+    take_or_refuse,
+    verify_looked_up,
+    verify_remembered,
+)
 from api.principals import ApiKey
 from api.problems import ApiError
 from api.routes.steps import parse
@@ -30,6 +40,7 @@ __all__ = [
     "signed",
     "transfer_out",
     "write",
+    "write_async",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,10 +49,19 @@ T = TypeVar("T")
 
 async def signed(request: Request) -> ApiKey:
     """The caller, once the body is read (size-limited), the signature verified and the
-    key's rate limit taken: one worker thread does both (the limit is a statement in the
-    database, shared by every process; the key is looked up there unless remembered)."""
+    key's rate limit taken. The signature is checked on the event loop when the key is
+    remembered (a worker thread looks it up otherwise). The take is a statement in the
+    database, shared by every process: a POST's is made in the request's own transaction
+    (:func:`api.context.run_post`), any other request's in a worker thread now."""
     body = await raw_body(request)
-    return await run_in_threadpool(authenticate, request, body)
+    key = verify_remembered(request, body)
+    if key is None:
+        key = await run_in_threadpool(verify_looked_up, request, body)
+    if request.method == "POST":
+        defer_take(request)
+    else:
+        await run_in_threadpool(take_or_refuse, request, key)
+    return key
 
 
 def body_of(request: Request) -> bytes:
@@ -64,6 +84,38 @@ def write(
     parse the signed body as ``model`` (empty allowed with ``empty_ok``), make the one
     flow call ``act``, answer ``shape`` of what it made with ``status`` (and, given
     ``location``, a ``Location`` of that prefix and the answer's ``id``)."""
+    handle = _handler(request, model, act, shape, status, location, empty_ok)
+    return run_post(request, caller, body_of(request), handle)
+
+
+async def write_async(
+    request: Request,
+    caller: ApiKey,
+    model: type[M],
+    act: Callable[[Ledger, M], T],
+    shape: Callable[[T], dict[str, Any]],
+    *,
+    status: int = 200,
+    location: str | None = None,
+    empty_ok: bool = False,
+) -> Response:
+    """:func:`write` from the event loop, no worker thread (:func:`api.context.run_post_async`:
+    the parse, the flow call and the answer run on one of the ledger's writer threads, in
+    the request's transaction). For a route whose body does nothing else (no I/O of its
+    own on the loop)."""
+    handle = _handler(request, model, act, shape, status, location, empty_ok)
+    return await run_post_async(request, caller, body_of(request), handle)
+
+
+def _handler(
+    request: Request,
+    model: type[M],
+    act: Callable[[Ledger, M], T],
+    shape: Callable[[T], dict[str, Any]],
+    status: int,
+    location: str | None,
+    empty_ok: bool,
+) -> Callable[[], Response]:
     led = context(request).ledger
     body = body_of(request)
 
@@ -72,7 +124,7 @@ def write(
         headers = None if location is None else {"Location": f"{location}/{answer['id']}"}
         return json_response(status, answer, headers)
 
-    return run_post(request, caller, body, handle)
+    return handle
 
 
 def page_of(found: Sequence[T], size: int, shape: Callable[[T], dict[str, Any]]) -> Response:

@@ -42,7 +42,7 @@ from api.access import READ_ALL, require_role
 from api.context import context, json_response
 from api.principals import ApiKey, Role
 from api.problems import ApiError
-from api.routes.common import page_limit, page_of, signed, write
+from api.routes.common import page_limit, page_of, signed, write, write_async
 from api.routes.steps import id_text, step_id, time_text
 from api.schemas import (
     OrderCreate,
@@ -201,14 +201,14 @@ def _step_route(
     and the step's permanent id is the client's ``step_id`` or one derived from the key."""
     empty_ok = all(not field.is_required() for field in model.model_fields.values())
 
-    def route(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
+    async def route(request: Request, caller: Caller, order_id: uuid.UUID) -> Response:
         require_role(caller, roles)
 
         def act(led: Ledger, data: StepModel) -> Order:
             _order(request, caller, order_id)
             return call(led, caller, order_id, step_id(request, caller, data.step_id), data)
 
-        return write(request, caller, model, act, order_out, empty_ok=empty_ok)
+        return await write_async(request, caller, model, act, order_out, empty_ok=empty_ok)
 
     router.add_api_route(
         f"/{{order_id}}/{name}",

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from api import strictjson
 from api.access import WRITERS, Verdict, can_read_transfer, check_transfers, require_role
-from api.context import context, json_response, require_json, run_post
+from api.context import context, json_response, require_json, run_post_async
 from api.principals import ApiKey
 from api.problems import ApiError, problem_type
 from api.routes.common import body_of, signed, transfer_out
@@ -71,7 +71,7 @@ def _transfer(data: TransferCreate) -> Transfer:
     },
     openapi_extra={"x-request-model": "TransferBatchCreate"},
 )
-def create_transfers(request: Request, caller: Caller) -> Response:
+async def create_transfers(request: Request, caller: Caller) -> Response:
     ctx = context(request)
     body = body_of(request)
     require_role(caller, WRITERS)
@@ -107,7 +107,7 @@ def create_transfers(request: Request, caller: Caller) -> Response:
             },
         )
 
-    return run_post(request, caller, body, handle)
+    return await run_post_async(request, caller, body, handle)
 
 
 @router.get("/{transfer_id}", response_model=TransferOut, summary="Get a transfer")

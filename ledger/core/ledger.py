@@ -17,6 +17,9 @@ transaction (the API's idempotency record, a flow's rows and money, the stored a
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import threading
@@ -28,7 +31,7 @@ from typing import Concatenate, Generic, ParamSpec, TypeVar
 
 from ledger.core import store as store_rows
 from ledger.core.engine import LINKED
-from ledger.core.errors import LedgerError, MalformedRequest, StorageError
+from ledger.core.errors import InvariantViolation, LedgerError, MalformedRequest, StorageError
 from ledger.core.store import Store, from_us, to_us
 from ledger.core.tx import StoreTx, Tx
 from ledger.core.values import (
@@ -162,9 +165,10 @@ def _check_transfers(transfers: Sequence[Transfer]) -> int:
 
 
 class _Waiter:
-    """A caller queued in a :class:`_Coalescer`."""
+    """A caller queued in a :class:`_Coalescer`: a thread that waits on ``wake``, or an
+    event loop's task, called back (``settled``) once done."""
 
-    __slots__ = ("done", "error", "wake")
+    __slots__ = ("done", "error", "settled", "wake")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.error: BaseException | None = None
@@ -172,6 +176,15 @@ class _Waiter:
         self.wake = threading.Condition(lock)
         """Notified (under the group's lock) when this caller is done, or when it is first
         in the queue and a leader's place came free."""
+        self.settled: Callable[[], None] | None = None
+        """For a caller that waits on no thread: called (under the lock) once done."""
+
+    def finish(self) -> None:
+        """Tell the caller it is done (under the group's lock)."""
+        if self.settled is None:
+            self.wake.notify()
+        else:
+            self.settled()
 
 
 W = TypeVar("W", bound=_Waiter)
@@ -189,6 +202,9 @@ class _Coalescer(Generic[W]):
         self._queue: list[W] = []
         self._leaders = 0
         self._leaders_max = leaders_max
+        self._writers: concurrent.futures.ThreadPoolExecutor | None = None
+        """Threads that lead for callers that wait on no thread (:meth:`_hand_over`),
+        started when first needed, at most ``leaders_max``."""
 
     def _take(self) -> list[W]:
         raise NotImplementedError
@@ -215,10 +231,62 @@ class _Coalescer(Generic[W]):
                 finally:
                     self._lock.acquire()
                     self._leaders -= 1
-                    for done in group:
-                        done.wake.notify()
-                    if self._queue:
-                        self._queue[0].wake.notify()
+                    self._finished(group)
+
+    def _finished(self, group: list[W]) -> None:
+        """Under the lock, a group done: tell its callers, and wake the caller first in
+        the queue to lead the next (a thread that waits on no thread gets one)."""
+        for done in group:
+            done.finish()
+        if not self._queue:
+            return
+        if self._queue[0].settled is None:
+            self._queue[0].wake.notify()
+        elif self._leaders < self._leaders_max:
+            self._start_writer()
+
+    def _hand_over(self, waiter: W) -> None:
+        """Queue ``waiter``, whose caller waits on no thread (an event loop's task): a
+        writer thread leads its group, and ``waiter.settled`` is called once it is done.
+        No thread waits for it meanwhile."""
+        with self._lock:
+            self._queue.append(waiter)
+            if self._leaders < self._leaders_max:
+                self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Under the lock: a writer thread takes a leader's place and leads groups until
+        the queue is empty."""
+        self._leaders += 1
+        if self._writers is None:
+            self._writers = concurrent.futures.ThreadPoolExecutor(
+                self._leaders_max, thread_name_prefix="vledger-writer"
+            )
+        self._writers.submit(self._write_all)
+
+    def stop_writers(self) -> None:
+        """Let the writer threads end once their queue is done (the ledger is closing)."""
+        with self._lock:
+            writers, self._writers = self._writers, None
+        if writers is not None:
+            writers.shutdown(wait=False)
+
+    def _write_all(self) -> None:
+        with self._lock:
+            try:
+                while self._queue:
+                    group = self._take()
+                    self._lock.release()
+                    try:
+                        self._run_group(group)
+                    finally:
+                        self._lock.acquire()
+                        for done in group:
+                            done.finish()
+            finally:
+                self._leaders -= 1
+                if self._queue:
+                    self._finished([])
 
 
 class _Request(_Waiter):
@@ -346,6 +414,19 @@ class GroupTransact(_Coalescer[_Queued]):
             raise queued.error
         return queued.result  # type: ignore[return-value]
 
+    async def submit_async(self, work: Callable[[Tx], T]) -> T:
+        """:meth:`submit` for an event loop's task: a writer thread runs ``work`` in its
+        group while the loop goes on; no thread waits for it."""
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+        queued = _Queued(work, self._lock)
+        queued.settled = lambda: _settle_from(loop, settled)
+        self._hand_over(queued)
+        await asyncio.shield(settled)
+        if queued.error is not None:
+            raise queued.error
+        return queued.result  # type: ignore[return-value]
+
     def _take(self) -> list[_Queued]:
         group = self._queue[:GROUP_WORKS_MAX]
         del self._queue[:GROUP_WORKS_MAX]
@@ -393,6 +474,18 @@ class GroupTransact(_Coalescer[_Queued]):
         except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread, re-raised)
             queued.error = exc
         queued.done = True
+
+
+def _settle_from(loop: asyncio.AbstractEventLoop, settled: asyncio.Future[None]) -> None:
+    """From a writer thread: settle ``settled`` on its loop (gone quietly if the loop is
+    closed: its caller is gone too)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: asyncio.Future[None]) -> None:
+    if not settled.done():
+        settled.set_result(None)
 
 
 def _in_open_tx(store: Store, tx: Tx, work: Callable[[Tx], T]) -> T:
@@ -497,6 +590,7 @@ class Ledger:
         """Give back the store (the last Ledger on a URL closes its connections)."""
         if not self._closed:
             self._closed = True
+            self._transacts.stop_writers()
             _release_store(self.url)
 
     def __enter__(self) -> Ledger:
@@ -577,6 +671,16 @@ class Ledger:
         if joined is not None:
             return joined.savepoint(work)
         return self._transacts.submit(work)
+
+    async def transact_grouped_async(self, work: Callable[[Tx], T]) -> T:
+        """:meth:`transact_grouped` for an event loop: ``work`` runs on one of the
+        ledger's writer threads, in the group it joins, while the loop serves others (no
+        thread waits on the database for the caller). ``work`` runs in a copy of the
+        caller's context; what it writes through the ledger joins its transaction."""
+        self._check_open()
+        if self._joined() is not None:
+            raise InvariantViolation("transact_grouped_async inside a running transaction")
+        return await self._transacts.submit_async(work)
 
     def _new_tx(self, inner: StoreTx) -> Tx:
         return Tx(inner, self._now_us(), _check_accounts, _check_transfers)

@@ -25,11 +25,14 @@ What it guarantees:
   may lose the bucket updates of its last moments (at most three times ``wal_writer_delay``,
   600 ms by default): the keys that made requests then get those requests back, at most
   their burst. A crash can forgive a few requests; it never refuses one wrongly.
-* a take is a transaction of its own, never part of another: :func:`take` called while a
+* :func:`take` is a transaction of its own, never part of another: called while a
   :meth:`~ledger.Ledger.transact` on its ledger runs in the same context (which would make
   it a savepoint of that transaction, and that transaction's commit, a request's money
-  say, asynchronous) raises :class:`~ledger.core.errors.InvariantViolation` and takes
-  nothing. There is no ``take_in`` for a caller's transaction, for the same reason.
+  say, asynchronous) it raises :class:`~ledger.core.errors.InvariantViolation` and takes
+  nothing. :func:`take_in` takes in the caller's transaction instead (the API's POSTs: the
+  take commits with the request, one transaction fewer): that take is as durable as the
+  transaction, which commits as it would without it, and a rollback gives the request
+  back (a request that never happened takes nothing).
 * one row per key that made a request, written only after the request's signature was
   verified (``api.context.authenticate``), so the table is as large as ``api_keys`` at
   most (a foreign key says so too); nothing purges it.
@@ -49,7 +52,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.limits import US_PER_S
 
-__all__ = ["TOLERANCE_US_MAX", "Rate", "take"]
+__all__ = ["TOLERANCE_US_MAX", "Rate", "take", "take_in"]
 
 TOLERANCE_US_MAX = 366 * 86_400 * US_PER_S
 """The longest ``burst * interval_us`` (a year): a bucket's moments stay far inside BIGINT."""
@@ -109,12 +112,19 @@ def take(led: Ledger, key_id: str, rate: Rate) -> int:
     return led.transact(lambda tx: _take_in(tx, key_id, rate))
 
 
-def _take_in(tx: Tx, key_id: str, rate: Rate) -> int:
+def take_in(tx: Tx, key_id: str, rate: Rate) -> int:
+    """:func:`take` in the caller's transaction ``tx``, committed (or rolled back) with it,
+    durably: 0 when taken, else the microseconds until one may be."""
+    return _take_in(tx, key_id, rate, flush=True)
+
+
+def _take_in(tx: Tx, key_id: str, rate: Rate, *, flush: bool = False) -> int:
     limit_us = tx.now_us + rate.tolerance_us
     params = {"key_id": key_id, "now": tx.now_us, "interval": rate.interval_us, "limit": limit_us}
+    condition = "1 = 1" if flush else _without_flush(tx)
     taken = tx.execute(
         "INSERT INTO rate_buckets (key_id, tat_us)"
-        f" SELECT :key_id, :now + :interval WHERE {_without_flush(tx)}"
+        f" SELECT :key_id, :now + :interval WHERE {condition}"
         f" ON CONFLICT (key_id) DO UPDATE SET tat_us = {_LATER} + :interval"
         f" WHERE {_LATER} + :interval <= :limit"
         " RETURNING tat_us",
