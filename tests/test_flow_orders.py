@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import Account, Ledger, Transfer, open_ledger
+from ledger.core.errors import MalformedRequest
 from ledger.flows import events, fees, orders, parties, pickup
 from ledger.flows.errors import Conflict, FlowError, NotFound, Refused
 from ledger.flows.orders import Decision, Order, Source, State
+from ledger.flows.orders.service import of_villager_by_id_prefix_in
 from ledger.flows.parties import Kind, Role
 from tests.conftest import Clock
 from tests.consent_helpers import new_phone
@@ -699,6 +701,60 @@ def test_orders_list_in_pages(village: Village) -> None:
     assert orders.list_orders(village.led, storefront_id=village.storefront, after=new_id()) == []
     with pytest.raises(ValueError):
         orders.list_orders(village.led, storefront_id=village.storefront, limit=1_001)
+
+
+def test_a_villager_s_orders_by_id_prefix_are_exactly_that_range_of_ids(
+    village: Village,
+) -> None:
+    """The prefix read behind her USSD order reference: exactly the ids that begin with
+    the digits (both ends of the range in, the neighbours out), only hers, newest first."""
+    baraka = new_id()
+    active_villager(
+        village.led, agent_id=village.agent, phone=new_phone(), villager_id=baraka, name="Baraka"
+    )
+
+    def made(hex_id: str, villager: uuid.UUID = village.villager) -> uuid.UUID:
+        village.clock.advance(1)
+        order_id = uuid.UUID(hex_id)
+        orders.create_order(
+            village.led,
+            order_id=order_id,
+            storefront_id=village.storefront,
+            currency=KES,
+            amount_minor=1_000,
+            delivery_method="courier",
+            villager_id=villager,
+            agent_id=village.agent,
+        )
+        return order_id
+
+    def read(prefix: Any, villager: uuid.UUID = village.villager, limit: Any = 9) -> list[Any]:
+        found = village.led.transact(
+            lambda tx: of_villager_by_id_prefix_in(
+                tx, villager_id=villager, id_prefix_hex=prefix, limit=limit
+            )
+        )
+        return [o.id for o in found]
+
+    prefix = uuid.uuid4().hex[:5] + "7"
+    below = made(prefix[:-1] + "6" + "f" * 26)
+    lowest = made(prefix + "0" * 26)
+    theirs = made(prefix + "1" * 26, baraka)
+    highest = made(prefix + "f" * 26)
+    above = made(prefix[:-1] + "8" + "0" * 26)
+    assert read(prefix) == [highest, lowest]
+    assert read(prefix.upper()) == [highest, lowest]
+    assert read(prefix, limit=1) == [highest]
+    assert read(prefix[:-1]) == [above, highest, lowest, below]
+    assert read(prefix[:-1] + "9") == []
+    assert read(lowest.hex) == [lowest] and read(lowest.hex[:-1] + "1") == []
+    assert read(prefix, baraka) == [theirs]
+    for bad in ("", "g", "12-4", " 1", "7" * 33, 7, None):
+        with pytest.raises(MalformedRequest):
+            read(bad)
+    for limit in (0, 1_001, "9"):
+        with pytest.raises(MalformedRequest):
+            read(prefix, limit=limit)
 
 
 # -- properties --------------------------------------------------------------------------------

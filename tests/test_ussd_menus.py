@@ -3,12 +3,26 @@ input means on each screen, and pages that always fit a handset's screen."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.flows.errors import Refused
-from ledger.flows.ussd.menus import ChangePin, Note, SetLanguage, Show, VerifyPin, choose, is_secret
+from ledger.flows.ussd.menus import (
+    REFERENCE_DIGITS,
+    ChangePin,
+    FindOrder,
+    Note,
+    SetLanguage,
+    Show,
+    VerifyPin,
+    choose,
+    is_secret,
+    keys_fit,
+    typed_reference,
+)
 from ledger.flows.ussd.model import (
     BLANK,
     INPUT_LENGTH_MAX,
@@ -22,6 +36,7 @@ from ledger.flows.ussd.model import (
     inputs_sha256,
     parse_text,
 )
+from ledger.flows.ussd.my_orders import reference
 from ledger.flows.ussd.screens import Line, main_menu, paged, pages, statement_line
 from ledger.i18n import LANGUAGES, catalog
 
@@ -30,7 +45,7 @@ def refused(code: str) -> pytest.RaisesExc[Refused]:
     return pytest.raises(Refused, check=lambda e: e.code == code)
 
 
-def test_text_is_split_into_digit_inputs_within_the_limits() -> None:
+def test_text_is_split_into_inputs_of_a_phone_s_keys_within_the_limits() -> None:
     assert parse_text("") == []
     assert parse_text("1*2580*98") == ["1", "2580", "98"]
     assert parse_text("1**2") == ["1", "", "2"]  # a bare send is an empty input
@@ -44,8 +59,10 @@ def test_text_is_split_into_digit_inputs_within_the_limits() -> None:
         parse_text("1" * (TEXT_LENGTH_MAX + 1))
     with refused("ussd_text_too_long"):  # 1,000 inputs: refused before it is split
         parse_text("*".join(["1"] * 1000))
-    for text in ("1*a", "1*<b>", "1# ", "١٢٣٤", "1*2.5", "-1", "1\n2"):
-        with refused("ussd_input_not_digits"):
+    # letters and spaces are keys too (which keys a screen reads is the menu's rule)
+    assert parse_text("6*99*3f a2C9") == ["6", "99", "3f a2C9"]
+    for text in ("1*<b>", "1# ", "١٢٣٤", "1*2.5", "-1", "1\n2", "1*\u00e9", "6*99*3fa2c\u0661"):
+        with refused("ussd_input_not_keys"):
             parse_text(text)
 
 
@@ -169,3 +186,50 @@ def test_a_line_too_long_for_a_screen_is_cut_with_three_dots() -> None:
     assert (title, back) == ("Mini statement", "0 Back")
     assert cut.endswith("...") and set(cut[:-3]) == {"x"} and len(page) <= SCREEN_LENGTH_MAX
     assert page.isascii()
+
+
+ORDER_IDS = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222")
+
+
+def test_the_orders_list_asks_for_a_reference_and_reads_it_in_any_case() -> None:
+    listed = State(Menu.ORDERS, page=1, order_ids=ORDER_IDS)
+    asked = State(Menu.ORDER_REFERENCE, order_ids=ORDER_IDS)
+    assert choose(listed, "99", position=3, pin_verified=True) == Show(asked)  # on any page
+    empty = State(Menu.ORDERS)  # no orders: nothing to find, 99 is no choice
+    assert choose(empty, "99", position=3, pin_verified=True) == Show(empty, Note.INVALID)
+    for typed in ("3fa2c9", "3FA2C9", "3Fa2C9", "3f a2 c9", " 3FA2C9 "):
+        assert choose(asked, typed, position=4, pin_verified=True) == FindOrder("3FA2C9")
+    assert choose(asked, "120406", position=4, pin_verified=True) == FindOrder("120406")
+    for bad in ("3fa2cg", "3fa2c", "3fa2c90", "zzzzzz", "", "1", "4821", "48213", "9" * 12):
+        assert choose(asked, bad, position=4, pin_verified=True) == Show(
+            asked, Note.REFERENCE_FORMAT
+        )
+    for back in ("0", " 0"):
+        assert choose(asked, back, position=4, pin_verified=True) == Show(
+            State(Menu.ORDERS, order_ids=ORDER_IDS)
+        )
+    assert State.from_json(asked.to_json()) == asked
+
+
+def test_letters_are_read_only_on_the_reference_screen_and_are_no_pin() -> None:
+    asked = State(Menu.ORDER_REFERENCE, order_ids=ORDER_IDS)
+    assert keys_fit(asked, "3fa2c9") and keys_fit(asked, "3f a2") and keys_fit(asked, "zz")
+    for menu in set(Menu) - {Menu.ORDER_REFERENCE}:
+        assert not keys_fit(State(menu), "3fa2c9") and not keys_fit(State(menu), "1 2")
+        assert keys_fit(State(menu), "12") and keys_fit(State(menu), "")
+    # a reference with a letter is kept in the digest; anything a PIN could be is not
+    for kept in ("3fa2c9", "3F A2 C9", "zzzzzzzzzzzz", "0", ""):
+        assert not is_secret(asked, kept)
+    for pin_like in ("4821", "48213", "739146", "7391 46", "123456789012"):
+        assert is_secret(asked, pin_like)
+    assert is_secret(State(Menu.PIN), "3fa2c9")
+
+
+@given(order_id=st.uuids())
+def test_every_order_s_reference_reads_back_in_either_case(order_id: uuid.UUID) -> None:
+    shown = reference(order_id)
+    assert len(shown) == REFERENCE_DIGITS and str(order_id).upper().startswith(shown)
+    assert typed_reference(shown) == shown
+    assert typed_reference(shown.lower()) == shown
+    assert typed_reference(shown[:3] + " " + shown[3:]) == shown
+    assert typed_reference(shown[:-1]) is None and typed_reference(shown + "0") is None

@@ -166,6 +166,19 @@ def latest_of_villager(tx: Tx, *, villager_id: uuid.UUID, limit: int) -> list[Or
     return [_from_db(raw) for raw in rows]
 
 
+def of_villager_in_id_range(
+    tx: Tx, *, villager_id: uuid.UUID, low: uuid.UUID, high: uuid.UUID, limit: int
+) -> list[OrderRow]:
+    """A villager's orders whose id is in ``low..high`` (inclusive: a range of the primary
+    key, compared bytewise on both engines), newest first, at most ``limit``."""
+    rows = tx.execute(
+        f"{_SELECT} WHERE id >= :low AND id <= :high AND villager_id = :v"
+        " ORDER BY created_at_us DESC, id DESC LIMIT :limit",
+        {"low": low, "high": high, "v": villager_id, "limit": limit},
+    )
+    return [_from_db(raw) for raw in rows]
+
+
 # -- order_steps: the history ---------------------------------------------------------------
 
 

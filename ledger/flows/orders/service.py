@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import string
 import uuid
 
 from ledger.core.errors import InvariantViolation, MalformedRequest
@@ -862,6 +863,34 @@ def latest_of_villager_in(tx: Tx, *, villager_id: uuid.UUID, limit: int) -> list
     if type(limit) is not int or not 1 <= limit <= LIST_PAGE_SIZE_MAX:
         raise MalformedRequest(f"limit must be 1..{LIST_PAGE_SIZE_MAX}")
     rows = repository.latest_of_villager(tx, villager_id=villager_id, limit=limit)
+    return [row.order() for row in rows]
+
+
+ID_HEX_DIGITS = 32
+"""The hex digits of an order id (a UUID)."""
+
+
+def of_villager_by_id_prefix_in(
+    tx: Tx, *, villager_id: uuid.UUID, id_prefix_hex: str, limit: int
+) -> list[Order]:
+    """A villager's orders whose id begins with the hex digits ``id_prefix_hex``
+    (1..:data:`ID_HEX_DIGITS` of ``0-9a-fA-F``; an exact match of those digits, read as a
+    range of the primary key), newest first, at most ``limit`` (1..1000). Another
+    villager's orders are never among them."""
+    check_id(villager_id, "villager_id")
+    if not (
+        isinstance(id_prefix_hex, str)
+        and 0 < len(id_prefix_hex) <= ID_HEX_DIGITS
+        and all(c in string.hexdigits for c in id_prefix_hex)
+    ):
+        raise MalformedRequest(f"id_prefix_hex must be 1..{ID_HEX_DIGITS} hex digits")
+    if type(limit) is not int or not 1 <= limit <= LIST_PAGE_SIZE_MAX:
+        raise MalformedRequest(f"limit must be 1..{LIST_PAGE_SIZE_MAX}")
+    low = uuid.UUID(hex=id_prefix_hex.ljust(ID_HEX_DIGITS, "0"))
+    high = uuid.UUID(hex=id_prefix_hex.ljust(ID_HEX_DIGITS, "f"))
+    rows = repository.of_villager_in_id_range(
+        tx, villager_id=villager_id, low=low, high=high, limit=limit
+    )
     return [row.order() for row in rows]
 
 

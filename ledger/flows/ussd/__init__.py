@@ -11,9 +11,10 @@ Menus: balance (posted and available) and the mini statement (the last
 the PIN, verified once per session; change PIN (current, new, again: the villagers
 flow's rules); language (English, Kiswahili); withdraw cash (the agent's till number,
 her name shown, the exact amount, then a withdrawal code made by the consent flow with
-the session's verified PIN: :mod:`~ledger.flows.ussd.withdraw`); my orders (a pay code,
-confirm delivered, which releases escrow, and a dispute, through the orders and consent
-flows: :mod:`~ledger.flows.ussd.my_orders`). Money moves only through those flows, as a
+the session's verified PIN: :mod:`~ledger.flows.ussd.withdraw`); my orders (her latest, or any
+of hers by the reference she types; a pay code, confirm delivered, which releases
+escrow, and a dispute, through the orders and consent flows:
+:mod:`~ledger.flows.ussd.my_orders`). Money moves only through those flows, as a
 claimed step: a replayed step answers the stored screen and moves nothing twice.
 
 A villager still ``pending_activation`` (registered by an agent, no PIN yet) is asked for

@@ -10,6 +10,10 @@ The menu tree (``0`` goes back, ``98`` turns a page)::
                               ─ (the agent's name) amount ─ confirm ─ the code (END)
          ─ 6 My orders ────── (PIN once per session) ─ list (paged) ─ an order ─
                               1 pay code / 2 confirm delivered / 3 dispute ─ reason
+                              list ─ 99 Order reference ─ the reference (6 characters)
+                              ─ her order with it (the same screen and choices as from
+                              the list) / several of hers sharing it (a list to choose
+                              from) / "no order of yours" (also for another villager's)
 
 A villager still ``pending_activation`` starts elsewhere: the activation code from the
 SMS ─ a new PIN ─ the new PIN again ─ (the villagers flow activates her) ─ main, with
@@ -20,6 +24,17 @@ PIN change asks the current PIN anyway (the flow checks it). An input typed on a
 screen is a secret, and so is anything longer than a choice typed on a menu screen (a
 PIN typed in the wrong place): :func:`is_secret` tells the service so that it never
 stores, logs or digests it.
+
+The list shows her latest orders only; ``99`` (on any page of it) asks for an order's
+reference (the order id's first :data:`REFERENCE_DIGITS` hex digits, as the screens show
+it and a shop can read it off the order id; any case, spaces ignored) and leads to her
+order with it, wherever it is in her history. Letters are read on that screen only
+(every other screen takes the number keys: :func:`keys_fit`). A reference is no secret,
+but a PIN is digits and may be typed there by mistake: an input of that screen without
+a letter and longer than a choice is kept like a PIN. So a 4- or 5-digit PIN is refused
+as no reference (a note, the screen again), and a 6-digit one, like an all-digit
+reference, is looked up and answered "no order of yours" unless she has an order with
+that reference (whose screen names it, as the list does); no screen echoes an input.
 """
 
 from __future__ import annotations
@@ -36,7 +51,9 @@ __all__ = [
     "ACTIVATE_MENUS",
     "Activate",
     "ChangePin",
+    "FindOrder",
     "FindTill",
+    "REFERENCE_DIGITS",
     "MakeWithdrawalCode",
     "OrderAction",
     "Note",
@@ -46,6 +63,8 @@ __all__ = [
     "VerifyPin",
     "choose",
     "is_secret",
+    "keys_fit",
+    "typed_reference",
 ]
 
 ACTIVATE_MENUS = frozenset({Menu.ACTIVATE_CODE, Menu.ACTIVATE_PIN, Menu.ACTIVATE_CONFIRM})
@@ -54,7 +73,7 @@ SECRET_MENUS = frozenset({Menu.PIN, Menu.PIN_OLD, Menu.PIN_NEW, Menu.PIN_CONFIRM
 MONEY_MENUS = frozenset({Menu.BALANCE, Menu.STATEMENT})
 """Paged screens that read money."""
 WITHDRAW_MENUS = frozenset({Menu.WITHDRAW_TILL, Menu.WITHDRAW_AMOUNT, Menu.WITHDRAW_CONFIRM})
-ORDER_MENUS = frozenset({Menu.ORDERS, Menu.ORDER, Menu.DISPUTE_REASON})
+ORDER_MENUS = frozenset({Menu.ORDERS, Menu.ORDER, Menu.DISPUTE_REASON, Menu.ORDER_REFERENCE})
 PIN_FIRST = MONEY_MENUS | WITHDRAW_MENUS | ORDER_MENUS
 """Screens that read or move money: only after the PIN was verified in the session."""
 AMOUNT_DIGITS_MAX = 9
@@ -78,6 +97,9 @@ class Note(StrEnum):
     ORDER_NOT_NOW = "order_not_now"
     CODE_FORMAT = "code_format"
     PIN_SET = "pin_set"
+    REFERENCE_FORMAT = "reference_format"
+    ORDER_UNKNOWN = "order_unknown"
+    REFERENCE_SHARED = "reference_shared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +176,13 @@ class OrderAction:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FindOrder:
+    """The input is an order reference (:func:`typed_reference`): find her order with it."""
+
+    reference: str
+
+
 Step = (
     Show
     | VerifyPin
@@ -163,6 +192,7 @@ Step = (
     | FindTill
     | MakeWithdrawalCode
     | OrderAction
+    | FindOrder
 )
 
 
@@ -171,9 +201,36 @@ CHOICE_LENGTH_MAX = 2
 may be the PIN typed in the wrong place, so it is kept like one (blanked)."""
 
 
+REFERENCE_DIGITS = 6
+"""The hex digits of an order's reference: the first ones of its id."""
+REFERENCE = "99"
+"""The list's choice that asks for an order's reference."""
+_HEX = frozenset("0123456789ABCDEF")
+
+
 def is_secret(state: State, choice: str) -> bool:
-    """Whether ``choice``, typed on ``state``'s screen, is (or may be) a PIN."""
-    return state.menu in SECRET_MENUS or len(choice) > CHOICE_LENGTH_MAX
+    """Whether ``choice``, typed on ``state``'s screen, is (or may be) a PIN: anything
+    on a PIN screen; anything longer than a choice elsewhere, except an input with a
+    letter on the reference screen (a PIN is digits)."""
+    if state.menu in SECRET_MENUS:
+        return True
+    if state.menu is Menu.ORDER_REFERENCE and not choice.replace(" ", "").isdigit():
+        return False
+    return len(choice) > CHOICE_LENGTH_MAX
+
+
+def keys_fit(state: State, choice: str) -> bool:
+    """Whether ``choice`` (a phone's keys: :func:`~ledger.flows.ussd.model.parse_text`)
+    is typed with keys ``state``'s screen reads: the number keys (or a bare send), and
+    on the reference screen letters and spaces too."""
+    return state.menu is Menu.ORDER_REFERENCE or choice == "" or choice.isdigit()
+
+
+def typed_reference(choice: str) -> str | None:
+    """``choice`` as an order reference (spaces dropped, upper case), or ``None`` if it
+    is not :data:`REFERENCE_DIGITS` hex digits."""
+    typed = choice.replace(" ", "").upper()
+    return typed if len(typed) == REFERENCE_DIGITS and _HEX.issuperset(typed) else None
 
 
 def _money(menu: Menu, pin_verified: bool) -> Show:
@@ -216,12 +273,17 @@ def _withdraw(state: State, choice: str) -> Step:
 
 
 def _orders(state: State, choice: str) -> Step:
-    """The villager's orders: a numbered list (paged), an order, a dispute's reason."""
+    """The villager's orders: a numbered list (paged), an order, a dispute's reason, the
+    screen that asks for an order's reference."""
     if state.menu is Menu.ORDERS:
         if choice.isdigit() and 1 <= int(choice) <= len(state.order_ids) and choice != MORE:
             chosen = state.order_ids[int(choice) - 1]
             return Show(State(Menu.ORDER, order_id=chosen, order_ids=state.order_ids))
+        if choice == REFERENCE and state.order_ids:
+            return Show(State(Menu.ORDER_REFERENCE, order_ids=state.order_ids))
         return _paged(state, choice)
+    if state.menu is Menu.ORDER_REFERENCE:
+        return _reference(state, choice)
     if state.order_id is None:  # the list sets it
         return Show(State(Menu.ORDERS), Note.INVALID)
     back = State(Menu.ORDERS, order_ids=state.order_ids)
@@ -236,6 +298,16 @@ def _orders(state: State, choice: str) -> Step:
     if choice in DISPUTE_REASONS:
         return OrderAction(Action.DISPUTE, state.order_id, DISPUTE_REASONS[choice])
     return Show(state, Note.INVALID)
+
+
+def _reference(state: State, choice: str) -> Step:
+    """The reference screen: ``0`` back to the list, else a reference (or its format)."""
+    if choice.replace(" ", "") == BACK:
+        return Show(State(Menu.ORDERS, order_ids=state.order_ids))
+    typed = typed_reference(choice)
+    if typed is None:
+        return Show(state, Note.REFERENCE_FORMAT)
+    return FindOrder(typed)
 
 
 def _activate(state: State, choice: str, position: int) -> Step:

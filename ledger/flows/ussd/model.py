@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,6 +50,8 @@ STATEMENT_MOVEMENTS = 5
 """How many of the wallet's last movements the mini statement shows."""
 BLANK = "#"
 """What stands in for a PIN in the inputs a session digests (``#`` is never an input)."""
+_KEYS = frozenset(string.ascii_letters + string.digits + " ")
+"""The characters an input may hold at all (a handset's keys; never :data:`BLANK`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class Menu(StrEnum):
     ORDERS = "orders"
     ORDER = "order"
     DISPUTE_REASON = "dispute_reason"
+    ORDER_REFERENCE = "order_reference"
     ACTIVATE_CODE = "activate_code"
     ACTIVATE_PIN = "activate_pin"
     ACTIVATE_CONFIRM = "activate_confirm"
@@ -159,8 +163,10 @@ def _str_or_none(value: object) -> str | None:
 def parse_text(text: str) -> list[str]:
     """The inputs of ``text`` (``[]`` for the first step). :class:`Refused`
     ``ussd_text_too_long``, ``ussd_too_many_inputs`` (more than :data:`INPUTS_MAX`),
-    ``ussd_input_too_long``, ``ussd_input_not_digits`` (anything but ASCII digits; an
-    empty input, a bare send, is kept)."""
+    ``ussd_input_too_long``, ``ussd_input_not_keys`` (anything but a phone's keys: ASCII
+    digits, letters and spaces; an empty input, a bare send, is kept). Which keys a screen
+    reads is the menu's rule (:func:`ledger.flows.ussd.menus.keys_fit`): the number keys,
+    and letters only where an order reference is typed."""
     if len(text) > TEXT_LENGTH_MAX:
         raise Refused("ussd_text_too_long", f"text is longer than {TEXT_LENGTH_MAX} characters")
     if text == "":
@@ -168,8 +174,8 @@ def parse_text(text: str) -> list[str]:
     inputs = text.split("*")
     if len(inputs) > INPUTS_MAX:
         raise Refused("ussd_too_many_inputs", f"more than {INPUTS_MAX} inputs in one session")
-    if not all(item.isascii() and (item == "" or item.isdigit()) for item in inputs):
-        raise Refused("ussd_input_not_digits", "an input is digits only")
+    if not all(_KEYS.issuperset(item) for item in inputs):
+        raise Refused("ussd_input_not_keys", "an input is digits, letters and spaces only")
     if any(len(item) > INPUT_LENGTH_MAX for item in inputs):
         raise Refused("ussd_input_too_long", f"an input is at most {INPUT_LENGTH_MAX} keys")
     return inputs

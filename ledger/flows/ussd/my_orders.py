@@ -7,6 +7,13 @@ escrow released to the seller; the orders flow refuses it unless the order is
 dispatched or delivered, and for a station hand-over wants the pickup code instead) and
 open a dispute (:func:`ledger.flows.orders.dispute_order`).
 
+The list shows her latest :data:`ORDERS_SHOWN_MAX`; any other of hers she reaches by its
+reference (:func:`reference`, typed on the screen ``99`` asks for): :func:`find_in`
+reads her orders whose id begins with it (the orders flow's exact prefix read, a range of
+the primary key). One leads to the order's screen, the same as from the list; several
+(two ids sharing their first 24 bits) are listed to choose from; none answers the same
+"no order of yours" whether the reference is unknown or another villager's.
+
 Only her own orders are listed, and every screen and step checks again that the order
 is hers (an order of another villager is answered like one that does not exist). Each
 order step's ``step_id`` is derived from the session and the step, so a step run twice
@@ -26,14 +33,14 @@ from ledger.flows import consent, orders
 from ledger.flows.errors import FlowError
 from ledger.flows.orders import Order
 from ledger.flows.orders import State as OrderState
-from ledger.flows.orders.service import latest_of_villager_in
-from ledger.flows.ussd.menus import Action, Note, OrderAction
+from ledger.flows.orders.service import latest_of_villager_in, of_villager_by_id_prefix_in
+from ledger.flows.ussd.menus import REFERENCE, REFERENCE_DIGITS, Action, Note, OrderAction
 from ledger.flows.ussd.model import Menu, Screen, State
 from ledger.flows.ussd.screens import ask, ended, paged
 from ledger.i18n import tr
 from ledger.money import format_money
 
-__all__ = ["ORDERS_SHOWN_MAX", "STEP_NAMESPACE", "act", "reference", "screen"]
+__all__ = ["ORDERS_SHOWN_MAX", "STEP_NAMESPACE", "act", "find_in", "reference", "screen"]
 
 ORDERS_SHOWN_MAX = 9
 """How many of her latest orders the list shows (one key each)."""
@@ -42,8 +49,9 @@ STEP_NAMESPACE = uuid.UUID("5c1d3f0e-8a7b-4f43-9d0c-2b6a1e7f9a31")
 
 
 def reference(order_id: uuid.UUID | str) -> str:
-    """The short reference a villager reads: the order id's first 6 hex digits."""
-    return str(order_id).replace("-", "")[:6].upper()
+    """The short reference a villager reads: the order id's first
+    :data:`~ledger.flows.ussd.menus.REFERENCE_DIGITS` hex digits, upper case."""
+    return str(order_id).replace("-", "")[:REFERENCE_DIGITS].upper()
 
 
 def _state_word(language: str, state: OrderState) -> str:
@@ -68,7 +76,9 @@ def _hers(tx: Tx, villager_id: uuid.UUID, order_id: str) -> Order | None:
     return found if found.villager_id == villager_id else None
 
 
-def _list(tx: Tx, language: str, state: State, villager_id: uuid.UUID) -> tuple[Screen, State]:
+def _list(
+    tx: Tx, language: str, state: State, villager_id: uuid.UUID, note: str | None
+) -> tuple[Screen, State]:
     if not state.order_ids:  # the list is read once, then its numbers stay
         latest = latest_of_villager_in(tx, villager_id=villager_id, limit=ORDERS_SHOWN_MAX)
         state = State(Menu.ORDERS, order_ids=tuple(str(o.id) for o in latest))
@@ -79,10 +89,27 @@ def _list(tx: Tx, language: str, state: State, villager_id: uuid.UUID) -> tuple[
             amount = format_money(order.amount_minor, order.currency)
             word = _state_word(language, order.state)
             lines.append(f"{number} {reference(order.id)} {amount} {word}")
-    if not lines:
+    if lines:
+        lines.insert(0, tr(language, "ussd", "{key} Order reference", key=REFERENCE))
+    else:
         lines = [tr(language, "ussd", "You have no orders yet.")]
-    found, page = paged(language, tr(language, "ussd", "My orders"), lines, state.page)
+    title = "\n".join(part for part in (note, tr(language, "ussd", "My orders")) if part)
+    found, page = paged(language, title, lines, state.page)
     return found, State(Menu.ORDERS, page=page, order_ids=state.order_ids)
+
+
+def find_in(tx: Tx, villager_id: uuid.UUID, typed: str, state: State) -> tuple[State, Note | None]:
+    """Where her typed reference (:func:`~ledger.flows.ussd.menus.typed_reference`)
+    leads from the reference screen ``state``: her order with it, a list of hers that
+    share it, or that screen again (none of hers: another villager's is answered alike)."""
+    found = of_villager_by_id_prefix_in(
+        tx, villager_id=villager_id, id_prefix_hex=typed, limit=ORDERS_SHOWN_MAX
+    )
+    if not found:
+        return State(Menu.ORDER_REFERENCE, order_ids=state.order_ids), Note.ORDER_UNKNOWN
+    if len(found) == 1:
+        return State(Menu.ORDER, order_id=str(found[0].id), order_ids=state.order_ids), None
+    return State(Menu.ORDERS, order_ids=tuple(str(o.id) for o in found)), Note.REFERENCE_SHARED
 
 
 def _one(language: str, order: Order, note: str | None) -> Screen:
@@ -110,11 +137,20 @@ def screen(
     tx: Tx, language: str, state: State, villager_id: uuid.UUID, note: str | None
 ) -> tuple[Screen, State]:
     """The screen of an orders step (``state.menu`` one of the order menus)."""
+    if state.menu is Menu.ORDER_REFERENCE:
+        prompt = tr(
+            language,
+            "ussd",
+            "Enter the order reference ({digits} characters, like 3FA2C9)",
+            digits=REFERENCE_DIGITS,
+        )
+        return ask(language, prompt + "\n" + tr(language, "ussd", "0 Back"), note), state
     if state.menu is Menu.ORDERS or state.order_id is None:
-        return _list(tx, language, state, villager_id)
+        return _list(tx, language, state, villager_id, note)
     order = _hers(tx, villager_id, state.order_id)
     if order is None:
-        return _list(tx, language, State(Menu.ORDERS, order_ids=state.order_ids), villager_id)
+        listed = State(Menu.ORDERS, order_ids=state.order_ids)
+        return _list(tx, language, listed, villager_id, None)
     if state.menu is Menu.ORDER:
         return _one(language, order, note), state
     prompt = tr(language, "ussd", "Why do you dispute it?\n1 Not arrived\n2 Damaged\n3 Wrong goods")

@@ -15,8 +15,10 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
   :data:`PENDING_WAIT_S`) for its screen; a step whose flow fails is given back, so that
   a retry runs it. A pending villager's activation (code, new PIN, again) is one such
   claimed step: a replay neither counts a wrong code twice nor activates twice.
-- **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), non-digit
-  input, an unknown ``sessionId`` after the first step, a session idle longer than
+- **Bounded.** ``text`` over the limits (:mod:`ledger.flows.ussd.model`), an input
+  that is no phone's keys, letters where a screen reads the number keys only (all but
+  the order reference's: :func:`~ledger.flows.ussd.menus.keys_fit`), an unknown
+  ``sessionId`` after the first step, a session idle longer than
   :data:`~ledger.flows.ussd.model.SESSION_IDLE_S`: ``END`` with a clear message, nothing
   written.
 - **Money moves only through the flows.** Balance and statement read the wallet; a
@@ -47,9 +49,11 @@ from ledger.flows.ussd import my_orders, repository, withdraw, written
 from ledger.flows.ussd.menus import (
     ORDER_MENUS,
     PIN_FIRST,
+    REFERENCE_DIGITS,
     WITHDRAW_MENUS,
     Activate,
     ChangePin,
+    FindOrder,
     FindTill,
     MakeWithdrawalCode,
     Note,
@@ -60,6 +64,7 @@ from ledger.flows.ussd.menus import (
     VerifyPin,
     choose,
     is_secret,
+    keys_fit,
 )
 from ledger.flows.ussd.model import (
     SESSION_ID_LENGTH_MAX,
@@ -140,9 +145,13 @@ def too_many_keys(language: str = DEFAULT_LANGUAGE) -> Screen:
 
 
 def _text_refused(language: str, code: str) -> Screen:
-    if code == "ussd_input_not_digits":
-        return ended(tr(language, "ussd", "Only the number keys work here. Please dial again."))
+    if code == "ussd_input_not_keys":
+        return _number_keys_only(language)
     return too_many_keys(language)
+
+
+def _number_keys_only(language: str) -> Screen:
+    return ended(tr(language, "ussd", "Only the number keys work here. Please dial again."))
 
 
 def _dial_again(language: str) -> Screen:
@@ -266,6 +275,9 @@ def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _W
     if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
         log.warning("ussd: a step out of order", extra=extra)
         return _dial_again(language)
+    if not keys_fit(State.from_json(row.state), inputs[-1]):
+        log.info("ussd: letters where the number keys are read", extra=extra)
+        return _number_keys_only(language)
     return _next(row, inputs)
 
 
@@ -285,6 +297,7 @@ def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> S
         or tx.now_us - was.updated_at_us > SESSION_IDLE_S * US_PER_S
         or len(inputs) != seen + 1
         or _sha(inputs[:-1], was) != was.inputs_sha256
+        or not keys_fit(State.from_json(was.state), inputs[-1])
     ):
         return None
     judged = _next(was, inputs)
@@ -445,6 +458,8 @@ def _perform(led: Ledger, row: SessionRow, step: Step, inputs: list[str]) -> _Af
         return _verify(led, row, step.after, inputs)
     if isinstance(step, FindTill):
         return _find_till(led, row, step)
+    if isinstance(step, FindOrder):
+        return _find_order(led, row, step)
     if isinstance(step, MakeWithdrawalCode):
         return _make_withdrawal_code(led, row, step, inputs)
     if isinstance(step, OrderAction):
@@ -507,6 +522,16 @@ def _find_till(led: Ledger, row: SessionRow, step: FindTill) -> _After:
     if agent is None:
         return row, (State(Menu.WITHDRAW_TILL, pin_at=pin_at), Note.TILL_UNKNOWN)
     return row, (State(Menu.WITHDRAW_AMOUNT, agent_id=str(agent.id), pin_at=pin_at), None)
+
+
+def _find_order(led: Ledger, row: SessionRow, step: FindOrder) -> _After:
+    """Her order with the typed reference (the reference itself is never logged)."""
+    if not _verified(row):  # the menu asks the PIN first
+        raise InvariantViolation("an order reference without a verified PIN")
+    state = State.from_json(row.state)
+    found = led.transact(lambda tx: my_orders.find_in(tx, row.villager_id, step.reference, state))
+    log.info("ussd: order reference", extra={"ussd_session": row.session_id, "note": found[1]})
+    return row, found
 
 
 def _make_withdrawal_code(
@@ -630,6 +655,16 @@ def note_text(language: str, note: Note | None) -> str | None:
             language, "ussd", "The code from the SMS is {digits} digits.", digits=CODE_DIGITS
         ),
         Note.PIN_SET: tr(language, "ussd", "Your PIN is set."),
+        Note.REFERENCE_FORMAT: tr(
+            language,
+            "ussd",
+            "A reference is {digits} characters: digits 0-9 and letters A-F.",
+            digits=REFERENCE_DIGITS,
+        ),
+        Note.ORDER_UNKNOWN: tr(language, "ussd", "You have no order with that reference."),
+        Note.REFERENCE_SHARED: tr(
+            language, "ussd", "More than one of your orders has that reference. Choose one."
+        ),
     }
     return texts[note]
 
