@@ -364,3 +364,81 @@ def test_a_bug_in_one_grouped_transaction_does_not_fail_the_others(ledger: Ledge
     assert ledger.lookup_accounts([wallet])[0].credits_posted == 500
     assert ledger.lookup_transfers([transfers[2].id]) == []
     assert ledger.check_integrity().ok
+
+
+def _grouped_calls(
+    led: Ledger, transfers: list[Transfer], refused: set[int], ran: list[int]
+) -> dict[int, object]:
+    """Each transfer by its own caller through ``transact_grouped``, at once, while the
+    first holds its transaction (the others queue into one group); callers in
+    ``refused`` raise a refusal after writing; ``ran`` gets each work's run."""
+    answers: dict[int, object] = {}
+    first_inside = threading.Event()
+
+    def call(i: int) -> None:
+        def work(tx: Tx) -> Status:
+            ran.append(i)
+            if i == 0:
+                first_inside.set()
+                threading.Event().wait(0.3)
+            [result] = tx.create_transfers([transfers[i]])
+            events.emit(tx, "test.grouped", {"i": i}, subject_id=transfers[i].id)
+            if i in refused:
+                raise Refused("test_refusal", f"caller {i} changed its mind")
+            return result.status
+
+        try:
+            answers[i] = led.transact_grouped(work)
+        except Refused as exc:
+            answers[i] = exc.code
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert first_inside.wait(10)
+    others = [threading.Thread(target=call, args=(i,)) for i in range(1, len(transfers))]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    return answers
+
+
+def test_a_group_that_refuses_nothing_runs_without_savepoints(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Works that refuse nothing share one transaction and no savepoint each; a refusal
+    rolls that pass back and the group runs again with a savepoint each: the refused
+    work's writes are gone, the others' kept once."""
+    from ledger.core import ledger as core_ledger
+
+    savepoints: list[int] = []
+    real = core_ledger._in_savepoint
+
+    def counted(store: object, tx: Tx, work: object) -> object:
+        savepoints.append(1)
+        return real(store, tx, work)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(core_ledger, "_in_savepoint", counted)
+    funding, wallet = open_pair(ledger, limited=False)
+    plain = [Transfer(new_id(), funding, wallet, 10 + i, KES, 1) for i in range(8)]
+    ran: list[int] = []
+    answers = _grouped_calls(ledger, plain, set(), ran)
+    assert answers == {i: Status.CREATED for i in range(8)}
+    assert savepoints == [] and sorted(ran) == list(range(8))  # each ran once, plainly
+
+    mixed = [Transfer(new_id(), funding, wallet, 100 + i, KES, 1) for i in range(8)]
+    ran.clear()
+    answers = _grouped_calls(ledger, mixed, {5}, ran)
+    assert answers == {i: "test_refusal" if i == 5 else Status.CREATED for i in range(8)}
+    assert len(savepoints) >= 2  # the group's second pass: a savepoint each
+    assert ran.count(5) == 2 and len(ran) > 8  # its group ran twice
+    kept = [t for i, t in enumerate(mixed) if i != 5]
+    credited = sum(t.amount for t in plain) + sum(t.amount for t in kept)
+    assert ledger.lookup_accounts([wallet])[0].credits_posted == credited
+    assert ledger.lookup_transfers([mixed[5].id]) == []
+    for i, transfer in enumerate(mixed):
+        written = ledger.transact(
+            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
+        )
+        assert len(written) == (0 if i == 5 else 1)
+    assert ledger.check_integrity().ok

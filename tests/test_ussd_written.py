@@ -59,3 +59,26 @@ def test_a_guess_that_differs_in_any_column_writes_nothing(ledger: Ledger) -> No
         assert after is not None and after.inputs_seen == len(phone.inputs)
         assert after.language == "en" and after.pin_verified_at_us is None
         phone.press("4")
+
+
+def test_a_first_step_and_a_menu_step_are_one_transaction_each(ledger: Ledger) -> None:
+    """Dialling (find her by phone, store the session) and a menu step (on the guess)
+    each open one database transaction, on either engine."""
+    phone = Phone.of(ledger, villager(ledger, agent(ledger).id, (10_000,)))
+    store, opened = ledger._store, []
+    real = store.transaction
+
+    def counted(work: object) -> object:
+        opened.append(1)
+        return real(work)  # type: ignore[arg-type]
+
+    store.transaction = counted  # type: ignore[method-assign]
+    try:
+        assert phone.dial().text == MAIN
+        assert len(opened) == 1
+        phone.press("4")
+        assert len(opened) == 2
+    finally:
+        del store.transaction
+    stored = ledger.transact(lambda tx: select(tx, phone.session_id))
+    assert stored is not None and stored.inputs_seen == 1

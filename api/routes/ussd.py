@@ -16,8 +16,9 @@ the request's path is redacted before the request log line reads it).
 The body is ``application/x-www-form-urlencoded`` (``sessionId``, ``serviceCode``,
 ``phoneNumber``, ``networkCode``, ``text``), at most :data:`FORM_BODY_MAX_BYTES`; the
 answer ``text/plain``: ``CON <screen>`` or ``END <screen>``
-(:func:`ledger.flows.ussd.answer`, run on a worker thread: the PIN's argon2id must not
-block the event loop). ``POST /ussd/africastalking/{secret}/events`` takes the
+(:func:`ledger.flows.ussd.answer_async`: the step's transaction on the ledger's writer
+threads, the PIN's argon2id and a flow's writes on a worker thread, never on the event
+loop). ``POST /ussd/africastalking/{secret}/events`` takes the
 end-of-session notification, logs it and answers ``OK``. Any other method or path under
 ``/ussd/africastalking/`` is refused the same way (and its path kept out of the log).
 
@@ -34,7 +35,6 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.context import context
 from api.observability import LOGGER_NAME
@@ -166,8 +166,8 @@ async def callback(secret: str, request: Request) -> PlainTextResponse:
         return _refused(request, "fields")
     led = context(request).ledger
     try:
-        screen = await run_in_threadpool(
-            ussd.answer, led, session_id=session_id, phone=phone, text=form.get("text", "")
+        screen = await ussd.answer_async(
+            led, session_id=session_id, phone=phone, text=form.get("text", "")
         )
     except StorageError as exc:
         log.warning("ussd: storage unavailable: %s", exc)

@@ -387,15 +387,24 @@ class _GroupAborted(Exception):
     back and each work runs alone."""
 
 
+class _GroupRefused(Exception):
+    """A work of a group run without savepoints raised a refusal: the group's
+    transaction rolls back and the group runs again with a savepoint each."""
+
+
 class GroupTransact(_Coalescer[_Queued]):
     """Runs concurrent callers' transactions as one database transaction: one commit and
     one disk flush for the group, as :class:`GroupCommit` does for batches of transfers.
 
     Leaders and followers (:class:`_Coalescer`). A leader opens one transaction and
-    runs each queued work in a savepoint of it (in the work's own context, with its own
-    :class:`Tx` and clock reading), in arrival order, which answers as running them one
-    after another would. A work that raises a refusal (:class:`LedgerError`) has its
-    savepoint rolled back and its caller gets the error; the others commit. A work that
+    runs each queued work in it (in the work's own context, with its own :class:`Tx`
+    and clock reading), in arrival order, which answers as running them one after
+    another would. Most works refuse nothing, so the group first runs them plainly, one
+    statement each for a one-statement work. A work that raises a refusal
+    (:class:`LedgerError`) rolls that pass back, and the group runs again with a
+    savepoint around each work: the refused work's savepoint is rolled back and its
+    caller gets the error; the others commit. (A group with a refusal thus runs twice;
+    the works are the kind the store already reruns after a deadlock.) A work that
     raises anything else (a database error, a bug) rolls the group back, and each work
     then runs in a transaction of its own, where the store's retries apply as usual.
     """
@@ -433,16 +442,23 @@ class GroupTransact(_Coalescer[_Queued]):
         return group
 
     def _run_group(self, group: list[_Queued]) -> None:
-        if len(group) > 1 and self._run_together(group):
-            return
+        if len(group) > 1:
+            done = self._run_together(group, savepoints=False)
+            if done is None:  # a refusal: again, each work in a savepoint
+                done = self._run_together(group, savepoints=True)
+            if done:
+                return
         for queued in group:
             self._run_alone(queued)
 
-    def _run_together(self, group: list[_Queued]) -> bool:
-        """Run the group as one transaction; False when it rolled back (a work raised
-        what is no refusal, or the commit failed): each work then runs alone."""
+    def _run_together(self, group: list[_Queued], *, savepoints: bool) -> bool | None:
+        """Run the group as one transaction: True when it committed; None when a work
+        refused and ``savepoints`` is off; False when it rolled back otherwise (a work
+        raised what is no refusal, or the commit failed): each work then runs alone."""
         try:
-            self._store.transaction(lambda inner: self._run_each(inner, group))
+            self._store.transaction(lambda inner: self._run_each(inner, group, savepoints))
+        except _GroupRefused:
+            return None
         except Exception:  # noqa: BLE001 (each runs alone, where its error reaches its caller)
             return False
         except BaseException as exc:
@@ -453,13 +469,16 @@ class GroupTransact(_Coalescer[_Queued]):
             queued.done = True
         return True
 
-    def _run_each(self, inner: StoreTx, group: list[_Queued]) -> None:
+    def _run_each(self, inner: StoreTx, group: list[_Queued], savepoints: bool) -> None:
+        run = _in_savepoint if savepoints else _in_open_tx
         for queued in group:
             queued.result, queued.error = None, None
             tx = self._make_tx(inner)
             try:
-                queued.result = queued.context.run(_in_savepoint, self._store, tx, queued.work)
+                queued.result = queued.context.run(run, self._store, tx, queued.work)
             except LedgerError as refused:
+                if not savepoints:
+                    raise _GroupRefused() from refused  # its writes are in the transaction
                 queued.error = refused
             except Exception as exc:
                 raise _GroupAborted() from exc  # the transaction rolls back: each alone

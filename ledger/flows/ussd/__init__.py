@@ -2,9 +2,10 @@
 
 An aggregator (Africa's Talking) calls the service back for every step of a dialled
 session with ``sessionId``, ``phoneNumber`` and ``text`` (every input so far joined by
-``*``, empty on the first step). :func:`answer` returns the step's :class:`Screen`: its
-text (at most :data:`SCREEN_LENGTH_MAX` characters, in the villager's language from the
-``ussd`` catalogs) and whether the session ends (``END``) or waits (``CON``).
+``*``, empty on the first step). :func:`answer` (:func:`answer_async` on an event loop)
+returns the step's :class:`Screen`: its text (at most :data:`SCREEN_LENGTH_MAX`
+characters, in the villager's language from the ``ussd`` catalogs) and whether the
+session ends (``END``) or waits (``CON``).
 
 Menus: balance (posted and available) and the mini statement (the last
 :data:`STATEMENT_MOVEMENTS` wallet receipts, paged with ``98 More`` / ``0 Back``) after
@@ -46,6 +47,7 @@ from ledger.flows.ussd.service import (
     PURGE_AFTER_S,
     PURGE_BATCH_MAX,
     answer,
+    answer_async,
     purge_sessions,
     refused_screen,
     too_many_keys,
@@ -63,6 +65,7 @@ __all__ = [
     "TEXT_LENGTH_MAX",
     "Screen",
     "answer",
+    "answer_async",
     "purge_sessions",
     "refused_screen",
     "too_many_keys",

@@ -30,6 +30,7 @@ What it guarantees (the package docstring, :mod:`ledger.flows.ussd`, has the men
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -170,20 +171,47 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
     """The screen for one step of session ``session_id`` dialled from ``phone`` (the
     aggregator's ``phoneNumber``, vouched for by the network) with ``text`` (every input
     so far joined by ``*``). Times are the ledger's clock."""
+    caller = _caller(session_id, phone)
+    if isinstance(caller, Screen):
+        return caller
+    # Concurrent steps share one commit (a menu step is one short transaction).
+    found = led.transact_grouped(lambda tx: _step_in(tx, led.url, session_id, caller, text))
+    return _then(led, session_id, found)
+
+
+async def answer_async(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
+    """:func:`answer` for an event loop. The step's first transaction (all of a menu
+    step that reads) runs on the ledger's writer threads while the loop serves others
+    (:meth:`~ledger.core.ledger.Ledger.transact_grouped_async`); what some steps do after
+    it (a new session, a PIN's argon2id, a flow's writes, waiting for another delivery's
+    screen) runs on a worker thread, never on the loop."""
+    caller = _caller(session_id, phone)
+    if isinstance(caller, Screen):
+        return caller
+    found = await led.transact_grouped_async(
+        lambda tx: _step_in(tx, led.url, session_id, caller, text)
+    )
+    if isinstance(found, Screen):
+        return found
+    return await asyncio.to_thread(_then, led, session_id, found)
+
+
+def _caller(session_id: str, phone: str) -> str | Screen:
+    """The caller's phone in E.164, or the screen that refuses the step."""
     if not (0 < len(session_id) <= SESSION_ID_LENGTH_MAX and _SESSION_ID.match(session_id)):
         log.warning("ussd: a sessionId that is not one")
         return refused_screen()
     try:
-        e164 = _e164(phone)
+        return _e164(phone)
     except Refused:
         log.info("ussd: a phone number that is not one", extra={"ussd_session": session_id})
         return _not_registered(DEFAULT_LANGUAGE)
-    # Concurrent steps share one commit (a menu step is one short transaction).
-    found = led.transact_grouped(lambda tx: _step_in(tx, led.url, session_id, e164, text))
+
+
+def _then(led: Ledger, session_id: str, found: Screen | _Wait | _Effect) -> Screen:
+    """What the step's first transaction left to do, to its screen."""
     if isinstance(found, Screen):
         return found
-    if isinstance(found, _Start):
-        return _start(led, session_id, e164)
     if isinstance(found, _Wait):
         return _stored(led, session_id, found.inputs_seen)
     return _effect(led, found)
@@ -193,11 +221,6 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
 def _e164(phone: str) -> str:
     """:func:`villagers.normalise_phone`, remembered (a refusal is not)."""
     return villagers.normalise_phone(phone)
-
-
-@dataclass(frozen=True, slots=True)
-class _Start:
-    """The first step of a session this service does not know yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +243,10 @@ class _Effect:
 
 def _step_in(
     tx: Tx, database: str, session_id: str, e164: str, text: str
-) -> Screen | _Start | _Wait | _Effect:
-    """In one transaction: read the session, judge the step; a step that only reads is
-    answered and saved here, a step that writes through a flow is claimed. A step that
+) -> Screen | _Wait | _Effect:
+    """In one transaction: read the session, judge the step; a session's first step and
+    a step that only reads are answered and saved here, a step that writes through a
+    flow is claimed. A step that
     only reads on the row this process wrote last is saved without the read, if that row
     is still the stored one (:mod:`~ledger.flows.ussd.written`)."""
     guessed = written.guess(database, session_id)
@@ -242,7 +266,7 @@ def _step_in(
         if inputs:  # a step of a session this service never started (or forgot)
             log.info("ussd: unknown session", extra={"ussd_session": session_id})
             return _dial_again(language)
-        return _Start()
+        return _start_in(tx, database, session_id, e164)
     judged = _judge(tx, row, e164, inputs)
     if not isinstance(judged, _Effect):
         return judged
@@ -367,8 +391,11 @@ def _not_registered(language: str) -> Screen:
     return ended(tr(language, "ussd", "This number is not registered. Visit an agent to register."))
 
 
-def _start(led: Ledger, session_id: str, e164: str) -> Screen:
-    villager = villagers.find_villager_by_phone(led, e164)
+def _start_in(tx: Tx, database: str, session_id: str, e164: str) -> Screen | _Wait:
+    """The first step of a session this service does not know yet: her main menu (the
+    activation prompt while she is pending), stored; or wait for the screen another
+    delivery of it stored first."""
+    villager = villagers.find_villager_by_e164_in(tx, e164)
     if villager is None:
         log.info("ussd: unknown phone", extra={"ussd_session": session_id})
         return _not_registered(DEFAULT_LANGUAGE)
@@ -393,18 +420,12 @@ def _start(led: Ledger, session_id: str, e164: str) -> Screen:
         pin_verified_at_us=None,
         screen_text=screen.text,
         screen_end=screen.end,
-        created_at_us=0,
-        updated_at_us=0,
+        created_at_us=tx.now_us,
+        updated_at_us=tx.now_us,
     )
-
-    def insert(tx: Tx) -> bool:
-        if not repository.insert(tx, row):
-            return False
-        written.keep(led.url, replace(row, created_at_us=tx.now_us, updated_at_us=tx.now_us))
-        return True
-
-    if not led.transact(insert):
-        return _stored(led, session_id, 0)
+    if not repository.insert(tx, row):
+        return _Wait(0)
+    written.keep(database, row)
     log.debug("ussd: session started", extra={"ussd_session": session_id})
     return screen
 

@@ -501,12 +501,14 @@ def find_villager_by_phone(led: Ledger, phone: str) -> Villager | None:
     For a channel whose network vouches for the number (USSD): the API never answers
     it, so it tells no caller which numbers are registered."""
     e164 = normalise_phone(phone)
+    return led.transact(lambda tx: find_villager_by_e164_in(tx, e164))
 
-    def work(tx: Tx) -> Villager | None:
-        row = repository.select_by_phone(tx, e164, lock=False)
-        return None if row is None else _villager(tx, row)
 
-    return led.transact(work)
+def find_villager_by_e164_in(tx: Tx, e164: str) -> Villager | None:
+    """:func:`find_villager_by_phone` in the caller's transaction, for a number already in
+    E.164 (:func:`normalise_phone`)."""
+    row = repository.select_by_phone(tx, e164, lock=False)
+    return None if row is None else _villager(tx, row)
 
 
 def find_station_villager(led: Ledger, *, agent_id: uuid.UUID, phone: str) -> Villager | None:
