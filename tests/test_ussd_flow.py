@@ -289,6 +289,29 @@ def test_two_deliveries_of_one_pin_step_at_once_count_one_try(ledger: Ledger) ->
     assert pin_events(ledger, otieno.id, events.VILLAGER_PIN_FAILED) == 1
 
 
+def test_deliveries_of_a_first_step_at_once_store_one_session(ledger: Ledger) -> None:
+    """The aggregator sends a session's first step three times at once: one session row
+    is stored (the others meet it and answer its screen), and the walk goes on."""
+    phone = Phone.of(ledger, villager(ledger, agent(ledger).id))
+    start = threading.Barrier(3)
+    answers: list[Screen] = []
+
+    def deliver() -> None:
+        start.wait()
+        answers.append(phone.send(""))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [con(MAIN)] * 3
+    stored = ledger.transact(lambda tx: select(tx, phone.session_id))
+    assert stored is not None and stored.inputs_seen == 0
+    after = phone.press("4")
+    assert not after.end and after.text.startswith("Choose a language\n1 English")
+
+
 def test_a_step_that_fails_is_given_back_and_a_retry_runs_it(ledger: Ledger) -> None:
     otieno = villager(ledger, agent(ledger).id, (10_000,))
     phone = Phone.of(ledger, otieno)

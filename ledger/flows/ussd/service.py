@@ -180,11 +180,11 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
 
 
 async def answer_async(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
-    """:func:`answer` for an event loop. The step's first transaction (all of a menu
-    step that reads) runs on the ledger's writer threads while the loop serves others
-    (:meth:`~ledger.core.ledger.Ledger.transact_grouped_async`); what some steps do after
-    it (a new session, a PIN's argon2id, a flow's writes, waiting for another delivery's
-    screen) runs on a worker thread, never on the loop."""
+    """:func:`answer` for an event loop. The step's first transaction (all of a first
+    step and of a menu step that reads) runs on the ledger's writer threads while the
+    loop serves others (:meth:`~ledger.core.ledger.Ledger.transact_grouped_async`); what
+    some steps do after it (a PIN's argon2id, a flow's writes, waiting for another
+    delivery's screen) runs on a worker thread, never on the loop."""
     caller = _caller(session_id, phone)
     if isinstance(caller, Screen):
         return caller
@@ -246,9 +246,9 @@ def _step_in(
 ) -> Screen | _Wait | _Effect:
     """In one transaction: read the session, judge the step; a session's first step and
     a step that only reads are answered and saved here, a step that writes through a
-    flow is claimed. A step that
-    only reads on the row this process wrote last is saved without the read, if that row
-    is still the stored one (:mod:`~ledger.flows.ussd.written`)."""
+    flow is claimed. A step that only reads on the row this process wrote last is saved
+    without the read, if that row is still the stored one
+    (:mod:`~ledger.flows.ussd.written`)."""
     guessed = written.guess(database, session_id)
     if guessed is not None:
         quick = _quick_in(tx, database, guessed, e164, text)
