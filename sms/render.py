@@ -7,8 +7,11 @@ goes to the phone the event names, the villager's own, and operators see it mask
 locked PIN, a withdrawal or pay code made in its name (``consent.code_made``: the code's
 digits are not in the event, the villager already has them; the SMS says a code exists,
 so a code made behind the villager's back is noticed), and its order delivered or
-refunded. An agent gets low float and a cash-out requested at its station, at the phone
-an operator set for it (``sms_contacts``); an agent without one gets nothing.
+refunded. Every SMS about an order (a pay code is made for one) names it by its reference
+(:func:`ledger.flows.orders.order_reference`), the one the USSD menu's ``99 Order
+reference`` takes, so that she can find the order there. An agent gets low float and a
+cash-out requested at its station, at the phone an operator set for it
+(``sms_contacts``); an agent without one gets nothing.
 
 Words come from the ``sms`` catalogs (:func:`ledger.i18n.tr`), money from
 :func:`ledger.money.format_money`, times in the recipient's zone: the phone's country's
@@ -190,13 +193,19 @@ def _code_made(tx: Tx, event: events.Event, to: Recipient) -> _Text | None:
                 tr(
                     lang,
                     "sms",
-                    "A pay code for {amount} was made. It expires at {time}."
+                    "A pay code for {amount}, order {reference}, was made. It expires at {time}."
                     " Not you? Tell your agent.",
                     amount=amount,
+                    reference=_reference(p),
                     time=expires,
                 )
             )
     return None
+
+
+def _reference(payload: dict[str, Any]) -> str:
+    """The reference of the order the event names (a pay code always names one)."""
+    return orders.order_reference(uuid.UUID(str(payload["order_id"])))
 
 
 def _shop(tx: Tx, event: events.Event) -> str:
@@ -209,7 +218,8 @@ def _order_delivered(tx: Tx, event: events.Event, to: Recipient) -> _Text:
         tr(
             to.language,
             "sms",
-            "Your order from {shop} was delivered: {amount}.",
+            "Your order {reference} from {shop} was delivered: {amount}.",
+            reference=_reference(event.payload),
             shop=_shop(tx, event),
             amount=_money(event.payload, "delivered_minor"),
         )
@@ -221,7 +231,8 @@ def _order_refunded(tx: Tx, event: events.Event, to: Recipient) -> _Text:
         tr(
             to.language,
             "sms",
-            "Your order from {shop} was refunded: {amount} back to your wallet.",
+            "Your order {reference} from {shop} was refunded: {amount} back to your wallet.",
+            reference=_reference(event.payload),
             shop=_shop(tx, event),
             amount=_money(event.payload, "refunded_now_minor"),
         )

@@ -19,11 +19,11 @@ import pytest
 
 from ledger.flows import consent, events, fees, orders, parties, villagers
 from ledger.flows.errors import Refused
-from ledger.flows.orders import Source, State
+from ledger.flows.orders import Source, State, order_reference
 from ledger.flows.parties import Kind, Party, Role
 from ledger.flows.ussd import repository as sessions
 from ledger.flows.ussd.model import BLANK, blanked, inputs_sha256
-from ledger.flows.ussd.my_orders import ORDERS_SHOWN_MAX, reference
+from ledger.flows.ussd.my_orders import ORDERS_SHOWN_MAX
 from tests.test_api_ussd import Aggregator, aggregator
 from tests.test_api_ussd_withdraw import MAIN, Walk
 from tests.ussd_helpers import PIN, agent, villager, wallet_minor
@@ -113,7 +113,7 @@ def village(aggregator: Aggregator) -> Village:
 
 def test_a_pay_code_from_the_menu_pays_the_order_once(village: Village) -> None:
     order_id = village.order()
-    ref = reference(order_id)
+    ref = order_reference(order_id)
     walk = village.walk_to_orders()
     assert walk.send() == f"CON My orders\n99 Order reference\n1 {ref} KES 500.00 unpaid\n0 Back"
     assert walk.press("1") == (f"CON Order {ref}: KES 500.00, unpaid\n1 Get a pay code\n0 Back")
@@ -156,25 +156,25 @@ def test_confirm_delivered_releases_the_escrow_once_and_only_when_dispatched(
     sent = village.paid(dispatched=True)  # newest first: 1 is `sent`
     walk = village.walk_to_orders()
     assert walk.send() == (
-        f"CON My orders\n99 Order reference\n1 {reference(sent)} KES 500.00 on its way"
-        f"\n2 {reference(only_paid)} KES 500.00 paid\n0 Back"
+        f"CON My orders\n99 Order reference\n1 {order_reference(sent)} KES 500.00 on its way"
+        f"\n2 {order_reference(only_paid)} KES 500.00 paid\n0 Back"
     )
     assert walk.press("2") == (
-        f"CON Order {reference(only_paid)}: KES 500.00, paid\n3 Open a dispute\n0 Back"
+        f"CON Order {order_reference(only_paid)}: KES 500.00, paid\n3 Open a dispute\n0 Back"
     )
     assert walk.press("2") == (  # not offered, and the flow would refuse it
-        f"CON That cannot be done for this order now.\nOrder {reference(only_paid)}:"
+        f"CON That cannot be done for this order now.\nOrder {order_reference(only_paid)}:"
         " KES 500.00, paid\n3 Open a dispute\n0 Back"
     )
     assert village.state(only_paid) is State.PAID
     assert walk.press("0").startswith("CON My orders\n99 Order reference\n1 ")
     assert walk.press("1") == (
-        f"CON Order {reference(sent)}: KES 500.00, on its way\n2 Confirm delivered"
+        f"CON Order {order_reference(sent)}: KES 500.00, on its way\n2 Confirm delivered"
         "\n3 Open a dispute\n0 Back"
     )
     done = walk.press("2")
     assert done == (
-        f"END Order {reference(sent)} confirmed delivered. KES 500.00 is paid to the seller."
+        f"END Order {order_reference(sent)} confirmed delivered. KES 500.00 is paid to the seller."
     )
     assert walk.send() == done
     assert village.state(sent) is State.RELEASED
@@ -195,7 +195,7 @@ def test_a_dispute_opens_and_keeps_the_money_held(village: Village) -> None:
     assert walk.press("9").startswith("CON That is not a choice here.\nWhy do you dispute")
     done = walk.press("2")
     assert done == (
-        f"END Your dispute of order {reference(order_id)} is open. The money stays held"
+        f"END Your dispute of order {order_reference(order_id)} is open. The money stays held"
         " until it is settled."
     )
     assert walk.send() == done
@@ -249,10 +249,10 @@ def test_an_order_older_than_the_list_is_reached_by_its_reference_and_paid(
 ) -> None:
     old = village.order(order_id=lettered())
     newer = [village.order() for _ in range(ORDERS_SHOWN_MAX)]
-    ref = reference(old)
+    ref = order_reference(old)
     walk = village.walk_to_orders()
     shown = "\n".join(listed_pages(walk))
-    assert ref not in shown and all(reference(o) in shown for o in newer)
+    assert ref not in shown and all(order_reference(o) in shown for o in newer)
     assert walk.press("99") == "CON " + PROMPT  # from the list's last page
     order_screen = f"CON Order {ref}: KES 500.00, unpaid\n1 Get a pay code\n0 Back"
     assert walk.press(f"{ref[:3].lower()} {ref[3:].lower()}") == order_screen
@@ -289,15 +289,17 @@ def test_another_villager_s_reference_answers_like_an_unknown_one(village: Villa
     baraka = villager(village.led, village.wanjiru.id, (10_000,))
     theirs = village.order(of=baraka, order_id=lettered())
     mine = village.order()
-    unknown = next(r for r in ("ABCDEF", "FEDCBA") if r not in (reference(mine), reference(theirs)))
+    unknown = next(
+        r for r in ("ABCDEF", "FEDCBA") if r not in (order_reference(mine), order_reference(theirs))
+    )
     walk = village.walk_to_orders()
     walk.send()
     walk.press("99")
-    assert walk.press(reference(theirs)) == NO_SUCH
-    assert walk.press(reference(theirs).lower()) == NO_SUCH
+    assert walk.press(order_reference(theirs)) == NO_SUCH
+    assert walk.press(order_reference(theirs).lower()) == NO_SUCH
     assert walk.press(unknown) == NO_SUCH
     assert walk.press("1") == FORMAT  # no order of his is chosen by its list number here
-    assert walk.press("0") == f"CON My orders\n99 Order reference\n1 {reference(mine)}" + (
+    assert walk.press("0") == f"CON My orders\n99 Order reference\n1 {order_reference(mine)}" + (
         " KES 500.00 unpaid\n0 Back"
     )
     assert village.state(theirs) is State.CREATED
@@ -311,8 +313,8 @@ def test_two_of_his_orders_sharing_a_reference_are_listed_to_choose_from(
     prefix = "c" + uuid.uuid4().hex[1:6]
     first = village.order(50_000, order_id=uuid.UUID(prefix + uuid.uuid4().hex[6:]))
     second = village.order(70_000, order_id=uuid.UUID(prefix + uuid.uuid4().hex[6:]))
-    ref = reference(first)
-    assert reference(second) == ref
+    ref = order_reference(first)
+    assert order_reference(second) == ref
     walk = village.walk_to_orders()
     walk.send()
     walk.press("99")
@@ -361,7 +363,7 @@ def test_bad_input_on_the_reference_screen_is_refused_and_a_pin_is_not_kept(
     stored = f"{row.state} {row.screen_text}"
     assert PIN not in stored and "4821" not in stored and "48213" not in stored
     assert blanked(walk.inputs, row.secret_positions)[pins_at[-1]] == BLANK
-    assert walk.press(reference(mine)).startswith(f"CON Order {reference(mine)}: ")
+    assert walk.press(order_reference(mine)).startswith(f"CON Order {order_reference(mine)}: ")
     assert village.state(mine) is State.CREATED
     assert village.codes_made() == 0
     assert wallet_minor(village.led, village.otieno) == (150_000, 150_000)

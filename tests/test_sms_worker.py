@@ -6,6 +6,7 @@ Juma's station (KES) banks Amina (English) and Baraka (Swahili)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,13 +19,18 @@ from ledger.core.tx import Tx
 from ledger.flows import agent_float, cash, consent, events, orders, parties, villagers
 from ledger.flows.errors import Refused
 from ledger.flows.parties import Kind
+from ledger.flows.ussd import Screen
+from ledger.money import format_money
 from sms import delivery, repository
 from sms.contacts import set_agent_contact
+from sms.encoding import GSM7_SINGLE_MAX, units
+from sms.render import NAME_SHOWN_MAX
 from sms.repository import Message, MessageState
 from sms.settings import SmsSettings, gateway_from_env
 from sms.worker import start_sms_worker
 from tests.conftest import Clock
 from tests.sms_gateway_fake import API_KEY, SENDER, USERNAME, FakeGateway, serve
+from tests.ussd_helpers import Phone
 from tests.villager_helpers import activation_code
 
 PIN = "2580"
@@ -304,6 +310,43 @@ def test_agents_get_low_float_and_cash_out_requested_at_their_contact_phone(
     assert any(t.startswith("KES 500.00 imezuiliwa") or "imezuiliwa" in t for t in baraka)
 
 
+def order_paid_by_code_delivered_refunded(
+    village: Village, villager_id: uuid.UUID, shop: uuid.UUID
+) -> uuid.UUID:
+    """An order of 1,200.00 that the villager pays with a pay code made for it, then
+    delivered and refunded."""
+    led = village.led
+    order_id = uuid.uuid4()
+    orders.create_order(
+        led,
+        order_id=order_id,
+        storefront_id=shop,
+        currency="KES",
+        amount_minor=120_000,
+        delivery_method="courier",
+        villager_id=villager_id,
+    )
+    code = consent.make_code(
+        led,
+        villager_id=villager_id,
+        pin=PIN,
+        purpose=consent.Purpose.PAYMENT,
+        amount_minor=120_000,
+        order_id=order_id,
+    ).code
+    orders.pay_order(
+        led,
+        step_id=uuid.uuid4(),
+        order_id=order_id,
+        source=orders.Source.WALLET,
+        consent_code=code,
+    )
+    orders.dispatch_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    orders.deliver_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    orders.refund_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    return order_id
+
+
 def test_an_order_delivered_then_refunded_tells_the_villager_in_her_language(
     village: Village, fake: FakeGateway
 ) -> None:
@@ -311,7 +354,73 @@ def test_an_order_delivered_then_refunded_tells_the_villager_in_her_language(
     shop = parties.onboard(
         led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
     )
+    village.cash_in(village.amina, 200_000)
     village.cash_in(village.baraka, 200_000)
+    hers = orders.order_reference(
+        order_paid_by_code_delivered_refunded(village, village.amina, shop.id)
+    )
+    his = orders.order_reference(
+        order_paid_by_code_delivered_refunded(village, village.baraka, shop.id)
+    )
+    village.send(fake)
+    amina, baraka = fake.messages(AMINA), fake.messages(BARAKA)
+    assert f"Your order {hers} from Mbegu Seeds was delivered: KES 1,200.00." in amina
+    assert (
+        f"Your order {hers} from Mbegu Seeds was refunded: KES 1,200.00 back to your wallet."
+        in amina
+    )
+    assert any(t.startswith(f"A pay code for KES 1,200.00, order {hers}, was made.") for t in amina)
+    assert f"Oda yako {his} kutoka Mbegu Seeds imefikishwa: KES 1,200.00." in baraka
+    assert (
+        f"Oda yako {his} kutoka Mbegu Seeds imerejeshewa pesa: KES 1,200.00 zimerudi kwenye"
+        " pochi yako." in baraka
+    )
+    assert any(
+        t.startswith(f"Namba ya kulipa ya KES 1,200.00, oda {his}, imetengenezwa.") for t in baraka
+    )
+    assert any(t.startswith("Umelipa KES 1,200.00 kwa Mbegu Seeds") for t in baraka)
+    assert not any(his in t for t in amina) and not any(hers in t for t in baraka)
+
+
+def test_the_reference_in_her_order_sms_is_the_one_the_ussd_menu_takes(
+    village: Village, fake: FakeGateway
+) -> None:
+    led = village.led
+    shop = parties.onboard(
+        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
+    )
+    village.cash_in(village.amina, 200_000)
+    order_id = order_paid_by_code_delivered_refunded(village, village.amina, shop.id)
+    village.send(fake)
+    texts = [t for t in fake.messages(AMINA) if t.startswith(("Your order", "A pay code"))]
+    assert len(texts) == 3
+    found = {m.group(1) for t in texts for m in [re.search(r"order ([0-9A-F]{6})\b", t)] if m}
+    assert found == {orders.order_reference(order_id)}
+    (typed,) = found
+    phone = Phone(led, AMINA)
+    phone.dial()
+    phone.press("6")
+    assert phone.press(PIN).text.startswith("My orders\n99 Order reference")
+    assert phone.press("99").text.startswith("Enter the order reference")
+    screen = Screen(f"Order {typed}: KES 1,200.00, refunded\n0 Back", end=False)
+    assert phone.press(typed.lower()) == screen  # as she types it, any case
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+def test_the_longest_order_sms_is_one_gsm7_message(
+    village: Village, fake: FakeGateway, language: str
+) -> None:
+    """The widest shop name the renderer lets through (:data:`NAME_SHOWN_MAX` characters of
+    two septets each) and the largest amount: each order SMS is still one message."""
+    led = village.led
+    shop = parties.onboard(
+        led,
+        party_id=uuid.uuid4(),
+        kind=Kind.STOREFRONT,
+        name="€" * (NAME_SHOWN_MAX + 10),
+        currency="KES",
+    )
+    villager_id = village.amina if language == "en" else village.baraka
     order_id = uuid.uuid4()
     orders.create_order(
         led,
@@ -320,23 +429,34 @@ def test_an_order_delivered_then_refunded_tells_the_villager_in_her_language(
         currency="KES",
         amount_minor=120_000,
         delivery_method="courier",
-        villager_id=village.baraka,
+        villager_id=villager_id,
     )
-    orders.pay_order_by_pin(
-        led, step_id=uuid.uuid4(), order_id=order_id, villager_id=village.baraka, pin=PIN
-    )
-    orders.dispatch_order(led, step_id=uuid.uuid4(), order_id=order_id)
-    orders.deliver_order(led, step_id=uuid.uuid4(), order_id=order_id)
-    orders.refund_order(led, step_id=uuid.uuid4(), order_id=order_id)
+    widest = orders.AMOUNT_MAX_MINOR
+    about = {"order_id": str(order_id), "storefront_id": str(shop.id), "currency": "KES"}
+
+    def emit(tx: Tx) -> None:  # the amounts no wallet tier allows a real order
+        events.emit(tx, events.ORDER_DELIVERED, {**about, "delivered_minor": widest})
+        events.emit(tx, events.ORDER_REFUNDED, {**about, "refunded_now_minor": widest})
+        made = {
+            **about,
+            "purpose": "payment",
+            "amount_minor": widest,
+            "expires_at": "2026-06-01T08:10:00+00:00",
+        }
+        events.emit(tx, consent.CONSENT_CODE_MADE, made, party_id=villager_id)
+
+    led.transact(emit)
     village.send(fake)
-    baraka = fake.messages(BARAKA)
-    assert "Oda yako kutoka Mbegu Seeds imefikishwa: KES 1,200.00." in baraka
-    assert (
-        "Oda yako kutoka Mbegu Seeds imerejeshewa pesa: KES 1,200.00 zimerudi kwenye pochi yako."
-        in baraka
-    )
-    assert any(t.startswith("Umelipa KES 1,200.00 kwa Mbegu Seeds") for t in baraka)
-    assert not any("Mbegu" in t for t in fake.messages(AMINA))
+    ref = orders.order_reference(order_id)
+    sent = [m for m in village.messages() if ref in m.text]
+    assert len(sent) == 3 and {m.language for m in sent} == {language}
+    for message in sent:
+        assert format_money(widest, "KES") in message.text
+        assert (message.encoding, message.parts) == ("gsm7", 1), message.text
+        assert units(message.text) <= GSM7_SINGLE_MAX
+        assert message.text in fake.messages(message.phone)
+    widest_name = [m for m in sent if "€" in m.text]
+    assert len(widest_name) == 2 and all("€" * NAME_SHOWN_MAX in m.text for m in widest_name)
 
 
 def test_the_served_worker_runs_only_with_a_gateway_and_sends_in_its_thread(

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.flows.errors import Refused
+from ledger.flows.orders import order_reference
 from ledger.flows.ussd.menus import (
     REFERENCE_DIGITS,
     ChangePin,
@@ -36,7 +37,6 @@ from ledger.flows.ussd.model import (
     inputs_sha256,
     parse_text,
 )
-from ledger.flows.ussd.my_orders import reference
 from ledger.flows.ussd.screens import Line, main_menu, paged, pages, statement_line
 from ledger.i18n import LANGUAGES, catalog
 
@@ -227,9 +227,15 @@ def test_letters_are_read_only_on_the_reference_screen_and_are_no_pin() -> None:
 
 @given(order_id=st.uuids())
 def test_every_order_s_reference_reads_back_in_either_case(order_id: uuid.UUID) -> None:
-    shown = reference(order_id)
+    shown = order_reference(order_id)
     assert len(shown) == REFERENCE_DIGITS and str(order_id).upper().startswith(shown)
+    assert order_reference(str(order_id)) == shown
     assert typed_reference(shown) == shown
     assert typed_reference(shown.lower()) == shown
     assert typed_reference(shown[:3] + " " + shown[3:]) == shown
     assert typed_reference(shown[:-1]) is None and typed_reference(shown + "0") is None
+
+
+def test_a_reference_is_made_of_an_order_id_only() -> None:
+    with pytest.raises(ValueError):
+        order_reference("3FA2C9")

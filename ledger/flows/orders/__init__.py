@@ -81,6 +81,9 @@ Every operation is idempotent by a client step id (the create by the order id): 
 with the same request answers the order as that step left it and changes nothing; the
 same id with another request is a :class:`~ledger.flows.errors.Conflict`.
 
+A villager reads and types an order by its reference (:func:`order_reference`: the id's
+first :data:`REFERENCE_DIGITS` hex digits, upper case), on USSD screens and in her SMS.
+
 Amounts are integer minor units of the storefront's currency; events (``order.*``) go to
 the outbox in the same transaction with ``party_id`` = the storefront.
 
@@ -103,6 +106,7 @@ from ledger.flows.orders.model import (
     EXTENSIONS_MAX,
     PARTIAL_DELIVERIES_MAX,
     PAYMENT_CODE,
+    REFERENCE_DIGITS,
     REFUND_CODE,
     REFUND_WINDOW_DAYS_MAX,
     RELEASE_CODE,
@@ -113,6 +117,7 @@ from ledger.flows.orders.model import (
     OrderRow,
     Source,
     State,
+    order_reference,
 )
 from ledger.flows.orders.service import (
     cancel_order,
@@ -163,6 +168,7 @@ __all__ = [
     "PARTIAL_DELIVERIES_MAX",
     "PAYMENT_CODE",
     "REASON_LENGTH_MAX",
+    "REFERENCE_DIGITS",
     "REFUND_CODE",
     "REFUND_WINDOW_DAYS_MAX",
     "RELEASE_CODE",
@@ -193,6 +199,7 @@ __all__ = [
     "get_order_in",
     "list_agent_orders",
     "list_orders",
+    "order_reference",
     "pay_order",
     "pay_order_by_pin",
     "pay_order_in",

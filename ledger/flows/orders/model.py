@@ -39,6 +39,8 @@ REFUND_WINDOW_DAYS_MAX = 90
 """A refund window may be 0 days (no refund after release) up to this."""
 DISPATCH_DEADLINE_HOURS_MAX = 720
 """30 days: the longest a paid order may wait for dispatch (at least 1 hour)."""
+REFERENCE_DIGITS = 6
+"""The hex digits of an order's reference (:func:`order_reference`): the first ones of its id."""
 
 HOUR_US = 3_600 * US_PER_S
 DAY_US = 24 * HOUR_US
@@ -51,6 +53,13 @@ DELIVERY_METHODS: tuple[str, ...] = ("courier", "pickup_point", "agent_delivery"
 """The delivery methods (the API's names); their figures are rows of ``delivery_methods``,
 seeded by migration 0017 (courier 7 / 14 days / 72 h, pickup_point 5 / 14 / 72 h,
 agent_delivery 3 / 7 / 48 h) and changed by :func:`set_delivery_method`."""
+
+
+def order_reference(order_id: uuid.UUID | str) -> str:
+    """The short reference a villager reads (USSD screens, SMS) and types to reach her
+    order: the order id's first :data:`REFERENCE_DIGITS` hex digits, upper case
+    (``3FA2C9``). A ``str`` must be an order id (``ValueError`` otherwise)."""
+    return uuid.UUID(str(order_id)).hex[:REFERENCE_DIGITS].upper()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from ledger.flows.orders import REFERENCE_DIGITS
 from ledger.flows.ussd.model import Menu, State
 from ledger.flows.ussd.screens import BACK, MORE
 from ledger.flows.villagers import ACTIVATION_CODE_DIGITS
@@ -201,8 +202,6 @@ CHOICE_LENGTH_MAX = 2
 may be the PIN typed in the wrong place, so it is kept like one (blanked)."""
 
 
-REFERENCE_DIGITS = 6
-"""The hex digits of an order's reference: the first ones of its id."""
 REFERENCE = "99"
 """The list's choice that asks for an order's reference."""
 _HEX = frozenset("0123456789ABCDEF")

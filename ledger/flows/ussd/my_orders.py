@@ -8,11 +8,12 @@ dispatched or delivered, and for a station hand-over wants the pickup code inste
 open a dispute (:func:`ledger.flows.orders.dispute_order`).
 
 The list shows her latest :data:`ORDERS_SHOWN_MAX`; any other of hers she reaches by its
-reference (:func:`reference`, typed on the screen ``99`` asks for): :func:`find_in`
-reads her orders whose id begins with it (the orders flow's exact prefix read, a range of
-the primary key). One leads to the order's screen, the same as from the list; several
-(two ids sharing their first 24 bits) are listed to choose from; none answers the same
-"no order of yours" whether the reference is unknown or another villager's.
+reference (:func:`ledger.flows.orders.order_reference`, as the screens and her order SMS
+show it, typed on the screen ``99`` asks for): :func:`find_in` reads her orders whose id
+begins with it (the orders flow's exact prefix read, a range of the primary key). One
+leads to the order's screen, the same as from the list; several (two ids sharing their
+first 24 bits) are listed to choose from; none answers the same "no order of yours"
+whether the reference is unknown or another villager's.
 
 Only her own orders are listed, and every screen and step checks again that the order
 is hers (an order of another villager is answered like one that does not exist). Each
@@ -31,7 +32,7 @@ from ledger.core.ledger import Ledger
 from ledger.core.tx import Tx
 from ledger.flows import consent, orders
 from ledger.flows.errors import FlowError
-from ledger.flows.orders import Order
+from ledger.flows.orders import Order, order_reference
 from ledger.flows.orders import State as OrderState
 from ledger.flows.orders.service import latest_of_villager_in, of_villager_by_id_prefix_in
 from ledger.flows.ussd.menus import REFERENCE, REFERENCE_DIGITS, Action, Note, OrderAction
@@ -40,18 +41,12 @@ from ledger.flows.ussd.screens import ask, ended, paged
 from ledger.i18n import tr
 from ledger.money import format_money
 
-__all__ = ["ORDERS_SHOWN_MAX", "STEP_NAMESPACE", "act", "find_in", "reference", "screen"]
+__all__ = ["ORDERS_SHOWN_MAX", "STEP_NAMESPACE", "act", "find_in", "screen"]
 
 ORDERS_SHOWN_MAX = 9
 """How many of her latest orders the list shows (one key each)."""
 STEP_NAMESPACE = uuid.UUID("5c1d3f0e-8a7b-4f43-9d0c-2b6a1e7f9a31")
 """The namespace of the order steps' ids (uuid5 of the session and the step)."""
-
-
-def reference(order_id: uuid.UUID | str) -> str:
-    """The short reference a villager reads: the order id's first
-    :data:`~ledger.flows.ussd.menus.REFERENCE_DIGITS` hex digits, upper case."""
-    return str(order_id).replace("-", "")[:REFERENCE_DIGITS].upper()
 
 
 def _state_word(language: str, state: OrderState) -> str:
@@ -88,7 +83,7 @@ def _list(
         if order is not None:
             amount = format_money(order.amount_minor, order.currency)
             word = _state_word(language, order.state)
-            lines.append(f"{number} {reference(order.id)} {amount} {word}")
+            lines.append(f"{number} {order_reference(order.id)} {amount} {word}")
     if lines:
         lines.insert(0, tr(language, "ussd", "{key} Order reference", key=REFERENCE))
     else:
@@ -118,7 +113,7 @@ def _one(language: str, order: Order, note: str | None) -> Screen:
             language,
             "ussd",
             "Order {reference}: {amount}, {state}",
-            reference=reference(order.id),
+            reference=order_reference(order.id),
             amount=format_money(order.amount_minor, order.currency),
             state=_state_word(language, order.state),
         )
@@ -172,7 +167,7 @@ def act(
     order = led.transact(lambda tx: _hers(tx, villager_id, step.order_id))
     if order is None:
         return State(Menu.ORDERS, order_ids=state.order_ids), Note.INVALID
-    ref, amount = reference(order.id), format_money(order.escrow_minor, order.currency)
+    ref, amount = order_reference(order.id), format_money(order.escrow_minor, order.currency)
     try:
         if step.action is Action.PAY_CODE:
             issued = consent.make_code_in_session(  # the session verified the PIN
