@@ -4,6 +4,7 @@ engines; and parties onboard idempotently with their accounts."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -28,6 +29,22 @@ def open_pair(led: Ledger, limited: bool = True) -> tuple[uuid.UUID, uuid.UUID]:
     assert [r.status for r in led.create_accounts([Account(a, KES, 1, flags)])] == ["created"]
     assert [r.status for r in led.create_accounts([Account(b, KES, 1)])] == ["created"]
     return a, b
+
+
+def assert_refused_left_nothing(
+    led: Ledger, wallet: uuid.UUID, transfers: list[Transfer], refused: set[int], before: int = 0
+) -> None:
+    """The wallet got the transfers of the callers not in ``refused`` (on ``before``) and
+    each of those wrote its one event; the refused callers' transfers and events are gone."""
+    kept = [t for i, t in enumerate(transfers) if i not in refused]
+    assert led.lookup_accounts([wallet])[0].credits_posted == before + sum(t.amount for t in kept)
+    for i, transfer in enumerate(transfers):
+        written = led.transact(
+            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
+        )
+        assert len(written) == (0 if i in refused else 1)
+        assert len(led.lookup_transfers([transfer.id])) == (0 if i in refused else 1)
+    assert led.check_integrity().ok
 
 
 def test_pyformat_keeps_casts_and_percent_signs() -> None:
@@ -326,14 +343,7 @@ def test_concurrent_grouped_transactions_share_commits_and_a_refusal_is_its_own(
         i: "test_refusal" if i in refused else [Status.CREATED] for i in range(callers)
     }
     assert counting.count < callers  # grouped: fewer transactions than callers
-    kept = [t for i, t in enumerate(transfers) if i not in refused]
-    assert ledger.lookup_accounts([wallet])[0].credits_posted == sum(t.amount for t in kept)
-    for i, transfer in enumerate(transfers):
-        written = ledger.transact(
-            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
-        )
-        assert len(written) == (0 if i in refused else 1)
-    assert ledger.check_integrity().ok
+    assert_refused_left_nothing(ledger, wallet, transfers, refused)
 
 
 def test_a_bug_in_one_grouped_transaction_does_not_fail_the_others(ledger: Ledger) -> None:
@@ -369,18 +379,22 @@ def test_a_bug_in_one_grouped_transaction_does_not_fail_the_others(ledger: Ledge
 def _grouped_calls(
     led: Ledger, transfers: list[Transfer], refused: set[int], ran: list[int]
 ) -> dict[int, object]:
-    """Each transfer by its own caller through ``transact_grouped``, at once, while the
-    first holds its transaction (the others queue into one group); callers in
-    ``refused`` raise a refusal after writing; ``ran`` gets each work's run."""
+    """Each transfer by its own caller through ``transact_grouped``, at once. The first
+    callers hold every writer (one each) until all the others are queued, so that those
+    run as one group; callers in ``refused`` raise a refusal after writing; ``ran`` gets
+    each work's run."""
     answers: dict[int, object] = {}
-    first_inside = threading.Event()
+    grouped = led._transacts
+    holders = grouped._leaders_max
+    inside = [threading.Event() for _ in range(holders)]
+    release = threading.Event()
 
     def call(i: int) -> None:
         def work(tx: Tx) -> Status:
             ran.append(i)
-            if i == 0:
-                first_inside.set()
-                threading.Event().wait(0.3)
+            if i < holders:
+                inside[i].set()
+                assert release.wait(10)
             [result] = tx.create_transfers([transfers[i]])
             events.emit(tx, "test.grouped", {"i": i}, subject_id=transfers[i].id)
             if i in refused:
@@ -392,13 +406,18 @@ def _grouped_calls(
         except Refused as exc:
             answers[i] = exc.code
 
-    first = threading.Thread(target=call, args=(0,))
-    first.start()
-    assert first_inside.wait(10)
-    others = [threading.Thread(target=call, args=(i,)) for i in range(1, len(transfers))]
-    for thread in others:
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(transfers))]
+    for i in range(holders):
+        threads[i].start()
+        assert inside[i].wait(10)
+    for thread in threads[holders:]:
         thread.start()
-    for thread in [first, *others]:
+    deadline = time.monotonic() + 10
+    while len(grouped._queue) < len(transfers) - holders:  # the rest wait as one group
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    release.set()
+    for thread in threads:
         thread.join(timeout=30)
     return answers
 
@@ -432,13 +451,4 @@ def test_a_group_that_refuses_nothing_runs_without_savepoints(
     assert answers == {i: "test_refusal" if i == 5 else Status.CREATED for i in range(8)}
     assert len(savepoints) >= 2  # the group's second pass: a savepoint each
     assert ran.count(5) == 2 and len(ran) > 8  # its group ran twice
-    kept = [t for i, t in enumerate(mixed) if i != 5]
-    credited = sum(t.amount for t in plain) + sum(t.amount for t in kept)
-    assert ledger.lookup_accounts([wallet])[0].credits_posted == credited
-    assert ledger.lookup_transfers([mixed[5].id]) == []
-    for i, transfer in enumerate(mixed):
-        written = ledger.transact(
-            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
-        )
-        assert len(written) == (0 if i == 5 else 1)
-    assert ledger.check_integrity().ok
+    assert_refused_left_nothing(ledger, wallet, mixed, {5}, before=sum(t.amount for t in plain))

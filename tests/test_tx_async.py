@@ -17,7 +17,13 @@ from ledger.core.errors import InvariantViolation
 from ledger.core.tx import Tx
 from ledger.flows import events
 from ledger.flows.errors import Refused
-from tests.test_tx import KES, CountingTransactions, new_id, open_pair
+from tests.test_tx import (
+    KES,
+    CountingTransactions,
+    assert_refused_left_nothing,
+    new_id,
+    open_pair,
+)
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -79,14 +85,7 @@ def test_async_callers_group_keep_their_refusals_and_leave_the_loop_free(
     assert {i: who for i, (_, who) in ran_on.items()} == {
         i: f"caller {i}" for i in range(callers)
     }  # each work ran in its caller's context
-    kept = [t for i, t in enumerate(transfers) if i not in refused]
-    assert ledger.lookup_accounts([wallet])[0].credits_posted == sum(t.amount for t in kept)
-    for i, transfer in enumerate(transfers):
-        written = ledger.transact(
-            lambda tx, subject=transfer.id: events.read_events(tx, subject_id=subject)
-        )
-        assert len(written) == (0 if i in refused else 1)
-    assert ledger.check_integrity().ok
+    assert_refused_left_nothing(ledger, wallet, transfers, refused)
 
 
 def test_a_bug_in_one_async_work_fails_only_its_caller(ledger: Ledger) -> None:

@@ -150,6 +150,10 @@ FAN_OUT_PASSES = 5
 
 ORDER_AUTO_RELEASE_AFTER = timedelta(days=5, seconds=1)
 """The sweeper runs as of this long after dispatch (pickup points release after 5 days)."""
+_ORDER_REFERENCE = re.compile(
+    rf"\b(order|oda|oda yako) [0-9A-F]{{{orders.REFERENCE_DIGITS}}}\b", re.IGNORECASE
+)
+"""An order's reference in an SMS (English, Swahili), shown as ``<ref>``."""
 
 
 def format_amount(amount_minor: int, currency: str = CURRENCY) -> str:
@@ -938,7 +942,8 @@ class VillageDay:
 
     def _sms_of(self, who: str) -> None:
         """The villager's SMS as the worker would queue them (``vledger sms outbox``), the
-        one-time codes masked; dates and times shown as dd/mm/yyyy hh:mm."""
+        one-time codes masked; dates and times shown as dd/mm/yyyy hh:mm and an order's
+        reference as ``<ref>`` (the day's ids are new each run)."""
         self.on_the_ledger(f"{who}'s SMS, rendered from the outbox (no gateway)")
         queue_new(self.led, now_us=to_us(self.led.now()), settings=SmsSettings.from_env())
         villager_id = self.id_of(who)
@@ -949,6 +954,7 @@ class VillageDay:
             if message.party_id == villager_id:
                 text = re.sub(r"\d{2}/\d{2}/\d{4}", "dd/mm/yyyy", message.text_shown)
                 text = re.sub(r"\d{1,2}:\d{2}", "hh:mm", text)
+                text = re.sub(_ORDER_REFERENCE, r"\1 <ref>", text)
                 self.say(f"SMS to {who} ({message.event_type}): {text}")
 
     def _code(
