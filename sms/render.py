@@ -2,16 +2,16 @@
 
 A villager (its phone and language from ``villagers``) gets: every movement of its
 wallet (``wallet.receipt``: credit, debit, hold, release, with the balance after it), its
-activation code (``villager.activation_code``, the only message that holds a secret: it
-goes to the phone the event names, the villager's own, and operators see it masked), a
-locked PIN, a withdrawal or pay code made in its name (``consent.code_made``: the code's
+activation code (``villager.activation_code``, a secret: it goes to the phone the event
+names, the villager's own, and operators see it masked), a locked PIN, a withdrawal or pay code made in its name (``consent.code_made``: the code's
 digits are not in the event, the villager already has them; the SMS says a code exists,
-so a code made behind the villager's back is noticed), and its order delivered or
-refunded. Every SMS about an order (a pay code is made for one) names it by its reference
-(:func:`ledger.flows.orders.order_reference`), the one the USSD menu's ``99 Order
-reference`` takes, so that she can find the order there. An agent gets low float and a
-cash-out requested at its station, at the phone an operator set for it
-(``sms_contacts``); an agent without one gets nothing.
+so a code made behind the villager's back is noticed), the pickup code of an order she
+collects at a station (``order.pickup_code``: a secret too, masked for operators), and its
+order delivered or refunded. Every SMS about an order (a pay code is made for one)
+names it by its reference (:func:`ledger.flows.orders.order_reference`), the one the
+USSD menu's ``99 Order reference`` takes, so that she can find the order there. An
+agent gets low float and a cash-out requested at its station, at the phone an operator
+set for it (``sms_contacts``); an agent without one gets nothing.
 
 Words come from the ``sms`` catalogs (:func:`ledger.i18n.tr`), money from
 :func:`ledger.money.format_money`, times in the recipient's zone: the phone's country's
@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.core.tx import Tx
-from ledger.flows import consent, events, orders, parties, villagers
+from ledger.flows import consent, events, orders, parties, pickup, villagers
 from ledger.i18n import tr
 from ledger.i18n import zone_of_phone as zone_for
 from ledger.money import format_money
@@ -208,6 +208,37 @@ def _reference(payload: dict[str, Any]) -> str:
     return orders.order_reference(uuid.UUID(str(payload["order_id"])))
 
 
+def _pickup_code(tx: Tx, event: events.Event, to: Recipient) -> _Text:
+    """The code she shows at the station to collect an order (operators see it masked)."""
+    p, code = event.payload, str(event.payload["code"])
+    reference, shop = _reference(p), _name(p.get("storefront_name"))
+    until = p.get("valid_until")
+
+    def text(shown_code: str) -> str:
+        if until is None:
+            return tr(
+                to.language,
+                "sms",
+                "Pickup code for order {reference} from {shop}: {code}."
+                " Show it to the agent when you collect. Never share it otherwise.",
+                reference=reference,
+                shop=shop,
+                code=shown_code,
+            )
+        return tr(
+            to.language,
+            "sms",
+            "Pickup code for order {reference} from {shop}: {code}, until {time}."
+            " Show it to the agent when you collect. Never share it otherwise.",
+            reference=reference,
+            shop=shop,
+            code=shown_code,
+            time=_when(str(until), to.zone),
+        )
+
+    return _Text(text(code), text(CODE_MASK * len(code)))
+
+
 def _shop(tx: Tx, event: events.Event) -> str:
     found = parties.find_party(tx, uuid.UUID(str(event.payload["storefront_id"])))
     return _name(None if found is None else found.name)
@@ -316,6 +347,7 @@ RULES: dict[str, tuple[Find, Render]] = {
     events.VILLAGER_ACTIVATION_CODE: (_code_phone, _activation_code),
     events.VILLAGER_PIN_LOCKED: (_party_villager, _pin_locked),
     consent.CONSENT_CODE_MADE: (_party_villager, _code_made),
+    pickup.PICKUP_CODE_EVENT: (_party_villager, _pickup_code),
     events.ORDER_DELIVERED: (_order_villager, _order_delivered),
     events.ORDER_REFUNDED: (_order_villager, _order_refunded),
     events.FLOAT_LOW: (_party_contact, _float_low),

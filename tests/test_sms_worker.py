@@ -16,7 +16,7 @@ import pytest
 
 from ledger import Ledger
 from ledger.core.tx import Tx
-from ledger.flows import agent_float, cash, consent, events, orders, parties, villagers
+from ledger.flows import agent_float, cash, consent, events, orders, parties, pickup, villagers
 from ledger.flows.errors import Refused
 from ledger.flows.parties import Kind
 from ledger.flows.ussd import Screen
@@ -24,7 +24,7 @@ from ledger.money import format_money
 from sms import delivery, repository
 from sms.contacts import set_agent_contact
 from sms.encoding import GSM7_SINGLE_MAX, units
-from sms.render import NAME_SHOWN_MAX
+from sms.render import CODE_MASK, NAME_SHOWN_MAX
 from sms.repository import Message, MessageState
 from sms.settings import SmsSettings, gateway_from_env
 from sms.worker import start_sms_worker
@@ -404,6 +404,57 @@ def test_the_reference_in_her_order_sms_is_the_one_the_ussd_menu_takes(
     assert phone.press("99").text.startswith("Enter the order reference")
     screen = Screen(f"Order {typed}: KES 1,200.00, refunded\n0 Back", end=False)
     assert phone.press(typed.lower()) == screen  # as she types it, any case
+
+
+def test_her_pickup_code_comes_by_sms_masked_for_operators_and_opens_the_hand_over(
+    village: Village, fake: FakeGateway
+) -> None:
+    """Orders collected at the station: dispatching one sends its villager the pickup
+    code, in her language, with the order's reference and until when it holds; operators
+    see the code masked and it is not kept once sent; the code in the SMS is the one the
+    station's hand-over takes."""
+    led = village.led
+    shop = parties.onboard(
+        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
+    )
+    ordered = {}
+    for villager_id in (village.amina, village.baraka):
+        order_id = uuid.uuid4()
+        orders.create_order(
+            led,
+            order_id=order_id,
+            storefront_id=shop.id,
+            currency="KES",
+            amount_minor=120_000,
+            delivery_method="pickup_point",
+            villager_id=villager_id,
+            agent_id=village.agent,
+        )
+        orders.pay_order(led, step_id=uuid.uuid4(), order_id=order_id, source=orders.Source.CASH)
+        orders.dispatch_order(led, step_id=uuid.uuid4(), order_id=order_id)
+        ordered[villager_id] = order_id
+    village.send(fake)
+    hers, his = (orders.order_reference(ordered[v]) for v in (village.amina, village.baraka))
+    [text] = [t for t in fake.messages(AMINA) if t.startswith("Pickup code")]
+    found = re.fullmatch(
+        rf"Pickup code for order {hers} from Mbegu Seeds: (\d{{{pickup.CODE_DIGITS}}}), until"
+        r" \d\d/\d\d/\d{4} \d\d:\d\d\. Show it to the agent when you collect\."
+        r" Never share it otherwise\.",
+        text,
+    )
+    assert found is not None, text
+    code = found.group(1)
+    [sw] = [t for t in fake.messages(BARAKA) if t.startswith("Namba ya kuchukua")]
+    assert sw.startswith(f"Namba ya kuchukua oda {his} kutoka Mbegu Seeds: ")
+    assert not any(code in t for t in fake.messages(BARAKA))
+    row = village.message(AMINA, "Pickup code")
+    assert code not in row.text_shown and CODE_MASK * len(code) in row.text_shown
+    assert row.state == "sent" and row.text == row.text_shown  # the code not kept once sent
+    assert units(text) <= GSM7_SINGLE_MAX and units(sw) <= GSM7_SINGLE_MAX
+    handed = orders.deliver_order(
+        led, step_id=uuid.uuid4(), order_id=ordered[village.amina], pickup_code=code
+    )
+    assert handed.state is orders.State.DELIVERED
 
 
 @pytest.mark.parametrize("language", ["en", "sw"])

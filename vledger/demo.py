@@ -869,7 +869,9 @@ class VillageDay:
             f"Mbegu Seeds registers a webhook endpoint for its order events ({WEBHOOK_URL},"
             " on this machine)"
         )
-        self.on_the_ledger("each villager sets a PIN with the code sent to her phone (USSD later)")
+        self.on_the_ledger(
+            "each villager sets a PIN with the code sent to her phone (or on the USSD menu)"
+        )
         for name in ("Amina", "Baraka", "Chebet"):
             code = self._activation_code(self.id_of(name))
             villagers.activate(self.led, phone=phones[name], activation_code=code, pin=PIN)
@@ -964,7 +966,7 @@ class VillageDay:
         amount_minor: int,
         purpose: consent.Purpose = consent.Purpose.WITHDRAWAL,
     ) -> str:
-        """A one-time code the villager makes with her PIN (USSD later)."""
+        """A one-time code the villager makes with her PIN (or on the USSD menu)."""
         made = consent.make_code(
             self.led,
             villager_id=self.id_of(who),
@@ -1039,8 +1041,10 @@ class VillageDay:
         )
 
     def _pay_code(self, who: str, order_id: uuid.UUID, amount_minor: int) -> str:
-        """The pay code the villager makes with her PIN for one order (USSD later)."""
-        self.on_the_ledger(f"{who} makes a pay code for the order with her PIN (USSD later)")
+        """The pay code the villager makes with her PIN for one order (or on the USSD menu)."""
+        self.on_the_ledger(
+            f"{who} makes a pay code for the order with her PIN (or on the USSD menu)"
+        )
         made = consent.make_code(
             self.led,
             villager_id=self.id_of(who),
@@ -1054,7 +1058,7 @@ class VillageDay:
     def _pickup_code(self, who: str, order_id: uuid.UUID) -> str:
         """The pickup code the outbox holds for the villager's phone (the SMS issue
         carries it), which she shows at the station."""
-        self.on_the_ledger(f"{who}'s pickup code, read from the outbox (SMS later)")
+        self.on_the_ledger(f"{who}'s pickup code, read from the outbox (her SMS carries it too)")
         found = self.led.transact(
             lambda tx: events.read_events(
                 tx, party_id=self.id_of(who), subject_id=order_id, limit=LIST_PAGE_SIZE_MAX
@@ -1197,7 +1201,7 @@ class VillageDay:
                 consent_code=code,
             )
         self._sms_of("Baraka")
-        self.on_the_ledger("Amina makes a withdrawal code with her PIN (USSD later)")
+        self.on_the_ledger("Amina makes a withdrawal code with her PIN (or on the USSD menu)")
         amina = self.desk.request_cash_out(
             agent_id=wanjiru,
             villager_id=self.id_of("Amina"),
@@ -1214,7 +1218,9 @@ class VillageDay:
 
     def cash_outs_at_kamau(self) -> None:
         kamau = self.id_of("Kamau's kiosk")
-        self.on_the_ledger("Chebet starts a withdrawal at Kamau's kiosk with her PIN (USSD later)")
+        self.on_the_ledger(
+            "Chebet starts a withdrawal at Kamau's kiosk with her PIN (or on the USSD menu)"
+        )
         started = cash.start_withdrawal(
             self.led,
             cash_out_id=new_id(),
@@ -1235,7 +1241,7 @@ class VillageDay:
             f" with her PIN and never comes; the sweeper past the timeout: {expired} expired,"
             " hold voided"
         )
-        self.on_the_ledger("Chebet makes a withdrawal code with her PIN (USSD later)")
+        self.on_the_ledger("Chebet makes a withdrawal code with her PIN (or on the USSD menu)")
         small = self._code("Chebet", kamau, kes(20))
         with self.refused(f"cash-out of {format_amount(kes(20))}", "below_minimum"):
             self.desk.request_cash_out(
@@ -1259,7 +1265,9 @@ class VillageDay:
             f"Wanjiru's phone registers its Ed25519 key; offline allowance"
             f" {format_amount(kes(5_000))} held on her float"
         )
-        self.on_the_ledger("Baraka makes an offline withdrawal code with his PIN (USSD later)")
+        self.on_the_ledger(
+            "Baraka makes an offline withdrawal code with his PIN (not on the USSD menu)"
+        )
         offline_code = self._code("Baraka", wanjiru, kes(500), consent.Purpose.OFFLINE_WITHDRAWAL)
         self.say(
             f"Baraka makes an offline withdrawal code for {format_amount(kes(500))} at"
