@@ -3,11 +3,12 @@
 A villager (its phone and language from ``villagers``) gets: every movement of its
 wallet (``wallet.receipt``: credit, debit, hold, release, with the balance after it), its
 activation code (``villager.activation_code``, a secret: it goes to the phone the event
-names, the villager's own, and operators see it masked), a locked PIN, a withdrawal or pay code made in its name (``consent.code_made``: the code's
-digits are not in the event, the villager already has them; the SMS says a code exists,
-so a code made behind the villager's back is noticed), the pickup code of an order she
-collects at a station (``order.pickup_code``: a secret too, masked for operators), and its
-order delivered or refunded. Every SMS about an order (a pay code is made for one)
+names, the villager's own, and operators see it masked), a locked PIN, a withdrawal or
+pay code made in its name (``consent.code_made``: the code's digits are not in the
+event, the villager already has them; the SMS says a code exists, so a code made behind
+the villager's back is noticed), the pickup code of an order she collects at a station
+(``order.pickup_code``: a secret too, masked for operators), and its order delivered or
+refunded. Every SMS about an order (a pay code is made for one)
 names it by its reference (:func:`ledger.flows.orders.order_reference`), the one the
 USSD menu's ``99 Order reference`` takes, so that she can find the order there. An
 agent gets low float and a cash-out requested at its station, at the phone an operator
