@@ -317,12 +317,23 @@ def test_agents_get_low_float_and_cash_out_requested_at_their_contact_phone(
     assert any(t.startswith("KES 500.00 imezuiliwa") or "imezuiliwa" in t for t in baraka)
 
 
-def order_paid_by_code_delivered_refunded(
-    village: Village, villager_id: uuid.UUID, shop: uuid.UUID
+def shop_named(led: Ledger, name: str = "Mbegu Seeds") -> uuid.UUID:
+    """A storefront of that name."""
+    made = parties.onboard(
+        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name=name, currency="KES"
+    )
+    return made.id
+
+
+def new_order(
+    led: Ledger,
+    shop: uuid.UUID,
+    villager_id: uuid.UUID,
+    *,
+    method: str = "courier",
+    agent_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """An order of 1,200.00 that the villager pays with a pay code made for it, then
-    delivered and refunded."""
-    led = village.led
+    """An order of KES 1,200.00 for the villager from ``shop``."""
     order_id = uuid.uuid4()
     orders.create_order(
         led,
@@ -330,9 +341,20 @@ def order_paid_by_code_delivered_refunded(
         storefront_id=shop,
         currency="KES",
         amount_minor=120_000,
-        delivery_method="courier",
+        delivery_method=method,
         villager_id=villager_id,
+        agent_id=agent_id,
     )
+    return order_id
+
+
+def order_paid_by_code_delivered_refunded(
+    village: Village, villager_id: uuid.UUID, shop: uuid.UUID
+) -> uuid.UUID:
+    """An order of 1,200.00 that the villager pays with a pay code made for it, then
+    delivered and refunded."""
+    led = village.led
+    order_id = new_order(led, shop, villager_id)
     code = consent.make_code(
         led,
         villager_id=villager_id,
@@ -358,16 +380,14 @@ def test_an_order_delivered_then_refunded_tells_the_villager_in_her_language(
     village: Village, fake: FakeGateway
 ) -> None:
     led = village.led
-    shop = parties.onboard(
-        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
-    )
+    shop = shop_named(led)
     village.cash_in(village.amina, 200_000)
     village.cash_in(village.baraka, 200_000)
     hers = orders.order_reference(
-        order_paid_by_code_delivered_refunded(village, village.amina, shop.id)
+        order_paid_by_code_delivered_refunded(village, village.amina, shop)
     )
     his = orders.order_reference(
-        order_paid_by_code_delivered_refunded(village, village.baraka, shop.id)
+        order_paid_by_code_delivered_refunded(village, village.baraka, shop)
     )
     village.send(fake)
     amina, baraka = fake.messages(AMINA), fake.messages(BARAKA)
@@ -393,11 +413,9 @@ def test_the_reference_in_her_order_sms_is_the_one_the_ussd_menu_takes(
     village: Village, fake: FakeGateway
 ) -> None:
     led = village.led
-    shop = parties.onboard(
-        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
-    )
+    shop = shop_named(led)
     village.cash_in(village.amina, 200_000)
-    order_id = order_paid_by_code_delivered_refunded(village, village.amina, shop.id)
+    order_id = order_paid_by_code_delivered_refunded(village, village.amina, shop)
     village.send(fake)
     texts = [t for t in fake.messages(AMINA) if t.startswith(("Your order", "A pay code"))]
     assert len(texts) == 3
@@ -421,22 +439,10 @@ def test_her_pickup_code_comes_by_sms_masked_for_operators_and_opens_the_hand_ov
     see the code masked and it is not kept once sent; the code in the SMS is the one the
     station's hand-over takes."""
     led = village.led
-    shop = parties.onboard(
-        led, party_id=uuid.uuid4(), kind=Kind.STOREFRONT, name="Mbegu Seeds", currency="KES"
-    )
+    shop = shop_named(led)
     ordered = {}
     for villager_id in (village.amina, village.baraka):
-        order_id = uuid.uuid4()
-        orders.create_order(
-            led,
-            order_id=order_id,
-            storefront_id=shop.id,
-            currency="KES",
-            amount_minor=120_000,
-            delivery_method="pickup_point",
-            villager_id=villager_id,
-            agent_id=village.agent,
-        )
+        order_id = new_order(led, shop, villager_id, method="pickup_point", agent_id=village.agent)
         orders.pay_order(led, step_id=uuid.uuid4(), order_id=order_id, source=orders.Source.CASH)
         orders.dispatch_order(led, step_id=uuid.uuid4(), order_id=order_id)
         ordered[villager_id] = order_id
@@ -471,26 +477,11 @@ def test_the_longest_order_sms_is_one_gsm7_message(
     """The widest shop name the renderer lets through (:data:`NAME_SHOWN_MAX` characters of
     two septets each) and the largest amount: each order SMS is still one message."""
     led = village.led
-    shop = parties.onboard(
-        led,
-        party_id=uuid.uuid4(),
-        kind=Kind.STOREFRONT,
-        name="€" * (NAME_SHOWN_MAX + 10),
-        currency="KES",
-    )
+    shop = shop_named(led, "€" * (NAME_SHOWN_MAX + 10))
     villager_id = village.amina if language == "en" else village.baraka
-    order_id = uuid.uuid4()
-    orders.create_order(
-        led,
-        order_id=order_id,
-        storefront_id=shop.id,
-        currency="KES",
-        amount_minor=120_000,
-        delivery_method="courier",
-        villager_id=villager_id,
-    )
+    order_id = new_order(led, shop, villager_id)
     widest = orders.AMOUNT_MAX_MINOR
-    about = {"order_id": str(order_id), "storefront_id": str(shop.id), "currency": "KES"}
+    about = {"order_id": str(order_id), "storefront_id": str(shop), "currency": "KES"}
 
     def emit(tx: Tx) -> None:  # the amounts no wallet tier allows a real order
         events.emit(tx, events.ORDER_DELIVERED, {**about, "delivered_minor": widest})
