@@ -36,7 +36,7 @@ from ledger.flows.parties import Role
 from ledger.money import format_money
 from tests.browser import ServedApp
 from tests.consent_helpers import new_phone
-from tests.test_console_app import XSS, enroll, no_script_ran, ok, save, served_app
+from tests.test_console_app import XSS, enroll, no_script_ran, ok, raw_minor, save, served_app
 from tests.villager_helpers import active_villager
 
 __all__ = ["served_app"]
@@ -214,7 +214,7 @@ def test_the_overview_shows_settlement_windows_and_float_alarms_as_money(
     # available: topped up, less the cash-in it paid and the order it paid in cash
     expect(mine).to_contain_text(format_money(600_000 - 125_000 - 80_000, KES))
     expect(mine).to_contain_text(format_money(900_000, KES))  # threshold
-    expect(alarms).not_to_contain_text("900000")
+    expect(alarms).not_to_contain_text(raw_minor(900_000))
     mine.locator("a").click()
     expect(page.locator("h1")).to_have_text("agent: Baraka's station")
     expect(page.locator("#accounts")).to_contain_text("float")
@@ -238,7 +238,7 @@ def test_a_second_operator_approves_in_the_browser_and_the_maker_cannot(
     expect(fee_card.locator(".payload")).to_contain_text("200 bps")
     wallet_card = page.locator(f"#proposal-{wallet_id}")
     expect(wallet_card.locator(".payload")).to_contain_text("KES 75.00")
-    expect(wallet_card.locator(".payload")).not_to_contain_text("7500")
+    expect(wallet_card.locator(".payload")).not_to_contain_text(raw_minor(7_500))
 
     # the operator's own proposal: approve disabled, the reason in words
     own = page.locator(f"#proposal-{own_id}")
@@ -383,7 +383,7 @@ def test_an_orders_timeline_shows_its_events_with_money(
     expect(page.locator("#order")).to_contain_text(format_money(80_000, KES))
     expect(page.locator("#order .order-state")).to_have_text("paid")
     expect(page.locator("#timeline .event-type").first).to_have_text("order.paid")
-    expect(page.locator("#timeline")).not_to_contain_text("80000")
+    expect(page.locator("#timeline")).not_to_contain_text(raw_minor(80_000))
     save(page, tmp_path, "pages-order")
     assert page_errors == []
 
