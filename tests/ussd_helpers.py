@@ -79,3 +79,14 @@ class Phone:
         screen = ussd.answer(self.led, session_id=self.session_id, phone=self.phone, text=text)
         assert len(screen.text) <= ussd.SCREEN_LENGTH_MAX
         return screen
+
+    async def press_async(self, key: str) -> Screen:
+        """:meth:`press` through :func:`ledger.flows.ussd.answer_async`, as the route does
+        (``""`` dials)."""
+        self.inputs = [*self.inputs, key] if key else []
+        text = "*".join(self.inputs)
+        screen = await ussd.answer_async(
+            self.led, session_id=self.session_id, phone=self.phone, text=text
+        )
+        assert len(screen.text) <= ussd.SCREEN_LENGTH_MAX
+        return screen

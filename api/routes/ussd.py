@@ -16,9 +16,10 @@ the request's path is redacted before the request log line reads it).
 The body is ``application/x-www-form-urlencoded`` (``sessionId``, ``serviceCode``,
 ``phoneNumber``, ``networkCode``, ``text``), at most :data:`FORM_BODY_MAX_BYTES`; the
 answer ``text/plain``: ``CON <screen>`` or ``END <screen>``
-(:func:`ledger.flows.ussd.answer_async`: the step's transaction on the ledger's writer
-threads, the PIN's argon2id and a flow's writes on a worker thread, never on the event
-loop). ``POST /ussd/africastalking/{secret}/events`` takes the
+(:func:`ledger.flows.ussd.answer_async`: a menu step that reads nothing is one statement
+awaited on the event loop (PostgreSQL), any other step's transaction runs on the ledger's
+writer threads, the PIN's argon2id and a flow's writes on a worker thread, never on the
+event loop). ``POST /ussd/africastalking/{secret}/events`` takes the
 end-of-session notification, logs it and answers ``OK``. Any other method or path under
 ``/ussd/africastalking/`` is refused the same way (and its path kept out of the log).
 

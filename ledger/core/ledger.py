@@ -24,16 +24,16 @@ import contextvars
 import functools
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from ledger.core import store as store_rows
 from ledger.core.engine import LINKED
 from ledger.core.errors import InvariantViolation, LedgerError, MalformedRequest, StorageError
 from ledger.core.store import Store, from_us, to_us
-from ledger.core.tx import StoreTx, Tx
+from ledger.core.tx import Row, StoreTx, Tx
 from ledger.core.values import (
     AMOUNT_LIMIT,
     BATCH_SIZE_MAX,
@@ -700,6 +700,20 @@ class Ledger:
         if self._joined() is not None:
             raise InvariantViolation("transact_grouped_async inside a running transaction")
         return await self._transacts.submit_async(work)
+
+    async def loop_statement(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[Row] | None:
+        """One flow statement (``:name`` parameters) alone, as its own transaction,
+        awaited on the running event loop with no thread: on PostgreSQL in autocommit,
+        one round trip on the loop's own connections. ``None`` when this ledger runs
+        none there (SQLite's one writer; a store already serving another loop): nothing
+        ran, use a transaction. Only for a statement whose outcome needs nothing else
+        in its transaction (a compare-and-set on one row)."""
+        self._check_open()
+        if self._joined() is not None:
+            raise InvariantViolation("loop_statement inside a running transaction")
+        return await self._store.loop_statement(sql, params or {})
 
     def _new_tx(self, inner: StoreTx) -> Tx:
         return Tx(inner, self._now_us(), _check_accounts, _check_transfers)

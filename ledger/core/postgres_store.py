@@ -21,8 +21,10 @@ serialization failures and races on a transfer id are retried here, never surfac
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,6 +60,9 @@ CONNECT_TIMEOUT_S = 10
 POOL_WAIT_S = 5.0
 """How long a caller waits for a pooled connection; past it (the database away, every
 connection busy) the call is a :class:`StorageError` (503), not a hang."""
+LOOP_CONNECTIONS_MAX = 4
+"""Connections a process keeps for single statements awaited on its event loop
+(:meth:`PostgresStore.loop_statement`)."""
 RETRY_BACKOFF_S = 0.005
 """A deadlock's or serialization failure's retry waits up to this times the attempt."""
 
@@ -218,8 +223,84 @@ class _Writer:
             self._conn = None
 
 
+class _LoopStatements:
+    """Single statements in autocommit, awaited on one event loop: one round trip each,
+    no thread and no ``BEGIN``/``COMMIT`` (a statement alone is its own transaction).
+
+    Bound to the first loop that asks (another loop gets ``None`` while that one runs).
+    At most :data:`LOOP_CONNECTIONS_MAX` connections, opened when first needed; one
+    that fails or whose statement is cancelled is closed, not reused. Closed
+    synchronously with the store (libpq's ``finish``), from any thread: psycopg's async
+    pool would need its own loop to close it.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Queue[psycopg.AsyncConnection[Any] | None] | None = None
+        self._opened: list[psycopg.AsyncConnection[Any]] = []
+
+    def _slots_for(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Queue[psycopg.AsyncConnection[Any] | None] | None:
+        with self._lock:
+            if self._loop is not loop and (self._loop is None or self._loop.is_closed()):
+                self._close_opened()
+                self._loop, self._slots = loop, asyncio.Queue()
+                for _ in range(LOOP_CONNECTIONS_MAX):
+                    self._slots.put_nowait(None)  # a connection not opened yet
+            return self._slots if self._loop is loop else None
+
+    async def run(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row] | None:
+        slots = self._slots_for(asyncio.get_running_loop())
+        if slots is None:
+            return None
+        taken, conn = False, None
+        try:
+            async with asyncio.timeout(POOL_WAIT_S):
+                conn, taken = await slots.get(), True
+                if conn is None or conn.closed:
+                    conn = await self._connect()
+                cursor = await conn.execute(_flow_sql(sql), params)
+                rows = await cursor.fetchall() if cursor.description is not None else []
+        except BaseException as exc:
+            if conn is not None:  # its state is unknown: not reused
+                conn.pgconn.finish()
+            if taken:
+                slots.put_nowait(None)
+            if isinstance(exc, pg_errors.IntegrityError):
+                _invariant(exc)
+            if isinstance(exc, TimeoutError | psycopg.Error):
+                raise StorageError(f"PostgreSQL statement failed: {exc!r}") from exc
+            raise
+        slots.put_nowait(conn)
+        return rows
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+        )
+        with self._lock:
+            self._opened = [c for c in self._opened if not c.closed] + [conn]
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("SET application_name = 'vledger'")
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_opened()
+            self._loop = self._slots = None
+
+    def _close_opened(self) -> None:
+        for conn in self._opened:
+            conn.pgconn.finish()
+        self._opened = []
+
+
 class PostgresStore:
-    """One PostgreSQL database: writer connections, and a pool for reads."""
+    """One PostgreSQL database: writer connections, a pool for reads, and connections for
+    single statements awaited on the event loop."""
 
     dialect = "postgresql"
     writers_max = WRITERS_MAX
@@ -250,12 +331,21 @@ class PostgresStore:
         self._writers: queue.LifoQueue[_Writer] = queue.LifoQueue()
         for _ in range(self.writers_max):
             self._writers.put(_Writer(self._conninfo))
+        self._loop_statements = _LoopStatements(self._conninfo)
         self._hold_accounts: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = {}
 
     def close(self) -> None:
         for _ in range(self.writers_max):
             self._writers.get().drop()
+        self._loop_statements.close()
         self._pool.close()
+
+    async def loop_statement(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row] | None:
+        """Run one flow statement (``:name`` parameters) alone, in autocommit, on a
+        connection of the running event loop; its rows, or ``None`` when this store
+        serves another loop (nothing ran). A failure is a :class:`StorageError`: whether a
+        write that failed committed is unknown, as for any lost commit."""
+        return await self._loop_statements.run(sql, params)
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[Any]]:

@@ -204,6 +204,10 @@ class SqliteStore:
                 " run `vledger migrate` (or open_ledger(url, migrate=True))"
             )
 
+    async def loop_statement(self, sql: str, params: Mapping[str, Any]) -> list[tx.Row] | None:
+        """``None``: SQLite writes through its one writer, never on an event loop."""
+        return None
+
     def close(self) -> None:
         if self._closed:
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -29,7 +29,7 @@ from ledger.core.engine import (
 from ledger.core.values import Account, AccountFlags, Balance, Result, Transfer, TransferFlags
 
 if TYPE_CHECKING:
-    from ledger.core.tx import StoreTx
+    from ledger.core.tx import Row, StoreTx
 
 T = TypeVar("T")
 
@@ -233,6 +233,11 @@ class Store(Protocol):
 
     def transaction(self, work: Callable[[StoreTx], T]) -> T:
         """Runs a flow's ``work`` in one transaction (rerun on races); commits on return."""
+        ...
+
+    async def loop_statement(self, sql: str, params: Mapping[str, Any]) -> list[Row] | None:
+        """Runs one flow statement alone on the running event loop, or answers ``None``
+        (nothing ran) when this store cannot."""
         ...
 
     def expire(self, now_us: int, limit: int) -> int: ...

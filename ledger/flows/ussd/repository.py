@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from ledger.core.ledger import Ledger
 from ledger.core.rows import RowMapper, flag, from_json
 from ledger.core.tx import Tx
 
@@ -23,6 +24,7 @@ __all__ = [
     "select",
     "update",
     "update_if_unchanged",
+    "update_if_unchanged_on_loop",
 ]
 
 
@@ -88,12 +90,12 @@ def insert(tx: Tx, row: SessionRow) -> bool:
         " screen_end, created_at_us, updated_at_us) VALUES (:id, :phone, :villager,"
         " :language, :state, :seen, :secrets, :sha, :verified, :screen, :end, :now, :now)"
         " ON CONFLICT (session_id) DO NOTHING RETURNING session_id",
-        {**_step(tx, row), "phone": row.phone, "villager": row.villager_id},
+        {**_step(row, tx.now_us), "phone": row.phone, "villager": row.villager_id},
     )
     return bool(written)
 
 
-def _step(tx: Tx, row: SessionRow) -> dict[str, object]:
+def _step(row: SessionRow, now_us: int) -> dict[str, object]:
     """The parameters of what a step writes (a new session's row, or the next step)."""
     return {
         "id": row.session_id,
@@ -105,7 +107,7 @@ def _step(tx: Tx, row: SessionRow) -> dict[str, object]:
         "verified": row.pin_verified_at_us,
         "screen": row.screen_text,
         "end": row.screen_end,
-        "now": tx.now_us,
+        "now": now_us,
     }
 
 
@@ -118,30 +120,41 @@ def update(tx: Tx, row: SessionRow, *, inputs_seen_before: int) -> bool:
         " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
         " updated_at_us = :now WHERE session_id = :id AND inputs_seen = :before"
         " RETURNING session_id",
-        {**_step(tx, row), "before": inputs_seen_before},
+        {**_step(row, tx.now_us), "before": inputs_seen_before},
     )
     return bool(written)
+
+
+_UPDATE_IF_UNCHANGED = (
+    "UPDATE ussd_sessions SET language = :language, state = :state,"
+    " inputs_seen = :seen, secret_positions = :secrets, inputs_sha256 = :sha,"
+    " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
+    " updated_at_us = :now WHERE session_id = :id AND phone = :was_phone"
+    " AND villager_id = :was_villager AND language = :was_language"
+    " AND state = :was_state AND inputs_seen = :was_seen"
+    " AND secret_positions = :was_secrets AND inputs_sha256 = :was_sha"
+    " AND COALESCE(pin_verified_at_us, -1) = :was_verified"
+    " AND screen_text = :was_screen AND screen_end = :was_end"
+    " AND created_at_us = :was_created AND updated_at_us = :was_updated"
+    " RETURNING session_id"
+)
 
 
 def update_if_unchanged(tx: Tx, row: SessionRow, *, was: SessionRow) -> bool:
     """Save the session's next step ``row`` only if the stored row is still ``was`` in
     every column (a compare-and-set on the whole row, read and written in one statement);
     ``False`` when it is not (nothing written: read it and judge the step again)."""
-    written = tx.execute(
-        "UPDATE ussd_sessions SET language = :language, state = :state,"
-        " inputs_seen = :seen, secret_positions = :secrets, inputs_sha256 = :sha,"
-        " pin_verified_at_us = :verified, screen_text = :screen, screen_end = :end,"
-        " updated_at_us = :now WHERE session_id = :id AND phone = :was_phone"
-        " AND villager_id = :was_villager AND language = :was_language"
-        " AND state = :was_state AND inputs_seen = :was_seen"
-        " AND secret_positions = :was_secrets AND inputs_sha256 = :was_sha"
-        " AND COALESCE(pin_verified_at_us, -1) = :was_verified"
-        " AND screen_text = :was_screen AND screen_end = :was_end"
-        " AND created_at_us = :was_created AND updated_at_us = :was_updated"
-        " RETURNING session_id",
-        {**_step(tx, row), **_was(was)},
-    )
-    return bool(written)
+    return bool(tx.execute(_UPDATE_IF_UNCHANGED, {**_step(row, tx.now_us), **_was(was)}))
+
+
+async def update_if_unchanged_on_loop(
+    led: Ledger, row: SessionRow, *, was: SessionRow, now_us: int
+) -> bool | None:
+    """:func:`update_if_unchanged` as one statement alone, awaited on the event loop
+    (:meth:`~ledger.core.ledger.Ledger.loop_statement`), the step's time ``now_us``;
+    ``None`` when the ledger runs no statement there (nothing ran)."""
+    written = await led.loop_statement(_UPDATE_IF_UNCHANGED, {**_step(row, now_us), **_was(was)})
+    return None if written is None else bool(written)
 
 
 def _was(row: SessionRow) -> dict[str, object]:

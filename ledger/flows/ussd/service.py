@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from ledger.core.errors import InvariantViolation
+from ledger.core.errors import InvariantViolation, StorageError
 from ledger.core.ledger import Ledger
 from ledger.core.store import to_us
 from ledger.core.tx import Tx
@@ -48,7 +48,6 @@ from ledger.flows import consent, events, villagers
 from ledger.flows.errors import Refused
 from ledger.flows.ussd import my_orders, repository, withdraw, written
 from ledger.flows.ussd.menus import (
-    ORDER_MENUS,
     PIN_FIRST,
     REFERENCE_DIGITS,
     WITHDRAW_MENUS,
@@ -180,7 +179,9 @@ def answer(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
 
 
 async def answer_async(led: Ledger, *, session_id: str, phone: str, text: str) -> Screen:
-    """:func:`answer` for an event loop. The step's first transaction (all of a first
+    """:func:`answer` for an event loop. A menu step whose screen reads nothing, on the
+    row this process wrote last, is one statement awaited on the loop itself
+    (:func:`_quick_on_loop`). Otherwise the step's first transaction (all of a first
     step and of a menu step that reads) runs on the ledger's writer threads while the
     loop serves others (:meth:`~ledger.core.ledger.Ledger.transact_grouped_async`); what
     some steps do after it (a PIN's argon2id, a flow's writes, waiting for another
@@ -188,6 +189,9 @@ async def answer_async(led: Ledger, *, session_id: str, phone: str, text: str) -
     caller = _caller(session_id, phone)
     if isinstance(caller, Screen):
         return caller
+    quick = await _quick_on_loop(led, session_id, caller, text)
+    if quick is not None:
+        return quick
     found = await led.transact_grouped_async(
         lambda tx: _step_in(tx, led.url, session_id, caller, text)
     )
@@ -228,6 +232,14 @@ class _Wait:
     """Another delivery of this step is at work: wait for its screen."""
 
     inputs_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Quick:
+    """A plain next step judged on the row this process wrote last."""
+
+    claimed: SessionRow
+    step: Show
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +321,48 @@ def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> S
     """A step that only reads, judged on ``was`` (the row this process wrote last) and
     saved in one statement if the stored row is still ``was``; ``None``: judge it on the
     row read under lock (anything else: a refusal, a replay, a flow's step, a miss)."""
+    judged = _quick_judge(was, e164, text, tx.now_us)
+    if judged is None:
+        return None
+    outcome = _show(tx, was, judged.step.state, judged.step.note)
+    saved = _saved(judged.claimed, outcome)
+    if not repository.update_if_unchanged(tx, saved, was=was):
+        return None
+    return _done(database, saved, outcome, tx.now_us)
+
+
+async def _quick_on_loop(led: Ledger, session_id: str, e164: str, text: str) -> Screen | None:
+    """:func:`_quick_in` for a step whose screen reads nothing (a menu, a prompt), saved
+    by one statement alone awaited on the event loop: no thread, no ``BEGIN``/``COMMIT``.
+    ``None``: the step goes the usual way (no guess, a screen that reads, a refusal or a
+    replay, SQLite, the stored row moved on, the database unreachable: the usual way
+    then judges it on the row it reads and answers as always)."""
+    was = written.guess(led.url, session_id)
+    if was is None:
+        return None
+    now_us = to_us(led.now())
+    judged = _quick_judge(was, e164, text, now_us)
+    if judged is None:
+        return None
+    outcome = _show_plain(was, judged.step.state, judged.step.note)
+    if outcome is None:
+        return None
+    saved = _saved(judged.claimed, outcome)
+    try:
+        stored = await repository.update_if_unchanged_on_loop(led, saved, was=was, now_us=now_us)
+    except StorageError:
+        log.warning("ussd: the step's statement on the loop failed; a transaction answers it")
+        return None
+    if not stored:
+        if stored is not None:
+            written.forget(led.url, session_id)
+        return None
+    return _done(led.url, saved, outcome, now_us)
+
+
+def _quick_judge(was: SessionRow, e164: str, text: str, now_us: int) -> _Quick | None:
+    """The next step on ``was`` if it is a plain next step that only shows a screen;
+    ``None`` for anything else (judged on the stored row instead)."""
     try:
         inputs = parse_text(text)
     except Refused:
@@ -318,7 +372,7 @@ def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> S
         was.phone != e164
         or was.screen_end
         or was.screen_text == PENDING
-        or tx.now_us - was.updated_at_us > SESSION_IDLE_S * US_PER_S
+        or now_us - was.updated_at_us > SESSION_IDLE_S * US_PER_S
         or len(inputs) != seen + 1
         or _sha(inputs[:-1], was) != was.inputs_sha256
         or not keys_fit(State.from_json(was.state), inputs[-1])
@@ -327,11 +381,7 @@ def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> S
     judged = _next(was, inputs)
     if not isinstance(judged.step, Show):
         return None
-    outcome = _show(tx, was, judged.step.state, judged.step.note)
-    saved = _saved(judged.claimed, outcome)
-    if not repository.update_if_unchanged(tx, saved, was=was):
-        return None
-    return _done(tx, database, saved, outcome)
+    return _Quick(judged.claimed, judged.step)
 
 
 def _next(row: SessionRow, inputs: list[str]) -> _Effect:
@@ -373,13 +423,13 @@ def _save_in(
     saved = _saved(claimed, outcome)
     if not repository.update(tx, saved, inputs_seen_before=before):
         return _Wait(claimed.inputs_seen)
-    return _done(tx, database, saved, outcome)
+    return _done(database, saved, outcome, tx.now_us)
 
 
-def _done(tx: Tx, database: str, saved: SessionRow, outcome: _Outcome) -> Screen:
-    """A saved step: remembered as written (the next step's guess), logged at debug
-    level (the request's own log line is the step's one line)."""
-    written.keep(database, replace(saved, updated_at_us=tx.now_us))
+def _done(database: str, saved: SessionRow, outcome: _Outcome, now_us: int) -> Screen:
+    """A step saved at ``now_us``: remembered as written (the next step's guess), logged
+    at debug level (the request's own log line is the step's one line)."""
+    written.keep(database, replace(saved, updated_at_us=now_us))
     log.debug(
         "ussd: step",
         extra={"ussd_session": saved.session_id, "menu": outcome.state.menu.value},
@@ -692,10 +742,13 @@ def note_text(language: str, note: Note | None) -> str | None:
 
 def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _Outcome:
     """``state``'s screen in the session's language (money read now, PIN verified)."""
+    plain = _show_plain(row, state, note)
+    if plain is not None:
+        return plain
     language, said = row.language, note_text(row.language, note)
     pin_at = state.pin_at  # a screen may rebuild its state: where the PIN was stays
     menu = state.menu
-    if menu in PIN_FIRST and not _verified(row):
+    if not _verified(row):
         raise InvariantViolation("a money screen before the PIN was verified")
     if menu is Menu.BALANCE:
         screen = ask(language, _balance(tx, row) + "\n" + tr(language, "ussd", "0 Back"), said)
@@ -705,16 +758,26 @@ def _show(tx: Tx, row: SessionRow, state: State, note: Note | None = None) -> _O
     elif menu in WITHDRAW_MENUS:
         currency = _villager(tx, row.villager_id).currency
         screen, state = withdraw.screen(tx, language, state, currency, said)
-    elif menu in ORDER_MENUS:
+    else:
         screen, state = my_orders.screen(tx, language, state, row.villager_id, said)
-    elif menu is Menu.LANGUAGE:
+    if state.pin_at is None:
+        state = replace(state, pin_at=pin_at)
+    return _Outcome(screen, state, language, row.pin_verified_at_us)
+
+
+def _show_plain(row: SessionRow, state: State, note: Note | None = None) -> _Outcome | None:
+    """``state``'s screen when it reads nothing (a menu, a prompt); ``None`` for a screen
+    that reads money (:data:`PIN_FIRST`)."""
+    menu = state.menu
+    if menu in PIN_FIRST:
+        return None
+    language, said = row.language, note_text(row.language, note)
+    if menu is Menu.LANGUAGE:
         screen = language_menu(language, said)
     elif menu is Menu.MAIN:
         screen = main_menu(language, said)
     else:
         screen = ask(language, _prompt(language, menu), said)
-    if state.pin_at is None:
-        state = replace(state, pin_at=pin_at)
     return _Outcome(screen, state, language, row.pin_verified_at_us)
 
 
