@@ -206,7 +206,7 @@ def _code_made(tx: Tx, event: events.Event, to: Recipient) -> _Text | None:
 
 def _reference(payload: dict[str, Any]) -> str:
     """The reference of the order the event names (a pay code always names one)."""
-    return orders.order_reference(uuid.UUID(str(payload["order_id"])))
+    return orders.order_reference(str(payload["order_id"]))
 
 
 def _pickup_code(tx: Tx, event: events.Event, to: Recipient) -> _Text:
