@@ -11,13 +11,22 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from api.app import create_app
 from api.local_server import ServerThread
-from api.routes.ussd import FORM_BODY_MAX_BYTES, caller_address
+from api.routes.ussd import (
+    FORM_BODY_MAX_BYTES,
+    FORWARDED_FOR_KEPT_MAX,
+    _refusal,
+    _source_judged,
+    _source_remembered,
+    caller_address,
+)
 from api.settings import Settings
 from ledger import Ledger, open_ledger
 from ledger.flows.parties import Party
@@ -170,6 +179,30 @@ def test_the_caller_address_reads_forwarded_for_only_from_a_trusted_proxy() -> N
     assert str(caller_address("127.0.0.1", None, proxies)) == "127.0.0.1"
     assert caller_address("127.0.0.1", "10.1.2.3, junk", proxies) is None
     assert caller_address("testclient", "10.1.2.3", proxies) is None
+
+
+def test_a_source_verdict_is_remembered_only_for_short_headers() -> None:
+    proxies, networks = ("127.0.0.1",), ("10.0.0.0/8",)
+    chain = ", ".join(["6.6.6.6"] * (FORWARDED_FOR_KEPT_MAX // 8)) + ", " + AGGREGATOR
+    assert len(chain) > FORWARDED_FOR_KEPT_MAX
+    cases = [
+        ("127.0.0.1", AGGREGATOR),
+        ("127.0.0.1", "192.168.7.7"),
+        ("8.8.8.8", AGGREGATOR),
+        ("127.0.0.1", None),
+        ("127.0.0.1", chain),
+    ]
+    verdicts = [_source_judged(peer, xff, proxies, networks) for peer, xff in cases]
+    assert verdicts == [True, False, False, False, True]
+    settings = dataclasses.replace(FAST_TEST_SETTINGS, ussd_trusted_proxies=proxies, **USSD)
+    app = SimpleNamespace(state=SimpleNamespace(ctx=SimpleNamespace(settings=settings)))
+    _source_remembered.cache_clear()
+    for (peer, xff), verdict in zip(cases * 2, verdicts * 2, strict=True):
+        headers = [] if xff is None else [(b"x-forwarded-for", xff.encode())]
+        scope = {"type": "http", "app": app, "client": (peer, 1), "headers": headers}
+        assert (_refusal(Request(scope), SECRET) is None) is verdict
+    assert _source_remembered.cache_info().currsize == len(cases) - 1  # not the long one
+    assert _source_remembered.cache_info().hits == len(cases) - 1
 
 
 def test_bad_steps_answer_end_and_move_nothing(aggregator: Aggregator) -> None:

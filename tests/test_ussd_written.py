@@ -7,12 +7,15 @@ import asyncio
 from dataclasses import replace
 
 import psycopg
+import pytest
 
 from ledger import Ledger, StorageError, open_ledger
 from ledger.core.postgres_store import LOOP_CONNECTIONS_MAX, PostgresStore, conninfo
+from ledger.core.tx import Tx
 from ledger.flows import ussd
 from ledger.flows.ussd import Screen, written
 from ledger.flows.ussd.repository import select
+from ledger.flows.ussd.service import _step_in
 from tests.conftest import Clock
 from tests.ussd_helpers import PIN, Phone, agent, villager
 
@@ -47,24 +50,51 @@ def test_a_stale_guess_is_not_used_another_workers_step_wins(ledger: Ledger) -> 
     assert ledger.transact(lambda tx: select(tx, phone.session_id)) == before
 
 
-def test_a_guess_that_differs_in_any_column_writes_nothing(ledger: Ledger) -> None:
+def test_a_guess_the_stored_row_no_longer_holds_writes_nothing(ledger: Ledger) -> None:
+    """A guess is used only while the stored row holds its ``write_id``: a guess that says
+    Swahili, under any other write id, is not believed (the step is judged on the stored
+    row: English)."""
     phone = Phone.of(ledger, villager(ledger, agent(ledger).id, (10_000,)))
     phone.dial()
     phone.press("4")
     guess = written.guess(ledger.url, phone.session_id)
-    assert guess is not None
-    for changed in (
-        replace(guess, screen_text="CON elsewhere"),
-        replace(guess, updated_at_us=guess.updated_at_us - 1),
-        replace(guess, pin_verified_at_us=guess.updated_at_us),
-        replace(guess, language="sw"),
-    ):
-        written.keep(ledger.url, changed)
+    assert guess is not None and guess.write_id != 0
+    for write_id in (guess.write_id ^ 1, 0):
+        written.keep(ledger.url, replace(guess, write_id=write_id, language="sw"))
         assert phone.press("0").text == MAIN  # judged on the stored row: English
         after = ledger.transact(lambda tx: select(tx, phone.session_id))
         assert after is not None and after.inputs_seen == len(phone.inputs)
-        assert after.language == "en" and after.pin_verified_at_us is None
+        assert after.language == "en" and written.guess(ledger.url, phone.session_id) == after
         phone.press("4")
+        guess = written.guess(ledger.url, phone.session_id)
+        assert guess is not None
+
+
+class _Abandoned(Exception):
+    pass
+
+
+def test_a_step_whose_transaction_rolled_back_leaves_a_guess_no_row_holds(ledger: Ledger) -> None:
+    """A step is remembered inside its transaction; when that transaction rolls back, the
+    guess holds a write id that no stored row ever held, so it is never believed."""
+    phone = Phone.of(ledger, villager(ledger, agent(ledger).id, (10_000,)))
+    phone.dial()
+    phone.press("4")
+
+    def abandoned(tx: Tx) -> None:
+        _step_in(tx, ledger.url, phone.session_id, phone.phone, "4*0")
+        raise _Abandoned
+
+    with pytest.raises(_Abandoned):
+        ledger.transact(abandoned)
+    kept = written.guess(ledger.url, phone.session_id)
+    stored = ledger.transact(lambda tx: select(tx, phone.session_id))
+    assert kept is not None and stored is not None
+    assert (kept.inputs_seen, stored.inputs_seen) == (2, 1) and kept.write_id != stored.write_id
+    assert phone.press("0").text == MAIN  # the aggregator's retry: judged on the stored row
+    after = ledger.transact(lambda tx: select(tx, phone.session_id))
+    assert after is not None and after.inputs_seen == 2
+    assert written.guess(ledger.url, phone.session_id) == after
 
 
 def test_a_first_step_and_a_menu_step_are_one_transaction_each(ledger: Ledger) -> None:

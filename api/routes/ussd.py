@@ -31,7 +31,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from functools import cache
+from functools import cache, lru_cache
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -101,16 +101,41 @@ def _secret_known(secret: str, settings: Settings) -> bool:
     return matched
 
 
+SOURCES_KEPT_MAX = 1_024
+"""The most (peer, ``X-Forwarded-For``) pairs whose verdict is remembered."""
+FORWARDED_FOR_KEPT_MAX = 512
+"""The longest ``X-Forwarded-For`` whose verdict is remembered (bounds what is kept)."""
+
+
+def _source_judged(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted_proxies: tuple[str, ...],
+    source_networks: tuple[str, ...],
+) -> bool:
+    """Whether the caller (:func:`caller_address`) is within ``source_networks``."""
+    source = caller_address(peer, forwarded_for, trusted_proxies)
+    return source is not None and _within(source, _networks(source_networks))
+
+
+_source_remembered = lru_cache(maxsize=SOURCES_KEPT_MAX)(_source_judged)
+""":func:`_source_judged`, a pure function, remembered (the aggregator calls from a few
+addresses)."""
+
+
 def _refusal(request: Request, secret: str) -> str | None:
     """Why this call is not the aggregator's, or ``None``."""
     settings = context(request).settings
     if not _secret_known(secret, settings):
         return "secret"
     peer = request.client.host if request.client else None
-    source = caller_address(
-        peer, request.headers.get("x-forwarded-for"), settings.ussd_trusted_proxies
-    )
-    if source is None or not _within(source, _networks(settings.ussd_source_networks)):
+    forwarded_for = request.headers.get("x-forwarded-for")
+    judged = (peer, forwarded_for, settings.ussd_trusted_proxies, settings.ussd_source_networks)
+    if forwarded_for is not None and len(forwarded_for) > FORWARDED_FOR_KEPT_MAX:
+        allowed = _source_judged(*judged)  # a long header is judged, not remembered
+    else:
+        allowed = _source_remembered(*judged)
+    if not allowed:
         return "source"
     return None
 
@@ -152,8 +177,10 @@ def _redact(request: Request, suffix: str = "") -> None:
     request.scope["raw_path"] = (REDACTED + suffix).encode("ascii")
 
 
-@router.post("/{secret}")
-async def callback(secret: str, request: Request) -> PlainTextResponse:
+async def callback(request: Request) -> PlainTextResponse:
+    """``POST /{secret}``: a plain Starlette route (no FastAPI parameters to solve: the
+    secret is the path's, the fields the form's)."""
+    secret = request.path_params["secret"]
     _redact(request)
     why = _refusal(request, secret)
     if why is not None:
@@ -174,6 +201,9 @@ async def callback(secret: str, request: Request) -> PlainTextResponse:
         log.warning("ussd: storage unavailable: %s", exc)
         return _plain(ussd.refused_screen())
     return _plain(screen)
+
+
+router.add_route(router.prefix + "/{secret}", callback, methods=["POST"], include_in_schema=False)
 
 
 @router.post("/{secret}/events")

@@ -285,7 +285,7 @@ def _step_in(
     if isinstance(judged.step, Show):  # it only reads: answer it now
         outcome = _show(tx, row, judged.step.state, judged.step.note)
         return _save_in(tx, database, judged.claimed, outcome, before=row.inputs_seen)
-    if not repository.update(tx, judged.claimed, inputs_seen_before=row.inputs_seen):
+    if repository.update(tx, judged.claimed, inputs_seen_before=row.inputs_seen) is None:
         return _Wait(row.inputs_seen + 1)  # another delivery of it won
     return judged
 
@@ -311,10 +311,11 @@ def _judge(tx: Tx, row: SessionRow, e164: str, inputs: list[str]) -> Screen | _W
     if len(inputs) != seen + 1 or _sha(inputs[:-1], row) != row.inputs_sha256:
         log.warning("ussd: a step out of order", extra=extra)
         return _dial_again(language)
-    if not keys_fit(State.from_json(row.state), inputs[-1]):
+    state = State.from_json(row.state)
+    if not keys_fit(state, inputs[-1]):
         log.info("ussd: letters where the number keys are read", extra=extra)
         return _number_keys_only(language)
-    return _next(row, inputs)
+    return _next(row, state, inputs)
 
 
 def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> Screen | None:
@@ -325,10 +326,8 @@ def _quick_in(tx: Tx, database: str, was: SessionRow, e164: str, text: str) -> S
     if judged is None:
         return None
     outcome = _show(tx, was, judged.step.state, judged.step.note)
-    saved = _saved(judged.claimed, outcome)
-    if not repository.update_if_unchanged(tx, saved, was=was):
-        return None
-    return _done(database, saved, outcome, tx.now_us)
+    stored = repository.update_if_unchanged(tx, _saved(judged.claimed, outcome), was=was)
+    return None if stored is None else _done(database, stored, outcome)
 
 
 async def _quick_on_loop(led: Ledger, session_id: str, e164: str, text: str) -> Screen | None:
@@ -353,11 +352,8 @@ async def _quick_on_loop(led: Ledger, session_id: str, e164: str, text: str) -> 
     except StorageError:
         log.warning("ussd: the step's statement on the loop failed; a transaction answers it")
         return None
-    if not stored:
-        if stored is not None:
-            written.forget(led.url, session_id)
-        return None
-    return _done(led.url, saved, outcome, now_us)
+    # None: not saved (the transaction tries the guess once more, then forgets it).
+    return None if stored is None else _done(led.url, stored, outcome)
 
 
 def _quick_judge(was: SessionRow, e164: str, text: str, now_us: int) -> _Quick | None:
@@ -375,19 +371,21 @@ def _quick_judge(was: SessionRow, e164: str, text: str, now_us: int) -> _Quick |
         or now_us - was.updated_at_us > SESSION_IDLE_S * US_PER_S
         or len(inputs) != seen + 1
         or _sha(inputs[:-1], was) != was.inputs_sha256
-        or not keys_fit(State.from_json(was.state), inputs[-1])
     ):
         return None
-    judged = _next(was, inputs)
+    state = State.from_json(was.state)
+    if not keys_fit(state, inputs[-1]):
+        return None
+    judged = _next(was, state, inputs)
     if not isinstance(judged.step, Show):
         return None
     return _Quick(judged.claimed, judged.step)
 
 
-def _next(row: SessionRow, inputs: list[str]) -> _Effect:
-    """The step ``inputs[-1]`` takes from ``row`` (the claimed row ready, nothing written)."""
+def _next(row: SessionRow, state: State, inputs: list[str]) -> _Effect:
+    """The step ``inputs[-1]`` takes from ``row`` (its menu ``state``; the claimed row
+    ready, nothing written)."""
     seen = row.inputs_seen
-    state = State.from_json(row.state)
     secrets = [*row.secret_positions, *([seen] if is_secret(state, inputs[-1]) else [])]
     claimed = replace(
         row,
@@ -420,19 +418,17 @@ def _save_in(
     tx: Tx, database: str, claimed: SessionRow, outcome: _Outcome, *, before: int
 ) -> Screen | _Wait:
     """Store the step's outcome if the session is still at ``before`` inputs."""
-    saved = _saved(claimed, outcome)
-    if not repository.update(tx, saved, inputs_seen_before=before):
-        return _Wait(claimed.inputs_seen)
-    return _done(database, saved, outcome, tx.now_us)
+    stored = repository.update(tx, _saved(claimed, outcome), inputs_seen_before=before)
+    return _Wait(claimed.inputs_seen) if stored is None else _done(database, stored, outcome)
 
 
-def _done(database: str, saved: SessionRow, outcome: _Outcome, now_us: int) -> Screen:
-    """A step saved at ``now_us``: remembered as written (the next step's guess), logged
+def _done(database: str, stored: SessionRow, outcome: _Outcome) -> Screen:
+    """A step saved as ``stored``: remembered as written (the next step's guess), logged
     at debug level (the request's own log line is the step's one line)."""
-    written.keep(database, replace(saved, updated_at_us=now_us))
+    written.keep(database, stored)
     log.debug(
         "ussd: step",
-        extra={"ussd_session": saved.session_id, "menu": outcome.state.menu.value},
+        extra={"ussd_session": stored.session_id, "menu": outcome.state.menu.value},
     )
     return outcome.screen
 
@@ -473,9 +469,10 @@ def _start_in(tx: Tx, database: str, session_id: str, e164: str) -> Screen | _Wa
         created_at_us=tx.now_us,
         updated_at_us=tx.now_us,
     )
-    if not repository.insert(tx, row):
+    stored = repository.insert(tx, row)
+    if stored is None:
         return _Wait(0)
-    written.keep(database, row)
+    written.keep(database, stored)
     log.debug("ussd: session started", extra={"ussd_session": session_id})
     return screen
 

@@ -2,11 +2,13 @@
 
 A menu step that only reads (most steps) is judged against the row this process wrote at
 the session's previous step and saved by :func:`~ledger.flows.ussd.repository.update_if_unchanged`:
-one statement that writes only if the stored row is still exactly that row. When it is not
-(another worker answered a step, a step was given back, the row was purged, or this
-process never saw the session), nothing is written and the step is judged again on the
-row read under lock. So the callback stays stateless across workers: what is kept here
-only ever spares the read. Rows hold no PIN (they are what the table holds).
+one statement that writes only if the stored row still carries that row's ``write_id`` (a
+random 63-bit id every write of the row draws afresh, so a row no longer stored, or never
+committed, is never matched). When it is not (another worker answered a step, a step was
+given back, the row was purged, or this process never saw the session), nothing is
+written and the step is judged again on the row read under lock. So the callback stays
+stateless across workers: what is kept here only ever spares the read. Rows hold no PIN
+(they are what the table holds).
 
 Bounded: at most :data:`ROWS_KEPT_MAX` rows, the least recently written dropped first.
 """
@@ -34,7 +36,7 @@ def guess(database: str, session_id: str) -> SessionRow | None:
 
 
 def keep(database: str, row: SessionRow) -> None:
-    """Remember ``row`` as written (its ``updated_at_us`` the writing transaction's)."""
+    """Remember ``row`` as stored (its ``write_id`` the one the write drew)."""
     key = (database, row.session_id)
     with _lock:
         _rows[key] = row
